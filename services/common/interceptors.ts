@@ -1,0 +1,148 @@
+/**
+ * The interceptors every server runs, outermost first: telemetry (one log line
+ * and metrics per call), error mapping (unknown errors become INTERNAL with
+ * the cause kept for the log), authentication (resolves the caller).
+ */
+import { Code, ConnectError, type Interceptor, type StreamResponse } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import { parseIdentity, type Identity } from "./identity.js";
+import { callerKey, tlsPeerKey } from "./peer.js";
+import { parseXfcc, xfccHeader } from "./xfcc.js";
+import { rpcError, runtimeDomain } from "./errors.js";
+import type { RpcMetrics } from "./metrics.js";
+
+/** The procedure path of a method, `/package.Service/Method`. */
+export function procedureOf(method: { parent: { typeName: string }; name: string }): string {
+  return `/${method.parent.typeName}/${method.name}`;
+}
+
+/** Options of {@link createAuthInterceptor}. */
+export interface AuthOptions {
+  trustDomain: string;
+  /** The front proxy's identity URI; only it may send x-forwarded-client-cert. */
+  proxyIdentity?: string;
+  /** Procedures callable without a client certificate (the enrollment path). */
+  publicProcedures: ReadonlySet<string>;
+}
+
+/**
+ * Resolves the caller: the direct TLS peer, or, when the direct peer is the
+ * front proxy, the client named in x-forwarded-client-cert. Anyone else sending
+ * that header is refused: it would let a client claim another identity.
+ */
+export function createAuthInterceptor(options: AuthOptions): Interceptor {
+  return (next) => async (req) => {
+    const peer = req.contextValues.get(tlsPeerKey);
+    let caller: Identity | undefined = peer?.identity;
+    const forwarded = req.header.get(xfccHeader);
+    if (forwarded !== null) {
+      if (!options.proxyIdentity || caller?.uri !== options.proxyIdentity) {
+        throw rpcError(
+          Code.PermissionDenied,
+          runtimeDomain,
+          "FORWARDED_IDENTITY_REFUSED",
+          `${xfccHeader} is accepted only from the front proxy; ${caller?.uri ?? "an anonymous peer"} may not send it. Remove the header, or connect through the front door`,
+          { metadata: { peer: caller?.uri ?? "" } },
+        );
+      }
+      caller = forwardedIdentity(forwarded, options.trustDomain);
+    }
+    if (!caller && !options.publicProcedures.has(procedureOf(req.method))) {
+      throw rpcError(
+        Code.Unauthenticated,
+        runtimeDomain,
+        "CLIENT_CERTIFICATE_REQUIRED",
+        `${procedureOf(req.method)} needs a client certificate with an identity in ${options.trustDomain}: enroll with \`lclstream enroll\` and pass --cert-dir`,
+      );
+    }
+    req.contextValues.set(callerKey, caller);
+    return next(req);
+  };
+}
+
+/** The identity of the client the proxy added last, if it had a certificate. */
+function forwardedIdentity(header: string, trustDomain: string): Identity | undefined {
+  let elements;
+  try {
+    elements = parseXfcc(header);
+  } catch (error) {
+    throw rpcError(Code.PermissionDenied, runtimeDomain, "FORWARDED_IDENTITY_MALFORMED", `the front proxy sent a malformed ${xfccHeader}: ${(error as Error).message}`);
+  }
+  // The proxy appends its client's element, so the last one is what it verified.
+  const uris = elements.at(-1)?.["URI"] ?? [];
+  const identities = uris.map(parseIdentity).filter((id) => id?.trustDomain === trustDomain);
+  return identities.length === 1 ? identities[0] : undefined;
+}
+
+/** Maps any error to a ConnectError; unknown ones become INTERNAL with the cause kept. */
+export function toConnectError(error: unknown): ConnectError {
+  if (error instanceof ConnectError) return error;
+  return new ConnectError("internal error", Code.Internal, undefined, undefined, error);
+}
+
+/** Unknown errors become INTERNAL with a generic message; the original stays as `cause`. */
+export const errorMappingInterceptor: Interceptor = (next) => async (req) => {
+  try {
+    const res = await next(req);
+    if (!res.stream) return res;
+    return { ...res, message: mapErrors(res.message, () => undefined) } as StreamResponse;
+  } catch (error) {
+    throw toConnectError(error);
+  }
+};
+
+/** Re-yields a stream, mapping its error and reporting how it ended. */
+async function* mapErrors<T>(
+  messages: AsyncIterable<T>,
+  onEnd: (error: ConnectError | undefined) => void,
+  onMessage?: () => void,
+): AsyncGenerator<T> {
+  let failure: ConnectError | undefined;
+  try {
+    for await (const message of messages) {
+      onMessage?.();
+      yield message;
+    }
+  } catch (error) {
+    failure = toConnectError(error);
+    throw failure;
+  } finally {
+    onEnd(failure);
+  }
+}
+
+/** One log line and the RPC metrics per call; bodies are never logged. */
+export function createTelemetryInterceptor(logger: Logger, metrics: RpcMetrics): Interceptor {
+  return (next) => async (req) => {
+    const started = performance.now();
+    const service = req.service.typeName;
+    const method = req.method.name;
+    metrics.started(service, method);
+    const finish = (error: ConnectError | undefined) => {
+      // A stream closed without error after the call's signal aborted was cut short.
+      const reason = !error && req.signal.aborted ? ConnectError.from(req.signal.reason) : error;
+      const code = reason ? Code[reason.code] : "OK";
+      const durationMs = performance.now() - started;
+      metrics.finished(service, method, code, durationMs / 1000);
+      const caller = req.contextValues.get(callerKey)?.uri ?? req.contextValues.get(tlsPeerKey)?.identity?.uri;
+      const fields = { service, method, code, durationMs: Math.round(durationMs * 10) / 10, caller };
+      if (!reason) logger.info(fields, "call finished");
+      else if (reason.code === Code.Canceled || reason.code === Code.DeadlineExceeded) logger.info(fields, "call cancelled");
+      else if (reason.code === Code.Internal || reason.code === Code.Unknown || reason.code === Code.DataLoss)
+        logger.error({ ...fields, err: reason.cause ?? reason }, reason.message);
+      else logger.warn({ ...fields, reason: reason.rawMessage }, "call failed");
+    };
+    let res;
+    try {
+      res = await next(req);
+    } catch (error) {
+      finish(toConnectError(error));
+      throw error;
+    }
+    if (!res.stream) {
+      finish(undefined);
+      return res;
+    }
+    return { ...res, message: mapErrors(res.message, finish, () => metrics.sent(service, method)) } as StreamResponse;
+  };
+}

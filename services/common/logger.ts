@@ -1,0 +1,9 @@
+/** JSON logs with pino; LCLSTREAM_LOG_LEVEL sets the level (`silent` in tests). */
+import { pino, type Logger } from "pino";
+
+export type { Logger };
+
+/** A logger for one server or command. */
+export function createLogger(name: string, level = process.env.LCLSTREAM_LOG_LEVEL ?? "info"): Logger {
+  return pino({ name, level });
+}

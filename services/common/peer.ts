@@ -1,0 +1,60 @@
+/**
+ * Who is calling: the direct TLS peer of a connection, and the caller an RPC
+ * acts for (the same, or the client behind the front proxy, from
+ * `x-forwarded-client-cert`).
+ */
+import type { TLSSocket } from "node:tls";
+import { createContextKey, type HandlerContext } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
+import { identityFromSubjectAltName, type Identity } from "./identity.js";
+import { rpcError, runtimeDomain } from "./errors.js";
+
+/** The certificate a TLS peer presented, reduced to what authorization needs. */
+export interface TlsPeer {
+  /** Its lclstream identity; undefined when it presented no certificate. */
+  identity: Identity | undefined;
+  /** Serial number of its certificate, lower-case hex. */
+  serialNumber: string | undefined;
+  /** Remote address, for the log. */
+  address: string | undefined;
+}
+
+/** The direct TLS peer of the connection a call arrived on. */
+export const tlsPeerKey = createContextKey<TlsPeer | undefined>(undefined, { description: "direct TLS peer" });
+
+/** The identity a call acts for, resolved by the authentication interceptor. */
+export const callerKey = createContextKey<Identity | undefined>(undefined, { description: "caller identity" });
+
+const peers = new WeakMap<object, TlsPeer>();
+
+/** Reads the peer of a TLS socket once per connection. */
+export function tlsPeerOf(socket: TLSSocket, trustDomain: string): TlsPeer {
+  const cached = peers.get(socket);
+  if (cached) return cached;
+  const cert = socket.getPeerCertificate?.();
+  const hasCert = cert && Object.keys(cert).length > 0 && socket.authorized;
+  const peer: TlsPeer = {
+    identity: hasCert ? identityFromSubjectAltName(cert.subjectaltname, trustDomain) : undefined,
+    serialNumber: hasCert ? cert.serialNumber?.toLowerCase().replace(/^0+/, "") : undefined,
+    address: socket.remoteAddress,
+  };
+  peers.set(socket, peer);
+  return peer;
+}
+
+/**
+ * The identity the call acts for. Throws UNAUTHENTICATED when there is none
+ * (only possible on a listener that does not require client certificates).
+ */
+export function callerOf(ctx: HandlerContext): Identity {
+  const caller = ctx.values.get(callerKey);
+  if (!caller) {
+    throw rpcError(
+      Code.Unauthenticated,
+      runtimeDomain,
+      "CLIENT_CERTIFICATE_REQUIRED",
+      "this call needs a client certificate from the lclstream CA: enroll with `lclstream enroll` and pass --cert-dir",
+    );
+  }
+  return caller;
+}

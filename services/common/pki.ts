@@ -1,0 +1,211 @@
+/**
+ * A small X.509 toolkit on @peculiar/x509: make a CA, issue leaf certificates
+ * carrying an lclstream identity, read and write cert directories. Fast enough
+ * that every test file gets its own real PKI.
+ */
+import "reflect-metadata";
+import { webcrypto } from "node:crypto";
+import { mkdir, readFile, writeFile, chmod } from "node:fs/promises";
+import { join } from "node:path";
+import * as x509 from "@peculiar/x509";
+
+x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+
+/** Key algorithms lclstream certifies. */
+export type KeyType = "p256" | "ed25519";
+
+const keyAlgorithms: Record<KeyType, EcKeyGenParams & { hash?: string } | Algorithm> = {
+  p256: { name: "ECDSA", namedCurve: "P-256" } as EcKeyGenParams,
+  ed25519: { name: "Ed25519" },
+};
+
+function signingAlgorithm(keyType: KeyType): Algorithm {
+  return keyType === "p256" ? ({ name: "ECDSA", hash: "SHA-256" } as EcdsaParams) : { name: "Ed25519" };
+}
+
+/** Generates a key pair of the given type (extractable, for PEM export). */
+export async function generateKeyPair(keyType: KeyType = "p256"): Promise<CryptoKeyPair> {
+  return (await webcrypto.subtle.generateKey(keyAlgorithms[keyType], true, ["sign", "verify"])) as CryptoKeyPair;
+}
+
+/** Exports a private key as PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`). */
+export async function privateKeyToPem(key: CryptoKey): Promise<string> {
+  const der = await webcrypto.subtle.exportKey("pkcs8", key);
+  return x509.PemConverter.encode(der, "PRIVATE KEY");
+}
+
+/** Imports a PKCS#8 PEM private key of the given type. */
+export async function privateKeyFromPem(pem: string, keyType: KeyType): Promise<CryptoKey> {
+  const der = x509.PemConverter.decodeFirst(pem);
+  return webcrypto.subtle.importKey("pkcs8", der, keyAlgorithms[keyType], true, ["sign"]);
+}
+
+/** A random positive 128-bit serial number, lower-case hex. */
+export function randomSerialNumber(): string {
+  const bytes = webcrypto.getRandomValues(new Uint8Array(16));
+  bytes[0] = (bytes[0]! & 0x7f) | 0x01; // positive, and no leading zero byte to strip
+  return Buffer.from(bytes).toString("hex");
+}
+
+/** A certificate authority held in memory. */
+export interface CertificateAuthority {
+  readonly certificate: x509.X509Certificate;
+  readonly certificatePem: string;
+  readonly keys: CryptoKeyPair;
+  readonly keyType: KeyType;
+  readonly trustDomain: string;
+}
+
+/** Options for {@link createCertificateAuthority}. */
+export interface CreateCaOptions {
+  trustDomain: string;
+  keyType?: KeyType;
+  /** Validity of the root; default 10 years. */
+  lifetimeMs?: number;
+  commonName?: string;
+}
+
+const day = 24 * 60 * 60 * 1000;
+/** Backdating absorbs clock skew between hosts. */
+const clockSkewMs = 5 * 60 * 1000;
+
+/** Creates a self-signed root CA. */
+export async function createCertificateAuthority(options: CreateCaOptions): Promise<CertificateAuthority> {
+  const keyType = options.keyType ?? "p256";
+  const keys = await generateKeyPair(keyType);
+  const now = Date.now();
+  const certificate = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: randomSerialNumber(),
+    name: `CN=${options.commonName ?? `lclstream CA ${options.trustDomain}`}, O=lclstream`,
+    notBefore: new Date(now - clockSkewMs),
+    notAfter: new Date(now + (options.lifetimeMs ?? 3650 * day)),
+    signingAlgorithm: signingAlgorithm(keyType),
+    keys,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  return { certificate, certificatePem: certificate.toString("pem"), keys, keyType, trustDomain: options.trustDomain };
+}
+
+/** Loads a CA from its certificate and key PEM. */
+export async function loadCertificateAuthority(
+  certificatePem: string,
+  keyPem: string,
+  trustDomain: string,
+): Promise<CertificateAuthority> {
+  const certificate = new x509.X509Certificate(certificatePem);
+  const keyType: KeyType = certificate.publicKey.algorithm.name === "Ed25519" ? "ed25519" : "p256";
+  const privateKey = await privateKeyFromPem(keyPem, keyType);
+  const publicKey = await certificate.publicKey.export();
+  return { certificate, certificatePem, keys: { privateKey, publicKey }, keyType, trustDomain };
+}
+
+/** What a leaf certificate certifies. */
+export interface LeafRequest {
+  /** The SPIFFE URI of the holder. */
+  identity: string;
+  dnsNames?: string[];
+  ipAddresses?: string[];
+  /** Validity; default 24 hours. */
+  lifetimeMs?: number;
+  /** The holder's public key; when absent a key pair is generated. */
+  publicKey?: CryptoKey;
+  keyType?: KeyType;
+  serialNumber?: string;
+}
+
+/** An issued leaf certificate, with its key when the helper generated it. */
+export interface IssuedCertificate {
+  certificate: x509.X509Certificate;
+  certificatePem: string;
+  serialNumber: string;
+  /** Present when the key pair was generated here. */
+  privateKeyPem?: string;
+}
+
+/**
+ * Issues a leaf certificate for client and server use: the identity as URI
+ * SAN, optional DNS and IP SANs, EKU clientAuth + serverAuth.
+ */
+export async function issueCertificate(ca: CertificateAuthority, request: LeafRequest): Promise<IssuedCertificate> {
+  let publicKey = request.publicKey;
+  let privateKeyPem: string | undefined;
+  if (!publicKey) {
+    const keys = await generateKeyPair(request.keyType ?? "p256");
+    publicKey = keys.publicKey;
+    privateKeyPem = await privateKeyToPem(keys.privateKey);
+  }
+  const serialNumber = request.serialNumber ?? randomSerialNumber();
+  const names: x509.JsonGeneralNames = [
+    { type: "url", value: request.identity },
+    ...(request.dnsNames ?? []).map((value) => ({ type: "dns" as const, value })),
+    ...(request.ipAddresses ?? []).map((value) => ({ type: "ip" as const, value })),
+  ];
+  const now = Date.now();
+  const certificate = await x509.X509CertificateGenerator.create({
+    serialNumber,
+    subject: `CN=${request.identity.split("/").pop()}, O=lclstream`,
+    issuer: ca.certificate.subject,
+    notBefore: new Date(now - clockSkewMs),
+    notAfter: new Date(now + (request.lifetimeMs ?? day)),
+    signingAlgorithm: signingAlgorithm(ca.keyType),
+    signingKey: ca.keys.privateKey,
+    publicKey,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth, x509.ExtendedKeyUsage.serverAuth]),
+      new x509.SubjectAlternativeNameExtension(names, false),
+      await x509.AuthorityKeyIdentifierExtension.create(ca.certificate),
+      await x509.SubjectKeyIdentifierExtension.create(publicKey),
+    ],
+  });
+  return { certificate, certificatePem: certificate.toString("pem"), serialNumber, privateKeyPem };
+}
+
+/** The TLS material of one party: its chain, key and the CAs it trusts. */
+export interface CertMaterial {
+  /** PEM of the trusted CA certificates. */
+  caPem: string;
+  /** PEM of the leaf certificate (then intermediates). */
+  certPem: string;
+  /** PEM of the private key. */
+  keyPem: string;
+}
+
+/** File names inside a cert directory. */
+export const certDirFiles = { ca: "ca.crt", cert: "tls.crt", key: "tls.key" } as const;
+
+/** Writes a cert directory: `ca.crt`, `tls.crt`, and `tls.key` with mode 0600. */
+export async function writeCertDir(dir: string, material: CertMaterial): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await writeFile(join(dir, certDirFiles.ca), material.caPem);
+  await writeFile(join(dir, certDirFiles.cert), material.certPem);
+  const keyPath = join(dir, certDirFiles.key);
+  await writeFile(keyPath, material.keyPem, { mode: 0o600 });
+  await chmod(keyPath, 0o600);
+}
+
+/** Reads a cert directory written by {@link writeCertDir} or `lclstream enroll`. */
+export async function readCertDir(dir: string): Promise<CertMaterial> {
+  const read = async (name: string) => {
+    try {
+      return await readFile(join(dir, name), "utf8");
+    } catch (error) {
+      throw new Error(
+        `cannot read ${name} in cert directory ${dir}: ${(error as Error).message}; a cert directory holds ca.crt, tls.crt and tls.key (see certs/README.md)`,
+      );
+    }
+  };
+  return { caPem: await read(certDirFiles.ca), certPem: await read(certDirFiles.cert), keyPem: await read(certDirFiles.key) };
+}
+
+/** Convenience for tests and bootstrapping: a CA plus material for one identity. */
+export async function issueMaterial(ca: CertificateAuthority, request: LeafRequest): Promise<CertMaterial> {
+  const issued = await issueCertificate(ca, request);
+  if (!issued.privateKeyPem) throw new Error("issueMaterial generates the key; do not pass publicKey");
+  return { caPem: ca.certificatePem, certPem: issued.certificatePem, keyPem: issued.privateKeyPem };
+}

@@ -1,0 +1,213 @@
+/**
+ * createServer: one lclstream gRPC server. connect-node on HTTP/2 over TLS 1.3
+ * that requires a client certificate from the mesh CA; the caller's identity
+ * available to every handler; health and reflection; telemetry; data-path
+ * settings (no compression, large HTTP/2 windows, explicit size limits);
+ * graceful shutdown that ends open streams with UNAVAILABLE.
+ */
+import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import type { TLSSocket } from "node:tls";
+import { Code, createConnectRouter, createContextValues, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
+import type { DescService } from "@bufbuild/protobuf";
+import { z } from "zod";
+import { Health } from "../../gen/grpc/health/v1/health_pb.js";
+import { rpcError, runtimeDomain } from "./errors.js";
+import { createHealthService, HealthStatus, ServingStatus } from "./health.js";
+import { createAuthInterceptor, createTelemetryInterceptor, errorMappingInterceptor } from "./interceptors.js";
+import { createLogger, type Logger } from "./logger.js";
+import { RpcMetrics, serveMetrics } from "./metrics.js";
+import { createNodeHandler } from "./node-handler.js";
+import { tlsPeerKey, tlsPeerOf } from "./peer.js";
+import type { CertMaterial } from "./pki.js";
+import { registerReflection } from "./reflection.js";
+
+const MiB = 1024 * 1024;
+
+/** A service and its implementation, as a server serves it. */
+export interface ServiceRegistration {
+  service: DescService;
+  implementation: Partial<ServiceImpl<DescService>>;
+}
+
+/** Pairs a service with its implementation, type-checked. */
+export function serve<S extends DescService>(service: S, implementation: Partial<ServiceImpl<S>>): ServiceRegistration {
+  return { service, implementation: implementation as Partial<ServiceImpl<DescService>> };
+}
+
+/** Network and limit settings, validated; every field has a default. */
+export const serverSettingsSchema = z.strictObject({
+  /** Address to bind; loopback unless deployed. */
+  host: z.string().min(1).default("127.0.0.1"),
+  /** Port to bind; 0 picks a free one. */
+  port: z.number().int().min(0).max(65535).default(0),
+  /** Refuse connections without a valid client certificate (false only for the enrollment listener). */
+  requireClientCert: z.boolean().default(true),
+  /** Largest message accepted or sent, in bytes. */
+  maxMessageBytes: z.number().int().min(1024).max(2 ** 31).default(64 * MiB),
+  /** HTTP/2 stream flow-control window, in bytes; the connection window is twice this. */
+  http2WindowBytes: z.number().int().min(65535).max(2 ** 31 - 1).default(8 * MiB),
+  /** Port of the Prometheus endpoint; unset serves none. */
+  metricsPort: z.number().int().min(0).max(65535).optional(),
+  /** Address of the Prometheus endpoint. */
+  metricsHost: z.string().min(1).default("127.0.0.1"),
+  /** How long shutdown waits for streams to end before closing connections, in ms. */
+  shutdownGraceMs: z.number().int().min(0).default(2000),
+});
+
+/** Settings as written in a config (defaults filled in by createServer). */
+export type ServerSettings = z.input<typeof serverSettingsSchema>;
+
+/** Everything a server needs. */
+export interface ServerOptions extends ServerSettings {
+  /** Name for logs and metrics, for example `buffer`. */
+  name: string;
+  services: ServiceRegistration[];
+  /** The server's certificate, key and trusted CAs. */
+  tls: CertMaterial;
+  trustDomain: string;
+  /** The front proxy's identity URI: the only peer allowed to forward client identities. */
+  proxyIdentity?: string;
+  /** Procedures (`/pkg.Service/Method`) callable without a client certificate. */
+  publicProcedures?: string[];
+  /** Interceptors run inside the shared ones, just before the handlers. */
+  interceptors?: Interceptor[];
+  logger?: Logger;
+}
+
+/** A running server. */
+export interface LclstreamServer {
+  /** `https://host:port`. */
+  readonly url: string;
+  readonly port: number;
+  readonly health: HealthStatus;
+  readonly metrics: RpcMetrics;
+  /** `http://host:port/metrics`, when served. */
+  readonly metricsUrl: string | undefined;
+  readonly logger: Logger;
+  /** Aborted when shutdown starts; every handler's signal follows it. */
+  readonly shutdownSignal: AbortSignal;
+  /** Replaces the server certificate (after a renewal) for new connections. */
+  updateTls(tls: CertMaterial): void;
+  /** Graceful shutdown: NOT_SERVING, streams end with UNAVAILABLE, connections close. */
+  close(): Promise<void>;
+}
+
+/** Starts a server and resolves once it listens. */
+export async function createServer(options: ServerOptions): Promise<LclstreamServer> {
+  const settings = serverSettingsSchema.parse(pickSettings(options));
+  const logger = options.logger ?? createLogger(options.name);
+  const metrics = new RpcMetrics(options.name);
+  const health = new HealthStatus();
+  const shutdown = new AbortController();
+  const services = options.services.map((r) => r.service);
+
+  const router = createConnectRouter({
+    // Detector data is compressed by its serializer if at all; gzip here costs
+    // far more CPU than it saves on loopback and fast links.
+    acceptCompression: [],
+    readMaxBytes: settings.maxMessageBytes,
+    writeMaxBytes: settings.maxMessageBytes,
+    shutdownSignal: shutdown.signal,
+    interceptors: [
+      createTelemetryInterceptor(logger, metrics),
+      errorMappingInterceptor,
+      createAuthInterceptor({
+        trustDomain: options.trustDomain,
+        proxyIdentity: options.proxyIdentity,
+        publicProcedures: new Set([...(options.publicProcedures ?? []), "/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"]),
+      }),
+      ...(options.interceptors ?? []),
+    ],
+  });
+  for (const { service, implementation } of options.services) router.service(service, implementation);
+  router.service(Health, createHealthService(health));
+  registerReflection(router, [...services, Health]);
+
+  const handler = createNodeHandler(router, {
+    maxMessageBytes: settings.maxMessageBytes,
+    logger,
+    contextValues: (req) => {
+      const values = createContextValues();
+      values.set(tlsPeerKey, tlsPeerOf(req.socket as TLSSocket, options.trustDomain));
+      return values;
+    },
+  });
+
+  const server = http2.createSecureServer(
+    {
+      ...tlsOptions(options.tls),
+      // Always ask; refuse missing or foreign certificates unless this is the enrollment listener.
+      requestCert: true,
+      rejectUnauthorized: settings.requireClientCert,
+      minVersion: "TLSv1.3",
+      allowHTTP1: false,
+      settings: { initialWindowSize: settings.http2WindowBytes, maxConcurrentStreams: 1000 },
+      // Node counts buffered frames against this (in MB); a few full windows must fit.
+      maxSessionMemory: Math.ceil((settings.http2WindowBytes * 8) / MiB),
+    },
+    handler,
+  );
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on("session", (session) => {
+    sessions.add(session);
+    session.on("close", () => sessions.delete(session));
+    session.on("error", (error) => logger.debug({ err: error }, "HTTP/2 session error"));
+    // The connection window must exceed one stream's, or one stream starves the rest.
+    session.once("localSettings", () => session.setLocalWindowSize(settings.http2WindowBytes * 2));
+  });
+  server.on("tlsClientError", (error) => logger.debug({ err: error }, "TLS handshake refused"));
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(settings.port, settings.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const metricsServer =
+    settings.metricsPort === undefined ? undefined : await serveMetrics(metrics.registry, settings.metricsHost, settings.metricsPort);
+
+  health.set("", ServingStatus.SERVING);
+  for (const service of services) health.set(service.typeName, ServingStatus.SERVING);
+  const url = `https://${settings.host.includes(":") ? `[${settings.host}]` : settings.host}:${port}`;
+  logger.info({ url, services: services.map((s) => s.typeName) }, "serving");
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      health.setAllNotServing();
+      shutdown.abort(
+        rpcError(Code.Unavailable, runtimeDomain, "SERVER_SHUTTING_DOWN", `the ${options.name} server is shutting down; retry when it is back`),
+      );
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const session of sessions) session.close();
+      const force = setTimeout(() => sessions.forEach((s) => s.destroy()), settings.shutdownGraceMs);
+      await closed;
+      clearTimeout(force);
+      if (metricsServer) await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+      logger.info("stopped");
+    })());
+
+  return {
+    url,
+    port,
+    health,
+    metrics,
+    metricsUrl: metricsServer ? `http://${settings.metricsHost}:${metricsServer.port}/metrics` : undefined,
+    logger,
+    shutdownSignal: shutdown.signal,
+    updateTls: (tls) => server.setSecureContext(tlsOptions(tls)),
+    close,
+  };
+}
+
+function tlsOptions(tls: CertMaterial) {
+  return { key: tls.keyPem, cert: tls.certPem, ca: tls.caPem };
+}
+
+function pickSettings(options: ServerOptions): ServerSettings {
+  const { host, port, requireClientCert, maxMessageBytes, http2WindowBytes, metricsPort, metricsHost, shutdownGraceMs } = options;
+  return { host, port, requireClientCert, maxMessageBytes, http2WindowBytes, metricsPort, metricsHost, shutdownGraceMs };
+}

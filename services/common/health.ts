@@ -36,7 +36,8 @@ export class HealthStatus {
     this.#listeners.add(listener);
     try {
       let last: Status | undefined;
-      while (!signal.aborted) {
+      for (;;) {
+        signal.throwIfAborted();
         const wake = new Promise<void>((resolve) => (changed = resolve));
         const now = this.#states.get(service) ?? Status.SERVICE_UNKNOWN;
         if (now !== last) {

@@ -20,7 +20,7 @@ export class ReflectionIndex {
   constructor(services: DescService[]) {
     const files = closure(services.map((s) => s.file));
     this.#registry = createRegistry(...files);
-    this.#files = new Map(files.map((f) => [f.name, f]));
+    this.#files = new Map(files.map((f) => [f.proto.name, f]));
     this.#serviceNames = [...new Set(services.map((s) => s.typeName))].sort();
   }
 

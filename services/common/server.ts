@@ -182,11 +182,16 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
         rpcError(Code.Unavailable, runtimeDomain, "SERVER_SHUTTING_DOWN", `the ${options.name} server is shutting down; retry when it is back`),
       );
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // GOAWAY: no new streams; each connection closes when its last stream ends.
       for (const session of sessions) session.close();
       const force = setTimeout(() => sessions.forEach((s) => s.destroy()), settings.shutdownGraceMs);
       await closed;
       clearTimeout(force);
-      if (metricsServer) await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+      if (metricsServer) {
+        const metricsClosed = new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+        metricsServer.closeAllConnections(); // scrapers keep connections alive
+        await metricsClosed;
+      }
       logger.info("stopped");
     })());
 

@@ -5,7 +5,6 @@
  * a message that does not parse is INVALID_ARGUMENT, not INTERNAL, and an
  * oversized one gets a message that names the limit and how to raise it.
  */
-import * as http2 from "node:http2";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { Code, ConnectError, type ConnectRouter, type ContextValues } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerResponse } from "@connectrpc/connect/protocol";
@@ -31,12 +30,6 @@ export function createNodeHandler(router: ConnectRouter, options: NodeHandlerOpt
       res.writeHead(404).end();
       return;
     }
-    // A response may end before the request did (an oversized or refused
-    // upload): ask the client to stop sending (RFC 9113 8.1), or the stream
-    // stays half-open and holds its buffers.
-    res.once("finish", () => {
-      if (!req.complete && !req.stream.closed) req.stream.close(http2.constants.NGHTTP2_NO_ERROR);
-    });
     const uReq = universalRequestFromNodeRequest(req, res, undefined, options.contextValues(req));
     handler(uReq)
       .then((uRes) => universalResponseToNodeResponse(correctGrpcStatus(uRes, handler, options.maxMessageBytes), res))

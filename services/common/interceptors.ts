@@ -6,7 +6,9 @@
 import { Code, ConnectError, type Interceptor, type StreamResponse } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { parseIdentity, type Identity } from "./identity.js";
-import { callerKey, tlsPeerKey } from "./peer.js";
+import { X509Certificate } from "node:crypto";
+import { normalizeSerial } from "./pki.js";
+import { callerKey, callerSerialKey, tlsPeerKey } from "./peer.js";
 import { parseXfcc, xfccHeader } from "./xfcc.js";
 import { rpcError, runtimeDomain } from "./errors.js";
 import type { RpcMetrics } from "./metrics.js";
@@ -34,6 +36,7 @@ export function createAuthInterceptor(options: AuthOptions): Interceptor {
   return (next) => async (req) => {
     const peer = req.contextValues.get(tlsPeerKey);
     let caller: Identity | undefined = peer?.identity;
+    let serial = peer?.serialNumber;
     const forwarded = req.header.get(xfccHeader);
     if (forwarded !== null) {
       if (!options.proxyIdentity || caller?.uri !== options.proxyIdentity) {
@@ -45,7 +48,7 @@ export function createAuthInterceptor(options: AuthOptions): Interceptor {
           { metadata: { peer: caller?.uri ?? "" } },
         );
       }
-      caller = forwardedIdentity(forwarded, options.trustDomain);
+      ({ caller, serial } = forwardedClient(forwarded, options.trustDomain));
     }
     if (!caller && !options.publicProcedures.has(procedureOf(req.method))) {
       throw rpcError(
@@ -56,12 +59,13 @@ export function createAuthInterceptor(options: AuthOptions): Interceptor {
       );
     }
     req.contextValues.set(callerKey, caller);
+    req.contextValues.set(callerSerialKey, caller ? serial : undefined);
     return next(req);
   };
 }
 
-/** The identity of the client the proxy added last, if it had a certificate. */
-function forwardedIdentity(header: string, trustDomain: string): Identity | undefined {
+/** The identity (and certificate serial) of the client the proxy added last. */
+function forwardedClient(header: string, trustDomain: string): { caller?: Identity; serial?: string } {
   let elements;
   try {
     elements = parseXfcc(header);
@@ -69,9 +73,20 @@ function forwardedIdentity(header: string, trustDomain: string): Identity | unde
     throw rpcError(Code.PermissionDenied, runtimeDomain, "FORWARDED_IDENTITY_MALFORMED", `the front proxy sent a malformed ${xfccHeader}: ${(error as Error).message}`);
   }
   // The proxy appends its client's element, so the last one is what it verified.
-  const uris = elements.at(-1)?.["URI"] ?? [];
-  const identities = uris.map(parseIdentity).filter((id) => id?.trustDomain === trustDomain);
-  return identities.length === 1 ? identities[0] : undefined;
+  const element = elements.at(-1) ?? {};
+  const identities = (element["URI"] ?? []).map(parseIdentity).filter((id) => id?.trustDomain === trustDomain);
+  if (identities.length !== 1) return {};
+  return { caller: identities[0], serial: serialOfForwardedCert(element["Cert"]?.[0]) };
+}
+
+/** The serial of a URL-encoded PEM certificate, as Envoy forwards it in `Cert`. */
+function serialOfForwardedCert(cert: string | undefined): string | undefined {
+  if (!cert) return undefined;
+  try {
+    return normalizeSerial(new X509Certificate(decodeURIComponent(cert)).serialNumber);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Maps any error to a ConnectError; unknown ones become INTERNAL with the cause kept. */

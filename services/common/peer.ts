@@ -8,6 +8,7 @@ import { createContextKey, type HandlerContext } from "@connectrpc/connect";
 import { Code } from "@connectrpc/connect";
 import { identityFromSubjectAltName, type Identity } from "./identity.js";
 import { rpcError, runtimeDomain } from "./errors.js";
+import { normalizeSerial } from "./pki.js";
 
 /** The certificate a TLS peer presented, reduced to what authorization needs. */
 export interface TlsPeer {
@@ -25,6 +26,12 @@ export const tlsPeerKey = createContextKey<TlsPeer | undefined>(undefined, { des
 /** The identity a call acts for, resolved by the authentication interceptor. */
 export const callerKey = createContextKey<Identity | undefined>(undefined, { description: "caller identity" });
 
+/**
+ * Serial number (lower-case hex) of the caller's certificate, when known: the
+ * direct peer's, or the one the proxy forwarded in the header's `Cert` field.
+ */
+export const callerSerialKey = createContextKey<string | undefined>(undefined, { description: "caller certificate serial" });
+
 const peers = new WeakMap<object, TlsPeer>();
 
 /** Reads the peer of a TLS socket once per connection. */
@@ -35,7 +42,7 @@ export function tlsPeerOf(socket: TLSSocket, trustDomain: string): TlsPeer {
   const hasCert = cert && Object.keys(cert).length > 0 && socket.authorized;
   const peer: TlsPeer = {
     identity: hasCert ? identityFromSubjectAltName(cert.subjectaltname, trustDomain) : undefined,
-    serialNumber: hasCert ? cert.serialNumber?.toLowerCase().replace(/^0+/, "") : undefined,
+    serialNumber: hasCert ? normalizeSerial(cert.serialNumber) : undefined,
     address: socket.remoteAddress,
   };
   peers.set(socket, peer);
@@ -46,6 +53,11 @@ export function tlsPeerOf(socket: TLSSocket, trustDomain: string): TlsPeer {
  * The identity the call acts for. Throws UNAUTHENTICATED when there is none
  * (only possible on a listener that does not require client certificates).
  */
+/** The serial number of the caller's certificate, if known. */
+export function callerSerialOf(ctx: HandlerContext): string | undefined {
+  return ctx.values.get(callerSerialKey);
+}
+
 export function callerOf(ctx: HandlerContext): Identity {
   const caller = ctx.values.get(callerKey);
   if (!caller) {

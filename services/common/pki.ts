@@ -19,7 +19,8 @@ const keyAlgorithms: Record<KeyType, EcKeyGenParams & { hash?: string } | Algori
   ed25519: { name: "Ed25519" },
 };
 
-function signingAlgorithm(keyType: KeyType): Algorithm {
+/** The signature algorithm for a key type. */
+export function signingAlgorithm(keyType: KeyType): Algorithm {
   return keyType === "p256" ? ({ name: "ECDSA", hash: "SHA-256" } as EcdsaParams) : { name: "Ed25519" };
 }
 
@@ -41,6 +42,16 @@ export async function privateKeyFromPem(pem: string, keyType: KeyType): Promise<
 }
 
 /** A random positive 128-bit serial number, lower-case hex. */
+/**
+ * A serial number in its one canonical form: lower-case hex of the DER
+ * integer's bytes without leading zero bytes, as `openssl x509 -serial`
+ * prints it (ignoring case). Every comparison of serials goes through this.
+ */
+export function normalizeSerial(serial: string): string {
+  const hex = serial.toLowerCase().replace(/[^0-9a-f]/g, "").replace(/^0+/, "");
+  return hex.length % 2 ? `0${hex}` : hex || "00";
+}
+
 export function randomSerialNumber(): string {
   const bytes = webcrypto.getRandomValues(new Uint8Array(16));
   bytes[0] = (bytes[0]! & 0x7f) | 0x01; // positive, and no leading zero byte to strip
@@ -208,4 +219,30 @@ export async function issueMaterial(ca: CertificateAuthority, request: LeafReque
   const issued = await issueCertificate(ca, request);
   if (!issued.privateKeyPem) throw new Error("issueMaterial generates the key; do not pass publicKey");
   return { caPem: ca.certificatePem, certPem: issued.certificatePem, keyPem: issued.privateKeyPem };
+}
+
+/**
+ * Makes a CSR for a key pair (what `lclstream enroll` and `renew` send). With
+ * no identity the CA certifies the one its enrollment token was made for.
+ */
+export async function createCsr(
+  keys: CryptoKeyPair,
+  keyType: KeyType,
+  identity: string | undefined,
+  dnsNames: string[] = [],
+  ipAddresses: string[] = [],
+): Promise<string> {
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: `CN=${identity?.split("/").pop() ?? "lclstream enrollee"}`,
+    keys,
+    signingAlgorithm: signingAlgorithm(keyType),
+    extensions: [
+      new x509.SubjectAlternativeNameExtension([
+        ...(identity ? [{ type: "url" as const, value: identity }] : []),
+        ...dnsNames.map((value) => ({ type: "dns" as const, value })),
+        ...ipAddresses.map((value) => ({ type: "ip" as const, value })),
+      ]),
+    ],
+  });
+  return csr.toString("pem");
 }

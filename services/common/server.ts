@@ -21,6 +21,7 @@ import { createNodeHandler } from "./node-handler.js";
 import { tlsPeerKey, tlsPeerOf } from "./peer.js";
 import type { CertMaterial } from "./pki.js";
 import { registerReflection } from "./reflection.js";
+import { createRevocationInterceptor, type RevocationSet } from "./revocation.js";
 
 const MiB = 1024 * 1024;
 
@@ -70,6 +71,8 @@ export interface ServerOptions extends ServerSettings {
   proxyIdentity?: string;
   /** Procedures (`/pkg.Service/Method`) callable without a client certificate. */
   publicProcedures?: string[];
+  /** Revoked certificates to refuse; without it the server trusts every certificate the CA signed. */
+  revocations?: RevocationSet;
   /** Interceptors run inside the shared ones, just before the handlers. */
   interceptors?: Interceptor[];
   logger?: Logger;
@@ -117,6 +120,7 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
         proxyIdentity: options.proxyIdentity,
         publicProcedures: new Set([...(options.publicProcedures ?? []), "/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"]),
       }),
+      ...(options.revocations ? [createRevocationInterceptor(options.revocations)] : []),
       ...(options.interceptors ?? []),
     ],
   });
@@ -134,9 +138,11 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
     },
   });
 
+  let tls = options.tls;
+  const secureContext = () => ({ ...tlsOptions(tls), ...(options.revocations?.crlPem ? { crl: options.revocations.crlPem } : {}) });
   const server = http2.createSecureServer(
     {
-      ...tlsOptions(options.tls),
+      ...secureContext(),
       // Always ask; refuse missing or foreign certificates unless this is the enrollment listener.
       requestCert: true,
       rejectUnauthorized: settings.requireClientCert,
@@ -157,6 +163,8 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
     session.once("localSettings", () => session.setLocalWindowSize(settings.http2WindowBytes * 2));
   });
   server.on("tlsClientError", (error) => logger.debug({ err: error }, "TLS handshake refused"));
+  // New handshakes with a revoked certificate fail once TLS has the new CRL.
+  const stopCrl = options.revocations?.onCrl(() => server.setSecureContext(secureContext()));
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -178,6 +186,7 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
   const close = () =>
     (closing ??= (async () => {
       health.setAllNotServing();
+      stopCrl?.();
       shutdown.abort(
         rpcError(Code.Unavailable, runtimeDomain, "SERVER_SHUTTING_DOWN", `the ${options.name} server is shutting down; retry when it is back`),
       );
@@ -203,7 +212,10 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
     metricsUrl: metricsServer ? `http://${settings.metricsHost}:${metricsServer.port}/metrics` : undefined,
     logger,
     shutdownSignal: shutdown.signal,
-    updateTls: (tls) => server.setSecureContext(tlsOptions(tls)),
+    updateTls: (material) => {
+      tls = material;
+      server.setSecureContext(secureContext());
+    },
     close,
   };
 }

@@ -3,6 +3,7 @@ import { Command } from "commander";
 import { packageInfo } from "./package-info.js";
 import { registerHealthCommand } from "./health.js";
 import { registerDemoCommand } from "./demo.js";
+import { registerCaCommands } from "./ca.js";
 
 export function createProgram(): Command {
   const program = new Command("lclstream")
@@ -10,13 +11,26 @@ export function createProgram(): Command {
     .version(packageInfo().version, "-v, --version", "print the lclstream version")
     .showHelpAfterError("(run with --help for usage)");
   registerHealthCommand(program);
+  registerCaCommands(program);
   registerDemoCommand(program);
   return program;
+}
+
+/** An error as a user reads it, with a hint where the cause is usually elsewhere. */
+function explain(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  // A TLS 1.3 server checks the client certificate after the client thinks the
+  // handshake is done, so a refused certificate shows up as a reset connection.
+  if (/ECONNRESET|alert|socket hang up/i.test(message)) {
+    return `${message}\n  the server closed the connection: is your certificate expired, revoked or from another CA? ` +
+      "Check with `openssl x509 -in CERT_DIR/tls.crt -noout -dates -issuer`; renew with `lclstream renew` or enroll again.";
+  }
+  return message;
 }
 
 createProgram()
   .parseAsync(process.argv)
   .catch((error: unknown) => {
-    console.error(`lclstream: ${error instanceof Error ? error.message : String(error)}`);
+    console.error(`lclstream: ${explain(error)}`);
     process.exitCode = 1;
   });

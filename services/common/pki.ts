@@ -8,6 +8,7 @@ import { webcrypto } from "node:crypto";
 import { mkdir, readFile, writeFile, chmod } from "node:fs/promises";
 import { join } from "node:path";
 import * as x509 from "@peculiar/x509";
+import { parseIdentity } from "./identity.js";
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -138,8 +139,9 @@ export interface IssuedCertificate {
 }
 
 /**
- * Issues a leaf certificate for client and server use: the identity as URI
- * SAN, optional DNS and IP SANs, EKU clientAuth + serverAuth.
+ * Issues a leaf certificate: the identity as URI SAN, optional DNS and IP
+ * SANs. Services both serve and call (EKU serverAuth + clientAuth); users
+ * only call (clientAuth), so a user certificate cannot pose as a server.
  */
 export async function issueCertificate(ca: CertificateAuthority, request: LeafRequest): Promise<IssuedCertificate> {
   let publicKey = request.publicKey;
@@ -168,7 +170,11 @@ export async function issueCertificate(ca: CertificateAuthority, request: LeafRe
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth, x509.ExtendedKeyUsage.serverAuth]),
+      new x509.ExtendedKeyUsageExtension(
+        parseIdentity(request.identity)?.kind === "user"
+          ? [x509.ExtendedKeyUsage.clientAuth]
+          : [x509.ExtendedKeyUsage.clientAuth, x509.ExtendedKeyUsage.serverAuth],
+      ),
       new x509.SubjectAlternativeNameExtension(names, false),
       await x509.AuthorityKeyIdentifierExtension.create(ca.certificate),
       await x509.SubjectKeyIdentifierExtension.create(publicKey),

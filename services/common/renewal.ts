@@ -95,7 +95,13 @@ export class CertificateKeeper {
 
   #schedule(delayMs: number): void {
     clearTimeout(this.#timer);
-    // setTimeout holds at most ~24.8 days; long waits are re-checked.
+    // setTimeout holds at most ~24.8 days; a longer wait is taken in steps.
+    const maxDelayMs = 2 ** 31 - 1;
+    if (delayMs > maxDelayMs) {
+      this.#timer = setTimeout(() => this.#schedule(delayMs - maxDelayMs), maxDelayMs);
+      this.#timer.unref();
+      return;
+    }
     this.#timer = setTimeout(() => {
       this.renew().then(
         () => this.start(),
@@ -104,7 +110,7 @@ export class CertificateKeeper {
           this.#schedule(60_000);
         },
       );
-    }, Math.min(delayMs, 2 ** 31 - 1));
+    }, delayMs);
     this.#timer.unref();
   }
 }

@@ -72,9 +72,11 @@ function revokedError(serial: string): ConnectError {
 }
 
 /**
- * Refuses calls whose caller certificate is revoked, and ends open calls of a
- * certificate when it is revoked (both directions of a stream). Runs after
- * authentication, which resolves the caller's serial.
+ * Refuses calls whose caller certificate is revoked, and ends the open
+ * streams of a certificate when it is revoked (both directions). A unary
+ * call already running finishes: it is short, and a holder revoking its own
+ * certificate gets its answer. Runs after authentication, which resolves the
+ * caller's serial.
  */
 export function createRevocationInterceptor(revocations: RevocationSet): Interceptor {
   const open = new Map<string, Set<AbortController>>();
@@ -85,6 +87,7 @@ export function createRevocationInterceptor(revocations: RevocationSet): Interce
     const serial = req.contextValues.get(callerSerialKey);
     if (serial === undefined) return next(req);
     if (revocations.isRevoked(serial)) throw revokedError(serial);
+    if (!req.stream && req.method.methodKind === "unary") return next(req);
     const call = new AbortController();
     const calls = open.get(serial) ?? new Set();
     open.set(serial, calls.add(call));
@@ -96,7 +99,7 @@ export function createRevocationInterceptor(revocations: RevocationSet): Interce
       const request = req.stream ? ({ ...req, message: cutOff(req.message, call.signal, () => undefined) } as StreamRequest) : req;
       const res = await abortable(next(request), call.signal);
       if (!res.stream) {
-        forget();
+        forget(); // a client stream, answered
         return res;
       }
       return { ...res, message: cutOff(res.message, call.signal, forget) } as StreamResponse;

@@ -1,36 +1,25 @@
 /** The built `lclstream` command, run as a user runs it. */
-import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serve, type LclstreamServer } from "../../services/common/server.js";
 import { writeCertDir } from "../../services/common/pki.js";
 import { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { createTestPki, type TestPki } from "../helpers/pki.js";
 import { startServer } from "../helpers/servers.js";
-
-const bin = fileURLToPath(new URL("../../bin/lclstream.js", import.meta.url));
-
-function lclstream(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { timeout: 20_000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+import { lclstream } from "../helpers/cli.js";
 
 describe("lclstream command", () => {
   it("prints the package version", async () => {
     const pkg = JSON.parse(await readFile(new URL("../../package.json", import.meta.url), "utf8"));
-    const { code, stdout } = await lclstream("--version");
+    const { code, stdout } = await lclstream(["--version"]);
     expect(code).toBe(0);
     expect(stdout.trim()).toBe(pkg.version);
   });
 
   it("prints help listing its commands", async () => {
-    const { code, stdout } = await lclstream("--help");
+    const { code, stdout } = await lclstream(["--help"]);
     expect(code).toBe(0);
     expect(stdout).toContain("Usage: lclstream");
     expect(stdout).toMatch(/health \[options\]/);
@@ -38,13 +27,13 @@ describe("lclstream command", () => {
   });
 
   it("refuses an unknown command", async () => {
-    const { code, stderr } = await lclstream("frobnicate");
+    const { code, stderr } = await lclstream(["frobnicate"]);
     expect(code).not.toBe(0);
     expect(stderr).toContain("unknown command");
   });
 
   it("runs the demo: a real mTLS server answers health and reflection", async () => {
-    const { code, stdout } = await lclstream("demo");
+    const { code, stdout } = await lclstream(["demo"]);
     expect(code).toBe(0);
     expect(stdout).toMatch(/health: SERVING, as spiffe:\/\/demo.lclstream\/user\/demo/);
     expect(stdout).toContain("grpc.reflection.v1.ServerReflection");
@@ -67,19 +56,19 @@ describe("lclstream command", () => {
     });
 
     it("prints SERVING and exits 0", async () => {
-      const { code, stdout } = await lclstream("health", "--url", server.url, "--cert-dir", join(dir, "alice"));
+      const { code, stdout } = await lclstream(["health", "--url", server.url, "--cert-dir", join(dir, "alice")]);
       expect(stdout.trim()).toBe("SERVING");
       expect(code).toBe(0);
     });
 
     it("exits non-zero for an unknown service, saying so", async () => {
-      const { code, stderr } = await lclstream("health", "--url", server.url, "--cert-dir", join(dir, "alice"), "--service", "x.Y");
+      const { code, stderr } = await lclstream(["health", "--url", server.url, "--cert-dir", join(dir, "alice"), "--service", "x.Y"]);
       expect(code).toBe(1);
       expect(stderr).toContain('unknown service "x.Y"');
     });
 
     it("says what a cert directory holds when it is missing", async () => {
-      const { code, stderr } = await lclstream("health", "--url", server.url, "--cert-dir", join(dir, "nobody"));
+      const { code, stderr } = await lclstream(["health", "--url", server.url, "--cert-dir", join(dir, "nobody")]);
       expect(code).toBe(1);
       expect(stderr).toContain("ca.crt, tls.crt and tls.key");
     });

@@ -1,0 +1,48 @@
+/** Option parsing the `lclstream` commands share. */
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { InvalidArgumentError } from "commander";
+
+const unitMs = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** Parses `90s`, `30m`, `24h`, `7d` or `250ms` into milliseconds (commander argument parser). */
+export function parseDuration(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(text.trim());
+  if (!match) throw new InvalidArgumentError(`"${text}" is not a duration; write a number and a unit: 250ms, 90s, 30m, 24h, 7d`);
+  const ms = Math.round(Number(match[1]) * unitMs[match[2] as keyof typeof unitMs]);
+  if (ms <= 0) throw new InvalidArgumentError(`"${text}" must be longer than zero`);
+  return ms;
+}
+
+/** Parses a TCP port (0 picks a free one). */
+export function parsePort(text: string): number {
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError(`"${text}" is not a port (0-65535)`);
+  return port;
+}
+
+/** Collects a repeatable option into a list. */
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+/** Where state lives unless `--state-dir` says otherwise: `$LCLSTREAM_STATE_DIR`, else the XDG state directory. */
+export function defaultStateDir(): string {
+  return process.env.LCLSTREAM_STATE_DIR || join(process.env.XDG_STATE_HOME || join(homedir(), ".local", "state"), "lclstream");
+}
+
+/**
+ * Keeps a server command running until SIGINT or SIGTERM, then closes it
+ * gracefully; a second signal exits at once.
+ */
+export function runUntilSignal(close: () => Promise<void>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const stop = (signal: NodeJS.Signals) => {
+      process.off("SIGINT", stop).off("SIGTERM", stop);
+      process.once("SIGINT", () => process.exit(130)).once("SIGTERM", () => process.exit(143));
+      console.error(`${signal}: shutting down`);
+      close().then(resolve, reject);
+    };
+    process.on("SIGINT", stop).on("SIGTERM", stop);
+  });
+}

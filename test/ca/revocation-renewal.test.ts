@@ -7,6 +7,7 @@ import "reflect-metadata";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { connect } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import * as x509 from "@peculiar/x509";
@@ -14,7 +15,7 @@ import { CertificateAuthorityService, Certificate_Issuance, Certificate_State } 
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/grpc/health/v1/health_pb.js";
 import { createMeshTransport } from "../../services/common/client.js";
 import { createServer, type LclstreamServer } from "../../services/common/server.js";
-import { followRevocations } from "../../services/common/revocation.js";
+import { joinMesh, type MeshMembership } from "../../services/common/mesh.js";
 import { CertificateKeeper, createRenewingTransport, describeCertificate } from "../../services/common/renewal.js";
 import { createCsr, generateKeyPair, normalizeSerial, readCertDir, type CertMaterial } from "../../services/common/pki.js";
 import { errorInfo } from "../../services/common/errors.js";
@@ -51,28 +52,43 @@ async function nextOf<T>(it: AsyncIterator<T>, ms = 5000): Promise<T> {
 describe("revocation and renewal", () => {
   let ca: TestCa;
   let probe: LclstreamServer;
-  const following = new AbortController();
+  let probeTls: CertMaterial & { serialNumber: string };
+  let membership: MeshMembership;
   const admin = () => createClient(CertificateAuthorityService, createMeshTransport({ baseUrl: ca.server.url, tls: ca.admin }));
   const healthOf = (tls: CertMaterial): Client<typeof Health> => createClient(Health, createMeshTransport({ baseUrl: probe.url, tls }));
   const user = (name: string) => issueOffline(ca.stateDir, { identity: `user/${name}` });
 
   beforeAll(async () => {
     ca = await startTestCa();
-    // Another service of the mesh, enforcing revocations by following the CA.
-    const tls = await issueOffline(ca.stateDir, { identity: "service/probe", ipAddresses: ["127.0.0.1"] });
-    const revocations = await followRevocations({
-      transport: createMeshTransport({ baseUrl: ca.server.url, tls }),
-      caCertificatePem: ca.server.caCertificatePem,
-      logger: createLogger("probe"),
-      signal: following.signal,
-      retryMs: 100,
-    });
-    probe = await createServer({ name: "probe", tls, trustDomain: caTrustDomain, revocations, services: [] });
+    // Another service of the mesh, joined as every service joins: following the
+    // CA's revocations, and renewing its own (here nearly expired) certificate.
+    probeTls = await issueOffline(ca.stateDir, { identity: "service/probe", ipAddresses: ["127.0.0.1"], lifetimeMs: 1000 });
+    membership = await joinMesh({ tls: probeTls, caUrl: ca.server.url, logger: createLogger("probe") });
+    probe = await createServer({ name: "probe", tls: membership.tls, trustDomain: caTrustDomain, revocations: membership.revocations, services: [] });
+    membership.attach(probe);
   });
   afterAll(async () => {
-    following.abort();
+    membership?.leave();
     await probe?.close();
     await ca.cleanup();
+  });
+
+  it("renews a service's own certificate before expiry and serves the new one", async () => {
+    const servedSerial = () =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect({ host: "127.0.0.1", port: probe.port, ca: probeTls.caPem, cert: ca.admin.certPem, key: ca.admin.keyPem, ALPNProtocols: ["h2"] });
+        socket.once("secureConnect", () => {
+          resolve(normalizeSerial(socket.getPeerCertificate().serialNumber));
+          socket.destroy();
+        });
+        socket.once("error", reject);
+      });
+    await expect.poll(servedSerial, { timeout: 5000 }).not.toBe(probeTls.serialNumber);
+    const served = describeCertificate(membership.tls.certPem);
+    expect(await servedSerial()).toBe(served.serialNumber);
+    expect(served.identity).toBe(`spiffe://${caTrustDomain}/service/probe`);
+    expect(served.ipAddresses).toEqual(["127.0.0.1"]);
+    expect(served.notAfter - Date.now()).toBeGreaterThan(6 * 24 * 3_600_000);
   });
 
   it("ends a revoked certificate's open stream, refuses its new calls and connections, and lists it in the CRL", async () => {

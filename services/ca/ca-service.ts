@@ -19,6 +19,7 @@ import { invalidArgument, rpcError } from "../common/errors.js";
 import { resolveIdentity, type Identity } from "../common/identity.js";
 import { callerOf, callerSerialOf } from "../common/peer.js";
 import { AsyncQueue } from "../common/async-queue.js";
+import { pageOf, readPage } from "../common/paging.js";
 import { normalizeSerial, type CertificateAuthority } from "../common/pki.js";
 import type { Policy } from "../common/policy.js";
 import type { CaStore, CertificateRecord, RevocationRecord } from "./ca-store.js";
@@ -253,9 +254,7 @@ export function createCaService(deps: CaServiceDeps) {
 
     listCertificates(req, ctx) {
       requireAdmin(ctx);
-      const pageSize = req.pageSize <= 0 ? 100 : Math.min(req.pageSize, 1000);
-      const offset = req.pageToken ? Number.parseInt(Buffer.from(req.pageToken, "base64url").toString(), 10) : 0;
-      if (!Number.isSafeInteger(offset) || offset < 0) throw invalidArgument(caDomain, [{ field: "page_token", description: "not a token from a previous page" }]);
+      const page = readPage(req, caDomain);
       const state = ({ 1: "active", 2: "expired", 3: "revoked" } as const)[req.state as 1 | 2 | 3];
       let identity: string | undefined;
       if (req.identity) {
@@ -265,11 +264,8 @@ export function createCaService(deps: CaServiceDeps) {
           throw invalidArgument(caDomain, [{ field: "identity", description: (error as Error).message }]);
         }
       }
-      const page = store.listCertificates({ identity, state, now: now() }, offset, pageSize + 1);
-      return {
-        certificates: page.slice(0, pageSize).map(toProto),
-        nextPageToken: page.length > pageSize ? Buffer.from(String(offset + pageSize)).toString("base64url") : "",
-      };
+      const { items, nextPageToken } = pageOf(store.listCertificates({ identity, state, now: now() }, page.offset, page.size + 1), page);
+      return { certificates: items.map(toProto), nextPageToken };
     },
 
     async getRevocationList() {

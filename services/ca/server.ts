@@ -60,7 +60,7 @@ export async function build(input: CaConfig, logger: Logger = createLogger("ca")
   const authority = await loadAuthority(config.stateDir);
   const trustDomain = authority.trustDomain;
   const store = new CaStore(caPaths(config.stateDir).database);
-  const policy = config.policyFile ? Policy.load(config.policyFile, trustDomain) : Policy.parse(JSON.stringify({ admins: config.admins }), trustDomain);
+  const policy = Policy.fromConfig(config, trustDomain);
   const lifetimes = { userMs: config.userLifetimeMs, serviceMs: config.serviceLifetimeMs };
   const ca = createCaService({ store, authority, policy, lifetimes });
 

@@ -7,7 +7,8 @@ import type { Transport } from "@connectrpc/connect";
 import { createMeshTransport } from "./client.js";
 import type { Logger } from "./logger.js";
 import type { CertMaterial } from "./pki.js";
-import { CertificateKeeper, createRenewingTransport } from "./renewal.js";
+import { parseIdentity, type Identity } from "./identity.js";
+import { CertificateKeeper, createRenewingTransport, describeCertificate } from "./renewal.js";
 import { followRevocations, type RevocationSet } from "./revocation.js";
 import type { LclstreamServer } from "./server.js";
 
@@ -30,6 +31,8 @@ export interface JoinMeshOptions {
 
 /** A service's place in the mesh. */
 export interface MeshMembership {
+  /** Who this service is, from its certificate's URI SAN. */
+  readonly identity: Identity;
   /** The current certificate material. */
   readonly tls: CertMaterial;
   /** What the service's servers refuse; pass to `createServer`. */
@@ -44,6 +47,8 @@ export interface MeshMembership {
 
 /** Joins the mesh; resolves once the revocation list is loaded. */
 export async function joinMesh(options: JoinMeshOptions): Promise<MeshMembership> {
+  const identity = parseIdentity(describeCertificate(options.tls.certPem).identity);
+  if (!identity) throw new Error("the service certificate has no lclstream identity (a spiffe:// URI SAN); issue it with `lclstream ca issue`");
   const stop = new AbortController();
   const keeper = options.caUrl
     ? new CertificateKeeper({ material: options.tls, caUrl: options.caUrl, certDir: options.certDir, logger: options.logger })
@@ -62,6 +67,7 @@ export async function joinMesh(options: JoinMeshOptions): Promise<MeshMembership
       : undefined);
   keeper?.start();
   return {
+    identity,
     get tls() {
       return keeper?.material ?? options.tls;
     },

@@ -9,6 +9,8 @@ export interface TestPki {
   server: CertMaterial;
   alice: CertMaterial;
   bob: CertMaterial;
+  /** user/admin, for servers whose policy names it. */
+  admin: CertMaterial;
   proxy: CertMaterial;
   /** A client whose certificate comes from another CA with the same trust domain. */
   stranger: CertMaterial;
@@ -28,6 +30,7 @@ export async function createTestPki(): Promise<TestPki> {
     server,
     alice: await issueMaterial(ca, { identity: uri("user", "alice") }),
     bob: await issueMaterial(ca, { identity: uri("user", "bob") }),
+    admin: await issueMaterial(ca, { identity: uri("user", "admin") }),
     proxy: await issueMaterial(ca, { identity: uri("service", "proxy") }),
     stranger: { ...stranger, caPem: ca.certificatePem },
     anonymous: { caPem: ca.certificatePem },

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what `npm run test:system` needs beyond npm packages, idempotently:
-# OpenSSL (Debian) and grpcurl (Go module proxy), into .tools/bin.
+# OpenSSL and Slurm with munge (Debian), and grpcurl (Go module proxy) into .tools/bin.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools="$PWD/.tools/bin"
@@ -19,7 +19,7 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
-apt_install openssl ca-certificates
+apt_install openssl ca-certificates procps hostname slurmctld slurmd slurm-client munge
 
 # `go install` leaves no version in the binary, so a stamp file records it.
 if [ ! -x "$tools/grpcurl" ] || [ "$(cat "$tools/grpcurl.version" 2>/dev/null)" != "$GRPCURL_VERSION" ]; then

@@ -1,0 +1,120 @@
+/** The job queue's Slurm backend against real daemons (scripts/slurm-cluster.sh): one node on loopback. */
+import { execFile } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createClient, type Client } from "@connectrpc/connect";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { JobQueueService, Job_State as State, LogStream, type JobSpecSchema } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
+import { createMeshTransport } from "../../services/common/client.js";
+import { build, type JobsServer } from "../../services/jobs/server.js";
+import { createTestPki, type TestPki } from "../helpers/pki.js";
+
+const run = promisify(execFile);
+const clusterScript = fileURLToPath(new URL("../../scripts/slurm-cluster.sh", import.meta.url));
+
+describe("job queue, Slurm backend", () => {
+  let pki: TestPki;
+  let dir: string;
+  let slurmConf: string;
+  let server: JobsServer;
+  let client: Client<typeof JobQueueService>;
+  const start = async () => {
+    server = await build(
+      { stateDir: join(dir, "state"), submitters: ["user/alice"], backends: [{ type: "slurm", env: { SLURM_CONF: slurmConf }, pollMs: 200 }] },
+      { tls: pki.server },
+    );
+    client = createClient(JobQueueService, createMeshTransport({ baseUrl: server.url, tls: pki.alice }));
+  };
+  const slurm = (cmd: string, ...args: string[]) => run(cmd, args, { env: { ...process.env, SLURM_CONF: slurmConf } });
+
+  async function runToEnd(spec: MessageInitShape<typeof JobSpecSchema>) {
+    const { job } = await client.submitJob({ spec: { backend: "slurm", ...spec } });
+    const transitions = [];
+    for await (const { transition } of client.watchJob({ name: job!.name })) transitions.push(transition!);
+    return { name: job!.name, transitions, states: transitions.map((t) => t.state) };
+  }
+  async function output(name: string) {
+    let text = "";
+    for await (const chunk of client.streamJobLogs({ name, log: LogStream.STDOUT })) text += Buffer.from(chunk.data).toString();
+    return text;
+  }
+
+  beforeAll(async () => {
+    pki = await createTestPki();
+    dir = await mkdtemp(join(tmpdir(), "lclstream-slurm-"));
+    const { stdout } = await run(clusterScript, ["start", join(dir, "cluster")]);
+    slurmConf = /SLURM_CONF=(\S+)/.exec(stdout)![1]!;
+    await start();
+  });
+  afterAll(async () => {
+    await server?.close();
+    await run(clusterScript, ["stop", join(dir, "cluster")]).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("lists the backend as available", async () => {
+    const { backends } = await client.listBackends({});
+    expect(backends).toEqual([expect.objectContaining({ name: "slurm", available: true })]);
+  });
+
+  it("runs a batch job to COMPLETED, reporting its Slurm job id", async () => {
+    const r = await runToEnd({ script: 'echo "hello from $jobid run $jobndx on $SLURM_JOB_PARTITION"' });
+    expect(r.states).toEqual([State.NEW, State.QUEUED, State.ACTIVE, State.COMPLETED]);
+    const { job } = await client.getJob({ name: r.name });
+    expect(job!.backendJobId).toMatch(/^\d+$/);
+    expect(r.transitions.at(-1)!.info).toBe(`exit code 0 (Slurm job ${job!.backendJobId})`);
+    expect(await output(r.name)).toBe(`hello from ${r.name.slice(5)} run 1 on debug\n`);
+  });
+
+  it("starts several tasks with srun, each knowing its rank", async () => {
+    const r = await runToEnd({ script: '$mpirun bash -c \'echo "rank $LCLSTREAM_RANK of $LCLSTREAM_RANK_COUNT"\'', resources: { processCount: 3, durationMinutes: 5 } });
+    expect(r.states.at(-1)).toBe(State.COMPLETED);
+    expect((await output(r.name)).trim().split("\n").sort()).toEqual(["rank 0 of 3", "rank 1 of 3", "rank 2 of 3"]);
+  });
+
+  it("ends a failing batch job FAILED with its exit code", async () => {
+    const r = await runToEnd({ script: "exit 4" });
+    expect(r.states.at(-1)).toBe(State.FAILED);
+    expect((await client.getJob({ name: r.name })).job!.exitCode).toBe(4);
+  });
+
+  it("cancels a running batch job with scancel", async () => {
+    const { job } = await client.submitJob({ spec: { backend: "slurm", script: "sleep 300" } });
+    await expect.poll(async () => (await client.getJob({ name: job!.name })).job!.state, { timeout: 15_000 }).toBe(State.ACTIVE);
+    const slurmId = (await client.getJob({ name: job!.name })).job!.backendJobId;
+    await client.cancelJob({ name: job!.name });
+    const states = [];
+    for await (const { transition } of client.watchJob({ name: job!.name })) states.push(transition!.state);
+    expect(states.at(-1)).toBe(State.CANCELED);
+    expect((await slurm("squeue", "-h", "-j", slurmId, "-o", "%T")).stdout.trim()).toBe("");
+  });
+
+  it("after a restart of the job queue, ends each Slurm job in its real state", async () => {
+    const finishes = await client.submitJob({ spec: { backend: "slurm", script: "sleep 1; echo finished" } });
+    const killed = await client.submitJob({ spec: { backend: "slurm", script: "sleep 300" } });
+    for (const { job } of [finishes, killed]) {
+      await expect.poll(async () => (await client.getJob({ name: job!.name })).job!.state, { timeout: 15_000 }).toBe(State.ACTIVE);
+    }
+    const killedId = (await client.getJob({ name: killed.job!.name })).job!.backendJobId;
+    await server.close();
+    // While the job queue is down: one job finishes, the other is canceled behind its back.
+    await slurm("scancel", killedId);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    await start();
+
+    const last = async (name: string) => {
+      let t;
+      for await (const { transition } of client.watchJob({ name })) t = transition;
+      return t!;
+    };
+    expect(await last(finishes.job!.name)).toMatchObject({ state: State.COMPLETED });
+    expect(await output(finishes.job!.name)).toBe("finished\n");
+    const canceled = await last(killed.job!.name);
+    expect(canceled.state).toBe(State.CANCELED);
+    expect(canceled.info).toContain(`Slurm job ${killedId} CANCELLED`);
+  });
+});

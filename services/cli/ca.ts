@@ -16,7 +16,7 @@ import { build } from "../ca/server.js";
 import { createMeshTransportFromCertDir } from "../common/client.js";
 import { readCertDir, writeCertDir, type KeyType } from "../common/pki.js";
 import { CertificateKeeper, describeCertificate } from "../common/renewal.js";
-import { collect, defaultStateDir, parseDuration, parsePort, runUntilSignal } from "./options.js";
+import { collect, defaultStateDir, parseDuration, parsePort, readStdin, runUntilSignal } from "./options.js";
 
 const keyTypeOption = () => new Option("--key-type <type>", "key algorithm").choices(["p256", "ed25519"]).default("p256");
 const stateDirOption = () => new Option("--state-dir <dir>", "state directory holding ca/").default(defaultStateDir());
@@ -191,7 +191,7 @@ export function registerCaCommands(program: Command): void {
     .option("--ip <address>", "an IP address the token grants (repeatable)", collect, [])
     .addOption(keyTypeOption())
     .action(async (o: { ca: string; token: string; out: string; dns: string[]; ip: string[]; keyType: KeyType }) => {
-      const token = o.token === "-" ? await readStdin() : o.token;
+      const token = o.token === "-" ? (await readStdin()).trim() : o.token;
       const material = await enroll({ enrollUrl: o.ca, token, keyType: o.keyType, dnsNames: o.dns, ipAddresses: o.ip });
       await writeCertDir(o.out, material);
       printCertificate(material.certPem, o.out);
@@ -207,10 +207,4 @@ export function registerCaCommands(program: Command): void {
       const material = await keeper.renew();
       printCertificate(material.certPem, o.certDir);
     });
-}
-
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString("utf8").trim();
 }

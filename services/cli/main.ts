@@ -4,6 +4,7 @@ import { packageInfo } from "./package-info.js";
 import { registerHealthCommand } from "./health.js";
 import { registerDemoCommand } from "./demo.js";
 import { registerCaCommands } from "./ca.js";
+import { registerJobsCommands } from "./jobs.js";
 
 export function createProgram(): Command {
   const program = new Command("lclstream")
@@ -12,6 +13,7 @@ export function createProgram(): Command {
     .showHelpAfterError("(run with --help for usage)");
   registerHealthCommand(program);
   registerCaCommands(program);
+  registerJobsCommands(program);
   registerDemoCommand(program);
   return program;
 }

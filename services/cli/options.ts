@@ -46,3 +46,10 @@ export function runUntilSignal(close: () => Promise<void>): Promise<void> {
     process.on("SIGINT", stop).on("SIGTERM", stop);
   });
 }
+
+/** All of standard input, as text (for `-` arguments). */
+export async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}

@@ -125,6 +125,11 @@ export function createJobsService(deps: JobsServiceDeps): ServiceImpl<typeof Job
 
     async cancelJob(req, ctx) {
       const job = ownJob(req.name, ctx);
+      if (isFinal(job)) {
+        throw rpcError(Code.FailedPrecondition, jobsDomain, "JOB_ALREADY_ENDED", `${req.name} already ended ${JobState[job.state]}; there is nothing to cancel`, {
+          metadata: { name: req.name, state: JobState[job.state] },
+        });
+      }
       return { job: toProto(await queue.cancel(job.id)) };
     },
 

@@ -2,7 +2,7 @@
  * The job queue server: JobQueueService over mTLS, its jobs and their
  * directories under `<state-dir>/jobs/`, the configured backends.
  */
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { z } from "zod";
 import { JobQueueService } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { createLogger, type Logger } from "../common/logger.js";
@@ -80,7 +80,8 @@ export async function build(input: JobsConfig, deps: JobsDeps = {}): Promise<Job
   const membership = await joinMesh({ tls, caUrl: config.caUrl, certDir: config.certDir, revocations: deps.revocations, logger });
   const trustDomain = membership.identity.trustDomain;
   const policy = Policy.fromConfig(config, trustDomain);
-  const jobsDir = join(config.stateDir, "jobs");
+  // Absolute, since job scripts run from their own directories.
+  const jobsDir = resolve(config.stateDir, "jobs");
   const store = new JobStore(join(jobsDir, "jobs.db"));
   const queue = new JobQueue({
     store,

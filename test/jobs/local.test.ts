@@ -5,7 +5,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
-import { JobQueueService, Job_State as State, LogStream } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
+import type * as grpc from "@grpc/grpc-js";
+import { createGrpcJsClient, grpcJsCredentials } from "../../services/common/grpc-js.js";
+import { collect, unary } from "../helpers/grpc-js.js";
+import { JobQueueService, Job_State as State, LogStream, type SubmitJobResponse, type WatchJobResponse } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { JobSpecSchema } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { createMeshTransport } from "../../services/common/client.js";
@@ -77,6 +80,17 @@ describe("job queue, local backend", () => {
     expect(job!.transitions).toHaveLength(4);
   });
 
+  it("answers the reference gRPC client (grpc-js): SubmitJob, then WatchJob to the end", async () => {
+    const client = createGrpcJsClient(JobQueueService, new URL(server.url).host, grpcJsCredentials(pki.alice));
+    try {
+      const { job } = await unary<SubmitJobResponse>(client, "submitJob", { spec: { script: "echo grpc-js" } });
+      const watched = await collect<WatchJobResponse>(client.watchJob!({ name: job!.name }) as grpc.ClientReadableStream<unknown>);
+      expect(watched.map((w) => w.transition!.state)).toEqual([State.NEW, State.QUEUED, State.ACTIVE, State.COMPLETED]);
+    } finally {
+      client.close();
+    }
+  });
+
   it("streams logs while the job runs, and the follow stream ends when it does", async () => {
     const { job } = await alice().submitJob({ spec: { script: "for i in 1 2 3; do echo line$i; sleep 0.4; done" } });
     let text = "";
@@ -117,6 +131,7 @@ describe("job queue, local backend", () => {
       }
     }).toBe("0");
     await logs.return?.();
+    expect(await failure(alice().cancelJob({ name: job!.name }))).toMatchObject({ code: Code.FailedPrecondition, reason: "JOB_ALREADY_ENDED" });
   });
 
   it("starts process_count ranks with $mpirun, each knowing its rank and the count", async () => {

@@ -1,0 +1,168 @@
+/** `lclstream jobs …`: run the job queue, and submit, follow and cancel jobs on it. */
+import { readFile } from "node:fs/promises";
+import { Command, Option } from "commander";
+import { createClient } from "@connectrpc/connect";
+import { fromJson, toJsonString, type JsonValue } from "@bufbuild/protobuf";
+import { timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { parse as parseYaml } from "yaml";
+import { JobQueueService, JobSchema, JobSpecSchema, Job_State as State, LogStream } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
+import { createMeshTransportFromCertDir } from "../common/client.js";
+import { build, type JobsConfig } from "../jobs/server.js";
+import { collect, defaultStateDir, parsePort, readStdin, runUntilSignal } from "./options.js";
+
+const urlOption = () =>
+  new Option("--url <url>", "the job queue, https://HOST:PORT").env("LCLSTREAM_JOBS_URL").makeOptionMandatory();
+const certDirOption = () =>
+  new Option("--cert-dir <dir>", "your cert directory (ca.crt, tls.crt, tls.key)").env("LCLSTREAM_CERT_DIR").makeOptionMandatory();
+
+async function jobsClient(o: { url: string; certDir: string }) {
+  return createClient(JobQueueService, await createMeshTransportFromCertDir(o.url, o.certDir));
+}
+
+/** `ID` or `jobs/ID` as a resource name. */
+const jobName = (id: string) => (id.startsWith("jobs/") ? id : `jobs/${id}`);
+const time = (t: Timestamp | undefined) => (t ? new Date(timestampMs(t)).toISOString() : "");
+
+/** Reads a JobSpec from YAML or JSON (proto field names, snake_case or camelCase). */
+async function readSpec(path: string) {
+  const text = path === "-" ? await readStdin() : await readFile(path, "utf8");
+  try {
+    return fromJson(JobSpecSchema, parseYaml(text) as JsonValue);
+  } catch (error) {
+    throw new Error(`${path} is not a job spec: ${(error as Error).message}`);
+  }
+}
+
+export function registerJobsCommands(program: Command): void {
+  const jobs = program.command("jobs").description("the job queue: run it, submit jobs, follow and cancel them");
+
+  jobs
+    .command("serve")
+    .description("run the job queue (local backend by default; Slurm backends from --config)")
+    .option("--config <file>", "YAML or JSON: backends, admins, submitters, policyFile (see the README)")
+    .option("--state-dir <dir>", "state directory holding jobs/", defaultStateDir())
+    .option("--cert-dir <dir>", "the service's cert directory")
+    .option("--ca-url <url>", "the CA's mTLS endpoint: renew the certificate, follow revocations")
+    .option("--host <address>", "address to bind", "127.0.0.1")
+    .option("--port <port>", "port (0 picks one)", parsePort, 0)
+    .option("--admin <id>", "an admin identity (repeatable)", collect, [])
+    .option("--submitter <id>", "an identity that may submit jobs (repeatable)", collect, [])
+    .option("--metrics-port <port>", "serve Prometheus metrics on this port", parsePort)
+    .action(async (o) => {
+      const file = o.config ? (parseYaml(await readFile(o.config, "utf8")) as Partial<JobsConfig>) : {};
+      const config: JobsConfig = {
+        ...file,
+        stateDir: file.stateDir ?? o.stateDir,
+        certDir: o.certDir ?? file.certDir,
+        caUrl: o.caUrl ?? file.caUrl,
+        host: o.host,
+        port: o.port,
+        metricsPort: o.metricsPort ?? file.metricsPort,
+        admins: [...(file.admins ?? []), ...o.admin],
+        submitters: [...(file.submitters ?? []), ...o.submitter],
+      };
+      const server = await build(config);
+      console.log(`jobs: ${server.url} (mTLS)`);
+      await runUntilSignal(() => server.close());
+    });
+
+  jobs
+    .command("backends")
+    .description("list the backends jobs can run on")
+    .addOption(urlOption())
+    .addOption(certDirOption())
+    .action(async (o) => {
+      for (const b of (await (await jobsClient(o)).listBackends({})).backends) {
+        console.log([b.name, b.available ? "available" : "unavailable", b.statusMessage].join("\t"));
+      }
+    });
+
+  jobs
+    .command("submit")
+    .description("submit a job from a JobSpec file (YAML or JSON; - reads standard input); prints its name")
+    .argument("<spec>", "the JobSpec file")
+    .option("--backend <name>", "run on this backend instead of the spec's")
+    .option("--request-id <id>", "an idempotency key: submitting again with it returns the same job")
+    .addOption(urlOption())
+    .addOption(certDirOption())
+    .action(async (path: string, o) => {
+      const spec = await readSpec(path);
+      if (o.backend) spec.backend = o.backend;
+      const { job } = await (await jobsClient(o)).submitJob({ spec, requestId: o.requestId ?? "" });
+      console.log(job!.name);
+    });
+
+  jobs
+    .command("list")
+    .description("list your jobs (admins: everyone's, or --owner)")
+    .addOption(new Option("--state <state>", "only jobs in this state").choices(["new", "queued", "active", "completed", "failed", "canceled"]))
+    .option("--backend <name>", "only jobs on this backend")
+    .option("--owner <id>", "only this owner's jobs (admins)")
+    .addOption(urlOption())
+    .addOption(certDirOption())
+    .action(async (o) => {
+      const client = await jobsClient(o);
+      const state = o.state ? State[o.state.toUpperCase() as keyof typeof State] : State.UNSPECIFIED;
+      console.log(["NAME", "STATE", "RUN", "BACKEND", "OWNER", "CREATED", "JOB NAME"].join("\t"));
+      let pageToken = "";
+      do {
+        const page = await client.listJobs({ state, backend: o.backend ?? "", owner: o.owner ?? "", pageToken, pageSize: 500 });
+        for (const j of page.jobs) {
+          console.log([j.name, State[j.state].toLowerCase(), j.jobndx, j.spec?.backend || "local", j.owner, time(j.createTime), j.spec?.name ?? ""].join("\t"));
+        }
+        pageToken = page.nextPageToken;
+      } while (pageToken);
+    });
+
+  jobs
+    .command("get")
+    .description("show a job with its spec and history, as JSON")
+    .argument("<id>", "the job, ID or jobs/ID")
+    .addOption(urlOption())
+    .addOption(certDirOption())
+    .action(async (id: string, o) => {
+      const { job } = await (await jobsClient(o)).getJob({ name: jobName(id) });
+      console.log(toJsonString(JobSchema, job!, { prettySpaces: 2 }));
+    });
+
+  jobs
+    .command("watch")
+    .description("print a job's transitions until it ends; exits 0 only when it completed")
+    .argument("<id>", "the job, ID or jobs/ID")
+    .addOption(urlOption())
+    .addOption(certDirOption())
+    .action(async (id: string, o) => {
+      let last = State.UNSPECIFIED;
+      for await (const { transition: t } of (await jobsClient(o)).watchJob({ name: jobName(id) })) {
+        console.log([time(t!.time), `run ${t!.jobndx}`, State[t!.state], t!.info].join("\t"));
+        last = t!.state;
+      }
+      process.exitCode = last === State.COMPLETED ? 0 : 1;
+    });
+
+  jobs
+    .command("logs")
+    .description("print a job's output (stdout to stdout, stderr to stderr)")
+    .argument("<id>", "the job, ID or jobs/ID")
+    .option("-f, --follow", "keep printing until the run ends")
+    .option("--run <n>", "which run (jobndx); default the current one", (v) => Number(v), 0)
+    .addOption(new Option("--stream <stream>", "only one output").choices(["stdout", "stderr"]))
+    .addOption(urlOption())
+    .addOption(certDirOption())
+    .action(async (id: string, o) => {
+      const log = o.stream === "stdout" ? LogStream.STDOUT : o.stream === "stderr" ? LogStream.STDERR : LogStream.UNSPECIFIED;
+      const stream = (await jobsClient(o)).streamJobLogs({ name: jobName(id), follow: Boolean(o.follow), jobndx: o.run, log });
+      for await (const chunk of stream) (chunk.log === LogStream.STDERR ? process.stderr : process.stdout).write(chunk.data);
+    });
+
+  jobs
+    .command("cancel")
+    .description("cancel a job: its processes (or Slurm job) are stopped")
+    .argument("<id>", "the job, ID or jobs/ID")
+    .addOption(urlOption())
+    .addOption(certDirOption())
+    .action(async (id: string, o) => {
+      const { job } = await (await jobsClient(o)).cancelJob({ name: jobName(id) });
+      console.log(`${job!.name}: ${job!.state === State.CANCELED ? "canceled" : "canceling"}`);
+    });
+}

@@ -29,6 +29,11 @@ const MiB = 1024 * 1024;
 export interface ServiceRegistration {
   service: DescService;
   implementation: Partial<ServiceImpl<DescService>>;
+  /**
+   * The public descriptor reflection and health describe, when `service` is
+   * a wire-compatible view of it (the buffer's batches-as-bytes view).
+   */
+  describedAs?: DescService;
 }
 
 /** Pairs a service with its implementation, type-checked. */
@@ -103,7 +108,7 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
   const metrics = new RpcMetrics(options.name);
   const health = new HealthStatus();
   const shutdown = new AbortController();
-  const services = options.services.map((r) => r.service);
+  const services = options.services.map((r) => r.describedAs ?? r.service);
 
   const router = createConnectRouter({
     // Detector data is compressed by its serializer if at all; gzip here costs

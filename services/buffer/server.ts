@@ -1,0 +1,144 @@
+/**
+ * The buffer server: BufferService (wire view) over mTLS, streams under
+ * `<state-dir>/buffer/`, per-stream and per-group Prometheus gauges.
+ */
+import { join } from "node:path";
+import { Gauge } from "prom-client";
+import { z } from "zod";
+import { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
+import { createLogger, type Logger } from "../common/logger.js";
+import { joinMesh } from "../common/mesh.js";
+import { readCertDir, type CertMaterial } from "../common/pki.js";
+import { Policy } from "../common/policy.js";
+import type { RevocationSet } from "../common/revocation.js";
+import { createServer, serverSettingsSchema, type LclstreamServer, type ServiceRegistration } from "../common/server.js";
+import { createBufferService } from "./buffer-service.js";
+import { RateMeters } from "./rates.js";
+import { Streams } from "./streams.js";
+import { WireBufferService } from "./wire.js";
+
+const MiB = 1024 * 1024;
+
+/** The buffer server's configuration. */
+export const bufferConfigSchema = z.strictObject({
+  /** Directory holding `buffer/` (the stream records, durable streams' logs). */
+  stateDir: z.string().min(1),
+  certDir: z.string().optional(),
+  caUrl: z.string().url().optional(),
+  host: z.string().default("127.0.0.1"),
+  port: z.number().int().min(0).max(65535).default(0),
+  metricsPort: serverSettingsSchema.shape.metricsPort,
+  proxyIdentity: z.string().optional(),
+  policyFile: z.string().optional(),
+  admins: z.array(z.string()).default([]),
+  /** Identities that may create streams (the data request service). */
+  submitters: z.array(z.string()).default([]),
+  /** The most bytes all streams may hold together (capacity plus retention). */
+  memoryBudgetBytes: z.number().int().positive().default(2048 * MiB),
+  /** Capacity of a stream that does not ask for one. */
+  defaultCapacityBytes: z.number().int().positive().default(256 * MiB),
+  /** How often durable logs are synced to disk (written records already survive a crash of the buffer). */
+  syncIntervalMs: z.number().int().positive().default(100),
+  maxMessageBytes: serverSettingsSchema.shape.maxMessageBytes,
+});
+
+export type BufferConfig = z.input<typeof bufferConfigSchema>;
+
+export interface BufferDeps {
+  tls?: CertMaterial;
+  revocations?: RevocationSet;
+  logger?: Logger;
+}
+
+/** A running buffer. */
+export interface BufferServer {
+  url: string;
+  server: LclstreamServer;
+  streams: Streams;
+  close(): Promise<void>;
+}
+
+/** Serves BufferService with the wire view; reflection and health describe the public service. */
+export function bufferRegistration(implementation: ReturnType<typeof createBufferService>): ServiceRegistration {
+  return { service: WireBufferService, describedAs: BufferService, implementation: implementation as unknown as ServiceRegistration["implementation"] };
+}
+
+export async function build(input: BufferConfig, deps: BufferDeps = {}): Promise<BufferServer> {
+  const config = bufferConfigSchema.parse(input);
+  const logger = deps.logger ?? createLogger("buffer");
+  const tls = deps.tls ?? (config.certDir ? await readCertDir(config.certDir) : undefined);
+  if (!tls) throw new Error("the buffer needs a certificate: set certDir (see `lclstream ca issue`)");
+  const membership = await joinMesh({ tls, caUrl: config.caUrl, certDir: config.certDir, revocations: deps.revocations, logger });
+  const policy = Policy.fromConfig(config, membership.identity.trustDomain);
+  const streams = new Streams({ dir: join(config.stateDir, "buffer"), memoryBudgetBytes: config.memoryBudgetBytes, logger, syncIntervalMs: config.syncIntervalMs });
+  const rates = new RateMeters();
+  try {
+    const server = await createServer({
+      name: "buffer",
+      tls: membership.tls,
+      trustDomain: membership.identity.trustDomain,
+      revocations: membership.revocations,
+      proxyIdentity: config.proxyIdentity,
+      host: config.host,
+      port: config.port,
+      metricsPort: config.metricsPort,
+      maxMessageBytes: config.maxMessageBytes,
+      logger,
+      services: [bufferRegistration(createBufferService({ streams, policy, rates, limits: { defaultCapacityBytes: config.defaultCapacityBytes } }))],
+    });
+    membership.attach(server);
+    registerStreamGauges(server, streams);
+    return {
+      url: server.url,
+      server,
+      streams,
+      async close() {
+        await server.close();
+        rates.close();
+        streams.close();
+        membership.leave();
+      },
+    };
+  } catch (error) {
+    rates.close();
+    streams.close();
+    membership.leave();
+    throw error;
+  }
+}
+
+/** Per-stream and per-group gauges, read from the live streams at each scrape. */
+function registerStreamGauges(server: LclstreamServer, streams: Streams) {
+  const registers = [server.metrics.registry];
+  const perStream = (name: string, help: string, value: (e: ReturnType<Streams["all"]>[number]) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ["stream"],
+      registers,
+      collect() {
+        this.reset();
+        for (const e of streams.all()) this.set({ stream: e.record.id }, value(e));
+      },
+    });
+  const perGroup = (name: string, help: string, value: (g: ReturnType<Streams["all"]>[number]["live"]["groups"][number], e: ReturnType<Streams["all"]>[number]) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ["stream", "group"],
+      registers,
+      collect() {
+        this.reset();
+        for (const e of streams.all()) for (const g of e.live.groups) this.set({ stream: e.record.id, group: g.config.name }, value(g, e));
+      },
+    });
+  perStream("lclstream_buffer_published_bytes", "Bytes of batches accepted from producers.", (e) => e.live.publishedBytes);
+  perStream("lclstream_buffer_published_batches", "Batches accepted from producers.", (e) => e.live.nextSeq - 1);
+  perStream("lclstream_buffer_buffered_bytes", "Bytes held for groups that have not acknowledged them (bounded by the capacity).", (e) => e.live.bufferedBytes);
+  perStream("lclstream_buffer_capacity_bytes", "The stream's capacity.", (e) => e.live.config.capacityBytes);
+  perGroup("lclstream_buffer_delivered_bytes", "Bytes delivered to a group, redeliveries included.", (g) => g.counters.deliveredBytes);
+  perGroup("lclstream_buffer_redelivered_batches", "Batches delivered again after a consumer left or timed out.", (g) => g.counters.redeliveredBatches);
+  perGroup("lclstream_buffer_lag_batches", "Batches published and not yet acknowledged by the group.", (g, e) =>
+    g.config.mode === "reliable" ? e.live.nextSeq - 1 - g.counters.ackedBatches : 0,
+  );
+}

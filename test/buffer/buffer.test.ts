@@ -1,0 +1,236 @@
+/** The buffer over real mTLS: groups, work sharing, redelivery, backpressure, replay, latest-only, access. */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import type * as grpc from "@grpc/grpc-js";
+import { toBinary } from "@bufbuild/protobuf";
+import { EventBatchSchema, type EventBatch } from "../../gen/lclstream/data/v1/data_pb.js";
+import { BufferService, DeliveryMode, Stream_State, type SubscribeResponse } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
+import { createMeshTransport } from "../../services/common/client.js";
+import { badRequest, errorInfo } from "../../services/common/errors.js";
+import { createGrpcJsClient, grpcJsCredentials } from "../../services/common/grpc-js.js";
+import type { CertMaterial } from "../../services/common/pki.js";
+import { build, type BufferServer } from "../../services/buffer/server.js";
+import { createTestPki, type TestPki } from "../helpers/pki.js";
+import { collect } from "../helpers/grpc-js.js";
+import { consume, makeBatch, publishMessages } from "../helpers/buffer.js";
+
+const KiB = 1024;
+
+async function failure(call: Promise<unknown>) {
+  try {
+    await call;
+  } catch (error) {
+    const e = ConnectError.from(error);
+    return { code: e.code, reason: errorInfo(e)?.reason, fields: badRequest(e)?.fieldViolations.map((v) => v.field) ?? [] };
+  }
+  throw new Error("the call succeeded");
+}
+
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+describe("buffer", () => {
+  let pki: TestPki;
+  let stateDir: string;
+  let buffer: BufferServer;
+  const clientOf = (tls: CertMaterial): Client<typeof BufferService> => createClient(BufferService, createMeshTransport({ baseUrl: buffer.url, tls }));
+  const alice = () => clientOf(pki.alice);
+
+  async function newStream(stream: Parameters<Client<typeof BufferService>["createStream"]>[0]["stream"]) {
+    const res = await alice().createStream({ stream });
+    return { name: res.stream!.name, token: res.publishToken };
+  }
+
+  beforeAll(async () => {
+    pki = await createTestPki();
+    stateDir = await mkdtemp(join(tmpdir(), "lclstream-buffer-"));
+    buffer = await build({ stateDir, submitters: ["user/alice"], admins: ["user/admin"] }, { tls: pki.server });
+  });
+  afterAll(async () => {
+    await buffer?.close();
+    await rm(stateDir, { recursive: true, force: true });
+  });
+
+  it("gives every group every batch once, shares each group's batches among its consumers, and ends with matching totals", async () => {
+    const { name, token } = await newStream({ producerCount: 2, consumerGroups: [{ name: "analysis", maxInFlight: 2 }, { name: "archive", maxInFlight: 2 }] });
+    const consumers = ["analysis", "analysis", "archive", "archive"].map((g) => consume(alice(), name, g, { onBatch: () => new Promise((r) => setTimeout(r, 2)) }));
+    const [p0, p1] = await Promise.all([0, 1].map((rank) => alice().publish(publishMessages(name, token, rank, 0, 20, { done: true }))));
+    expect(p0).toMatchObject({ acceptedBatches: 20n, duplicateBatches: 0n, nextSeq: 20n });
+    expect(p1!.acceptedBatches).toBe(20n);
+    const got = await Promise.all(consumers);
+    for (const group of [got.slice(0, 2), got.slice(2)]) {
+      expect(group.flatMap((c) => c.seqs).sort((a, b) => a - b)).toEqual(range(1, 40));
+      for (const c of group) expect(c.seqs.length).toBeGreaterThan(0);
+    }
+    for (const c of got) {
+      expect(c.end).toMatchObject({ batchCount: 40n, eventCount: 160n });
+      expect(c.end!.producerTotals.map((p) => [p.producerRank, p.batchCount, p.eventCount])).toEqual([[0, 20n, 80n], [1, 20n, 80n]]);
+    }
+    // The batches arrive as the producers made them.
+    const batch = got[0]!.batches[0]!;
+    expect(batch).toEqual(makeBatch(name, batch.producerRank, Number(batch.seq)));
+    const { stream } = await alice().getStream({ name });
+    expect(stream!.state).toBe(Stream_State.DRAINED);
+    expect(stream!.metrics!.groups.map((g) => [g.group, g.ackedBatches, g.lagBatches, g.endOfStreamDelivered])).toEqual([["analysis", 40n, 0n, true], ["archive", 40n, 0n, true]]);
+  });
+
+  it("redelivers a departed consumer's unacknowledged batches to another, losing nothing", async () => {
+    const { name, token } = await newStream({ consumerGroups: [{ name: "g", maxInFlight: 4 }] });
+    await alice().publish(publishMessages(name, token, 0, 0, 12, { done: true }));
+    const leaving = new AbortController();
+    const first = await consume(alice(), name, "g", { ack: false, stopAfter: 4, signal: leaving.signal });
+    leaving.abort();
+    expect(first.seqs).toEqual([1, 2, 3, 4]);
+    const second = await consume(alice(), name, "g");
+    expect(second.seqs.sort((a, b) => a - b)).toEqual(range(1, 12));
+    expect(second.redeliveries.sort((a, b) => a - b)).toEqual([1, 2, 3, 4]);
+    expect(second.end!.batchCount).toBe(12n);
+    const { stream } = await alice().getStream({ name });
+    expect(stream!.metrics!.groups[0]!.redeliveredBatches).toBe(4n);
+  });
+
+  it("redelivers what a consumer holds past the group's ack timeout", async () => {
+    const { name, token } = await newStream({ consumerGroups: [{ name: "g", maxInFlight: 2, ackTimeoutMs: 200 }] });
+    await alice().publish(publishMessages(name, token, 0, 0, 3, { done: true }));
+    const stuck = new AbortController();
+    const silent = consume(alice(), name, "g", { ack: false, signal: stuck.signal }).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 50));
+    const diligent = await consume(alice(), name, "g");
+    stuck.abort();
+    await silent;
+    expect(diligent.seqs.sort((a, b) => a - b)).toEqual([1, 2, 3]);
+    expect(diligent.redeliveries.length).toBeGreaterThan(0);
+  });
+
+  it("blocks a publisher while a stalled consumer keeps the stream full, and lets it go on when acks arrive", async () => {
+    const { name, token } = await newStream({ capacityBytes: BigInt(256 * KiB), consumerGroups: [{ name: "g", maxInFlight: 100 }] });
+    const held: SubscribeResponse[] = [];
+    const stalled = new AbortController();
+    const subscription = (async () => {
+      for await (const r of alice().subscribe({ stream: name, consumerGroup: "g" }, { signal: stalled.signal })) if (r.kind.case === "batch") held.push(r);
+    })().catch(() => undefined);
+    let finished = false;
+    const publishing = alice()
+      .publish(publishMessages(name, token, 0, 0, 12, { done: true, payloadBytes: 60 * KiB }))
+      .then((r) => ((finished = true), r));
+    await expect.poll(() => held.length).toBe(4);
+    await new Promise((r) => setTimeout(r, 300));
+    const { stream } = await alice().getStream({ name });
+    expect(stream!.metrics!.publishedBatches).toBe(4n);
+    expect(stream!.metrics!.bufferedBytes).toBeLessThanOrEqual(256n * 1024n);
+    expect(finished).toBe(false);
+
+    // Acknowledge as they come: the publisher finishes.
+    const acker = setInterval(() => {
+      const seqs = held.splice(0).map((r) => r.seq);
+      if (seqs.length) void alice().ack({ stream: name, consumerGroup: "g", seqs });
+    }, 20);
+    try {
+      expect((await publishing).acceptedBatches).toBe(12n);
+    } finally {
+      clearInterval(acker);
+      stalled.abort();
+      await subscription;
+    }
+  });
+
+  it("drops a producer's retried batches, refuses gaps, and checks what done claims", async () => {
+    const { name, token } = await newStream({ consumerGroups: [{ name: "g" }] });
+    expect((await alice().publish(publishMessages(name, token, 0, 0, 5))).acceptedBatches).toBe(5n);
+    const retry = await alice().publish(publishMessages(name, token, 0, 3, 8));
+    expect(retry).toMatchObject({ acceptedBatches: 3n, duplicateBatches: 2n, nextSeq: 8n });
+    expect(await failure(alice().publish(publishMessages(name, token, 0, 10, 11)))).toMatchObject({ code: Code.FailedPrecondition, reason: "SEQ_GAP" });
+    expect(await failure(alice().publish(publishMessages(name, token, 0, 8, 8, { done: true, totalBatches: 9 })))).toMatchObject({
+      code: Code.FailedPrecondition,
+      reason: "DONE_MISMATCH",
+    });
+    const { stream } = await alice().getStream({ name });
+    expect(stream!.metrics!.producers[0]).toMatchObject({ nextSeq: 8n, events: 32n, done: false });
+  });
+
+  it("replays retained batches from start_seq", async () => {
+    const { name, token } = await newStream({ retentionBytes: BigInt(64 * KiB), consumerGroups: [{ name: "g" }] });
+    await alice().publish(publishMessages(name, token, 0, 0, 10, { done: true, payloadBytes: 1024 }));
+    expect((await consume(alice(), name, "g")).seqs).toEqual(range(1, 10));
+    const replay = await consume(alice(), name, "g", { startSeq: 6 });
+    expect(replay.seqs).toEqual(range(6, 10));
+    expect(replay.end!.batchCount).toBe(10n);
+    expect(await failure(consume(alice(), name, "g", { startSeq: 50 }))).toMatchObject({ code: Code.OutOfRange, reason: "START_SEQ_AHEAD" });
+  });
+
+  it("refuses a replay from a batch no longer retained", async () => {
+    const { name, token } = await newStream({ consumerGroups: [{ name: "g" }] });
+    await alice().publish(publishMessages(name, token, 0, 0, 4, { done: true }));
+    await consume(alice(), name, "g");
+    expect(await failure(consume(alice(), name, "g", { startSeq: 1 }))).toMatchObject({ code: Code.OutOfRange, reason: "START_SEQ_NOT_RETAINED" });
+  });
+
+  it("lets a latest-only viewer skip ahead without ever holding back the reliable group", async () => {
+    // Batches large enough that the viewer's HTTP/2 window (8 MiB) fills and the buffer must skip.
+    const { name, token } = await newStream({
+      capacityBytes: BigInt(4096 * KiB),
+      consumerGroups: [{ name: "analysis", maxInFlight: 8 }, { name: "viewer", mode: DeliveryMode.LATEST_ONLY }],
+    });
+    const viewer = consume(alice(), name, "viewer", { ack: false, onBatch: () => new Promise((r) => setTimeout(r, 100)) });
+    const analysis = consume(alice(), name, "analysis");
+    await alice().publish(publishMessages(name, token, 0, 0, 40, { done: true, payloadBytes: 512 * KiB }));
+    const [a, v] = await Promise.all([analysis, viewer]);
+    expect(a.seqs).toEqual(range(1, 40));
+    expect(v.seqs.length).toBeLessThan(40);
+    expect(v.seqs.at(-1)).toBe(40);
+    expect(v.end!.batchCount).toBe(40n);
+  });
+
+  it("serves the reference gRPC client (grpc-js), which decodes batches sent as raw bytes", async () => {
+    const { name, token } = await newStream({ consumerGroups: [{ name: "g" }] });
+    await alice().publish(publishMessages(name, token, 0, 0, 3, { done: true }));
+    const client = createGrpcJsClient(BufferService, new URL(buffer.url).host, grpcJsCredentials(pki.alice));
+    try {
+      const call = client.subscribe!({ stream: name, consumerGroup: "g", maxInFlight: 10 }) as grpc.ClientReadableStream<SubscribeResponse>;
+      call.on("data", (r: SubscribeResponse) => r.kind.case === "batch" && void alice().ack({ stream: name, consumerGroup: "g", seqs: [r.seq] }));
+      const got = await collect<SubscribeResponse>(call);
+      expect(got.map((r) => r.kind.case)).toEqual(["started", "batch", "batch", "batch", "endOfStream"]);
+      const batch = got[1]!.kind.value as EventBatch;
+      expect(Buffer.from(toBinary(EventBatchSchema, batch))).toEqual(Buffer.from(toBinary(EventBatchSchema, makeBatch(name, 0, 0))));
+    } finally {
+      client.close();
+    }
+  });
+
+  it("refuses what a caller may not do, with the right code", async () => {
+    const { name, token } = await newStream({ readers: ["user/bob"], consumerGroups: [{ name: "g" }] });
+    const bob = clientOf(pki.bob);
+    const stranger = clientOf(pki.proxy);
+    expect(await failure(alice().publish(publishMessages(name, "lclsp1.wrong", 0, 0, 1)))).toMatchObject({ code: Code.PermissionDenied, reason: "PUBLISH_TOKEN_REFUSED" });
+    expect(await failure(alice().publish(publishMessages("streams/nope", token, 0, 0, 1)))).toMatchObject({ code: Code.PermissionDenied, reason: "PUBLISH_TOKEN_REFUSED" });
+    expect(await failure(alice().publish(publishMessages(name, token, 5, 0, 1)))).toMatchObject({ code: Code.InvalidArgument, reason: "RANK_OUT_OF_RANGE" });
+    expect(await failure(consume(alice(), "streams/nope", "g"))).toMatchObject({ code: Code.NotFound, reason: "STREAM_NOT_FOUND" });
+    expect(await failure(consume(stranger, name, "g"))).toMatchObject({ code: Code.NotFound, reason: "STREAM_NOT_FOUND" });
+    expect(await failure(consume(alice(), name, "nobody"))).toMatchObject({ code: Code.InvalidArgument, reason: "UNKNOWN_GROUP" });
+    expect(await failure(alice().ack({ stream: name, consumerGroup: "g", seqs: [99n] }))).toMatchObject({ code: Code.InvalidArgument, reason: "UNKNOWN_SEQ" });
+    expect(await failure(bob.createStream({ stream: {} }))).toMatchObject({ code: Code.PermissionDenied, reason: "CREATE_NOT_ALLOWED" });
+    expect(await failure(bob.deleteStream({ name }))).toMatchObject({ code: Code.PermissionDenied, reason: "OWNER_REQUIRED" });
+    expect((await bob.getStream({ name })).stream!.owner).toBe(pki.uri("user", "alice"));
+    expect((await bob.listStreams({})).streams.map((s) => s.name)).toEqual([name]);
+    expect((await stranger.listStreams({})).streams).toEqual([]);
+    expect(await failure(alice().createStream({ stream: { capacityBytes: 10n, consumerGroups: [{ name: "A B" }, { name: "x" }, { name: "x" }] }, streamId: "bad/id" }))).toMatchObject({
+      code: Code.InvalidArgument,
+      fields: ["stream_id", "stream.capacity_bytes", "stream.consumer_groups[0].name", "stream.consumer_groups[2].name"],
+    });
+    expect(await failure(alice().createStream({ stream: { capacityBytes: 64n * 1024n * 1024n * 1024n } }))).toMatchObject({ code: Code.ResourceExhausted, reason: "BUFFER_FULL" });
+  });
+
+  it("is idempotent by request_id, and deleting a stream ends its subscriptions", async () => {
+    const first = await alice().createStream({ stream: { consumerGroups: [{ name: "g" }] }, requestId: "r-1" });
+    const again = await alice().createStream({ stream: { consumerGroups: [{ name: "g" }] }, requestId: "r-1" });
+    expect(again.stream!.name).toBe(first.stream!.name);
+    expect(again.publishToken).toBe(first.publishToken);
+    const waiting = consume(alice(), first.stream!.name, "g");
+    await new Promise((r) => setTimeout(r, 100));
+    await alice().deleteStream({ name: first.stream!.name });
+    expect(await failure(waiting)).toMatchObject({ code: Code.Canceled, reason: "STREAM_DELETED" });
+    expect(await failure(alice().getStream({ name: first.stream!.name }))).toMatchObject({ code: Code.NotFound });
+  });
+});

@@ -81,7 +81,7 @@ export class CertificateKeeper {
     return material;
   }
 
-  /** Renews automatically from now on, retrying a failed renewal every minute. */
+  /** Renews automatically from now on, retrying a failed renewal sooner as expiry nears. */
   start(): void {
     const { notBefore, notAfter } = describeCertificate(this.#material.certPem);
     const at = notBefore + (notAfter - notBefore) * (this.#options.renewAtFraction ?? 2 / 3);
@@ -106,8 +106,10 @@ export class CertificateKeeper {
       this.renew().then(
         () => this.start(),
         (error) => {
-          this.#options.logger?.warn({ err: error }, "certificate renewal failed; retrying in a minute");
-          this.#schedule(60_000);
+          const left = describeCertificate(this.#material.certPem).notAfter - Date.now();
+          const retryMs = Math.max(1000, Math.min(60_000, left / 10));
+          this.#options.logger?.warn({ err: error, retryMs }, "certificate renewal failed; retrying");
+          this.#schedule(retryMs);
         },
       );
     }, delayMs);

@@ -61,8 +61,9 @@ describe("revocation and renewal", () => {
   beforeAll(async () => {
     ca = await startTestCa();
     // Another service of the mesh, joined as every service joins: following the
-    // CA's revocations, and renewing its own (here nearly expired) certificate.
-    probeTls = await issueOffline(ca.stateDir, { identity: "service/probe", ipAddresses: ["127.0.0.1"], lifetimeMs: 1000 });
+    // CA's revocations, and renewing its own certificate, here one minute from
+    // expiry (with the 5-minute backdating, past two thirds of its life).
+    probeTls = await issueOffline(ca.stateDir, { identity: "service/probe", ipAddresses: ["127.0.0.1"], lifetimeMs: 60_000 });
     membership = await joinMesh({ tls: probeTls, caUrl: ca.server.url, logger: createLogger("probe") });
     probe = await createServer({ name: "probe", tls: membership.tls, trustDomain: caTrustDomain, revocations: membership.revocations, services: [] });
     membership.attach(probe);

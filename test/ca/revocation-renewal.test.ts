@@ -167,7 +167,7 @@ describe("revocation and renewal", () => {
   it("refuses a renewal for another identity, and renews on its own before expiry", async () => {
     const certDir = await mkdtemp(join(tmpdir(), "lclstream-renew-"));
     try {
-      const frank = await issueOffline(ca.stateDir, { identity: "user/frank", lifetimeMs: 3000 });
+      const frank = await issueOffline(ca.stateDir, { identity: "user/frank", lifetimeMs: 60_000 });
       const asFrank = createClient(CertificateAuthorityService, createMeshTransport({ baseUrl: ca.server.url, tls: frank }));
       const keys = await generateKeyPair("p256");
       const otherCsr = await createCsr(keys, "p256", `spiffe://${caTrustDomain}/user/admin`, [], []);

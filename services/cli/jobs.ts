@@ -8,7 +8,7 @@ import { parse as parseYaml } from "yaml";
 import { JobQueueService, JobSchema, JobSpecSchema, Job_State as State, LogStream } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { createMeshTransportFromCertDir } from "../common/client.js";
 import { build, type JobsConfig } from "../jobs/server.js";
-import { collect, defaultStateDir, parsePort, readStdin, runUntilSignal } from "./options.js";
+import { addServeOptions, readStdin, runUntilSignal, serveConfig } from "./options.js";
 
 const urlOption = () =>
   new Option("--url <url>", "the job queue, https://HOST:PORT").env("LCLSTREAM_JOBS_URL").makeOptionMandatory();
@@ -36,35 +36,11 @@ async function readSpec(path: string) {
 export function registerJobsCommands(program: Command): void {
   const jobs = program.command("jobs").description("the job queue: run it, submit jobs, follow and cancel them");
 
-  jobs
-    .command("serve")
-    .description("run the job queue (local backend by default; Slurm backends from --config)")
-    .option("--config <file>", "YAML or JSON: backends, admins, submitters, policyFile (see the README)")
-    .option("--state-dir <dir>", "state directory holding jobs/", defaultStateDir())
-    .option("--cert-dir <dir>", "the service's cert directory")
-    .option("--ca-url <url>", "the CA's mTLS endpoint: renew the certificate, follow revocations")
-    .option("--host <address>", "address to bind", "127.0.0.1")
-    .option("--port <port>", "port (0 picks one)", parsePort, 0)
-    .option("--admin <id>", "an admin identity (repeatable)", collect, [])
-    .option("--submitter <id>", "an identity that may submit jobs (repeatable)", collect, [])
-    .option("--metrics-port <port>", "serve Prometheus metrics on this port", parsePort)
-    .action(async (o) => {
-      const file = o.config ? (parseYaml(await readFile(o.config, "utf8")) as Partial<JobsConfig>) : {};
-      const config: JobsConfig = {
-        ...file,
-        stateDir: file.stateDir ?? o.stateDir,
-        certDir: o.certDir ?? file.certDir,
-        caUrl: o.caUrl ?? file.caUrl,
-        host: o.host,
-        port: o.port,
-        metricsPort: o.metricsPort ?? file.metricsPort,
-        admins: [...(file.admins ?? []), ...o.admin],
-        submitters: [...(file.submitters ?? []), ...o.submitter],
-      };
-      const server = await build(config);
-      console.log(`jobs: ${server.url} (mTLS)`);
-      await runUntilSignal(() => server.close());
-    });
+  addServeOptions(jobs.command("serve").description("run the job queue (local backend by default; Slurm backends from --config)"), "job queue").action(async (o) => {
+    const server = await build((await serveConfig(o)) as JobsConfig);
+    console.log(`jobs: ${server.url} (mTLS)`);
+    await runUntilSignal(() => server.close());
+  });
 
   jobs
     .command("backends")

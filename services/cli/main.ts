@@ -5,6 +5,7 @@ import { registerHealthCommand } from "./health.js";
 import { registerDemoCommand } from "./demo.js";
 import { registerCaCommands } from "./ca.js";
 import { registerJobsCommands } from "./jobs.js";
+import { registerBufferCommands } from "./buffer.js";
 
 export function createProgram(): Command {
   const program = new Command("lclstream")
@@ -14,6 +15,7 @@ export function createProgram(): Command {
   registerHealthCommand(program);
   registerCaCommands(program);
   registerJobsCommands(program);
+  registerBufferCommands(program);
   registerDemoCommand(program);
   return program;
 }

@@ -1,7 +1,9 @@
 /** Option parsing the `lclstream` commands share. */
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { InvalidArgumentError } from "commander";
+import { readFile } from "node:fs/promises";
+import { InvalidArgumentError, type Command } from "commander";
+import { parse as parseYaml } from "yaml";
 
 const unitMs = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
@@ -52,4 +54,34 @@ export async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString("utf8");
+}
+
+/** Flags every `… serve` command takes. */
+export function addServeOptions(command: Command, what: string): Command {
+  return command
+    .option("--config <file>", `YAML or JSON with the ${what}'s settings (see the README); flags override it`)
+    .option("--state-dir <dir>", "state directory", defaultStateDir())
+    .option("--cert-dir <dir>", "the service's cert directory")
+    .option("--ca-url <url>", "the CA's mTLS endpoint: renew the certificate, follow revocations")
+    .option("--host <address>", "address to bind", "127.0.0.1")
+    .option("--port <port>", "port (0 picks one)", parsePort, 0)
+    .option("--admin <id>", "an admin identity (repeatable)", collect, [])
+    .option("--submitter <id>", "an identity that may submit jobs and create streams (repeatable)", collect, [])
+    .option("--metrics-port <port>", "serve Prometheus metrics on this port", parsePort);
+}
+
+/** The settings of a `… serve` command: its config file, with the flags on top. */
+export async function serveConfig(o: Record<string, any>): Promise<Record<string, any>> {
+  const file = o.config ? ((parseYaml(await readFile(o.config, "utf8")) ?? {}) as Record<string, any>) : {};
+  return {
+    ...file,
+    stateDir: file.stateDir ?? o.stateDir,
+    certDir: o.certDir ?? file.certDir,
+    caUrl: o.caUrl ?? file.caUrl,
+    host: o.host,
+    port: o.port,
+    metricsPort: o.metricsPort ?? file.metricsPort,
+    admins: [...(file.admins ?? []), ...o.admin],
+    submitters: [...(file.submitters ?? []), ...o.submitter],
+  };
 }

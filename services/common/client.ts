@@ -2,8 +2,9 @@
  * Clients of lclstream services: a gRPC transport over HTTP/2 with mutual TLS
  * from a cert directory, with the same data-path settings as the servers.
  */
+import type * as http2 from "node:http2";
 import type { Transport } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { readCertDir, type CertMaterial } from "./pki.js";
 
 const MiB = 1024 * 1024;
@@ -22,25 +23,50 @@ export interface MeshTransportOptions {
   http2WindowBytes?: number;
 }
 
+/**
+ * An HTTP/2 session manager that also widens each connection's receive
+ * window (node leaves it at 64 KiB whatever the stream windows are, which
+ * caps a large server stream at one window per round trip).
+ */
+function windowedSessionManager(baseUrl: string, sessionOptions: http2.SecureClientSessionOptions, connectionWindowBytes: number) {
+  const inner = new Http2SessionManager(baseUrl, { pingIntervalMs: 30_000 }, sessionOptions);
+  const widened = new WeakSet<http2.ClientHttp2Session>();
+  return {
+    authority: inner.authority,
+    async request(...args: Parameters<Http2SessionManager["request"]>) {
+      const stream = await inner.request(...args);
+      const session = stream.session as http2.ClientHttp2Session | undefined;
+      if (session && !widened.has(session)) {
+        widened.add(session);
+        session.setLocalWindowSize(connectionWindowBytes);
+      }
+      return stream;
+    },
+    notifyResponseByteRead: (stream: http2.ClientHttp2Stream) => inner.notifyResponseByteRead(stream),
+  };
+}
+
 /** A gRPC transport with mTLS and data-path settings. */
 export function createMeshTransport(options: MeshTransportOptions): Transport {
   const tls = options.tls;
   const maxMessageBytes = options.maxMessageBytes ?? 64 * MiB;
+  const windowBytes = options.http2WindowBytes ?? 8 * MiB;
+  const sessionOptions: http2.SecureClientSessionOptions = {
+    ca: tls.caPem,
+    ...("certPem" in tls ? { cert: tls.certPem, key: tls.keyPem } : {}),
+    servername: options.serverName,
+    minVersion: "TLSv1.3",
+    settings: { initialWindowSize: windowBytes },
+  };
   return createGrpcTransport({
     baseUrl: options.baseUrl,
-    nodeOptions: {
-      ca: tls.caPem,
-      ...("certPem" in tls ? { cert: tls.certPem, key: tls.keyPem } : {}),
-      servername: options.serverName,
-      minVersion: "TLSv1.3",
-      settings: { initialWindowSize: options.http2WindowBytes ?? 8 * MiB },
-    },
+    sessionManager: windowedSessionManager(options.baseUrl, sessionOptions, 2 * windowBytes),
+    nodeOptions: sessionOptions,
     // Batches are compressed by their serializer if at all.
     acceptCompression: [],
     sendCompression: undefined,
     readMaxBytes: maxMessageBytes,
     writeMaxBytes: maxMessageBytes,
-    pingIntervalMs: 30_000,
   });
 }
 

@@ -6,6 +6,7 @@ import { registerDemoCommand } from "./demo.js";
 import { registerCaCommands } from "./ca.js";
 import { registerJobsCommands } from "./jobs.js";
 import { registerBufferCommands } from "./buffer.js";
+import { registerProduceCommand } from "./produce.js";
 
 export function createProgram(): Command {
   const program = new Command("lclstream")
@@ -16,6 +17,7 @@ export function createProgram(): Command {
   registerCaCommands(program);
   registerJobsCommands(program);
   registerBufferCommands(program);
+  registerProduceCommand(program);
   registerDemoCommand(program);
   return program;
 }

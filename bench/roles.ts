@@ -1,0 +1,176 @@
+/**
+ * The processes a benchmark runs, one role each: `node dist/bench/roles.js ROLE JSON`.
+ * Each prints one JSON line with its result on stdout when told to stop
+ * (SIGTERM) or when its measurement ends.
+ *
+ *   tls-sink     TLS server that counts bytes         -> { port } then { bytes, seconds }
+ *   tls-relay    TLS server piping to a TLS client    -> { port }
+ *   tls-source   TLS client writing chunks forever
+ *   publish      a producer rank publishing batches to a buffer stream
+ *   subscribe    a consumer of one group, acknowledging -> { bytes, seconds, latenciesMs? }
+ */
+import { connect, createServer, type TLSSocket } from "node:tls";
+import { createClient, type Client } from "@connectrpc/connect";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { BufferService } from "../gen/lclstream/buffer/v1/buffer_pb.js";
+import { EventBatchSchema, PayloadFormat, SerializedPayloadSchema } from "../gen/lclstream/data/v1/data_pb.js";
+import { createMeshTransport } from "../services/common/client.js";
+import type { CertMaterial } from "../services/common/pki.js";
+import { WireBufferService } from "../services/buffer/wire.js";
+
+interface Args {
+  tls: CertMaterial;
+  port?: number;
+  to?: number;
+  chunkBytes?: number;
+  url?: string;
+  stream?: string;
+  token?: string;
+  group?: string;
+  /** Batches per second; 0 is as fast as the stream takes them. */
+  rate?: number;
+  warmupMs?: number;
+  measureMs?: number;
+  /** Do not acknowledge (a stalled consumer). */
+  stall?: boolean;
+}
+
+const [role, json] = process.argv.slice(2);
+const args = JSON.parse(json ?? "{}") as Args;
+const tlsOptions = { ca: args.tls.caPem, cert: args.tls.certPem, key: args.tls.keyPem, minVersion: "TLSv1.3" as const };
+const print = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`);
+
+/** Counts bytes between warmup and the end of the measurement window, then reports and exits. */
+function meter(extra: () => Record<string, unknown> = () => ({})) {
+  const warmupMs = args.warmupMs ?? 500;
+  const measureMs = args.measureMs ?? 3000;
+  let start = 0;
+  let bytes = 0;
+  let first = 0;
+  return {
+    add(n: number) {
+      const now = performance.now();
+      if (!first) {
+        first = now;
+        setTimeout(() => {
+          start = performance.now();
+          setTimeout(() => {
+            print({ bytes, seconds: (performance.now() - start) / 1000, ...extra() });
+            process.exit(0);
+          }, measureMs);
+        }, warmupMs);
+      }
+      if (start) bytes += n;
+    },
+    get measuring() {
+      return start > 0;
+    },
+  };
+}
+
+async function tlsSink() {
+  const m = meter();
+  const server = createServer({ ...tlsOptions, requestCert: true, rejectUnauthorized: true }, (socket) => socket.on("data", (d: Buffer) => m.add(d.length)));
+  server.listen(0, "127.0.0.1", () => print({ port: (server.address() as { port: number }).port }));
+}
+
+async function tlsRelay() {
+  const server = createServer({ ...tlsOptions, requestCert: true, rejectUnauthorized: true }, (inbound) => {
+    const outbound = connect({ ...tlsOptions, host: "127.0.0.1", port: args.to!, servername: "localhost" });
+    inbound.pipe(outbound);
+  });
+  server.listen(0, "127.0.0.1", () => print({ port: (server.address() as { port: number }).port }));
+}
+
+async function tlsSource() {
+  const chunk = Buffer.alloc(args.chunkBytes ?? 1 << 20, 7);
+  const socket: TLSSocket = connect({ ...tlsOptions, host: "127.0.0.1", port: args.port!, servername: "localhost" });
+  const write = () => {
+    while (socket.write(chunk));
+  };
+  socket.on("secureConnect", write);
+  socket.on("drain", write);
+}
+
+/** One batch's bytes: small fields encoded per batch, the payload field encoded once and appended (PERFORMANCE.md). */
+function batchEncoder(stream: string, payloadBytes: number) {
+  const payload = toBinary(SerializedPayloadSchema, create(SerializedPayloadSchema, { format: PayloadFormat.HDF5, data: new Uint8Array(payloadBytes).fill(3) }));
+  const field = new Uint8Array([...varint((7 << 3) | 2), ...varint(payload.byteLength)]);
+  return (seq: number, sentNs: bigint) => {
+    const head = toBinary(EventBatchSchema, create(EventBatchSchema, { stream, producerRank: 0, seq: BigInt(seq), eventIndices: [BigInt(seq)], eventTimeUnixNs: [sentNs] }));
+    return Buffer.concat([head, field, payload]);
+  };
+}
+
+function varint(n: number): number[] {
+  const out: number[] = [];
+  while (n > 0x7f) {
+    out.push((n & 0x7f) | 0x80);
+    n >>>= 7;
+  }
+  out.push(n);
+  return out;
+}
+
+async function publish() {
+  const client = createClient(WireBufferService, createMeshTransport({ baseUrl: args.url!, tls: args.tls })) as unknown as {
+    publish(messages: AsyncIterable<unknown>): Promise<unknown>;
+  };
+  const encode = batchEncoder(args.stream!, args.chunkBytes ?? 1 << 20);
+  const interval = args.rate ? 1000 / args.rate : 0;
+  async function* messages() {
+    yield { kind: { case: "open", value: { stream: args.stream, producerRank: 0, publishToken: args.token } } };
+    let next = performance.now();
+    for (let seq = 0; ; seq++) {
+      if (interval) {
+        next += interval;
+        const wait = next - performance.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      }
+      // The monotonic clock, shared by the processes of one machine, for latency.
+      yield { kind: { case: "batch", value: encode(seq, process.hrtime.bigint()) } };
+    }
+  }
+  await client.publish(messages());
+}
+
+async function subscribe() {
+  const client: Client<typeof BufferService> = createClient(BufferService, createMeshTransport({ baseUrl: args.url!, tls: args.tls }));
+  const latencies: number[] = [];
+  const m = meter(() => (args.rate ? { latenciesMs: latencies } : {}));
+  let consumerId = "";
+  let pending: bigint[] = [];
+  const flush = () => {
+    if (!pending.length) return;
+    const seqs = pending;
+    pending = [];
+    void client.ack({ stream: args.stream!, consumerGroup: args.group!, consumerId, seqs });
+  };
+  setInterval(flush, 2).unref();
+  for await (const r of client.subscribe({ stream: args.stream!, consumerGroup: args.group!, maxInFlight: 32 })) {
+    if (r.kind.case === "started") consumerId = r.kind.value.consumerId;
+    if (r.kind.case !== "batch") continue;
+    const batch = r.kind.value;
+    if (args.rate && m.measuring) latencies.push(Number(process.hrtime.bigint() - batch.eventTimeUnixNs[0]!) / 1e6);
+    m.add(batch.payload.case === "serialized" ? batch.payload.value.data.byteLength : 0);
+    if (!args.stall) {
+      pending.push(r.seq);
+      if (pending.length >= 8) flush();
+    }
+  }
+}
+
+const roles: Record<string, () => Promise<void>> = {
+  "tls-sink": tlsSink,
+  "tls-relay": tlsRelay,
+  "tls-source": tlsSource,
+  publish,
+  subscribe,
+};
+const run = roles[role ?? ""];
+if (!run) {
+  console.error(`unknown role ${role}; one of ${Object.keys(roles).join(", ")}`);
+  process.exit(2);
+}
+process.on("SIGTERM", () => process.exit(0));
+await run();

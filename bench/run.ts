@@ -1,0 +1,220 @@
+/**
+ * `npm run bench`: the data path measured against the physical limit in one
+ * run. Every figure is a median of several repetitions, each in separate
+ * processes over loopback with mTLS, and is reported as a ratio against a
+ * baseline measured in the same run (these machines are shared and noisy).
+ *
+ * Baselines: raw Node TLS 1.3 process to process, and a raw TLS relay through
+ * a middle process. Scenarios: producer -> buffer -> consumer, fan-out to
+ * 1, 2 and 4 consumer groups, publish-to-deliver latency at a moderate rate,
+ * and the buffer's memory with a stalled consumer.
+ *
+ * BENCH_REPS (default 3) and BENCH_MEASURE_MS (default 3000) tune the run;
+ * BENCH_BUFFER_NODE_ARGS passes flags to the buffer's node (for example
+ * `--cpu-prof --cpu-prof-dir=prof` to profile it), BENCH_ROLE_NODE_ARGS to
+ * the producers', consumers' and raw TLS processes'; BENCH_ONLY picks
+ * scenarios by a regular expression (memory, 64KiB, 1MiB, 4MiB, fan-out, latency).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { createClient } from "@connectrpc/connect";
+import { BufferService, DeliveryMode } from "../gen/lclstream/buffer/v1/buffer_pb.js";
+import { createMeshTransport } from "../services/common/client.js";
+import { identityUri } from "../services/common/identity.js";
+import { createCertificateAuthority, issueMaterial, writeCertDir } from "../services/common/pki.js";
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const reps = Number(process.env.BENCH_REPS ?? 3);
+const measureMs = Number(process.env.BENCH_MEASURE_MS ?? 3000);
+const rolesJs = fileURLToPath(new URL("./roles.js", import.meta.url));
+const cliJs = fileURLToPath(new URL("../../bin/lclstream.js", import.meta.url));
+const resultsDir = fileURLToPath(new URL("../../bench/results", import.meta.url));
+
+interface Proc {
+  child: ChildProcess;
+  /** The next JSON line it prints. */
+  next(): Promise<any>;
+  stop(): void;
+}
+
+function start(file: string, argv: string[], nodeArgs: string[] = []): Proc {
+  const child = spawn(process.execPath, [...nodeArgs, file, ...argv], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, LCLSTREAM_LOG_LEVEL: "warn" } });
+  const lines: string[] = [];
+  const waiters: ((line: string) => void)[] = [];
+  createInterface({ input: child.stdout! }).on("line", (line) => {
+    const waiter = waiters.shift();
+    if (waiter) waiter(line);
+    else lines.push(line);
+  });
+  return {
+    child,
+    next: () =>
+      new Promise((resolve, reject) => {
+        const line = lines.shift();
+        if (line !== undefined) return resolve(parse(line));
+        waiters.push((l) => resolve(parse(l)));
+        child.once("exit", (code) => reject(new Error(`${argv[0]} exited with ${code} before answering`)));
+      }),
+    stop: () => child.kill("SIGTERM"),
+  };
+}
+
+function parse(line: string): any {
+  try {
+    return JSON.parse(line);
+  } catch {
+    return { line };
+  }
+}
+
+const roleNodeArgs = (process.env.BENCH_ROLE_NODE_ARGS ?? "").split(" ").filter(Boolean);
+const role = (name: string, args: object) => start(rolesJs, [name, JSON.stringify({ measureMs, ...args })], roleNodeArgs);
+const mbps = (r: { bytes: number; seconds: number }) => r.bytes / r.seconds / 1e6;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const spread = (xs: number[]) => (Math.max(...xs) - Math.min(...xs)) / median(xs);
+const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
+
+async function main() {
+  const dir = mkdtempSync(join(tmpdir(), "lclstream-bench-"));
+  const capacity = 64 * MiB;
+  const trustDomain = "bench.lclstream";
+  const ca = await createCertificateAuthority({ trustDomain });
+  const server = await issueMaterial(ca, { identity: identityUri(trustDomain, "service", "bench"), dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"] });
+  const user = await issueMaterial(ca, { identity: identityUri(trustDomain, "user", "bench") });
+  await writeCertDir(join(dir, "buffer"), server);
+  const results: Record<string, { values: number[]; median: number; spread: number; unit: string }> = {};
+  const record = (name: string, unit: string, values: number[]) => {
+    results[name] = { values, median: median(values), spread: spread(values), unit };
+    console.log(`${name.padEnd(34)} ${median(values).toFixed(1).padStart(8)} ${unit}  (spread ${(spread(values) * 100).toFixed(0)}%, n=${values.length})`);
+  };
+  const repeat = async (fn: () => Promise<number>) => {
+    const values: number[] = [];
+    for (let i = 0; i < reps; i++) values.push(await fn());
+    return values;
+  };
+
+  // Baselines: raw TLS, one hop and through a relay process.
+  const rawHop = async (chunkBytes: number) => {
+    const sink = role("tls-sink", { tls: server });
+    const { port } = await sink.next();
+    const source = role("tls-source", { tls: user, port, chunkBytes });
+    const r = await sink.next();
+    source.stop();
+    return mbps(r);
+  };
+  const rawRelay = async (chunkBytes: number) => {
+    const sink = role("tls-sink", { tls: server });
+    const relay = role("tls-relay", { tls: server, to: (await sink.next()).port });
+    const source = role("tls-source", { tls: user, port: (await relay.next()).port, chunkBytes });
+    const r = await sink.next();
+    source.stop();
+    relay.stop();
+    return mbps(r);
+  };
+
+  // The buffer, as deployed: the real `lclstream buffer serve`, one process per group of scenarios.
+  const bufferNodeArgs = (process.env.BENCH_BUFFER_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  async function launchBuffer() {
+    const proc = start(cliJs, ["buffer", "serve", "--state-dir", join(dir, "state"), "--cert-dir", join(dir, "buffer"), "--submitter", "user/bench"], bufferNodeArgs);
+    const url = await new Promise<string>((resolve) => createInterface({ input: proc.child.stdout! }).once("line", (l) => resolve(l.split(" ")[1]!)));
+    const client = createClient(BufferService, createMeshTransport({ baseUrl: url, tls: user }));
+    return { proc, url, client };
+  }
+  type Buffer = Awaited<ReturnType<typeof launchBuffer>>;
+
+  async function throughBuffer(buffer: Buffer, chunkBytes: number, groups: number, opts: { rate?: number; capacityBytes?: number; stall?: boolean } = {}) {
+    const { stream, publishToken } = await buffer.client.createStream({
+      stream: {
+        capacityBytes: BigInt(opts.capacityBytes ?? 256 * MiB),
+        consumerGroups: Array.from({ length: groups }, (_, i) => ({ name: `g${i}`, maxInFlight: 32, mode: DeliveryMode.RELIABLE })),
+      },
+    });
+    const common = { tls: user, url: buffer.url, stream: stream!.name, rate: opts.rate, chunkBytes, stall: opts.stall };
+    const consumers = Array.from({ length: groups }, (_, i) => role("subscribe", { ...common, group: `g${i}` }));
+    const producer = role("publish", { ...common, token: publishToken });
+    const rss = opts.stall ? await sampleRss(buffer.proc.child.pid!, measureMs + 500) : 0;
+    const outs = await Promise.all(consumers.map((c) => c.next()));
+    producer.stop();
+    consumers.forEach((c) => c.stop());
+    await buffer.client.deleteStream({ name: stream!.name });
+    return { mbps: outs.reduce((sum, o) => sum + mbps(o), 0), latencies: outs.flatMap((o) => o.latenciesMs ?? []), rss };
+  }
+
+  const only = new RegExp(process.env.BENCH_ONLY ?? ".");
+  const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model, totalMemBytes: totalmem(), node: process.version, platform: process.platform };
+  console.log(`lclstream bench: ${machine.cpus} x ${machine.cpuModel}, node ${machine.node}; ${reps} repetitions of ${measureMs} ms\n`);
+  try {
+    if (only.test("memory")) {
+      // First, in a fresh process: what a stalled consumer makes the buffer hold.
+      const fresh = await launchBuffer();
+      const idleRss = await rssOf(fresh.proc.child.pid!);
+      const stalled = await throughBuffer(fresh, MiB, 1, { capacityBytes: capacity, stall: true });
+      fresh.proc.stop();
+      record("buffer RSS idle", "MB", [idleRss / 1e6]);
+      record("buffer RSS, stalled consumer", "MB", [stalled.rss / 1e6]);
+      record("buffer RSS growth, stalled", "MB", [(stalled.rss - idleRss) / 1e6]);
+    }
+    const buffer = await launchBuffer();
+    try {
+      for (const size of [64 * KiB, MiB, 4 * MiB]) {
+        const label = size >= MiB ? `${size / MiB}MiB` : `${size / KiB}KiB`;
+        if (!only.test(label)) continue;
+        record(`raw TLS one hop ${label}`, "MB/s", await repeat(() => rawHop(size)));
+        record(`raw TLS relay ${label}`, "MB/s", await repeat(() => rawRelay(size)));
+        record(`buffer relay ${label}`, "MB/s", await repeat(async () => (await throughBuffer(buffer, size, 1)).mbps));
+      }
+      if (only.test("fan-out")) {
+        for (const groups of [2, 4]) record(`buffer fan-out ${groups} groups 1MiB`, "MB/s", await repeat(async () => (await throughBuffer(buffer, MiB, groups)).mbps));
+      }
+      if (only.test("latency")) {
+        const latencies = (await throughBuffer(buffer, 64 * KiB, 1, { rate: 200 })).latencies;
+        record("latency p50 64KiB at 200/s", "ms", [percentile(latencies, 50)]);
+        record("latency p99 64KiB at 200/s", "ms", [percentile(latencies, 99)]);
+      }
+    } finally {
+      buffer.proc.stop();
+    }
+  } finally {
+    await new Promise((r) => setTimeout(r, 500));
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  const m = (name: string) => results[name]!.median;
+  const bound = (capacity + 64 * MiB) / 1e6;
+  const has = (...names: string[]) => names.every((n) => results[n]);
+  const targets = [
+    has("buffer relay 1MiB", "raw TLS relay 1MiB") && { name: "relay 1MiB vs raw TLS relay", value: m("buffer relay 1MiB") / m("raw TLS relay 1MiB"), target: ">= 0.50" },
+    has("buffer relay 1MiB", "buffer fan-out 4 groups 1MiB") && { name: "4 groups vs 1 group aggregate", value: m("buffer fan-out 4 groups 1MiB") / m("buffer relay 1MiB"), target: ">= 2.0" },
+    has("latency p50 64KiB at 200/s") && { name: "p50 latency 64KiB (ms)", value: m("latency p50 64KiB at 200/s"), target: "< 2" },
+    has("buffer RSS, stalled consumer") && { name: "RSS vs capacity + 64 MiB", value: m("buffer RSS, stalled consumer") / bound, target: "< 1.0" },
+  ].filter((t) => t !== false);
+  console.log("\nratios against this run's baselines:");
+  for (const t of targets) console.log(`  ${t.name.padEnd(34)} ${t.value.toFixed(2).padStart(6)}  (target ${t.target})`);
+  mkdirSync(resultsDir, { recursive: true });
+  const file = join(resultsDir, `${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
+  writeFileSync(file, `${JSON.stringify({ machine, reps, measureMs, results, targets }, null, 2)}\n`);
+  console.log(`\nwritten to ${file}`);
+}
+
+async function rssOf(pid: number): Promise<number> {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
+}
+
+/** The highest RSS of `pid` seen during `ms`. */
+async function sampleRss(pid: number, ms: number): Promise<number> {
+  let max = 0;
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    max = Math.max(max, await rssOf(pid));
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return max;
+}
+
+await main();

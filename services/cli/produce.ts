@@ -1,0 +1,66 @@
+/** `lclstream produce`: runs the producer pipeline as one rank (what producer jobs run). */
+import { readFile } from "node:fs/promises";
+import { Command } from "commander";
+import { SingleBar } from "cli-progress";
+import { parse as parseYaml } from "yaml";
+import { createMeshTransportFromCertDir } from "../common/client.js";
+import { createLogger } from "../common/logger.js";
+import { parseProducerConfig } from "../producer/config.js";
+import { produce, rankFromEnvironment, type Progress } from "../producer/run.js";
+
+const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
+
+export function registerProduceCommand(program: Command): void {
+  program
+    .command("produce")
+    .description("run the producer pipeline (source, processing, batching, serializer, handlers) as one rank")
+    .requiredOption("--config <file>", "the producer config, YAML or JSON (see the README)")
+    .option("--rank <n>", "this rank (default: $LCLSTREAM_RANK, $SLURM_PROCID, $PMI_RANK, or 0)", Number)
+    .option("--ranks <n>", "the rank count (default: $LCLSTREAM_RANK_COUNT, $SLURM_NTASKS, $PMI_SIZE, or 1)", Number)
+    .option("--start-event <n>", "resume from this position of the source's event order", Number, 0)
+    .option("--max-events <n>", "stop after this many of this rank's events", Number, 0)
+    .option("--buffer-url <url>", "the buffer, for a buffer handler (default: $LCLSTREAM_BUFFER_URL)")
+    .option("--stream <name>", "the stream, streams/ID (default: $LCLSTREAM_STREAM)")
+    .option("--token <token>", "the stream's publish token (default: $LCLSTREAM_PUBLISH_TOKEN)")
+    .option("--cert-dir <dir>", "cert directory for the buffer (default: $LCLSTREAM_CERT_DIR)")
+    .action(async (o) => {
+      const config = parseProducerConfig(parseYaml(await readFile(o.config, "utf8")), o.config);
+      const fromEnv = rankFromEnvironment();
+      const rank = o.rank ?? fromEnv.rank;
+      const ranks = o.ranks ?? fromEnv.ranks;
+      const bufferHandler = config.data_handlers.find((h) => h.type === "buffer");
+      let buffer;
+      if (bufferHandler?.type === "buffer") {
+        const url = o.bufferUrl ?? bufferHandler.url ?? process.env.LCLSTREAM_BUFFER_URL;
+        const stream = o.stream ?? bufferHandler.stream ?? process.env.LCLSTREAM_STREAM;
+        const token = o.token ?? bufferHandler.token ?? process.env.LCLSTREAM_PUBLISH_TOKEN;
+        const certDir = o.certDir ?? process.env.LCLSTREAM_CERT_DIR;
+        if (!url || !stream || !token || !certDir) {
+          throw new Error("the buffer handler needs --buffer-url, --stream, --token and --cert-dir (or LCLSTREAM_BUFFER_URL, LCLSTREAM_STREAM, LCLSTREAM_PUBLISH_TOKEN, LCLSTREAM_CERT_DIR)");
+        }
+        buffer = { transport: await createMeshTransportFromCertDir(url, certDir), stream, token };
+      }
+
+      const abort = new AbortController();
+      process.once("SIGINT", () => abort.abort(new Error("interrupted")));
+      process.once("SIGTERM", () => abort.abort(new Error("terminated")));
+      const tty = process.stderr.isTTY;
+      const bar = tty ? new SingleBar({ format: "rank {rank}/{ranks} [{bar}] {value} events | {rate} ev/s | {mbps} MB/s", hideCursor: true }, undefined) : undefined;
+      bar?.start(0, 0, { rank, ranks, rate: 0, mbps: 0 });
+      let last = 0;
+      const report = (p: Progress, final = false) => {
+        const line = { rank, ranks, events: p.events, batches: p.batches, bytes: p.bytes, seconds: Number(p.seconds.toFixed(3)), events_per_second: Math.round(p.events / p.seconds), mb_per_second: Number(mb(p.bytes / p.seconds)) };
+        if (bar) {
+          bar.setTotal(p.events);
+          bar.update(p.events, { rate: line.events_per_second, mbps: line.mb_per_second });
+        } else if (final || p.seconds - last >= 1) {
+          last = p.seconds;
+          console.log(JSON.stringify(final ? { ...line, done: true } : line));
+        }
+      };
+      const totals = await produce(config, { rank, ranks, startEvent: o.startEvent, maxEvents: o.maxEvents, buffer, logger: createLogger("produce"), onProgress: report, signal: abort.signal });
+      report(totals, true);
+      bar?.stop();
+      if (tty) console.error(`rank ${rank}/${ranks}: ${totals.events} events in ${totals.batches} batches, ${mb(totals.bytes)} MB, ${mb(totals.bytes / totals.seconds)} MB/s`);
+    });
+}

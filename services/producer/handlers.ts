@@ -1,0 +1,162 @@
+/**
+ * Where batches go: the buffer (Publish with the stream's token, resuming
+ * after a broken connection from the seq the buffer reports, so nothing is
+ * lost and nothing is taken twice) or files.
+ */
+import { mkdir, writeFile } from "node:fs/promises";
+import { dirname } from "node:path";
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
+import type { Logger } from "../common/logger.js";
+import { WireBufferService } from "../buffer/wire.js";
+import type { Transport } from "@connectrpc/connect";
+import type { ProducedBatch } from "./pipeline.js";
+
+/** Takes batches in order; `finish` after the last one. */
+export interface BatchHandler {
+  handle(batch: ProducedBatch): Promise<void>;
+  finish(totals: { batches: number; events: number }): Promise<void>;
+  close(): void;
+}
+
+/** Writes each batch to `{prefix}_r{rank}_{counter}.{suffix}`. */
+export function createFileHandler(prefix: string, rank: number, suffix?: string): BatchHandler {
+  let counter = 0;
+  return {
+    async handle(b) {
+      const path = `${prefix}_r${rank}_${counter++}.${suffix ?? b.fileSuffix}`;
+      await mkdir(dirname(path), { recursive: true });
+      await writeFile(path, b.fileBytes);
+    },
+    async finish() {},
+    close() {},
+  };
+}
+
+/** Errors after which publishing again cannot help. */
+const permanent = new Set([Code.PermissionDenied, Code.InvalidArgument, Code.FailedPrecondition, Code.NotFound, Code.ResourceExhausted, Code.Unauthenticated, Code.OutOfRange]);
+
+export interface BufferHandlerOptions {
+  transport: Transport;
+  stream: string;
+  token: string;
+  rank: number;
+  logger: Logger;
+  /** Batches kept for resending until the buffer confirms them; default 64 MiB. */
+  maxUnconfirmedBytes?: number;
+  /** How long to keep trying to reach the buffer; default 120 s. */
+  retryForMs?: number;
+  signal: AbortSignal;
+}
+
+interface Retained {
+  seq: number;
+  bytes: Uint8Array;
+}
+
+/**
+ * Publishes batches of one rank. Batches stay in memory until the buffer
+ * confirms them (its next_seq for the rank passed them); after a broken
+ * connection the handler asks the buffer where the rank stands and sends
+ * again from there. Batches the buffer already has are dropped by it.
+ */
+export function createBufferHandler(options: BufferHandlerOptions): BatchHandler {
+  const wire = createClient(WireBufferService, options.transport) as unknown as { publish(m: AsyncIterable<unknown>, o: { signal: AbortSignal }): Promise<{ nextSeq: bigint }> };
+  const control: Client<typeof BufferService> = createClient(BufferService, options.transport);
+  const maxUnconfirmed = options.maxUnconfirmedBytes ?? 64 * 1024 * 1024;
+  const retained: Retained[] = [];
+  let retainedBytes = 0;
+  let wake: (() => void) | undefined;
+  let ended: { batches: number; events: number } | undefined;
+  let failure: unknown;
+
+  const notify = () => {
+    wake?.();
+    wake = undefined;
+  };
+  const waitForNews = () => new Promise<void>((resolve) => (wake = resolve));
+
+  /** Asks the buffer how far the rank got and forgets what it has. */
+  async function confirm(): Promise<number> {
+    const { stream } = await control.getStream({ name: options.stream }, { signal: options.signal });
+    const next = Number(stream!.metrics!.producers[options.rank]?.nextSeq ?? 0n);
+    while (retained.length && retained[0]!.seq < next) retainedBytes -= retained.shift()!.bytes.byteLength;
+    notify();
+    return next;
+  }
+
+  async function* messages(from: number) {
+    yield { kind: { case: "open", value: { stream: options.stream, producerRank: options.rank, publishToken: options.token } } };
+    let next = from;
+    for (;;) {
+      // Retained seqs are contiguous: confirmation only drops a prefix.
+      const first = retained[0]?.seq ?? next;
+      if (next < first) next = first;
+      const item = retained[next - first];
+      if (item) {
+        next = item.seq + 1;
+        yield { kind: { case: "batch", value: item.bytes } };
+        continue;
+      }
+      if (ended) break;
+      await waitForNews();
+    }
+    yield { kind: { case: "done", value: { batchCount: BigInt(ended.batches), eventCount: BigInt(ended.events) } } };
+  }
+
+  /** Publishes until done, reconnecting after transient failures. */
+  const publishing = (async () => {
+    let from = 0;
+    let giveUpAt = Date.now() + (options.retryForMs ?? 120_000);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        if (attempt > 0) from = await confirm();
+        await wire.publish(messages(from), { signal: options.signal });
+        retained.length = 0;
+        retainedBytes = 0;
+        return;
+      } catch (error) {
+        const e = ConnectError.from(error);
+        if (options.signal.aborted || permanent.has(e.code) || Date.now() > giveUpAt) throw e;
+        const delay = Math.min(5000, 100 * 2 ** attempt);
+        options.logger.warn({ err: e, attempt, delayMs: delay }, "publishing to the buffer broke; resuming");
+        await new Promise((r) => setTimeout(r, delay));
+        if (attempt === 0) giveUpAt = Date.now() + (options.retryForMs ?? 120_000);
+      }
+    }
+  })().catch((error) => {
+    failure = error;
+    notify();
+    throw error;
+  });
+  publishing.catch(() => undefined);
+  // Unconfirmed batches are confirmed now and then, so memory stays bounded.
+  const confirmer = setInterval(() => void confirm().catch(() => undefined), 1000);
+  confirmer.unref();
+
+  return {
+    async handle(b) {
+      if (failure) throw failure;
+      while (retainedBytes > maxUnconfirmed) {
+        await confirm().catch(() => undefined);
+        if (failure) throw failure;
+        if (retainedBytes > maxUnconfirmed) await new Promise((r) => setTimeout(r, 20));
+      }
+      retained.push({ seq: Number(b.batch.seq), bytes: b.bytes });
+      retainedBytes += b.bytes.byteLength;
+      notify();
+    },
+    async finish(totals) {
+      ended = totals;
+      notify();
+      try {
+        await publishing;
+      } finally {
+        clearInterval(confirmer);
+      }
+    },
+    close() {
+      clearInterval(confirmer);
+    },
+  };
+}

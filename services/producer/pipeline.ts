@@ -1,0 +1,173 @@
+/**
+ * The producer pipeline, as async iterables with backpressure end to end:
+ * event source -> optional skip_incomplete_events filter -> processing steps
+ * -> batcher -> serializer. Handlers (buffer, file, the Produce stream)
+ * consume what it yields; nothing is read ahead of what they take.
+ */
+import { randomBytes } from "node:crypto";
+import { readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { ArraySchema, EventBatchSchema, PayloadFormat, type EventBatch } from "../../gen/lclstream/data/v1/data_pb.js";
+import type { ProducerConfig } from "./config.js";
+import type { DetectorEvent, EventSource, FieldInfo } from "./event.js";
+import { h5, h5Dtype } from "./hdf5.js";
+import { bytesOf, dtypeToProto, size, zeros, type NdArray } from "./ndarray.js";
+import { createStep } from "./processing.js";
+import { Hdf5Source } from "./sources/hdf5.js";
+import { RandomSource } from "./sources/random.js";
+import { SyntheticSource } from "./sources/synthetic.js";
+
+/** Opens the event source a config names. */
+export async function openSource(config: ProducerConfig): Promise<EventSource> {
+  switch (config.event_source.type) {
+    case "synthetic":
+      return new SyntheticSource(config);
+    case "random":
+      return new RandomSource(config);
+    case "hdf5":
+      return Hdf5Source.open(config);
+  }
+}
+
+/** The fields of every batch: the source's, as the processing steps change them. Throws on a step that does not fit. */
+export function pipelineFields(config: ProducerConfig, source: EventSource): FieldInfo[] {
+  return config.processing_pipeline.reduce((fields, step) => createStep(step).fields(fields), source.fields());
+}
+
+/** A batch as the pipeline hands it on: the message, its encoding (made once), and its event count. */
+export interface ProducedBatch {
+  batch: EventBatch;
+  bytes: Uint8Array;
+  events: number;
+  /** What a file handler writes: the HDF5 file, or the encoded batch. */
+  fileBytes: Uint8Array;
+  fileSuffix: string;
+}
+
+export interface RunOptions {
+  rank: number;
+  ranks: number;
+  /** Linear position in the source to start from (resume). */
+  startEvent?: number;
+  /** Stop after this many of this rank's events; 0 or unset: all. */
+  maxEvents?: number;
+  /** Stream name put in every batch (`streams/{id}`), when publishing to a buffer. */
+  stream?: string;
+  signal: AbortSignal;
+}
+
+/** Stacks events into arrays with a leading batch dimension. */
+function stack(events: DetectorEvent[], fields: FieldInfo[]): Record<string, NdArray> {
+  const out: Record<string, NdArray> = {};
+  for (const f of fields) {
+    const per = size(f.shape);
+    const a = zeros(f.dtype, [events.length, ...f.shape]);
+    events.forEach((e, i) => {
+      const src = e.fields[f.name]!;
+      if (src.data.length !== per) throw new Error(`event ${e.index}: field ${f.name} has ${src.data.length} elements, the catalog says ${per} ([${f.shape}]): shape mismatch across events`);
+      (a.data as Uint8Array).set(src.data as Uint8Array, i * per);
+    });
+    out[f.name] = a;
+  }
+  return out;
+}
+
+/** Serializes stacked fields as columnar `lclstream.data.v1` arrays. */
+function nativePayload(fields: Record<string, NdArray>): EventBatch["payload"] {
+  return {
+    case: "columns",
+    value: {
+      $typeName: "lclstream.data.v1.Columns",
+      fields: Object.fromEntries(
+        Object.entries(fields).map(([name, a]) => [name, create(ArraySchema, { dtype: dtypeToProto[a.dtype], shape: a.shape.map(BigInt), data: bytesOf(a) })]),
+      ),
+    },
+  };
+}
+
+/** Serializes stacked fields as one HDF5 file (h5py-readable), datasets by path. */
+async function hdf5Payload(
+  fields: Record<string, NdArray>,
+  config: Extract<ProducerConfig["data_serializer"], { type: "hdf5" }>,
+  indices: bigint[],
+  times: bigint[],
+): Promise<Uint8Array> {
+  const lib = await h5();
+  const path = join(tmpdir(), `lclstream-batch-${process.pid}-${randomBytes(6).toString("hex")}.h5`);
+  const file = new lib.File(path, "w");
+  const groups = new Set<string>();
+  const write = (datasetPath: string, a: NdArray, compress: boolean) => {
+    const parts = datasetPath.split("/").filter(Boolean);
+    for (let i = 1; i < parts.length; i++) {
+      const g = parts.slice(0, i).join("/");
+      if (!groups.has(g)) {
+        file.create_group(g);
+        groups.add(g);
+      }
+    }
+    file.create_dataset({
+      name: parts.join("/"),
+      data: a.data,
+      shape: a.shape,
+      dtype: h5Dtype[a.dtype],
+      ...(compress && a.shape.length > 0 ? { compression: "gzip" as const, compression_opts: config.gzip_level, chunks: [1, ...a.shape.slice(1)] } : {}),
+    });
+  };
+  try {
+    for (const [name, a] of Object.entries(fields)) write(config.paths[name] ?? `/data/${name}`, a, config.compression === "gzip");
+    write("/lclstream/event_index", { dtype: "uint64", shape: [indices.length], data: BigUint64Array.from(indices) }, false);
+    write("/lclstream/event_time_ns", { dtype: "int64", shape: [times.length], data: BigInt64Array.from(times) }, false);
+  } finally {
+    file.close();
+  }
+  try {
+    return new Uint8Array(await readFile(path));
+  } finally {
+    await rm(path, { force: true });
+  }
+}
+
+/**
+ * Runs the pipeline for one rank and yields its serialized batches, in
+ * order, numbered from 0. Events are read only as batches are taken.
+ */
+export async function* runPipeline(config: ProducerConfig, source: EventSource, options: RunOptions): AsyncGenerator<ProducedBatch> {
+  const steps = config.processing_pipeline.map(createStep);
+  const fields = pipelineFields(config, source);
+  const sourceFields = source.fields().map((f) => f.name);
+  const serializer = config.data_serializer;
+  let pending: DetectorEvent[] = [];
+  let seq = 0;
+  let taken = 0;
+
+  const flush = async (): Promise<ProducedBatch> => {
+    const events = pending;
+    pending = [];
+    const stacked = stack(events, fields);
+    const indices = events.map((e) => BigInt(e.index));
+    const times = events.map((e) => e.timeNs);
+    let payload: EventBatch["payload"];
+    let fileBytes: Uint8Array | undefined;
+    if (serializer.type === "hdf5") {
+      fileBytes = await hdf5Payload(stacked, serializer, indices, times);
+      payload = { case: "serialized", value: { $typeName: "lclstream.data.v1.SerializedPayload", format: PayloadFormat.HDF5, data: fileBytes } };
+    } else {
+      payload = nativePayload(stacked);
+    }
+    const batch = create(EventBatchSchema, { stream: options.stream ?? "", producerRank: options.rank, seq: BigInt(seq++), eventIndices: indices, eventTimeUnixNs: times, payload });
+    const bytes = toBinary(EventBatchSchema, batch);
+    return { batch, bytes, events: events.length, fileBytes: fileBytes ?? bytes, fileSuffix: serializer.type === "hdf5" ? "h5" : "pb" };
+  };
+
+  for await (const event of source.events(options.rank, options.ranks, options.startEvent ?? 0, options.signal)) {
+    if (options.maxEvents && taken >= options.maxEvents) break;
+    taken++;
+    if (config.skip_incomplete_events && sourceFields.some((name) => !event.fields[name])) continue;
+    for (const step of steps) step.apply(event);
+    pending.push(event);
+    if (pending.length >= config.batch_size) yield await flush();
+  }
+  if (pending.length) yield await flush();
+}

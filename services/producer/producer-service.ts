@@ -1,0 +1,151 @@
+/**
+ * ProducerService: the catalog of sources this producer offers, Produce (the
+ * pipeline streamed straight to the caller) and the status of the pipelines
+ * running in it.
+ */
+import { randomBytes } from "node:crypto";
+import { isAbsolute, relative, resolve } from "node:path";
+import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import type { ProducerService } from "../../gen/lclstream/producer/v1/producer_pb.js";
+import { invalidArgument, rpcError } from "../common/errors.js";
+import { pageOf, readPage } from "../common/paging.js";
+import { callerOf } from "../common/peer.js";
+import { ConfigError, parseProducerConfig, type ProducerConfig } from "./config.js";
+import { dtypeToProto } from "./ndarray.js";
+import { openSource, pipelineFields, runPipeline } from "./pipeline.js";
+
+export const producerDomain = "lclstream.producer";
+
+/** A named source of the catalog: a producer config users start from. */
+export interface CatalogEntry {
+  name: string;
+  description: string;
+  config: unknown;
+}
+
+export interface ProducerServiceDeps {
+  catalog: CatalogEntry[];
+  /** Directories HDF5 sources may read from; empty allows none. */
+  dataRoots: string[];
+  now?: () => number;
+}
+
+interface Running {
+  id: string;
+  owner: string;
+  sourceType: string;
+  rank: number;
+  ranks: number;
+  events: number;
+  batches: number;
+  bytes: number;
+  start: number;
+}
+
+/** Validates a config, turning its problems into field violations. */
+export function checkConfig(value: unknown, dataRoots: string[], field = "config"): ProducerConfig {
+  let config: ProducerConfig;
+  try {
+    config = parseProducerConfig(value);
+  } catch (error) {
+    if (error instanceof ConfigError) throw invalidArgument(producerDomain, error.problems.map((p) => ({ field: `${field}.${p.path}`, description: p.message })), "INVALID_CONFIG");
+    throw error;
+  }
+  if (config.event_source.type === "hdf5") {
+    const roots = dataRoots.map((r) => resolve(r));
+    config.event_source.files.forEach((file, i) => {
+      const inside = roots.some((root) => {
+        const rel = relative(root, resolve(file));
+        return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel);
+      });
+      if (!inside) {
+        throw rpcError(Code.PermissionDenied, producerDomain, "PATH_NOT_ALLOWED", `${file} is outside the data directories this producer may read (${roots.join(", ") || "none configured"})`, {
+          metadata: { field: `${field}.event_source.files.${i}` },
+        });
+      }
+    });
+  }
+  return config;
+}
+
+export function createProducerService(deps: ProducerServiceDeps): ServiceImpl<typeof ProducerService> {
+  const now = deps.now ?? Date.now;
+  const running = new Map<string, Running>();
+
+  return {
+    async listSources(req) {
+      const page = readPage(req, producerDomain);
+      const sources = await Promise.all(
+        deps.catalog.map(async (entry) => {
+          const config = parseProducerConfig(entry.config, `catalog entry ${entry.name}`);
+          const source = await openSource(config);
+          try {
+            return {
+              name: entry.name,
+              type: config.event_source.type,
+              description: entry.description,
+              runs: [{ name: config.source_identifier, eventCount: BigInt(source.eventCount) }],
+              fields: pipelineFields(config, source).map((f) => ({ name: f.name, dtype: dtypeToProto[f.dtype], shape: f.shape.map(BigInt), description: f.description, unit: f.unit ?? "" })),
+            };
+          } finally {
+            source.close();
+          }
+        }),
+      );
+      const { items, nextPageToken } = pageOf(sources.slice(page.offset, page.offset + page.size + 1), page);
+      return { sources: items, nextPageToken };
+    },
+
+    async *produce(req, ctx: HandlerContext) {
+      const caller = callerOf(ctx);
+      const config = checkConfig(req.config, deps.dataRoots);
+      if (config.data_handlers.length) {
+        throw invalidArgument(producerDomain, [{ field: "config.data_handlers", description: "Produce streams the batches to you; data_handlers are for producer jobs (lclstream produce)" }]);
+      }
+      const ranks = req.rankCount || 1;
+      if (req.rank >= ranks) throw invalidArgument(producerDomain, [{ field: "rank", description: `must be below rank_count ${ranks}` }]);
+      const source = await openSource(config).catch((error) => {
+        if (error instanceof ConfigError) throw invalidArgument(producerDomain, error.problems.map((p) => ({ field: `config.${p.path}`, description: p.message })), "INVALID_CONFIG");
+        throw error;
+      });
+      const run: Running = { id: randomBytes(6).toString("hex"), owner: caller.uri, sourceType: config.event_source.type, rank: req.rank, ranks, events: 0, batches: 0, bytes: 0, start: now() };
+      running.set(run.id, run);
+      try {
+        const batches = runPipeline(config, source, { rank: req.rank, ranks, startEvent: Number(req.startEvent), maxEvents: Number(req.maxEvents), signal: ctx.signal });
+        for await (const b of batches) {
+          run.events += b.events;
+          run.batches++;
+          run.bytes += b.bytes.byteLength;
+          yield { kind: { case: "batch", value: b.batch } };
+        }
+        yield {
+          kind: {
+            case: "endOfStream",
+            value: { batchCount: BigInt(run.batches), eventCount: BigInt(run.events), payloadBytes: BigInt(run.bytes), producerTotals: [{ producerRank: req.rank, batchCount: BigInt(run.batches), eventCount: BigInt(run.events) }] },
+          },
+        };
+      } finally {
+        running.delete(run.id);
+        source.close();
+      }
+    },
+
+    getStatus() {
+      return {
+        pipelines: [...running.values()].map((r) => ({
+          id: r.id,
+          owner: r.owner,
+          sourceType: r.sourceType,
+          rank: r.rank,
+          rankCount: r.ranks,
+          events: BigInt(r.events),
+          batches: BigInt(r.batches),
+          bytes: BigInt(r.bytes),
+          eventsPerSecond: r.events / Math.max(0.001, (now() - r.start) / 1000),
+          startTime: timestampFromMs(r.start),
+        })),
+      };
+    },
+  };
+}

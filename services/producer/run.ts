@@ -1,0 +1,74 @@
+/**
+ * Runs one producer rank: the pipeline into its handlers, with progress
+ * counters, and the rank's totals at the end. What `lclstream produce` and
+ * the producer jobs run.
+ */
+import type { Transport } from "@connectrpc/connect";
+import type { Logger } from "../common/logger.js";
+import type { ProducerConfig } from "./config.js";
+import { createBufferHandler, createFileHandler, type BatchHandler } from "./handlers.js";
+import { openSource, runPipeline } from "./pipeline.js";
+
+/** Rank and rank count: flags first, then what a launcher set (our $mpirun, srun, MPI). */
+export function rankFromEnvironment(env: NodeJS.ProcessEnv = process.env): { rank: number; ranks: number } {
+  const pick = (...names: string[]) => names.map((n) => env[n]).find((v) => v !== undefined && v !== "");
+  return {
+    rank: Number(pick("LCLSTREAM_RANK", "SLURM_PROCID", "PMI_RANK", "OMPI_COMM_WORLD_RANK") ?? 0),
+    ranks: Number(pick("LCLSTREAM_RANK_COUNT", "SLURM_NTASKS", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE") ?? 1),
+  };
+}
+
+export interface Progress {
+  events: number;
+  batches: number;
+  bytes: number;
+  seconds: number;
+}
+
+export interface ProduceOptions {
+  rank: number;
+  ranks: number;
+  startEvent?: number;
+  maxEvents?: number;
+  /** For buffer handlers: a transport to the buffer, and the stream and token (from the config or these). */
+  buffer?: { transport: Transport; stream: string; token: string };
+  logger: Logger;
+  onProgress?: (p: Progress) => void;
+  signal: AbortSignal;
+}
+
+/** Builds the handlers a config names. */
+function handlersFor(config: ProducerConfig, options: ProduceOptions): BatchHandler[] {
+  return config.data_handlers.map((h) => {
+    if (h.type === "file") return createFileHandler(h.prefix, options.rank, h.suffix);
+    if (!options.buffer) throw new Error("the buffer handler needs the buffer's URL, the stream and its publish token (LCLSTREAM_BUFFER_URL, LCLSTREAM_STREAM, LCLSTREAM_PUBLISH_TOKEN)");
+    return createBufferHandler({ ...options.buffer, rank: options.rank, logger: options.logger, signal: options.signal });
+  });
+}
+
+/** Produces this rank's share of the events; resolves with its totals. */
+export async function produce(config: ProducerConfig, options: ProduceOptions): Promise<Progress> {
+  if (!Number.isInteger(options.rank) || !Number.isInteger(options.ranks) || options.rank < 0 || options.rank >= options.ranks) {
+    throw new Error(`rank ${options.rank} of ${options.ranks} makes no sense: ranks count from 0 and stay below the rank count`);
+  }
+  const source = await openSource(config);
+  const handlers = handlersFor(config, options);
+  const started = performance.now();
+  const progress: Progress = { events: 0, batches: 0, bytes: 0, seconds: 0 };
+  try {
+    for await (const b of runPipeline(config, source, { ...options, stream: options.buffer?.stream })) {
+      for (const h of handlers) await h.handle(b);
+      progress.events += b.events;
+      progress.batches++;
+      progress.bytes += b.bytes.byteLength;
+      progress.seconds = (performance.now() - started) / 1000;
+      options.onProgress?.(progress);
+    }
+    for (const h of handlers) await h.finish({ batches: progress.batches, events: progress.events });
+    progress.seconds = (performance.now() - started) / 1000;
+    return progress;
+  } finally {
+    handlers.forEach((h) => h.close());
+    source.close();
+  }
+}

@@ -1,0 +1,203 @@
+/**
+ * The synthetic facility: deterministic events for a seed, each computed from
+ * (seed, event index) alone, so any split into ranks yields the same events.
+ * Area-detector frames of real geometries (background, noise, Bragg peaks),
+ * digitizer waveforms with time-of-flight pulses, scalars and timestamps.
+ *
+ * Fast enough to outrun the network: noise comes from a few frames made at
+ * start (each event takes one, chosen by its index) and peaks are drawn on a
+ * copy, so a 2048 x 2048 frame costs a memory copy and a few hundred pixels.
+ */
+import type { DataSourceConfig, ProducerConfig } from "../config.js";
+import { geometries } from "../config.js";
+import type { DetectorEvent, EventSource, FieldInfo } from "../event.js";
+import { positionsOf } from "../event.js";
+import { fromFloat32, size, zeros, type Dtype, type NdArray } from "../ndarray.js";
+import { Prng } from "../prng.js";
+
+type AreaDetector = Extract<DataSourceConfig, { type: "area_detector" }>;
+type Digitizer = Extract<DataSourceConfig, { type: "digitizer" }>;
+type Scalar = Extract<DataSourceConfig, { type: "scalar" }>;
+type SyntheticConfig = Extract<ProducerConfig["event_source"], { type: "synthetic" }>;
+
+const noisePoolSize = 4;
+/** The epoch of the synthetic run: 2026-01-01T00:00:00Z. */
+const runStartNs = 1_767_225_600_000_000_000n;
+
+/** A frame's geometry: dtype and per-event shape; rows = every axis but the last, flattened. */
+function frameGeometry(config: AreaDetector): { dtype: Dtype; shape: number[] } {
+  const g = typeof config.geometry === "string" ? geometries[config.geometry] : config.geometry;
+  return { dtype: g.dtype as Dtype, shape: [...g.shape] };
+}
+
+/** Draws a Bragg peak: a 2D Gaussian of total `intensity` at (y, x) on a width-`w` frame. */
+function drawPeak(frame: Float32Array, w: number, h: number, y: number, x: number, intensity: number, sigma: number) {
+  const r = Math.ceil(3 * sigma);
+  const norm = intensity / (2 * Math.PI * sigma * sigma);
+  for (let dy = -r; dy <= r; dy++) {
+    const yy = Math.round(y) + dy;
+    if (yy < 0 || yy >= h) continue;
+    for (let dx = -r; dx <= r; dx++) {
+      const xx = Math.round(x) + dx;
+      if (xx < 0 || xx >= w) continue;
+      const d2 = (yy - y) ** 2 + (xx - x) ** 2;
+      frame[yy * w + xx]! += norm * Math.exp(-d2 / (2 * sigma * sigma));
+    }
+  }
+}
+
+class AreaDetectorModel {
+  readonly dtype: Dtype;
+  readonly shape: number[];
+  readonly #rows: number;
+  readonly #cols: number;
+  readonly #panelRows: number;
+  readonly #pool: Float32Array[];
+
+  constructor(
+    readonly name: string,
+    readonly config: AreaDetector,
+    seed: number,
+  ) {
+    const g = frameGeometry(config);
+    this.dtype = g.dtype;
+    this.shape = g.shape;
+    this.#cols = g.shape.at(-1)!;
+    this.#rows = size(g.shape) / this.#cols;
+    this.#panelRows = g.shape.at(-2) ?? this.#rows;
+    // A table of normal deviates makes noise frames fast to build.
+    const table = new Float32Array(1 << 16);
+    const rng = new Prng(seed, 0x5eed);
+    for (let i = 0; i < table.length; i++) table[i] = rng.normal();
+    this.#pool = Array.from({ length: noisePoolSize }, () => {
+      const frame = new Float32Array(this.#rows * this.#cols);
+      for (let i = 0; i < frame.length; i++) frame[i] = config.background + config.noise * table[rng.next() & 0xffff]!;
+      return frame;
+    });
+  }
+
+  fields(): FieldInfo[] {
+    const fields: FieldInfo[] = [{ name: this.name, dtype: this.dtype, shape: this.shape, description: "area detector frame: background, noise and Bragg peaks", unit: "ADU" }];
+    if (this.config.truth) fields.push({ name: `${this.name}_peaks_truth`, dtype: "float32", shape: [this.config.peaks.max, 3], description: "injected peaks: row, column, integrated intensity (NaN rows unused)" });
+    return fields;
+  }
+
+  event(rng: Prng, index: number, out: Record<string, NdArray>) {
+    const p = this.config.peaks;
+    const frame = new Float32Array(this.#pool[index % noisePoolSize]!);
+    const count = rng.int(p.min, Math.max(p.min, p.max));
+    const truth = new Float32Array(p.max * 3).fill(Number.NaN);
+    const margin = Math.ceil(3 * p.sigma) + 1;
+    for (let k = 0; k < count; k++) {
+      // Within one panel, away from its edges.
+      const panel = rng.int(0, this.#rows / this.#panelRows - 1);
+      const y = panel * this.#panelRows + margin + rng.uniform() * (this.#panelRows - 2 * margin);
+      const x = margin + rng.uniform() * (this.#cols - 2 * margin);
+      const intensity = p.intensity * (0.5 + rng.uniform());
+      drawPeak(frame, this.#cols, this.#rows, y, x, intensity, p.sigma);
+      if (k < p.max) truth.set([y, x, intensity], k * 3);
+    }
+    out[this.name] = fromFloat32(frame, this.dtype, this.shape);
+    if (this.config.truth) out[`${this.name}_peaks_truth`] = { dtype: "float32", shape: [p.max, 3], data: truth };
+  }
+}
+
+class DigitizerModel {
+  constructor(
+    readonly name: string,
+    readonly config: Digitizer,
+  ) {}
+
+  fields(): FieldInfo[] {
+    const c = this.config;
+    const fields: FieldInfo[] = [{ name: this.name, dtype: "int16", shape: [c.channels, c.samples], description: "digitizer waveforms with negative time-of-flight pulses", unit: "ADC" }];
+    if (c.truth) fields.push({ name: `${this.name}_hits_truth`, dtype: "float32", shape: [c.channels, c.hits.max], description: "injected hit times in samples (NaN unused)" });
+    return fields;
+  }
+
+  event(rng: Prng, out: Record<string, NdArray>) {
+    const c = this.config;
+    const wave = new Float32Array(c.channels * c.samples);
+    const truth = new Float32Array(c.channels * c.hits.max).fill(Number.NaN);
+    const r = Math.ceil(4 * c.width);
+    for (let ch = 0; ch < c.channels; ch++) {
+      const row = ch * c.samples;
+      for (let s = 0; s < c.samples; s++) wave[row + s] = c.baseline + c.noise * rng.normal();
+      const hits = rng.int(c.hits.min, Math.max(c.hits.min, c.hits.max));
+      for (let k = 0; k < hits; k++) {
+        const t = r + rng.uniform() * (c.samples - 2 * r);
+        const a = c.amplitude * (0.6 + 0.8 * rng.uniform());
+        for (let s = Math.max(0, Math.floor(t - r)); s <= Math.min(c.samples - 1, Math.ceil(t + r)); s++) {
+          wave[row + s]! -= a * Math.exp(-((s - t) ** 2) / (2 * c.width * c.width));
+        }
+        if (k < c.hits.max) truth[ch * c.hits.max + k] = t;
+      }
+    }
+    out[this.name] = fromFloat32(wave, "int16", [c.channels, c.samples]);
+    if (c.truth) out[`${this.name}_hits_truth`] = { dtype: "float32", shape: [c.channels, c.hits.max], data: truth };
+  }
+}
+
+export class SyntheticSource implements EventSource {
+  readonly eventCount: number;
+  readonly #config: SyntheticConfig;
+  readonly #detectors: AreaDetectorModel[] = [];
+  readonly #digitizers: DigitizerModel[] = [];
+  readonly #scalars: [string, Scalar][] = [];
+  readonly #timestamps: string[] = [];
+
+  constructor(config: ProducerConfig) {
+    this.#config = config.event_source as SyntheticConfig;
+    this.eventCount = this.#config.events;
+    for (const [name, source] of Object.entries(config.data_sources)) {
+      if (source.type === "area_detector") this.#detectors.push(new AreaDetectorModel(name, source, this.#config.seed));
+      else if (source.type === "digitizer") this.#digitizers.push(new DigitizerModel(name, source));
+      else if (source.type === "scalar") this.#scalars.push([name, source]);
+      else if (source.type === "timestamp") this.#timestamps.push(name);
+    }
+  }
+
+  fields(): FieldInfo[] {
+    return [
+      ...this.#detectors.flatMap((d) => d.fields()),
+      ...this.#digitizers.flatMap((d) => d.fields()),
+      ...this.#scalars.map(([name, s]) => ({ name, dtype: s.dtype, shape: [], description: "a per-shot scalar (for example pulse energy)" })),
+      ...this.#timestamps.map((name) => ({ name, dtype: "uint64" as Dtype, shape: [], description: "event time", unit: "ns since the Unix epoch" })),
+    ];
+  }
+
+  /** The event at `index`, the same whichever rank makes it. */
+  event(index: number): DetectorEvent {
+    const rng = new Prng(this.#config.seed, index + 1);
+    const periodNs = this.#config.rate_hz > 0 ? BigInt(Math.round(1e9 / this.#config.rate_hz)) : 1_000_000n;
+    const timeNs = runStartNs + BigInt(index) * periodNs;
+    const fields: Record<string, NdArray> = {};
+    for (const d of this.#detectors) d.event(rng, index, fields);
+    for (const d of this.#digitizers) d.event(rng, fields);
+    for (const [name, s] of this.#scalars) {
+      const a = zeros(s.dtype, []);
+      (a.data as Float32Array | Float64Array)[0] = s.mean + s.sigma * rng.normal();
+      fields[name] = a;
+    }
+    for (const name of this.#timestamps) fields[name] = { dtype: "uint64", shape: [], data: new BigUint64Array([timeNs]) };
+    return { index, timeNs, fields };
+  }
+
+  async *events(rank: number, ranks: number, start: number, signal: AbortSignal): AsyncGenerator<DetectorEvent> {
+    const paced = this.#config.paced && this.#config.rate_hz > 0;
+    const began = performance.now();
+    let made = 0;
+    for (const index of positionsOf(rank, ranks, start, this.eventCount)) {
+      signal.throwIfAborted();
+      if (paced) {
+        const due = began + ((made * ranks) / this.#config.rate_hz) * 1000;
+        const wait = due - performance.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      }
+      made++;
+      yield this.event(index);
+    }
+  }
+
+  close(): void {}
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `npm run test:system` needs beyond npm packages, idempotently:
-# OpenSSL and Slurm with munge (Debian), and grpcurl (Go module proxy) into .tools/bin.
+# OpenSSL and Slurm with munge (Debian), grpcurl (Go module proxy) into .tools/bin,
+# and h5py (PyPI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools="$PWD/.tools/bin"
@@ -27,5 +28,11 @@ if [ ! -x "$tools/grpcurl" ] || [ "$(cat "$tools/grpcurl.version" 2>/dev/null)" 
   echo "installing grpcurl $GRPCURL_VERSION"
   GOBIN="$tools" GOFLAGS=-mod=mod go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"
   echo "$GRPCURL_VERSION" > "$tools/grpcurl.version"
+fi
+# h5py (the HDF5 C library's Python binding) reads what the HDF5 serializer writes.
+if ! python3 -c "import h5py, numpy" 2>/dev/null; then
+  echo "installing h5py and numpy"
+  python3 -m pip install --quiet --disable-pip-version-check h5py numpy 2>/dev/null ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages h5py numpy
 fi
 echo "system test tools ready in $tools"

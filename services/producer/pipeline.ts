@@ -161,7 +161,9 @@ export async function* runPipeline(config: ProducerConfig, source: EventSource, 
     return { batch, bytes, events: events.length, fileBytes: fileBytes ?? bytes, fileSuffix: serializer.type === "hdf5" ? "h5" : "pb" };
   };
 
-  for await (const event of source.events(options.rank, options.ranks, options.startEvent ?? 0, options.signal)) {
+  // A resume position given to the run wins over the config's.
+  const start = options.startEvent || (config.event_source.type === "hdf5" ? config.event_source.start_event : 0);
+  for await (const event of source.events(options.rank, options.ranks, start, options.signal)) {
     if (options.maxEvents && taken >= options.maxEvents) break;
     taken++;
     if (config.skip_incomplete_events && sourceFields.some((name) => !event.fields[name])) continue;

@@ -1,0 +1,205 @@
+/** The producer pipeline on its own: determinism, ranks, finders against ground truth, HDF5 both ways, bad configs. */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseProducerConfig } from "../../services/producer/config.js";
+import { h5 } from "../../services/producer/hdf5.js";
+import { dtypeFromProto, typedView } from "../../services/producer/ndarray.js";
+import { openSource, runPipeline, type ProducedBatch } from "../../services/producer/pipeline.js";
+import type { EventBatch } from "../../gen/lclstream/data/v1/data_pb.js";
+
+const never = new AbortController().signal;
+
+async function collect(config: unknown, rank = 0, ranks = 1, extra: { startEvent?: number; maxEvents?: number } = {}) {
+  const parsed = parseProducerConfig(config);
+  const source = await openSource(parsed);
+  const out: ProducedBatch[] = [];
+  try {
+    for await (const b of runPipeline(parsed, source, { rank, ranks, signal: never, ...extra })) out.push(b);
+  } finally {
+    source.close();
+  }
+  return out;
+}
+
+/** A field of a native batch as a typed array, with its shape. */
+function column(batch: EventBatch, name: string) {
+  if (batch.payload.case !== "columns") throw new Error("not a native batch");
+  const a = batch.payload.value.fields[name]!;
+  return { shape: a.shape.map(Number), data: typedView(dtypeFromProto[a.dtype], a.data) };
+}
+
+const indices = (batches: ProducedBatch[]) => batches.flatMap((b) => b.batch.eventIndices.map(Number));
+
+const synthetic = (events: number, extra: object = {}) => ({
+  batch_size: 4,
+  event_source: { type: "synthetic", events, seed: 11 },
+  data_sources: { det: { type: "area_detector", geometry: "small", truth: true }, energy: { type: "scalar" }, ts: { type: "timestamp" } },
+  ...extra,
+});
+
+describe("producer pipeline", () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "lclstream-producer-"));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it("is deterministic for a seed, and an event is the same whichever rank makes it", async () => {
+    const once = await collect(synthetic(12));
+    const again = await collect(synthetic(12));
+    expect(once.map((b) => Buffer.from(b.bytes))).toEqual(again.map((b) => Buffer.from(b.bytes)));
+    const other = await collect({ ...synthetic(12), event_source: { type: "synthetic", events: 12, seed: 12 } });
+    expect(Buffer.from(other[0]!.bytes)).not.toEqual(Buffer.from(once[0]!.bytes));
+
+    const byIndex = new Map<number, number[]>();
+    for (const b of once) {
+      const det = column(b.batch, "det");
+      b.batch.eventIndices.forEach((idx, i) => byIndex.set(Number(idx), Array.from(det.data.subarray(i * 65536, i * 65536 + 64) as Uint16Array)));
+    }
+    const rank2 = await collect(synthetic(12), 2, 3);
+    const det = column(rank2[0]!.batch, "det");
+    expect(Array.from(det.data.subarray(0, 64) as Uint16Array)).toEqual(byIndex.get(Number(rank2[0]!.batch.eventIndices[0])));
+  });
+
+  it("splits the events among ranks: three ranks together make each event exactly once", async () => {
+    const all = (await Promise.all([0, 1, 2].map((r) => collect(synthetic(50), r, 3)))).flatMap(indices);
+    expect(all.sort((a, b) => a - b)).toEqual(Array.from({ length: 50 }, (_, i) => i));
+  });
+
+  it("stacks fields with a leading batch dimension and a partial last batch", async () => {
+    const batches = await collect(synthetic(10));
+    expect(batches.map((b) => b.events)).toEqual([4, 4, 2]);
+    expect(column(batches[0]!.batch, "det").shape).toEqual([4, 256, 256]);
+    expect(column(batches[2]!.batch, "energy").shape).toEqual([2]);
+    expect(batches.map((b) => Number(b.batch.seq))).toEqual([0, 1, 2]);
+  });
+
+  it("finds the injected Bragg peaks: positions within a pixel, recall and precision above 0.9", async () => {
+    const config = {
+      batch_size: 1,
+      event_source: { type: "synthetic", events: 8, seed: 5 },
+      data_sources: { det: { type: "area_detector", geometry: { shape: [512, 512], dtype: "uint16" }, truth: true, peaks: { min: 10, max: 30, intensity: 3000, sigma: 1.2 } } },
+      processing_pipeline: [{ step: "peak_finder", field: "det" }],
+    };
+    let truePositives = 0;
+    let found = 0;
+    let injected = 0;
+    for (const b of await collect(config)) {
+      const truth = column(b.batch, "det_peaks_truth").data as Float32Array;
+      const peaks = column(b.batch, "det_peaks").data as Float32Array;
+      const n = (column(b.batch, "det_npeaks").data as Int32Array)[0]!;
+      const injectedHere: [number, number][] = [];
+      for (let i = 0; i < truth.length / 3; i++) if (!Number.isNaN(truth[i * 3]!)) injectedHere.push([truth[i * 3]!, truth[i * 3 + 1]!]);
+      injected += injectedHere.length;
+      found += n;
+      for (let i = 0; i < n; i++) {
+        const [y, x] = [peaks[i * 3]!, peaks[i * 3 + 1]!];
+        if (injectedHere.some(([ty, tx]) => Math.hypot(ty - y, tx - x) < 1)) truePositives++;
+      }
+      expect((column(b.batch, "det_hit").data as Uint8Array)[0]).toBe(n >= 10 ? 1 : 0);
+    }
+    expect(truePositives / injected).toBeGreaterThan(0.9);
+    expect(truePositives / found).toBeGreaterThan(0.9);
+  });
+
+  it("finds the injected time-of-flight hits within half a sample", async () => {
+    const config = {
+      batch_size: 5,
+      event_source: { type: "synthetic", events: 10, seed: 9 },
+      data_sources: { tof: { type: "digitizer", channels: 2, samples: 2048, truth: true } },
+      processing_pipeline: [{ step: "tof_hits", field: "tof" }],
+    };
+    let matched = 0;
+    let injected = 0;
+    let found = 0;
+    for (const b of await collect(config)) {
+      const truth = column(b.batch, "tof_hits_truth").data as Float32Array;
+      const hits = column(b.batch, "tof_hits").data as Float32Array;
+      const counts = column(b.batch, "tof_nhits").data as Int32Array;
+      const max = 12;
+      for (let row = 0; row < counts.length; row++) {
+        const t = Array.from(truth.subarray(row * max, (row + 1) * max)).filter((v) => !Number.isNaN(v));
+        const h = Array.from(hits.subarray(row * 64, row * 64 + counts[row]!));
+        injected += t.length;
+        found += h.length;
+        matched += h.filter((v) => t.some((u) => Math.abs(u - v) < 0.5)).length;
+      }
+    }
+    expect(matched / injected).toBeGreaterThan(0.9);
+    expect(matched / found).toBeGreaterThan(0.9);
+  });
+
+  it("writes HDF5 batches that read back identical", async () => {
+    const [batch] = await collect({ ...synthetic(3), data_serializer: { type: "hdf5", compression: "gzip" } });
+    const native = (await collect(synthetic(3)))[0]!;
+    expect(batch!.batch.payload.case).toBe("serialized");
+    const lib = await h5();
+    const path = join(dir, "batch.h5");
+    const { writeFile } = await import("node:fs/promises");
+    await writeFile(path, batch!.fileBytes);
+    const file = new lib.File(path, "r");
+    try {
+      const det = file.get("data/det") as import("h5wasm").Dataset;
+      expect(det.shape).toEqual([3, 256, 256]);
+      expect(Buffer.from((det.value as Uint16Array).buffer)).toEqual(Buffer.from(column(native.batch, "det").data.buffer, column(native.batch, "det").data.byteOffset, 3 * 65536 * 2));
+      expect(Array.from((file.get("lclstream/event_index") as import("h5wasm").Dataset).value as BigUint64Array)).toEqual([0n, 1n, 2n]);
+    } finally {
+      file.close();
+    }
+  });
+
+  it("reads events from several HDF5 files, shuffled, each exactly once, and resumes from a position", async () => {
+    const lib = await h5();
+    const files = [5, 7, 3].map((n, f) => {
+      const path = join(dir, `run-${f}.h5`);
+      const file = new lib.File(path, "w");
+      file.create_group("entry");
+      const offset = [0, 5, 12][f]!;
+      file.create_dataset({ name: "entry/x", data: Float32Array.from({ length: n * 2 }, (_, i) => offset + Math.floor(i / 2)), shape: [n, 2], dtype: "<f" });
+      file.close();
+      return path;
+    });
+    const config = (start = 0) => ({
+      batch_size: 2,
+      event_source: { type: "hdf5", files, shuffle: true, seed: 4, start_event: start },
+      data_sources: { x: { type: "hdf5_dataset", path: "/entry/x" } },
+    });
+    const two = [...(await collect(config(), 0, 2)), ...(await collect(config(), 1, 2))];
+    const seen = two.flatMap((b) => Array.from(column(b.batch, "x").data as Float32Array).filter((_, i) => i % 2 === 0));
+    expect(seen.sort((a, b) => a - b)).toEqual(Array.from({ length: 15 }, (_, i) => i));
+    expect(indices(two).sort((a, b) => a - b)).toEqual(Array.from({ length: 15 }, (_, i) => i));
+
+    const order = indices(await collect(config()));
+    expect(order).not.toEqual([...order].sort((a, b) => a - b));
+    const first = indices(await collect(config(), 0, 1, { maxEvents: 6 }));
+    const rest = indices(await collect(config(6)));
+    expect([...first, ...rest]).toEqual(order);
+  });
+
+  it("refuses bad configs, naming the problem and the path", async () => {
+    const problem = async (config: unknown) => {
+      try {
+        await collect(config);
+      } catch (error) {
+        return (error as Error).message;
+      }
+      throw new Error("accepted");
+    };
+    expect(await problem({ ...synthetic(2), colour: "blue" })).toContain("(top): unknown key(s) colour");
+    expect(await problem({ ...synthetic(2), data_sources: { r: { type: "random_array", shape: [2], dtype: "float16" } }, event_source: { type: "random" } })).toMatch(/data_sources\.r\.dtype: .*float32/);
+    expect(await problem({ ...synthetic(2), processing_pipeline: [{ step: "peak_finder", field: "nope" }] })).toContain('no field "nope"');
+    expect(await problem({ batch_size: 1, event_source: { type: "hdf5", files: [join(dir, "missing.h5")] }, data_sources: { x: { type: "hdf5_dataset", path: "/x" } } })).toContain(`event_source.files.0: no such file: ${join(dir, "missing.h5")}`);
+    const lib = await h5();
+    const a = join(dir, "a.h5");
+    const b = join(dir, "b.h5");
+    for (const [path, width] of [[a, 2], [b, 3]] as const) {
+      const f = new lib.File(path, "w");
+      f.create_dataset({ name: "x", data: new Float32Array(4 * width), shape: [4, width], dtype: "<f" });
+      f.close();
+    }
+    expect(await problem({ batch_size: 1, event_source: { type: "hdf5", files: [a] }, data_sources: { x: { type: "hdf5_dataset", path: "/y" } } })).toContain(`data_sources.x.path: ${a} has no dataset /y`);
+    expect(await problem({ batch_size: 1, event_source: { type: "hdf5", files: [a, b] }, data_sources: { x: { type: "hdf5_dataset", path: "/x" } } })).toContain("shape mismatch across events");
+  });
+});

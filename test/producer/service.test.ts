@@ -1,0 +1,124 @@
+/** ProducerService over mTLS, and producer ranks publishing into a real buffer that restarts under them. */
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer as createNetServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
+import { ProducerService } from "../../gen/lclstream/producer/v1/producer_pb.js";
+import { DataType } from "../../gen/lclstream/data/v1/data_pb.js";
+import { createMeshTransport } from "../../services/common/client.js";
+import { errorInfo } from "../../services/common/errors.js";
+import { createLogger } from "../../services/common/logger.js";
+import { build as buildBuffer, type BufferServer } from "../../services/buffer/server.js";
+import { parseProducerConfig } from "../../services/producer/config.js";
+import { produce } from "../../services/producer/run.js";
+import { build as buildProducer, type ProducerServer } from "../../services/producer/server.js";
+import { createTestPki, type TestPki } from "../helpers/pki.js";
+import { consume } from "../helpers/buffer.js";
+
+const smallSynthetic = (events: number, extra: object = {}) => ({
+  batch_size: 4,
+  event_source: { type: "synthetic", events, seed: 3, ...extra },
+  data_sources: { det: { type: "area_detector", geometry: "small" }, ts: { type: "timestamp" } },
+});
+
+async function failure(call: Promise<unknown>) {
+  try {
+    await call;
+  } catch (error) {
+    const e = ConnectError.from(error);
+    return { code: e.code, reason: errorInfo(e)?.reason };
+  }
+  throw new Error("the call succeeded");
+}
+
+describe("ProducerService", () => {
+  let pki: TestPki;
+  let producer: ProducerServer;
+  const client = () => createClient(ProducerService, createMeshTransport({ baseUrl: producer.url, tls: pki.alice }));
+
+  beforeAll(async () => {
+    pki = await createTestPki();
+    producer = await buildProducer({ dataRoots: [tmpdir()] }, { tls: pki.server });
+  });
+  afterAll(() => producer?.close());
+
+  it("lists its sources with their fields, dtypes and shapes", async () => {
+    const { sources } = await client().listSources({});
+    const crystallography = sources.find((s) => s.name === "synthetic/crystallography")!;
+    expect(crystallography.type).toBe("synthetic");
+    expect(crystallography.fields.find((f) => f.name === "jungfrau4M")).toMatchObject({ dtype: DataType.UINT16, shape: [2048n, 2048n] });
+    expect(crystallography.fields.map((f) => f.name)).toContain("jungfrau4M_peaks");
+    expect(sources.find((s) => s.name === "synthetic/epix")!.fields[0]!.shape).toEqual([16n, 352n, 384n]);
+  });
+
+  it("streams a rank's batches straight to the caller, then its totals", async () => {
+    const batches = [];
+    let end;
+    for await (const r of client().produce({ config: smallSynthetic(10), rank: 1, rankCount: 2 })) {
+      if (r.kind.case === "batch") batches.push(r.kind.value);
+      else if (r.kind.case === "endOfStream") end = r.kind.value;
+    }
+    expect(batches.flatMap((b) => b.eventIndices.map(Number))).toEqual([1, 3, 5, 7, 9]);
+    expect(end).toMatchObject({ batchCount: 2n, eventCount: 5n });
+  });
+
+  it("refuses a bad config with field violations, handlers, and files outside its data directories", async () => {
+    expect(await failure(client().produce({ config: { event_source: { type: "synthetic" }, data_sources: {}, colour: 1 } })[Symbol.asyncIterator]().next())).toMatchObject({
+      code: Code.InvalidArgument,
+      reason: "INVALID_CONFIG",
+    });
+    expect(await failure(client().produce({ config: { ...smallSynthetic(2), data_handlers: [{ type: "file", prefix: "/etc/x" }] } })[Symbol.asyncIterator]().next())).toMatchObject({ code: Code.InvalidArgument });
+    const outside = { batch_size: 1, event_source: { type: "hdf5", files: ["/etc/passwd"] }, data_sources: { x: { type: "hdf5_dataset", path: "/x" } } };
+    expect(await failure(client().produce({ config: outside })[Symbol.asyncIterator]().next())).toMatchObject({ code: Code.PermissionDenied, reason: "PATH_NOT_ALLOWED" });
+  });
+});
+
+describe("producer ranks publishing to a buffer", () => {
+  let pki: TestPki;
+  let stateDir: string;
+  let buffer: BufferServer;
+  let port: number;
+  const startBuffer = async () => {
+    buffer = await buildBuffer({ stateDir, port, submitters: ["user/alice"] }, { tls: pki.server });
+  };
+
+  beforeAll(async () => {
+    pki = await createTestPki();
+    stateDir = await mkdtemp(join(tmpdir(), "lclstream-produce-"));
+    port = await new Promise<number>((resolve) => {
+      const s = createNetServer().listen(0, "127.0.0.1", () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
+    });
+    await startBuffer();
+  });
+  afterAll(async () => {
+    await buffer?.close();
+    await rm(stateDir, { recursive: true, force: true });
+  });
+
+  it("delivers every event of every rank once, even when the buffer restarts mid-stream", async () => {
+    const transport = () => createMeshTransport({ baseUrl: buffer.url, tls: pki.alice });
+    const alice = createClient(BufferService, transport());
+    const { stream, publishToken } = await alice.createStream({ stream: { durable: true, producerCount: 2, consumerGroups: [{ name: "g" }] } });
+    const config = parseProducerConfig({ ...smallSynthetic(60, { rate_hz: 40, paced: true }), data_handlers: [{ type: "buffer" }] });
+    const ranks = [0, 1].map((rank) =>
+      produce(config, { rank, ranks: 2, buffer: { transport: transport(), stream: stream!.name, token: publishToken }, logger: createLogger("test", "silent"), signal: new AbortController().signal }),
+    );
+    // A restart while the ranks publish: they find where they stand and go on.
+    await new Promise((r) => setTimeout(r, 500));
+    await buffer.close();
+    await startBuffer();
+    const totals = await Promise.all(ranks);
+    expect(totals.map((t) => t.events)).toEqual([30, 30]);
+
+    const got = await consume(createClient(BufferService, transport()), stream!.name, "g");
+    const events = got.batches.flatMap((b) => b.eventIndices.map(Number)).sort((a, b) => a - b);
+    expect(events).toEqual(Array.from({ length: 60 }, (_, i) => i));
+    expect(got.end).toMatchObject({ batchCount: 16n, eventCount: 60n });
+  });
+});

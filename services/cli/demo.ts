@@ -1,48 +1,81 @@
 /**
- * `lclstream demo`: what runs today, end to end on loopback. A fresh dev PKI,
- * one mTLS server with health and reflection, and a client that proves who it
- * is and what the server offers.
+ * `lclstream demo` (`npm run demo`): the whole flow on loopback with nothing
+ * installed beyond `npm ci`. It starts the mesh with a fresh dev PKI, asks
+ * for data from the synthetic crystallography source (Jungfrau 4M frames,
+ * peak finding on) with two producer ranks, streams it to a consumer with a
+ * progress bar, and prints what arrived.
  */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Command } from "commander";
+import { SingleBar } from "cli-progress";
 import { createClient } from "@connectrpc/connect";
-import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/grpc/health/v1/health_pb.js";
-import { ServerReflection } from "../../gen/grpc/reflection/v1/reflection_pb.js";
-import { createCertificateAuthority, issueMaterial } from "../common/pki.js";
-import { identityUri } from "../common/identity.js";
-import { createServer } from "../common/server.js";
+import { DataRequestService, DataRequest_State as State } from "../../gen/lclstream/request/v1/request_pb.js";
 import { createMeshTransport } from "../common/client.js";
-import { createLogger } from "../common/logger.js";
+import { readCertDir } from "../common/pki.js";
+import { fetchRequest } from "./fetch.js";
+import { startLocalMesh } from "./local-mesh.js";
 
 export function registerDemoCommand(program: Command): void {
   program
     .command("demo")
-    .description("start an mTLS server on loopback with a fresh dev PKI and talk to it")
-    .action(async () => {
-      const trustDomain = "demo.lclstream";
+    .description("start the mesh on loopback, stream a synthetic crystallography run to a consumer, and report the throughput")
+    .option("--events <n>", "events to stream", Number, 160)
+    .option("--ranks <n>", "producer ranks", Number, 2)
+    .action(async (o: { events: number; ranks: number }) => {
+      const stateDir = await mkdtemp(join(tmpdir(), "lclstream-demo-"));
       const started = performance.now();
-      const ca = await createCertificateAuthority({ trustDomain });
-      const serverTls = await issueMaterial(ca, { identity: identityUri(trustDomain, "service", "demo"), ipAddresses: ["127.0.0.1"] });
-      const userTls = await issueMaterial(ca, { identity: identityUri(trustDomain, "user", "demo") });
-      console.log(`dev PKI: CA and two certificates in ${(performance.now() - started).toFixed(0)} ms`);
-
-      const server = await createServer({ name: "demo", services: [], tls: serverTls, trustDomain, logger: createLogger("demo", "warn") });
+      const mesh = await startLocalMesh({ stateDir, logLevel: "error" });
       try {
-        console.log(`server: ${server.url} (TLS 1.3, client certificate required)`);
-        const transport = createMeshTransport({ baseUrl: server.url, tls: userTls });
-        const { status } = await createClient(Health, transport).check({ service: "" });
-        console.log(`health: ${Status[status]}, as ${identityUri(trustDomain, "user", "demo")}`);
-        const reflection = createClient(ServerReflection, transport);
-        async function* ask() {
-          yield { messageRequest: { case: "listServices" as const, value: "" } };
+        const e = mesh.endpoints;
+        console.log(`mesh up in ${((performance.now() - started) / 1000).toFixed(1)} s: CA, job queue, buffer, producer and request service on loopback, mTLS everywhere`);
+        console.log(`you are ${e.user}; request service ${e.request}`);
+        const tls = await readCertDir(e.certDir);
+        const requests = createClient(DataRequestService, createMeshTransport({ baseUrl: e.request, tls }));
+        const { dataRequest } = await requests.createDataRequest({
+          dataRequest: {
+            experiment: "demo",
+            parallelism: o.ranks,
+            producer: {
+              source_identifier: "synthetic:crystallography:run=1",
+              batch_size: 2,
+              event_source: { type: "synthetic", seed: 1, events: o.events, rate_hz: 120 },
+              data_sources: {
+                jungfrau4M: { type: "area_detector", geometry: "jungfrau4M", peaks: { min: 0, max: 40 } },
+                pulse_energy: { type: "scalar", mean: 3.5, sigma: 0.2 },
+                timestamp: { type: "timestamp" },
+              },
+              processing_pipeline: [{ step: "peak_finder", field: "jungfrau4M" }],
+            },
+          },
+        });
+        console.log(`${dataRequest!.name}: ${o.events} Jungfrau 4M events (8 MiB each), peak finding on, ${o.ranks} producer ranks`);
+        const bar = process.stdout.isTTY ? new SingleBar({ format: "[{bar}] {value}/{total} events | {mbps} MB/s | lag {lag}", hideCursor: true }) : undefined;
+        bar?.start(o.events, 0, { mbps: 0, lag: 0 });
+        const result = await fetchRequest({
+          requests,
+          transportFor: (baseUrl) => createMeshTransport({ baseUrl, tls }),
+          name: dataRequest!.name,
+          signal: new AbortController().signal,
+          onProgress: (p) => bar?.update(p.events, { mbps: (p.bytes / 1e6 / p.seconds).toFixed(0), lag: p.lag }),
+        });
+        bar?.stop();
+        const p = result.progress;
+        // The request ends once every group has the end of stream.
+        let final = (await requests.getDataRequest({ name: dataRequest!.name })).dataRequest!;
+        for (let i = 0; i < 50 && final.state !== State.SUCCEEDED && final.state !== State.FAILED; i++) {
+          await new Promise((r) => setTimeout(r, 100));
+          final = (await requests.getDataRequest({ name: dataRequest!.name })).dataRequest!;
         }
-        for await (const answer of reflection.serverReflectionInfo(ask())) {
-          if (answer.messageResponse.case === "listServicesResponse") {
-            console.log(`services: ${answer.messageResponse.value.service.map((s) => s.name).join(", ")}`);
-          }
-        }
-        console.log("The streaming demo (data request -> producers -> buffer -> consumer) arrives with the data request service.");
+        console.log(`received ${p.events} events in ${p.batches} batches: ${(p.bytes / 1e6).toFixed(0)} MB in ${p.seconds.toFixed(1)} s = ${(p.bytes / 1e6 / p.seconds).toFixed(0)} MB/s`);
+        console.log(`hits (frames with 10 or more Bragg peaks): ${p.hits} of ${p.events}`);
+        console.log(`end of stream: ${result.totals.batchCount} batches, ${result.totals.eventCount} events from ${result.totals.producerTotals.length} ranks: every event arrived once`);
+        console.log(`request ${State[final.state].toLowerCase()}: ${final.stateReason}`);
+        if (final.state !== State.SUCCEEDED) process.exitCode = 1;
       } finally {
-        await server.close();
+        await mesh.close();
+        await rm(stateDir, { recursive: true, force: true });
       }
     });
 }

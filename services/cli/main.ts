@@ -7,6 +7,7 @@ import { registerCaCommands } from "./ca.js";
 import { registerJobsCommands } from "./jobs.js";
 import { registerBufferCommands } from "./buffer.js";
 import { registerProduceCommand } from "./produce.js";
+import { registerRequestCommands } from "./requests.js";
 
 export function createProgram(): Command {
   const program = new Command("lclstream")
@@ -18,6 +19,7 @@ export function createProgram(): Command {
   registerJobsCommands(program);
   registerBufferCommands(program);
   registerProduceCommand(program);
+  registerRequestCommands(program);
   registerDemoCommand(program);
   return program;
 }

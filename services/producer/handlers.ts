@@ -5,8 +5,7 @@
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
-import { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import type { Logger } from "../common/logger.js";
 import { WireBufferService } from "../buffer/wire.js";
 import type { Transport } from "@connectrpc/connect";
@@ -62,7 +61,6 @@ interface Retained {
  */
 export function createBufferHandler(options: BufferHandlerOptions): BatchHandler {
   const wire = createClient(WireBufferService, options.transport) as unknown as { publish(m: AsyncIterable<unknown>, o: { signal: AbortSignal }): Promise<{ nextSeq: bigint }> };
-  const control: Client<typeof BufferService> = createClient(BufferService, options.transport);
   const maxUnconfirmed = options.maxUnconfirmedBytes ?? 64 * 1024 * 1024;
   const retained: Retained[] = [];
   let retainedBytes = 0;
@@ -76,17 +74,25 @@ export function createBufferHandler(options: BufferHandlerOptions): BatchHandler
   };
   const waitForNews = () => new Promise<void>((resolve) => (wake = resolve));
 
-  /** Asks the buffer how far the rank got and forgets what it has. */
+  const open = { kind: { case: "open", value: { stream: options.stream, producerRank: options.rank, publishToken: options.token } } };
+
+  /**
+   * Asks the buffer how far the rank got (a Publish of nothing but `open`
+   * answers with the rank's next seq, for anyone holding the token) and
+   * forgets what it has.
+   */
   async function confirm(): Promise<number> {
-    const { stream } = await control.getStream({ name: options.stream }, { signal: options.signal });
-    const next = Number(stream!.metrics!.producers[options.rank]?.nextSeq ?? 0n);
+    const { nextSeq } = await wire.publish((async function* () {
+      yield open;
+    })(), { signal: options.signal });
+    const next = Number(nextSeq);
     while (retained.length && retained[0]!.seq < next) retainedBytes -= retained.shift()!.bytes.byteLength;
     notify();
     return next;
   }
 
   async function* messages(from: number) {
-    yield { kind: { case: "open", value: { stream: options.stream, producerRank: options.rank, publishToken: options.token } } };
+    yield open;
     let next = from;
     for (;;) {
       // Retained seqs are contiguous: confirmation only drops a prefix.

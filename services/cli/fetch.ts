@@ -1,0 +1,134 @@
+/**
+ * A consumer of a data request, as `lclstream get` and the demo run it:
+ * waits for the request's stream, subscribes as one consumer of a group,
+ * writes what arrives (optionally), acknowledges it, and checks the totals
+ * of the end of stream against what it received.
+ */
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { createClient, type Client, type Transport } from "@connectrpc/connect";
+import { toBinary } from "@bufbuild/protobuf";
+import { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
+import { EventBatchSchema, type EventBatch, type StreamTotals } from "../../gen/lclstream/data/v1/data_pb.js";
+import { DataRequestService, DataRequest_State as State, type DataRequest } from "../../gen/lclstream/request/v1/request_pb.js";
+import { dtypeFromProto, typedView } from "../producer/ndarray.js";
+
+export type OutputFormat = "native" | "hdf5" | "npy";
+
+export interface FetchProgress {
+  events: number;
+  batches: number;
+  bytes: number;
+  hits: number;
+  seconds: number;
+  lag: number;
+}
+
+export interface FetchOptions {
+  requests: Client<typeof DataRequestService>;
+  /** A transport to the buffer at a URL (the request says which). */
+  transportFor(url: string): Transport;
+  name: string;
+  group?: string;
+  out?: string;
+  format?: OutputFormat;
+  onProgress?(p: FetchProgress): void;
+  signal: AbortSignal;
+}
+
+/** Waits until the request has a stream (or ended without one). */
+async function streamOf(o: FetchOptions): Promise<DataRequest> {
+  for (;;) {
+    const { dataRequest: r } = await o.requests.getDataRequest({ name: o.name }, { signal: o.signal });
+    if (r!.stream) return r!;
+    if (r!.state === State.FAILED || r!.state === State.CANCELED) throw new Error(`${o.name} ${State[r!.state].toLowerCase()}: ${r!.stateReason}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** A .npy file (format 1.0) of one array. */
+function npy(dtype: string, shape: bigint[], data: Uint8Array): Uint8Array {
+  const descr = ({ bool: "|b1", int8: "|i1", uint8: "|u1", int16: "<i2", uint16: "<u2", int32: "<i4", uint32: "<u4", int64: "<i8", uint64: "<u8", float32: "<f4", float64: "<f8" } as Record<string, string>)[dtype]!;
+  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.map(String).join(", ")}${shape.length === 1 ? "," : ""}), }`;
+  header = header.padEnd(Math.ceil((header.length + 11) / 64) * 64 - 11, " ") + "\n";
+  const head = Buffer.concat([Buffer.from([0x93]), Buffer.from("NUMPY"), Buffer.from([1, 0]), Buffer.alloc(2), Buffer.from(header, "latin1")]);
+  head.writeUInt16LE(header.length, 8);
+  return Buffer.concat([head, data]);
+}
+
+async function write(batch: EventBatch, out: string, format: OutputFormat) {
+  const base = join(out, `batch-r${batch.producerRank}-${String(batch.seq).padStart(6, "0")}`);
+  if (format === "hdf5" && batch.payload.case === "serialized") return writeFile(`${base}.h5`, batch.payload.value.data);
+  if (format === "npy" && batch.payload.case === "columns") {
+    await mkdir(base, { recursive: true });
+    for (const [name, a] of Object.entries(batch.payload.value.fields)) await writeFile(join(base, `${name}.npy`), npy(dtypeFromProto[a.dtype], a.shape, a.data));
+    return;
+  }
+  return writeFile(`${base}.pb`, toBinary(EventBatchSchema, batch));
+}
+
+/** Consumes the request's stream to its end; resolves with the totals it checked. */
+export async function fetchRequest(o: FetchOptions): Promise<{ request: DataRequest; totals: StreamTotals; progress: FetchProgress }> {
+  const request = await streamOf(o);
+  const buffer = createClient(BufferService, o.transportFor(request.bufferEndpoint));
+  const group = o.group ?? request.consumerGroups[0]?.name ?? "default";
+  if (o.out) await mkdir(o.out, { recursive: true });
+  const started = performance.now();
+  const progress: FetchProgress = { events: 0, batches: 0, bytes: 0, hits: 0, seconds: 0, lag: 0 };
+  const seen = new Set<bigint>();
+  let consumerId = "";
+  let pending: bigint[] = [];
+  const flush = async () => {
+    if (!pending.length) return;
+    const seqs = pending;
+    pending = [];
+    await buffer.ack({ stream: request.stream, consumerGroup: group, consumerId, seqs }, { signal: o.signal });
+  };
+  const lagTimer = setInterval(() => {
+    buffer.getStream({ name: request.stream }).then(
+      (s) => (progress.lag = Number(s.stream?.metrics?.groups.find((g) => g.group === group)?.lagBatches ?? 0)),
+      () => undefined,
+    );
+  }, 1000);
+  try {
+    for await (const r of buffer.subscribe({ stream: request.stream, consumerGroup: group }, { signal: o.signal })) {
+      if (r.kind.case === "started") consumerId = r.kind.value.consumerId;
+      else if (r.kind.case === "batch") {
+        const batch = r.kind.value;
+        // A redelivered batch already written is only acknowledged again.
+        if (!seen.has(r.seq)) {
+          seen.add(r.seq);
+          if (o.out) await write(batch, o.out, o.format ?? "native");
+          progress.events += batch.eventIndices.length;
+          progress.batches++;
+          progress.bytes += batch.payload.case === "serialized" ? batch.payload.value.data.byteLength : Object.values(batch.payload.value?.fields ?? {}).reduce((n, a) => n + a.data.byteLength, 0);
+          if (batch.payload.case === "columns") {
+            for (const [name, a] of Object.entries(batch.payload.value.fields)) {
+              if (name.endsWith("_hit")) progress.hits += (typedView(dtypeFromProto[a.dtype], a.data) as Uint8Array).reduce((n, v) => n + v, 0);
+            }
+          }
+          progress.seconds = (performance.now() - started) / 1000;
+          o.onProgress?.(progress);
+        }
+        pending.push(r.seq);
+        if (pending.length >= 4) await flush();
+      } else if (r.kind.case === "endOfStream") {
+        await flush();
+        const totals = r.kind.value;
+        progress.seconds = (performance.now() - started) / 1000;
+        if (totals.eventCount !== BigInt(progress.events) || totals.batchCount !== BigInt(progress.batches)) {
+          throw new Error(`the stream ended with ${totals.batchCount} batches and ${totals.eventCount} events, but ${progress.batches} batches and ${progress.events} events arrived`);
+        }
+        return { request, totals, progress };
+      }
+    }
+    throw new Error(`the stream of ${o.name} ended without its end-of-stream message`);
+  } catch (error) {
+    // A stream that goes away usually means the request ended: say why.
+    const { dataRequest: now } = await o.requests.getDataRequest({ name: o.name }).catch(() => ({ dataRequest: undefined }));
+    if (now && (now.state === State.FAILED || now.state === State.CANCELED)) throw new Error(`${o.name} ${State[now.state].toLowerCase()}: ${now.stateReason}`);
+    throw error;
+  } finally {
+    clearInterval(lagTimer);
+  }
+}

@@ -1,0 +1,145 @@
+/** `lclstream up`, `lclstream get` and `lclstream requests …`: the mesh on loopback, and data requests on it. */
+import { existsSync, readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { Command, Option } from "commander";
+import { SingleBar } from "cli-progress";
+import { createClient, type Client } from "@connectrpc/connect";
+import { fromJson, toJsonString, type JsonObject } from "@bufbuild/protobuf";
+import { parse as parseYaml } from "yaml";
+import { DataRequestSchema, DataRequestService, DataRequest_State as State } from "../../gen/lclstream/request/v1/request_pb.js";
+import { createMeshTransport } from "../common/client.js";
+import { readCertDir, type CertMaterial } from "../common/pki.js";
+import { fetchRequest, type OutputFormat } from "./fetch.js";
+import { startLocalMesh, type Endpoints } from "./local-mesh.js";
+import { defaultStateDir, runUntilSignal } from "./options.js";
+
+/** Where to reach the request service and with which certificate: flags, environment, or a running `lclstream up`. */
+async function connect(o: { url?: string; certDir?: string; stateDir: string }) {
+  const endpointsFile = join(o.stateDir, "endpoints.json");
+  const local = existsSync(endpointsFile) ? (JSON.parse(readFileSync(endpointsFile, "utf8")) as Endpoints) : undefined;
+  const url = o.url ?? process.env.LCLSTREAM_REQUEST_URL ?? local?.request;
+  const certDir = o.certDir ?? process.env.LCLSTREAM_CERT_DIR ?? local?.certDir;
+  if (!url || !certDir) throw new Error("no request service: start one with `lclstream up`, or pass --url and --cert-dir (or LCLSTREAM_REQUEST_URL and LCLSTREAM_CERT_DIR)");
+  const tls: CertMaterial = await readCertDir(certDir);
+  return {
+    requests: createClient(DataRequestService, createMeshTransport({ baseUrl: url, tls })) as Client<typeof DataRequestService>,
+    transportFor: (baseUrl: string) => createMeshTransport({ baseUrl, tls }),
+  };
+}
+
+const connectionOptions = (c: Command) =>
+  c
+    .option("--url <url>", "the request service (default: $LCLSTREAM_REQUEST_URL, or the running `lclstream up`)")
+    .option("--cert-dir <dir>", "your cert directory (default: $LCLSTREAM_CERT_DIR, or the `lclstream up` user's)")
+    .option("--state-dir <dir>", "the `lclstream up` state directory", defaultStateDir());
+
+const requestName = (id: string) => (id.startsWith("dataRequests/") ? id : `dataRequests/${id}`);
+
+/**
+ * A request file: either a DataRequest (`producer:`, `consumer_groups:`,
+ * `parallelism:` …) or just a producer config (then it is the `producer`).
+ */
+export function requestFromFile(text: string): JsonObject {
+  const value = parseYaml(text) as JsonObject;
+  return "producer" in value ? value : { producer: value };
+}
+
+export function registerRequestCommands(program: Command): void {
+  program
+    .command("up")
+    .description("run the whole mesh on loopback (CA, job queue, buffer, producer, request service) until Ctrl-C")
+    .option("--state-dir <dir>", "where the dev PKI, databases and jobs live", defaultStateDir())
+    .action(async (o: { stateDir: string }) => {
+      const mesh = await startLocalMesh({ stateDir: o.stateDir });
+      const e = mesh.endpoints;
+      console.log(`lclstream is up (state in ${o.stateDir}); you are ${e.user}`);
+      for (const [name, url] of Object.entries(e)) if (url.startsWith("https://")) console.log(`  ${name.padEnd(9)} ${url}`);
+      console.log(`  cert dir  ${e.certDir}`);
+      console.log(`try: lclstream get examples/crystallography.yaml --state-dir ${o.stateDir}`);
+      await runUntilSignal(() => mesh.close());
+    });
+
+  connectionOptions(
+    program
+      .command("get")
+      .description("create a data request from a file, stream it here (writing it with --out), and check the totals; Ctrl-C cancels the request")
+      .argument("<request>", "a request YAML/JSON (or a bare producer config)")
+      .option("--out <dir>", "write the batches here")
+      .addOption(new Option("--format <format>", "how batches are written").choices(["native", "hdf5", "npy"]).default("native"))
+      .option("--group <name>", "the consumer group to join"),
+  ).action(async (file: string, o) => {
+    const { requests, transportFor } = await connect(o);
+    const body = requestFromFile(await readFile(file, "utf8"));
+    if (o.format === "hdf5" && !body.serializer) body.serializer = "SERIALIZER_HDF5";
+    const { dataRequest } = await requests.createDataRequest({ dataRequest: dataRequestFromJson(body) });
+    const name = dataRequest!.name;
+    console.error(`${name}: streaming${o.out ? ` into ${o.out}` : ""}`);
+    const abort = new AbortController();
+    const cancel = () => {
+      abort.abort();
+      void requests.cancelDataRequest({ name, reason: "the consumer pressed Ctrl-C" }).finally(() => process.exit(130));
+    };
+    process.once("SIGINT", cancel);
+    const bar = process.stderr.isTTY ? new SingleBar({ format: "[{bar}] {value} events | {mbps} MB/s | lag {lag}", hideCursor: true }) : undefined;
+    bar?.start(0, 0, { mbps: 0, lag: 0 });
+    const result = await fetchRequest({
+      requests,
+      transportFor,
+      name,
+      out: o.out,
+      format: o.format as OutputFormat,
+      group: o.group,
+      signal: abort.signal,
+      onProgress: (p) => {
+        bar?.setTotal(p.events);
+        bar?.update(p.events, { mbps: (p.bytes / 1e6 / p.seconds).toFixed(1), lag: p.lag });
+      },
+    });
+    bar?.stop();
+    process.off("SIGINT", cancel);
+    const p = result.progress;
+    console.log(`${name}: ${p.events} events in ${p.batches} batches, ${(p.bytes / 1e6).toFixed(1)} MB in ${p.seconds.toFixed(1)} s (${(p.bytes / 1e6 / p.seconds).toFixed(1)} MB/s); totals match the end of stream`);
+  });
+
+  const requests = program.command("requests").description("your data requests");
+  connectionOptions(requests.command("list").description("list your data requests (admins: everyone's)")).action(async (o) => {
+    const { requests: client } = await connect(o);
+    console.log(["NAME", "STATE", "OWNER", "STREAM", "REASON"].join("\t"));
+    let pageToken = "";
+    do {
+      const page = await client.listDataRequests({ pageToken, pageSize: 500 });
+      for (const r of page.dataRequests) console.log([r.name, State[r.state].toLowerCase(), r.owner, r.stream, r.stateReason].join("\t"));
+      pageToken = page.nextPageToken;
+    } while (pageToken);
+  });
+  connectionOptions(requests.command("get").description("show a data request with live metrics, as JSON").argument("<id>")).action(async (id: string, o) => {
+    const { requests: client } = await connect(o);
+    const { dataRequest } = await client.getDataRequest({ name: requestName(id) });
+    console.log(toJsonString(DataRequestSchema, dataRequest!, { prettySpaces: 2 }));
+  });
+  connectionOptions(requests.command("watch").description("follow a data request's state and metrics until it ends").argument("<id>")).action(async (id: string, o) => {
+    const { requests: client } = await connect(o);
+    let last = State.UNSPECIFIED;
+    for await (const { dataRequest: r } of client.watchDataRequest({ name: requestName(id), intervalMs: 1000 })) {
+      const m = r!.metrics;
+      console.log(`${State[r!.state].toLowerCase()}\t${m?.events ?? 0} events\t${((m?.bytesPerSecond ?? 0) / 1e6).toFixed(1)} MB/s\t${m?.jobs.map((j) => `${j.job} ${j.state}`).join(", ") ?? ""}${r!.stateReason ? `\t${r!.stateReason}` : ""}`);
+      last = r!.state;
+    }
+    process.exitCode = last === State.SUCCEEDED ? 0 : 1;
+  });
+  connectionOptions(requests.command("cancel").description("cancel a data request: its jobs stop and its stream is deleted").argument("<id>")).action(async (id: string, o) => {
+    const { requests: client } = await connect(o);
+    const { dataRequest } = await client.cancelDataRequest({ name: requestName(id), reason: "canceled from the command line" });
+    console.log(`${dataRequest!.name}: ${State[dataRequest!.state].toLowerCase()}`);
+  });
+}
+
+/** A DataRequest from its JSON form (proto field names, snake_case or camelCase). */
+function dataRequestFromJson(value: JsonObject) {
+  try {
+    return fromJson(DataRequestSchema, value);
+  } catch (error) {
+    throw new Error(`the request file is not a data request: ${(error as Error).message}`);
+  }
+}

@@ -1,0 +1,172 @@
+/**
+ * Carries a data request through: a buffer stream with a fresh publish
+ * token, a producer job with the token in its environment, the job followed
+ * to its end, then the stream followed until every group drained it. Each
+ * step is idempotent (keyed by the request's id), so after a restart the
+ * orchestrator simply runs every unfinished request again from the top.
+ */
+import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { BufferService, Stream_State } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
+import { JobQueueService, Job_State } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
+import { DataRequest_State as State, type DataRequest } from "../../gen/lclstream/request/v1/request_pb.js";
+import type { Logger } from "../common/logger.js";
+import type { ProducerConfig } from "../producer/config.js";
+import { finalStates, type RequestStore } from "./request-store.js";
+
+export interface OrchestratorOptions {
+  store: RequestStore;
+  buffer: Client<typeof BufferService>;
+  jobs: Client<typeof JobQueueService>;
+  /** The buffer as producer jobs reach it. */
+  bufferUrl: string;
+  /** The cert directory producer jobs present to the buffer. */
+  producerCertDir: string;
+  /** The `lclstream` command producer jobs run: node and the script. */
+  command: { node: string; cli: string };
+  logger: Logger;
+  /** How often a draining stream is checked; default 250 ms. */
+  pollMs?: number;
+}
+
+const idOf = (name: string) => name.slice(name.indexOf("/") + 1);
+
+export class Orchestrator {
+  readonly #o: OrchestratorOptions;
+  readonly #running = new Map<string, AbortController>();
+
+  constructor(options: OrchestratorOptions) {
+    this.#o = options;
+  }
+
+  /** Starts (or resumes) carrying a request; returns at once. */
+  start(request: DataRequest, config: ProducerConfig): void {
+    const id = idOf(request.name);
+    if (this.#running.has(id)) return;
+    const abort = new AbortController();
+    this.#running.set(id, abort);
+    void this.#run(id, config, abort.signal)
+      .catch((error) => {
+        if (abort.signal.aborted) return;
+        this.#o.logger.error({ err: error, request: request.name }, "data request failed");
+        this.#update(id, (r) => this.#end(r, State.FAILED, `the request could not be carried out: ${ConnectError.from(error).rawMessage}`));
+      })
+      .finally(() => this.#running.delete(id));
+  }
+
+  /** Cancels a request: its jobs are canceled and its stream deleted. */
+  async cancel(id: string, reason: string): Promise<DataRequest> {
+    this.#running.get(id)?.abort();
+    const r = this.#o.store.get(id)!;
+    for (const job of r.jobs) await this.#o.jobs.cancelJob({ name: job }).catch(ignore(Code.FailedPrecondition, Code.NotFound));
+    if (r.stream) await this.#o.buffer.deleteStream({ name: r.stream }).catch(ignore(Code.NotFound));
+    return this.#update(id, (x) => this.#end(x, State.CANCELED, reason || "canceled by its owner"));
+  }
+
+  /** Stops following requests (they go on; a new orchestrator picks them up). */
+  close(): void {
+    for (const abort of this.#running.values()) abort.abort();
+  }
+
+  #update(id: string, change: (r: DataRequest) => void): DataRequest {
+    const r = this.#o.store.get(id)!;
+    if (finalStates.has(r.state)) return r;
+    change(r);
+    r.updateTime = timestampFromMs(Date.now());
+    this.#o.store.save(id, r);
+    return r;
+  }
+
+  #end(r: DataRequest, state: State, reason: string) {
+    r.state = state;
+    r.stateReason = reason;
+    r.endTime = timestampFromMs(Date.now());
+  }
+
+  async #run(id: string, config: ProducerConfig, signal: AbortSignal) {
+    const { buffer, jobs } = this.#o;
+    let r = this.#o.store.get(id)!;
+    const { stream, publishToken } = await buffer.createStream(
+      {
+        stream: {
+          readers: [r.owner, ...r.readers],
+          capacityBytes: r.bufferCapacityBytes,
+          durable: r.durable,
+          producerCount: r.parallelism,
+          consumerGroups: r.consumerGroups,
+          request: r.name,
+        },
+        requestId: id,
+      },
+      { signal },
+    );
+    r = this.#update(id, (x) => {
+      x.stream = stream!.name;
+      x.bufferEndpoint = this.#o.bufferUrl;
+    });
+
+    const script = [
+      "cat > producer.json <<'LCLSTREAM_PRODUCER_CONFIG'",
+      JSON.stringify(config),
+      "LCLSTREAM_PRODUCER_CONFIG",
+      '$mpirun "$LCLSTREAM_NODE" "$LCLSTREAM_CLI" produce --config producer.json',
+    ].join("\n");
+    const { job } = await jobs.submitJob(
+      {
+        spec: {
+          name: `request-${id}`,
+          script,
+          backend: r.backend,
+          resources: { processCount: r.parallelism },
+          maxRestarts: r.restartOnFailure ? 2 : 0,
+          environment: {
+            LCLSTREAM_NODE: this.#o.command.node,
+            LCLSTREAM_CLI: this.#o.command.cli,
+            LCLSTREAM_BUFFER_URL: this.#o.bufferUrl,
+            LCLSTREAM_STREAM: stream!.name,
+            LCLSTREAM_PUBLISH_TOKEN: publishToken,
+            LCLSTREAM_CERT_DIR: this.#o.producerCertDir,
+            LCLSTREAM_LOG_LEVEL: "warn",
+          },
+        },
+        requestId: id,
+      },
+      { signal },
+    );
+    this.#update(id, (x) => {
+      x.jobs = [job!.name];
+      if (x.state === State.PENDING) x.state = State.RUNNING;
+    });
+
+    // The producers: to their end.
+    let last: { state: Job_State; info: string } | undefined;
+    for await (const { transition } of jobs.watchJob({ name: job!.name }, { signal })) last = { state: transition!.state, info: transition!.info };
+    if (last?.state !== Job_State.COMPLETED) {
+      const why = last?.state === Job_State.CANCELED ? "its producer job was canceled" : `its producer job failed: ${last?.info ?? "unknown"}`;
+      await buffer.deleteStream({ name: stream!.name }).catch(ignore(Code.NotFound));
+      this.#update(id, (x) => this.#end(x, last?.state === Job_State.CANCELED ? State.CANCELED : State.FAILED, why));
+      return;
+    }
+    this.#update(id, (x) => (x.state = State.DRAINING));
+
+    // The consumers: until every group has the end of stream.
+    for (;;) {
+      signal.throwIfAborted();
+      const { stream: s } = await buffer.getStream({ name: stream!.name }, { signal });
+      if (s!.state === Stream_State.DRAINED) break;
+      if (s!.state === Stream_State.LOST) {
+        this.#update(id, (x) => this.#end(x, State.FAILED, `its stream was lost: ${s!.stateReason}`));
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, this.#o.pollMs ?? 250));
+    }
+    this.#update(id, (x) => this.#end(x, State.SUCCEEDED, "every producer finished and every consumer group drained the stream"));
+  }
+}
+
+/** A catch handler that swallows the given codes. */
+function ignore(...codes: Code[]) {
+  return (error: unknown) => {
+    if (!codes.includes(ConnectError.from(error).code)) throw error;
+  };
+}

@@ -1,0 +1,178 @@
+/**
+ * DataRequestService: the user-facing API. Authorizes the caller against the
+ * policy, validates the producer config before anything starts, records the
+ * request, and hands it to the orchestrator; reads come with live metrics
+ * from the buffer and the job queue.
+ */
+import { randomBytes } from "node:crypto";
+import { Code, type Client, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { clone, type JsonObject } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
+import { JobQueueService } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
+import { DataRequestSchema, DataRequestService, DataRequest_State as State, Serializer, type DataRequest } from "../../gen/lclstream/request/v1/request_pb.js";
+import { Job_State } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
+import { invalidArgument, rpcError, type FieldViolation } from "../common/errors.js";
+import { abortable } from "../common/health.js";
+import { resolveIdentity, type Identity } from "../common/identity.js";
+import { pageOf, readPage } from "../common/paging.js";
+import { callerOf } from "../common/peer.js";
+import type { Policy } from "../common/policy.js";
+import { checkConfig } from "../producer/producer-service.js";
+import type { ProducerConfig } from "../producer/config.js";
+import type { Orchestrator } from "./orchestrator.js";
+import { finalStates, type RequestStore } from "./request-store.js";
+
+export const requestDomain = "lclstream.request";
+
+export interface RequestServiceDeps {
+  store: RequestStore;
+  orchestrator: Orchestrator;
+  policy: Policy;
+  buffer: Client<typeof BufferService>;
+  jobs: Client<typeof JobQueueService>;
+  /** Directories HDF5 sources of requests may read. */
+  dataRoots: string[];
+  defaultBackend: string;
+}
+
+/** The producer config a request runs: its `producer`, with the request's batch size and serializer, publishing to the buffer. */
+export function producerConfigOf(r: DataRequest, dataRoots: string[]): ProducerConfig {
+  const producer: JsonObject = { ...(r.producer ?? {}) };
+  if (r.batchSize) producer.batch_size = r.batchSize;
+  if (r.serializer === Serializer.HDF5) producer.data_serializer = { type: "hdf5" };
+  if (r.serializer === Serializer.NATIVE) producer.data_serializer = { type: "native" };
+  producer.data_handlers = [{ type: "buffer" }];
+  return checkConfig(producer, dataRoots, "data_request.producer");
+}
+
+export function createRequestService(deps: RequestServiceDeps): ServiceImpl<typeof DataRequestService> {
+  const { store, policy } = deps;
+
+  function own(name: string, ctx: HandlerContext): DataRequest {
+    const caller = callerOf(ctx);
+    const id = /^dataRequests\/([a-z0-9]{1,64})$/.exec(name)?.[1];
+    if (!id) throw invalidArgument(requestDomain, [{ field: "name", description: `"${name}" is not a data request name; they look like dataRequests/ID` }]);
+    const r = store.get(id);
+    if (!r || (r.owner !== caller.uri && !policy.isAdmin(caller))) {
+      throw rpcError(Code.NotFound, requestDomain, "REQUEST_NOT_FOUND", `no data request ${name} of yours; see \`lclstream requests list\``, { metadata: { name } });
+    }
+    return r;
+  }
+
+  /** The request with live metrics from its stream and jobs. */
+  async function withMetrics(r: DataRequest, signal?: AbortSignal): Promise<DataRequest> {
+    const out = clone(DataRequestSchema, r);
+    if (!r.stream) return out;
+    const s = await deps.buffer.getStream({ name: r.stream }, { signal }).catch(() => undefined);
+    const m = s?.stream?.metrics;
+    const jobs = await Promise.all(r.jobs.map((name) => deps.jobs.getJob({ name }, { signal }).catch(() => undefined)));
+    out.metrics = {
+      $typeName: "lclstream.request.v1.DataRequestMetrics",
+      events: m?.publishedEvents ?? 0n,
+      batches: m?.publishedBatches ?? 0n,
+      bytes: m?.publishedBytes ?? 0n,
+      bytesPerSecond: m?.publishBytesPerSecond ?? 0,
+      eventsPerSecond: m && m.publishedBytes > 0n ? (m.publishBytesPerSecond * Number(m.publishedEvents)) / Number(m.publishedBytes) : 0,
+      groups: m?.groups ?? [],
+      jobs: jobs.flatMap((j) => (j?.job ? [{ $typeName: "lclstream.request.v1.JobStatus" as const, job: j.job.name, state: Job_State[j.job.state], info: j.job.transitions.at(-1)?.info ?? "" }] : [])),
+    };
+    return out;
+  }
+
+  return {
+    async createDataRequest(req, ctx) {
+      const caller = callerOf(ctx);
+      const d = req.dataRequest;
+      if (!d) throw invalidArgument(requestDomain, [{ field: "data_request", description: "is required" }]);
+      if (req.requestId) {
+        const earlier = store.findByRequestId(caller.uri, req.requestId);
+        if (earlier) return { dataRequest: earlier };
+      }
+      const v: FieldViolation[] = [];
+      const experiment = d.experiment || "default";
+      if (!policy.mayRequest(caller, experiment)) {
+        throw rpcError(Code.PermissionDenied, requestDomain, "EXPERIMENT_NOT_ALLOWED", `${caller.uri} may not request data of experiment "${experiment}"; ask an admin to add you to it in the policy`, {
+          metadata: { caller: caller.uri, experiment },
+        });
+      }
+      const readers: string[] = [];
+      for (const [i, reader] of d.readers.entries()) {
+        try {
+          readers.push(resolveIdentity(reader, caller.trustDomain).uri);
+        } catch (error) {
+          v.push({ field: `data_request.readers[${i}]`, description: (error as Error).message });
+        }
+      }
+      if (d.parallelism > 256) v.push({ field: "data_request.parallelism", description: "at most 256 producer ranks" });
+      if (!d.producer) v.push({ field: "data_request.producer", description: "is required: the producer config (see examples/)" });
+      if (v.length) throw invalidArgument(requestDomain, v);
+      const id = `${Date.now().toString(36)}${randomBytes(4).toString("hex")}`;
+      const now = timestampFromMs(Date.now());
+      const r = clone(DataRequestSchema, d);
+      Object.assign(r, {
+        name: `dataRequests/${id}`,
+        owner: caller.uri,
+        experiment,
+        readers,
+        parallelism: d.parallelism || 1,
+        backend: d.backend || deps.defaultBackend,
+        consumerGroups: d.consumerGroups.length ? d.consumerGroups : [{ $typeName: "lclstream.buffer.v1.ConsumerGroup", name: "default", mode: 0, maxInFlight: 16, ackTimeoutMs: 0 }],
+        state: State.PENDING,
+        stateReason: "",
+        stream: "",
+        bufferEndpoint: "",
+        jobs: [],
+        createTime: now,
+        updateTime: now,
+      });
+      // The producer's own validation, before any job starts.
+      const config = producerConfigOf(r, deps.dataRoots);
+      if (req.validateOnly) return { dataRequest: r };
+      store.insert(id, r, req.requestId);
+      deps.orchestrator.start(r, config);
+      return { dataRequest: r };
+    },
+
+    async getDataRequest(req, ctx) {
+      return { dataRequest: await withMetrics(own(req.name, ctx), ctx.signal) };
+    },
+
+    listDataRequests(req, ctx) {
+      const caller = callerOf(ctx);
+      const page = readPage(req, requestDomain);
+      let owner: Identity | undefined = caller;
+      if (req.owner) {
+        const wanted = resolveIdentity(req.owner, caller.trustDomain);
+        if (wanted.uri !== caller.uri && !policy.isAdmin(caller)) {
+          throw rpcError(Code.PermissionDenied, requestDomain, "ADMIN_REQUIRED", "only admins may list other identities' requests");
+        }
+        owner = wanted;
+      } else if (policy.isAdmin(caller)) {
+        owner = undefined;
+      }
+      const { items, nextPageToken } = pageOf(store.list({ owner: owner?.uri, state: req.state || undefined }, page.offset, page.size + 1), page);
+      return { dataRequests: items, nextPageToken };
+    },
+
+    async cancelDataRequest(req, ctx) {
+      const r = own(req.name, ctx);
+      if (finalStates.has(r.state)) {
+        throw rpcError(Code.FailedPrecondition, requestDomain, "REQUEST_ALREADY_ENDED", `${req.name} already ended ${State[r.state]}`);
+      }
+      return { dataRequest: await deps.orchestrator.cancel(req.name.slice("dataRequests/".length), req.reason) };
+    },
+
+    async *watchDataRequest(req, ctx) {
+      const first = own(req.name, ctx);
+      const id = first.name.slice("dataRequests/".length);
+      const interval = Math.max(100, req.intervalMs || 1000);
+      for (;;) {
+        const r = store.get(id)!;
+        yield { dataRequest: await withMetrics(r, ctx.signal) };
+        if (finalStates.has(r.state)) return;
+        await abortable(new Promise((resolve) => setTimeout(resolve, interval)), ctx.signal);
+      }
+    },
+  };
+}

@@ -1,0 +1,101 @@
+/** The data request server: DataRequestService over mTLS, orchestrating the buffer and the job queue. */
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createClient } from "@connectrpc/connect";
+import { z } from "zod";
+import { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
+import { JobQueueService } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
+import { DataRequestService } from "../../gen/lclstream/request/v1/request_pb.js";
+import { createLogger, type Logger } from "../common/logger.js";
+import { joinMesh } from "../common/mesh.js";
+import { readCertDir, type CertMaterial } from "../common/pki.js";
+import { Policy } from "../common/policy.js";
+import type { RevocationSet } from "../common/revocation.js";
+import { createServer, serve, serverSettingsSchema } from "../common/server.js";
+import { Orchestrator } from "./orchestrator.js";
+import { RequestStore } from "./request-store.js";
+import { createRequestService, producerConfigOf } from "./request-service.js";
+
+export const requestConfigSchema = z.strictObject({
+  /** Directory holding `requests/`. */
+  stateDir: z.string().min(1),
+  certDir: z.string().optional(),
+  caUrl: z.string().url().optional(),
+  host: z.string().default("127.0.0.1"),
+  port: z.number().int().min(0).max(65535).default(0),
+  metricsPort: serverSettingsSchema.shape.metricsPort,
+  proxyIdentity: z.string().optional(),
+  policyFile: z.string().optional(),
+  admins: z.array(z.string()).default([]),
+  /** The buffer and job queue this service orchestrates. */
+  bufferUrl: z.string().url(),
+  jobsUrl: z.string().url(),
+  /** The buffer as producer jobs reach it (default: bufferUrl). */
+  producerBufferUrl: z.string().url().optional(),
+  /** The cert directory producer jobs use to reach the buffer. */
+  producerCertDir: z.string().min(1),
+  defaultBackend: z.string().default("local"),
+  dataRoots: z.array(z.string()).default([]),
+});
+
+export type RequestConfig = z.input<typeof requestConfigSchema>;
+
+export interface RequestServer {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** The `lclstream` script producer jobs run. */
+const cliPath = fileURLToPath(new URL("../../../bin/lclstream.js", import.meta.url));
+
+export async function build(input: RequestConfig, deps: { tls?: CertMaterial; revocations?: RevocationSet; logger?: Logger } = {}): Promise<RequestServer> {
+  const config = requestConfigSchema.parse(input);
+  const logger = deps.logger ?? createLogger("request");
+  const tls = deps.tls ?? (config.certDir ? await readCertDir(config.certDir) : undefined);
+  if (!tls) throw new Error("the request service needs a certificate: set certDir (see `lclstream ca issue`)");
+  const membership = await joinMesh({ tls, caUrl: config.caUrl, certDir: config.certDir, revocations: deps.revocations, logger });
+  const policy = Policy.fromConfig(config, membership.identity.trustDomain);
+  const store = new RequestStore(join(config.stateDir, "requests", "requests.db"));
+  const buffer = createClient(BufferService, membership.transport(config.bufferUrl));
+  const jobs = createClient(JobQueueService, membership.transport(config.jobsUrl));
+  const orchestrator = new Orchestrator({
+    store,
+    buffer,
+    jobs,
+    bufferUrl: config.producerBufferUrl ?? config.bufferUrl,
+    producerCertDir: config.producerCertDir,
+    command: { node: process.execPath, cli: cliPath },
+    logger,
+  });
+  // Requests a previous run left unfinished go on where they are.
+  for (const r of store.unfinished()) orchestrator.start(r, producerConfigOf(r, config.dataRoots));
+  try {
+    const server = await createServer({
+      name: "request",
+      tls: membership.tls,
+      trustDomain: membership.identity.trustDomain,
+      revocations: membership.revocations,
+      proxyIdentity: config.proxyIdentity,
+      host: config.host,
+      port: config.port,
+      metricsPort: config.metricsPort,
+      logger,
+      services: [serve(DataRequestService, createRequestService({ store, orchestrator, policy, buffer, jobs, dataRoots: config.dataRoots, defaultBackend: config.defaultBackend }))],
+    });
+    membership.attach(server);
+    return {
+      url: server.url,
+      async close() {
+        await server.close();
+        orchestrator.close();
+        store.close();
+        membership.leave();
+      },
+    };
+  } catch (error) {
+    orchestrator.close();
+    store.close();
+    membership.leave();
+    throw error;
+  }
+}

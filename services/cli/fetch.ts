@@ -84,6 +84,8 @@ export async function fetchRequest(o: FetchOptions): Promise<{ request: DataRequ
     pending = [];
     await buffer.ack({ stream: request.stream, consumerGroup: group, consumerId, seqs }, { signal: o.signal });
   };
+  // Acknowledgements go in small groups, and the last ones on a timer: the end of stream waits for them.
+  const ackTimer = setInterval(() => void flush().catch(() => undefined), 20);
   const lagTimer = setInterval(() => {
     buffer.getStream({ name: request.stream }).then(
       (s) => (progress.lag = Number(s.stream?.metrics?.groups.find((g) => g.group === group)?.lagBatches ?? 0)),
@@ -129,6 +131,7 @@ export async function fetchRequest(o: FetchOptions): Promise<{ request: DataRequ
     if (now && (now.state === State.FAILED || now.state === State.CANCELED)) throw new Error(`${o.name} ${State[now.state].toLowerCase()}: ${now.stateReason}`);
     throw error;
   } finally {
+    clearInterval(ackTimer);
     clearInterval(lagTimer);
   }
 }

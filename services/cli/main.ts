@@ -1,6 +1,6 @@
 /** The `lclstream` command. */
 import { Command } from "commander";
-import { packageInfo } from "./package-info.js";
+import { packageInfo } from "../common/package-info.js";
 import { registerHealthCommand } from "./health.js";
 import { registerDemoCommand } from "./demo.js";
 import { registerCaCommands } from "./ca.js";

@@ -1,6 +1,5 @@
 /** The data request server: DataRequestService over mTLS, orchestrating the buffer and the job queue. */
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { z } from "zod";
 import { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
@@ -8,6 +7,7 @@ import { JobQueueService } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { DataRequestService } from "../../gen/lclstream/request/v1/request_pb.js";
 import { createLogger, type Logger } from "../common/logger.js";
 import { joinMesh } from "../common/mesh.js";
+import { packageInfo } from "../common/package-info.js";
 import { readCertDir, type CertMaterial } from "../common/pki.js";
 import { Policy } from "../common/policy.js";
 import type { RevocationSet } from "../common/revocation.js";
@@ -45,8 +45,8 @@ export interface RequestServer {
   close(): Promise<void>;
 }
 
-/** The `lclstream` script producer jobs run. */
-const cliPath = fileURLToPath(new URL("../../../bin/lclstream.js", import.meta.url));
+/** The `lclstream` script producer jobs run (found from the source tree or dist/ alike). */
+const cliPath = join(packageInfo().root, "bin", "lclstream.js");
 
 export async function build(input: RequestConfig, deps: { tls?: CertMaterial; revocations?: RevocationSet; logger?: Logger } = {}): Promise<RequestServer> {
   const config = requestConfigSchema.parse(input);

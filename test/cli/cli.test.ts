@@ -32,11 +32,13 @@ describe("lclstream command", () => {
     expect(stderr).toContain("unknown command");
   });
 
-  it("runs the demo: a real mTLS server answers health and reflection", async () => {
-    const { code, stdout } = await lclstream(["demo"]);
+  it("runs the demo: a synthetic run streams through the whole mesh and every event arrives", async () => {
+    const { code, stdout, stderr } = await lclstream(["demo", "--events", "6", "--ranks", "2"]);
+    expect(stderr).toBe("");
     expect(code).toBe(0);
-    expect(stdout).toMatch(/health: SERVING, as spiffe:\/\/demo.lclstream\/user\/demo/);
-    expect(stdout).toContain("grpc.reflection.v1.ServerReflection");
+    expect(stdout).toMatch(/received 6 events in 4 batches/);
+    expect(stdout).toContain("end of stream: 4 batches, 6 events from 2 ranks: every event arrived once");
+    expect(stdout).toContain("request succeeded");
   });
 
   describe("health", () => {

@@ -6,11 +6,8 @@ import { join } from "node:path";
 import { Gauge } from "prom-client";
 import { z } from "zod";
 import { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
-import { createLogger, type Logger } from "../common/logger.js";
-import { joinMesh } from "../common/mesh.js";
-import { readCertDir, type CertMaterial } from "../common/pki.js";
 import { Policy } from "../common/policy.js";
-import type { RevocationSet } from "../common/revocation.js";
+import { joinAsService, policySettingsShape, serviceSettingsShape, type ServiceDeps } from "../common/service-config.js";
 import { createServer, serverSettingsSchema, type LclstreamServer, type ServiceRegistration } from "../common/server.js";
 import { createBufferService } from "./buffer-service.js";
 import { RateMeters } from "./rates.js";
@@ -23,16 +20,8 @@ const MiB = 1024 * 1024;
 export const bufferConfigSchema = z.strictObject({
   /** Directory holding `buffer/` (the stream records, durable streams' logs). */
   stateDir: z.string().min(1),
-  certDir: z.string().optional(),
-  caUrl: z.string().url().optional(),
-  host: z.string().default("127.0.0.1"),
-  port: z.number().int().min(0).max(65535).default(0),
-  metricsPort: serverSettingsSchema.shape.metricsPort,
-  proxyIdentity: z.string().optional(),
-  policyFile: z.string().optional(),
-  admins: z.array(z.string()).default([]),
-  /** Identities that may create streams (the data request service). */
-  submitters: z.array(z.string()).default([]),
+  ...serviceSettingsShape,
+  ...policySettingsShape,
   /** The most bytes all streams may hold together (capacity plus retention). */
   memoryBudgetBytes: z.number().int().positive().default(2048 * MiB),
   /** Capacity of a stream that does not ask for one. */
@@ -43,12 +32,6 @@ export const bufferConfigSchema = z.strictObject({
 });
 
 export type BufferConfig = z.input<typeof bufferConfigSchema>;
-
-export interface BufferDeps {
-  tls?: CertMaterial;
-  revocations?: RevocationSet;
-  logger?: Logger;
-}
 
 /** A running buffer. */
 export interface BufferServer {
@@ -63,12 +46,9 @@ export function bufferRegistration(implementation: ReturnType<typeof createBuffe
   return { service: WireBufferService, describedAs: BufferService, implementation: implementation as unknown as ServiceRegistration["implementation"] };
 }
 
-export async function build(input: BufferConfig, deps: BufferDeps = {}): Promise<BufferServer> {
+export async function build(input: BufferConfig, deps: ServiceDeps = {}): Promise<BufferServer> {
   const config = bufferConfigSchema.parse(input);
-  const logger = deps.logger ?? createLogger("buffer");
-  const tls = deps.tls ?? (config.certDir ? await readCertDir(config.certDir) : undefined);
-  if (!tls) throw new Error("the buffer needs a certificate: set certDir (see `lclstream ca issue`)");
-  const membership = await joinMesh({ tls, caUrl: config.caUrl, certDir: config.certDir, revocations: deps.revocations, logger });
+  const { membership, logger } = await joinAsService("buffer", config, deps);
   const policy = Policy.fromConfig(config, membership.identity.trustDomain);
   const streams = new Streams({ dir: join(config.stateDir, "buffer"), memoryBudgetBytes: config.memoryBudgetBytes, logger, syncIntervalMs: config.syncIntervalMs });
   const rates = new RateMeters();

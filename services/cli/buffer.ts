@@ -23,8 +23,9 @@ export function registerBufferCommands(program: Command): void {
 
   addServeOptions(buffer.command("serve").description("run the buffer"), "buffer").action(async (o) => {
     const server = await build((await serveConfig(o)) as BufferConfig);
+    const stopped = runUntilSignal(() => server.close());
     console.log(`buffer: ${server.url} (mTLS)`);
-    await runUntilSignal(() => server.close());
+    await stopped;
   });
 
   buffer

@@ -92,9 +92,10 @@ export function registerCaCommands(program: Command): void {
         serviceLifetimeMs: o.serviceLifetime,
         metricsPort: o.metricsPort,
       });
+      const stopped = runUntilSignal(() => server.close());
       console.log(`ca: ${server.url} (mTLS)`);
       console.log(`enroll: ${server.enrollUrl} (no client certificate; GetTrustBundle and Enroll only)`);
-      await runUntilSignal(() => server.close());
+      await stopped;
     });
 
   const token = ca.command("token").description("enrollment tokens");

@@ -38,8 +38,9 @@ export function registerJobsCommands(program: Command): void {
 
   addServeOptions(jobs.command("serve").description("run the job queue (local backend by default; Slurm backends from --config)"), "job queue").action(async (o) => {
     const server = await build((await serveConfig(o)) as JobsConfig);
+    const stopped = runUntilSignal(() => server.close());
     console.log(`jobs: ${server.url} (mTLS)`);
-    await runUntilSignal(() => server.close());
+    await stopped;
   });
 
   jobs

@@ -35,7 +35,8 @@ export function defaultStateDir(): string {
 
 /**
  * Keeps a server command running until SIGINT or SIGTERM, then closes it
- * gracefully; a second signal exits at once.
+ * gracefully; a second signal exits at once. Call it before printing that
+ * the server is ready: whoever reads that line may signal at once.
  */
 export function runUntilSignal(close: () => Promise<void>): Promise<void> {
   return new Promise((resolve, reject) => {

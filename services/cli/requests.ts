@@ -52,12 +52,13 @@ export function registerRequestCommands(program: Command): void {
     .option("--state-dir <dir>", "where the dev PKI, databases and jobs live", defaultStateDir())
     .action(async (o: { stateDir: string }) => {
       const mesh = await startLocalMesh({ stateDir: o.stateDir });
+      const stopped = runUntilSignal(() => mesh.close());
       const e = mesh.endpoints;
       console.log(`lclstream is up (state in ${o.stateDir}); you are ${e.user}`);
       for (const [name, url] of Object.entries(e)) if (url.startsWith("https://")) console.log(`  ${name.padEnd(9)} ${url}`);
       console.log(`  cert dir  ${e.certDir}`);
       console.log(`try: lclstream get examples/crystallography.yaml --state-dir ${o.stateDir}`);
-      await runUntilSignal(() => mesh.close());
+      await stopped;
     });
 
   connectionOptions(

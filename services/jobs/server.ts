@@ -5,12 +5,9 @@
 import { join, resolve } from "node:path";
 import { z } from "zod";
 import { JobQueueService } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
-import { createLogger, type Logger } from "../common/logger.js";
-import { joinMesh } from "../common/mesh.js";
-import { readCertDir, type CertMaterial } from "../common/pki.js";
 import { Policy } from "../common/policy.js";
-import type { RevocationSet } from "../common/revocation.js";
-import { createServer, serve, serverSettingsSchema } from "../common/server.js";
+import { createServer, serve } from "../common/server.js";
+import { joinAsService, policySettingsShape, serviceSettingsShape, type ServiceDeps } from "../common/service-config.js";
 import { createJobsService } from "./jobs-service.js";
 import { JobQueue } from "./job-queue.js";
 import { JobStore } from "./job-store.js";
@@ -40,29 +37,13 @@ const backendSchema = z.discriminatedUnion("type", [
 export const jobsConfigSchema = z.strictObject({
   /** Directory holding `jobs/` (the database and one directory per job). */
   stateDir: z.string().min(1),
-  /** The service's cert directory; or pass `tls` to build. */
-  certDir: z.string().optional(),
-  /** The CA's mTLS endpoint: renew the certificate and follow revocations. */
-  caUrl: z.string().url().optional(),
-  host: z.string().default("127.0.0.1"),
-  port: z.number().int().min(0).max(65535).default(0),
-  metricsPort: serverSettingsSchema.shape.metricsPort,
-  proxyIdentity: z.string().optional(),
-  /** Policy file (admins, submitters); or the lists inline. */
-  policyFile: z.string().optional(),
-  admins: z.array(z.string()).default([]),
-  submitters: z.array(z.string()).default([]),
+  ...serviceSettingsShape,
+  ...policySettingsShape,
   backends: z.array(backendSchema).min(1).default([{ type: "local", name: "local" }]),
 });
 
 export type JobsConfig = z.input<typeof jobsConfigSchema>;
 
-/** What `build` may be given besides the config (in-process meshes, tests). */
-export interface JobsDeps {
-  tls?: CertMaterial;
-  revocations?: RevocationSet;
-  logger?: Logger;
-}
 
 /** A running job queue. */
 export interface JobsServer {
@@ -72,12 +53,9 @@ export interface JobsServer {
 }
 
 /** Starts the job queue: reconciles unfinished jobs, then serves. */
-export async function build(input: JobsConfig, deps: JobsDeps = {}): Promise<JobsServer> {
+export async function build(input: JobsConfig, deps: ServiceDeps = {}): Promise<JobsServer> {
   const config = jobsConfigSchema.parse(input);
-  const logger = deps.logger ?? createLogger("jobs");
-  const tls = deps.tls ?? (config.certDir ? await readCertDir(config.certDir) : undefined);
-  if (!tls) throw new Error("the job queue needs a certificate: set certDir (see `lclstream ca issue`)");
-  const membership = await joinMesh({ tls, caUrl: config.caUrl, certDir: config.certDir, revocations: deps.revocations, logger });
+  const { membership, logger } = await joinAsService("jobs", config, deps);
   const trustDomain = membership.identity.trustDomain;
   const policy = Policy.fromConfig(config, trustDomain);
   // Absolute, since job scripts run from their own directories.

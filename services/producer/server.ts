@@ -1,11 +1,8 @@
 /** The producer server: ProducerService over mTLS, with a catalog of sources. */
 import { z } from "zod";
 import { ProducerService } from "../../gen/lclstream/producer/v1/producer_pb.js";
-import { createLogger, type Logger } from "../common/logger.js";
-import { joinMesh } from "../common/mesh.js";
-import { readCertDir, type CertMaterial } from "../common/pki.js";
-import type { RevocationSet } from "../common/revocation.js";
 import { createServer, serve, serverSettingsSchema } from "../common/server.js";
+import { joinAsService, serviceSettingsShape, type ServiceDeps } from "../common/service-config.js";
 import { createProducerService, type CatalogEntry } from "./producer-service.js";
 
 /** The sources every producer offers: the synthetic facility, ready to stream. */
@@ -46,12 +43,7 @@ export const syntheticCatalog: CatalogEntry[] = [
 ];
 
 export const producerConfigSchemaForServer = z.strictObject({
-  certDir: z.string().optional(),
-  caUrl: z.string().url().optional(),
-  host: z.string().default("127.0.0.1"),
-  port: z.number().int().min(0).max(65535).default(0),
-  metricsPort: serverSettingsSchema.shape.metricsPort,
-  proxyIdentity: z.string().optional(),
+  ...serviceSettingsShape,
   /** Directories HDF5 sources may read. */
   dataRoots: z.array(z.string()).default([]),
   /** More catalog entries (an HDF5 run, a tuned synthetic source). */
@@ -66,12 +58,9 @@ export interface ProducerServer {
   close(): Promise<void>;
 }
 
-export async function build(input: ProducerServerConfig, deps: { tls?: CertMaterial; revocations?: RevocationSet; logger?: Logger } = {}): Promise<ProducerServer> {
+export async function build(input: ProducerServerConfig, deps: ServiceDeps = {}): Promise<ProducerServer> {
   const config = producerConfigSchemaForServer.parse(input);
-  const logger = deps.logger ?? createLogger("producer");
-  const tls = deps.tls ?? (config.certDir ? await readCertDir(config.certDir) : undefined);
-  if (!tls) throw new Error("the producer needs a certificate: set certDir (see `lclstream ca issue`)");
-  const membership = await joinMesh({ tls, caUrl: config.caUrl, certDir: config.certDir, revocations: deps.revocations, logger });
+  const { membership, logger } = await joinAsService("producer", config, deps);
   const catalog = [...syntheticCatalog, ...config.catalog.map((c) => ({ ...c, config: c.config }))];
   const server = await createServer({
     name: "producer",

@@ -5,13 +5,10 @@ import { z } from "zod";
 import { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { JobQueueService } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { DataRequestService } from "../../gen/lclstream/request/v1/request_pb.js";
-import { createLogger, type Logger } from "../common/logger.js";
-import { joinMesh } from "../common/mesh.js";
 import { packageInfo } from "../common/package-info.js";
-import { readCertDir, type CertMaterial } from "../common/pki.js";
 import { Policy } from "../common/policy.js";
-import type { RevocationSet } from "../common/revocation.js";
-import { createServer, serve, serverSettingsSchema } from "../common/server.js";
+import { createServer, serve } from "../common/server.js";
+import { joinAsService, policySettingsShape, serviceSettingsShape, type ServiceDeps } from "../common/service-config.js";
 import { Orchestrator } from "./orchestrator.js";
 import { RequestStore } from "./request-store.js";
 import { createRequestService, producerConfigOf } from "./request-service.js";
@@ -19,14 +16,8 @@ import { createRequestService, producerConfigOf } from "./request-service.js";
 export const requestConfigSchema = z.strictObject({
   /** Directory holding `requests/`. */
   stateDir: z.string().min(1),
-  certDir: z.string().optional(),
-  caUrl: z.string().url().optional(),
-  host: z.string().default("127.0.0.1"),
-  port: z.number().int().min(0).max(65535).default(0),
-  metricsPort: serverSettingsSchema.shape.metricsPort,
-  proxyIdentity: z.string().optional(),
-  policyFile: z.string().optional(),
-  admins: z.array(z.string()).default([]),
+  ...serviceSettingsShape,
+  ...policySettingsShape,
   /** The buffer and job queue this service orchestrates. */
   bufferUrl: z.string().url(),
   jobsUrl: z.string().url(),
@@ -48,12 +39,9 @@ export interface RequestServer {
 /** The `lclstream` script producer jobs run (found from the source tree or dist/ alike). */
 const cliPath = join(packageInfo().root, "bin", "lclstream.js");
 
-export async function build(input: RequestConfig, deps: { tls?: CertMaterial; revocations?: RevocationSet; logger?: Logger } = {}): Promise<RequestServer> {
+export async function build(input: RequestConfig, deps: ServiceDeps = {}): Promise<RequestServer> {
   const config = requestConfigSchema.parse(input);
-  const logger = deps.logger ?? createLogger("request");
-  const tls = deps.tls ?? (config.certDir ? await readCertDir(config.certDir) : undefined);
-  if (!tls) throw new Error("the request service needs a certificate: set certDir (see `lclstream ca issue`)");
-  const membership = await joinMesh({ tls, caUrl: config.caUrl, certDir: config.certDir, revocations: deps.revocations, logger });
+  const { membership, logger } = await joinAsService("request", config, deps);
   const policy = Policy.fromConfig(config, membership.identity.trustDomain);
   const store = new RequestStore(join(config.stateDir, "requests", "requests.db"));
   const buffer = createClient(BufferService, membership.transport(config.bufferUrl));

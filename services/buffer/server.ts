@@ -7,8 +7,8 @@ import { Gauge } from "prom-client";
 import { z } from "zod";
 import { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { Policy } from "../common/policy.js";
-import { joinAsService, policySettingsShape, serviceSettingsShape, type ServiceDeps } from "../common/service-config.js";
-import { createServer, serverSettingsSchema, type LclstreamServer, type ServiceRegistration } from "../common/server.js";
+import { joinAsService, policySettingsShape, serviceSettingsShape, serveInMesh, type ServiceDeps } from "../common/service-config.js";
+import { serverSettingsSchema, type LclstreamServer, type ServiceRegistration } from "../common/server.js";
 import { createBufferService } from "./buffer-service.js";
 import { RateMeters } from "./rates.js";
 import { Streams } from "./streams.js";
@@ -53,20 +53,7 @@ export async function build(input: BufferConfig, deps: ServiceDeps = {}): Promis
   const streams = new Streams({ dir: join(config.stateDir, "buffer"), memoryBudgetBytes: config.memoryBudgetBytes, logger, syncIntervalMs: config.syncIntervalMs });
   const rates = new RateMeters();
   try {
-    const server = await createServer({
-      name: "buffer",
-      tls: membership.tls,
-      trustDomain: membership.identity.trustDomain,
-      revocations: membership.revocations,
-      proxyIdentity: config.proxyIdentity,
-      host: config.host,
-      port: config.port,
-      metricsPort: config.metricsPort,
-      maxMessageBytes: config.maxMessageBytes,
-      logger,
-      services: [bufferRegistration(createBufferService({ streams, policy, rates, limits: { defaultCapacityBytes: config.defaultCapacityBytes } }))],
-    });
-    membership.attach(server);
+    const server = await serveInMesh("buffer", config, { membership, logger }, [bufferRegistration(createBufferService({ streams, policy, rates, limits: { defaultCapacityBytes: config.defaultCapacityBytes } }))]);
     registerStreamGauges(server, streams);
     return {
       url: server.url,

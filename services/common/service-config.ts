@@ -8,7 +8,7 @@ import { createLogger, type Logger } from "./logger.js";
 import { joinMesh, type MeshMembership } from "./mesh.js";
 import { readCertDir, type CertMaterial } from "./pki.js";
 import type { RevocationSet } from "./revocation.js";
-import { serverSettingsSchema } from "./server.js";
+import { createServer, serverSettingsSchema, type LclstreamServer, type ServiceRegistration } from "./server.js";
 
 /** Listening, certificate and CA settings. */
 export const serviceSettingsShape = {
@@ -45,4 +45,41 @@ export async function joinAsService(name: string, config: { certDir?: string; ca
   if (!tls) throw new Error(`the ${name} service needs a certificate: set certDir (see \`lclstream ca issue\`)`);
   const membership = await joinMesh({ tls, caUrl: config.caUrl, certDir: config.certDir, revocations: deps.revocations, logger });
   return { membership, logger };
+}
+
+/** The settings `serveInMesh` takes from a service's config. */
+export interface ServingSettings {
+  host: string;
+  port: number;
+  metricsPort?: number;
+  proxyIdentity?: string;
+  maxMessageBytes?: number;
+}
+
+/**
+ * Starts a service's server with its place in the mesh (certificate, trust
+ * domain, revocations), keeping the certificate current across renewals.
+ */
+export async function serveInMesh(
+  name: string,
+  config: ServingSettings,
+  joined: { membership: MeshMembership; logger: Logger },
+  services: ServiceRegistration[],
+): Promise<LclstreamServer> {
+  const { membership, logger } = joined;
+  const server = await createServer({
+    name,
+    tls: membership.tls,
+    trustDomain: membership.identity.trustDomain,
+    revocations: membership.revocations,
+    proxyIdentity: config.proxyIdentity,
+    host: config.host,
+    port: config.port,
+    metricsPort: config.metricsPort,
+    maxMessageBytes: config.maxMessageBytes,
+    logger,
+    services,
+  });
+  membership.attach(server);
+  return server;
 }

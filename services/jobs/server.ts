@@ -6,8 +6,8 @@ import { join, resolve } from "node:path";
 import { z } from "zod";
 import { JobQueueService } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { Policy } from "../common/policy.js";
-import { createServer, serve } from "../common/server.js";
-import { joinAsService, policySettingsShape, serviceSettingsShape, type ServiceDeps } from "../common/service-config.js";
+import { serve } from "../common/server.js";
+import { joinAsService, policySettingsShape, serviceSettingsShape, serveInMesh, type ServiceDeps } from "../common/service-config.js";
 import { createJobsService } from "./jobs-service.js";
 import { JobQueue } from "./job-queue.js";
 import { JobStore } from "./job-store.js";
@@ -56,8 +56,7 @@ export interface JobsServer {
 export async function build(input: JobsConfig, deps: ServiceDeps = {}): Promise<JobsServer> {
   const config = jobsConfigSchema.parse(input);
   const { membership, logger } = await joinAsService("jobs", config, deps);
-  const trustDomain = membership.identity.trustDomain;
-  const policy = Policy.fromConfig(config, trustDomain);
+  const policy = Policy.fromConfig(config, membership.identity.trustDomain);
   // Absolute, since job scripts run from their own directories.
   const jobsDir = resolve(config.stateDir, "jobs");
   const store = new JobStore(join(jobsDir, "jobs.db"));
@@ -70,19 +69,7 @@ export async function build(input: JobsConfig, deps: ServiceDeps = {}): Promise<
   });
   queue.reconcile();
   try {
-    const server = await createServer({
-      name: "jobs",
-      tls: membership.tls,
-      trustDomain,
-      revocations: membership.revocations,
-      proxyIdentity: config.proxyIdentity,
-      host: config.host,
-      port: config.port,
-      metricsPort: config.metricsPort,
-      logger,
-      services: [serve(JobQueueService, createJobsService({ queue, policy, jobsDir }))],
-    });
-    membership.attach(server);
+    const server = await serveInMesh("jobs", config, { membership, logger }, [serve(JobQueueService, createJobsService({ queue, policy, jobsDir }))]);
     return {
       url: server.url,
       queue,

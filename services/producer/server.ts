@@ -1,8 +1,8 @@
 /** The producer server: ProducerService over mTLS, with a catalog of sources. */
 import { z } from "zod";
 import { ProducerService } from "../../gen/lclstream/producer/v1/producer_pb.js";
-import { createServer, serve, serverSettingsSchema } from "../common/server.js";
-import { joinAsService, serviceSettingsShape, type ServiceDeps } from "../common/service-config.js";
+import { serve, serverSettingsSchema } from "../common/server.js";
+import { joinAsService, serviceSettingsShape, serveInMesh, type ServiceDeps } from "../common/service-config.js";
 import { createProducerService, type CatalogEntry } from "./producer-service.js";
 
 /** The sources every producer offers: the synthetic facility, ready to stream. */
@@ -62,20 +62,7 @@ export async function build(input: ProducerServerConfig, deps: ServiceDeps = {})
   const config = producerConfigSchemaForServer.parse(input);
   const { membership, logger } = await joinAsService("producer", config, deps);
   const catalog = [...syntheticCatalog, ...config.catalog.map((c) => ({ ...c, config: c.config }))];
-  const server = await createServer({
-    name: "producer",
-    tls: membership.tls,
-    trustDomain: membership.identity.trustDomain,
-    revocations: membership.revocations,
-    proxyIdentity: config.proxyIdentity,
-    host: config.host,
-    port: config.port,
-    metricsPort: config.metricsPort,
-    maxMessageBytes: config.maxMessageBytes,
-    logger,
-    services: [serve(ProducerService, createProducerService({ catalog, dataRoots: config.dataRoots }))],
-  });
-  membership.attach(server);
+  const server = await serveInMesh("producer", config, { membership, logger }, [serve(ProducerService, createProducerService({ catalog, dataRoots: config.dataRoots }))]);
   return {
     url: server.url,
     async close() {

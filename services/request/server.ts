@@ -7,8 +7,8 @@ import { JobQueueService } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { DataRequestService } from "../../gen/lclstream/request/v1/request_pb.js";
 import { packageInfo } from "../common/package-info.js";
 import { Policy } from "../common/policy.js";
-import { createServer, serve } from "../common/server.js";
-import { joinAsService, policySettingsShape, serviceSettingsShape, type ServiceDeps } from "../common/service-config.js";
+import { serve } from "../common/server.js";
+import { joinAsService, policySettingsShape, serviceSettingsShape, serveInMesh, type ServiceDeps } from "../common/service-config.js";
 import { Orchestrator } from "./orchestrator.js";
 import { RequestStore } from "./request-store.js";
 import { createRequestService, producerConfigOf } from "./request-service.js";
@@ -58,19 +58,7 @@ export async function build(input: RequestConfig, deps: ServiceDeps = {}): Promi
   // Requests a previous run left unfinished go on where they are.
   for (const r of store.unfinished()) orchestrator.start(r, producerConfigOf(r, config.dataRoots));
   try {
-    const server = await createServer({
-      name: "request",
-      tls: membership.tls,
-      trustDomain: membership.identity.trustDomain,
-      revocations: membership.revocations,
-      proxyIdentity: config.proxyIdentity,
-      host: config.host,
-      port: config.port,
-      metricsPort: config.metricsPort,
-      logger,
-      services: [serve(DataRequestService, createRequestService({ store, orchestrator, policy, buffer, jobs, dataRoots: config.dataRoots, defaultBackend: config.defaultBackend }))],
-    });
-    membership.attach(server);
+    const server = await serveInMesh("request", config, { membership, logger }, [serve(DataRequestService, createRequestService({ store, orchestrator, policy, buffer, jobs, dataRoots: config.dataRoots, defaultBackend: config.defaultBackend }))]);
     return {
       url: server.url,
       async close() {

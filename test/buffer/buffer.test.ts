@@ -3,31 +3,22 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { Code, createClient, type Client } from "@connectrpc/connect";
 import type * as grpc from "@grpc/grpc-js";
 import { toBinary } from "@bufbuild/protobuf";
 import { EventBatchSchema, type EventBatch } from "../../gen/lclstream/data/v1/data_pb.js";
 import { BufferService, DeliveryMode, Stream_State, type SubscribeResponse } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { createMeshTransport } from "../../services/common/client.js";
-import { badRequest, errorInfo } from "../../services/common/errors.js";
 import { createGrpcJsClient, grpcJsCredentials } from "../../services/common/grpc-js.js";
 import type { CertMaterial } from "../../services/common/pki.js";
 import { build, type BufferServer } from "../../services/buffer/server.js";
 import { createTestPki, type TestPki } from "../helpers/pki.js";
 import { collect } from "../helpers/grpc-js.js";
 import { consume, makeBatch, publishMessages } from "../helpers/buffer.js";
+import { failure } from "../helpers/errors.js";
 
 const KiB = 1024;
 
-async function failure(call: Promise<unknown>) {
-  try {
-    await call;
-  } catch (error) {
-    const e = ConnectError.from(error);
-    return { code: e.code, reason: errorInfo(e)?.reason, fields: badRequest(e)?.fieldViolations.map((v) => v.field) ?? [] };
-  }
-  throw new Error("the call succeeded");
-}
 
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 

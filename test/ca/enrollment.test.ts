@@ -1,27 +1,18 @@
 import "reflect-metadata";
 import { webcrypto, X509Certificate } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
 import * as x509 from "@peculiar/x509";
 import * as grpc from "@grpc/grpc-js";
 import { CertificateAuthorityService, Certificate_Issuance, Certificate_State } from "../../gen/lclstream/ca/v1/ca_pb.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { createMeshTransport } from "../../services/common/client.js";
 import { createCsr, generateKeyPair, normalizeSerial, type CertMaterial } from "../../services/common/pki.js";
-import { errorInfo } from "../../services/common/errors.js";
 import { enroll } from "../../services/ca/enroll-client.js";
 import { createGrpcJsClient, grpcJsCredentials } from "../../services/common/grpc-js.js";
 import { caTrustDomain, startTestCa, type TestCa } from "../helpers/ca.js";
+import { failure } from "../helpers/errors.js";
 
-async function failure(call: Promise<unknown>) {
-  try {
-    await call;
-  } catch (error) {
-    const e = ConnectError.from(error);
-    return { code: e.code, reason: errorInfo(e)?.reason, message: e.rawMessage };
-  }
-  throw new Error("the call succeeded");
-}
 
 describe("enrollment", () => {
   let ca: TestCa;

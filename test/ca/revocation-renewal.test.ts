@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { Code, createClient, type Client } from "@connectrpc/connect";
 import * as x509 from "@peculiar/x509";
 import { CertificateAuthorityService, Certificate_Issuance, Certificate_State } from "../../gen/lclstream/ca/v1/ca_pb.js";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/grpc/health/v1/health_pb.js";
@@ -18,21 +18,12 @@ import { createServer, type LclstreamServer } from "../../services/common/server
 import { joinMesh, type MeshMembership } from "../../services/common/mesh.js";
 import { CertificateKeeper, createRenewingTransport, describeCertificate } from "../../services/common/renewal.js";
 import { createCsr, generateKeyPair, normalizeSerial, readCertDir, type CertMaterial } from "../../services/common/pki.js";
-import { errorInfo } from "../../services/common/errors.js";
 import { createLogger } from "../../services/common/logger.js";
 import { issueOffline } from "../../services/ca/offline.js";
 import { enroll } from "../../services/ca/enroll-client.js";
 import { caTrustDomain, startTestCa, type TestCa } from "../helpers/ca.js";
+import { codeAndReason as failure } from "../helpers/errors.js";
 
-async function failure(call: Promise<unknown>) {
-  try {
-    await call;
-  } catch (error) {
-    const e = ConnectError.from(error);
-    return { code: e.code, reason: errorInfo(e)?.reason };
-  }
-  throw new Error("the call succeeded");
-}
 
 /** The next message of a stream, or the error that ended it, within `ms`. */
 async function nextOf<T>(it: AsyncIterator<T>, ms = 5000): Promise<T> {

@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { JobQueueService } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { CertificateAuthorityService } from "../../gen/lclstream/ca/v1/ca_pb.js";
 import { serve, type LclstreamServer } from "../../services/common/server.js";
 import { callerKey, callerOf } from "../../services/common/peer.js";
-import { errorInfo } from "../../services/common/errors.js";
 import { formatXfcc } from "../../services/common/xfcc.js";
 import { createTestPki, trustDomain, type TestPki } from "../helpers/pki.js";
 import { clientFor, startServer } from "../helpers/servers.js";
+import { failure as codeOf } from "../helpers/errors.js";
 
 /** A job service whose GetJob answers with the caller it saw, and counts its calls. */
 let handled = 0;
@@ -24,15 +24,6 @@ const enrollment = serve(CertificateAuthorityService, {
   listCertificates: () => ({}),
 });
 
-async function codeOf(call: Promise<unknown>): Promise<{ code: Code; reason?: string; message: string }> {
-  try {
-    await call;
-  } catch (error) {
-    const e = ConnectError.from(error);
-    return { code: e.code, reason: errorInfo(e)?.reason, message: e.rawMessage };
-  }
-  throw new Error("the call succeeded");
-}
 
 describe("mTLS identity", () => {
   let pki: TestPki;

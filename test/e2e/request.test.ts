@@ -12,12 +12,13 @@ import { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { JobQueueService, Job_State } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { DataRequestService, DataRequest_State as State } from "../../gen/lclstream/request/v1/request_pb.js";
 import { createMeshTransport } from "../../services/common/client.js";
-import { badRequest, errorInfo } from "../../services/common/errors.js";
+import { errorInfo } from "../../services/common/errors.js";
 import { readCertDir, type CertMaterial } from "../../services/common/pki.js";
 import { issueOffline } from "../../services/ca/offline.js";
 import { fetchRequest } from "../../services/cli/fetch.js";
 import { startLocalMesh, type LocalMesh } from "../../services/cli/local-mesh.js";
 import { consume } from "../helpers/buffer.js";
+import { failure } from "../helpers/errors.js";
 
 const producer = (events: number, extra: object = {}) => ({
   batch_size: 4,
@@ -26,15 +27,6 @@ const producer = (events: number, extra: object = {}) => ({
   processing_pipeline: [{ step: "peak_finder", field: "det" }],
 });
 
-async function failure(call: Promise<unknown>) {
-  try {
-    await call;
-  } catch (error) {
-    const e = ConnectError.from(error);
-    return { code: e.code, reason: errorInfo(e)?.reason, fields: badRequest(e)?.fieldViolations.map((v) => v.field) ?? [] };
-  }
-  throw new Error("the call succeeded");
-}
 
 describe("data requests through the whole mesh", () => {
   let stateDir: string;

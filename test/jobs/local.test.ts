@@ -4,7 +4,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { Code, createClient, type Client } from "@connectrpc/connect";
 import type * as grpc from "@grpc/grpc-js";
 import { createGrpcJsClient, grpcJsCredentials } from "../../services/common/grpc-js.js";
 import { collect, unary } from "../helpers/grpc-js.js";
@@ -12,22 +12,13 @@ import { JobQueueService, Job_State as State, LogStream, type SubmitJobResponse,
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { JobSpecSchema } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { createMeshTransport } from "../../services/common/client.js";
-import { badRequest, errorInfo } from "../../services/common/errors.js";
 import type { CertMaterial } from "../../services/common/pki.js";
 import { build, type JobsServer } from "../../services/jobs/server.js";
 import { createTestPki, type TestPki } from "../helpers/pki.js";
+import { failure } from "../helpers/errors.js";
 
 type Spec = MessageInitShape<typeof JobSpecSchema>;
 
-async function failure(call: Promise<unknown>) {
-  try {
-    await call;
-  } catch (error) {
-    const e = ConnectError.from(error);
-    return { code: e.code, reason: errorInfo(e)?.reason, fields: badRequest(e)?.fieldViolations.map((v) => v.field) ?? [] };
-  }
-  throw new Error("the call succeeded");
-}
 
 describe("job queue, local backend", () => {
   let pki: TestPki;

@@ -4,12 +4,11 @@ import { createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
 import { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { ProducerService } from "../../gen/lclstream/producer/v1/producer_pb.js";
 import { DataType } from "../../gen/lclstream/data/v1/data_pb.js";
 import { createMeshTransport } from "../../services/common/client.js";
-import { errorInfo } from "../../services/common/errors.js";
 import { createLogger } from "../../services/common/logger.js";
 import { build as buildBuffer, type BufferServer } from "../../services/buffer/server.js";
 import { parseProducerConfig } from "../../services/producer/config.js";
@@ -17,6 +16,7 @@ import { produce } from "../../services/producer/run.js";
 import { build as buildProducer, type ProducerServer } from "../../services/producer/server.js";
 import { createTestPki, type TestPki } from "../helpers/pki.js";
 import { consume } from "../helpers/buffer.js";
+import { failure } from "../helpers/errors.js";
 
 const smallSynthetic = (events: number, extra: object = {}) => ({
   batch_size: 4,
@@ -24,15 +24,6 @@ const smallSynthetic = (events: number, extra: object = {}) => ({
   data_sources: { det: { type: "area_detector", geometry: "small" }, ts: { type: "timestamp" } },
 });
 
-async function failure(call: Promise<unknown>) {
-  try {
-    await call;
-  } catch (error) {
-    const e = ConnectError.from(error);
-    return { code: e.code, reason: errorInfo(e)?.reason };
-  }
-  throw new Error("the call succeeded");
-}
 
 describe("ProducerService", () => {
   let pki: TestPki;

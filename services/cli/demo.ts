@@ -58,7 +58,7 @@ export function registerDemoCommand(program: Command): void {
           transportFor: (baseUrl) => createMeshTransport({ baseUrl, tls }),
           name: dataRequest!.name,
           signal: new AbortController().signal,
-          onProgress: (p) => bar?.update(p.events, { mbps: (p.bytes / 1e6 / p.seconds).toFixed(0), lag: p.lag }),
+          onProgress: (p) => bar?.update(p.events, { mbps: (p.bytesPerSecond / 1e6).toFixed(0), lag: p.lag }),
         });
         bar?.stop();
         const p = result.progress;
@@ -68,7 +68,7 @@ export function registerDemoCommand(program: Command): void {
           await new Promise((r) => setTimeout(r, 100));
           final = (await requests.getDataRequest({ name: dataRequest!.name })).dataRequest!;
         }
-        console.log(`received ${p.events} events in ${p.batches} batches: ${(p.bytes / 1e6).toFixed(0)} MB in ${p.seconds.toFixed(1)} s = ${(p.bytes / 1e6 / p.seconds).toFixed(0)} MB/s`);
+        console.log(`received ${p.events} events in ${p.batches} batches: ${(p.bytes / 1e6).toFixed(0)} MB in ${p.seconds.toFixed(1)} s = ${(p.bytesPerSecond / 1e6).toFixed(0)} MB/s`);
         console.log(`hits (frames with 10 or more Bragg peaks): ${p.hits} of ${p.events}`);
         console.log(`end of stream: ${result.totals.batchCount} batches, ${result.totals.eventCount} events from ${result.totals.producerTotals.length} ranks: every event arrived once`);
         console.log(`request ${State[final.state].toLowerCase()}: ${final.stateReason}`);

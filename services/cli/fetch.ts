@@ -3,8 +3,15 @@
  * waits for the request's stream, subscribes as one consumer of a group,
  * writes what arrives (optionally), acknowledges it, and checks the totals
  * of the end of stream against what it received.
+ *
+ * With an output directory it keeps a journal there (`received.jsonl`, one
+ * line per batch written, before the batch is acknowledged), so a consumer
+ * killed mid-stream and started again on the same directory counts what it
+ * already has, skips redeliveries of it by seq, and checks the totals over
+ * both runs.
  */
-import { mkdir, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { appendFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createClient, type Client, type Transport } from "@connectrpc/connect";
 import { toBinary } from "@bufbuild/protobuf";
@@ -20,8 +27,21 @@ export interface FetchProgress {
   batches: number;
   bytes: number;
   hits: number;
+  /** Seconds since this run started. */
   seconds: number;
+  /** Payload bytes per second received by this run. */
+  bytesPerSecond: number;
+  /** Batches an earlier run on the same output directory had received. */
+  resumedBatches: number;
   lag: number;
+}
+
+/** One line of the journal: a batch received and written. */
+interface Received {
+  seq: string;
+  events: number;
+  bytes: number;
+  hits: number;
 }
 
 export interface FetchOptions {
@@ -56,6 +76,22 @@ function npy(dtype: string, shape: bigint[], data: Uint8Array): Uint8Array {
   return Buffer.concat([head, data]);
 }
 
+/** The bytes of detector data a batch carries. */
+function payloadBytes(batch: EventBatch): number {
+  if (batch.payload.case === "serialized") return batch.payload.value.data.byteLength;
+  return Object.values(batch.payload.value?.fields ?? {}).reduce((n, a) => n + a.data.byteLength, 0);
+}
+
+/** The hits a batch flags (fields named `*_hit`, one byte an event). */
+function hitsOf(batch: EventBatch): number {
+  if (batch.payload.case !== "columns") return 0;
+  let hits = 0;
+  for (const [name, a] of Object.entries(batch.payload.value.fields)) {
+    if (name.endsWith("_hit")) hits += (typedView(dtypeFromProto[a.dtype], a.data) as Uint8Array).reduce((n, v) => n + v, 0);
+  }
+  return hits;
+}
+
 async function write(batch: EventBatch, out: string, format: OutputFormat) {
   const base = join(out, `batch-r${batch.producerRank}-${String(batch.seq).padStart(6, "0")}`);
   if (format === "hdf5" && batch.payload.case === "serialized") return writeFile(`${base}.h5`, batch.payload.value.data);
@@ -67,15 +103,51 @@ async function write(batch: EventBatch, out: string, format: OutputFormat) {
   return writeFile(`${base}.pb`, toBinary(EventBatchSchema, batch));
 }
 
+/**
+ * The journal of an output directory: what an earlier run received. The
+ * directory belongs to one request and group; another is refused rather than
+ * mixed in.
+ */
+async function openJournal(out: string, request: string, group: string): Promise<{ received: Received[]; append(r: Received): Promise<void> }> {
+  await mkdir(out, { recursive: true });
+  const owner = join(out, "request.json");
+  const journal = join(out, "received.jsonl");
+  if (existsSync(owner)) {
+    const was = JSON.parse(await readFile(owner, "utf8")) as { request: string; group: string };
+    if (was.request !== request || was.group !== group) throw new Error(`${out} holds ${was.request} (group ${was.group}); write ${request} into another directory`);
+  } else await writeFile(owner, `${JSON.stringify({ request, group })}\n`);
+  const text = existsSync(journal) ? await readFile(journal, "utf8") : "";
+  // A line cut by a kill is not a batch received: it was never acknowledged and comes again.
+  const received = text.split("\n").flatMap((line) => {
+    try {
+      return line ? [JSON.parse(line) as Received] : [];
+    } catch {
+      return [];
+    }
+  });
+  if (text && !text.endsWith("\n")) await writeFile(journal, received.map((r) => `${JSON.stringify(r)}\n`).join(""));
+  return { received, append: (r) => appendFile(journal, `${JSON.stringify(r)}\n`) };
+}
+
 /** Consumes the request's stream to its end; resolves with the totals it checked. */
 export async function fetchRequest(o: FetchOptions): Promise<{ request: DataRequest; totals: StreamTotals; progress: FetchProgress }> {
   const request = await streamOf(o);
   const buffer = createClient(BufferService, o.transportFor(request.bufferEndpoint));
   const group = o.group ?? request.consumerGroups[0]?.name ?? "default";
-  if (o.out) await mkdir(o.out, { recursive: true });
+  const journal = o.out ? await openJournal(o.out, request.name, group) : undefined;
   const started = performance.now();
-  const progress: FetchProgress = { events: 0, batches: 0, bytes: 0, hits: 0, seconds: 0, lag: 0 };
+  const progress: FetchProgress = { events: 0, batches: 0, bytes: 0, hits: 0, seconds: 0, bytesPerSecond: 0, resumedBatches: 0, lag: 0 };
   const seen = new Set<bigint>();
+  const count = (r: Received) => {
+    seen.add(BigInt(r.seq));
+    progress.events += r.events;
+    progress.batches++;
+    progress.bytes += r.bytes;
+    progress.hits += r.hits;
+  };
+  for (const r of journal?.received ?? []) if (!seen.has(BigInt(r.seq))) count(r);
+  progress.resumedBatches = progress.batches;
+  const resumedBytes = progress.bytes;
   let consumerId = "";
   let pending: bigint[] = [];
   const flush = async () => {
@@ -99,17 +171,12 @@ export async function fetchRequest(o: FetchOptions): Promise<{ request: DataRequ
         const batch = r.kind.value;
         // A redelivered batch already written is only acknowledged again.
         if (!seen.has(r.seq)) {
-          seen.add(r.seq);
           if (o.out) await write(batch, o.out, o.format ?? "native");
-          progress.events += batch.eventIndices.length;
-          progress.batches++;
-          progress.bytes += batch.payload.case === "serialized" ? batch.payload.value.data.byteLength : Object.values(batch.payload.value?.fields ?? {}).reduce((n, a) => n + a.data.byteLength, 0);
-          if (batch.payload.case === "columns") {
-            for (const [name, a] of Object.entries(batch.payload.value.fields)) {
-              if (name.endsWith("_hit")) progress.hits += (typedView(dtypeFromProto[a.dtype], a.data) as Uint8Array).reduce((n, v) => n + v, 0);
-            }
-          }
+          const got: Received = { seq: String(r.seq), events: batch.eventIndices.length, bytes: payloadBytes(batch), hits: hitsOf(batch) };
+          await journal?.append(got);
+          count(got);
           progress.seconds = (performance.now() - started) / 1000;
+          progress.bytesPerSecond = (progress.bytes - resumedBytes) / progress.seconds;
           o.onProgress?.(progress);
         }
         pending.push(r.seq);
@@ -118,6 +185,7 @@ export async function fetchRequest(o: FetchOptions): Promise<{ request: DataRequ
         await flush();
         const totals = r.kind.value;
         progress.seconds = (performance.now() - started) / 1000;
+        progress.bytesPerSecond = (progress.bytes - resumedBytes) / progress.seconds;
         if (totals.eventCount !== BigInt(progress.events) || totals.batchCount !== BigInt(progress.batches)) {
           throw new Error(`the stream ended with ${totals.batchCount} batches and ${totals.eventCount} events, but ${progress.batches} batches and ${progress.events} events arrived`);
         }

@@ -36,6 +36,15 @@ export interface Endpoints {
 
 export interface LocalMesh {
   endpoints: Endpoints;
+  /** Stops one service and starts it again on the same port with the same state, as an operator's restart does. */
+  restart(service: RestartableService): Promise<void>;
+  close(): Promise<void>;
+}
+
+export type RestartableService = "jobs" | "buffer" | "producer" | "request";
+
+interface Running {
+  url: string;
   close(): Promise<void>;
 }
 
@@ -44,7 +53,15 @@ export function localUserName(): string {
   return userInfo().username.toLowerCase().replace(/[^a-z0-9._-]/g, "-") || "user";
 }
 
-export async function startLocalMesh(options: { stateDir: string; logLevel?: string; submitters?: string[] }): Promise<LocalMesh> {
+export interface LocalMeshOptions {
+  stateDir: string;
+  logLevel?: string;
+  submitters?: string[];
+  /** How long a data request may go without a consumer (default: the request service's). */
+  abandonAfterMs?: number;
+}
+
+export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMesh> {
   const stateDir = resolve(options.stateDir);
   const logger = (name: string) => createLogger(name, options.logLevel ?? process.env.LCLSTREAM_LOG_LEVEL ?? "warn");
   if (!existsSync(join(stateDir, "ca", "ca.key"))) await initAuthority(stateDir, localTrustDomain);
@@ -60,33 +77,45 @@ export async function startLocalMesh(options: { stateDir: string; logLevel?: str
 
   const admins = [`user/${user}`];
   const submitters = ["service/request", ...(options.submitters ?? [])];
-  const closers: (() => Promise<void>)[] = [];
+  const ca = await buildCa({ stateDir, admins }, logger("ca"));
+  const deps = async (name: string) => ({ revocations: ca.revocations, tls: await readCertDir(join(certs, name)), logger: logger(name) });
+  // Each service's build at a port (0 at first start, its own port at a restart), in start order.
+  const urls = {} as Record<RestartableService, string>;
+  const builders: Record<RestartableService, (port: number) => Promise<Running>> = {
+    jobs: async (port) => buildJobs({ stateDir, admins, submitters, port }, await deps("jobs")),
+    buffer: async (port) => buildBuffer({ stateDir, admins, submitters, port }, await deps("buffer")),
+    producer: async (port) => buildProducer({ dataRoots: [stateDir], port }, await deps("producer")),
+    request: async (port) =>
+      buildRequest(
+        { stateDir, admins, port, bufferUrl: urls.buffer, jobsUrl: urls.jobs, producerCertDir: join(certs, "producer"), dataRoots: [stateDir], abandonAfterMs: options.abandonAfterMs },
+        await deps("request"),
+      ),
+  };
+  const running = new Map<RestartableService, Running>();
+  const closeAll = async () => {
+    // The request service first, the CA last: nothing is left calling a stopped service.
+    for (const service of [...running.values()].reverse()) await service.close().catch(() => undefined);
+    running.clear();
+    await ca.close();
+  };
   try {
-    const ca = await buildCa({ stateDir, admins }, logger("ca"));
-    closers.push(() => ca.close());
-    const shared = { revocations: ca.revocations };
-    const jobs = await buildJobs({ stateDir, admins, submitters }, { ...shared, tls: await readCertDir(join(certs, "jobs")), logger: logger("jobs") });
-    closers.push(() => jobs.close());
-    const buffer = await buildBuffer({ stateDir, admins, submitters }, { ...shared, tls: await readCertDir(join(certs, "buffer")), logger: logger("buffer") });
-    closers.push(() => buffer.close());
-    const producer = await buildProducer({ dataRoots: [stateDir] }, { ...shared, tls: await readCertDir(join(certs, "producer")), logger: logger("producer") });
-    closers.push(() => producer.close());
-    const request = await buildRequest(
-      { stateDir, admins, bufferUrl: buffer.url, jobsUrl: jobs.url, producerCertDir: join(certs, "producer"), dataRoots: [stateDir] },
-      { ...shared, tls: await readCertDir(join(certs, "request")), logger: logger("request") },
-    );
-    closers.push(() => request.close());
-    const endpoints: Endpoints = { ca: ca.url, enroll: ca.enrollUrl, jobs: jobs.url, buffer: buffer.url, producer: producer.url, request: request.url, certDir: userDir, user: `spiffe://${localTrustDomain}/user/${user}` };
+    for (const name of Object.keys(builders) as RestartableService[]) {
+      const service = await builders[name](0);
+      running.set(name, service);
+      urls[name] = service.url;
+    }
+    const endpoints: Endpoints = { ca: ca.url, enroll: ca.enrollUrl, ...urls, certDir: userDir, user: `spiffe://${localTrustDomain}/user/${user}` };
     await writeFile(join(stateDir, "endpoints.json"), `${JSON.stringify(endpoints, null, 2)}\n`);
     return {
       endpoints,
-      async close() {
-        // The request service first, the CA last: nothing is left calling a stopped service.
-        for (const close of closers.reverse()) await close();
+      async restart(name) {
+        await running.get(name)!.close();
+        running.set(name, await builders[name](Number(new URL(urls[name]).port)));
       },
+      close: closeAll,
     };
   } catch (error) {
-    for (const close of closers.reverse()) await close().catch(() => undefined);
+    await closeAll();
     throw error;
   }
 }

@@ -64,18 +64,23 @@ export function registerRequestCommands(program: Command): void {
   connectionOptions(
     program
       .command("get")
-      .description("create a data request from a file, stream it here (writing it with --out), and check the totals; Ctrl-C cancels the request")
-      .argument("<request>", "a request YAML/JSON (or a bare producer config)")
-      .option("--out <dir>", "write the batches here")
+      .description("create a data request from a file (or --resume one), stream it here (writing it with --out), and check the totals; Ctrl-C cancels the request")
+      .argument("[request]", "a request YAML/JSON (or a bare producer config)")
+      .option("--resume <id>", "join a running request again, after this command was stopped or killed: with the same --out, what is there is not fetched again")
+      .option("--out <dir>", "write the batches here (with a journal of what arrived, for --resume)")
       .addOption(new Option("--format <format>", "how batches are written").choices(["native", "hdf5", "npy"]).default("native"))
       .option("--group <name>", "the consumer group to join"),
-  ).action(async (file: string, o) => {
+  ).action(async (file: string | undefined, o) => {
+    if (!file === !o.resume) throw new Error("give a request file to create a request, or --resume ID to join one again (not both)");
     const { requests, transportFor } = await connect(o);
-    const body = requestFromFile(await readFile(file, "utf8"));
-    if (o.format === "hdf5" && !body.serializer) body.serializer = "SERIALIZER_HDF5";
-    const { dataRequest } = await requests.createDataRequest({ dataRequest: dataRequestFromJson(body) });
-    const name = dataRequest!.name;
-    console.error(`${name}: streaming${o.out ? ` into ${o.out}` : ""}`);
+    let name: string;
+    if (o.resume) name = requestName(o.resume);
+    else {
+      const body = requestFromFile(await readFile(file!, "utf8"));
+      if (o.format === "hdf5" && !body.serializer) body.serializer = "SERIALIZER_HDF5";
+      name = (await requests.createDataRequest({ dataRequest: dataRequestFromJson(body) })).dataRequest!.name;
+    }
+    console.error(`${name}: ${o.resume ? "resuming" : "streaming"}${o.out ? ` into ${o.out}` : ""}`);
     const abort = new AbortController();
     const cancel = () => {
       abort.abort();
@@ -94,13 +99,14 @@ export function registerRequestCommands(program: Command): void {
       signal: abort.signal,
       onProgress: (p) => {
         bar?.setTotal(p.events);
-        bar?.update(p.events, { mbps: (p.bytes / 1e6 / p.seconds).toFixed(1), lag: p.lag });
+        bar?.update(p.events, { mbps: (p.bytesPerSecond / 1e6).toFixed(1), lag: p.lag });
       },
     });
     bar?.stop();
     process.off("SIGINT", cancel);
     const p = result.progress;
-    console.log(`${name}: ${p.events} events in ${p.batches} batches, ${(p.bytes / 1e6).toFixed(1)} MB in ${p.seconds.toFixed(1)} s (${(p.bytes / 1e6 / p.seconds).toFixed(1)} MB/s); totals match the end of stream`);
+    const resumed = p.resumedBatches ? ` (${p.resumedBatches} of them from before the resume)` : "";
+    console.log(`${name}: ${p.events} events in ${p.batches} batches${resumed}, ${(p.bytes / 1e6).toFixed(1)} MB; ${(p.bytesPerSecond / 1e6).toFixed(1)} MB/s over ${p.seconds.toFixed(1)} s; totals match the end of stream`);
   });
 
   const requests = program.command("requests").description("your data requests");

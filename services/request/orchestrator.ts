@@ -4,10 +4,14 @@
  * to its end, then the stream followed until every group drained it. Each
  * step is idempotent (keyed by the request's id), so after a restart the
  * orchestrator simply runs every unfinished request again from the top.
+ *
+ * Beside each run a watchdog checks that every group that must drain the
+ * stream has a consumer: a request nobody reads holds buffer memory and
+ * producer jobs forever, so after `abandonAfterMs` without one it fails.
  */
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { BufferService, Stream_State } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
+import { BufferService, DeliveryMode, Stream_State } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { JobQueueService, Job_State } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { DataRequest_State as State, type DataRequest } from "../../gen/lclstream/request/v1/request_pb.js";
 import type { Logger } from "../common/logger.js";
@@ -27,6 +31,8 @@ export interface OrchestratorOptions {
   logger: Logger;
   /** How often a draining stream is checked; default 250 ms. */
   pollMs?: number;
+  /** How long a group that must drain the stream may go without a consumer before the request is abandoned; default 10 minutes. */
+  abandonAfterMs?: number;
 }
 
 const idOf = (name: string) => name.slice(name.indexOf("/") + 1);
@@ -55,12 +61,17 @@ export class Orchestrator {
   }
 
   /** Cancels a request: its jobs are canceled and its stream deleted. */
-  async cancel(id: string, reason: string): Promise<DataRequest> {
+  cancel(id: string, reason: string): Promise<DataRequest> {
+    return this.#stop(id, State.CANCELED, reason || "canceled by its owner");
+  }
+
+  /** Ends a request before its time: stops following it, cancels its jobs, deletes its stream. */
+  async #stop(id: string, state: State, reason: string): Promise<DataRequest> {
     this.#running.get(id)?.abort();
     const r = this.#o.store.get(id)!;
     for (const job of r.jobs) await this.#o.jobs.cancelJob({ name: job }).catch(ignore(Code.FailedPrecondition, Code.NotFound));
     if (r.stream) await this.#o.buffer.deleteStream({ name: r.stream }).catch(ignore(Code.NotFound));
-    return this.#update(id, (x) => this.#end(x, State.CANCELED, reason || "canceled by its owner"));
+    return this.#update(id, (x) => this.#end(x, state, reason));
   }
 
   /** Stops following requests (they go on; a new orchestrator picks them up). */
@@ -84,9 +95,8 @@ export class Orchestrator {
   }
 
   async #run(id: string, config: ProducerConfig, signal: AbortSignal) {
-    const { buffer, jobs } = this.#o;
     let r = this.#o.store.get(id)!;
-    const { stream, publishToken } = await buffer.createStream(
+    const { stream, publishToken } = await this.#o.buffer.createStream(
       {
         stream: {
           readers: [r.owner, ...r.readers],
@@ -104,6 +114,40 @@ export class Orchestrator {
       x.stream = stream!.name;
       x.bufferEndpoint = this.#o.bufferUrl;
     });
+    const watchdog = new AbortController();
+    void this.#watchConsumers(id, r, AbortSignal.any([signal, watchdog.signal]));
+    try {
+      await this.#follow(id, r, publishToken, config, signal);
+    } finally {
+      watchdog.abort();
+    }
+  }
+
+  /** Fails the request when a group that must drain its stream goes `abandonAfterMs` without a consumer. */
+  async #watchConsumers(id: string, r: DataRequest, signal: AbortSignal) {
+    const limitMs = this.#o.abandonAfterMs ?? 600_000;
+    const mustDrain = new Set(r.consumerGroups.filter((g) => g.mode !== DeliveryMode.LATEST_ONLY).map((g) => g.name));
+    if (mustDrain.size === 0) mustDrain.add("default");
+    const lastSeen = new Map([...mustDrain].map((g) => [g, Date.now()]));
+    while (!signal.aborted) {
+      await sleep(Math.min(1000, limitMs / 4), signal);
+      const s = (await this.#o.buffer.getStream({ name: r.stream }, { signal }).catch(() => undefined))?.stream;
+      if (!s || signal.aborted) continue;
+      for (const g of s.metrics?.groups ?? []) if (g.consumers > 0 || g.endOfStreamDelivered) lastSeen.set(g.group, Date.now());
+      const abandoned = [...lastSeen].find(([, at]) => Date.now() - at > limitMs)?.[0];
+      if (abandoned !== undefined) {
+        const why = `abandoned: consumer group "${abandoned}" had no consumer for ${Math.round(limitMs / 1000)} s, so the jobs were canceled and the stream deleted`;
+        this.#o.logger.warn({ request: r.name, group: abandoned }, "data request abandoned");
+        await this.#stop(id, State.FAILED, why);
+        return;
+      }
+    }
+  }
+
+  /** Submits the producer job, follows it to its end, then the stream until it drained. */
+  async #follow(id: string, r: DataRequest, publishToken: string, config: ProducerConfig, signal: AbortSignal) {
+    const { buffer, jobs } = this.#o;
+    const stream = { name: r.stream };
 
     const script = [
       "cat > producer.json <<'LCLSTREAM_PRODUCER_CONFIG'",
@@ -123,7 +167,7 @@ export class Orchestrator {
             LCLSTREAM_NODE: this.#o.command.node,
             LCLSTREAM_CLI: this.#o.command.cli,
             LCLSTREAM_BUFFER_URL: this.#o.bufferUrl,
-            LCLSTREAM_STREAM: stream!.name,
+            LCLSTREAM_STREAM: stream.name,
             LCLSTREAM_PUBLISH_TOKEN: publishToken,
             LCLSTREAM_CERT_DIR: this.#o.producerCertDir,
             LCLSTREAM_LOG_LEVEL: "warn",
@@ -143,7 +187,7 @@ export class Orchestrator {
     for await (const { transition } of jobs.watchJob({ name: job!.name }, { signal })) last = { state: transition!.state, info: transition!.info };
     if (last?.state !== Job_State.COMPLETED) {
       const why = last?.state === Job_State.CANCELED ? "its producer job was canceled" : `its producer job failed: ${last?.info ?? "unknown"}`;
-      await buffer.deleteStream({ name: stream!.name }).catch(ignore(Code.NotFound));
+      await buffer.deleteStream({ name: stream.name }).catch(ignore(Code.NotFound));
       this.#update(id, (x) => this.#end(x, last?.state === Job_State.CANCELED ? State.CANCELED : State.FAILED, why));
       return;
     }
@@ -152,16 +196,29 @@ export class Orchestrator {
     // The consumers: until every group has the end of stream.
     for (;;) {
       signal.throwIfAborted();
-      const { stream: s } = await buffer.getStream({ name: stream!.name }, { signal });
+      const { stream: s } = await buffer.getStream({ name: stream.name }, { signal });
       if (s!.state === Stream_State.DRAINED) break;
       if (s!.state === Stream_State.LOST) {
         this.#update(id, (x) => this.#end(x, State.FAILED, `its stream was lost: ${s!.stateReason}`));
         return;
       }
-      await new Promise((resolve) => setTimeout(resolve, this.#o.pollMs ?? 250));
+      await sleep(this.#o.pollMs ?? 250, signal);
     }
     this.#update(id, (x) => this.#end(x, State.SUCCEEDED, "every producer finished and every consumer group drained the stream"));
   }
+}
+
+/** Waits, or less when the signal aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
 }
 
 /** A catch handler that swallows the given codes. */

@@ -27,6 +27,8 @@ export const requestConfigSchema = z.strictObject({
   producerCertDir: z.string().min(1),
   defaultBackend: z.string().default("local"),
   dataRoots: z.array(z.string()).default([]),
+  /** A request whose consumer group goes this long without a consumer is abandoned: jobs canceled, stream deleted. */
+  abandonAfterMs: z.number().int().positive().default(600_000),
 });
 
 export type RequestConfig = z.input<typeof requestConfigSchema>;
@@ -54,6 +56,7 @@ export async function build(input: RequestConfig, deps: ServiceDeps = {}): Promi
     producerCertDir: config.producerCertDir,
     command: { node: process.execPath, cli: cliPath },
     logger,
+    abandonAfterMs: config.abandonAfterMs,
   });
   // Requests a previous run left unfinished go on where they are.
   for (const r of store.unfinished()) orchestrator.start(r, producerConfigOf(r, config.dataRoots));

@@ -3,7 +3,9 @@
  * buffer, producer, request service), as users drive it through the
  * request service.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,6 +20,7 @@ import { issueOffline } from "../../services/ca/offline.js";
 import { fetchRequest } from "../../services/cli/fetch.js";
 import { startLocalMesh, type LocalMesh } from "../../services/cli/local-mesh.js";
 import { consume } from "../helpers/buffer.js";
+import { lclstream, lclstreamBin } from "../helpers/cli.js";
 import { failure } from "../helpers/errors.js";
 
 const producer = (events: number, extra: object = {}) => ({
@@ -98,6 +101,52 @@ describe("data requests through the whole mesh", () => {
     expect((await waitFor(name, [State.SUCCEEDED, State.FAILED])).state).toBe(State.SUCCEEDED);
   });
 
+  it("resumes a consumer killed mid-stream: every batch arrives once, and the totals match", { timeout: 60_000 }, async () => {
+    const file = join(stateDir, "resume.yaml");
+    await writeFile(file, JSON.stringify({ producer: producer(64, { rate_hz: 40, paced: true }) }));
+    const out = join(stateDir, "resume-out");
+    const first = spawn(process.execPath, [lclstreamBin, "get", file, "--out", out, "--state-dir", stateDir], { stdio: "ignore" });
+    const journal = join(out, "received.jsonl");
+    await expect.poll(async () => (existsSync(journal) ? (await readFile(journal, "utf8")).split("\n").length : 0), { timeout: 20_000 }).toBeGreaterThan(4);
+    first.kill("SIGKILL");
+    await new Promise((resolve) => first.once("exit", resolve));
+    const { request: name } = JSON.parse(await readFile(join(out, "request.json"), "utf8")) as { request: string };
+    expect((await requestsAs(me).getDataRequest({ name })).dataRequest!.state).toBe(State.RUNNING);
+
+    const again = await lclstream(["get", "--resume", name, "--out", out, "--state-dir", stateDir]);
+    expect(again.stderr).toContain(`${name}: resuming`);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/64 events in 16 batches \([1-9]\d* of them from before the resume\).*totals match/);
+    const seqs = (await readFile(journal, "utf8")).trim().split("\n").map((line) => (JSON.parse(line) as { seq: string }).seq);
+    expect(new Set(seqs).size).toBe(16);
+    expect(seqs.length).toBe(16);
+    expect((await readdir(out)).filter((f) => f.endsWith(".pb"))).toHaveLength(16);
+    expect((await waitFor(name, [State.SUCCEEDED, State.FAILED])).state).toBe(State.SUCCEEDED);
+  });
+
+  it("refuses to resume into a directory that holds another request", async () => {
+    const { dataRequest } = await requestsAs(me).createDataRequest({ dataRequest: { producer: producer(4) } });
+    const name = dataRequest!.name;
+    const result = await lclstream(["get", "--resume", name, "--out", join(stateDir, "resume-out"), "--state-dir", stateDir]);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain(`(group default); write ${name} into another directory`);
+    await consume(bufferAs(me), (await waitFor(name, [State.RUNNING, State.DRAINING])).stream, "default");
+  });
+
+  it("completes a request across a restart of the request service", { timeout: 60_000 }, async () => {
+    const { dataRequest } = await requestsAs(me).createDataRequest({ dataRequest: { producer: producer(40, { rate_hz: 20, paced: true }) } });
+    const name = dataRequest!.name;
+    const { stream, jobs } = await waitFor(name, [State.RUNNING]);
+    await mesh.restart("request");
+    const got = await consume(bufferAs(me), stream, "default");
+    expect(got.end).toMatchObject({ eventCount: 40n, batchCount: 10n });
+    const done = await waitFor(name, [State.SUCCEEDED, State.FAILED]);
+    expect(done.state).toBe(State.SUCCEEDED);
+    // The restarted service followed the same job and stream, and started nothing new.
+    expect(done.jobs).toEqual(jobs);
+    expect(done.stream).toBe(stream);
+  });
+
   it("cancels mid-stream: the jobs stop, the stream goes, the consumer is told", { timeout: 30_000 }, async () => {
     const { dataRequest } = await requestsAs(me).createDataRequest({ dataRequest: { producer: producer(400, { rate_hz: 20, paced: true }) } });
     const name = dataRequest!.name;
@@ -111,5 +160,30 @@ describe("data requests through the whole mesh", () => {
     const jobs = createClient(JobQueueService, createMeshTransport({ baseUrl: mesh.endpoints.jobs, tls: me }));
     await expect.poll(async () => (await jobs.getJob({ name: running.jobs[0]! })).job!.state, { timeout: 10_000 }).toBe(Job_State.CANCELED);
     expect(await failure(requestsAs(me).cancelDataRequest({ name }))).toMatchObject({ code: Code.FailedPrecondition, reason: "REQUEST_ALREADY_ENDED" });
+  });
+});
+
+describe("a data request nobody consumes", () => {
+  it("is abandoned after the configured time: jobs canceled, stream deleted, the request FAILED with the reason", { timeout: 60_000 }, async () => {
+    const stateDir = await mkdtemp(join(tmpdir(), "lclstream-abandon-"));
+    const mesh = await startLocalMesh({ stateDir, logLevel: "silent", abandonAfterMs: 1500 });
+    try {
+      const tls = await readCertDir(mesh.endpoints.certDir);
+      const requests = createClient(DataRequestService, createMeshTransport({ baseUrl: mesh.endpoints.request, tls }));
+      const { dataRequest } = await requests.createDataRequest({ dataRequest: { producer: producer(400, { rate_hz: 20, paced: true }), consumerGroups: [{ name: "analysis" }] } });
+      const name = dataRequest!.name;
+      let ended: Awaited<ReturnType<typeof requests.getDataRequest>>["dataRequest"];
+      await expect
+        .poll(async () => (ended = (await requests.getDataRequest({ name })).dataRequest!).state, { timeout: 20_000, interval: 200 })
+        .toBe(State.FAILED);
+      expect(ended!.stateReason).toMatch(/abandoned: consumer group "analysis" had no consumer for 2 s/);
+      const jobs = createClient(JobQueueService, createMeshTransport({ baseUrl: mesh.endpoints.jobs, tls }));
+      await expect.poll(async () => (await jobs.getJob({ name: ended!.jobs[0]! })).job!.state, { timeout: 10_000 }).toBe(Job_State.CANCELED);
+      const buffer = createClient(BufferService, createMeshTransport({ baseUrl: mesh.endpoints.buffer, tls }));
+      expect(await failure(buffer.getStream({ name: ended!.stream }))).toMatchObject({ code: Code.NotFound });
+    } finally {
+      await mesh.close();
+      await rm(stateDir, { recursive: true, force: true });
+    }
   });
 });

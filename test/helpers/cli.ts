@@ -3,7 +3,7 @@ import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 
-const bin = fileURLToPath(new URL("../../bin/lclstream.js", import.meta.url));
+export const lclstreamBin = fileURLToPath(new URL("../../bin/lclstream.js", import.meta.url));
 
 export interface CommandResult {
   code: number;
@@ -14,7 +14,7 @@ export interface CommandResult {
 /** Runs `lclstream ARGS…` to completion; never rejects on a non-zero exit. */
 export function lclstream(args: string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CommandResult> {
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [bin, ...args], { timeout: 20_000, env: { ...process.env, ...options.env } }, (error, stdout, stderr) => {
+    const child = execFile(process.execPath, [lclstreamBin, ...args], { timeout: 20_000, env: { ...process.env, ...options.env } }, (error, stdout, stderr) => {
       resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr });
     });
     child.stdin?.end(options.input ?? "");
@@ -35,7 +35,7 @@ export interface RunningCommand {
  * each of `ready` (or rejects with its stderr when it exits first).
  */
 export function startLclstream(args: string[], ready: RegExp[], timeoutMs = 15_000): Promise<RunningCommand> {
-  const child = spawn(process.execPath, [bin, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [lclstreamBin, ...args], { stdio: ["ignore", "pipe", "pipe"] });
   const lines: string[] = [];
   let stderr = "";
   child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));

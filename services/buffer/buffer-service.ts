@@ -21,6 +21,7 @@ import {
   type Stream,
   type SubscribeRequest,
 } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
+import { idle } from "../common/async-queue.js";
 import { invalidArgument, rpcError, type FieldViolation } from "../common/errors.js";
 import { resolveIdentity, type Identity } from "../common/identity.js";
 import { pageOf, readPage } from "../common/paging.js";
@@ -45,6 +46,8 @@ export interface BufferServiceDeps {
   rates: RateMeters;
   /** Defaults and limits of stream definitions. */
   limits?: { defaultCapacityBytes?: number; maxProducerCount?: number };
+  /** A subscription quiet this long gets a heartbeat, so proxies keep it open; default 15 s. */
+  heartbeatMs?: number;
   now?: () => number;
 }
 
@@ -245,7 +248,11 @@ export function createBufferService(deps: BufferServiceDeps) {
       const consumer = live.subscribe(req.consumerGroup, req.maxInFlight, Number(req.startSeq));
       try {
         yield { kind: { case: "started", value: { consumerId: consumer.id, consumerGroup: group.config.name } } };
-        for await (const d of consumer.outbox.drain(ctx.signal)) {
+        for await (const d of consumer.outbox.drain(ctx.signal, deps.heartbeatMs ?? 15_000)) {
+          if (d === idle) {
+            yield { kind: { case: "heartbeat", value: { bufferedBatches: BigInt(live.entries.size) } } };
+            continue;
+          }
           if (d.kind === "end") {
             const t = d.totals;
             yield {

@@ -28,6 +28,8 @@ export const bufferConfigSchema = z.strictObject({
   defaultCapacityBytes: z.number().int().positive().default(256 * MiB),
   /** How often durable logs are synced to disk (written records already survive a crash of the buffer). */
   syncIntervalMs: z.number().int().positive().default(100),
+  /** A quiet subscription gets a heartbeat this often, so proxies keep it open. */
+  heartbeatMs: z.number().int().positive().default(15_000),
   maxMessageBytes: serverSettingsSchema.shape.maxMessageBytes,
 });
 
@@ -53,7 +55,7 @@ export async function build(input: BufferConfig, deps: ServiceDeps = {}): Promis
   const streams = new Streams({ dir: join(config.stateDir, "buffer"), memoryBudgetBytes: config.memoryBudgetBytes, logger, syncIntervalMs: config.syncIntervalMs });
   const rates = new RateMeters();
   try {
-    const server = await serveInMesh("buffer", config, { membership, logger }, [bufferRegistration(createBufferService({ streams, policy, rates, limits: { defaultCapacityBytes: config.defaultCapacityBytes } }))]);
+    const server = await serveInMesh("buffer", config, { membership, logger }, [bufferRegistration(createBufferService({ streams, policy, rates, limits: { defaultCapacityBytes: config.defaultCapacityBytes }, heartbeatMs: config.heartbeatMs }))]);
     registerStreamGauges(server, streams);
     return {
       url: server.url,

@@ -39,8 +39,14 @@ export class AsyncQueue<T> {
     return this.#items.splice(0);
   }
 
-  /** Yields items as they come until closed; rejects with the signal's reason on abort. */
-  async *drain(signal: AbortSignal): AsyncGenerator<T> {
+  /**
+   * Yields items as they come until closed; rejects with the signal's reason
+   * on abort. With `idleMs`, yields {@link idle} whenever it waited that long
+   * for an item (for heartbeats on quiet streams).
+   */
+  drain(signal: AbortSignal): AsyncGenerator<T>;
+  drain(signal: AbortSignal, idleMs: number): AsyncGenerator<T | typeof idle>;
+  async *drain(signal: AbortSignal, idleMs?: number): AsyncGenerator<T | typeof idle> {
     for (;;) {
       signal.throwIfAborted();
       if (this.#failure) throw this.#failure.error;
@@ -49,11 +55,24 @@ export class AsyncQueue<T> {
         continue;
       }
       if (this.#closed) return;
+      let timer: NodeJS.Timeout | undefined;
+      let timedOut = false;
       try {
-        await abortable(new Promise<void>((resolve) => (this.#wake = resolve)), signal);
+        await abortable(
+          new Promise<void>((resolve) => {
+            this.#wake = resolve;
+            if (idleMs) timer = setTimeout(() => resolve(void (timedOut = true)), idleMs);
+          }),
+          signal,
+        );
       } finally {
+        clearTimeout(timer);
         this.#wake = undefined;
       }
+      if (timedOut) yield idle;
     }
   }
 }
+
+/** What {@link AsyncQueue.drain} yields after waiting `idleMs` for an item. */
+export const idle = Symbol("idle");

@@ -37,7 +37,7 @@ describe("buffer", () => {
   beforeAll(async () => {
     pki = await createTestPki();
     stateDir = await mkdtemp(join(tmpdir(), "lclstream-buffer-"));
-    buffer = await build({ stateDir, submitters: ["user/alice"], admins: ["user/admin"] }, { tls: pki.server });
+    buffer = await build({ stateDir, submitters: ["user/alice"], admins: ["user/admin"], heartbeatMs: 300 }, { tls: pki.server });
   });
   afterAll(async () => {
     await buffer?.close();
@@ -139,6 +139,17 @@ describe("buffer", () => {
     });
     const { stream } = await alice().getStream({ name });
     expect(stream!.metrics!.producers[0]).toMatchObject({ nextSeq: 8n, events: 32n, done: false });
+  });
+
+  it("sends heartbeats on a quiet subscription, then the batches when they come", async () => {
+    const { name, token } = await newStream({});
+    const kinds: string[] = [];
+    const subscription = alice().subscribe({ stream: name, consumerGroup: "default" })[Symbol.asyncIterator]();
+    for (let i = 0; i < 3; i++) kinds.push((await subscription.next()).value.kind.case);
+    expect(kinds).toEqual(["started", "heartbeat", "heartbeat"]);
+    await alice().publish(publishMessages(name, token, 0, 0, 1, { done: true }));
+    expect((await subscription.next()).value).toMatchObject({ seq: 1n, kind: { case: "batch" } });
+    await subscription.return?.();
   });
 
   it("replays retained batches from start_seq", async () => {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `npm run test:system` needs beyond npm packages, idempotently:
-# OpenSSL and Slurm with munge (Debian), grpcurl (Go module proxy) into .tools/bin,
-# and h5py (PyPI).
+# OpenSSL, HAProxy and Slurm with munge (Debian), grpcurl and the Envoy config
+# validator (Go module proxy) into .tools/bin, and h5py (PyPI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools="$PWD/.tools/bin"
@@ -20,7 +20,7 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
-apt_install openssl ca-certificates procps hostname slurmctld slurmd slurm-client munge
+apt_install openssl ca-certificates procps hostname slurmctld slurmd slurm-client munge haproxy
 
 # `go install` leaves no version in the binary, so a stamp file records it.
 if [ ! -x "$tools/grpcurl" ] || [ "$(cat "$tools/grpcurl.version" 2>/dev/null)" != "$GRPCURL_VERSION" ]; then
@@ -29,6 +29,10 @@ if [ ! -x "$tools/grpcurl" ] || [ "$(cat "$tools/grpcurl.version" 2>/dev/null)" 
   GOBIN="$tools" GOFLAGS=-mod=mod go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"
   echo "$GRPCURL_VERSION" > "$tools/grpcurl.version"
 fi
+# The Envoy config validator (mesh/validate, on go-control-plane): the Go build cache makes reruns quick.
+command -v go >/dev/null || apt_install golang-go
+echo "building the Envoy config validator"
+(cd mesh/validate && go build -o "$tools/envoy-validate" .)
 # h5py (the HDF5 C library's Python binding) reads what the HDF5 serializer writes.
 if ! python3 -c "import h5py, numpy" 2>/dev/null; then
   echo "installing h5py and numpy"

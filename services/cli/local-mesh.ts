@@ -15,6 +15,7 @@ import { build as buildJobs } from "../jobs/server.js";
 import { build as buildBuffer } from "../buffer/server.js";
 import { build as buildProducer } from "../producer/server.js";
 import { build as buildRequest } from "../request/server.js";
+import { identityUri } from "../common/identity.js";
 import { createLogger } from "../common/logger.js";
 import { readCertDir, writeCertDir } from "../common/pki.js";
 import { describeCertificate } from "../common/renewal.js";
@@ -59,6 +60,14 @@ export interface LocalMeshOptions {
   submitters?: string[];
   /** How long a data request may go without a consumer (default: the request service's). */
   abandonAfterMs?: number;
+  /** How often quiet subscriptions get a heartbeat (default: the buffer's). */
+  heartbeatMs?: number;
+  /**
+   * A front proxy at `url`: a certificate is made for it as service/front in
+   * `<state-dir>/certs/front`, the services accept its x-forwarded-client-cert,
+   * and consumers are told to reach the buffer through it.
+   */
+  front?: { url: string };
 }
 
 export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMesh> {
@@ -67,7 +76,7 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
   if (!existsSync(join(stateDir, "ca", "ca.key"))) await initAuthority(stateDir, localTrustDomain);
   const certs = join(stateDir, "certs");
   // Service certificates are made fresh at each start; the user's is kept while it has an hour left.
-  for (const name of ["jobs", "buffer", "producer", "request"]) {
+  for (const name of ["jobs", "buffer", "producer", "request", ...(options.front ? ["front"] : [])]) {
     await writeCertDir(join(certs, name), await issueOffline(stateDir, { identity: `service/${name}`, dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"] }));
   }
   const user = localUserName();
@@ -77,17 +86,29 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
 
   const admins = [`user/${user}`];
   const submitters = ["service/request", ...(options.submitters ?? [])];
-  const ca = await buildCa({ stateDir, admins }, logger("ca"));
+  const proxyIdentity = options.front ? identityUri(localTrustDomain, "service", "front") : undefined;
+  const ca = await buildCa({ stateDir, admins, proxyIdentity }, logger("ca"));
   const deps = async (name: string) => ({ revocations: ca.revocations, tls: await readCertDir(join(certs, name)), logger: logger(name) });
   // Each service's build at a port (0 at first start, its own port at a restart), in start order.
   const urls = {} as Record<RestartableService, string>;
   const builders: Record<RestartableService, (port: number) => Promise<Running>> = {
-    jobs: async (port) => buildJobs({ stateDir, admins, submitters, port }, await deps("jobs")),
-    buffer: async (port) => buildBuffer({ stateDir, admins, submitters, port }, await deps("buffer")),
-    producer: async (port) => buildProducer({ dataRoots: [stateDir], port }, await deps("producer")),
+    jobs: async (port) => buildJobs({ stateDir, admins, submitters, port, proxyIdentity }, await deps("jobs")),
+    buffer: async (port) => buildBuffer({ stateDir, admins, submitters, port, proxyIdentity, heartbeatMs: options.heartbeatMs }, await deps("buffer")),
+    producer: async (port) => buildProducer({ dataRoots: [stateDir], port, proxyIdentity }, await deps("producer")),
     request: async (port) =>
       buildRequest(
-        { stateDir, admins, port, bufferUrl: urls.buffer, jobsUrl: urls.jobs, producerCertDir: join(certs, "producer"), dataRoots: [stateDir], abandonAfterMs: options.abandonAfterMs },
+        {
+          stateDir,
+          admins,
+          port,
+          proxyIdentity,
+          bufferUrl: urls.buffer,
+          consumerBufferUrl: options.front?.url,
+          jobsUrl: urls.jobs,
+          producerCertDir: join(certs, "producer"),
+          dataRoots: [stateDir],
+          abandonAfterMs: options.abandonAfterMs,
+        },
         await deps("request"),
       ),
   };

@@ -24,6 +24,8 @@ export interface OrchestratorOptions {
   jobs: Client<typeof JobQueueService>;
   /** The buffer as producer jobs reach it. */
   bufferUrl: string;
+  /** The buffer as consumers reach it (the front door, when there is one); default bufferUrl. */
+  consumerBufferUrl?: string;
   /** The cert directory producer jobs present to the buffer. */
   producerCertDir: string;
   /** The `lclstream` command producer jobs run: node and the script. */
@@ -112,7 +114,7 @@ export class Orchestrator {
     );
     r = this.#update(id, (x) => {
       x.stream = stream!.name;
-      x.bufferEndpoint = this.#o.bufferUrl;
+      x.bufferEndpoint = this.#o.consumerBufferUrl ?? this.#o.bufferUrl;
     });
     const watchdog = new AbortController();
     void this.#watchConsumers(id, r, AbortSignal.any([signal, watchdog.signal]));

@@ -166,7 +166,8 @@ export function createRequestService(deps: RequestServiceDeps): ServiceImpl<type
     async *watchDataRequest(req, ctx) {
       const first = own(req.name, ctx);
       const id = first.name.slice("dataRequests/".length);
-      const interval = Math.max(100, req.intervalMs || 1000);
+      // At least every 15 s, like the buffer's heartbeats, so proxies keep the stream open.
+      const interval = Math.min(15_000, Math.max(100, req.intervalMs || 1000));
       for (;;) {
         const r = store.get(id)!;
         yield { dataRequest: await withMetrics(r, ctx.signal) };

@@ -23,6 +23,8 @@ export const requestConfigSchema = z.strictObject({
   jobsUrl: z.string().url(),
   /** The buffer as producer jobs reach it (default: bufferUrl). */
   producerBufferUrl: z.string().url().optional(),
+  /** The buffer as consumers reach it, told to them in each request: the front door's URL behind one (default: bufferUrl). */
+  consumerBufferUrl: z.string().url().optional(),
   /** The cert directory producer jobs use to reach the buffer. */
   producerCertDir: z.string().min(1),
   defaultBackend: z.string().default("local"),
@@ -53,6 +55,7 @@ export async function build(input: RequestConfig, deps: ServiceDeps = {}): Promi
     buffer,
     jobs,
     bufferUrl: config.producerBufferUrl ?? config.bufferUrl,
+    consumerBufferUrl: config.consumerBufferUrl ?? config.bufferUrl,
     producerCertDir: config.producerCertDir,
     command: { node: process.execPath, cli: cliPath },
     logger,

@@ -22,3 +22,11 @@ export function run(file: string, args: string[], timeoutMs = 30_000): Promise<{
     });
   });
 }
+
+/** Path of a tool installed from Debian packages (on PATH, or in /usr/sbin which a user's PATH may lack). */
+export function debianTool(name: string): string {
+  for (const dir of [...(process.env.PATH ?? "").split(":"), "/usr/sbin", "/sbin"]) {
+    if (dir && existsSync(join(dir, name))) return join(dir, name);
+  }
+  throw new Error(`${name} is not installed: run scripts/install-system-deps.sh (npm run test:system does)`);
+}

@@ -586,7 +586,7 @@ export type WatchDataRequestRequest = Message<"lclstream.request.v1.WatchDataReq
 
   /**
    * interval_ms is how often to send live metrics while nothing else changes;
-   * default 1000, at least 100.
+   * default 1000, at least 100, at most 15000 (proxies must see the stream alive).
    *
    * @generated from field: uint32 interval_ms = 2;
    */

@@ -1,0 +1,243 @@
+/**
+ * The front door, live: mesh/haproxy.cfg (the stand-in for mesh/envoy.yaml,
+ * with the same routes, mTLS, enrollment port and identity forwarding) on a
+ * real HAProxy in front of the real mesh; and mesh/envoy.yaml checked by its
+ * validator against Envoy's API.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { X509Certificate } from "node:crypto";
+import { copyFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createConnection, createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Code, createClient } from "@connectrpc/connect";
+import { CertificateAuthorityService } from "../../gen/lclstream/ca/v1/ca_pb.js";
+import { JobQueueService } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
+import { DataRequestService, DataRequest_State as State } from "../../gen/lclstream/request/v1/request_pb.js";
+import { enroll } from "../../services/ca/enroll-client.js";
+import { issueOffline } from "../../services/ca/offline.js";
+import { createMeshTransport } from "../../services/common/client.js";
+import { createCertificateAuthority, issueMaterial, readCertDir, type CertMaterial } from "../../services/common/pki.js";
+import { fetchRequest } from "../../services/cli/fetch.js";
+import { startLocalMesh, localTrustDomain, type LocalMesh } from "../../services/cli/local-mesh.js";
+import { failure } from "../helpers/errors.js";
+import { debianTool, run, tool } from "../helpers/tools.js";
+
+const meshDir = fileURLToPath(new URL("../../mesh", import.meta.url));
+const producer = (events: number, extra: object = {}) => ({
+  batch_size: 4,
+  event_source: { type: "synthetic", events, seed: 3, ...extra },
+  data_sources: { det: { type: "area_detector", geometry: "small" }, ts: { type: "timestamp" } },
+  processing_pipeline: [{ step: "peak_finder", field: "det" }],
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** One command on HAProxy's runtime API socket; resolves with its answer. */
+function runtimeApi(socket: string, command: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let answer = "";
+    const connection = createConnection(socket, () => connection.end(`${command}\n`));
+    connection.on("data", (d) => (answer += d.toString()));
+    connection.on("end", () => resolve(answer));
+    connection.on("error", reject);
+  });
+}
+
+describe("the front door: HAProxy in front of the whole mesh", () => {
+  let dir: string;
+  let mesh: LocalMesh;
+  let haproxy: ChildProcess;
+  let front: string;
+  let enrollFront: string;
+  let socket: string;
+  let crlFile: string;
+  let me: CertMaterial;
+  let mallory: CertMaterial;
+  let haproxyLog = "";
+  const requestsAs = (tls: CertMaterial | { caPem: string }) => createClient(DataRequestService, createMeshTransport({ baseUrl: front, tls }));
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "lclstream-front-"));
+    const [frontPort, enrollPort] = [await freePort(), await freePort()];
+    front = `https://127.0.0.1:${frontPort}`;
+    enrollFront = `https://127.0.0.1:${enrollPort}`;
+    // Short idle timeouts, and heartbeats well inside them.
+    mesh = await startLocalMesh({ stateDir: join(dir, "state"), logLevel: "silent", heartbeatMs: 300, front: { url: front } });
+    me = await readCertDir(mesh.endpoints.certDir);
+    mallory = await issueOffline(join(dir, "state"), { identity: "user/mallory" });
+
+    const proxy = await readCertDir(join(dir, "state", "certs", "front"));
+    const ca = createClient(CertificateAuthorityService, createMeshTransport({ baseUrl: mesh.endpoints.ca, tls: me }));
+    crlFile = join(dir, "ca.crl");
+    await writeFile(crlFile, (await ca.getRevocationList({})).crlPem);
+    await writeFile(join(dir, "front.pem"), `${proxy.certPem.trim()}\n${proxy.keyPem.trim()}\n`);
+    await writeFile(join(dir, "ca.crt"), me.caPem);
+    await writeFile(join(dir, "admins"), `${mesh.endpoints.user}\n`);
+    socket = join(dir, "haproxy.sock");
+    const address = (url: string) => new URL(url).host;
+    haproxy = spawn(debianTool("haproxy"), ["-db", "-f", join(meshDir, "haproxy.cfg")], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: {
+        ...process.env,
+        LCLSTREAM_FRONT_ADDR: `127.0.0.1:${frontPort}`,
+        LCLSTREAM_ENROLL_ADDR: `127.0.0.1:${enrollPort}`,
+        LCLSTREAM_FRONT_PEM: join(dir, "front.pem"),
+        LCLSTREAM_FRONT_IDENTITY: `spiffe://${localTrustDomain}/service/front`,
+        LCLSTREAM_MESH_CA: join(dir, "ca.crt"),
+        LCLSTREAM_MESH_CRL: crlFile,
+        LCLSTREAM_FRONT_ADMINS: join(dir, "admins"),
+        LCLSTREAM_MESH_DIR: meshDir,
+        LCLSTREAM_FRONT_SOCKET: socket,
+        LCLSTREAM_FRONT_IDLE_TIMEOUT: "1s",
+        LCLSTREAM_REQUEST_ADDR: address(mesh.endpoints.request),
+        LCLSTREAM_BUFFER_ADDR: address(mesh.endpoints.buffer),
+        LCLSTREAM_CA_ADDR: address(mesh.endpoints.ca),
+        LCLSTREAM_CA_ENROLL_ADDR: address(mesh.endpoints.enroll),
+        LCLSTREAM_JOBS_ADDR: address(mesh.endpoints.jobs),
+        LCLSTREAM_PRODUCER_ADDR: address(mesh.endpoints.producer),
+      },
+    });
+    haproxy.stdout!.on("data", (d) => (haproxyLog += d.toString()));
+    haproxy.stderr!.on("data", (d) => (haproxyLog += d.toString()));
+    // Up when a call goes through.
+    for (let tries = 0; ; tries++) {
+      const error = await requestsAs(me).listDataRequests({}).then(() => undefined, (e: unknown) => e);
+      if (!error) break;
+      if (tries > 75 || haproxy.exitCode !== null) throw new Error(`the front door did not come up: ${error}\n${haproxyLog}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }, 60_000);
+  afterAll(async () => {
+    haproxy?.kill("SIGTERM");
+    await mesh?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("carries a whole data request, consumers included, through the front door only", async () => {
+    const { dataRequest } = await requestsAs(me).createDataRequest({ dataRequest: { parallelism: 2, producer: producer(40), consumerGroups: [{ name: "analysis" }, { name: "archive" }] } });
+    const name = dataRequest!.name;
+    const transportFor = (url: string) => {
+      // The request tells consumers to reach the buffer through the front door.
+      expect(url).toBe(front);
+      return createMeshTransport({ baseUrl: url, tls: me });
+    };
+    const results = await Promise.all(["analysis", "archive"].map((group) => fetchRequest({ requests: requestsAs(me), transportFor, name, group, signal: new AbortController().signal })));
+    for (const got of results) expect(got.totals).toMatchObject({ eventCount: 40n, batchCount: 10n });
+    await expect.poll(async () => (await requestsAs(me).getDataRequest({ name })).dataRequest!.state, { timeout: 20_000 }).toBe(State.SUCCEEDED);
+  });
+
+  it("keeps a paused data stream open past the proxy's idle timeouts while its request is alive", async () => {
+    // A batch every 2.5 s through a proxy that cuts streams silent for 1 s: the buffer's heartbeats keep it open.
+    const { dataRequest } = await requestsAs(me).createDataRequest({ dataRequest: { batchSize: 1, producer: producer(3, { rate_hz: 0.4, paced: true }) } });
+    const transportFor = (url: string) => createMeshTransport({ baseUrl: url, tls: me });
+    const got = await fetchRequest({ requests: requestsAs(me), transportFor, name: dataRequest!.name, signal: new AbortController().signal });
+    expect(got.totals).toMatchObject({ eventCount: 3n, batchCount: 3n });
+    expect(got.progress.seconds).toBeGreaterThan(2);
+  });
+
+  it("refuses at the front a client without a certificate, or with another CA's", async () => {
+    const anonymous = await failure(requestsAs({ caPem: me.caPem }).listDataRequests({}));
+    // The TLS handshake fails at the proxy, with the alert saying why.
+    expect(anonymous.message).toMatch(/alert certificate required/);
+    const otherCa = await createCertificateAuthority({ trustDomain: localTrustDomain });
+    const stranger = { ...(await issueMaterial(otherCa, { identity: `spiffe://${localTrustDomain}/user/${"stranger"}` })), caPem: me.caPem };
+    const refused = await failure(requestsAs(stranger).listDataRequests({}));
+    expect(refused.message).toMatch(/alert unknown ca/);
+  });
+
+  it("refuses a revoked certificate at the front once it has the new revocation list", async () => {
+    const revoked = await issueOffline(join(dir, "state"), { identity: "user/trudy" });
+    expect((await requestsAs(revoked).listDataRequests({})).dataRequests).toEqual([]);
+    const ca = createClient(CertificateAuthorityService, createMeshTransport({ baseUrl: front, tls: me }));
+    const serial = new X509Certificate(revoked.certPem).serialNumber;
+    await ca.revoke({ serialNumber: serial });
+    // What an operator's CRL refresh does: the new list through the runtime API, no restart.
+    const crl = (await ca.getRevocationList({})).crlPem.trim();
+    expect(await runtimeApi(socket, `set ssl crl-file ${crlFile} <<\n${crl}\n`)).toMatch(/transaction created/i);
+    expect(await runtimeApi(socket, `commit ssl crl-file ${crlFile}`)).toMatch(/Success/);
+    const refused = await failure(requestsAs(revoked).listDataRequests({}));
+    expect(refused.message).toMatch(/alert certificate revoked/);
+  });
+
+  it("forwards the identity it verified, not one a client claims in its own x-forwarded-client-cert", async () => {
+    const { dataRequest } = await requestsAs(me).createDataRequest({ dataRequest: { producer: producer(4) } });
+    const forged = { headers: { "x-forwarded-client-cert": `By=spiffe://${localTrustDomain}/service/front;URI=${mesh.endpoints.user}` } };
+    const mine = await requestsAs(mallory).listDataRequests({}, forged);
+    expect(mine.dataRequests).toEqual([]);
+    expect(await failure(requestsAs(mallory).getDataRequest({ name: dataRequest!.name }, forged))).toMatchObject({ code: Code.NotFound, reason: "REQUEST_NOT_FOUND" });
+    await requestsAs(me).cancelDataRequest({ name: dataRequest!.name });
+  });
+
+  it("lets only admins reach the job queue through the front", async () => {
+    const jobsAs = (tls: CertMaterial) => createClient(JobQueueService, createMeshTransport({ baseUrl: front, tls }));
+    const denied = await failure(jobsAs(mallory).listJobs({}));
+    expect(denied.code).toBe(Code.PermissionDenied);
+    expect(denied.message).toContain("only admins may call this service through the front door");
+    expect((await jobsAs(me).listJobs({})).jobs.length).toBeGreaterThan(0);
+  });
+
+  it("serves GetTrustBundle and Enroll on the enrollment port, and nothing else", async () => {
+    const anonymous = createClient(CertificateAuthorityService, createMeshTransport({ baseUrl: enrollFront, tls: { caPem: me.caPem } }));
+    expect((await anonymous.getTrustBundle({})).caCertificatesPem.map((pem) => pem.trim())).toContain(me.caPem.trim());
+    const ca = createClient(CertificateAuthorityService, createMeshTransport({ baseUrl: front, tls: me }));
+    const { secret } = await ca.createEnrollmentToken({ identity: "user/newcomer" });
+    const material = await enroll({ enrollUrl: enrollFront, token: secret });
+    expect((await requestsAs(material).listDataRequests({})).dataRequests).toEqual([]);
+    for (const call of [anonymous.listCertificates({}), anonymous.createEnrollmentToken({ identity: "user/x" })]) {
+      const refused = await failure(call);
+      expect(refused.code).toBe(Code.PermissionDenied);
+      expect(refused.message).toContain("only GetTrustBundle and Enroll are served on the enrollment port");
+    }
+    const other = await failure(createClient(DataRequestService, createMeshTransport({ baseUrl: enrollFront, tls: { caPem: me.caPem } })).listDataRequests({}));
+    expect(other.code).toBe(Code.PermissionDenied);
+  });
+});
+
+describe("mesh/envoy.yaml against Envoy's API", () => {
+  const validate = (...files: string[]) => run(tool("envoy-validate"), files);
+
+  it("passes the validator", async () => {
+    const { code, stdout } = await validate(join(meshDir, "envoy.yaml"));
+    expect(stdout).toMatch(/envoy\.yaml: valid \(3 listeners, 7 clusters, 11 routes\)/);
+    expect(code).toBe(0);
+  });
+
+  it("fails a copy with an unknown field, a route to a missing cluster, an unknown type or a bad value", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "lclstream-envoy-"));
+    try {
+      const original = await readFile(join(meshDir, "envoy.yaml"), "utf8");
+      const broken = {
+        "unknown-field.yaml": original.replace("stream_idle_timeout: 300s", "stream_idle_timout: 300s"),
+        "missing-cluster.yaml": original.replace("route: { cluster: buffer, timeout: 0s }", "route: { cluster: bufer, timeout: 0s }"),
+        "unknown-type.yaml": original.replace("grpc_web.v3.GrpcWeb", "grpc_web.v3.GrpcWebb"),
+        "bad-port.yaml": original.replace("port_value: 8444 }", "port_value: 84444 }"),
+        "plaintext-cluster.yaml": original.replace(/(- name: jobs\n(?:.*\n)*?)      transport_socket:\n(?:        .*\n)+/, "$1"),
+      };
+      for (const [file, text] of Object.entries(broken)) {
+        expect(text, file).not.toBe(original);
+        await writeFile(join(dir, file), text);
+      }
+      await copyFile(join(meshDir, "envoy.yaml"), join(dir, "envoy.yaml"));
+      const { code, stdout } = await validate(...Object.keys(broken).map((f) => join(dir, f)), join(dir, "envoy.yaml"));
+      expect(code).toBe(1);
+      expect(stdout).toMatch(/unknown-field\.yaml: INVALID\n.*unknown field "stream_idle_timout"/);
+      expect(stdout).toMatch(/missing-cluster\.yaml: INVALID\n.*points at cluster "bufer", which is not defined/);
+      expect(stdout).toMatch(/unknown-type\.yaml: INVALID\n.*unable to resolve "type\.googleapis\.com\/envoy\.extensions\.filters\.http\.grpc_web\.v3\.GrpcWebb"/);
+      expect(stdout).toMatch(/bad-port\.yaml: INVALID\n.*PortValue: value must be less than or equal to 65535/);
+      expect(stdout).toMatch(/plaintext-cluster\.yaml: INVALID\n.*cluster "jobs" leaves the host without TLS/);
+      expect(stdout).toMatch(/envoy\.yaml: valid/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

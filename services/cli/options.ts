@@ -68,7 +68,8 @@ export function addServeOptions(command: Command, what: string): Command {
     .option("--port <port>", "port (0 picks one)", parsePort, 0)
     .option("--admin <id>", "an admin identity (repeatable)", collect, [])
     .option("--submitter <id>", "an identity that may submit jobs and create streams (repeatable)", collect, [])
-    .option("--metrics-port <port>", "serve Prometheus metrics on this port", parsePort);
+    .option("--metrics-port <port>", "serve Prometheus metrics on this port", parsePort)
+    .option("--proxy-identity <uri>", "the front proxy's identity, allowed to forward client identities (x-forwarded-client-cert)");
 }
 
 /** The settings of a `… serve` command: its config file, with the flags on top. */
@@ -82,6 +83,7 @@ export async function serveConfig(o: Record<string, any>): Promise<Record<string
     host: o.host,
     port: o.port,
     metricsPort: o.metricsPort ?? file.metricsPort,
+    proxyIdentity: o.proxyIdentity ?? file.proxyIdentity,
     admins: [...(file.admins ?? []), ...o.admin],
     submitters: [...(file.submitters ?? []), ...o.submitter],
   };

@@ -1,4 +1,4 @@
-/** `lclstream produce`: runs the producer pipeline as one rank (what producer jobs run). */
+/** `lclstream produce`: runs the producer pipeline as one rank (what producer jobs run); `lclstream producer serve`: the ProducerService. */
 import { readFile } from "node:fs/promises";
 import { Command } from "commander";
 import { SingleBar } from "cli-progress";
@@ -7,10 +7,32 @@ import { createMeshTransportFromCertDir } from "../common/client.js";
 import { createLogger } from "../common/logger.js";
 import { parseProducerConfig } from "../producer/config.js";
 import { produce, rankFromEnvironment, type Progress } from "../producer/run.js";
+import { build as buildProducerService, type ProducerServerConfig } from "../producer/server.js";
+import { addServeOptions, collect, runUntilSignal, serveConfig } from "./options.js";
 
 const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
 
 export function registerProduceCommand(program: Command): void {
+  const producer = program.command("producer").description("the producer service: its catalog, and batches streamed straight to the caller");
+  addServeOptions(producer.command("serve").description("run the producer service"), "producer service")
+    .option("--data-root <dir>", "a directory HDF5 sources may read (repeatable)", collect, [])
+    .action(async (o) => {
+      const base = await serveConfig(o);
+      const server = await buildProducerService({
+        certDir: base.certDir,
+        caUrl: base.caUrl,
+        host: base.host,
+        port: base.port,
+        metricsPort: base.metricsPort,
+        proxyIdentity: base.proxyIdentity,
+        dataRoots: o.dataRoot.length ? o.dataRoot : base.dataRoots,
+        catalog: base.catalog,
+      } as ProducerServerConfig);
+      const stopped = runUntilSignal(() => server.close());
+      console.log(`producer: ${server.url} (mTLS)`);
+      await stopped;
+    });
+
   program
     .command("produce")
     .description("run the producer pipeline (source, processing, batching, serializer, handlers) as one rank")

@@ -12,7 +12,8 @@ import { createMeshTransport } from "../common/client.js";
 import { readCertDir, type CertMaterial } from "../common/pki.js";
 import { fetchRequest, type OutputFormat } from "./fetch.js";
 import { startLocalMesh, type Endpoints } from "./local-mesh.js";
-import { defaultStateDir, runUntilSignal } from "./options.js";
+import { build as buildRequestService, type RequestConfig } from "../request/server.js";
+import { addServeOptions, collect, defaultStateDir, runUntilSignal, serveConfig } from "./options.js";
 
 /** Where to reach the request service and with which certificate: flags, environment, or a running `lclstream up`. */
 async function connect(o: { url?: string; certDir?: string; stateDir: string }) {
@@ -109,7 +110,31 @@ export function registerRequestCommands(program: Command): void {
     console.log(`${name}: ${p.events} events in ${p.batches} batches${resumed}, ${(p.bytes / 1e6).toFixed(1)} MB; ${(p.bytesPerSecond / 1e6).toFixed(1)} MB/s over ${p.seconds.toFixed(1)} s; totals match the end of stream`);
   });
 
-  const requests = program.command("requests").description("your data requests");
+  const requests = program.command("requests").description("your data requests; `requests serve` runs the data request service");
+  addServeOptions(requests.command("serve").description("run the data request service, orchestrating a buffer and a job queue"), "request service")
+    .option("--buffer-url <url>", "the buffer this service creates streams on")
+    .option("--jobs-url <url>", "the job queue producer jobs are submitted to")
+    .option("--producer-cert-dir <dir>", "the cert directory producer jobs present to the buffer (on the nodes that run them)")
+    .option("--producer-buffer-url <url>", "the buffer as producer jobs reach it (default: --buffer-url)")
+    .option("--consumer-buffer-url <url>", "the buffer as consumers reach it: the front door's URL behind one (default: --buffer-url)")
+    .option("--data-root <dir>", "a directory HDF5 sources may read (repeatable)", collect, [])
+    .action(async (o) => {
+      const base = await serveConfig(o);
+      const pick = (flag: string | undefined, key: string) => flag ?? base[key];
+      const server = await buildRequestService({
+        ...base,
+        bufferUrl: pick(o.bufferUrl, "bufferUrl"),
+        jobsUrl: pick(o.jobsUrl, "jobsUrl"),
+        producerCertDir: pick(o.producerCertDir, "producerCertDir"),
+        producerBufferUrl: pick(o.producerBufferUrl, "producerBufferUrl"),
+        consumerBufferUrl: pick(o.consumerBufferUrl, "consumerBufferUrl"),
+        dataRoots: o.dataRoot.length ? o.dataRoot : base.dataRoots,
+      } as RequestConfig);
+      const stopped = runUntilSignal(() => server.close());
+      console.log(`request: ${server.url} (mTLS)`);
+      await stopped;
+    });
+
   connectionOptions(requests.command("list").description("list your data requests (admins: everyone's)")).action(async (o) => {
     const { requests: client } = await connect(o);
     console.log(["NAME", "STATE", "OWNER", "STREAM", "REASON"].join("\t"));

@@ -6,9 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serve, type LclstreamServer } from "../../services/common/server.js";
 import { writeCertDir } from "../../services/common/pki.js";
 import { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
-import { createTestPki, type TestPki } from "../helpers/pki.js";
+import { createTestPki, trustDomain, type TestPki } from "../helpers/pki.js";
+import { identityUri } from "../../services/common/identity.js";
 import { startServer } from "../helpers/servers.js";
-import { lclstream } from "../helpers/cli.js";
+import { capture, lclstream, startLclstream } from "../helpers/cli.js";
 
 describe("lclstream command", () => {
   it("prints the package version", async () => {
@@ -74,5 +75,31 @@ describe("lclstream command", () => {
       expect(code).toBe(1);
       expect(stderr).toContain("ca.crt, tls.crt and tls.key");
     });
+  });
+});
+
+describe("the services as separate processes, as a deployment runs them", () => {
+  it("serves the producer and the data request services from their serve commands, behind a named front proxy", async () => {
+    const pki = await createTestPki();
+    const dir = await mkdtemp(join(tmpdir(), "lclstream-serve-"));
+    await writeCertDir(join(dir, "service"), pki.server);
+    await writeCertDir(join(dir, "alice"), pki.alice);
+    const common = ["--cert-dir", join(dir, "service"), "--state-dir", join(dir, "state"), "--proxy-identity", identityUri(trustDomain, "service", "front")];
+    const producer = await startLclstream(["producer", "serve", ...common], [/^producer: https:/]);
+    const request = await startLclstream(
+      ["requests", "serve", ...common, "--buffer-url", "https://127.0.0.1:9", "--jobs-url", "https://127.0.0.1:9", "--producer-cert-dir", join(dir, "service")],
+      [/^request: https:/],
+    );
+    try {
+      for (const [running, service] of [[producer, "lclstream.producer.v1.ProducerService"], [request, "lclstream.request.v1.DataRequestService"]] as const) {
+        const url = capture(running.lines, /^\w+: (https:\S+)/);
+        const { code, stdout } = await lclstream(["health", "--url", url, "--cert-dir", join(dir, "alice"), "--service", service]);
+        expect([code, stdout.trim()]).toEqual([0, "SERVING"]);
+      }
+    } finally {
+      expect((await producer.stop()).code).toBe(0);
+      expect((await request.stop()).code).toBe(0);
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,0 +1,19 @@
+#!/bin/sh
+# Certificates for mesh/compose.yaml, made before the services start: the
+# mesh CA on first start (its key stays in the CA's state volume), then a
+# fresh certificate for each service, the front proxy and the first admin.
+set -eu
+state="${LCLSTREAM_PKI_STATE:-/state}"
+certs="${LCLSTREAM_PKI_CERTS:-/certs}"
+domain="${LCLSTREAM_TRUST_DOMAIN:?set LCLSTREAM_TRUST_DOMAIN, e.g. lclstream.example.org}"
+public="${LCLSTREAM_PUBLIC_HOST:?set LCLSTREAM_PUBLIC_HOST, the front door's host name}"
+[ -f "$state/ca/ca.key" ] || lclstream ca init --trust-domain "$domain" --state-dir "$state"
+for name in jobs buffer producer request; do
+  lclstream ca issue --state-dir "$state" --identity "service/$name" --dns "$name" --out "$certs/$name"
+done
+# The front proxy answers as the facility's public name, and as service/front to the services.
+lclstream ca issue --state-dir "$state" --identity service/front --dns "$public" --dns front --out "$certs/front"
+# The first admin, who makes enrollment tokens for everyone else; keep it safe and delete it here.
+[ -f "$certs/admin/tls.crt" ] || lclstream ca issue --state-dir "$state" --identity user/admin --lifetime 7d --out "$certs/admin"
+# Envoy's image runs as the user envoy (uid 101): let it read the front door's key.
+chown 101 "$certs/front/tls.key" 2>/dev/null || true

@@ -117,7 +117,9 @@ export class Orchestrator {
       x.bufferEndpoint = this.#o.consumerBufferUrl ?? this.#o.bufferUrl;
     });
     const watchdog = new AbortController();
-    void this.#watchConsumers(id, r, AbortSignal.any([signal, watchdog.signal]));
+    void this.#watchConsumers(id, r, AbortSignal.any([signal, watchdog.signal])).catch((error: unknown) =>
+      this.#o.logger.error({ err: error, request: r.name }, "the consumer watchdog failed"),
+    );
     try {
       await this.#follow(id, r, publishToken, config, signal);
     } finally {

@@ -5,7 +5,7 @@ import { toJsonString } from "@bufbuild/protobuf";
 import { BufferService, DeliveryMode, StreamSchema, Stream_State } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { createMeshTransportFromCertDir } from "../common/client.js";
 import { build, type BufferConfig } from "../buffer/server.js";
-import { addServeOptions, runUntilSignal, serveConfig } from "./options.js";
+import { addServeOptions, serveConfig, serveUntilSignal } from "./options.js";
 
 const urlOption = () => new Option("--url <url>", "the buffer, https://HOST:PORT").env("LCLSTREAM_BUFFER_URL").makeOptionMandatory();
 const certDirOption = () =>
@@ -23,9 +23,7 @@ export function registerBufferCommands(program: Command): void {
 
   addServeOptions(buffer.command("serve").description("run the buffer"), "buffer").action(async (o) => {
     const server = await build((await serveConfig(o)) as BufferConfig);
-    const stopped = runUntilSignal(() => server.close());
-    console.log(`buffer: ${server.url} (mTLS)`);
-    await stopped;
+    await serveUntilSignal("buffer", server);
   });
 
   buffer

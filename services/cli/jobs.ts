@@ -8,7 +8,7 @@ import { parse as parseYaml } from "yaml";
 import { JobQueueService, JobSchema, JobSpecSchema, Job_State as State, LogStream } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { createMeshTransportFromCertDir } from "../common/client.js";
 import { build, type JobsConfig } from "../jobs/server.js";
-import { addServeOptions, readStdin, runUntilSignal, serveConfig } from "./options.js";
+import { addServeOptions, readStdin, serveConfig, serveUntilSignal } from "./options.js";
 
 const urlOption = () =>
   new Option("--url <url>", "the job queue, https://HOST:PORT").env("LCLSTREAM_JOBS_URL").makeOptionMandatory();
@@ -38,9 +38,7 @@ export function registerJobsCommands(program: Command): void {
 
   addServeOptions(jobs.command("serve").description("run the job queue (local backend by default; Slurm backends from --config)"), "job queue").action(async (o) => {
     const server = await build((await serveConfig(o)) as JobsConfig);
-    const stopped = runUntilSignal(() => server.close());
-    console.log(`jobs: ${server.url} (mTLS)`);
-    await stopped;
+    await serveUntilSignal("jobs", server);
   });
 
   jobs

@@ -50,6 +50,13 @@ export function runUntilSignal(close: () => Promise<void>): Promise<void> {
   });
 }
 
+/** Prints where a server listens and keeps it up until SIGINT or SIGTERM (every `… serve` command). */
+export async function serveUntilSignal(name: string, server: { url: string; close(): Promise<void> }): Promise<void> {
+  const stopped = runUntilSignal(() => server.close());
+  console.log(`${name}: ${server.url} (mTLS)`);
+  await stopped;
+}
+
 /** All of standard input, as text (for `-` arguments). */
 export async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];

@@ -8,7 +8,7 @@ import { createLogger } from "../common/logger.js";
 import { parseProducerConfig } from "../producer/config.js";
 import { produce, rankFromEnvironment, type Progress } from "../producer/run.js";
 import { build as buildProducerService, type ProducerServerConfig } from "../producer/server.js";
-import { addServeOptions, collect, runUntilSignal, serveConfig } from "./options.js";
+import { addServeOptions, collect, serveConfig, serveUntilSignal } from "./options.js";
 
 const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
 
@@ -28,9 +28,7 @@ export function registerProduceCommand(program: Command): void {
         dataRoots: o.dataRoot.length ? o.dataRoot : base.dataRoots,
         catalog: base.catalog,
       } as ProducerServerConfig);
-      const stopped = runUntilSignal(() => server.close());
-      console.log(`producer: ${server.url} (mTLS)`);
-      await stopped;
+      await serveUntilSignal("producer", server);
     });
 
   program

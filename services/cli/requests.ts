@@ -13,7 +13,7 @@ import { readCertDir, type CertMaterial } from "../common/pki.js";
 import { fetchRequest, type OutputFormat } from "./fetch.js";
 import { startLocalMesh, type Endpoints } from "./local-mesh.js";
 import { build as buildRequestService, type RequestConfig } from "../request/server.js";
-import { addServeOptions, collect, defaultStateDir, runUntilSignal, serveConfig } from "./options.js";
+import { addServeOptions, collect, defaultStateDir, runUntilSignal, serveConfig, serveUntilSignal } from "./options.js";
 
 /** Where to reach the request service and with which certificate: flags, environment, or a running `lclstream up`. */
 async function connect(o: { url?: string; certDir?: string; stateDir: string }) {
@@ -130,9 +130,7 @@ export function registerRequestCommands(program: Command): void {
         consumerBufferUrl: pick(o.consumerBufferUrl, "consumerBufferUrl"),
         dataRoots: o.dataRoot.length ? o.dataRoot : base.dataRoots,
       } as RequestConfig);
-      const stopped = runUntilSignal(() => server.close());
-      console.log(`request: ${server.url} (mTLS)`);
-      await stopped;
+      await serveUntilSignal("request", server);
     });
 
   connectionOptions(requests.command("list").description("list your data requests (admins: everyone's)")).action(async (o) => {

@@ -151,7 +151,6 @@ export class Orchestrator {
   /** Submits the producer job, follows it to its end, then the stream until it drained. */
   async #follow(id: string, r: DataRequest, publishToken: string, config: ProducerConfig, signal: AbortSignal) {
     const { buffer, jobs } = this.#o;
-    const stream = { name: r.stream };
 
     const script = [
       "cat > producer.json <<'LCLSTREAM_PRODUCER_CONFIG'",
@@ -171,7 +170,7 @@ export class Orchestrator {
             LCLSTREAM_NODE: this.#o.command.node,
             LCLSTREAM_CLI: this.#o.command.cli,
             LCLSTREAM_BUFFER_URL: this.#o.bufferUrl,
-            LCLSTREAM_STREAM: stream.name,
+            LCLSTREAM_STREAM: r.stream,
             LCLSTREAM_PUBLISH_TOKEN: publishToken,
             LCLSTREAM_CERT_DIR: this.#o.producerCertDir,
             LCLSTREAM_LOG_LEVEL: "warn",
@@ -191,7 +190,7 @@ export class Orchestrator {
     for await (const { transition } of jobs.watchJob({ name: job!.name }, { signal })) last = { state: transition!.state, info: transition!.info };
     if (last?.state !== Job_State.COMPLETED) {
       const why = last?.state === Job_State.CANCELED ? "its producer job was canceled" : `its producer job failed: ${last?.info ?? "unknown"}`;
-      await buffer.deleteStream({ name: stream.name }).catch(ignore(Code.NotFound));
+      await buffer.deleteStream({ name: r.stream }).catch(ignore(Code.NotFound));
       this.#update(id, (x) => this.#end(x, last?.state === Job_State.CANCELED ? State.CANCELED : State.FAILED, why));
       return;
     }
@@ -200,7 +199,7 @@ export class Orchestrator {
     // The consumers: until every group has the end of stream.
     for (;;) {
       signal.throwIfAborted();
-      const { stream: s } = await buffer.getStream({ name: stream.name }, { signal });
+      const { stream: s } = await buffer.getStream({ name: r.stream }, { signal });
       if (s!.state === Stream_State.DRAINED) break;
       if (s!.state === Stream_State.LOST) {
         this.#update(id, (x) => this.#end(x, State.FAILED, `its stream was lost: ${s!.stateReason}`));

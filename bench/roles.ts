@@ -16,6 +16,7 @@ import { BufferService } from "../gen/lclstream/buffer/v1/buffer_pb.js";
 import { EventBatchSchema, PayloadFormat, SerializedPayloadSchema } from "../gen/lclstream/data/v1/data_pb.js";
 import { createMeshTransport } from "../services/common/client.js";
 import type { CertMaterial } from "../services/common/pki.js";
+import { Acker } from "../services/buffer/acker.js";
 import { WireBufferService } from "../services/buffer/wire.js";
 
 interface Args {
@@ -139,24 +140,15 @@ async function subscribe() {
   const latencies: number[] = [];
   const m = meter(() => (args.rate ? { latenciesMs: latencies } : {}));
   let consumerId = "";
-  let pending: bigint[] = [];
-  const flush = () => {
-    if (!pending.length) return;
-    const seqs = pending;
-    pending = [];
-    void client.ack({ stream: args.stream!, consumerGroup: args.group!, consumerId, seqs });
-  };
-  setInterval(flush, 2).unref();
+  // As `lclstream get` acknowledges.
+  const acker = new Acker((seqs) => client.ack({ stream: args.stream!, consumerGroup: args.group!, consumerId, seqs }), { groupSize: 8, intervalMs: 20 });
   for await (const r of client.subscribe({ stream: args.stream!, consumerGroup: args.group!, maxInFlight: 32 })) {
     if (r.kind.case === "started") consumerId = r.kind.value.consumerId;
     if (r.kind.case !== "batch") continue;
     const batch = r.kind.value;
     if (args.rate && m.measuring) latencies.push(Number(process.hrtime.bigint() - batch.eventTimeUnixNs[0]!) / 1e6);
     m.add(batch.payload.case === "serialized" ? batch.payload.value.data.byteLength : 0);
-    if (!args.stall) {
-      pending.push(r.seq);
-      if (pending.length >= 8) flush();
-    }
+    if (!args.stall) acker.add(r.seq);
   }
 }
 

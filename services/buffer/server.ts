@@ -45,7 +45,12 @@ export interface BufferServer {
 
 /** Serves BufferService with the wire view; reflection and health describe the public service. */
 export function bufferRegistration(implementation: ReturnType<typeof createBufferService>): ServiceRegistration {
-  return { service: WireBufferService, describedAs: BufferService, implementation: implementation as unknown as ServiceRegistration["implementation"] };
+  return {
+    service: WireBufferService,
+    describedAs: BufferService,
+    implementation: implementation as unknown as ServiceRegistration["implementation"],
+    direct: ["Publish", "Subscribe"],
+  };
 }
 
 export async function build(input: BufferConfig, deps: ServiceDeps = {}): Promise<BufferServer> {

@@ -18,6 +18,7 @@ import { toBinary } from "@bufbuild/protobuf";
 import { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { EventBatchSchema, type EventBatch, type StreamTotals } from "../../gen/lclstream/data/v1/data_pb.js";
 import { DataRequestService, DataRequest_State as State, type DataRequest } from "../../gen/lclstream/request/v1/request_pb.js";
+import { Acker } from "../buffer/acker.js";
 import { dtypeFromProto, typedView } from "../producer/ndarray.js";
 
 export type OutputFormat = "native" | "hdf5" | "npy";
@@ -149,15 +150,8 @@ export async function fetchRequest(o: FetchOptions): Promise<{ request: DataRequ
   progress.resumedBatches = progress.batches;
   const resumedBytes = progress.bytes;
   let consumerId = "";
-  let pending: bigint[] = [];
-  const flush = async () => {
-    if (!pending.length) return;
-    const seqs = pending;
-    pending = [];
-    await buffer.ack({ stream: request.stream, consumerGroup: group, consumerId, seqs }, { signal: o.signal });
-  };
-  // Acknowledgements go in small groups, and the last ones on a timer: the end of stream waits for them.
-  const ackTimer = setInterval(() => void flush().catch(() => undefined), 20);
+  // Acknowledgements go in small groups beside the stream; the end of stream waits for them.
+  const acker = new Acker((seqs) => buffer.ack({ stream: request.stream, consumerGroup: group, consumerId, seqs }, { signal: o.signal }), { groupSize: 4, intervalMs: 20 });
   const lagTimer = setInterval(() => {
     buffer.getStream({ name: request.stream }).then(
       (s) => (progress.lag = Number(s.stream?.metrics?.groups.find((g) => g.group === group)?.lagBatches ?? 0)),
@@ -179,10 +173,9 @@ export async function fetchRequest(o: FetchOptions): Promise<{ request: DataRequ
           progress.bytesPerSecond = (progress.bytes - resumedBytes) / progress.seconds;
           o.onProgress?.(progress);
         }
-        pending.push(r.seq);
-        if (pending.length >= 4) await flush();
+        acker.add(r.seq);
       } else if (r.kind.case === "endOfStream") {
-        await flush();
+        await acker.flush();
         const totals = r.kind.value;
         progress.seconds = (performance.now() - started) / 1000;
         progress.bytesPerSecond = (progress.bytes - resumedBytes) / progress.seconds;
@@ -199,7 +192,7 @@ export async function fetchRequest(o: FetchOptions): Promise<{ request: DataRequ
     if (now && (now.state === State.FAILED || now.state === State.CANCELED)) throw new Error(`${o.name} ${State[now.state].toLowerCase()}: ${now.stateReason}`);
     throw error;
   } finally {
-    clearInterval(ackTimer);
+    acker.close();
     clearInterval(lagTimer);
   }
 }

@@ -34,9 +34,13 @@ export const callerSerialKey = createContextKey<string | undefined>(undefined, {
 
 const peers = new WeakMap<object, TlsPeer>();
 
-/** Reads the peer of a TLS socket once per connection. */
-export function tlsPeerOf(socket: TLSSocket, trustDomain: string): TlsPeer {
-  const cached = peers.get(socket);
+/**
+ * Reads the peer of a TLS socket once per connection (`connection` is the
+ * cache key: HTTP/2 hands each request its own proxy of the socket, so pass
+ * the session).
+ */
+export function tlsPeerOf(socket: TLSSocket, trustDomain: string, connection: object = socket): TlsPeer {
+  const cached = peers.get(connection);
   if (cached) return cached;
   const cert = socket.getPeerCertificate?.();
   const hasCert = cert && Object.keys(cert).length > 0 && socket.authorized;
@@ -45,7 +49,7 @@ export function tlsPeerOf(socket: TLSSocket, trustDomain: string): TlsPeer {
     serialNumber: hasCert ? normalizeSerial(cert.serialNumber) : undefined,
     address: socket.remoteAddress,
   };
-  peers.set(socket, peer);
+  peers.set(connection, peer);
   return peer;
 }
 

@@ -5,8 +5,9 @@
  * settings (no compression, large HTTP/2 windows, explicit size limits);
  * graceful shutdown that ends open streams with UNAVAILABLE.
  */
+import { setMaxListeners } from "node:events";
 import * as http2 from "node:http2";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { Code, createConnectRouter, createContextValues, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
 import type { DescService } from "@bufbuild/protobuf";
@@ -17,6 +18,7 @@ import { createHealthService, HealthStatus, ServingStatus } from "./health.js";
 import { createAuthInterceptor, createTelemetryInterceptor, errorMappingInterceptor } from "./interceptors.js";
 import { createLogger, type Logger } from "./logger.js";
 import { RpcMetrics, serveMetrics } from "./metrics.js";
+import { createDirectGrpcHandler, type DirectMethod } from "./direct-grpc.js";
 import { createNodeHandler } from "./node-handler.js";
 import { tlsPeerKey, tlsPeerOf } from "./peer.js";
 import type { CertMaterial } from "./pki.js";
@@ -34,6 +36,11 @@ export interface ServiceRegistration {
    * a wire-compatible view of it (the buffer's batches-as-bytes view).
    */
   describedAs?: DescService;
+  /**
+   * Methods (by name) served over gRPC directly on the HTTP/2 streams rather
+   * than through connect: the data path (see direct-grpc.ts).
+   */
+  direct?: string[];
 }
 
 /** Pairs a service with its implementation, type-checked. */
@@ -108,8 +115,21 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
   const metrics = new RpcMetrics(options.name);
   const health = new HealthStatus();
   const shutdown = new AbortController();
+  // Every call's signal follows this one: many listeners are normal, not a leak.
+  setMaxListeners(0, shutdown.signal);
   const services = options.services.map((r) => r.describedAs ?? r.service);
 
+  const interceptors = [
+    createTelemetryInterceptor(logger, metrics),
+    errorMappingInterceptor,
+    createAuthInterceptor({
+      trustDomain: options.trustDomain,
+      proxyIdentity: options.proxyIdentity,
+      publicProcedures: new Set([...(options.publicProcedures ?? []), "/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"]),
+    }),
+    ...(options.revocations ? [createRevocationInterceptor(options.revocations)] : []),
+    ...(options.interceptors ?? []),
+  ];
   const router = createConnectRouter({
     // Detector data is compressed by its serializer if at all; gzip here costs
     // far more CPU than it saves on loopback and fast links.
@@ -117,31 +137,33 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
     readMaxBytes: settings.maxMessageBytes,
     writeMaxBytes: settings.maxMessageBytes,
     shutdownSignal: shutdown.signal,
-    interceptors: [
-      createTelemetryInterceptor(logger, metrics),
-      errorMappingInterceptor,
-      createAuthInterceptor({
-        trustDomain: options.trustDomain,
-        proxyIdentity: options.proxyIdentity,
-        publicProcedures: new Set([...(options.publicProcedures ?? []), "/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"]),
-      }),
-      ...(options.revocations ? [createRevocationInterceptor(options.revocations)] : []),
-      ...(options.interceptors ?? []),
-    ],
+    interceptors,
   });
   for (const { service, implementation } of options.services) router.service(service, implementation);
   router.service(Health, createHealthService(health));
   registerReflection(router, [...services, Health]);
 
-  const handler = createNodeHandler(router, {
+  const contextValues = (req: http2.Http2ServerRequest) => {
+    const values = createContextValues();
+    values.set(tlsPeerKey, tlsPeerOf(req.socket as TLSSocket, options.trustDomain, req.stream.session ?? req.socket));
+    return values;
+  };
+  const direct = createDirectGrpcHandler({
+    methods: options.services.flatMap(({ service, implementation, direct = [] }) =>
+      direct.map((name) => {
+        const method = service.methods.find((m) => m.name === name);
+        const impl: unknown = method && (implementation as Record<string, unknown>)[method.localName];
+        if (!method || typeof impl !== "function") throw new Error(`${service.typeName} has no implemented method ${name} to serve directly`);
+        return { service, method, impl: impl.bind(implementation) as DirectMethod["impl"] };
+      }),
+    ),
+    interceptors,
+    contextValues,
     maxMessageBytes: settings.maxMessageBytes,
+    shutdownSignal: shutdown.signal,
     logger,
-    contextValues: (req) => {
-      const values = createContextValues();
-      values.set(tlsPeerKey, tlsPeerOf(req.socket as TLSSocket, options.trustDomain));
-      return values;
-    },
   });
+  const handler = createNodeHandler(router, { maxMessageBytes: settings.maxMessageBytes, logger, contextValues, direct });
 
   let tls = options.tls;
   const secureContext = () => ({ ...tlsOptions(tls), ...(options.revocations?.crlPem ? { crl: options.revocations.crlPem } : {}) });
@@ -160,6 +182,11 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
     handler,
   );
   const sessions = new Set<http2.ServerHttp2Session>();
+  const sockets = new Set<Socket>();
+  server.on("connection", (socket: Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
   server.on("session", (session) => {
     sessions.add(session);
     session.on("close", () => sessions.delete(session));
@@ -198,7 +225,11 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       // GOAWAY: no new streams; each connection closes when its last stream ends.
       for (const session of sessions) session.close();
-      const force = setTimeout(() => sessions.forEach((s) => s.destroy()), settings.shutdownGraceMs);
+      const force = setTimeout(() => {
+        for (const session of sessions) session.destroy();
+        // A session whose peer vanished can be destroyed and leave its socket open, holding up close.
+        for (const socket of sockets) socket.destroy();
+      }, settings.shutdownGraceMs);
       await closed;
       clearTimeout(force);
       if (metricsServer) {

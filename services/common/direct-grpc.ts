@@ -1,0 +1,196 @@
+/**
+ * The data path's server side: chosen methods served over the gRPC protocol
+ * directly on Node's HTTP/2 streams, without connect's per-chunk async
+ * iteration, envelope copies and re-encoding. Calls still run through the
+ * same interceptors (telemetry, error mapping, authentication, revocation)
+ * and get the same HandlerContext as every other call; gRPC-Web and Connect
+ * requests for these methods, and every other method, stay with connect.
+ * Measured on the buffer relay: see the README's benchmark section.
+ */
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import { fromBinary, type DescMethod, type DescService } from "@bufbuild/protobuf";
+import { Code, ConnectError, createHandlerContext, createMethodImplSpec, type ContextValues, type Interceptor } from "@connectrpc/connect";
+import { transformInvokeImplementation } from "@connectrpc/connect/protocol";
+import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import type { Logger } from "pino";
+import { AsyncQueue } from "./async-queue.js";
+import { rpcError, runtimeDomain } from "./errors.js";
+import { encodeFrameParts, GrpcFrameReader } from "./grpc-frames.js";
+
+/** A method to serve directly, with its implementation. */
+export interface DirectMethod {
+  service: DescService;
+  method: DescMethod;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  impl: (...args: any[]) => any;
+}
+
+/** Options of {@link createDirectGrpcHandler}. */
+export interface DirectGrpcOptions {
+  methods: DirectMethod[];
+  /** The server's interceptors, outermost first. */
+  interceptors: Interceptor[];
+  contextValues: (req: Http2ServerRequest) => ContextValues;
+  maxMessageBytes: number;
+  shutdownSignal: AbortSignal;
+  logger: Logger;
+}
+
+/** Decoded requests queued beyond this pause reading (HTTP/2 flow control pushes back on the client). */
+const queuedRequestsBeforePause = 2;
+
+/**
+ * Returns a request listener that serves the chosen methods' gRPC requests
+ * and returns false for anything else.
+ */
+export function createDirectGrpcHandler(options: DirectGrpcOptions) {
+  const byPath = new Map(options.methods.map((m) => [`/${m.service.typeName}/${m.method.name}`, m]));
+  return (req: Http2ServerRequest, res: Http2ServerResponse): boolean => {
+    const direct = byPath.get(req.url);
+    if (!direct || !/^application\/grpc(\+proto)?$/.test(req.headers["content-type"] ?? "")) return false;
+    void serveCall(direct, req, res, options).catch((error: unknown) => {
+      options.logger.error({ err: error, procedure: req.url }, "serving a direct gRPC call failed");
+      res.stream.close();
+    });
+    return true;
+  };
+}
+
+async function serveCall({ service, method, impl }: DirectMethod, req: Http2ServerRequest, res: Http2ServerResponse, options: DirectGrpcOptions) {
+  const requestHeader = new Headers();
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (!name.startsWith(":") && value !== undefined) requestHeader.set(name, Array.isArray(value) ? value.join(", ") : value);
+  }
+  const timeout = parseTimeout(requestHeader.get("grpc-timeout"), 2 ** 31 - 1);
+  const clientGone = new AbortController();
+  let finished = false;
+  res.once("close", () => {
+    if (!finished) clientGone.abort(new ConnectError("the client cancelled the call", Code.Canceled));
+  });
+  const context = createHandlerContext({
+    service,
+    method,
+    protocolName: "grpc",
+    requestMethod: "POST",
+    url: req.url,
+    timeoutMs: timeout.timeoutMs,
+    shutdownSignal: options.shutdownSignal,
+    requestSignal: clientGone.signal,
+    requestHeader,
+    contextValues: options.contextValues(req),
+  });
+
+  const encoding = requestHeader.get("grpc-encoding");
+  let failure: ConnectError | undefined =
+    timeout.error ??
+    (encoding && encoding !== "identity"
+      ? rpcError(Code.Unimplemented, runtimeDomain, "COMPRESSION_UNSUPPORTED", `this server does not accept ${encoding}-compressed messages; send them uncompressed`)
+      : undefined);
+  let headersSent = false;
+  const sendHeaders = () => {
+    if (headersSent) return;
+    headersSent = true;
+    res.writeHead(200, { ...headersObject(context.responseHeader), "content-type": "application/grpc+proto", "grpc-accept-encoding": "identity" });
+  };
+  if (!failure) {
+    try {
+      const outputs = transformInvokeImplementation(createMethodImplSpec(method, impl as never), context, options.interceptors)(readRequests(req, method, options.maxMessageBytes, context.signal));
+      for await (const output of outputs) {
+        sendHeaders();
+        // One writev for the parts of a message.
+        res.stream.cork();
+        let writable = true;
+        for (const part of encodeFrameParts(method.output, output)) writable = res.write(part);
+        res.stream.uncork();
+        if (!writable) await drained(res, context.signal);
+      }
+    } catch (error) {
+      failure = ConnectError.from(error);
+    }
+  }
+  finished = true;
+  context.abort();
+  if (res.stream.destroyed) return;
+  const trailer = setTrailerStatus(new Headers(context.responseTrailer), failure);
+  if (!headersSent) {
+    // Trailers-only response: status in the headers of an empty response.
+    res.writeHead(200, { "content-type": "application/grpc+proto", ...headersObject(trailer) });
+    res.end();
+    return;
+  }
+  res.addTrailers(headersObject(trailer));
+  res.end();
+}
+
+/** The request messages, decoded as the call reads them; reading pauses while they pile up. */
+async function* readRequests(req: Http2ServerRequest, method: DescMethod, maxMessageBytes: number, signal: AbortSignal) {
+  const queue = new AsyncQueue<Uint8Array>();
+  const reader = new GrpcFrameReader(maxMessageBytes);
+  const onData = (chunk: Buffer) => {
+    const messages = reader.push(chunk);
+    if (!Array.isArray(messages)) {
+      req.off("data", onData);
+      queue.fail(
+        messages.kind === "too-large"
+          ? rpcError(
+              Code.ResourceExhausted,
+              runtimeDomain,
+              "MESSAGE_TOO_LARGE",
+              `a request message of ${messages.length} bytes is larger than this server accepts (${maxMessageBytes} bytes): send smaller messages (for example smaller batches), or raise the server's maxMessageBytes`,
+              { metadata: { limit_bytes: String(maxMessageBytes) } },
+            )
+          : rpcError(Code.Unimplemented, runtimeDomain, "COMPRESSION_UNSUPPORTED", "this server does not accept compressed messages; send them uncompressed"),
+      );
+      return;
+    }
+    for (const message of messages) queue.push(message);
+    if (queue.length >= queuedRequestsBeforePause) req.pause();
+  };
+  req.on("data", onData);
+  req.once("end", () => {
+    if (reader.partial) queue.fail(rpcError(Code.InvalidArgument, runtimeDomain, "MALFORMED_MESSAGE", "the request stream ended inside a message; the client sent a truncated frame"));
+    else queue.close();
+  });
+  try {
+    for await (const bytes of queue.drain(signal)) {
+      if (queue.length < queuedRequestsBeforePause) req.resume();
+      let message;
+      try {
+        message = fromBinary(method.input, bytes);
+      } catch (error) {
+        throw rpcError(
+          Code.InvalidArgument,
+          runtimeDomain,
+          "MALFORMED_MESSAGE",
+          `the request is not a valid ${method.input.typeName} (${(error as Error).message}); check that the client was generated from the same .proto files`,
+        );
+      }
+      yield message;
+    }
+  } finally {
+    req.off("data", onData);
+  }
+}
+
+/** Resolves when the response can take more bytes; rejects when the call ends first. */
+function drained(res: Http2ServerResponse, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      signal.removeEventListener("abort", done);
+      if (signal.aborted) reject(signal.reason);
+      else if (res.stream.destroyed) reject(new ConnectError("the client went away", Code.Canceled));
+      else resolve();
+    };
+    res.once("drain", done);
+    res.once("close", done);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+function headersObject(headers: Headers): Record<string, string> {
+  const out: Record<string, string> = {};
+  headers.forEach((value, name) => (out[name] = value));
+  return out;
+}

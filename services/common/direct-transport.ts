@@ -1,0 +1,178 @@
+/**
+ * The data path's client side: streaming calls made over the gRPC protocol
+ * directly on Node's HTTP/2 streams (the counterpart of direct-grpc.ts).
+ * Messages are framed by hand, large bytes fields sent by reference, and
+ * responses read from 'data' events rather than per-chunk async iteration.
+ * Connections come from connect's session manager (reconnects, keepalive),
+ * and failures are ConnectErrors with the server's status and details, as
+ * from connect's own transport.
+ */
+import * as http2 from "node:http2";
+import { create, fromBinary, type DescMessage, type DescMethodStreaming, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import { Code, ConnectError, type StreamResponse } from "@connectrpc/connect";
+import { findTrailerError, validateResponse } from "@connectrpc/connect/protocol-grpc";
+import type { Http2SessionManager } from "@connectrpc/connect-node";
+import { AsyncQueue } from "./async-queue.js";
+import { encodeFrameParts, GrpcFrameReader } from "./grpc-frames.js";
+
+const never = new AbortController().signal;
+
+/** What the transport needs of a session manager (connect's, or one that wraps it). */
+export type SessionManager = Pick<Http2SessionManager, "request" | "notifyResponseByteRead">;
+
+/** Responses queued beyond this pause reading (HTTP/2 flow control pushes back on the server). */
+const queuedResponsesBeforePause = 2;
+
+/** Makes a streaming call directly on an HTTP/2 stream from `sessions`. */
+export function createDirectStreamCall(sessions: SessionManager, maxMessageBytes: number) {
+  return async function stream<I extends DescMessage, O extends DescMessage>(
+    method: DescMethodStreaming<I, O>,
+    signal: AbortSignal | undefined,
+    timeoutMs: number | undefined,
+    header: HeadersInit | undefined,
+    input: AsyncIterable<MessageInitShape<I>>,
+  ): Promise<StreamResponse<I, O>> {
+    signal?.throwIfAborted();
+    const requestHeader: http2.OutgoingHttpHeaders = {
+      "content-type": "application/grpc+proto",
+      te: "trailers",
+      "grpc-accept-encoding": "identity",
+      "user-agent": "lclstream-direct",
+    };
+    new Headers(header).forEach((value, name) => (requestHeader[name] = value));
+    if (timeoutMs !== undefined) requestHeader["grpc-timeout"] = `${Math.max(1, Math.ceil(timeoutMs))}m`;
+    const h2 = await sessions.request("POST", `/${method.parent.typeName}/${method.name}`, requestHeader, {});
+
+    // The first reason the call failed wins: abort, deadline, a write failure, a reset.
+    let failure: ConnectError | undefined;
+    let endedCleanly = false;
+    const fail = (error: ConnectError) => {
+      if (endedCleanly) return; // a late write error after the server's status changes nothing
+      failure ??= error;
+      messages.fail(failure);
+      if (!h2.closed) h2.close(http2.constants.NGHTTP2_CANCEL);
+    };
+    const onAbort = () => fail(ConnectError.from(signal!.reason, Code.Canceled));
+    signal?.addEventListener("abort", onAbort, { once: true });
+    const deadline = timeoutMs === undefined ? undefined : setTimeout(() => fail(new ConnectError(`the call took longer than its ${timeoutMs} ms deadline`, Code.DeadlineExceeded)), timeoutMs);
+    const cleanup = () => {
+      signal?.removeEventListener("abort", onAbort);
+      clearTimeout(deadline);
+    };
+
+    const messages = new AsyncQueue<Uint8Array>();
+    const reader = new GrpcFrameReader(maxMessageBytes);
+    const trailer = new Headers();
+    let lastNotified = 0;
+    h2.on("data", (chunk: Buffer) => {
+      // The session manager's keepalive only needs to know the connection lives; once a second is plenty.
+      const now = Date.now();
+      if (now - lastNotified > 1000) {
+        lastNotified = now;
+        sessions.notifyResponseByteRead(h2);
+      }
+      const frames = reader.push(chunk);
+      if (!Array.isArray(frames)) {
+        fail(
+          frames.kind === "too-large"
+            ? new ConnectError(`a response message of ${frames.length} bytes is larger than this client accepts (${maxMessageBytes} bytes); raise maxMessageBytes`, Code.ResourceExhausted)
+            : new ConnectError("the server sent a compressed message this client did not ask for", Code.Internal),
+        );
+        return;
+      }
+      for (const frame of frames) messages.push(frame);
+      if (messages.length >= queuedResponsesBeforePause) h2.pause();
+    });
+    h2.on("trailers", (headers: http2.IncomingHttpHeaders) => copyInto(trailer, headers));
+    h2.on("error", (error: Error & { code?: string }) => fail(errorOfStream(h2, error)));
+    h2.on("close", () => {
+      cleanup();
+      if (failure) return;
+      if (h2.rstCode !== undefined && h2.rstCode !== http2.constants.NGHTTP2_NO_ERROR) return fail(errorOfStream(h2));
+      if (reader.partial) return fail(new ConnectError("the response ended inside a message", Code.Internal));
+      endedCleanly = true;
+      messages.close();
+    });
+
+    void (async () => {
+      for await (const init of input) {
+        for (const part of encodeFrameParts(method.input, create(method.input, init))) {
+          if (!h2.write(part)) await drained(h2);
+        }
+      }
+      h2.end();
+    })().catch((error: unknown) => fail(ConnectError.from(error)));
+
+    let status = 0;
+    const responseHeader = await new Promise<Headers>((resolve, reject) => {
+      h2.once("response", (headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader) => {
+        status = headers[":status"] ?? 0;
+        resolve(copyInto(new Headers(), headers));
+      });
+      h2.once("close", () => reject(failure ?? new ConnectError("the server closed the call without a response", Code.Unavailable)));
+    }).catch((error: unknown) => {
+      cleanup();
+      throw error;
+    });
+    const { foundStatus, headerError } = validateResponse(status, responseHeader);
+    if (headerError) throw headerError;
+
+    async function* read(): AsyncGenerator<MessageShape<O>> {
+      try {
+        for await (const bytes of messages.drain(never)) {
+          if (messages.length < queuedResponsesBeforePause) h2.resume();
+          yield fromBinary(method.output, bytes);
+        }
+        if (foundStatus) return; // trailers-only: the status came with the headers
+        const error = findTrailerError(trailer);
+        if (error) throw error;
+        if (!trailer.has("grpc-status")) throw new ConnectError("protocol error: the server sent no status", Code.Internal);
+      } finally {
+        if (!h2.closed) h2.close(http2.constants.NGHTTP2_CANCEL);
+      }
+    }
+    return { stream: true, service: method.parent, method, header: responseHeader, trailer, message: read() } as StreamResponse<I, O>;
+  };
+}
+
+function copyInto(target: Headers, headers: http2.IncomingHttpHeaders): Headers {
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.startsWith(":")) continue;
+    if (value !== undefined) target.set(name, Array.isArray(value) ? value.join(", ") : String(value));
+  }
+  return target;
+}
+
+/** A reset or broken stream as gRPC status (as connect maps them). */
+function errorOfStream(h2: http2.ClientHttp2Stream, error?: Error): ConnectError {
+  const c = http2.constants;
+  const rst = h2.rstCode;
+  const code =
+    rst === c.NGHTTP2_REFUSED_STREAM
+      ? Code.Unavailable
+      : rst === c.NGHTTP2_CANCEL
+        ? Code.Canceled
+        : rst === c.NGHTTP2_ENHANCE_YOUR_CALM
+          ? Code.ResourceExhausted
+          : rst === c.NGHTTP2_INADEQUATE_SECURITY || rst === c.NGHTTP2_HTTP_1_1_REQUIRED
+            ? Code.PermissionDenied
+            : error && /ECONNRESET|EPIPE|ERR_HTTP2_(STREAM_CANCEL|GOAWAY_SESSION|SESSION_ERROR|INVALID_SESSION)/.test((error as { code?: string }).code ?? "")
+              ? Code.Unavailable
+              : Code.Internal;
+  const what = rst !== undefined && rst !== c.NGHTTP2_NO_ERROR ? `the HTTP/2 stream was reset (code ${rst})` : `the HTTP/2 stream failed: ${error?.message ?? "closed"}`;
+  return new ConnectError(what, code, undefined, undefined, error);
+}
+
+/** Resolves when the stream can take more bytes; rejects when it closes first. */
+function drained(h2: http2.ClientHttp2Stream): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      h2.off("drain", done);
+      h2.off("close", done);
+      if (h2.destroyed) reject(new ConnectError("the call ended while sending", Code.Canceled));
+      else resolve();
+    };
+    h2.once("drain", done);
+    h2.once("close", done);
+  });
+}

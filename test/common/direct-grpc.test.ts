@@ -1,0 +1,167 @@
+/**
+ * The direct data path (gRPC framed by hand on Node's HTTP/2 streams): the
+ * framing itself, and the buffer's Publish/Subscribe served and called
+ * through it over real mTLS, bad frames included.
+ */
+import * as http2 from "node:http2";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
+import { createGrpcWebTransport } from "@connectrpc/connect-node";
+import { EventBatchSchema } from "../../gen/lclstream/data/v1/data_pb.js";
+import { BufferService, SubscribeRequestSchema, SubscribeResponseSchema } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
+import { build, type BufferServer } from "../../services/buffer/server.js";
+import { WireSubscribeResponseSchema } from "../../services/buffer/wire.js";
+import { createMeshTransport } from "../../services/common/client.js";
+import { errorInfo } from "../../services/common/errors.js";
+import { encodeFrameParts, frameHeader, GrpcFrameReader } from "../../services/common/grpc-frames.js";
+import { consume, makeBatch, publishMessages } from "../helpers/buffer.js";
+import { codeAndReason } from "../helpers/errors.js";
+import { createTestPki, type TestPki } from "../helpers/pki.js";
+
+const KiB = 1024;
+
+describe("gRPC framing by hand", () => {
+  const framed = (...messages: Uint8Array[]) => Buffer.concat(messages.flatMap((m) => [frameHeader(m.byteLength), m]));
+
+  it("reassembles messages split across chunks and several in one chunk, in order", () => {
+    const messages = [new Uint8Array(3).fill(1), new Uint8Array(0), new Uint8Array(40_000).fill(2), new Uint8Array(7).fill(3)];
+    const bytes = framed(...messages);
+    for (const step of [1, 5, 6, 4096, bytes.length]) {
+      const reader = new GrpcFrameReader(1 << 20);
+      const got: Uint8Array[] = [];
+      for (let at = 0; at < bytes.length; at += step) got.push(...(reader.push(bytes.subarray(at, at + step)) as Uint8Array[]));
+      expect(got.map((m) => Buffer.from(m).toString("hex"))).toEqual(messages.map((m) => Buffer.from(m).toString("hex")));
+      expect(reader.partial).toBe(false);
+    }
+  });
+
+  it("hands out a view, not a copy, when a message lies in one chunk", () => {
+    const chunk = framed(new Uint8Array(100).fill(9));
+    const [message] = new GrpcFrameReader(1 << 20).push(chunk) as Uint8Array[];
+    expect(message!.buffer).toBe(chunk.buffer);
+    expect(message!.constructor).toBe(Uint8Array);
+  });
+
+  it("refuses a message over the limit before reading it, and a compressed one", () => {
+    expect(new GrpcFrameReader(100).push(frameHeader(101))).toEqual({ kind: "too-large", length: 101 });
+    const compressed = frameHeader(1);
+    compressed[0] = 1;
+    expect(new GrpcFrameReader(100).push(compressed)).toEqual({ kind: "compressed" });
+    const reader = new GrpcFrameReader(100);
+    reader.push(frameHeader(10).subarray(0, 3));
+    expect(reader.partial).toBe(true);
+  });
+
+  it("encodes large bytes fields by reference into the same message the generated encoder makes", () => {
+    const batch = toBinary(EventBatchSchema, makeBatch("streams/s", 1, 2, 3, 64 * KiB));
+    const response = create(WireSubscribeResponseSchema, { seq: 5n, redelivery: true, kind: { case: "batch", value: batch } });
+    const parts = encodeFrameParts(WireSubscribeResponseSchema, response);
+    expect(parts).toContain(batch); // sent as it is, never copied
+    const whole = Buffer.concat(parts);
+    expect(whole.readUInt32BE(1)).toBe(whole.length - 5);
+    const decoded = fromBinary(SubscribeResponseSchema, new Uint8Array(whole.subarray(5)));
+    expect(decoded).toEqual(fromBinary(SubscribeResponseSchema, toBinary(WireSubscribeResponseSchema, response)));
+    expect(decoded.kind.case === "batch" && decoded.kind.value.seq).toBe(2n);
+    // Small messages go whole.
+    const small = create(SubscribeRequestSchema, { stream: "streams/s", consumerGroup: "g" });
+    expect(Buffer.concat(encodeFrameParts(SubscribeRequestSchema, small)).subarray(5)).toEqual(Buffer.from(toBinary(SubscribeRequestSchema, small)));
+  });
+});
+
+describe("the buffer's data path over mTLS", () => {
+  let pki: TestPki;
+  let stateDir: string;
+  let buffer: BufferServer;
+  const maxMessageBytes = 256 * KiB;
+  const alice = (): Client<typeof BufferService> => createClient(BufferService, createMeshTransport({ baseUrl: buffer.url, tls: pki.alice }));
+
+  beforeAll(async () => {
+    pki = await createTestPki();
+    stateDir = await mkdtemp(join(tmpdir(), "lclstream-direct-"));
+    buffer = await build({ stateDir, submitters: ["user/alice"], maxMessageBytes }, { tls: pki.server });
+  });
+  afterAll(async () => {
+    await buffer?.close();
+    await rm(stateDir, { recursive: true, force: true });
+  });
+
+  /** One call made with raw HTTP/2: `body` as the request bytes; the status the server answers. */
+  async function rawCall(method: string, body: Buffer, headers: http2.OutgoingHttpHeaders = {}): Promise<ConnectError | undefined> {
+    const session = http2.connect(buffer.url, { ca: pki.alice.caPem, cert: pki.alice.certPem, key: pki.alice.keyPem });
+    try {
+      const stream = session.request({ ":method": "POST", ":path": `/lclstream.buffer.v1.BufferService/${method}`, "content-type": "application/grpc", te: "trailers", ...headers });
+      const status = new Headers();
+      const keep = (h: http2.IncomingHttpHeaders) => Object.entries(h).forEach(([k, v]) => !k.startsWith(":") && status.set(k, String(v)));
+      stream.on("response", keep);
+      stream.on("trailers", keep);
+      stream.resume();
+      stream.end(body);
+      await new Promise((resolve) => stream.once("close", resolve));
+      expect(status.get("grpc-status"), "the server answers with a gRPC status").not.toBeNull();
+      return findTrailerError(status);
+    } finally {
+      session.close();
+    }
+  }
+
+  it("answers a malformed, an oversized and a compressed message with the right code, and keeps serving", async () => {
+    const malformed = await rawCall("Subscribe", Buffer.concat([frameHeader(3), Buffer.from([0xff, 0xff, 0xff])]));
+    expect([malformed?.code, errorInfo(malformed!)?.reason]).toEqual([Code.InvalidArgument, "MALFORMED_MESSAGE"]);
+    const oversized = await rawCall("Publish", frameHeader(maxMessageBytes + 1));
+    expect([oversized?.code, errorInfo(oversized!)?.reason]).toEqual([Code.ResourceExhausted, "MESSAGE_TOO_LARGE"]);
+    expect(oversized?.rawMessage).toContain(String(maxMessageBytes));
+    const compressed = frameHeader(0);
+    compressed[0] = 1;
+    expect((await rawCall("Subscribe", compressed))?.code).toBe(Code.Unimplemented);
+    expect((await rawCall("Subscribe", frameHeader(0), { "grpc-encoding": "gzip" }))?.code).toBe(Code.Unimplemented);
+    const truncated = await rawCall("Publish", frameHeader(10).subarray(0, 4));
+    expect(truncated?.code).toBe(Code.InvalidArgument);
+    // Still serving: a real call works.
+    expect((await alice().listStreams({})).streams).toBeDefined();
+  });
+
+  it("sends a batch too large for the client's limit as RESOURCE_EXHAUSTED naming the limit", async () => {
+    const { stream, publishToken } = await alice().createStream({ stream: {} });
+    await alice().publish(publishMessages(stream!.name, publishToken, 0, 0, 1, { payloadBytes: 100 * KiB }));
+    const small = createClient(BufferService, createMeshTransport({ baseUrl: buffer.url, tls: pki.alice, maxMessageBytes: 64 * KiB }));
+    const error = ConnectError.from(await consume(small, stream!.name, "default").catch((e: unknown) => e));
+    expect(error.code).toBe(Code.ResourceExhausted);
+    expect(error.rawMessage).toContain(String(64 * KiB));
+  });
+
+  it("carries the server's ErrorInfo to the client, and a deadline ends a quiet subscription", async () => {
+    const { stream } = await alice().createStream({ stream: {} });
+    expect(await codeAndReason(consume(alice(), stream!.name, "nope"))).toEqual({ code: Code.InvalidArgument, reason: "UNKNOWN_GROUP" });
+    const quiet = (async () => {
+      for await (const _ of alice().subscribe({ stream: stream!.name, consumerGroup: "default" }, { timeoutMs: 300 }));
+    })();
+    expect((await codeAndReason(quiet)).code).toBe(Code.DeadlineExceeded);
+  });
+
+  it("lets the server see a consumer that cancels: it is gone from the group", async () => {
+    const { stream } = await alice().createStream({ stream: {} });
+    const abort = new AbortController();
+    const subscription = (async () => {
+      for await (const r of alice().subscribe({ stream: stream!.name, consumerGroup: "default" }, { signal: abort.signal })) if (r.kind.case === "started") abort.abort();
+    })();
+    expect((await codeAndReason(subscription)).code).toBe(Code.Canceled);
+    const consumers = async () => (await alice().getStream({ name: stream!.name })).stream!.metrics!.groups[0]!.consumers;
+    for (let i = 0; i < 50 && (await consumers()) > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await consumers()).toBe(0);
+  });
+
+  it("leaves gRPC-Web to connect: a browser-style client subscribes to the same stream", async () => {
+    const { stream, publishToken } = await alice().createStream({ stream: {} });
+    await alice().publish(publishMessages(stream!.name, publishToken, 0, 0, 3, { done: true }));
+    const web = createClient(BufferService, createGrpcWebTransport({ baseUrl: buffer.url, httpVersion: "2", nodeOptions: { ca: pki.alice.caPem, cert: pki.alice.certPem, key: pki.alice.keyPem } }));
+    const got = await consume(web, stream!.name, "default", { ack: true });
+    expect(got.seqs).toEqual([1, 2, 3]);
+    expect(got.end?.batchCount).toBe(3n);
+    expect(got.batches[1]).toEqual(makeBatch(stream!.name, 0, 1));
+  });
+});

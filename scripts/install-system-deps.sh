@@ -33,10 +33,12 @@ fi
 command -v go >/dev/null || apt_install golang-go
 echo "building the Envoy config validator"
 (cd mesh/validate && go build -o "$tools/envoy-validate" .)
-# h5py (the HDF5 C library's Python binding) reads what the HDF5 serializer writes.
-if ! python3 -c "import h5py, numpy" 2>/dev/null; then
-  echo "installing h5py and numpy"
-  python3 -m pip install --quiet --disable-pip-version-check h5py numpy 2>/dev/null ||
-    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages h5py numpy
+# The Python client's dependencies and tests (grpcio-tools generates it; h5py, the HDF5 C
+# library's binding, reads what the HDF5 serializer writes).
+python_packages=(grpcio==1.76.0 grpcio-tools==1.76.0 grpcio-status==1.76.0 "protobuf>=6.31.1,<7" numpy h5py pyyaml cryptography pytest)
+if ! python3 -c "import grpc, grpc_tools, grpc_status, h5py, numpy, yaml, cryptography, pytest; assert grpc.__version__ == '1.76.0'" 2>/dev/null; then
+  echo "installing Python packages: ${python_packages[*]}"
+  python3 -m pip install --quiet --disable-pip-version-check "${python_packages[@]}" 2>/dev/null ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "${python_packages[@]}"
 fi
 echo "system test tools ready in $tools"

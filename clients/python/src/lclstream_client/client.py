@@ -1,0 +1,372 @@
+"""The lclstream client: ask for data, then iterate the batches as NumPy arrays or HDF5 files."""
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import grpc
+import numpy as np
+from google.protobuf import json_format
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from lclstream.buffer.v1 import buffer_pb2, buffer_pb2_grpc
+from lclstream.data.v1 import data_pb2
+from lclstream.request.v1 import request_pb2, request_pb2_grpc
+
+_MiB = 1024 * 1024
+# Batches can be large; the servers accept and send up to 64 MiB.
+_CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", 64 * _MiB),
+    ("grpc.max_send_message_length", 64 * _MiB),
+]
+_DTYPES = {
+    data_pb2.DATA_TYPE_BOOL: np.bool_,
+    data_pb2.DATA_TYPE_INT8: np.int8,
+    data_pb2.DATA_TYPE_UINT8: np.uint8,
+    data_pb2.DATA_TYPE_INT16: np.dtype("<i2"),
+    data_pb2.DATA_TYPE_UINT16: np.dtype("<u2"),
+    data_pb2.DATA_TYPE_INT32: np.dtype("<i4"),
+    data_pb2.DATA_TYPE_UINT32: np.dtype("<u4"),
+    data_pb2.DATA_TYPE_INT64: np.dtype("<i8"),
+    data_pb2.DATA_TYPE_UINT64: np.dtype("<u8"),
+    data_pb2.DATA_TYPE_FLOAT16: np.dtype("<f2"),
+    data_pb2.DATA_TYPE_FLOAT32: np.dtype("<f4"),
+    data_pb2.DATA_TYPE_FLOAT64: np.dtype("<f8"),
+}
+_ENDED = (request_pb2.DataRequest.STATE_FAILED, request_pb2.DataRequest.STATE_CANCELED)
+
+
+class LclstreamError(Exception):
+    """A call refused or failed: the gRPC code, the ErrorInfo reason and what to do."""
+
+    def __init__(self, code: str, message: str, reason: str | None = None):
+        super().__init__(f"{code}: {message}" + (f" [{reason}]" if reason else ""))
+        self.code = code
+        self.reason = reason
+        self.message = message
+
+    @classmethod
+    def from_rpc(cls, error: grpc.RpcError, has_certificate: bool = True) -> "LclstreamError":
+        code = error.code().name if error.code() else "UNKNOWN"
+        message = error.details() or ""
+        reason = None
+        status = rpc_status.from_call(error) if isinstance(error, grpc.Call) else None
+        for detail in status.details if status else []:
+            info = error_details_pb2.ErrorInfo()
+            if detail.Unpack(info):
+                reason = info.reason
+        # A server that refuses the client's certificate ends the TLS session, and grpc says little more
+        # than that (a closed socket, a reset, a failed read); a server that is down refuses the connection.
+        if code == "UNAVAILABLE" and "failed to connect" in message and not re.search(r"Connection refused|DNS|resolution", message):
+            if not has_certificate:
+                message = f"the server needs a client certificate from its own CA and this client has none: enroll (lclstream enroll, or lclstream_client.enroll) and use Client.from_cert_dir ({message})"
+            else:
+                message = f"the server refused this client's certificate: it was revoked, has expired, or is from another CA; enroll again for a new one ({message})"
+        return cls(code, message, reason)
+
+
+@dataclass
+class Batch:
+    """One batch of events, as the producers made it."""
+
+    #: The stream's sequence number (1, 2, ...): what acknowledgements and resume use.
+    seq: int
+    producer_rank: int
+    #: The producer rank's own sequence number.
+    producer_seq: int
+    event_indices: np.ndarray
+    #: Columnar payload: one array per field, leading dimension = events.
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    #: Serialized payload (HDF5 file bytes), when the request asked for it.
+    serialized: bytes | None = None
+    redelivery: bool = False
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of detector data this batch carries."""
+        return len(self.serialized) if self.serialized is not None else sum(a.nbytes for a in self.arrays.values())
+
+    def h5(self):
+        """The serialized HDF5 payload opened in memory with h5py (read-only)."""
+        if self.serialized is None:
+            raise ValueError("this batch has columns, not HDF5: read batch.arrays, or ask for serializer SERIALIZER_HDF5")
+        import h5py  # only needed for HDF5 payloads
+
+        return h5py.File(io.BytesIO(self.serialized), "r")
+
+    @classmethod
+    def from_proto(cls, seq: int, batch: data_pb2.EventBatch, redelivery: bool = False) -> "Batch":
+        out = cls(seq=seq, producer_rank=batch.producer_rank, producer_seq=batch.seq, event_indices=np.array(batch.event_indices, dtype=np.uint64), redelivery=redelivery)
+        if batch.WhichOneof("payload") == "serialized":
+            out.serialized = batch.serialized.data
+        elif batch.WhichOneof("payload") == "columns":
+            for name, array in batch.columns.fields.items():
+                data = array.data
+                if array.compression == data_pb2.COMPRESSION_GZIP:
+                    data = gzip.decompress(data)
+                elif array.compression != data_pb2.COMPRESSION_UNSPECIFIED:
+                    raise LclstreamError("UNIMPLEMENTED", f"field {name} is compressed with {data_pb2.Compression.Name(array.compression)}, which this client cannot read")
+                out.arrays[name] = np.frombuffer(data, dtype=_DTYPES[array.dtype]).reshape(tuple(array.shape))
+        return out
+
+
+class Journal:
+    """What a consumer received, kept in a directory (`received.jsonl`, the format `lclstream get --out` keeps), so a restarted consumer skips it."""
+
+    def __init__(self, directory: str | os.PathLike, request: str, group: str):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        owner = self.dir / "request.json"
+        if owner.exists():
+            was = json.loads(owner.read_text())
+            if was.get("request") != request or was.get("group") != group:
+                raise LclstreamError("FAILED_PRECONDITION", f"{self.dir} holds {was.get('request')} (group {was.get('group')}); use another directory for {request}")
+        else:
+            owner.write_text(json.dumps({"request": request, "group": group}) + "\n")
+        self.path = self.dir / "received.jsonl"
+        self.received: dict[int, dict[str, Any]] = {}
+        if self.path.exists():
+            for line in self.path.read_text().splitlines():
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut by a kill: that batch was never acknowledged and comes again
+                self.received[int(entry["seq"])] = entry
+        self._file = open(self.path, "a")
+
+    def add(self, batch: Batch) -> None:
+        entry = {"seq": str(batch.seq), "events": len(batch.event_indices), "bytes": batch.nbytes, "hits": 0}
+        self._file.write(json.dumps(entry) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self.received[batch.seq] = entry
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class BatchStream:
+    """The batches of one data request for one consumer: iterate it; each batch is acknowledged when the next is asked for."""
+
+    def __init__(self, client: "Client", name: str, group: str, journal_dir: str | os.PathLike | None, ack_every: int, cancel_on_stop: bool = False):
+        self._client = client
+        self._cancel_on_stop = cancel_on_stop
+        self.name = name
+        self.group = group
+        self._journal_dir = journal_dir
+        self._ack_every = ack_every
+        #: The end-of-stream totals, once the stream has ended.
+        self.totals: data_pb2.StreamTotals | None = None
+        self.batches = 0
+        self.events = 0
+        #: Batches an earlier run on the same journal directory had received.
+        self.resumed_batches = 0
+        #: The request, when this stream created it (Client.stream).
+        self.request: request_pb2.DataRequest | None = None
+
+    def __iter__(self) -> Iterator[Batch]:
+        request = self._client.wait_for_stream(self.name)
+        journal = Journal(self._journal_dir, self.name, self.group) if self._journal_dir else None
+        seen = set(journal.received) if journal else set()
+        if journal:
+            self.resumed_batches = len(seen)
+            self.batches = len(seen)
+            self.events = sum(e["events"] for e in journal.received.values())
+        responses = self._client._buffer(request.buffer_endpoint).Subscribe(buffer_pb2.SubscribeRequest(stream=request.stream, consumer_group=self.group))
+        try:
+            yield from self._read(request, responses, journal, seen)
+        except (KeyboardInterrupt, GeneratorExit):
+            # Ctrl-C, or a loop that stopped early: a request this stream created is cancelled, its jobs stopped.
+            if self._cancel_on_stop and self.totals is None:
+                self._client.cancel_request(self.name, "the consumer stopped (Ctrl-C or the loop ended early)")
+            raise
+        finally:
+            responses.cancel()
+            if journal:
+                journal.close()
+
+    def _read(self, request, responses, journal: Journal | None, seen: set[int]) -> Iterator[Batch]:
+        acker = _Acker(self._client._buffer(request.buffer_endpoint), request.stream, self.group, self._ack_every)
+        try:
+            for response in responses:
+                kind = response.WhichOneof("kind")
+                if kind == "started":
+                    acker.consumer_id = response.started.consumer_id
+                elif kind == "batch":
+                    if response.seq not in seen:
+                        batch = Batch.from_proto(response.seq, response.batch, response.redelivery)
+                        yield batch  # the consumer's work happens here, before the acknowledgement
+                        if journal:
+                            journal.add(batch)
+                        seen.add(response.seq)
+                        self.batches += 1
+                        self.events += len(batch.event_indices)
+                    acker.add(response.seq)
+                elif kind == "end_of_stream":
+                    acker.flush()
+                    self.totals = response.end_of_stream
+                    if self.totals.batch_count != self.batches or self.totals.event_count != self.events:
+                        raise LclstreamError(
+                            "DATA_LOSS",
+                            f"the stream ended with {self.totals.batch_count} batches and {self.totals.event_count} events, but {self.batches} batches and {self.events} events arrived",
+                        )
+                    return
+            raise LclstreamError("UNAVAILABLE", f"the stream of {self.name} ended without its end-of-stream message; iterate again with the same journal_dir to resume")
+        except grpc.RpcError as error:
+            now = self._client.get_request(self.name)
+            if now.state in _ENDED:
+                raise LclstreamError(request_pb2.DataRequest.State.Name(now.state), f"{self.name}: {now.state_reason}") from None
+            raise LclstreamError.from_rpc(error, self._client._has_certificate) from None
+        finally:
+            acker.close()
+
+
+class _Acker:
+    """Acknowledges in groups of `every`, and what is left after 20 ms on a timer (the end of stream waits for every ack).
+
+    A failed Ack in the background loses nothing: the buffer redelivers what it did not hear of.
+    """
+
+    def __init__(self, buffer: buffer_pb2_grpc.BufferServiceStub, stream: str, group: str, every: int):
+        self._buffer, self._stream, self._group, self._every = buffer, stream, group, every
+        self.consumer_id = ""
+        self._pending: list[int] = []
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+
+    def add(self, seq: int) -> None:
+        with self._lock:
+            self._pending.append(seq)
+            full = len(self._pending) >= self._every
+            if not full and self._timer is None:
+                self._timer = threading.Timer(0.02, self._background_flush)
+                self._timer.daemon = True
+                self._timer.start()
+        if full:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            seqs, self._pending = self._pending, []
+            if self._timer:
+                self._timer.cancel()
+                self._timer = None
+            if seqs:
+                self._buffer.Ack(buffer_pb2.AckRequest(stream=self._stream, consumer_group=self._group, consumer_id=self.consumer_id, seqs=seqs), timeout=30)
+
+    def _background_flush(self) -> None:
+        try:
+            self.flush()
+        except grpc.RpcError:
+            pass
+
+    def close(self) -> None:
+        with self._lock:
+            if self._timer:
+                self._timer.cancel()
+                self._timer = None
+
+
+class Client:
+    """A user's connection to lclstream: the data request service, and the buffers it sends consumers to."""
+
+    def __init__(self, url: str, *, ca_pem: bytes, cert_pem: bytes | None = None, key_pem: bytes | None = None, timeout: float = 30):
+        self.url = url
+        self._credentials = grpc.ssl_channel_credentials(root_certificates=ca_pem, private_key=key_pem, certificate_chain=cert_pem)
+        self._has_certificate = cert_pem is not None
+        self._timeout = timeout
+        self._channels: dict[str, grpc.Channel] = {}
+        self._requests = request_pb2_grpc.DataRequestServiceStub(self._channel(url))
+
+    @classmethod
+    def from_cert_dir(cls, url: str, cert_dir: str | os.PathLike, **kwargs: Any) -> "Client":
+        """A client with the certificate in `cert_dir` (ca.crt, tls.crt, tls.key, as `lclstream enroll` writes them)."""
+        d = Path(cert_dir).expanduser()
+        missing = [n for n in ("ca.crt", "tls.crt", "tls.key") if not (d / n).exists()]
+        if missing:
+            raise LclstreamError("UNAUTHENTICATED", f"{d} lacks {', '.join(missing)}: enroll first (lclstream enroll, or lclstream_client.enroll) to get a certificate")
+        return cls(url, ca_pem=(d / "ca.crt").read_bytes(), cert_pem=(d / "tls.crt").read_bytes(), key_pem=(d / "tls.key").read_bytes(), **kwargs)
+
+    def _channel(self, url: str) -> grpc.Channel:
+        target = url.removeprefix("https://").rstrip("/")
+        if target not in self._channels:
+            self._channels[target] = grpc.secure_channel(target, self._credentials, options=_CHANNEL_OPTIONS)
+        return self._channels[target]
+
+    def _buffer(self, endpoint: str) -> buffer_pb2_grpc.BufferServiceStub:
+        return buffer_pb2_grpc.BufferServiceStub(self._channel(endpoint))
+
+    def _call(self, method, request):
+        try:
+            return method(request, timeout=self._timeout)
+        except grpc.RpcError as error:
+            raise LclstreamError.from_rpc(error, self._has_certificate) from None
+
+    def create_request(self, config: Mapping[str, Any] | str | os.PathLike) -> request_pb2.DataRequest:
+        """Creates a data request from a dict, or a YAML/JSON file as `lclstream get` reads it."""
+        if not isinstance(config, Mapping):
+            import yaml
+
+            config = yaml.safe_load(Path(config).read_text())
+        body = dict(config)
+        if "producer" not in body and "source_identifier" in body:
+            body = {"producer": body}  # a bare producer config
+        try:
+            request = json_format.ParseDict(body, request_pb2.DataRequest())
+        except json_format.ParseError as error:
+            raise LclstreamError("INVALID_ARGUMENT", f"the config is not a data request: {error}") from None
+        return self._call(self._requests.CreateDataRequest, request_pb2.CreateDataRequestRequest(data_request=request)).data_request
+
+    def get_request(self, name: str) -> request_pb2.DataRequest:
+        return self._call(self._requests.GetDataRequest, request_pb2.GetDataRequestRequest(name=_name(name))).data_request
+
+    def cancel_request(self, name: str, reason: str = "cancelled from Python") -> request_pb2.DataRequest:
+        return self._call(self._requests.CancelDataRequest, request_pb2.CancelDataRequestRequest(name=_name(name), reason=reason)).data_request
+
+    def wait_for_stream(self, name: str, timeout: float = 120) -> request_pb2.DataRequest:
+        """Waits until the request has its stream (its producers were submitted)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            request = self.get_request(name)
+            if request.stream:
+                return request
+            if request.state in _ENDED:
+                raise LclstreamError(request_pb2.DataRequest.State.Name(request.state), f"{request.name}: {request.state_reason}")
+            if time.monotonic() > deadline:
+                raise LclstreamError("DEADLINE_EXCEEDED", f"{request.name} has no stream after {timeout} s (state {request_pb2.DataRequest.State.Name(request.state)})")
+            time.sleep(0.1)
+
+    def batches(self, name: str, group: str = "default", journal_dir: str | os.PathLike | None = None, ack_every: int = 4) -> BatchStream:
+        """The batches of request `name` for one consumer of `group`. With `journal_dir`, a consumer killed and started again gets only what it lacks."""
+        return BatchStream(self, _name(name), group, journal_dir, ack_every)
+
+    def stream(self, config: Mapping[str, Any] | str | os.PathLike, group: str = "default", journal_dir: str | os.PathLike | None = None) -> BatchStream:
+        """Creates a request and returns its batches (`.request` is the request). Ctrl-C, or leaving the loop before the end, cancels it."""
+        request = self.create_request(config)
+        stream = BatchStream(self, request.name, group, journal_dir, 4, cancel_on_stop=True)
+        stream.request = request
+        return stream
+
+    def close(self) -> None:
+        for channel in self._channels.values():
+            channel.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
+
+
+def _name(name: str) -> str:
+    return name if name.startswith("dataRequests/") else f"dataRequests/{name}"

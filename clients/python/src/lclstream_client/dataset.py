@@ -1,0 +1,38 @@
+"""A PyTorch-style iterable dataset over a data request, without needing torch.
+
+With torch installed, wrap it: ``torch.utils.data.DataLoader(EventDataset(...), batch_size=None)``.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from .client import Batch, Client
+
+
+class EventDataset:
+    """Yields one sample per event (a dict of field -> array) from the batches of a request.
+
+    `transform` maps each sample (for example to tensors). Iterating again
+    joins the same consumer group again: batches not yet acknowledged are
+    redelivered, nothing is lost.
+    """
+
+    def __init__(self, client: Client, request: str, fields: list[str] | None = None, group: str = "default", transform: Callable[[dict[str, np.ndarray]], Any] | None = None):
+        self.client = client
+        self.request = request
+        self.fields = fields
+        self.group = group
+        self.transform = transform or (lambda sample: sample)
+
+    def __iter__(self) -> Iterator[Any]:
+        for batch in self.client.batches(self.request, self.group):
+            yield from self._samples(batch)
+
+    def _samples(self, batch: Batch) -> Iterator[Any]:
+        names = self.fields or list(batch.arrays)
+        for i in range(len(batch.event_indices)):
+            sample = {name: batch.arrays[name][i] for name in names}
+            sample["event_index"] = batch.event_indices[i]
+            yield self.transform(sample)

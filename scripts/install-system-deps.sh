@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `npm run test:system` needs beyond npm packages, idempotently:
-# OpenSSL, HAProxy and Slurm with munge (Debian), grpcurl and the Envoy config
-# validator (Go module proxy) into .tools/bin, and h5py (PyPI).
+# OpenSSL, HAProxy and Slurm with munge (Debian), grpcurl, the Envoy config
+# validator and the Go code generators (Go module proxy) into .tools/bin, and the
+# Python client's packages (PyPI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools="$PWD/.tools/bin"
@@ -29,8 +30,17 @@ if [ ! -x "$tools/grpcurl" ] || [ "$(cat "$tools/grpcurl.version" 2>/dev/null)" 
   GOBIN="$tools" GOFLAGS=-mod=mod go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"
   echo "$GRPCURL_VERSION" > "$tools/grpcurl.version"
 fi
-# The Envoy config validator (mesh/validate, on go-control-plane): the Go build cache makes reruns quick.
 command -v go >/dev/null || apt_install golang-go
+# The Go client's code generators (`npm run generate:clients`, and CI's drift check).
+for plugin in google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.10 google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1; do
+  name=$(basename "${plugin%@*}")
+  if [ "$(cat "$tools/$name.version" 2>/dev/null)" != "${plugin#*@}" ]; then
+    echo "installing $name ${plugin#*@}"
+    GOBIN="$tools" GOFLAGS=-mod=mod go install "$plugin"
+    echo "${plugin#*@}" > "$tools/$name.version"
+  fi
+done
+# The Envoy config validator (mesh/validate, on go-control-plane): the Go build cache makes reruns quick.
 echo "building the Envoy config validator"
 (cd mesh/validate && go build -o "$tools/envoy-validate" .)
 # The Python client's dependencies and tests (grpcio-tools generates it; h5py, the HDF5 C

@@ -1,0 +1,172 @@
+// Package lclstream is a small Go client of lclstream: connect with a
+// certificate directory, create a data request, and consume its batches with
+// acknowledgements and an end-of-stream check.
+package lclstream
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	bufferv1 "lclstream/client/gen/lclstream/buffer/v1"
+	datav1 "lclstream/client/gen/lclstream/data/v1"
+	requestv1 "lclstream/client/gen/lclstream/request/v1"
+)
+
+const maxMessageBytes = 64 << 20
+
+// Client talks to the data request service and the buffers it names.
+type Client struct {
+	creds    credentials.TransportCredentials
+	conns    map[string]*grpc.ClientConn
+	Requests requestv1.DataRequestServiceClient
+}
+
+// FromCertDir connects to the data request service at url (https://host:port)
+// with ca.crt, tls.crt and tls.key from certDir, as `lclstream enroll` writes them.
+func FromCertDir(rawURL, certDir string) (*Client, error) {
+	cert, err := tls.LoadX509KeyPair(filepath.Join(certDir, "tls.crt"), filepath.Join(certDir, "tls.key"))
+	if err != nil {
+		return nil, fmt.Errorf("reading the certificate in %s (enroll first with `lclstream enroll`): %w", certDir, err)
+	}
+	caPEM, err := os.ReadFile(filepath.Join(certDir, "ca.crt"))
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("%s/ca.crt holds no certificate", certDir)
+	}
+	c := &Client{creds: credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: roots, MinVersion: tls.VersionTLS13}), conns: map[string]*grpc.ClientConn{}}
+	conn, err := c.conn(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	c.Requests = requestv1.NewDataRequestServiceClient(conn)
+	return c, nil
+}
+
+func (c *Client) conn(rawURL string) (*grpc.ClientConn, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("%q is not a URL like https://host:port", rawURL)
+	}
+	if conn, ok := c.conns[u.Host]; ok {
+		return conn, nil
+	}
+	conn, err := grpc.NewClient(u.Host, grpc.WithTransportCredentials(c.creds),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageBytes), grpc.MaxCallSendMsgSize(maxMessageBytes)))
+	if err != nil {
+		return nil, err
+	}
+	c.conns[u.Host] = conn
+	return conn, nil
+}
+
+// Close closes every connection.
+func (c *Client) Close() {
+	for _, conn := range c.conns {
+		conn.Close()
+	}
+}
+
+// CreateRequest creates a data request from its JSON form (as `lclstream get` reads it).
+func (c *Client) CreateRequest(ctx context.Context, requestJSON []byte) (*requestv1.DataRequest, error) {
+	var r requestv1.DataRequest
+	if err := protojson.Unmarshal(requestJSON, &r); err != nil {
+		return nil, fmt.Errorf("the request is not a data request: %w", err)
+	}
+	res, err := c.Requests.CreateDataRequest(ctx, &requestv1.CreateDataRequestRequest{DataRequest: &r})
+	if err != nil {
+		return nil, err
+	}
+	return res.DataRequest, nil
+}
+
+// Consumed is what one consumer received.
+type Consumed struct {
+	Batches, Events, PayloadBytes uint64
+	Totals                        *datav1.StreamTotals
+}
+
+// Consume subscribes to request name as one consumer of group, calls onBatch
+// for each batch, acknowledges it, and checks the end-of-stream totals.
+func (c *Client) Consume(ctx context.Context, name, group string, onBatch func(seq uint64, b *datav1.EventBatch) error) (*Consumed, error) {
+	var req *requestv1.DataRequest
+	for {
+		res, err := c.Requests.GetDataRequest(ctx, &requestv1.GetDataRequestRequest{Name: name})
+		if err != nil {
+			return nil, err
+		}
+		req = res.DataRequest
+		if req.Stream != "" {
+			break
+		}
+		if req.State == requestv1.DataRequest_STATE_FAILED || req.State == requestv1.DataRequest_STATE_CANCELED {
+			return nil, fmt.Errorf("%s ended %s: %s", name, req.State, req.StateReason)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	conn, err := c.conn(req.BufferEndpoint)
+	if err != nil {
+		return nil, err
+	}
+	buffer := bufferv1.NewBufferServiceClient(conn)
+	stream, err := buffer.Subscribe(ctx, &bufferv1.SubscribeRequest{Stream: req.Stream, ConsumerGroup: group})
+	if err != nil {
+		return nil, err
+	}
+	out := &Consumed{}
+	consumerID := ""
+	for {
+		res, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return out, fmt.Errorf("the stream of %s ended without its end-of-stream message", name)
+		}
+		if err != nil {
+			return out, err
+		}
+		switch kind := res.Kind.(type) {
+		case *bufferv1.SubscribeResponse_Started:
+			consumerID = kind.Started.ConsumerId
+		case *bufferv1.SubscribeResponse_Batch:
+			if err := onBatch(res.Seq, kind.Batch); err != nil {
+				return out, err
+			}
+			out.Batches++
+			out.Events += uint64(len(kind.Batch.EventIndices))
+			out.PayloadBytes += payloadBytes(kind.Batch)
+			if _, err := buffer.Ack(ctx, &bufferv1.AckRequest{Stream: req.Stream, ConsumerGroup: group, ConsumerId: consumerID, Seqs: []uint64{res.Seq}}); err != nil {
+				return out, err
+			}
+		case *bufferv1.SubscribeResponse_EndOfStream:
+			out.Totals = kind.EndOfStream
+			if out.Totals.BatchCount != out.Batches || out.Totals.EventCount != out.Events {
+				return out, fmt.Errorf("the stream ended with %d batches and %d events, but %d and %d arrived", out.Totals.BatchCount, out.Totals.EventCount, out.Batches, out.Events)
+			}
+			return out, nil
+		}
+	}
+}
+
+func payloadBytes(b *datav1.EventBatch) uint64 {
+	if s := b.GetSerialized(); s != nil {
+		return uint64(len(s.Data))
+	}
+	n := 0
+	for _, a := range b.GetColumns().GetFields() {
+		n += len(a.Data)
+	}
+	return uint64(n)
+}

@@ -1,0 +1,77 @@
+package lclstream
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	datav1 "lclstream/client/gen/lclstream/data/v1"
+)
+
+// The real mesh, started by test/system/go-client.test.ts, described by its endpoints.json.
+func endpoints(t *testing.T) map[string]string {
+	path := os.Getenv("LCLSTREAM_ENDPOINTS")
+	if path == "" {
+		t.Fatal("LCLSTREAM_ENDPOINTS is not set: this test runs against a real mesh; run it with `npm run test:system`")
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e map[string]string
+	if err := json.Unmarshal(raw, &e); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestConsumesAWholeRequestAndChecksTheTotals(t *testing.T) {
+	e := endpoints(t)
+	client, err := FromCertDir(e["request"], e["certDir"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	req, err := client.CreateRequest(ctx, []byte(`{"experiment": "default", "producer": {"source_identifier": "synthetic:tof:run=2", "batch_size": 8,
+		"event_source": {"type": "synthetic", "seed": 2, "events": 80}, "data_sources": {"tof": {"type": "digitizer", "channels": 2, "samples": 128}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[uint64]bool{}
+	got, err := client.Consume(ctx, req.Name, "default", func(seq uint64, b *datav1.EventBatch) error {
+		if seen[seq] {
+			t.Errorf("seq %d arrived twice", seq)
+		}
+		seen[seq] = true
+		if tof := b.GetColumns().GetFields()["tof"]; tof == nil || len(tof.Shape) != 3 || tof.Shape[0] != uint64(len(b.EventIndices)) {
+			t.Errorf("batch %d lacks a tof array with one row per event", seq)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Batches != 10 || got.Events != 80 || got.Totals.BatchCount != 10 || got.PayloadBytes == 0 {
+		t.Fatalf("got %+v, want 10 batches, 80 events", got)
+	}
+}
+
+func TestRefusesABadRequestWithInvalidArgument(t *testing.T) {
+	e := endpoints(t)
+	client, err := FromCertDir(e["request"], e["certDir"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	_, err = client.CreateRequest(context.Background(), []byte(`{"producer": {"source_identifier": "synthetic:tof:run=1", "event_source": {"type": "nope"}}}`))
+	if status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("got %v, want InvalidArgument", err)
+	}
+}

@@ -1,10 +1,12 @@
 /** grpcurl, with reflection only (no proto files), against a real mTLS server. */
+import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { JobQueueService } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
+import { startLocalMesh, type LocalMesh } from "../../services/cli/local-mesh.js";
 import { serve, type LclstreamServer } from "../../services/common/server.js";
 import { callerOf } from "../../services/common/peer.js";
 import { writeCertDir } from "../../services/common/pki.js";
@@ -77,4 +79,69 @@ describe("grpcurl over mTLS with reflection", () => {
     expect(code).not.toBe(0);
     expect(stderr).toMatch(/Failed to dial|certificate/i);
   });
+});
+
+describe("grpcurl against the whole mesh: a data request made and streamed with JSON", () => {
+  let dir: string;
+  let mesh: LocalMesh;
+  let tlsArgs: string[];
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "lclstream-grpcurl-mesh-"));
+    mesh = await startLocalMesh({ stateDir: dir });
+    const c = mesh.endpoints.certDir;
+    tlsArgs = ["-cacert", join(c, "ca.crt"), "-cert", join(c, "tls.crt"), "-key", join(c, "tls.key")];
+  }, 60_000);
+  afterAll(async () => {
+    await mesh?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const host = (url: string) => new URL(url).host;
+
+  it("creates a request, subscribes, acknowledges each batch with another call, and gets the end of stream", async () => {
+    const request = {
+      data_request: {
+        producer: { source_identifier: "synthetic:tof:run=4", batch_size: 4, event_source: { type: "synthetic", seed: 4, events: 12 }, data_sources: { tof: { type: "digitizer", channels: 1, samples: 32 } } },
+      },
+    };
+    const created = await run(tool("grpcurl"), [...tlsArgs, "-d", JSON.stringify(request), host(mesh.endpoints.request), "lclstream.request.v1.DataRequestService/CreateDataRequest"]);
+    expect(created.code, created.stderr).toBe(0);
+    const name = JSON.parse(created.stdout).dataRequest.name as string;
+    let stream = "";
+    for (let i = 0; i < 100 && !stream; i++) {
+      const got = await run(tool("grpcurl"), [...tlsArgs, "-d", JSON.stringify({ name }), host(mesh.endpoints.request), "lclstream.request.v1.DataRequestService/GetDataRequest"]);
+      stream = JSON.parse(got.stdout).dataRequest.stream ?? "";
+      if (!stream) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(stream).toMatch(/^streams\//);
+
+    // Subscribe in one grpcurl; acknowledge what it prints with others; it ends with the end of stream.
+    const subscriber = spawn(tool("grpcurl"), [...tlsArgs, "-d", JSON.stringify({ stream, consumer_group: "default" }), host(mesh.endpoints.buffer), "lclstream.buffer.v1.BufferService/Subscribe"]);
+    let out = "";
+    let parsed = 0;
+    const messages: any[] = [];
+    const acks: Promise<unknown>[] = [];
+    subscriber.stdout.on("data", (d) => {
+      out += d;
+      const complete = out.split(/\n}\n/);
+      for (const text of complete.slice(parsed, -1)) {
+        const message = JSON.parse(`${text}\n}`);
+        messages.push(message);
+        if (message.batch) {
+          const ack = { stream, consumer_group: "default", consumer_id: messages[0].started.consumerId, seqs: [message.seq] };
+          acks.push(run(tool("grpcurl"), [...tlsArgs, "-d", JSON.stringify(ack), host(mesh.endpoints.buffer), "lclstream.buffer.v1.BufferService/Ack"]));
+        }
+      }
+      parsed = complete.length - 1;
+    });
+    const code = await new Promise<number | null>((resolve) => subscriber.once("exit", resolve));
+    await Promise.all(acks);
+    expect(code).toBe(0);
+    expect(messages[0].started.consumerGroup).toBe("default");
+    const batches = messages.filter((m) => m.batch);
+    expect(batches.map((m) => Number(m.seq)).sort()).toEqual([1, 2, 3]);
+    expect(batches[0].batch.columns.fields.tof.shape).toEqual(["4", "1", "32"]);
+    expect(messages.at(-1).endOfStream).toMatchObject({ batchCount: "3", eventCount: "12" });
+  }, 60_000);
 });

@@ -49,7 +49,8 @@ export function bufferRegistration(implementation: ReturnType<typeof createBuffe
     service: WireBufferService,
     describedAs: BufferService,
     implementation: implementation as unknown as ServiceRegistration["implementation"],
-    direct: ["Publish", "Subscribe"],
+    // The data path, and the acknowledgements that keep it moving.
+    direct: ["Publish", "Subscribe", "Ack"],
   };
 }
 

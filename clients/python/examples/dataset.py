@@ -13,9 +13,13 @@ with Client.from_cert_dir(url, cert_dir) as client:
     try:
         import torch.utils.data
 
-        loader = torch.utils.data.DataLoader(dataset, batch_size=32)  # an IterableDataset-compatible iterable
+        class Events(torch.utils.data.IterableDataset):
+            def __iter__(self):
+                return iter(dataset)
+
+        loader = torch.utils.data.DataLoader(Events(), batch_size=32)
     except ImportError:
-        loader = dataset
+        loader = dataset  # without torch: one sample (a dict of arrays) at a time
     for i, sample in enumerate(loader):
         if i % 100 == 0:
             print(i, {k: getattr(v, "shape", v) for k, v in sample.items()})

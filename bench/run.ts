@@ -187,19 +187,32 @@ async function main() {
   const m = (name: string) => results[name]!.median;
   const bound = (capacity + 64 * MiB) / 1e6;
   const has = (...names: string[]) => names.every((n) => results[n]);
-  const targets = [
-    has("buffer relay 1MiB", "raw TLS relay 1MiB") && { name: "relay 1MiB vs raw TLS relay", value: m("buffer relay 1MiB") / m("raw TLS relay 1MiB"), target: ">= 0.50" },
-    has("buffer relay 1MiB", "buffer fan-out 4 groups 1MiB") && { name: "4 groups vs 1 group aggregate", value: m("buffer fan-out 4 groups 1MiB") / m("buffer relay 1MiB"), target: ">= 2.0" },
-    has("latency p50 64KiB at 200/s") && { name: "p50 latency 64KiB (ms)", value: m("latency p50 64KiB at 200/s"), target: "< 2" },
+  const targets: Target[] = [
+    has("buffer relay 1MiB", "raw TLS relay 1MiB") && target("relay 1MiB vs raw TLS relay", m("buffer relay 1MiB") / m("raw TLS relay 1MiB"), ">=", 0.5),
+    has("buffer relay 1MiB", "buffer fan-out 4 groups 1MiB") && target("4 groups vs 1 group aggregate", m("buffer fan-out 4 groups 1MiB") / m("buffer relay 1MiB"), ">=", 2),
+    has("latency p50 64KiB at 200/s") && target("p50 latency 64KiB (ms)", m("latency p50 64KiB at 200/s"), "<", 2),
     // What the stream makes the buffer hold, over the idle process (V8 and code are not the buffer's memory).
-    has("buffer RSS growth, stalled") && { name: "RSS growth vs capacity + 64 MiB", value: m("buffer RSS growth, stalled") / bound, target: "< 1.0" },
-  ].filter((t) => t !== false);
+    has("buffer RSS growth, stalled") && target("RSS growth vs capacity + 64 MiB", m("buffer RSS growth, stalled") / bound, "<", 1),
+  ].filter((t): t is Target => t !== false);
   console.log("\nratios against this run's baselines:");
-  for (const t of targets) console.log(`  ${t.name.padEnd(34)} ${t.value.toFixed(2).padStart(6)}  (target ${t.target})`);
+  for (const t of targets) console.log(`  ${t.name.padEnd(34)} ${t.value.toFixed(2).padStart(6)}  (target ${t.op} ${t.limit}) ${t.met ? "ok" : "NOT MET"}`);
   mkdirSync(resultsDir, { recursive: true });
   const file = join(resultsDir, `${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
   writeFileSync(file, `${JSON.stringify({ machine, reps, measureMs, results, targets }, null, 2)}\n`);
   console.log(`\nwritten to ${file}`);
+}
+
+/** A benchmark target: a ratio or figure of this run and the bound it must meet (`npm run bench:check`). */
+export interface Target {
+  name: string;
+  value: number;
+  op: ">=" | "<";
+  limit: number;
+  met: boolean;
+}
+
+function target(name: string, value: number, op: Target["op"], limit: number): Target {
+  return { name, value, op, limit, met: op === ">=" ? value >= limit : value < limit };
 }
 
 async function rssOf(pid: number): Promise<number> {

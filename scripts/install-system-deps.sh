@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what `npm run test:system` needs beyond npm packages, idempotently:
-# OpenSSL, HAProxy and Slurm with munge (Debian), grpcurl, the Envoy config
+# OpenSSL, HAProxy, Slurm with munge and Chromium for the viewer's browser tests (Debian), grpcurl, the Envoy config
 # validator and the Go code generators (Go module proxy) into .tools/bin, and the
 # Python client's packages (PyPI).
 set -euo pipefail
@@ -21,7 +21,7 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
-apt_install openssl ca-certificates procps hostname slurmctld slurmd slurm-client munge haproxy
+apt_install openssl ca-certificates procps hostname slurmctld slurmd slurm-client munge haproxy chromium
 
 # `go install` leaves no version in the binary, so a stamp file records it.
 if [ ! -x "$tools/grpcurl" ] || [ "$(cat "$tools/grpcurl.version" 2>/dev/null)" != "$GRPCURL_VERSION" ]; then

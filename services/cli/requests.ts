@@ -9,20 +9,26 @@ import { fromJson, toJsonString, type JsonObject } from "@bufbuild/protobuf";
 import { parse as parseYaml } from "yaml";
 import { DataRequestSchema, DataRequestService, DataRequest_State as State } from "../../gen/lclstream/request/v1/request_pb.js";
 import { createMeshTransport } from "../common/client.js";
-import { readCertDir, type CertMaterial } from "../common/pki.js";
+import { fileURLToPath } from "node:url";
+import { readCertDir } from "../common/pki.js";
 import { fetchRequest, type OutputFormat } from "./fetch.js";
 import { startLocalMesh, type Endpoints } from "./local-mesh.js";
 import { build as buildRequestService, type RequestConfig } from "../request/server.js";
+import { startViewerGateway } from "../viewer/gateway.js";
 import { addServeOptions, collect, defaultStateDir, runUntilSignal, serveConfig, serveUntilSignal } from "./options.js";
 
 /** Where to reach the request service and with which certificate: flags, environment, or a running `lclstream up`. */
-async function connect(o: { url?: string; certDir?: string; stateDir: string }) {
+async function connectionOf(o: { url?: string; certDir?: string; stateDir: string }) {
   const endpointsFile = join(o.stateDir, "endpoints.json");
   const local = existsSync(endpointsFile) ? (JSON.parse(readFileSync(endpointsFile, "utf8")) as Endpoints) : undefined;
   const url = o.url ?? process.env.LCLSTREAM_REQUEST_URL ?? local?.request;
   const certDir = o.certDir ?? process.env.LCLSTREAM_CERT_DIR ?? local?.certDir;
   if (!url || !certDir) throw new Error("no request service: start one with `lclstream up`, or pass --url and --cert-dir (or LCLSTREAM_REQUEST_URL and LCLSTREAM_CERT_DIR)");
-  const tls: CertMaterial = await readCertDir(certDir);
+  return { url, tls: await readCertDir(certDir) };
+}
+
+async function connect(o: { url?: string; certDir?: string; stateDir: string }) {
+  const { url, tls } = await connectionOf(o);
   return {
     requests: createClient(DataRequestService, createMeshTransport({ baseUrl: url, tls })) as Client<typeof DataRequestService>,
     transportFor: (baseUrl: string) => createMeshTransport({ baseUrl, tls }),
@@ -111,6 +117,19 @@ export function registerRequestCommands(program: Command): void {
   });
 
   const requests = program.command("requests").description("your data requests; `requests serve` runs the data request service");
+  connectionOptions(
+    program
+      .command("view")
+      .description("open the live viewer: your requests, their throughput, groups and jobs, and the newest data, in a browser on this machine")
+      .option("--port <port>", "the loopback port to serve it on", (v) => Number(v), 0),
+  ).action(async (o) => {
+    const { url, tls } = await connectionOf(o);
+    const viewer = await startViewerGateway({ requestUrl: url, tls, port: o.port, staticDir: fileURLToPath(new URL("../../viewer", import.meta.url)) });
+    console.log(`viewer: ${viewer.url}`);
+    console.error("open that URL in a browser on this machine (it carries the access token); Ctrl-C stops the viewer");
+    await runUntilSignal(() => viewer.close());
+  });
+
   addServeOptions(requests.command("serve").description("run the data request service, orchestrating a buffer and a job queue"), "request service")
     .option("--buffer-url <url>", "the buffer this service creates streams on")
     .option("--jobs-url <url>", "the job queue producer jobs are submitted to")

@@ -1,0 +1,103 @@
+/**
+ * `lclstream view`: the live viewer on loopback. Serves the viewer page and
+ * answers its calls (Connect or gRPC-Web from the browser) by making them to
+ * the mesh with the user's certificate, so no certificate has to be installed
+ * in a browser on the user's own machine. It binds 127.0.0.1 only, and every
+ * call must carry the random token printed in the viewer's URL.
+ *
+ * The viewer only reads and cancels: the user's requests (list, get, watch,
+ * cancel) and Subscribe, for the latest-only group a request offers.
+ */
+import { randomBytes, timingSafeEqual } from "node:crypto";
+import { createReadStream, existsSync, statSync } from "node:fs";
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
+import { extname, join, resolve, sep } from "node:path";
+import { Code, ConnectError, createClient, type Client, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
+import { DataRequestService } from "../../gen/lclstream/request/v1/request_pb.js";
+import { createMeshTransport } from "../common/client.js";
+import type { CertMaterial } from "../common/pki.js";
+
+/** Options of {@link startViewerGateway}. */
+export interface ViewerGatewayOptions {
+  /** The data request service, `https://host:port`. */
+  requestUrl: string;
+  /** The user's certificate. */
+  tls: CertMaterial;
+  /** The built page (dist/viewer). */
+  staticDir: string;
+  port?: number;
+}
+
+const contentTypes: Record<string, string> = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".svg": "image/svg+xml",
+  ".json": "application/json",
+};
+
+export async function startViewerGateway(o: ViewerGatewayOptions) {
+  const token = randomBytes(24).toString("base64url");
+  const requests = createClient(DataRequestService, createMeshTransport({ baseUrl: o.requestUrl, tls: o.tls }));
+  const buffers = new Map<string, Client<typeof BufferService>>();
+
+  /** The buffer holding `stream`: the one the user's request with that stream names. */
+  async function bufferOf(stream: string, signal: AbortSignal) {
+    const { dataRequests } = await requests.listDataRequests({ pageSize: 1000 }, { signal });
+    const endpoint = dataRequests.find((r) => r.stream === stream)?.bufferEndpoint;
+    if (!endpoint) throw new ConnectError(`none of your requests streams ${stream}`, Code.NotFound);
+    let buffer = buffers.get(endpoint);
+    if (!buffer) buffers.set(endpoint, (buffer = createClient(BufferService, createMeshTransport({ baseUrl: endpoint, tls: o.tls }))));
+    return buffer;
+  }
+
+  const expected = Buffer.from(`Bearer ${token}`);
+  const requireToken: Interceptor = (next) => async (req) => {
+    const given = Buffer.from(req.header.get("authorization") ?? "");
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      throw new ConnectError("open the viewer with the URL `lclstream view` printed (it carries the access token)", Code.Unauthenticated);
+    }
+    return next(req);
+  };
+  const routes = (router: ConnectRouter) => {
+    router.service(DataRequestService, {
+      listDataRequests: (req, ctx) => requests.listDataRequests(req, { signal: ctx.signal }),
+      getDataRequest: (req, ctx) => requests.getDataRequest(req, { signal: ctx.signal }),
+      cancelDataRequest: (req, ctx) => requests.cancelDataRequest(req, { signal: ctx.signal }),
+      watchDataRequest: (req, ctx) => requests.watchDataRequest(req, { signal: ctx.signal }),
+    });
+    router.service(BufferService, {
+      async *subscribe(req, ctx) {
+        yield* (await bufferOf(req.stream, ctx.signal)).subscribe(req, { signal: ctx.signal });
+      },
+    });
+  };
+  const api = connectNodeAdapter({ routes, interceptors: [requireToken], acceptCompression: [] });
+  const root = resolve(o.staticDir);
+
+  const server = http.createServer((req, res) => {
+    if (req.method !== "GET") return api(req, res);
+    const path = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname);
+    const file = resolve(join(root, path === "/" ? "index.html" : path));
+    if (!file.startsWith(root + sep) || !existsSync(file) || !statSync(file).isFile()) {
+      res.writeHead(404, { "content-type": "text/plain" }).end("not found");
+      return;
+    }
+    res.writeHead(200, { "content-type": contentTypes[extname(file)] ?? "application/octet-stream", "cache-control": "no-cache", "x-content-type-options": "nosniff" });
+    createReadStream(file).pipe(res);
+  });
+  await new Promise<void>((done) => server.listen(o.port ?? 0, "127.0.0.1", done));
+  const { port } = server.address() as AddressInfo;
+  return {
+    /** Open this: the page, with the access token in the fragment (never sent to a server). */
+    url: `http://127.0.0.1:${port}/#${token}`,
+    close: () =>
+      new Promise<void>((done) => {
+        server.closeAllConnections();
+        server.close(() => done());
+      }),
+  };
+}

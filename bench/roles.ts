@@ -17,6 +17,7 @@ import { EventBatchSchema, PayloadFormat, SerializedPayloadSchema } from "../gen
 import { createMeshTransport } from "../services/common/client.js";
 import type { CertMaterial } from "../services/common/pki.js";
 import { Acker } from "../services/buffer/acker.js";
+import { ByteParts } from "../services/common/grpc-frames.js";
 import { WireBufferService } from "../services/buffer/wire.js";
 
 interface Args {
@@ -93,13 +94,17 @@ async function tlsSource() {
   socket.on("drain", write);
 }
 
-/** One batch's bytes: small fields encoded per batch, the payload field encoded once and appended (PERFORMANCE.md). */
+/**
+ * One batch's bytes: small fields encoded per batch, the payload field
+ * encoded once and appended (PERFORMANCE.md), as parts the transport sends
+ * without joining them (like the raw TLS source, which writes one buffer).
+ */
 function batchEncoder(stream: string, payloadBytes: number) {
   const payload = toBinary(SerializedPayloadSchema, create(SerializedPayloadSchema, { format: PayloadFormat.HDF5, data: new Uint8Array(payloadBytes).fill(3) }));
   const field = new Uint8Array([...varint((7 << 3) | 2), ...varint(payload.byteLength)]);
   return (seq: number, sentNs: bigint) => {
     const head = toBinary(EventBatchSchema, create(EventBatchSchema, { stream, producerRank: 0, seq: BigInt(seq), eventIndices: [BigInt(seq)], eventTimeUnixNs: [sentNs] }));
-    return Buffer.concat([head, field, payload]);
+    return new ByteParts([head, field, payload]);
   };
 }
 

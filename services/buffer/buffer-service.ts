@@ -22,6 +22,8 @@ import {
   type SubscribeRequest,
 } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { idle } from "../common/async-queue.js";
+import { directCallKey } from "../common/direct-grpc.js";
+import { ByteParts } from "../common/grpc-frames.js";
 import { invalidArgument, rpcError, type FieldViolation } from "../common/errors.js";
 import { resolveIdentity, type Identity } from "../common/identity.js";
 import { pageOf, readPage } from "../common/paging.js";
@@ -35,7 +37,7 @@ import { readBatchHeader } from "./wire.js";
 const MiB = 1024 * 1024;
 
 /** PublishRequest as the wire view decodes it. */
-type WirePublishRequest = { kind: { case: "open"; value: PublishOpen } | { case: "batch"; value: Uint8Array } | { case: "done"; value: PublishDone } | { case: undefined; value?: undefined } };
+type WirePublishRequest = { kind: { case: "open"; value: PublishOpen } | { case: "batch"; value: Uint8Array | ByteParts } | { case: "done"; value: PublishDone } | { case: undefined; value?: undefined } };
 
 /** SubscribeResponse as the wire view encodes it. */
 type WireSubscribeResponse = Record<string, unknown>;
@@ -218,10 +220,12 @@ export function createBufferService(deps: BufferServiceDeps) {
           if (next.done) break;
           const kind = next.value.kind;
           if (kind.case === "batch") {
-            const header = readBatchHeader(kind.value);
-            if (await live.publish(open.producerRank, kind.value, header, ctx.signal)) accepted++;
+            // The direct data path hands over the batch as it arrived; connect's, as one buffer.
+            const batch = kind.value instanceof ByteParts ? kind.value : new ByteParts([kind.value]);
+            const header = readBatchHeader(batch);
+            if (await live.publish(open.producerRank, batch, header, ctx.signal)) accepted++;
             else duplicates++;
-            rates.published(entry.record.id, kind.value.byteLength);
+            rates.published(entry.record.id, batch.byteLength);
           } else if (kind.case === "done") {
             live.done(open.producerRank, kind.value.batchCount, kind.value.eventCount);
           } else {
@@ -246,6 +250,8 @@ export function createBufferService(deps: BufferServiceDeps) {
       }
       if (req.maxInFlight > 10_000) throw invalidArgument(bufferDomain, [{ field: "max_in_flight", description: "at most 10000" }]);
       const consumer = live.subscribe(req.consumerGroup, req.maxInFlight, Number(req.startSeq));
+      // The direct data path sends a batch's parts as they are; connect needs one buffer.
+      const direct = ctx.values.get(directCallKey);
       try {
         yield { kind: { case: "started", value: { consumerId: consumer.id, consumerGroup: group.config.name } } };
         for await (const d of consumer.outbox.drain(ctx.signal, deps.heartbeatMs ?? 15_000)) {
@@ -269,7 +275,7 @@ export function createBufferService(deps: BufferServiceDeps) {
             return;
           }
           rates.delivered(entry.record.id, group.config.name, d.entry.bytes.byteLength);
-          yield { seq: BigInt(d.entry.seq), kind: { case: "batch", value: d.entry.bytes }, redelivery: d.redelivery };
+          yield { seq: BigInt(d.entry.seq), kind: { case: "batch", value: direct ? d.entry.bytes : d.entry.bytes.contiguous() }, redelivery: d.redelivery };
         }
       } finally {
         live.unsubscribe(consumer);

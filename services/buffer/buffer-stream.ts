@@ -5,6 +5,7 @@
  * end of stream. Bounded: a publisher waits while the unacknowledged batches
  * fill the capacity. No gRPC here; the service maps RPCs onto it.
  */
+import type { ByteParts } from "../common/grpc-frames.js";
 import { randomBytes } from "node:crypto";
 import { Code } from "@connectrpc/connect";
 import { AsyncQueue } from "../common/async-queue.js";
@@ -37,7 +38,8 @@ export type StreamState = "open" | "complete" | "drained" | "lost";
 /** A batch the stream holds. */
 export interface Entry {
   seq: number;
-  bytes: Uint8Array;
+  /** The encoded EventBatch, as it arrived (never copied into one buffer). */
+  bytes: ByteParts;
   rank: number;
   producerSeq: bigint;
   events: number;
@@ -222,7 +224,7 @@ export class BufferStream {
    * Accepts a batch from `rank`, waiting while the stream is full; resolves
    * `false` for a duplicate (a retry of an accepted batch).
    */
-  async publish(rank: number, bytes: Uint8Array, header: { producerRank: number; seq: bigint; eventCount: number }, signal: AbortSignal): Promise<boolean> {
+  async publish(rank: number, bytes: ByteParts, header: { producerRank: number; seq: bigint; eventCount: number }, signal: AbortSignal): Promise<boolean> {
     const producer = this.#producer(rank);
     if (header.producerRank !== rank) {
       throw rpcError(Code.InvalidArgument, bufferDomain, "RANK_MISMATCH", `the batch says producer_rank ${header.producerRank} on a Publish opened as rank ${rank}`);

@@ -14,6 +14,7 @@
  * next seq and bytes, each rank's next seq, events and batches), so sequences
  * and totals survive the files that held them.
  */
+import { ByteParts } from "../common/grpc-frames.js";
 import { closeSync, fdatasyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeSync, writevSync } from "node:fs";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
@@ -81,8 +82,10 @@ export class SegmentLog implements StreamLog {
     header.writeBigUInt64LE(entry.producerSeq, 16);
     header.writeUInt32LE(entry.rank, 24);
     header.writeUInt32LE(entry.events, 28);
-    header.writeUInt32LE(crc32(entry.bytes, crc32(header.subarray(8))), 4);
-    writevSync(this.#segmentFd!, [header, entry.bytes]);
+    let crc = crc32(header.subarray(8));
+    for (const part of entry.bytes.parts) crc = crc32(part, crc);
+    header.writeUInt32LE(crc, 4);
+    writevSync(this.#segmentFd!, [header, ...entry.bytes.parts]);
     this.#segmentSize += batchHeaderBytes + entry.bytes.byteLength;
     this.#segments.at(-1)!.live++;
     this.#dirty.add(this.#segmentFd!);
@@ -173,7 +176,7 @@ function readSegment(path: string): LogReplay["batches"] {
       rank: data.readUInt32LE(at + 24),
       events: data.readUInt32LE(at + 28),
       // A copy, so the file's buffer is not held by the few batches still needed.
-      bytes: new Uint8Array(payload),
+      bytes: new ByteParts([new Uint8Array(payload)]),
     });
     at = end;
   }

@@ -11,6 +11,7 @@
  */
 import { clone, createFileRegistry, type DescMessage, type DescService } from "@bufbuild/protobuf";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
+import { contiguous, type ByteParts } from "../common/grpc-frames.js";
 import { FieldDescriptorProto_Type, FileDescriptorProtoSchema, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { BufferService, file_lclstream_buffer_v1_buffer } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { EventBatchSchema, file_lclstream_data_v1_data } from "../../gen/lclstream/data/v1/data_pb.js";
@@ -58,11 +59,44 @@ export interface BatchHeader {
   eventCount: number;
 }
 
+/** Header fields come first in every encoder we know of: this much of a batch is read for them. */
+const headBytes = 64 * 1024;
+
 /**
  * Reads producer_rank, seq and the number of event indices of an encoded
- * EventBatch, skipping everything else (the payload is never copied).
+ * EventBatch, skipping everything else (the payload is never copied): from
+ * the batch's first bytes, or all of it when a field runs past them.
  */
-export function readBatchHeader(bytes: Uint8Array): BatchHeader {
+export function readBatchHeader(batch: ByteParts): BatchHeader {
+  if (batch.byteLength > headBytes) {
+    try {
+      return readHeaderFrom(contiguous(takeHead(batch.parts, headBytes)), batch.byteLength);
+    } catch {
+      // A field longer than the head (or fields in an unusual order): read the whole batch.
+    }
+  }
+  return readHeaderFrom(batch.contiguous(), batch.byteLength);
+}
+
+/** The first parts holding at least `n` bytes. */
+function takeHead(parts: readonly Uint8Array[], n: number): Uint8Array[] {
+  const head: Uint8Array[] = [];
+  let length = 0;
+  for (const p of parts) {
+    if (length >= n) break;
+    head.push(p);
+    length += p.byteLength;
+  }
+  return head;
+}
+
+/**
+ * The header fields of an encoded batch of `total` bytes, of which `bytes`
+ * may be only the beginning: then reading stops at the payload when it runs
+ * to the end of the batch, and throws when anything does not fit.
+ */
+function readHeaderFrom(bytes: Uint8Array, total: number): BatchHeader {
+  const partial = bytes.byteLength < total;
   const reader = new BinaryReader(bytes);
   const header: BatchHeader = { producerRank: 0, seq: 0n, eventCount: 0 };
   while (reader.pos < reader.len) {
@@ -76,6 +110,11 @@ export function readBatchHeader(bytes: Uint8Array): BatchHeader {
     } else if (field === 4 && wireType === WireType.Varint) {
       reader.uint64();
       header.eventCount++;
+    } else if (partial && (field === 6 || field === 7) && wireType === WireType.LengthDelimited) {
+      // The payload, last as encoders write it; anything after it means reading the whole batch.
+      const length = reader.uint32();
+      if (reader.pos + length !== total) throw new Error("fields after the payload");
+      return header;
     } else reader.skip(wireType, field);
   }
   return header;

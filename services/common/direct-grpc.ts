@@ -8,14 +8,20 @@
  * Measured on the buffer relay: see the README's benchmark section.
  */
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
-import { fromBinary, type DescMethod, type DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, createHandlerContext, createMethodImplSpec, type ContextValues, type Interceptor } from "@connectrpc/connect";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import { Code, ConnectError, createContextKey, createHandlerContext, createMethodImplSpec, type ContextValues, type Interceptor } from "@connectrpc/connect";
 import { transformInvokeImplementation } from "@connectrpc/connect/protocol";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { Logger } from "pino";
 import { AsyncQueue } from "./async-queue.js";
 import { rpcError, runtimeDomain } from "./errors.js";
-import { encodeFrameParts, GrpcFrameReader } from "./grpc-frames.js";
+import { decodeFrame, encodeFrameParts, GrpcFrameReader } from "./grpc-frames.js";
+
+/**
+ * True in calls served directly: their responses may carry ByteParts in
+ * bytes fields (sent without a copy), which connect's serializers cannot.
+ */
+export const directCallKey = createContextKey(false, { description: "served by the direct data path" });
 
 /** A method to serve directly, with its implementation. */
 export interface DirectMethod {
@@ -77,7 +83,7 @@ async function serveCall({ service, method, impl }: DirectMethod, req: Http2Serv
     shutdownSignal: options.shutdownSignal,
     requestSignal: clientGone.signal,
     requestHeader,
-    contextValues: options.contextValues(req),
+    contextValues: options.contextValues(req).set(directCallKey, true),
   });
 
   const encoding = requestHeader.get("grpc-encoding");
@@ -124,7 +130,7 @@ async function serveCall({ service, method, impl }: DirectMethod, req: Http2Serv
 
 /** The request messages, decoded as the call reads them; reading pauses while they pile up. */
 async function* readRequests(req: Http2ServerRequest, method: DescMethod, maxMessageBytes: number, signal: AbortSignal) {
-  const queue = new AsyncQueue<Uint8Array>();
+  const queue = new AsyncQueue<Uint8Array[]>();
   const reader = new GrpcFrameReader(maxMessageBytes);
   const onData = (chunk: Buffer) => {
     const messages = reader.push(chunk);
@@ -152,11 +158,11 @@ async function* readRequests(req: Http2ServerRequest, method: DescMethod, maxMes
     else queue.close();
   });
   try {
-    for await (const bytes of queue.drain(signal)) {
+    for await (const parts of queue.drain(signal)) {
       if (queue.length < queuedRequestsBeforePause) req.resume();
       let message;
       try {
-        message = fromBinary(method.input, bytes);
+        message = decodeFrame(method.input, parts);
       } catch (error) {
         throw rpcError(
           Code.InvalidArgument,

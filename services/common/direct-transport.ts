@@ -13,7 +13,7 @@ import { Code, ConnectError, type StreamResponse } from "@connectrpc/connect";
 import { findTrailerError, validateResponse } from "@connectrpc/connect/protocol-grpc";
 import type { Http2SessionManager } from "@connectrpc/connect-node";
 import { AsyncQueue } from "./async-queue.js";
-import { encodeFrameParts, GrpcFrameReader } from "./grpc-frames.js";
+import { contiguous, encodeFrameParts, GrpcFrameReader } from "./grpc-frames.js";
 
 const never = new AbortController().signal;
 
@@ -60,7 +60,7 @@ export function createDirectStreamCall(sessions: SessionManager, maxMessageBytes
       clearTimeout(deadline);
     };
 
-    const messages = new AsyncQueue<Uint8Array>();
+    const messages = new AsyncQueue<Uint8Array[]>();
     const reader = new GrpcFrameReader(maxMessageBytes);
     const trailer = new Headers();
     let lastNotified = 0;
@@ -119,9 +119,9 @@ export function createDirectStreamCall(sessions: SessionManager, maxMessageBytes
 
     async function* read(): AsyncGenerator<MessageShape<O>> {
       try {
-        for await (const bytes of messages.drain(never)) {
+        for await (const parts of messages.drain(never)) {
           if (messages.length < queuedResponsesBeforePause) h2.resume();
-          yield fromBinary(method.output, bytes);
+          yield fromBinary(method.output, contiguous(parts));
         }
         if (foundStatus) return; // trailers-only: the status came with the headers
         const error = findTrailerError(trailer);

@@ -5,16 +5,49 @@
  * fields by reference instead of copying them into the encoded message
  * (PERFORMANCE.md: a batch is mostly one large payload).
  */
-import { toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
-import { ScalarType } from "@bufbuild/protobuf";
+import { create, fromBinary, ScalarType, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 
 /** Bytes fields at least this long are appended by reference. */
 const byReferenceBytes = 16 * 1024;
 
+/**
+ * The bytes of a large field as they arrived: views of the received chunks,
+ * never copied into one buffer. Messages decoded by {@link decodeFrame} carry
+ * one in place of a `Uint8Array` when they are a single large bytes field,
+ * and {@link encodeFrameParts} sends one as it is.
+ */
+export class ByteParts {
+  readonly byteLength: number;
+
+  constructor(readonly parts: readonly Uint8Array[]) {
+    this.byteLength = parts.reduce((n, p) => n + p.byteLength, 0);
+  }
+
+  /** One contiguous copy (a view when there is one part), for code that needs it. */
+  contiguous(): Uint8Array {
+    return contiguous(this.parts);
+  }
+}
+
+/** The parts as one buffer: the part itself when there is one, else a copy. */
+export function contiguous(parts: readonly Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0]!;
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
 /** Why a frame could not be read. */
 export type FrameError = { kind: "too-large"; length: number } | { kind: "compressed" };
 
-/** Reassembles gRPC length-prefixed messages from the chunks of an HTTP/2 stream. */
+/**
+ * Reads gRPC length-prefixed messages from the chunks of an HTTP/2 stream;
+ * each message is the list of chunk views it spans (see {@link contiguous}).
+ */
 export class GrpcFrameReader {
   #chunks: Buffer[] = [];
   #buffered = 0;
@@ -24,22 +57,20 @@ export class GrpcFrameReader {
   constructor(private readonly maxMessageBytes: number) {}
 
   /** Adds a chunk; returns the messages it completed, or the first framing error. */
-  push(chunk: Buffer): Uint8Array[] | FrameError {
+  push(chunk: Buffer): Uint8Array[][] | FrameError {
     this.#chunks.push(chunk);
     this.#buffered += chunk.length;
-    const messages: Uint8Array[] = [];
+    const messages: Uint8Array[][] = [];
     for (;;) {
       if (this.#length < 0) {
         if (this.#buffered < 5) return messages;
-        const prefix = this.#take(5);
+        const prefix = Buffer.from(contiguous(this.#take(5)));
         if (prefix[0]! & 1) return { kind: "compressed" };
         this.#length = prefix.readUInt32BE(1);
         if (this.#length > this.maxMessageBytes) return { kind: "too-large", length: this.#length };
       }
       if (this.#buffered < this.#length) return messages;
-      // A plain Uint8Array view, as protobuf decoders hand out bytes fields (not a Buffer).
-      const message = this.#take(this.#length);
-      messages.push(new Uint8Array(message.buffer, message.byteOffset, message.byteLength));
+      messages.push(this.#take(this.#length));
       this.#length = -1;
     }
   }
@@ -49,30 +80,19 @@ export class GrpcFrameReader {
     return this.#buffered > 0 || this.#length >= 0;
   }
 
-  /** The next `n` buffered bytes: a view when they lie in one chunk, else one copy. */
-  #take(n: number): Buffer {
-    if (n === 0) return Buffer.alloc(0);
+  /** The next `n` buffered bytes, as plain Uint8Array views of the chunks (as protobuf hands out bytes, not Buffers). */
+  #take(n: number): Uint8Array[] {
     this.#buffered -= n;
-    const first = this.#chunks[0]!;
-    if (first.length > n) {
-      this.#chunks[0] = first.subarray(n);
-      return first.subarray(0, n);
-    }
-    if (first.length === n) {
-      this.#chunks.shift();
-      return first;
-    }
-    const out = Buffer.allocUnsafe(n);
-    let filled = 0;
-    while (filled < n) {
+    const parts: Uint8Array[] = [];
+    while (n > 0) {
       const chunk = this.#chunks[0]!;
-      const used = Math.min(chunk.length, n - filled);
-      chunk.copy(out, filled, 0, used);
-      filled += used;
+      const used = Math.min(chunk.length, n);
+      parts.push(new Uint8Array(chunk.buffer, chunk.byteOffset, used));
       if (used === chunk.length) this.#chunks.shift();
       else this.#chunks[0] = chunk.subarray(used);
+      n -= used;
     }
-    return out;
+    return parts.length ? parts : [new Uint8Array(0)];
   }
 }
 
@@ -92,17 +112,18 @@ export function frameHeader(length: number): Buffer {
  */
 export function encodeFrameParts<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): Uint8Array[] {
   let rest: Record<string, unknown> | undefined;
-  const large: [number, Uint8Array][] = [];
+  const large: [number, Uint8Array | ByteParts][] = [];
   for (const field of schema.fields) {
     if (field.fieldKind !== "scalar" || field.scalar !== ScalarType.BYTES) continue;
     const holder = (rest ?? message) as Record<string, unknown>;
     const oneof = field.oneof;
     const value = oneof
       ? (holder[oneof.localName] as { case?: string; value?: unknown }).case === field.localName
-        ? (holder[oneof.localName] as { value: Uint8Array }).value
+        ? (holder[oneof.localName] as { value: Uint8Array | ByteParts }).value
         : undefined
-      : (holder[field.localName] as Uint8Array | undefined);
-    if (!value || value.byteLength < byReferenceBytes) continue;
+      : (holder[field.localName] as Uint8Array | ByteParts | undefined);
+    // ByteParts always go by reference: the generated encoder cannot write them.
+    if (!value || (!(value instanceof ByteParts) && value.byteLength < byReferenceBytes)) continue;
     rest ??= { ...(message as object) };
     if (oneof) rest[oneof.localName] = { case: undefined };
     else rest[field.localName] = new Uint8Array(0);
@@ -113,11 +134,57 @@ export function encodeFrameParts<Desc extends DescMessage>(schema: Desc, message
   let length = head.byteLength;
   for (const [number, value] of large) {
     const prefix = Buffer.from([...varint((number << 3) | 2), ...varint(value.byteLength)]);
-    parts.push(prefix, value);
+    if (value instanceof ByteParts) parts.push(prefix, ...value.parts);
+    else parts.push(prefix, value);
     length += prefix.byteLength + value.byteLength;
   }
   parts.unshift(frameHeader(length));
   return parts;
+}
+
+/**
+ * Decodes a message from its parts. A message that is one large bytes field
+ * (a Publish batch) keeps that field's bytes where they arrived, as
+ * {@link ByteParts}; anything else is decoded from one contiguous buffer.
+ */
+export function decodeFrame<Desc extends DescMessage>(schema: Desc, parts: readonly Uint8Array[]): MessageShape<Desc> {
+  const total = parts.reduce((n, p) => n + p.byteLength, 0);
+  if (parts.length > 1 && total >= byReferenceBytes) {
+    const head = contiguous(sliceParts(parts, 0, Math.min(total, 16)));
+    const [tag, tagBytes] = readVarint(head, 0);
+    const [length, lengthBytes] = readVarint(head, tagBytes);
+    const field = schema.fields.find((f) => f.number === tag >>> 3);
+    const start = tagBytes + lengthBytes;
+    if (field?.fieldKind === "scalar" && field.scalar === ScalarType.BYTES && (tag & 7) === 2 && start + length === total) {
+      const value = new ByteParts(sliceParts(parts, start, total));
+      const init = field.oneof ? { [field.oneof.localName]: { case: field.localName, value } } : { [field.localName]: value };
+      return create(schema, init as never);
+    }
+  }
+  return fromBinary(schema, contiguous(parts));
+}
+
+/** Views of bytes `from` to `to` of the parts taken together. */
+function sliceParts(parts: readonly Uint8Array[], from: number, to: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let at = 0;
+  for (const p of parts) {
+    const start = Math.max(from, at);
+    const end = Math.min(to, at + p.byteLength);
+    if (start < end) out.push(p.subarray(start - at, end - at));
+    at += p.byteLength;
+  }
+  return out;
+}
+
+/** A varint at `at`: its value (up to 2^32) and its length; [0, 0] past the end. */
+function readVarint(bytes: Uint8Array, at: number): [number, number] {
+  let value = 0;
+  for (let i = 0; i < 5 && at + i < bytes.length; i++) {
+    value += (bytes[at + i]! & 0x7f) * 2 ** (7 * i);
+    if (bytes[at + i]! < 0x80) return [value, i + 1];
+  }
+  return [0, 0];
 }
 
 function varint(n: number): number[] {

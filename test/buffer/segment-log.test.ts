@@ -1,4 +1,5 @@
 /** The durable stream log on its own: replay, torn writes, and counters kept when freed segments are deleted. */
+import { ByteParts } from "../../services/common/grpc-frames.js";
 import { appendFileSync, readdirSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -38,7 +39,9 @@ describe("segment log", () => {
 
   async function publish(stream: BufferStream, rank: number, from: number, to: number) {
     for (let seq = from; seq < to; seq++) {
-      const bytes = toBinary(EventBatchSchema, makeBatch("streams/s", rank, seq, 4, 1000));
+      // As the direct data path hands batches over: in the pieces they arrived in.
+      const encoded = toBinary(EventBatchSchema, makeBatch("streams/s", rank, seq, 4, 1000));
+      const bytes = new ByteParts([encoded.subarray(0, 7), encoded.subarray(7, 600), encoded.subarray(600)]);
       await stream.publish(rank, bytes, readBatchHeader(bytes), never);
     }
   }
@@ -93,7 +96,7 @@ describe("segment log", () => {
     expect(stream.totals()).toMatchObject({ batchCount: 20, eventCount: 80 });
     expect(stream.bufferedBytes).toBe(0);
     // A producer retrying an old batch is told it is a duplicate, not taken again.
-    const old = toBinary(EventBatchSchema, makeBatch("streams/s", 0, 3, 4, 1000));
+    const old = new ByteParts([toBinary(EventBatchSchema, makeBatch("streams/s", 0, 3, 4, 1000))]);
     expect(await stream.publish(0, old, readBatchHeader(old), never)).toBe(false);
     log.close();
   });

@@ -15,10 +15,10 @@ import { createGrpcWebTransport } from "@connectrpc/connect-node";
 import { EventBatchSchema } from "../../gen/lclstream/data/v1/data_pb.js";
 import { BufferService, SubscribeRequestSchema, SubscribeResponseSchema } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { build, type BufferServer } from "../../services/buffer/server.js";
-import { WireSubscribeResponseSchema } from "../../services/buffer/wire.js";
+import { readBatchHeader, WirePublishRequestSchema, WireSubscribeResponseSchema } from "../../services/buffer/wire.js";
 import { createMeshTransport } from "../../services/common/client.js";
 import { errorInfo } from "../../services/common/errors.js";
-import { encodeFrameParts, frameHeader, GrpcFrameReader } from "../../services/common/grpc-frames.js";
+import { ByteParts, contiguous, decodeFrame, encodeFrameParts, frameHeader, GrpcFrameReader } from "../../services/common/grpc-frames.js";
 import { consume, makeBatch, publishMessages } from "../helpers/buffer.js";
 import { codeAndReason } from "../helpers/errors.js";
 import { createTestPki, type TestPki } from "../helpers/pki.js";
@@ -34,17 +34,48 @@ describe("gRPC framing by hand", () => {
     for (const step of [1, 5, 6, 4096, bytes.length]) {
       const reader = new GrpcFrameReader(1 << 20);
       const got: Uint8Array[] = [];
-      for (let at = 0; at < bytes.length; at += step) got.push(...(reader.push(bytes.subarray(at, at + step)) as Uint8Array[]));
+      for (let at = 0; at < bytes.length; at += step) got.push(...(reader.push(bytes.subarray(at, at + step)) as Uint8Array[][]).map(contiguous));
       expect(got.map((m) => Buffer.from(m).toString("hex"))).toEqual(messages.map((m) => Buffer.from(m).toString("hex")));
       expect(reader.partial).toBe(false);
     }
   });
 
-  it("hands out a view, not a copy, when a message lies in one chunk", () => {
+  it("hands out views of the chunks, never copies", () => {
     const chunk = framed(new Uint8Array(100).fill(9));
-    const [message] = new GrpcFrameReader(1 << 20).push(chunk) as Uint8Array[];
+    const [message] = (new GrpcFrameReader(1 << 20).push(chunk) as Uint8Array[][])[0]!;
     expect(message!.buffer).toBe(chunk.buffer);
     expect(message!.constructor).toBe(Uint8Array);
+    const split = framed(new Uint8Array(100).fill(8));
+    const reader = new GrpcFrameReader(1 << 20);
+    expect(reader.push(split.subarray(0, 50))).toEqual([]);
+    const [parts] = reader.push(split.subarray(50)) as Uint8Array[][];
+    expect(parts!.map((p) => [p.buffer === split.buffer, p.byteLength])).toEqual([[true, 45], [true, 55]]);
+  });
+
+  it("decodes a message that is one large bytes field without copying it, and others whole", () => {
+    const batch = toBinary(EventBatchSchema, makeBatch("streams/s", 0, 1, 4, 64 * KiB));
+    const encoded = Buffer.concat(encodeFrameParts(WirePublishRequestSchema, create(WirePublishRequestSchema, { kind: { case: "batch", value: batch } }))).subarray(5);
+    const parts = [encoded.subarray(0, 2), encoded.subarray(2, 30_000), encoded.subarray(30_000)];
+    const message = decodeFrame(WirePublishRequestSchema, parts) as unknown as { kind: { value: ByteParts } };
+    const value = message.kind.value;
+    expect(value).toBeInstanceOf(ByteParts);
+    expect(value.parts.every((p) => p.buffer === encoded.buffer)).toBe(true);
+    expect(Buffer.from(value.contiguous()).equals(Buffer.from(batch))).toBe(true);
+    const header = readBatchHeader(value);
+    expect(header).toEqual({ producerRank: 0, seq: 1n, eventCount: 4 });
+    // Open is small: decoded whole, as the generated decoder does.
+    const open = toBinary(WirePublishRequestSchema, create(WirePublishRequestSchema, { kind: { case: "open", value: { stream: "streams/s", publishToken: "t".repeat(20_000) } } }));
+    expect((decodeFrame(WirePublishRequestSchema, [open.subarray(0, 10), open.subarray(10)]) as unknown as { kind: unknown }).kind).toMatchObject({ case: "open", value: { stream: "streams/s" } });
+  });
+
+  it("reads a batch's header across its parts, and a batch with fields after its payload in full", () => {
+    const batch = makeBatch("streams/s", 3, 9, 5000, 200 * KiB);
+    const encoded = toBinary(EventBatchSchema, batch);
+    const inPieces = new ByteParts(Array.from({ length: Math.ceil(encoded.length / 1000) }, (_, i) => encoded.subarray(i * 1000, (i + 1) * 1000)));
+    expect(readBatchHeader(inPieces)).toEqual({ producerRank: 3, seq: 9n, eventCount: 5000 });
+    // The payload first, the header after it (a legal, unusual order).
+    const payloadFirst = Buffer.concat([toBinary(EventBatchSchema, create(EventBatchSchema, { payload: batch.payload })), toBinary(EventBatchSchema, create(EventBatchSchema, { producerRank: 3, seq: 9n, eventIndices: [1n, 2n] }))]);
+    expect(readBatchHeader(new ByteParts([payloadFirst.subarray(0, 100_000), payloadFirst.subarray(100_000)]))).toEqual({ producerRank: 3, seq: 9n, eventCount: 2 });
   });
 
   it("refuses a message over the limit before reading it, and a compressed one", () => {
@@ -62,6 +93,10 @@ describe("gRPC framing by hand", () => {
     const response = create(WireSubscribeResponseSchema, { seq: 5n, redelivery: true, kind: { case: "batch", value: batch } });
     const parts = encodeFrameParts(WireSubscribeResponseSchema, response);
     expect(parts).toContain(batch); // sent as it is, never copied
+    const inPieces = new ByteParts([batch.subarray(0, 100), batch.subarray(100)]);
+    const fromParts = encodeFrameParts(WireSubscribeResponseSchema, create(WireSubscribeResponseSchema, { seq: 5n, redelivery: true, kind: { case: "batch", value: inPieces as never } }));
+    expect(fromParts).toEqual(expect.arrayContaining(inPieces.parts as Uint8Array[]));
+    expect(Buffer.concat(fromParts).equals(Buffer.concat(parts))).toBe(true);
     const whole = Buffer.concat(parts);
     expect(whole.readUInt32BE(1)).toBe(whole.length - 5);
     const decoded = fromBinary(SubscribeResponseSchema, new Uint8Array(whole.subarray(5)));

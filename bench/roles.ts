@@ -6,7 +6,7 @@
  *   tls-sink     TLS server that counts bytes         -> { port } then { bytes, seconds }
  *   tls-relay    TLS server piping to a TLS client    -> { port }
  *   tls-source   TLS client writing chunks forever
- *   publish      a producer rank publishing batches to a buffer stream
+ *   publish      a producer rank publishing batches to a buffer stream (with `measure`: -> { bytes, seconds })
  *   subscribe    a consumer of one group, acknowledging -> { bytes, seconds, latenciesMs? }
  */
 import { connect, createServer, type TLSSocket } from "node:tls";
@@ -35,6 +35,8 @@ interface Args {
   measureMs?: number;
   /** Do not acknowledge (a stalled consumer). */
   stall?: boolean;
+  /** The publisher measures what it sends (one hop, nobody downstream). */
+  measure?: boolean;
 }
 
 const [role, json] = process.argv.slice(2);
@@ -124,6 +126,7 @@ async function publish() {
   };
   const encode = batchEncoder(args.stream!, args.chunkBytes ?? 1 << 20);
   const interval = args.rate ? 1000 / args.rate : 0;
+  const m = args.measure ? meter() : undefined;
   async function* messages() {
     yield { kind: { case: "open", value: { stream: args.stream, producerRank: 0, publishToken: args.token } } };
     let next = performance.now();
@@ -135,6 +138,8 @@ async function publish() {
       }
       // The monotonic clock, shared by the processes of one machine, for latency.
       yield { kind: { case: "batch", value: encode(seq, process.hrtime.bigint()) } };
+      // Taken: the transport asked for the next one (HTTP/2 flow control holds it back otherwise).
+      m?.add(args.chunkBytes ?? 1 << 20);
     }
   }
   await client.publish(messages());

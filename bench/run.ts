@@ -5,27 +5,32 @@
  * baseline measured in the same run (these machines are shared and noisy).
  *
  * Baselines: raw Node TLS 1.3 process to process, and a raw TLS relay through
- * a middle process. Scenarios: producer -> buffer -> consumer, fan-out to
- * 1, 2 and 4 consumer groups, publish-to-deliver latency at a moderate rate,
- * and the buffer's memory with a stalled consumer.
+ * a middle process. Scenarios: one hop (a producer publishing to the buffer,
+ * nobody downstream), producer -> buffer -> consumer, fan-out to 1, 2 and 4
+ * consumer groups, publish-to-deliver latency at a moderate rate, the
+ * buffer's memory with a stalled consumer, and on the whole mesh
+ * (`lclstream up`): setup time (CreateDataRequest to the first batch) and a
+ * full data request with peak finding, end to end.
  *
  * BENCH_REPS (default 3) and BENCH_MEASURE_MS (default 3000) tune the run;
  * BENCH_BUFFER_NODE_ARGS passes flags to the buffer's node (for example
  * `--cpu-prof --cpu-prof-dir=prof` to profile it), BENCH_ROLE_NODE_ARGS to
  * the producers', consumers' and raw TLS processes'; BENCH_ONLY picks
- * scenarios by a regular expression (memory, 64KiB, 1MiB, 4MiB, fan-out, latency).
+ * scenarios by a regular expression (memory, 64KiB, 1MiB, 4MiB, fan-out, latency, mesh).
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { BufferService, DeliveryMode } from "../gen/lclstream/buffer/v1/buffer_pb.js";
+import { DataRequestService } from "../gen/lclstream/request/v1/request_pb.js";
+import { fetchRequest } from "../services/cli/fetch.js";
 import { createMeshTransport } from "../services/common/client.js";
 import { identityUri } from "../services/common/identity.js";
-import { createCertificateAuthority, issueMaterial, writeCertDir } from "../services/common/pki.js";
+import { createCertificateAuthority, issueMaterial, readCertDir, writeCertDir } from "../services/common/pki.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -145,6 +150,18 @@ async function main() {
     return { mbps: outs.reduce((sum, o) => sum + mbps(o), 0), latencies: outs.flatMap((o) => o.latenciesMs ?? []), rss };
   }
 
+  /** One hop: a producer publishing into a stream only a latest-only group reads (nothing holds it back). */
+  async function oneHop(buffer: Buffer, chunkBytes: number) {
+    const { stream, publishToken } = await buffer.client.createStream({
+      stream: { capacityBytes: BigInt(256 * MiB), consumerGroups: [{ name: "viewer", mode: DeliveryMode.LATEST_ONLY }] },
+    });
+    const producer = role("publish", { tls: user, url: buffer.url, stream: stream!.name, chunkBytes, token: publishToken, measure: true });
+    const r = await producer.next();
+    producer.stop();
+    await buffer.client.deleteStream({ name: stream!.name });
+    return mbps(r);
+  }
+
   const only = new RegExp(process.env.BENCH_ONLY ?? ".");
   const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model, totalMemBytes: totalmem(), node: process.version, platform: process.platform };
   console.log(`lclstream bench: ${machine.cpus} x ${machine.cpuModel}, node ${machine.node}; ${reps} repetitions of ${measureMs} ms\n`);
@@ -165,6 +182,7 @@ async function main() {
         const label = size >= MiB ? `${size / MiB}MiB` : `${size / KiB}KiB`;
         if (!only.test(label)) continue;
         record(`raw TLS one hop ${label}`, "MB/s", await repeat(() => rawHop(size)));
+        record(`buffer one hop ${label}`, "MB/s", await repeat(() => oneHop(buffer, size)));
         record(`raw TLS relay ${label}`, "MB/s", await repeat(() => rawRelay(size)));
         record(`buffer relay ${label}`, "MB/s", await repeat(async () => (await throughBuffer(buffer, size, 1)).mbps));
       }
@@ -179,6 +197,7 @@ async function main() {
     } finally {
       buffer.proc.stop();
     }
+    if (only.test("mesh")) await onTheMesh(join(dir, "mesh"), record);
   } finally {
     await new Promise((r) => setTimeout(r, 500));
     rmSync(dir, { recursive: true, force: true });
@@ -188,8 +207,10 @@ async function main() {
   const bound = (capacity + 64 * MiB) / 1e6;
   const has = (...names: string[]) => names.every((n) => results[n]);
   const targets: Target[] = [
+    has("buffer one hop 1MiB", "raw TLS one hop 1MiB") && target("one hop 1MiB vs raw TLS", m("buffer one hop 1MiB") / m("raw TLS one hop 1MiB"), ">=", 0.7),
     has("buffer relay 1MiB", "raw TLS relay 1MiB") && target("relay 1MiB vs raw TLS relay", m("buffer relay 1MiB") / m("raw TLS relay 1MiB"), ">=", 0.5),
     has("buffer relay 1MiB", "buffer fan-out 4 groups 1MiB") && target("4 groups vs 1 group aggregate", m("buffer fan-out 4 groups 1MiB") / m("buffer relay 1MiB"), ">=", 2),
+    has("setup, request to first batch") && target("setup to first batch, local (s)", m("setup, request to first batch"), "<", 2),
     has("latency p50 64KiB at 200/s") && target("p50 latency 64KiB (ms)", m("latency p50 64KiB at 200/s"), "<", 2),
     // What the stream makes the buffer hold, over the idle process (V8 and code are not the buffer's memory).
     has("buffer RSS growth, stalled") && target("RSS growth vs capacity + 64 MiB", m("buffer RSS growth, stalled") / bound, "<", 1),
@@ -200,6 +221,50 @@ async function main() {
   const file = join(resultsDir, `${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
   writeFileSync(file, `${JSON.stringify({ machine, reps, measureMs, results, targets }, null, 2)}\n`);
   console.log(`\nwritten to ${file}`);
+}
+
+/**
+ * The whole mesh, as `lclstream up` runs it (one process, producers as jobs):
+ * how long a request takes to deliver its first batch, and a full request from
+ * the synthetic crystallography source with peak finding, end to end.
+ */
+async function onTheMesh(stateDir: string, record: (name: string, unit: string, values: number[]) => void) {
+  const up = start(cliJs, ["up", "--state-dir", stateDir]);
+  try {
+    const endpointsFile = join(stateDir, "endpoints.json");
+    for (let i = 0; i < 600 && !existsSync(endpointsFile); i++) await new Promise((r) => setTimeout(r, 100));
+    const endpoints = JSON.parse(readFileSync(endpointsFile, "utf8")) as { request: string; certDir: string };
+    const tls = await readCertDir(endpoints.certDir);
+    const requests = createClient(DataRequestService, createMeshTransport({ baseUrl: endpoints.request, tls }));
+    const fetch = (name: string, onProgress?: () => void) =>
+      fetchRequest({ requests, transportFor: (baseUrl) => createMeshTransport({ baseUrl, tls }), name, signal: new AbortController().signal, onProgress });
+    const tiny = { source_identifier: "synthetic:tof:run=1", batch_size: 4, event_source: { type: "synthetic", seed: 1, events: 8 }, data_sources: { tof: { type: "digitizer", channels: 1, samples: 64 } } };
+    const setups: number[] = [];
+    for (let i = 0; i < reps + 2; i++) {
+      const started = performance.now();
+      let first = 0;
+      const { dataRequest } = await requests.createDataRequest({ dataRequest: { producer: tiny } as never });
+      await fetch(dataRequest!.name, () => (first ||= performance.now()));
+      if (i >= 2) setups.push((first - started) / 1000); // the first two warm up the job and the processes' caches
+    }
+    record("setup, request to first batch", "s", setups);
+    const crystallography = {
+      parallelism: 2,
+      producer: {
+        source_identifier: "synthetic:crystallography:run=1",
+        batch_size: 2,
+        event_source: { type: "synthetic", seed: 1, events: 80 },
+        data_sources: { jungfrau4M: { type: "area_detector", geometry: "jungfrau4M", peaks: { min: 0, max: 40 } } },
+        processing_pipeline: [{ step: "peak_finder", field: "jungfrau4M" }],
+      },
+    };
+    const { dataRequest } = await requests.createDataRequest({ dataRequest: crystallography as never });
+    const { progress } = await fetch(dataRequest!.name);
+    record("end to end events/s, Jungfrau 4M + peaks", "events/s", [progress.events / progress.seconds]);
+    record("end to end MB/s, Jungfrau 4M + peaks", "MB/s", [progress.bytesPerSecond / 1e6]);
+  } finally {
+    up.stop();
+  }
 }
 
 /** A benchmark target: a ratio or figure of this run and the bound it must meet (`npm run bench:check`). */

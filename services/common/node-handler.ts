@@ -20,13 +20,15 @@ export interface NodeHandlerOptions {
   logger: Logger;
   /** Tried first; returns true when it took the request (the data path, see direct-grpc.ts). */
   direct?: (req: Http2ServerRequest, res: Http2ServerResponse) => boolean;
+  /** Static files for GET requests (the viewer page), tried next. */
+  staticFiles?: (req: Http2ServerRequest, res: Http2ServerResponse) => boolean;
 }
 
 /** A request listener for `http2.createSecureServer`. */
 export function createNodeHandler(router: ConnectRouter, options: NodeHandlerOptions) {
   const handlers = new Map(router.handlers.map((h) => [h.requestPath, h]));
   return (req: Http2ServerRequest, res: Http2ServerResponse): void => {
-    if (options.direct?.(req, res)) return;
+    if (options.direct?.(req, res) || options.staticFiles?.(req, res)) return;
     const handler = handlers.get(req.url.split("?", 1)[0] ?? "");
     if (!handler) {
       // gRPC clients read HTTP 404 as UNIMPLEMENTED.

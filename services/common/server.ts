@@ -20,6 +20,7 @@ import { createLogger, type Logger } from "./logger.js";
 import { RpcMetrics, serveMetrics } from "./metrics.js";
 import { createDirectGrpcHandler, type DirectMethod } from "./direct-grpc.js";
 import { createNodeHandler } from "./node-handler.js";
+import { createStaticHandler } from "./static-files.js";
 import { tlsPeerKey, tlsPeerOf } from "./peer.js";
 import type { CertMaterial } from "./pki.js";
 import { registerReflection } from "./reflection.js";
@@ -87,6 +88,8 @@ export interface ServerOptions extends ServerSettings {
   revocations?: RevocationSet;
   /** Interceptors run inside the shared ones, just before the handlers. */
   interceptors?: Interceptor[];
+  /** Static files served for GET under a prefix (the request service serves the viewer page). */
+  staticFiles?: { prefix: string; dir: string };
   logger?: Logger;
 }
 
@@ -163,7 +166,8 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
     shutdownSignal: shutdown.signal,
     logger,
   });
-  const handler = createNodeHandler(router, { maxMessageBytes: settings.maxMessageBytes, logger, contextValues, direct });
+  const staticFiles = options.staticFiles && createStaticHandler(options.staticFiles.dir, options.staticFiles.prefix);
+  const handler = createNodeHandler(router, { maxMessageBytes: settings.maxMessageBytes, logger, contextValues, direct, staticFiles });
 
   let tls = options.tls;
   const secureContext = () => ({ ...tlsOptions(tls), ...(options.revocations?.crlPem ? { crl: options.revocations.crlPem } : {}) });

@@ -56,6 +56,11 @@ export interface ServingSettings {
   maxMessageBytes?: number;
 }
 
+/** What else a service's server may serve. */
+export interface ServingExtras {
+  staticFiles?: { prefix: string; dir: string };
+}
+
 /**
  * Starts a service's server with its place in the mesh (certificate, trust
  * domain, revocations), keeping the certificate current across renewals.
@@ -65,6 +70,7 @@ export async function serveInMesh(
   config: ServingSettings,
   joined: { membership: MeshMembership; logger: Logger },
   services: ServiceRegistration[],
+  extras: ServingExtras = {},
 ): Promise<LclstreamServer> {
   const { membership, logger } = joined;
   const server = await createServer({
@@ -79,6 +85,7 @@ export async function serveInMesh(
     maxMessageBytes: config.maxMessageBytes,
     logger,
     services,
+    staticFiles: extras.staticFiles,
   });
   membership.attach(server);
   return server;

@@ -1,4 +1,6 @@
 /** The data request server: DataRequestService over mTLS, orchestrating the buffer and the job queue. */
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { z } from "zod";
@@ -31,7 +33,12 @@ export const requestConfigSchema = z.strictObject({
   dataRoots: z.array(z.string()).default([]),
   /** A request whose consumer group goes this long without a consumer is abandoned: jobs canceled, stream deleted. */
   abandonAfterMs: z.number().int().positive().default(600_000),
+  /** The built viewer page, served at /viewer/ (for browsers through the front door); by default the one built with lclstream. */
+  viewerDir: z.string().min(1).optional(),
 });
+
+/** Where `npm run build` puts the viewer page (dist/viewer, beside the compiled services). */
+const builtViewer = fileURLToPath(new URL(import.meta.url.includes("/dist/") ? "../../viewer" : "../../dist/viewer", import.meta.url));
 
 export type RequestConfig = z.input<typeof requestConfigSchema>;
 
@@ -64,7 +71,14 @@ export async function build(input: RequestConfig, deps: ServiceDeps = {}): Promi
   // Requests a previous run left unfinished go on where they are.
   for (const r of store.unfinished()) orchestrator.start(r, producerConfigOf(r, config.dataRoots));
   try {
-    const server = await serveInMesh("request", config, { membership, logger }, [serve(DataRequestService, createRequestService({ store, orchestrator, policy, buffer, jobs, dataRoots: config.dataRoots, defaultBackend: config.defaultBackend }))]);
+    const viewerDir = config.viewerDir ?? builtViewer;
+    const server = await serveInMesh(
+      "request",
+      config,
+      { membership, logger },
+      [serve(DataRequestService, createRequestService({ store, orchestrator, policy, buffer, jobs, dataRoots: config.dataRoots, defaultBackend: config.defaultBackend }))],
+      existsSync(viewerDir) ? { staticFiles: { prefix: "/viewer/", dir: viewerDir } } : {},
+    );
     return {
       url: server.url,
       async close() {

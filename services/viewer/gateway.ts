@@ -9,16 +9,15 @@
  * cancel) and Subscribe, for the latest-only group a request offers.
  */
 import { randomBytes, timingSafeEqual } from "node:crypto";
-import { createReadStream, existsSync, statSync } from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
-import { extname, join, resolve, sep } from "node:path";
 import { Code, ConnectError, createClient, type Client, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { DataRequestService } from "../../gen/lclstream/request/v1/request_pb.js";
 import { createMeshTransport } from "../common/client.js";
 import type { CertMaterial } from "../common/pki.js";
+import { createStaticHandler } from "../common/static-files.js";
 
 /** Options of {@link startViewerGateway}. */
 export interface ViewerGatewayOptions {
@@ -30,14 +29,6 @@ export interface ViewerGatewayOptions {
   staticDir: string;
   port?: number;
 }
-
-const contentTypes: Record<string, string> = {
-  ".html": "text/html; charset=utf-8",
-  ".js": "text/javascript; charset=utf-8",
-  ".css": "text/css; charset=utf-8",
-  ".svg": "image/svg+xml",
-  ".json": "application/json",
-};
 
 export async function startViewerGateway(o: ViewerGatewayOptions) {
   const token = randomBytes(24).toString("base64url");
@@ -76,18 +67,9 @@ export async function startViewerGateway(o: ViewerGatewayOptions) {
     });
   };
   const api = connectNodeAdapter({ routes, interceptors: [requireToken], acceptCompression: [] });
-  const root = resolve(o.staticDir);
-
+  const page = createStaticHandler(o.staticDir);
   const server = http.createServer((req, res) => {
-    if (req.method !== "GET") return api(req, res);
-    const path = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname);
-    const file = resolve(join(root, path === "/" ? "index.html" : path));
-    if (!file.startsWith(root + sep) || !existsSync(file) || !statSync(file).isFile()) {
-      res.writeHead(404, { "content-type": "text/plain" }).end("not found");
-      return;
-    }
-    res.writeHead(200, { "content-type": contentTypes[extname(file)] ?? "application/octet-stream", "cache-control": "no-cache", "x-content-type-options": "nosniff" });
-    createReadStream(file).pipe(res);
+    if (!page(req, res)) api(req, res);
   });
   await new Promise<void>((done) => server.listen(o.port ?? 0, "127.0.0.1", done));
   const { port } = server.address() as AddressInfo;

@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { chromium } from "playwright-core";
 import { Code, createClient } from "@connectrpc/connect";
 import { CertificateAuthorityService } from "../../gen/lclstream/ca/v1/ca_pb.js";
 import { JobQueueService } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
@@ -138,6 +139,23 @@ describe("the front door: HAProxy in front of the whole mesh", () => {
     await expect.poll(async () => (await requestsAs(me).getDataRequest({ name })).dataRequest!.state, { timeout: 20_000 }).toBe(State.SUCCEEDED);
   });
 
+  it("serves the viewer page to a browser with a client certificate, which watches requests with gRPC-Web", async () => {
+    const { dataRequest } = await requestsAs(me).createDataRequest({ dataRequest: { producer: producer(8) } });
+    const browser = await chromium.launch({ executablePath: debianTool("chromium"), headless: true, args: ["--no-sandbox"] });
+    try {
+      // The mesh CA is not the browser's: the page is trusted by its origin's certificate only in this test.
+      const withCert = await browser.newContext({ ignoreHTTPSErrors: true, clientCertificates: [{ origin: front, cert: Buffer.from(me.certPem), key: Buffer.from(me.keyPem) }] });
+      const page = await withCert.newPage();
+      await page.goto(`${front}/viewer/`);
+      await page.waitForFunction(() => document.getElementById("state")?.textContent?.startsWith("dataRequests/"), undefined, { timeout: 20_000 });
+      expect(await page.locator("#request option").allTextContents()).toContainEqual(expect.stringContaining(dataRequest!.name.replace("dataRequests/", "")));
+      const anonymous = await (await browser.newContext({ ignoreHTTPSErrors: true })).newPage();
+      await expect(anonymous.goto(`${front}/viewer/`)).rejects.toThrow();
+    } finally {
+      await browser.close();
+    }
+  }, 60_000);
+
   it("keeps a paused data stream open past the proxy's idle timeouts while its request is alive", async () => {
     // A batch every 2.5 s through a proxy that cuts streams silent for 1 s: the buffer's heartbeats keep it open.
     const { dataRequest } = await requestsAs(me).createDataRequest({ dataRequest: { batchSize: 1, producer: producer(3, { rate_hz: 0.4, paced: true }) } });
@@ -210,7 +228,7 @@ describe("mesh/envoy.yaml against Envoy's API", () => {
 
   it("passes the validator", async () => {
     const { code, stdout } = await validate(join(meshDir, "envoy.yaml"));
-    expect(stdout).toMatch(/envoy\.yaml: valid \(3 listeners, 7 clusters, 11 routes\)/);
+    expect(stdout).toMatch(/envoy\.yaml: valid \(3 listeners, 7 clusters, 12 routes\)/);
     expect(code).toBe(0);
   });
 

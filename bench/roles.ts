@@ -17,7 +17,7 @@ import { EventBatchSchema, PayloadFormat, SerializedPayloadSchema } from "../gen
 import { createMeshTransport } from "../services/common/client.js";
 import type { CertMaterial } from "../services/common/pki.js";
 import { Acker } from "../services/buffer/acker.js";
-import { ByteParts } from "../services/common/grpc-frames.js";
+import { ByteParts, varint } from "../services/common/grpc-frames.js";
 import { WireBufferService } from "../services/buffer/wire.js";
 
 interface Args {
@@ -110,15 +110,6 @@ function batchEncoder(stream: string, payloadBytes: number) {
   };
 }
 
-function varint(n: number): number[] {
-  const out: number[] = [];
-  while (n > 0x7f) {
-    out.push((n & 0x7f) | 0x80);
-    n >>>= 7;
-  }
-  out.push(n);
-  return out;
-}
 
 async function publish() {
   const client = createClient(WireBufferService, createMeshTransport({ baseUrl: args.url!, tls: args.tls })) as unknown as {

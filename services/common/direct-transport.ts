@@ -114,8 +114,16 @@ export function createDirectStreamCall(sessions: SessionManager, maxMessageBytes
       cleanup();
       throw error;
     });
-    const { foundStatus, headerError } = validateResponse(status, responseHeader);
-    if (headerError) throw headerError;
+    let foundStatus: boolean;
+    try {
+      const validated = validateResponse(status, responseHeader);
+      if (validated.headerError) throw validated.headerError;
+      foundStatus = validated.foundStatus;
+    } catch (error) {
+      // Not a gRPC response, or a trailers-only refusal: nothing more will be read.
+      if (!h2.closed) h2.close(http2.constants.NGHTTP2_CANCEL);
+      throw error;
+    }
 
     async function* read(): AsyncGenerator<MessageShape<O>> {
       try {

@@ -187,7 +187,8 @@ function readVarint(bytes: Uint8Array, at: number): [number, number] {
   return [0, 0];
 }
 
-function varint(n: number): number[] {
+/** The bytes of `n` as a protobuf varint. */
+export function varint(n: number): number[] {
   const out: number[] = [];
   while (n > 0x7f) {
     out.push((n & 0x7f) | 0x80);

@@ -30,13 +30,19 @@ func endpoints(t *testing.T) map[string]string {
 	return e
 }
 
-func TestConsumesAWholeRequestAndChecksTheTotals(t *testing.T) {
+// A client of the user `lclstream up` made, closed when the test ends.
+func userClient(t *testing.T) *Client {
 	e := endpoints(t)
 	client, err := FromCertDir(e["request"], e["certDir"])
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer client.Close()
+	t.Cleanup(client.Close)
+	return client
+}
+
+func TestConsumesAWholeRequestAndChecksTheTotals(t *testing.T) {
+	client := userClient(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	req, err := client.CreateRequest(ctx, []byte(`{"experiment": "default", "producer": {"source_identifier": "synthetic:tof:run=2", "batch_size": 8,
@@ -64,13 +70,8 @@ func TestConsumesAWholeRequestAndChecksTheTotals(t *testing.T) {
 }
 
 func TestRefusesABadRequestWithInvalidArgument(t *testing.T) {
-	e := endpoints(t)
-	client, err := FromCertDir(e["request"], e["certDir"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	_, err = client.CreateRequest(context.Background(), []byte(`{"producer": {"source_identifier": "synthetic:tof:run=1", "event_source": {"type": "nope"}}}`))
+	client := userClient(t)
+	_, err := client.CreateRequest(context.Background(), []byte(`{"producer": {"source_identifier": "synthetic:tof:run=1", "event_source": {"type": "nope"}}}`))
 	if status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("got %v, want InvalidArgument", err)
 	}

@@ -10,16 +10,18 @@
  * consumer groups, publish-to-deliver latency at a moderate rate, the
  * buffer's memory with a stalled consumer, and on the whole mesh
  * (`lclstream up`): setup time (CreateDataRequest to the first batch) and a
- * full data request with peak finding, end to end.
+ * full data request with peak finding, end to end; and the relay with its
+ * consumer behind the front door (HAProxy), against the same without.
  *
  * BENCH_REPS (default 3) and BENCH_MEASURE_MS (default 3000) tune the run;
  * BENCH_BUFFER_NODE_ARGS passes flags to the buffer's node (for example
  * `--cpu-prof --cpu-prof-dir=prof` to profile it), BENCH_ROLE_NODE_ARGS to
  * the producers', consumers' and raw TLS processes'; BENCH_ONLY picks
- * scenarios by a regular expression (memory, 64KiB, 1MiB, 4MiB, fan-out, latency, mesh).
+ * scenarios by a regular expression (memory, 64KiB, 1MiB, 4MiB, fan-out, latency, mesh, front).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -28,6 +30,8 @@ import { createClient } from "@connectrpc/connect";
 import { BufferService, DeliveryMode } from "../gen/lclstream/buffer/v1/buffer_pb.js";
 import { DataRequestService } from "../gen/lclstream/request/v1/request_pb.js";
 import { fetchRequest } from "../services/cli/fetch.js";
+import { haproxyBinary, startHaproxyFront, type HaproxyFront } from "../services/cli/haproxy-front.js";
+import { startLocalMesh } from "../services/cli/local-mesh.js";
 import { createMeshTransport } from "../services/common/client.js";
 import { identityUri } from "../services/common/identity.js";
 import { createCertificateAuthority, issueMaterial, readCertDir, writeCertDir } from "../services/common/pki.js";
@@ -198,6 +202,10 @@ async function main() {
       buffer.proc.stop();
     }
     if (only.test("mesh")) await onTheMesh(join(dir, "mesh"), record);
+    if (only.test("front")) {
+      if (haproxyBinary()) await throughTheFront(join(dir, "front"), record);
+      else console.log("through the front proxy: skipped, haproxy is not installed (scripts/install-system-deps.sh installs it)");
+    }
   } finally {
     await new Promise((r) => setTimeout(r, 500));
     rmSync(dir, { recursive: true, force: true });
@@ -265,6 +273,52 @@ async function onTheMesh(stateDir: string, record: (name: string, unit: string, 
   } finally {
     up.stop();
   }
+}
+
+/**
+ * The relay with the consumer behind the front door (HAProxy, mesh/haproxy.cfg),
+ * against the same relay without it, on one local mesh in this process.
+ */
+async function throughTheFront(stateDir: string, record: (name: string, unit: string, values: number[]) => void) {
+  const [frontPort, enrollPort] = [await freePort(), await freePort()];
+  const mesh = await startLocalMesh({ stateDir, logLevel: "error", front: { url: `https://127.0.0.1:${frontPort}` } });
+  let front: HaproxyFront | undefined;
+  try {
+    front = await startHaproxyFront({ mesh, stateDir, dir: stateDir, frontPort, enrollPort });
+    const me = await readCertDir(mesh.endpoints.certDir);
+    const buffer = createClient(BufferService, createMeshTransport({ baseUrl: mesh.endpoints.buffer, tls: me }));
+    const relay = async (consumerUrl: string) => {
+      const { stream, publishToken } = await buffer.createStream({ stream: { capacityBytes: BigInt(256 * MiB), consumerGroups: [{ name: "g", maxInFlight: 32 }] } });
+      const common = { tls: me, stream: stream!.name, chunkBytes: MiB };
+      const consumer = role("subscribe", { ...common, url: consumerUrl, group: "g" });
+      const producer = role("publish", { ...common, url: mesh.endpoints.buffer, token: publishToken });
+      const r = await consumer.next();
+      producer.stop();
+      consumer.stop();
+      await buffer.deleteStream({ name: stream!.name });
+      return mbps(r);
+    };
+    const direct: number[] = [];
+    const proxied: number[] = [];
+    for (let i = 0; i < reps; i++) {
+      direct.push(await relay(mesh.endpoints.buffer));
+      proxied.push(await relay(front.url));
+    }
+    record("relay 1MiB, consumer direct", "MB/s", direct);
+    record("relay 1MiB, consumer via HAProxy", "MB/s", proxied);
+  } finally {
+    await front?.close();
+    await mesh.close();
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createNetServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 /** A benchmark target: a ratio or figure of this run and the bound it must meet (`npm run bench:check`). */

@@ -9,11 +9,11 @@ import { fromJson, toJsonString, type JsonObject } from "@bufbuild/protobuf";
 import { parse as parseYaml } from "yaml";
 import { DataRequestSchema, DataRequestService, DataRequest_State as State } from "../../gen/lclstream/request/v1/request_pb.js";
 import { createMeshTransport } from "../common/client.js";
-import { fileURLToPath } from "node:url";
 import { readCertDir } from "../common/pki.js";
 import { fetchRequest, type OutputFormat } from "./fetch.js";
 import { startLocalMesh, type Endpoints } from "./local-mesh.js";
 import { build as buildRequestService, type RequestConfig } from "../request/server.js";
+import { packageInfo } from "../common/package-info.js";
 import { startViewerGateway } from "../viewer/gateway.js";
 import { addServeOptions, collect, defaultStateDir, runUntilSignal, serveConfig, serveUntilSignal } from "./options.js";
 
@@ -124,7 +124,7 @@ export function registerRequestCommands(program: Command): void {
       .option("--port <port>", "the loopback port to serve it on", (v) => Number(v), 0),
   ).action(async (o) => {
     const { url, tls } = await connectionOf(o);
-    const viewer = await startViewerGateway({ requestUrl: url, tls, port: o.port, staticDir: fileURLToPath(new URL("../../viewer", import.meta.url)) });
+    const viewer = await startViewerGateway({ requestUrl: url, tls, port: o.port, staticDir: join(packageInfo().root, "dist", "viewer") });
     console.log(`viewer: ${viewer.url}`);
     console.error("open that URL in a browser on this machine (it carries the access token); Ctrl-C stops the viewer");
     await runUntilSignal(() => viewer.close());

@@ -1,6 +1,5 @@
 /** The data request server: DataRequestService over mTLS, orchestrating the buffer and the job queue. */
 import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { z } from "zod";
@@ -37,8 +36,8 @@ export const requestConfigSchema = z.strictObject({
   viewerDir: z.string().min(1).optional(),
 });
 
-/** Where `npm run build` puts the viewer page (dist/viewer, beside the compiled services). */
-const builtViewer = fileURLToPath(new URL(import.meta.url.includes("/dist/") ? "../../viewer" : "../../dist/viewer", import.meta.url));
+/** Where `npm run build` puts the viewer page. */
+const builtViewer = join(packageInfo().root, "dist", "viewer");
 
 export type RequestConfig = z.input<typeof requestConfigSchema>;
 

@@ -4,7 +4,6 @@
  * real HAProxy in front of the real mesh; and mesh/envoy.yaml checked by its
  * validator against Envoy's API.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import { copyFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createConnection, createServer } from "node:net";
@@ -22,6 +21,7 @@ import { issueOffline } from "../../services/ca/offline.js";
 import { createMeshTransport } from "../../services/common/client.js";
 import { createCertificateAuthority, issueMaterial, readCertDir, type CertMaterial } from "../../services/common/pki.js";
 import { fetchRequest } from "../../services/cli/fetch.js";
+import { startHaproxyFront, type HaproxyFront } from "../../services/cli/haproxy-front.js";
 import { startLocalMesh, localTrustDomain, type LocalMesh } from "../../services/cli/local-mesh.js";
 import { failure } from "../helpers/errors.js";
 import { debianTool, run, tool } from "../helpers/tools.js";
@@ -57,14 +57,13 @@ function runtimeApi(socket: string, command: string): Promise<string> {
 describe("the front door: HAProxy in front of the whole mesh", () => {
   let dir: string;
   let mesh: LocalMesh;
-  let haproxy: ChildProcess;
+  let haproxy: HaproxyFront;
   let front: string;
   let enrollFront: string;
   let socket: string;
   let crlFile: string;
   let me: CertMaterial;
   let mallory: CertMaterial;
-  let haproxyLog = "";
   const requestsAs = (tls: CertMaterial | { caPem: string }) => createClient(DataRequestService, createMeshTransport({ baseUrl: front, tls }));
 
   beforeAll(async () => {
@@ -77,50 +76,13 @@ describe("the front door: HAProxy in front of the whole mesh", () => {
     me = await readCertDir(mesh.endpoints.certDir);
     mallory = await issueOffline(join(dir, "state"), { identity: "user/mallory" });
 
-    const proxy = await readCertDir(join(dir, "state", "certs", "front"));
-    const ca = createClient(CertificateAuthorityService, createMeshTransport({ baseUrl: mesh.endpoints.ca, tls: me }));
-    crlFile = join(dir, "ca.crl");
-    await writeFile(crlFile, (await ca.getRevocationList({})).crlPem);
-    await writeFile(join(dir, "front.pem"), `${proxy.certPem.trim()}\n${proxy.keyPem.trim()}\n`);
-    await writeFile(join(dir, "ca.crt"), me.caPem);
-    await writeFile(join(dir, "admins"), `${mesh.endpoints.user}\n`);
-    socket = join(dir, "haproxy.sock");
-    const address = (url: string) => new URL(url).host;
-    haproxy = spawn(debianTool("haproxy"), ["-db", "-f", join(meshDir, "haproxy.cfg")], {
-      stdio: ["ignore", "pipe", "pipe"],
-      env: {
-        ...process.env,
-        LCLSTREAM_FRONT_ADDR: `127.0.0.1:${frontPort}`,
-        LCLSTREAM_ENROLL_ADDR: `127.0.0.1:${enrollPort}`,
-        LCLSTREAM_FRONT_PEM: join(dir, "front.pem"),
-        LCLSTREAM_FRONT_IDENTITY: `spiffe://${localTrustDomain}/service/front`,
-        LCLSTREAM_MESH_CA: join(dir, "ca.crt"),
-        LCLSTREAM_MESH_CRL: crlFile,
-        LCLSTREAM_FRONT_ADMINS: join(dir, "admins"),
-        LCLSTREAM_MESH_DIR: meshDir,
-        LCLSTREAM_FRONT_SOCKET: socket,
-        LCLSTREAM_FRONT_IDLE_TIMEOUT: "1s",
-        LCLSTREAM_REQUEST_ADDR: address(mesh.endpoints.request),
-        LCLSTREAM_BUFFER_ADDR: address(mesh.endpoints.buffer),
-        LCLSTREAM_CA_ADDR: address(mesh.endpoints.ca),
-        LCLSTREAM_CA_ENROLL_ADDR: address(mesh.endpoints.enroll),
-        LCLSTREAM_JOBS_ADDR: address(mesh.endpoints.jobs),
-        LCLSTREAM_PRODUCER_ADDR: address(mesh.endpoints.producer),
-      },
-    });
-    haproxy.stdout!.on("data", (d) => (haproxyLog += d.toString()));
-    haproxy.stderr!.on("data", (d) => (haproxyLog += d.toString()));
-    // Up when a call goes through.
-    for (let tries = 0; ; tries++) {
-      const error = await requestsAs(me).listDataRequests({}).then(() => undefined, (e: unknown) => e);
-      if (!error) break;
-      if (tries > 75 || haproxy.exitCode !== null) throw new Error(`the front door did not come up: ${error}\n${haproxyLog}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    const started = await startHaproxyFront({ mesh, stateDir: join(dir, "state"), dir, frontPort, enrollPort, idleTimeout: "1s" });
+    ({ socket, crlFile } = started);
+    haproxy = started;
   }, 60_000);
   afterAll(async () => {
     // The proxy and its connections go first, then the mesh; a close that hangs is reported, not waited for.
-    if (haproxy && haproxy.exitCode === null) await new Promise((resolve) => haproxy.once("exit", resolve).kill("SIGKILL"));
+    await haproxy?.close();
     const closed = await Promise.race([mesh?.close().then(() => true), new Promise((resolve) => setTimeout(() => resolve(false), 30_000))]);
     await rm(dir, { recursive: true, force: true });
     expect(closed, "the mesh closed within 30 s").toBe(true);

@@ -10,16 +10,17 @@
  * consumer groups, publish-to-deliver latency at a moderate rate, the
  * buffer's memory with a stalled consumer, and on the whole mesh
  * (`lclstream up`): setup time (CreateDataRequest to the first batch) and a
- * full data request with peak finding, end to end; and the relay with its
+ * full data request with peak finding, end to end, and setup time with the
+ * producers on Slurm (a one-node cluster on loopback); and the relay with its
  * consumer behind the front door (HAProxy), against the same without.
  *
  * BENCH_REPS (default 3) and BENCH_MEASURE_MS (default 3000) tune the run;
  * BENCH_BUFFER_NODE_ARGS passes flags to the buffer's node (for example
  * `--cpu-prof --cpu-prof-dir=prof` to profile it), BENCH_ROLE_NODE_ARGS to
  * the producers', consumers' and raw TLS processes'; BENCH_ONLY picks
- * scenarios by a regular expression (memory, 64KiB, 1MiB, 4MiB, fan-out, latency, mesh, front).
+ * scenarios by a regular expression (memory, 64KiB, 1MiB, 4MiB, fan-out, latency, mesh, slurm, front).
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { cpus, tmpdir, totalmem } from "node:os";
@@ -202,6 +203,10 @@ async function main() {
       buffer.proc.stop();
     }
     if (only.test("mesh")) await onTheMesh(join(dir, "mesh"), record);
+    if (only.test("slurm")) {
+      if (existsSync("/usr/sbin/slurmctld")) await setupOnSlurm(join(dir, "slurm"), record);
+      else console.log("setup on Slurm: skipped, Slurm is not installed (scripts/install-system-deps.sh installs it)");
+    }
     if (only.test("front")) {
       if (haproxyBinary()) await throughTheFront(join(dir, "front"), record);
       else console.log("through the front proxy: skipped, haproxy is not installed (scripts/install-system-deps.sh installs it)");
@@ -219,6 +224,7 @@ async function main() {
     has("buffer relay 1MiB", "raw TLS relay 1MiB") && target("relay 1MiB vs raw TLS relay", m("buffer relay 1MiB") / m("raw TLS relay 1MiB"), ">=", 0.5),
     has("buffer relay 1MiB", "buffer fan-out 4 groups 1MiB") && target("4 groups vs 1 group aggregate", m("buffer fan-out 4 groups 1MiB") / m("buffer relay 1MiB"), ">=", 2),
     has("setup, request to first batch") && target("setup to first batch, local (s)", m("setup, request to first batch"), "<", 2),
+    has("setup on Slurm, request to first batch") && target("setup to first batch, Slurm (s)", m("setup on Slurm, request to first batch"), "<", 5),
     has("latency p50 64KiB at 200/s") && target("p50 latency 64KiB (ms)", m("latency p50 64KiB at 200/s"), "<", 2),
     // What the stream makes the buffer hold, over the idle process (V8 and code are not the buffer's memory).
     has("buffer RSS growth, stalled") && target("RSS growth vs capacity + 64 MiB", m("buffer RSS growth, stalled") / bound, "<", 1),
@@ -244,18 +250,7 @@ async function onTheMesh(stateDir: string, record: (name: string, unit: string, 
     const endpoints = JSON.parse(readFileSync(endpointsFile, "utf8")) as { request: string; certDir: string };
     const tls = await readCertDir(endpoints.certDir);
     const requests = createClient(DataRequestService, createMeshTransport({ baseUrl: endpoints.request, tls }));
-    const fetch = (name: string, onProgress?: () => void) =>
-      fetchRequest({ requests, transportFor: (baseUrl) => createMeshTransport({ baseUrl, tls }), name, signal: new AbortController().signal, onProgress });
-    const tiny = { source_identifier: "synthetic:tof:run=1", batch_size: 4, event_source: { type: "synthetic", seed: 1, events: 8 }, data_sources: { tof: { type: "digitizer", channels: 1, samples: 64 } } };
-    const setups: number[] = [];
-    for (let i = 0; i < reps + 2; i++) {
-      const started = performance.now();
-      let first = 0;
-      const { dataRequest } = await requests.createDataRequest({ dataRequest: { producer: tiny } as never });
-      await fetch(dataRequest!.name, () => (first ||= performance.now()));
-      if (i >= 2) setups.push((first - started) / 1000); // the first two warm up the job and the processes' caches
-    }
-    record("setup, request to first batch", "s", setups);
+    record("setup, request to first batch", "s", await setupTimes(endpoints));
     const crystallography = {
       parallelism: 2,
       producer: {
@@ -267,12 +262,52 @@ async function onTheMesh(stateDir: string, record: (name: string, unit: string, 
       },
     };
     const { dataRequest } = await requests.createDataRequest({ dataRequest: crystallography as never });
-    const { progress } = await fetch(dataRequest!.name);
+    const { progress } = await fetchRequest({ requests, transportFor: (baseUrl) => createMeshTransport({ baseUrl, tls }), name: dataRequest!.name, signal: new AbortController().signal });
     record("end to end events/s, Jungfrau 4M + peaks", "events/s", [progress.events / progress.seconds]);
     record("end to end MB/s, Jungfrau 4M + peaks", "MB/s", [progress.bytesPerSecond / 1e6]);
   } finally {
     up.stop();
   }
+}
+
+/** Setup time with the producers as Slurm jobs: a one-node cluster on loopback (scripts/slurm-cluster.sh). */
+async function setupOnSlurm(dir: string, record: (name: string, unit: string, values: number[]) => void) {
+  const cluster = fileURLToPath(new URL("../../scripts/slurm-cluster.sh", import.meta.url));
+  const started = spawnSync(cluster, ["start", join(dir, "cluster")], { encoding: "utf8" });
+  const slurmConf = /SLURM_CONF=(\S+)/.exec(started.stdout ?? "")?.[1];
+  if (!slurmConf) {
+    console.log(`setup on Slurm: skipped, the cluster did not start: ${started.stderr}`);
+    return;
+  }
+  const mesh = await startLocalMesh({ stateDir: join(dir, "state"), logLevel: "error", jobBackends: [{ type: "slurm", env: { SLURM_CONF: slurmConf }, pollMs: 200 }] });
+  try {
+    record("setup on Slurm, request to first batch", "s", await setupTimes(mesh.endpoints, "slurm"));
+  } finally {
+    await mesh.close();
+    spawnSync(cluster, ["stop", join(dir, "cluster")]);
+  }
+}
+
+/** Seconds from CreateDataRequest to the first batch at a consumer, for `reps` small requests (after two to warm up). */
+async function setupTimes(endpoints: { request: string; certDir: string }, backend?: string): Promise<number[]> {
+  const tls = await readCertDir(endpoints.certDir);
+  const requests = createClient(DataRequestService, createMeshTransport({ baseUrl: endpoints.request, tls }));
+  const tiny = { source_identifier: "synthetic:tof:run=1", batch_size: 4, event_source: { type: "synthetic", seed: 1, events: 8 }, data_sources: { tof: { type: "digitizer", channels: 1, samples: 64 } } };
+  const setups: number[] = [];
+  for (let i = 0; i < reps + 2; i++) {
+    const started = performance.now();
+    let first = 0;
+    const { dataRequest } = await requests.createDataRequest({ dataRequest: { producer: tiny, backend } as never });
+    await fetchRequest({
+      requests,
+      transportFor: (baseUrl) => createMeshTransport({ baseUrl, tls }),
+      name: dataRequest!.name,
+      signal: new AbortController().signal,
+      onProgress: () => (first ||= performance.now()),
+    });
+    if (i >= 2) setups.push((first - started) / 1000);
+  }
+  return setups;
 }
 
 /**

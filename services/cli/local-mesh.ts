@@ -11,7 +11,7 @@ import { join, resolve } from "node:path";
 import { initAuthority } from "../ca/authority.js";
 import { issueOffline } from "../ca/offline.js";
 import { build as buildCa } from "../ca/server.js";
-import { build as buildJobs } from "../jobs/server.js";
+import { build as buildJobs, type JobsConfig } from "../jobs/server.js";
 import { build as buildBuffer } from "../buffer/server.js";
 import { build as buildProducer } from "../producer/server.js";
 import { build as buildRequest } from "../request/server.js";
@@ -68,6 +68,8 @@ export interface LocalMeshOptions {
    * and consumers are told to reach the buffer through it.
    */
   front?: { url: string };
+  /** The job queue's backends (default: local processes), for example Slurm with its SLURM_CONF. */
+  jobBackends?: JobsConfig["backends"];
 }
 
 export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMesh> {
@@ -92,7 +94,7 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
   // Each service's build at a port (0 at first start, its own port at a restart), in start order.
   const urls = {} as Record<RestartableService, string>;
   const builders: Record<RestartableService, (port: number) => Promise<Running>> = {
-    jobs: async (port) => buildJobs({ stateDir, admins, submitters, port, proxyIdentity }, await deps("jobs")),
+    jobs: async (port) => buildJobs({ stateDir, admins, submitters, port, proxyIdentity, backends: options.jobBackends }, await deps("jobs")),
     buffer: async (port) => buildBuffer({ stateDir, admins, submitters, port, proxyIdentity, heartbeatMs: options.heartbeatMs }, await deps("buffer")),
     producer: async (port) => buildProducer({ dataRoots: [stateDir], port, proxyIdentity }, await deps("producer")),
     request: async (port) =>

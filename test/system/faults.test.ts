@@ -1,0 +1,81 @@
+/**
+ * Faults on the whole mesh, with real processes: a producer killed with
+ * SIGKILL mid-stream fails its request with the reason, or, with
+ * restart_on_failure, its job runs again (the next jobndx) and the stream
+ * completes with every event once (the buffer drops what the new run sends
+ * again). Each ends with the end-of-stream totals checked against the events
+ * the producers made.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createClient } from "@connectrpc/connect";
+import { JobQueueService, Job_State } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
+import { DataRequestService, DataRequest_State as State } from "../../gen/lclstream/request/v1/request_pb.js";
+import { fetchRequest, type FetchProgress } from "../../services/cli/fetch.js";
+import { startLocalMesh, type LocalMesh } from "../../services/cli/local-mesh.js";
+import { createMeshTransport } from "../../services/common/client.js";
+import { readCertDir, type CertMaterial } from "../../services/common/pki.js";
+
+const producer = { source_identifier: "synthetic:tof:run=3", batch_size: 4, event_source: { type: "synthetic", seed: 3, events: 200, rate_hz: 60, paced: true }, data_sources: { tof: { type: "digitizer", channels: 1, samples: 64 } } };
+
+describe("faults on the whole mesh", () => {
+  let dir: string;
+  let mesh: LocalMesh;
+  let tls: CertMaterial;
+  const requests = () => createClient(DataRequestService, createMeshTransport({ baseUrl: mesh.endpoints.request, tls }));
+  const jobs = () => createClient(JobQueueService, createMeshTransport({ baseUrl: mesh.endpoints.jobs, tls }));
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "lclstream-faults-"));
+    mesh = await startLocalMesh({ stateDir: dir });
+    tls = await readCertDir(mesh.endpoints.certDir);
+  }, 60_000);
+  afterAll(async () => {
+    await mesh?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Consumes `name`, and SIGKILLs its producer's process group once `afterBatches` batches arrived. */
+  function consumeAndKill(name: string, afterBatches: number) {
+    let killed: Promise<number> | undefined;
+    const onProgress = (p: FetchProgress) => {
+      killed ??= p.batches >= afterBatches ? killProducer(name) : undefined;
+    };
+    const result = fetchRequest({ requests: requests(), transportFor: (baseUrl) => createMeshTransport({ baseUrl, tls }), name, signal: new AbortController().signal, onProgress });
+    return { result, killed: () => killed };
+  }
+
+  async function killProducer(name: string): Promise<number> {
+    const { dataRequest } = await requests().getDataRequest({ name });
+    const group = Number(/process group (\d+)/.exec(dataRequest!.metrics?.jobs[0]?.info ?? "")?.[1]);
+    expect(group, "the producer job says its process group").toBeGreaterThan(0);
+    process.kill(-group, "SIGKILL");
+    return group;
+  }
+
+  it("fails the request with the reason when its producer is killed", async () => {
+    const { dataRequest } = await requests().createDataRequest({ dataRequest: { producer } as never });
+    const { result, killed } = consumeAndKill(dataRequest!.name, 5);
+    await expect(result).rejects.toThrow(/failed: its producer job failed/);
+    expect(await killed()).toBeGreaterThan(0);
+    const { dataRequest: ended } = await requests().getDataRequest({ name: dataRequest!.name });
+    expect(ended!.state).toBe(State.FAILED);
+    expect(ended!.stateReason).toMatch(/producer job failed/);
+  }, 60_000);
+
+  it("with restart_on_failure, runs the producer again and still delivers every event once", async () => {
+    const { dataRequest } = await requests().createDataRequest({ dataRequest: { producer, restartOnFailure: true } as never });
+    const { result, killed } = consumeAndKill(dataRequest!.name, 5);
+    const { totals, progress } = await result;
+    expect(await killed()).toBeGreaterThan(0);
+    expect(totals).toMatchObject({ batchCount: 50n, eventCount: 200n });
+    expect(progress.events).toBe(200);
+    await expect.poll(async () => (await requests().getDataRequest({ name: dataRequest!.name })).dataRequest!.state, { timeout: 20_000 }).toBe(State.SUCCEEDED);
+    const { job } = await jobs().getJob({ name: (await requests().getDataRequest({ name: dataRequest!.name })).dataRequest!.jobs[0]! });
+    expect(job!.jobndx).toBe(2);
+    expect(job!.transitions.some((t) => t.jobndx === 1 && t.state === Job_State.FAILED)).toBe(true);
+    expect(job!.state).toBe(Job_State.COMPLETED);
+  }, 90_000);
+});

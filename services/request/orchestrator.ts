@@ -186,8 +186,12 @@ export class Orchestrator {
     });
 
     // The producers: to their end.
-    let last: { state: Job_State; info: string } | undefined;
-    for await (const { transition } of jobs.watchJob({ name: job!.name }, { signal })) last = { state: transition!.state, info: transition!.info };
+    // Watched again from the start when the job queue restarts: only the last transition matters.
+    const last = await retryWhileUnavailable(async () => {
+      let seen: { state: Job_State; info: string } | undefined;
+      for await (const { transition } of jobs.watchJob({ name: job!.name }, { signal })) seen = { state: transition!.state, info: transition!.info };
+      return seen;
+    }, signal);
     if (last?.state !== Job_State.COMPLETED) {
       const why = last?.state === Job_State.CANCELED ? "its producer job was canceled" : `its producer job failed: ${last?.info ?? "unknown"}`;
       await buffer.deleteStream({ name: r.stream }).catch(ignore(Code.NotFound));
@@ -199,7 +203,7 @@ export class Orchestrator {
     // The consumers: until every group has the end of stream.
     for (;;) {
       signal.throwIfAborted();
-      const { stream: s } = await buffer.getStream({ name: r.stream }, { signal });
+      const { stream: s } = await retryWhileUnavailable(() => buffer.getStream({ name: r.stream }, { signal }), signal);
       if (s!.state === Stream_State.DRAINED) break;
       if (s!.state === Stream_State.LOST) {
         this.#update(id, (x) => this.#end(x, State.FAILED, `its stream was lost: ${s!.stateReason}`));
@@ -208,6 +212,22 @@ export class Orchestrator {
       await sleep(this.#o.pollMs ?? 250, signal);
     }
     this.#update(id, (x) => this.#end(x, State.SUCCEEDED, "every producer finished and every consumer group drained the stream"));
+  }
+}
+
+/**
+ * Runs `call` again while it fails with UNAVAILABLE (a service restarting, a
+ * connection broken), waiting longer each time up to 5 s; any other failure,
+ * and the signal, end it.
+ */
+async function retryWhileUnavailable<T>(call: () => Promise<T>, signal: AbortSignal): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await call();
+    } catch (error) {
+      if (signal.aborted || ConnectError.from(error).code !== Code.Unavailable) throw error;
+      await sleep(Math.min(5000, 100 * 2 ** attempt), signal);
+    }
   }
 }
 

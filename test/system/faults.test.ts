@@ -78,4 +78,24 @@ describe("faults on the whole mesh", () => {
     expect(job!.transitions.some((t) => t.jobndx === 1 && t.state === Job_State.FAILED)).toBe(true);
     expect(job!.state).toBe(Job_State.COMPLETED);
   }, 90_000);
+
+  it("completes a request across a restart of the job queue while its producer runs", async () => {
+    const { dataRequest } = await requests().createDataRequest({ dataRequest: { producer } as never });
+    let restarted: Promise<void> | undefined;
+    const result = fetchRequest({
+      requests: requests(),
+      transportFor: (baseUrl) => createMeshTransport({ baseUrl, tls }),
+      name: dataRequest!.name,
+      signal: new AbortController().signal,
+      onProgress: (p) => void (restarted ??= p.batches >= 5 ? mesh.restart("jobs") : undefined),
+    });
+    const { totals, progress } = await result;
+    await restarted;
+    expect(restarted, "the job queue was restarted mid-stream").toBeDefined();
+    expect(totals).toMatchObject({ batchCount: 50n, eventCount: 200n });
+    expect(progress.events).toBe(200);
+    await expect.poll(async () => (await requests().getDataRequest({ name: dataRequest!.name })).dataRequest!.state, { timeout: 30_000 }).toBeGreaterThanOrEqual(State.SUCCEEDED);
+    const { dataRequest: ended } = await requests().getDataRequest({ name: dataRequest!.name });
+    expect([State[ended!.state], ended!.stateReason]).toEqual(["SUCCEEDED", expect.any(String)]);
+  }, 90_000);
 });

@@ -98,4 +98,26 @@ describe("faults on the whole mesh", () => {
     const { dataRequest: ended } = await requests().getDataRequest({ name: dataRequest!.name });
     expect([State[ended!.state], ended!.stateReason]).toEqual(["SUCCEEDED", expect.any(String)]);
   }, 90_000);
+
+  it("keeps a durable stream across a restart of the buffer: producers and the consumer carry on, nothing is lost", async () => {
+    const { dataRequest } = await requests().createDataRequest({ dataRequest: { producer, durable: true } as never });
+    const name = dataRequest!.name;
+    const out = join(dir, "durable-run");
+    const fetchInto = (onProgress?: (p: FetchProgress) => void) =>
+      fetchRequest({ requests: requests(), transportFor: (baseUrl) => createMeshTransport({ baseUrl, tls }), name, out, signal: new AbortController().signal, onProgress });
+    let restarted: Promise<void> | undefined;
+    // The consumer's stream breaks with the buffer; started again on the same directory it takes up where it was.
+    const first = await fetchInto((p) => void (restarted ??= p.batches >= 5 ? mesh.restart("buffer") : undefined)).then(
+      (r) => r,
+      (e: unknown) => e as Error,
+    );
+    await restarted;
+    expect(restarted, "the buffer was restarted mid-stream").toBeDefined();
+    const { totals, progress } = first instanceof Error ? await fetchInto() : first;
+    expect(totals).toMatchObject({ batchCount: 50n, eventCount: 200n });
+    expect(progress.events).toBe(200);
+    await expect.poll(async () => (await requests().getDataRequest({ name })).dataRequest!.state, { timeout: 30_000 }).toBeGreaterThanOrEqual(State.SUCCEEDED);
+    const { dataRequest: ended } = await requests().getDataRequest({ name });
+    expect([State[ended!.state], ended!.stateReason]).toEqual(["SUCCEEDED", expect.any(String)]);
+  }, 90_000);
 });

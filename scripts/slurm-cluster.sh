@@ -5,12 +5,14 @@
 #
 #   scripts/slurm-cluster.sh start DIR   # prints the SLURM_CONF to export
 #   scripts/slurm-cluster.sh stop DIR
+#   scripts/slurm-cluster.sh stop-controller DIR    # slurmctld only (jobs go on running)
+#   scripts/slurm-cluster.sh start-controller DIR   # slurmctld again, from its saved state
 #
 # Needs Debian's slurmctld, slurmd, slurm-client and munge
 # (scripts/install-system-deps.sh installs them).
 set -euo pipefail
 
-usage() { echo "usage: $0 start|stop DIR" >&2; exit 2; }
+usage() { echo "usage: $0 start|stop|stop-controller|start-controller DIR" >&2; exit 2; }
 [ $# -eq 2 ] || usage
 action=$1
 dir=$(realpath -m "$2")
@@ -58,6 +60,8 @@ AuthInfo=socket=$dir/munge/munge.socket
 SlurmUser=$user
 SlurmdUser=$user
 StateSaveLocation=$dir/state
+# Commands give up on an absent controller after 2 s (not 10): a controller outage shows quickly.
+MessageTimeout=2
 SlurmdSpoolDir=$dir/spool
 SlurmctldPidFile=$dir/slurmctld.pid
 SlurmdPidFile=$dir/slurmd.pid
@@ -91,6 +95,18 @@ EOF
   done
   echo "the Slurm cluster in $dir did not come up (node state: ${state:-none}); see $dir/log" >&2
   tail -n 20 "$dir"/log/*.log >&2 || true
+  exit 1
+  ;;
+stop-controller)
+  stop_daemon "$dir/slurmctld.pid"
+  ;;
+start-controller)
+  SLURM_CONF="$conf" slurmctld
+  for _ in $(seq 150); do
+    SLURM_CONF="$conf" scontrol ping 2>/dev/null | grep -q "is UP" && exit 0
+    sleep 0.2
+  done
+  echo "slurmctld in $dir did not come back; see $dir/log" >&2
   exit 1
   ;;
 stop)

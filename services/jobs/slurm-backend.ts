@@ -120,7 +120,9 @@ export function createSlurmBackend(options: SlurmBackendOptions): JobBackend {
   async function poll() {
     const ids = [...tracked.keys()];
     const listed = new Map<string, string>();
-    const queue = await slurm("squeue", ["-h", "-j", ids.join(","), "-o", "%i %T"], env).catch(() => "");
+    // squeue failing (the controller down or restarting) says nothing about the jobs: only their own reports count then.
+    let queueAnswered = true;
+    const queue = await slurm("squeue", ["-h", "-j", ids.join(","), "-o", "%i %T"], env).catch(() => ((queueAnswered = false), ""));
     for (const line of queue.split("\n")) {
       const [id, state] = line.trim().split(" ");
       if (id && state) listed.set(id, state);
@@ -137,6 +139,7 @@ export function createSlurmBackend(options: SlurmBackendOptions): JobBackend {
         end(t, { exitCode: report.exit.code, info: `${describeExit(report.exit.code, null)} (Slurm job ${id})` });
         continue;
       }
+      if (!queueAnswered) continue;
       const state = listed.get(id);
       if (state && !["COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL", "DEADLINE"].includes(state)) {
         t.missing = 0;
@@ -150,7 +153,8 @@ export function createSlurmBackend(options: SlurmBackendOptions): JobBackend {
   }
 
   async function settleFromScontrol(t: Tracked) {
-    const shown = await slurm("scontrol", ["show", "job", "-o", t.slurmId], env).catch(() => "");
+    const shown = await slurm("scontrol", ["show", "job", "-o", t.slurmId], env).catch(() => undefined);
+    if (shown === undefined) return; // the controller did not answer: ask again at the next poll
     const fields = parseScontrol(shown);
     const state = fields.get("JobState");
     const [code, signal] = (fields.get("ExitCode") ?? "").split(":").map(Number);

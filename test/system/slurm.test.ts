@@ -117,4 +117,18 @@ describe("job queue, Slurm backend", () => {
     expect(canceled.state).toBe(State.CANCELED);
     expect(canceled.info).toContain(`Slurm job ${killedId} CANCELLED`);
   });
+
+  it("keeps a running job through a stop and restart of the Slurm controller, and ends it COMPLETED", async () => {
+    const { job } = await client.submitJob({ spec: { backend: "slurm", script: "sleep 10; echo survived" } });
+    await expect.poll(async () => (await client.getJob({ name: job!.name })).job!.state, { timeout: 15_000 }).toBe(State.ACTIVE);
+    await run(clusterScript, ["stop-controller", join(dir, "cluster")]);
+    // Several polls with the controller gone: squeue and scontrol fail (after the cluster's 2 s MessageTimeout), the job must not be called lost.
+    await new Promise((resolve) => setTimeout(resolve, 6000));
+    expect((await client.getJob({ name: job!.name })).job!.state).toBe(State.ACTIVE);
+    await run(clusterScript, ["start-controller", join(dir, "cluster")]);
+    const states = [];
+    for await (const { transition } of client.watchJob({ name: job!.name })) states.push(transition!.state);
+    expect(states.at(-1)).toBe(State.COMPLETED);
+    expect(await output(job!.name)).toBe("survived\n");
+  }, 60_000);
 });

@@ -68,6 +68,8 @@ export interface LocalMeshOptions {
    * and consumers are told to reach the buffer through it.
    */
   front?: { url: string };
+  /** Who may request data of which experiment (a policy file's `experiments`); admins may always. */
+  experiments?: Record<string, string[]>;
   /** The job queue's backends (default: local processes), for example Slurm with its SLURM_CONF. */
   jobBackends?: JobsConfig["backends"];
 }
@@ -102,6 +104,7 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
         {
           stateDir,
           admins,
+          ...(options.experiments ? { policyFile: await writePolicy() } : {}),
           port,
           proxyIdentity,
           bufferUrl: urls.buffer,
@@ -113,6 +116,12 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
         },
         await deps("request"),
       ),
+  };
+  /** The request service's policy, when experiments are given: the admins and submitters as above, plus them. */
+  const writePolicy = async () => {
+    const file = join(stateDir, "policy.json");
+    await writeFile(file, `${JSON.stringify({ admins, submitters, experiments: options.experiments }, null, 2)}\n`);
+    return file;
   };
   const running = new Map<RestartableService, Running>();
   const closeAll = async () => {

@@ -6,36 +6,21 @@
  * again). Each ends with the end-of-stream totals checked against the events
  * the producers made.
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createClient } from "@connectrpc/connect";
 import { JobQueueService, Job_State } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { DataRequestService, DataRequest_State as State } from "../../gen/lclstream/request/v1/request_pb.js";
 import { fetchRequest, type FetchProgress } from "../../services/cli/fetch.js";
-import { startLocalMesh, type LocalMesh } from "../../services/cli/local-mesh.js";
 import { createMeshTransport } from "../../services/common/client.js";
-import { readCertDir, type CertMaterial } from "../../services/common/pki.js";
+import { useLocalMesh } from "../helpers/mesh.js";
 
 const producer = { source_identifier: "synthetic:tof:run=3", batch_size: 4, event_source: { type: "synthetic", seed: 3, events: 200, rate_hz: 60, paced: true }, data_sources: { tof: { type: "digitizer", channels: 1, samples: 64 } } };
 
 describe("faults on the whole mesh", () => {
-  let dir: string;
-  let mesh: LocalMesh;
-  let tls: CertMaterial;
-  const requests = () => createClient(DataRequestService, createMeshTransport({ baseUrl: mesh.endpoints.request, tls }));
-  const jobs = () => createClient(JobQueueService, createMeshTransport({ baseUrl: mesh.endpoints.jobs, tls }));
-
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), "lclstream-faults-"));
-    mesh = await startLocalMesh({ stateDir: dir });
-    tls = await readCertDir(mesh.endpoints.certDir);
-  }, 60_000);
-  afterAll(async () => {
-    await mesh?.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  const m = useLocalMesh();
+  const requests = () => createClient(DataRequestService, createMeshTransport({ baseUrl: m.mesh.endpoints.request, tls: m.tls }));
+  const jobs = () => createClient(JobQueueService, createMeshTransport({ baseUrl: m.mesh.endpoints.jobs, tls: m.tls }));
 
   /** Consumes `name`, and SIGKILLs its producer's process group once `afterBatches` batches arrived. */
   function consumeAndKill(name: string, afterBatches: number) {
@@ -43,7 +28,7 @@ describe("faults on the whole mesh", () => {
     const onProgress = (p: FetchProgress) => {
       killed ??= p.batches >= afterBatches ? killProducer(name) : undefined;
     };
-    const result = fetchRequest({ requests: requests(), transportFor: (baseUrl) => createMeshTransport({ baseUrl, tls }), name, signal: new AbortController().signal, onProgress });
+    const result = fetchRequest({ requests: requests(), transportFor: (baseUrl) => createMeshTransport({ baseUrl, tls: m.tls }), name, signal: new AbortController().signal, onProgress });
     return { result, killed: () => killed };
   }
 
@@ -84,10 +69,10 @@ describe("faults on the whole mesh", () => {
     let restarted: Promise<void> | undefined;
     const result = fetchRequest({
       requests: requests(),
-      transportFor: (baseUrl) => createMeshTransport({ baseUrl, tls }),
+      transportFor: (baseUrl) => createMeshTransport({ baseUrl, tls: m.tls }),
       name: dataRequest!.name,
       signal: new AbortController().signal,
-      onProgress: (p) => void (restarted ??= p.batches >= 5 ? mesh.restart("jobs") : undefined),
+      onProgress: (p) => void (restarted ??= p.batches >= 5 ? m.mesh.restart("jobs") : undefined),
     });
     const { totals, progress } = await result;
     await restarted;
@@ -102,12 +87,12 @@ describe("faults on the whole mesh", () => {
   it("keeps a durable stream across a restart of the buffer: producers and the consumer carry on, nothing is lost", async () => {
     const { dataRequest } = await requests().createDataRequest({ dataRequest: { producer, durable: true } as never });
     const name = dataRequest!.name;
-    const out = join(dir, "durable-run");
+    const out = join(m.dir, "durable-run");
     const fetchInto = (onProgress?: (p: FetchProgress) => void) =>
-      fetchRequest({ requests: requests(), transportFor: (baseUrl) => createMeshTransport({ baseUrl, tls }), name, out, signal: new AbortController().signal, onProgress });
+      fetchRequest({ requests: requests(), transportFor: (baseUrl) => createMeshTransport({ baseUrl, tls: m.tls }), name, out, signal: new AbortController().signal, onProgress });
     let restarted: Promise<void> | undefined;
     // The consumer's stream breaks with the buffer; started again on the same directory it takes up where it was.
-    const first = await fetchInto((p) => void (restarted ??= p.batches >= 5 ? mesh.restart("buffer") : undefined)).then(
+    const first = await fetchInto((p) => void (restarted ??= p.batches >= 5 ? m.mesh.restart("buffer") : undefined)).then(
       (r) => r,
       (e: unknown) => e as Error,
     );

@@ -7,16 +7,13 @@
  * over the second half (garbage collection swings it by about ±4 MB/s over
  * so short a run: a slower leak needs a longer one to see).
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createClient } from "@connectrpc/connect";
 import { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { DataRequestService, DataRequest_State as State } from "../../gen/lclstream/request/v1/request_pb.js";
-import { startLocalMesh, type LocalMesh } from "../../services/cli/local-mesh.js";
 import { createMeshTransport } from "../../services/common/client.js";
-import { readCertDir, type CertMaterial } from "../../services/common/pki.js";
+import { useLocalMesh } from "../helpers/mesh.js";
 import { consume } from "../helpers/buffer.js";
 
 const requestCount = 10;
@@ -36,22 +33,10 @@ function slope(points: [number, number][]): number {
 }
 
 describe("load: 10 requests, 50 consumers", () => {
-  let dir: string;
-  let mesh: LocalMesh;
-  let tls: CertMaterial;
-
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), "lclstream-load-"));
-    mesh = await startLocalMesh({ stateDir: dir });
-    tls = await readCertDir(mesh.endpoints.certDir);
-  }, 60_000);
-  afterAll(async () => {
-    await mesh?.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  const m = useLocalMesh();
 
   it("delivers every batch of every request, ends them all SUCCEEDED, and holds memory flat", async () => {
-    const requests = createClient(DataRequestService, createMeshTransport({ baseUrl: mesh.endpoints.request, tls }));
+    const requests = createClient(DataRequestService, createMeshTransport({ baseUrl: m.mesh.endpoints.request, tls: m.tls }));
     const rss: [number, number][] = [];
     const began = performance.now();
     const sampler = setInterval(() => rss.push([(performance.now() - began) / 1000, process.memoryUsage().rss / 1e6]), 500);
@@ -69,7 +54,7 @@ describe("load: 10 requests, 50 consumers", () => {
             await new Promise((resolve) => setTimeout(resolve, 100));
             r = (await requests.getDataRequest({ name })).dataRequest!;
           }
-          const buffer = createClient(BufferService, createMeshTransport({ baseUrl: r.bufferEndpoint, tls }));
+          const buffer = createClient(BufferService, createMeshTransport({ baseUrl: r.bufferEndpoint, tls: m.tls }));
           const consumers = await Promise.all(Array.from({ length: consumersPerRequest }, () => consume(buffer, r.stream, "analysis")));
           return { name, consumers };
         }),

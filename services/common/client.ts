@@ -3,7 +3,7 @@
  * from a cert directory, with the same data-path settings as the servers.
  */
 import type * as http2 from "node:http2";
-import type { Transport } from "@connectrpc/connect";
+import { Code, ConnectError, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { createDirectStreamCall } from "./direct-transport.js";
 import { readCertDir, type CertMaterial } from "./pki.js";
@@ -72,12 +72,45 @@ export function createMeshTransport(options: MeshTransportOptions): Transport {
   });
   const direct = createDirectStreamCall(sessionManager, maxMessageBytes);
   return {
-    unary: (...args) => transport.unary(...args),
-    stream: (method, signal, timeoutMs, header, input, contextValues) =>
-      dataPathMethods.has(`/${method.parent.typeName}/${method.name}`)
+    unary: (...args) => transport.unary(...args).catch(rethrowExplained),
+    stream: async (method, signal, timeoutMs, header, input, contextValues) => {
+      const res = await (dataPathMethods.has(`/${method.parent.typeName}/${method.name}`)
         ? direct(method, signal, timeoutMs, header, input)
-        : transport.stream(method, signal, timeoutMs, header, input, contextValues),
+        : transport.stream(method, signal, timeoutMs, header, input, contextValues)
+      ).catch(rethrowExplained);
+      return { ...res, message: explainingErrors(res.message) };
+    },
   };
+}
+
+/**
+ * A refused TLS handshake surfaces as OpenSSL's words in an INTERNAL error;
+ * say what it means, as UNAVAILABLE (what gRPC clients report for a
+ * connection that could not be made), keeping the original as the cause.
+ */
+function rethrowExplained(error: unknown): never {
+  const e = ConnectError.from(error);
+  // The alert is in the message, or in a cause (a stream reset by the broken connection).
+  let alert: string | undefined;
+  for (let x: unknown = e, depth = 0; x instanceof Error && !alert && depth < 5; x = x.cause, depth++) {
+    alert = /alert ([a-z ]+?)(?::|$)/i.exec(x instanceof ConnectError ? x.rawMessage : x.message)?.[1];
+  }
+  if (!alert) throw error;
+  throw new ConnectError(
+    `the server refused the TLS handshake (alert ${alert}): it takes only certificates from its own CA that are neither revoked nor expired; enroll (lclstream enroll), or renew (lclstream renew)`,
+    Code.Unavailable,
+    undefined,
+    undefined,
+    e,
+  );
+}
+
+async function* explainingErrors<T>(messages: AsyncIterable<T>): AsyncGenerator<T> {
+  try {
+    yield* messages;
+  } catch (error) {
+    rethrowExplained(error);
+  }
 }
 
 /**

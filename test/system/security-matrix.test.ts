@@ -38,25 +38,25 @@ async function outcome(call: () => Promise<unknown>): Promise<string> {
  * not exist; jobs and the CA's audit log are for admins; a forwarded identity
  * is refused from anyone but the front proxy; a stream belongs to the request
  * service that made it (its owner cancels the request, an admin may delete
- * it); nobody gets in without a certificate: the TLS handshake is refused,
- * which the connect client reports as INTERNAL with the TLS alert.
+ * it); nobody gets in without a certificate: the TLS handshake is refused
+ * (UNAVAILABLE, saying so).
  */
 const expected: Record<string, Record<Who, string>> = {
-  "request: GetDataRequest": { "alice (owner)": "OK", bob: "NotFound", admin: "OK", "no certificate": "Internal", "alice claiming admin (XFCC)": "PermissionDenied" },
-  "request: WatchDataRequest": { "alice (owner)": "OK", bob: "NotFound", admin: "OK", "no certificate": "Internal", "alice claiming admin (XFCC)": "PermissionDenied" },
-  "request: CancelDataRequest": { "alice (owner)": "OK", bob: "NotFound", admin: "OK", "no certificate": "Internal", "alice claiming admin (XFCC)": "PermissionDenied" },
-  "buffer: GetStream": { "alice (owner)": "OK", bob: "NotFound", admin: "OK", "no certificate": "Internal", "alice claiming admin (XFCC)": "PermissionDenied" },
-  "buffer: Subscribe": { "alice (owner)": "OK", bob: "NotFound", admin: "OK", "no certificate": "Internal", "alice claiming admin (XFCC)": "PermissionDenied" },
-  "buffer: Ack": { "alice (owner)": "OK", bob: "NotFound", admin: "OK", "no certificate": "Internal", "alice claiming admin (XFCC)": "PermissionDenied" },
-  "buffer: Publish, without the token": { "alice (owner)": "PermissionDenied", bob: "PermissionDenied", admin: "PermissionDenied", "no certificate": "Internal", "alice claiming admin (XFCC)": "PermissionDenied" },
-  "buffer: Publish, with the token": { "alice (owner)": "OK", bob: "OK", admin: "OK", "no certificate": "Internal", "alice claiming admin (XFCC)": "PermissionDenied" },
-  "buffer: DeleteStream": { "alice (owner)": "PermissionDenied", bob: "NotFound", admin: "OK", "no certificate": "Internal", "alice claiming admin (XFCC)": "PermissionDenied" },
-  "jobs: GetJob (the request's producer job)": { "alice (owner)": "NotFound", bob: "NotFound", admin: "OK", "no certificate": "Internal", "alice claiming admin (XFCC)": "PermissionDenied" },
-  "jobs: CancelJob": { "alice (owner)": "NotFound", bob: "NotFound", admin: "OK", "no certificate": "Internal", "alice claiming admin (XFCC)": "PermissionDenied" },
-  "ca: ListCertificates": { "alice (owner)": "PermissionDenied", bob: "PermissionDenied", admin: "OK", "no certificate": "Internal", "alice claiming admin (XFCC)": "PermissionDenied" },
-  "ca: CreateEnrollmentToken": { "alice (owner)": "PermissionDenied", bob: "PermissionDenied", admin: "OK", "no certificate": "Internal", "alice claiming admin (XFCC)": "PermissionDenied" },
-  "ca: Revoke (alice's certificate)": { "alice (owner)": "OK", bob: "PermissionDenied", admin: "OK", "no certificate": "Internal", "alice claiming admin (XFCC)": "PermissionDenied" },
-  "ca: GetTrustBundle": { "alice (owner)": "OK", bob: "OK", admin: "OK", "no certificate": "Internal", "alice claiming admin (XFCC)": "PermissionDenied" },
+  "request: GetDataRequest": { "alice (owner)": "OK", bob: "NotFound", admin: "OK", "no certificate": "Unavailable", "alice claiming admin (XFCC)": "PermissionDenied" },
+  "request: WatchDataRequest": { "alice (owner)": "OK", bob: "NotFound", admin: "OK", "no certificate": "Unavailable", "alice claiming admin (XFCC)": "PermissionDenied" },
+  "request: CancelDataRequest": { "alice (owner)": "OK", bob: "NotFound", admin: "OK", "no certificate": "Unavailable", "alice claiming admin (XFCC)": "PermissionDenied" },
+  "buffer: GetStream": { "alice (owner)": "OK", bob: "NotFound", admin: "OK", "no certificate": "Unavailable", "alice claiming admin (XFCC)": "PermissionDenied" },
+  "buffer: Subscribe": { "alice (owner)": "OK", bob: "NotFound", admin: "OK", "no certificate": "Unavailable", "alice claiming admin (XFCC)": "PermissionDenied" },
+  "buffer: Ack": { "alice (owner)": "OK", bob: "NotFound", admin: "OK", "no certificate": "Unavailable", "alice claiming admin (XFCC)": "PermissionDenied" },
+  "buffer: Publish, without the token": { "alice (owner)": "PermissionDenied", bob: "PermissionDenied", admin: "PermissionDenied", "no certificate": "Unavailable", "alice claiming admin (XFCC)": "PermissionDenied" },
+  "buffer: Publish, with the token": { "alice (owner)": "OK", bob: "OK", admin: "OK", "no certificate": "Unavailable", "alice claiming admin (XFCC)": "PermissionDenied" },
+  "buffer: DeleteStream": { "alice (owner)": "PermissionDenied", bob: "NotFound", admin: "OK", "no certificate": "Unavailable", "alice claiming admin (XFCC)": "PermissionDenied" },
+  "jobs: GetJob (the request's producer job)": { "alice (owner)": "NotFound", bob: "NotFound", admin: "OK", "no certificate": "Unavailable", "alice claiming admin (XFCC)": "PermissionDenied" },
+  "jobs: CancelJob": { "alice (owner)": "NotFound", bob: "NotFound", admin: "OK", "no certificate": "Unavailable", "alice claiming admin (XFCC)": "PermissionDenied" },
+  "ca: ListCertificates": { "alice (owner)": "PermissionDenied", bob: "PermissionDenied", admin: "OK", "no certificate": "Unavailable", "alice claiming admin (XFCC)": "PermissionDenied" },
+  "ca: CreateEnrollmentToken": { "alice (owner)": "PermissionDenied", bob: "PermissionDenied", admin: "OK", "no certificate": "Unavailable", "alice claiming admin (XFCC)": "PermissionDenied" },
+  "ca: Revoke (alice's certificate)": { "alice (owner)": "OK", bob: "PermissionDenied", admin: "OK", "no certificate": "Unavailable", "alice claiming admin (XFCC)": "PermissionDenied" },
+  "ca: GetTrustBundle": { "alice (owner)": "OK", bob: "OK", admin: "OK", "no certificate": "Unavailable", "alice claiming admin (XFCC)": "PermissionDenied" },
 };
 
 describe("the security matrix on the whole mesh", () => {

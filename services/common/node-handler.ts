@@ -4,8 +4,9 @@
  * gives for bad request bytes (it decides those before any interceptor runs):
  * a message that does not parse is INVALID_ARGUMENT, not INTERNAL, and an
  * oversized one gets a message that names the limit and how to raise it.
+ * It also resets a call whose one request message does not arrive in time.
  */
-import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import { constants, type Http2ServerRequest, type Http2ServerResponse } from "node:http2";
 import { Code, ConnectError, type ConnectRouter, type ContextValues } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { findTrailerError, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
@@ -17,6 +18,8 @@ import { rpcError, runtimeDomain } from "./errors.js";
 export interface NodeHandlerOptions {
   contextValues: (req: Http2ServerRequest) => ContextValues;
   maxMessageBytes: number;
+  /** A unary or server-streaming call's request must have arrived within this time. */
+  requestReadTimeoutMs: number;
   logger: Logger;
   /** Tried first; returns true when it took the request (the data path, see direct-grpc.ts). */
   direct?: (req: Http2ServerRequest, res: Http2ServerResponse) => boolean;
@@ -28,8 +31,10 @@ export interface NodeHandlerOptions {
 export function createNodeHandler(router: ConnectRouter, options: NodeHandlerOptions) {
   const handlers = new Map(router.handlers.map((h) => [h.requestPath, h]));
   return (req: Http2ServerRequest, res: Http2ServerResponse): void => {
-    if (options.direct?.(req, res) || options.staticFiles?.(req, res)) return;
     const handler = handlers.get(req.url.split("?", 1)[0] ?? "");
+    const kind = handler?.method.methodKind;
+    if (kind === "unary" || kind === "server_streaming") resetIfRequestDrips(req, options);
+    if (options.direct?.(req, res) || options.staticFiles?.(req, res)) return;
     if (!handler) {
       // gRPC clients read HTTP 404 as UNIMPLEMENTED.
       res.writeHead(404).end();
@@ -43,6 +48,26 @@ export function createNodeHandler(router: ConnectRouter, options: NodeHandlerOpt
         options.logger.error({ err: reason, procedure: handler.requestPath }, "writing the response failed");
       });
   };
+}
+
+/**
+ * A client that sends one message but keeps its half of the stream open (a
+ * slow-loris) would hold the call, and what it buffered, for as long as it
+ * likes: reset the stream once the time is up. Streams the client ends in
+ * time are not touched.
+ */
+function resetIfRequestDrips(req: Http2ServerRequest, options: NodeHandlerOptions) {
+  const stream = req.stream;
+  const timer = setTimeout(() => {
+    if (stream.closed || stream.destroyed) return;
+    options.logger.warn({ procedure: req.url, timeoutMs: options.requestReadTimeoutMs }, "the request did not arrive in time; resetting the call");
+    stream.close(constants.NGHTTP2_CANCEL);
+  }, options.requestReadTimeoutMs);
+  timer.unref();
+  const done = () => clearTimeout(timer);
+  // 'end' comes only once the body was read; a call answered without reading it ends with 'close'.
+  stream.once("end", done);
+  stream.once("close", done);
 }
 
 /** Rewrites the trailer status once the body has been sent (gRPC protocol only). */

@@ -53,15 +53,15 @@ export function tlsPeerOf(socket: TLSSocket, trustDomain: string, connection: ob
   return peer;
 }
 
-/**
- * The identity the call acts for. Throws UNAUTHENTICATED when there is none
- * (only possible on a listener that does not require client certificates).
- */
 /** The serial number of the caller's certificate, if known. */
 export function callerSerialOf(ctx: HandlerContext): string | undefined {
   return ctx.values.get(callerSerialKey);
 }
 
+/**
+ * The identity the call acts for. Throws UNAUTHENTICATED when there is none
+ * (only possible on a listener that does not require client certificates).
+ */
 export function callerOf(ctx: HandlerContext): Identity {
   const caller = ctx.values.get(callerKey);
   if (!caller) {

@@ -67,6 +67,16 @@ export const serverSettingsSchema = z.strictObject({
   metricsHost: z.string().min(1).default("127.0.0.1"),
   /** How long shutdown waits for streams to end before closing connections, in ms. */
   shutdownGraceMs: z.number().int().min(0).default(2000),
+  /** A TLS handshake not finished in this time is dropped (a client that connects and stays silent), in ms. */
+  handshakeTimeoutMs: z.number().int().min(1).default(10_000),
+  /** A connection with no open call for this long is closed (GOAWAY; clients reconnect when they need to), in ms. */
+  idleConnectionTimeoutMs: z.number().int().min(1).default(300_000),
+  /**
+   * The request of a call whose client sends one message (unary and server
+   * streaming) must have arrived whole within this time, or the call is reset:
+   * a client dripping a request holds nothing for long. In ms.
+   */
+  requestReadTimeoutMs: z.number().int().min(1).default(30_000),
 });
 
 /** Settings as written in a config (defaults filled in by createServer). */
@@ -167,7 +177,14 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
     logger,
   });
   const staticFiles = options.staticFiles && createStaticHandler(options.staticFiles.dir, options.staticFiles.prefix);
-  const handler = createNodeHandler(router, { maxMessageBytes: settings.maxMessageBytes, logger, contextValues, direct, staticFiles });
+  const handler = createNodeHandler(router, {
+    maxMessageBytes: settings.maxMessageBytes,
+    requestReadTimeoutMs: settings.requestReadTimeoutMs,
+    logger,
+    contextValues,
+    direct,
+    staticFiles,
+  });
 
   let tls = options.tls;
   const secureContext = () => ({ ...tlsOptions(tls), ...(options.revocations?.crlPem ? { crl: options.revocations.crlPem } : {}) });
@@ -179,6 +196,7 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
       rejectUnauthorized: settings.requireClientCert,
       minVersion: "TLSv1.3",
       allowHTTP1: false,
+      handshakeTimeout: settings.handshakeTimeoutMs,
       settings: { initialWindowSize: settings.http2WindowBytes, maxConcurrentStreams: 1000 },
       // Node counts buffered frames against this (in MB); a few full windows must fit.
       maxSessionMemory: Math.ceil((settings.http2WindowBytes * 8) / MiB),
@@ -197,6 +215,7 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
     session.on("error", (error) => logger.debug({ err: error }, "HTTP/2 session error"));
     // The connection window must exceed one stream's, or one stream starves the rest.
     session.once("localSettings", () => session.setLocalWindowSize(settings.http2WindowBytes * 2));
+    closeWhenIdle(session, settings.idleConnectionTimeoutMs, logger);
   });
   server.on("tlsClientError", (error) => logger.debug({ err: error }, "TLS handshake refused"));
   // New handshakes with a revoked certificate fail once TLS has the new CRL.
@@ -260,11 +279,38 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
   };
 }
 
+/**
+ * Closes a connection that has had no open stream for `idleMs` (a client that
+ * connects and never calls holds a socket and session memory). A quiet but
+ * open stream (a paused subscription) keeps it: only streams are counted, not
+ * bytes, so a client cannot keep an idle connection alive by dripping pings.
+ */
+function closeWhenIdle(session: http2.ServerHttp2Session, idleMs: number, logger: Logger) {
+  let open = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    timer = setTimeout(() => {
+      logger.debug({ idleMs }, "closing a connection with no call");
+      session.close();
+    }, idleMs);
+    timer.unref();
+  };
+  session.on("stream", (stream: http2.ServerHttp2Stream) => {
+    open++;
+    clearTimeout(timer);
+    stream.once("close", () => {
+      if (--open === 0 && !session.closed) arm();
+    });
+  });
+  session.once("close", () => clearTimeout(timer));
+  arm();
+}
+
 function tlsOptions(tls: CertMaterial) {
   return { key: tls.keyPem, cert: tls.certPem, ca: tls.caPem };
 }
 
+/** The settings fields of the options (the schema is strict: it refuses the rest). */
 function pickSettings(options: ServerOptions): ServerSettings {
-  const { host, port, requireClientCert, maxMessageBytes, http2WindowBytes, metricsPort, metricsHost, shutdownGraceMs } = options;
-  return { host, port, requireClientCert, maxMessageBytes, http2WindowBytes, metricsPort, metricsHost, shutdownGraceMs };
+  return Object.fromEntries(serverSettingsSchema.keyof().options.map((key) => [key, options[key]])) as ServerSettings;
 }

@@ -35,8 +35,22 @@ export interface RpcErrorOptions {
 }
 
 /**
+ * Longest message, metadata value and violation description sent. They travel
+ * in HTTP/2 trailers, which peers cap at a few kB: an error quoting a 70 kB
+ * name whole would be a protocol error instead of the refusal.
+ */
+const maxMessageChars = 1024;
+const maxValueChars = 256;
+
+/** `text`, cut to `max` characters with a note of how long it was. */
+export function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length} characters)`;
+}
+
+/**
  * Makes a ConnectError with an ErrorInfo (and BadRequest when there are
- * violations). `message` says what was wrong and what to do.
+ * violations). `message` says what was wrong and what to do. Long dynamic
+ * values (a client's 70 kB name quoted back) are clipped.
  */
 export function rpcError(
   code: Code,
@@ -46,19 +60,19 @@ export function rpcError(
   options: RpcErrorOptions = {},
 ): ConnectError {
   const details: OutgoingDetail[] = [
-    { desc: ErrorInfoSchema, value: { reason, domain, metadata: options.metadata ?? {} } },
+    { desc: ErrorInfoSchema, value: { reason, domain, metadata: Object.fromEntries(Object.entries(options.metadata ?? {}).map(([k, v]) => [k, clip(v, maxValueChars)])) } },
   ];
   if (options.violations?.length) {
     details.push({
       desc: BadRequestSchema,
       value: {
         fieldViolations: options.violations.map((v) =>
-          create(BadRequest_FieldViolationSchema, { field: v.field, description: v.description }),
+          create(BadRequest_FieldViolationSchema, { field: clip(v.field, maxValueChars), description: clip(v.description, maxValueChars) }),
         ),
       },
     });
   }
-  return new ConnectError(message, code, undefined, details, options.cause);
+  return new ConnectError(clip(message, maxMessageChars), code, undefined, details, options.cause);
 }
 
 /** An INVALID_ARGUMENT error listing the bad fields. */
@@ -67,7 +81,7 @@ export function invalidArgument(
   violations: FieldViolation[],
   reason = "INVALID_ARGUMENT",
 ): ConnectError {
-  const message = violations.map((v) => `${v.field}: ${v.description}`).join("; ");
+  const message = violations.map((v) => `${v.field}: ${clip(v.description, maxValueChars)}`).join("; ");
   return rpcError(Code.InvalidArgument, domain, reason, message, { violations });
 }
 

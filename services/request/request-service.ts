@@ -143,7 +143,12 @@ export function createRequestService(deps: RequestServiceDeps): ServiceImpl<type
       const page = readPage(req, requestDomain);
       let owner: Identity | undefined = caller;
       if (req.owner) {
-        const wanted = resolveIdentity(req.owner, caller.trustDomain);
+        let wanted: Identity;
+        try {
+          wanted = resolveIdentity(req.owner, caller.trustDomain);
+        } catch (error) {
+          throw invalidArgument(requestDomain, [{ field: "owner", description: (error as Error).message }]);
+        }
         if (wanted.uri !== caller.uri && !policy.isAdmin(caller)) {
           throw rpcError(Code.PermissionDenied, requestDomain, "ADMIN_REQUIRED", "only admins may list other identities' requests");
         }

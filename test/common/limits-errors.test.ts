@@ -3,7 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { JobQueueService } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { serve, type LclstreamServer } from "../../services/common/server.js";
-import { errorInfo, badRequest, invalidArgument } from "../../services/common/errors.js";
+import { errorInfo, badRequest, invalidArgument, rpcError } from "../../services/common/errors.js";
 import { createGrpcJsClient, grpcJsCredentials } from "../../services/common/grpc-js.js";
 import { createTestPki, type TestPki } from "../helpers/pki.js";
 import { clientFor, startServer } from "../helpers/servers.js";
@@ -15,6 +15,7 @@ const jobs = serve(JobQueueService, {
   getJob: (req) => {
     if (req.name === "jobs/bug") throw new TypeError("cannot read properties of undefined (secret detail)");
     if (req.name === "jobs/bad") throw invalidArgument("lclstream.jobs", [{ field: "name", description: "must look like jobs/{id}" }]);
+    if (req.name.length > 1000) throw rpcError(Code.NotFound, "lclstream.jobs", "JOB_NOT_FOUND", `no job ${req.name}`, { metadata: { name: req.name } });
     return { job: { name: req.name } };
   },
 });
@@ -103,6 +104,17 @@ describe("message limits and errors", () => {
     expect(error?.code).toBe(Code.InvalidArgument);
     expect(errorInfo(error!)).toMatchObject({ reason: "INVALID_ARGUMENT", domain: "lclstream.jobs" });
     expect(badRequest(error!)?.fieldViolations[0]).toMatchObject({ field: "name", description: "must look like jobs/{id}" });
+  });
+
+  it("clips an error that quotes a huge request back, so it still fits in the trailers", async () => {
+    const error = await clientFor(JobQueueService, server, pki.alice)
+      .getJob({ name: `jobs/${"x".repeat(60_000)}` })
+      .then(() => undefined, ConnectError.from);
+    expect(error?.code).toBe(Code.NotFound);
+    expect(error!.rawMessage.length).toBeLessThan(1200);
+    expect(error!.rawMessage).toMatch(/… \(60012 characters\)$/);
+    expect(errorInfo(error!)?.metadata.name?.length).toBeLessThan(300);
+    await stillServes();
   });
 
   it("counts calls by code on the Prometheus endpoint", async () => {

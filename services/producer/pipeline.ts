@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { ArraySchema, EventBatchSchema, PayloadFormat, type EventBatch } from "../../gen/lclstream/data/v1/data_pb.js";
-import type { ProducerConfig } from "./config.js";
+import { ConfigError, type ProducerConfig } from "./config.js";
 import type { DetectorEvent, EventSource, FieldInfo } from "./event.js";
 import { h5, h5Dtype } from "./hdf5.js";
 import { bytesOf, dtypeToProto, size, zeros, type NdArray } from "./ndarray.js";
@@ -31,9 +31,25 @@ export async function openSource(config: ProducerConfig): Promise<EventSource> {
   }
 }
 
-/** The fields of every batch: the source's, as the processing steps change them. Throws on a step that does not fit. */
+/** The fields of every batch: the source's, as the processing steps change them. Throws a ConfigError naming a step that does not fit. */
 export function pipelineFields(config: ProducerConfig, source: EventSource): FieldInfo[] {
-  return config.processing_pipeline.reduce((fields, step) => createStep(step).fields(fields), source.fields());
+  return config.processing_pipeline.reduce((fields, step, i) => {
+    try {
+      return createStep(step).fields(fields);
+    } catch (error) {
+      throw new ConfigError([{ path: `processing_pipeline.${i}`, message: (error as Error).message }], "the processing pipeline");
+    }
+  }, source.fields());
+}
+
+/**
+ * Checks that the processing steps fit the source's fields before anything
+ * runs, for the sources whose fields the config alone gives; an HDF5
+ * source's come from its files and are checked when a producer opens them.
+ */
+export function checkPipeline(config: ProducerConfig): void {
+  if (config.event_source.type === "hdf5") return;
+  pipelineFields(config, config.event_source.type === "synthetic" ? new SyntheticSource(config) : new RandomSource(config));
 }
 
 /** A batch as the pipeline hands it on: the message, its encoding (made once), and its event count. */

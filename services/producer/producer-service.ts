@@ -13,7 +13,7 @@ import { pageOf, readPage } from "../common/paging.js";
 import { callerOf } from "../common/peer.js";
 import { ConfigError, parseProducerConfig, type ProducerConfig } from "./config.js";
 import { dtypeToProto } from "./ndarray.js";
-import { openSource, pipelineFields, runPipeline } from "./pipeline.js";
+import { checkPipeline, openSource, pipelineFields, runPipeline } from "./pipeline.js";
 
 export const producerDomain = "lclstream.producer";
 
@@ -43,14 +43,22 @@ interface Running {
   start: number;
 }
 
+/** Rethrows a ConfigError as INVALID_ARGUMENT (INVALID_CONFIG) with a violation per path under `field`; anything else as it is. */
+function refuseConfig(field: string) {
+  return (error: unknown): never => {
+    if (error instanceof ConfigError) throw invalidArgument(producerDomain, error.problems.map((p) => ({ field: `${field}.${p.path}`, description: p.message })), "INVALID_CONFIG");
+    throw error;
+  };
+}
+
 /** Validates a config, turning its problems into field violations. */
 export function checkConfig(value: unknown, dataRoots: string[], field = "config"): ProducerConfig {
   let config: ProducerConfig;
   try {
     config = parseProducerConfig(value);
+    checkPipeline(config);
   } catch (error) {
-    if (error instanceof ConfigError) throw invalidArgument(producerDomain, error.problems.map((p) => ({ field: `${field}.${p.path}`, description: p.message })), "INVALID_CONFIG");
-    throw error;
+    return refuseConfig(field)(error);
   }
   if (config.event_source.type === "hdf5") {
     const roots = dataRoots.map((r) => resolve(r));
@@ -105,10 +113,13 @@ export function createProducerService(deps: ProducerServiceDeps): ServiceImpl<ty
       }
       const ranks = req.rankCount || 1;
       if (req.rank >= ranks) throw invalidArgument(producerDomain, [{ field: "rank", description: `must be below rank_count ${ranks}` }]);
-      const source = await openSource(config).catch((error) => {
-        if (error instanceof ConfigError) throw invalidArgument(producerDomain, error.problems.map((p) => ({ field: `config.${p.path}`, description: p.message })), "INVALID_CONFIG");
-        throw error;
-      });
+      const source = await openSource(config).catch(refuseConfig("config"));
+      try {
+        pipelineFields(config, source); // an HDF5 source's fields are known only now
+      } catch (error) {
+        source.close();
+        refuseConfig("config")(error);
+      }
       const run: Running = { id: randomBytes(6).toString("hex"), owner: caller.uri, sourceType: config.event_source.type, rank: req.rank, ranks, events: 0, batches: 0, bytes: 0, start: now() };
       running.set(run.id, run);
       try {

@@ -82,6 +82,10 @@ describe("data requests through the whole mesh", () => {
     expect(bad.code).toBe(Code.InvalidArgument);
     expect(bad.reason).toBe("INVALID_CONFIG");
     expect(bad.fields).toEqual(["data_request.producer.data_sources.det.geometry"]);
+    // A step on a field no source makes is refused as early, not found by the job at run time.
+    const unfit = await failure(requestsAs(me).createDataRequest({ dataRequest: { producer: { ...producer(4), processing_pipeline: [{ step: "peak_finder", field: "nothing" }] } } }));
+    expect(unfit).toMatchObject({ code: Code.InvalidArgument, reason: "INVALID_CONFIG", fields: ["data_request.producer.processing_pipeline.0"] });
+    expect(unfit.message).toContain('no field "nothing"');
     const jobsAfter = (await createClient(JobQueueService, createMeshTransport({ baseUrl: mesh.endpoints.jobs, tls: me })).listJobs({ pageSize: 1000 })).jobs.length;
     expect(jobsAfter).toBe(jobsBefore);
   });

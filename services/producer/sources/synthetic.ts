@@ -52,7 +52,9 @@ class AreaDetectorModel {
   readonly #rows: number;
   readonly #cols: number;
   readonly #panelRows: number;
-  readonly #pool: Float32Array[];
+  readonly #seed: number;
+  /** Noise frames, made at the first event: a config is checked by building its source, which must stay cheap. */
+  #pool: Float32Array[] | undefined;
 
   constructor(
     readonly name: string,
@@ -65,13 +67,17 @@ class AreaDetectorModel {
     this.#cols = g.shape.at(-1)!;
     this.#rows = size(g.shape) / this.#cols;
     this.#panelRows = g.shape.at(-2) ?? this.#rows;
+    this.#seed = seed;
+  }
+
+  #noisePool(): Float32Array[] {
     // A table of normal deviates makes noise frames fast to build.
     const table = new Float32Array(1 << 16);
-    const rng = new Prng(seed, 0x5eed);
+    const rng = new Prng(this.#seed, 0x5eed);
     for (let i = 0; i < table.length; i++) table[i] = rng.normal();
-    this.#pool = Array.from({ length: noisePoolSize }, () => {
+    return Array.from({ length: noisePoolSize }, () => {
       const frame = new Float32Array(this.#rows * this.#cols);
-      for (let i = 0; i < frame.length; i++) frame[i] = config.background + config.noise * table[rng.next() & 0xffff]!;
+      for (let i = 0; i < frame.length; i++) frame[i] = this.config.background + this.config.noise * table[rng.next() & 0xffff]!;
       return frame;
     });
   }
@@ -84,6 +90,7 @@ class AreaDetectorModel {
 
   event(rng: Prng, index: number, out: Record<string, NdArray>) {
     const p = this.config.peaks;
+    this.#pool ??= this.#noisePool();
     const frame = new Float32Array(this.#pool[index % noisePoolSize]!);
     const count = rng.int(p.min, Math.max(p.min, p.max));
     const truth = new Float32Array(p.max * 3).fill(Number.NaN);

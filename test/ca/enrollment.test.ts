@@ -199,6 +199,53 @@ describe("enrollment", () => {
       });
     });
 
+    /** A P-256 CSR for `identity` with any extensions besides its SAN. */
+    async function csrWith(identity: string, extensions: x509.Extension[], names: x509.JsonGeneralName[] = []) {
+      const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+        name: "CN=greedy",
+        keys: await generateKeyPair(),
+        signingAlgorithm: { name: "ECDSA", hash: "SHA-256" } as EcdsaParams,
+        extensions: [new x509.SubjectAlternativeNameExtension([{ type: "url", value: `spiffe://${caTrustDomain}/${identity}` }, ...names]), ...extensions],
+      });
+      return csr.toString("pem");
+    }
+
+    it("a CSR swollen by a huge extension, and one asking for too many names; the token still works after", async () => {
+      const token = await newToken("user/heidi");
+      const before = await auditSize();
+      const huge = new x509.Extension("1.3.6.1.4.1.99999.1", false, new Uint8Array(20_000).fill(0x41));
+      expect(await failure(anonymous().enroll({ token, csrPem: await csrWith("user/heidi", [huge]) }))).toMatchObject({
+        code: Code.InvalidArgument,
+        reason: "CSR_TOO_LARGE",
+      });
+      const many = Array.from({ length: 40 }, (_, i) => ({ type: "dns" as const, value: `n${i}.example.org` }));
+      expect(await failure(anonymous().enroll({ token, csrPem: await csrWith("user/heidi", [], many) }))).toMatchObject({
+        code: Code.InvalidArgument,
+        reason: "CSR_TOO_MANY_NAMES",
+      });
+      expect(await auditSize()).toBe(before);
+      await enroll({ enrollUrl: ca.server.enrollUrl, token, identity: "user/heidi" });
+      expect(await auditSize()).toBe(before + 1);
+    });
+
+    it("a CSR asking for certificate signing, code signing and an extension of its own gets none of them", async () => {
+      const token = await newToken("user/ivan");
+      const csrPem = await csrWith("user/ivan", [
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
+        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.codeSigning, x509.ExtendedKeyUsage.serverAuth]),
+        new x509.Extension("1.3.6.1.4.1.99999.2", false, new Uint8Array([1, 2, 3])),
+      ]);
+      const { certificateChainPem } = await anonymous().enroll({ token, csrPem });
+      const cert = new x509.X509Certificate(certificateChainPem);
+      const usages = cert.getExtension(x509.KeyUsagesExtension)!.usages;
+      expect(usages & x509.KeyUsageFlags.keyCertSign).toBe(0);
+      expect(usages & x509.KeyUsageFlags.cRLSign).toBe(0);
+      // A user certificate is a TLS client only: no server auth, no code signing, whatever it asked for.
+      expect(cert.getExtension(x509.ExtendedKeyUsageExtension)!.usages).toEqual([x509.ExtendedKeyUsage.clientAuth]);
+      expect(cert.getExtension("1.3.6.1.4.1.99999.2")).toBeNull();
+      expect(cert.getExtension(x509.BasicConstraintsExtension)?.ca ?? false).toBe(false);
+    });
+
     it("a token that is not one", async () => {
       expect(await failure(anonymous().enroll({ token: "hunter2", csrPem: "x" }))).toMatchObject({
         code: Code.InvalidArgument,

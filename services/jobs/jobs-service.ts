@@ -3,6 +3,7 @@
  * submitter's; only the owner or an admin sees it) and the policy's say on
  * who may submit.
  */
+import { constants } from "node:fs";
 import { open } from "node:fs/promises";
 import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
@@ -186,11 +187,19 @@ export function createJobsService(deps: JobsServiceDeps): ServiceImpl<typeof Job
 }
 
 /** Up to {@link logChunkBytes} of `path` from `offset`; empty at the end or when the file does not exist yet. */
+/**
+ * Up to a chunk of a log from `offset`; nothing when it does not exist yet.
+ * A job may not swap its log for a link to another file (a key of the
+ * service's, say): links are refused, not followed.
+ */
 async function readChunk(path: string, offset: number): Promise<Uint8Array> {
   let file;
   try {
-    file = await open(path, "r");
-  } catch {
+    file = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ELOOP") {
+      throw rpcError(Code.FailedPrecondition, jobsDomain, "LOG_IS_A_LINK", "the job replaced its log with a link to another file; the job queue reads only the log files it created");
+    }
     return new Uint8Array(0);
   }
   try {

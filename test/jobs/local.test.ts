@@ -1,6 +1,6 @@
 /** The job queue with the local backend, over real mTLS: runs, logs, failures, cancel, ranks, restarts, ownership. */
 import { execFileSync } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -93,6 +93,14 @@ describe("job queue, local backend", () => {
     expect(stateAtFirstChunk).toBe(State.ACTIVE);
     expect(text).toBe("line1\nline2\nline3\n");
     expect((await alice().getJob({ name: job!.name })).job!.state).toBe(State.COMPLETED);
+  });
+
+  it("refuses to stream a log the job swapped for a link to another file", async () => {
+    const secret = join(stateDir, "not-for-the-job.txt");
+    await writeFile(secret, "the service's secret\n");
+    const run = await runToEnd({ script: `echo hello; ln -sf ${secret} "$base/logs/$jobndx.stdout"` });
+    expect(run.states.at(-1)).toBe(State.COMPLETED);
+    expect(await failure(output(run.name))).toMatchObject({ code: Code.FailedPrecondition, reason: "LOG_IS_A_LINK" });
   });
 
   it("ends a failing script FAILED with its exit code", async () => {

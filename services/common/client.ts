@@ -31,20 +31,33 @@ export interface MeshTransportOptions {
  */
 function windowedSessionManager(baseUrl: string, sessionOptions: http2.SecureClientSessionOptions, connectionWindowBytes: number) {
   const inner = new Http2SessionManager(baseUrl, { pingIntervalMs: 30_000 }, sessionOptions);
-  const widened = new WeakSet<http2.ClientHttp2Session>();
-  return {
+  const seen = new WeakSet<http2.ClientHttp2Session>();
+  const manager = {
     authority: inner.authority,
+    /**
+     * When a connection last closed before the server answered anything on
+     * it: a TLS 1.3 server refuses a revoked, expired or foreign client
+     * certificate only after the handshake, by closing the socket without an
+     * alert, and the calls then end as bare stream resets.
+     */
+    closedUnansweredAt: 0,
     async request(...args: Parameters<Http2SessionManager["request"]>) {
       const stream = await inner.request(...args);
       const session = stream.session as http2.ClientHttp2Session | undefined;
-      if (session && !widened.has(session)) {
-        widened.add(session);
+      if (session && !seen.has(session)) {
+        seen.add(session);
         session.setLocalWindowSize(connectionWindowBytes);
+        // Refused in milliseconds; a connection that lived longer was answered (its SETTINGS may predate this listener).
+        const openedAt = Date.now();
+        let answered = false;
+        session.once("remoteSettings", () => (answered = true));
+        session.once("close", () => answered || Date.now() - openedAt > 1000 || (manager.closedUnansweredAt = Date.now()));
       }
       return stream;
     },
     notifyResponseByteRead: (stream: http2.ClientHttp2Stream) => inner.notifyResponseByteRead(stream),
   };
+  return manager;
 }
 
 /** A gRPC transport with mTLS and data-path settings. */
@@ -71,33 +84,41 @@ export function createMeshTransport(options: MeshTransportOptions): Transport {
     writeMaxBytes: maxMessageBytes,
   });
   const direct = createDirectStreamCall(sessionManager, maxMessageBytes);
+  const explain = (error: unknown) => rethrowExplained(error, Date.now() - sessionManager.closedUnansweredAt < 2000);
   return {
-    unary: (...args) => transport.unary(...args).catch(rethrowExplained),
+    unary: (...args) => transport.unary(...args).catch(explain),
     stream: async (method, signal, timeoutMs, header, input, contextValues) => {
       const res = await (dataPathMethods.has(`/${method.parent.typeName}/${method.name}`)
         ? direct(method, signal, timeoutMs, header, input)
         : transport.stream(method, signal, timeoutMs, header, input, contextValues)
-      ).catch(rethrowExplained);
-      return { ...res, message: explainingErrors(res.message) };
+      ).catch(explain);
+      return { ...res, message: explainingErrors(res.message, explain) };
     },
   };
 }
 
 /**
- * A refused TLS handshake surfaces as OpenSSL's words in an INTERNAL error;
- * say what it means, as UNAVAILABLE (what gRPC clients report for a
- * connection that could not be made), keeping the original as the cause.
+ * A refused TLS handshake surfaces as OpenSSL's words in an INTERNAL error,
+ * or (a certificate refused after a TLS 1.3 handshake) as a bare reset on a
+ * connection the server never answered; say what it means, as UNAVAILABLE
+ * (what gRPC clients report for a connection that could not be made),
+ * keeping the original as the cause.
  */
-function rethrowExplained(error: unknown): never {
+function rethrowExplained(error: unknown, connectionClosedUnanswered: boolean): never {
   const e = ConnectError.from(error);
   // The alert is in the message, or in a cause (a stream reset by the broken connection).
   let alert: string | undefined;
   for (let x: unknown = e, depth = 0; x instanceof Error && !alert && depth < 5; x = x.cause, depth++) {
     alert = /alert ([a-z ]+?)(?::|$)/i.exec(x instanceof ConnectError ? x.rawMessage : x.message)?.[1];
   }
-  if (!alert) throw error;
+  const what = alert
+    ? `the server refused the TLS handshake (alert ${alert})`
+    : connectionClosedUnanswered && (e.code === Code.Canceled || e.code === Code.Unavailable)
+      ? "the server closed the connection right after the TLS handshake, before answering: it refused this client's certificate"
+      : undefined;
+  if (!what) throw error;
   throw new ConnectError(
-    `the server refused the TLS handshake (alert ${alert}): it takes only certificates from its own CA that are neither revoked nor expired; enroll (lclstream enroll), or renew (lclstream renew)`,
+    `${what}: it takes only certificates from its own CA that are neither revoked nor expired; enroll (lclstream enroll), or renew (lclstream renew)`,
     Code.Unavailable,
     undefined,
     undefined,
@@ -105,11 +126,11 @@ function rethrowExplained(error: unknown): never {
   );
 }
 
-async function* explainingErrors<T>(messages: AsyncIterable<T>): AsyncGenerator<T> {
+async function* explainingErrors<T>(messages: AsyncIterable<T>, explain: (error: unknown) => never): AsyncGenerator<T> {
   try {
     yield* messages;
   } catch (error) {
-    rethrowExplained(error);
+    explain(error);
   }
 }
 

@@ -101,6 +101,7 @@ describe("revocation and renewal", () => {
     expect(await failure(aliceHealth.check({}))).toEqual({ code: Code.Unauthenticated, reason: "CERTIFICATE_REVOKED" });
     // A new connection fails the TLS handshake once the probe has the new CRL.
     await expect.poll(async () => (await failure(healthOf(alice).check({}))).reason, { timeout: 5000 }).toBeUndefined();
+    expect((await failure(healthOf(alice).check({}))).code).toBe(Code.Unavailable);
     // Bob is untouched.
     expect((await healthOf(bob).check({})).status).toBe(Status.SERVING);
 

@@ -98,7 +98,7 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
   const builders: Record<RestartableService, (port: number) => Promise<Running>> = {
     jobs: async (port) => buildJobs({ stateDir, admins, submitters, port, proxyIdentity, backends: options.jobBackends }, await deps("jobs")),
     buffer: async (port) => buildBuffer({ stateDir, admins, submitters, port, proxyIdentity, heartbeatMs: options.heartbeatMs }, await deps("buffer")),
-    producer: async (port) => buildProducer({ dataRoots: [stateDir], port, proxyIdentity }, await deps("producer")),
+    producer: async (port) => buildProducer({ dataRoots: [stateDir], admins, submitters, port, proxyIdentity }, await deps("producer")),
     request: async (port) =>
       buildRequest(
         {

@@ -26,6 +26,9 @@ export function registerProduceCommand(program: Command): void {
         metricsPort: base.metricsPort,
         proxyIdentity: base.proxyIdentity,
         dataRoots: o.dataRoot.length ? o.dataRoot : base.dataRoots,
+        policyFile: base.policyFile,
+        admins: base.admins,
+        submitters: base.submitters,
         catalog: base.catalog,
       } as ProducerServerConfig);
       await serveUntilSignal("producer", server);

@@ -11,6 +11,7 @@ import type { ProducerService } from "../../gen/lclstream/producer/v1/producer_p
 import { invalidArgument, rpcError } from "../common/errors.js";
 import { pageOf, readPage } from "../common/paging.js";
 import { callerOf } from "../common/peer.js";
+import type { Policy } from "../common/policy.js";
 import { ConfigError, parseProducerConfig, type ProducerConfig } from "./config.js";
 import { dtypeToProto } from "./ndarray.js";
 import { checkPipeline, openSource, pipelineFields, runPipeline } from "./pipeline.js";
@@ -26,6 +27,8 @@ export interface CatalogEntry {
 
 export interface ProducerServiceDeps {
   catalog: CatalogEntry[];
+  /** Who may stream (admins and submitters: the data request service); everyone else asks through a data request. */
+  policy: Policy;
   /** Directories HDF5 sources may read from; empty allows none. */
   dataRoots: string[];
   now?: () => number;
@@ -107,6 +110,10 @@ export function createProducerService(deps: ProducerServiceDeps): ServiceImpl<ty
 
     async *produce(req, ctx: HandlerContext) {
       const caller = callerOf(ctx);
+      // Produce reads facility data straight to the caller, past the experiments policy of the request service.
+      if (!deps.policy.maySubmitJobs(caller)) {
+        throw rpcError(Code.PermissionDenied, producerDomain, "PRODUCE_NOT_ALLOWED", `${caller.uri} may not stream from the producer directly; ask for data with a data request (lclstream get), which checks your experiments`);
+      }
       const config = checkConfig(req.config, deps.dataRoots);
       if (config.data_handlers.length) {
         throw invalidArgument(producerDomain, [{ field: "config.data_handlers", description: "Produce streams the batches to you; data_handlers are for producer jobs (lclstream produce)" }]);
@@ -142,9 +149,12 @@ export function createProducerService(deps: ProducerServiceDeps): ServiceImpl<ty
       }
     },
 
-    getStatus() {
+    getStatus(_req, ctx) {
+      const caller = callerOf(ctx);
+      // Others' pipelines name their owners: only admins see every one.
+      const visible = [...running.values()].filter((r) => r.owner === caller.uri || deps.policy.isAdmin(caller));
       return {
-        pipelines: [...running.values()].map((r) => ({
+        pipelines: visible.map((r) => ({
           id: r.id,
           owner: r.owner,
           sourceType: r.sourceType,

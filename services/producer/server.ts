@@ -2,7 +2,8 @@
 import { z } from "zod";
 import { ProducerService } from "../../gen/lclstream/producer/v1/producer_pb.js";
 import { serve, serverSettingsSchema } from "../common/server.js";
-import { joinAsService, serviceSettingsShape, serveInMesh, type ServiceDeps } from "../common/service-config.js";
+import { Policy } from "../common/policy.js";
+import { joinAsService, policySettingsShape, serviceSettingsShape, serveInMesh, type ServiceDeps } from "../common/service-config.js";
 import { createProducerService, type CatalogEntry } from "./producer-service.js";
 
 /** The sources every producer offers: the synthetic facility, ready to stream. */
@@ -44,6 +45,7 @@ export const syntheticCatalog: CatalogEntry[] = [
 
 export const producerConfigSchemaForServer = z.strictObject({
   ...serviceSettingsShape,
+  ...policySettingsShape,
   /** Directories HDF5 sources may read. */
   dataRoots: z.array(z.string()).default([]),
   /** More catalog entries (an HDF5 run, a tuned synthetic source). */
@@ -62,7 +64,8 @@ export async function build(input: ProducerServerConfig, deps: ServiceDeps = {})
   const config = producerConfigSchemaForServer.parse(input);
   const { membership, logger } = await joinAsService("producer", config, deps);
   const catalog = [...syntheticCatalog, ...config.catalog.map((c) => ({ ...c, config: c.config }))];
-  const server = await serveInMesh("producer", config, { membership, logger }, [serve(ProducerService, createProducerService({ catalog, dataRoots: config.dataRoots }))]);
+  const policy = Policy.fromConfig(config, membership.identity.trustDomain);
+  const server = await serveInMesh("producer", config, { membership, logger }, [serve(ProducerService, createProducerService({ catalog, dataRoots: config.dataRoots, policy }))]);
   return {
     url: server.url,
     async close() {

@@ -28,11 +28,12 @@ const smallSynthetic = (events: number, extra: object = {}) => ({
 describe("ProducerService", () => {
   let pki: TestPki;
   let producer: ProducerServer;
-  const client = () => createClient(ProducerService, createMeshTransport({ baseUrl: producer.url, tls: pki.alice }));
+  // The request service streams from the producer (a submitter); users go through data requests.
+  const client = (tls = pki.proxy) => createClient(ProducerService, createMeshTransport({ baseUrl: producer.url, tls }));
 
   beforeAll(async () => {
     pki = await createTestPki();
-    producer = await buildProducer({ dataRoots: [tmpdir()] }, { tls: pki.server });
+    producer = await buildProducer({ dataRoots: [tmpdir()], submitters: [pki.uri("service", "proxy")], admins: ["user/admin"] }, { tls: pki.server });
   });
   afterAll(() => producer?.close());
 
@@ -64,6 +65,16 @@ describe("ProducerService", () => {
     expect(await failure(client().produce({ config: { ...smallSynthetic(2), data_handlers: [{ type: "file", prefix: "/etc/x" }] } })[Symbol.asyncIterator]().next())).toMatchObject({ code: Code.InvalidArgument });
     const outside = { batch_size: 1, event_source: { type: "hdf5", files: ["/etc/passwd"] }, data_sources: { x: { type: "hdf5_dataset", path: "/x" } } };
     expect(await failure(client().produce({ config: outside })[Symbol.asyncIterator]().next())).toMatchObject({ code: Code.PermissionDenied, reason: "PATH_NOT_ALLOWED" });
+  });
+
+  it("streams only to admins and submitters; a user is sent to data requests, and sees no one else's pipelines", async () => {
+    expect(await failure(client(pki.alice).produce({ config: smallSynthetic(2) })[Symbol.asyncIterator]().next())).toMatchObject({ code: Code.PermissionDenied, reason: "PRODUCE_NOT_ALLOWED" });
+    const running = client().produce({ config: { ...smallSynthetic(1000), event_source: { type: "synthetic", events: 1000, rate_hz: 5, paced: true } } })[Symbol.asyncIterator]();
+    await running.next();
+    expect((await client(pki.admin).getStatus({})).pipelines).toHaveLength(1);
+    expect((await client(pki.alice).getStatus({})).pipelines).toHaveLength(0);
+    await running.return?.();
+    expect((await client(pki.alice).listSources({})).sources.length).toBeGreaterThan(0);
   });
 });
 

@@ -4,7 +4,7 @@
  * (SIGTERM) or when its measurement ends.
  *
  *   tls-sink     TLS server that counts bytes         -> { port } then { bytes, seconds }
- *   tls-relay    TLS server piping to a TLS client    -> { port }
+ *   tls-relay    TLS server piping to one TLS client, or copying to several (fan-out) -> { port }
  *   tls-source   TLS client writing chunks forever
  *   publish      a producer rank publishing batches to a buffer stream (with `measure`: -> { bytes, seconds })
  *   subscribe    a consumer of one group, acknowledging -> { bytes, seconds, latenciesMs? }
@@ -23,7 +23,8 @@ import { WireBufferService } from "../services/buffer/wire.js";
 interface Args {
   tls: CertMaterial;
   port?: number;
-  to?: number;
+  /** The sink port(s) a relay sends to: every chunk goes to each. */
+  to?: number | number[];
   chunkBytes?: number;
   url?: string;
   stream?: string;
@@ -79,9 +80,21 @@ async function tlsSink() {
 }
 
 async function tlsRelay() {
+  const ports = [args.to!].flat();
   const server = createServer({ ...tlsOptions, requestCert: true, rejectUnauthorized: true }, (inbound) => {
-    const outbound = connect({ ...tlsOptions, host: "127.0.0.1", port: args.to!, servername: "localhost" });
-    inbound.pipe(outbound);
+    const outbounds = ports.map((port) => connect({ ...tlsOptions, host: "127.0.0.1", port, servername: "localhost" }));
+    // Reads on only while every sink keeps up: the same backpressure as pipe, over all of them.
+    let waiting = 0;
+    const drained = () => --waiting === 0 && inbound.resume();
+    inbound.on("data", (chunk: Buffer) => {
+      for (const out of outbounds) {
+        if (!out.write(chunk)) {
+          waiting++;
+          out.once("drain", drained);
+        }
+      }
+      if (waiting) inbound.pause();
+    });
   });
   server.listen(0, "127.0.0.1", () => print({ port: (server.address() as { port: number }).port }));
 }

@@ -83,6 +83,9 @@ async function tlsRelay() {
   const ports = [args.to!].flat();
   const server = createServer({ ...tlsOptions, requestCert: true, rejectUnauthorized: true }, (inbound) => {
     const outbounds = ports.map((port) => connect({ ...tlsOptions, host: "127.0.0.1", port, servername: "localhost" }));
+    // A sink that has measured enough goes away: so does this connection.
+    const close = () => [inbound, ...outbounds].forEach((socket) => socket.destroy());
+    for (const socket of [inbound, ...outbounds]) socket.on("error", close);
     // Reads on only while every sink keeps up: the same backpressure as pipe, over all of them.
     let waiting = 0;
     const drained = () => --waiting === 0 && inbound.resume();

@@ -4,6 +4,7 @@
  * request service, each on its own mTLS port, with a dev PKI made in the
  * state directory on first start and a certificate for the local user.
  */
+import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { userInfo } from "node:os";
@@ -17,6 +18,7 @@ import { build as buildProducer } from "../producer/server.js";
 import { build as buildRequest } from "../request/server.js";
 import { identityUri } from "../common/identity.js";
 import { createLogger } from "../common/logger.js";
+import { packageInfo } from "../common/package-info.js";
 import { readCertDir, writeCertDir } from "../common/pki.js";
 import { describeCertificate } from "../common/renewal.js";
 
@@ -39,6 +41,8 @@ export interface LocalMesh {
   endpoints: Endpoints;
   /** Stops one service and starts it again on the same port with the same state, as an operator's restart does. */
   restart(service: RestartableService): Promise<void>;
+  /** SIGKILLs the buffer (with `bufferProcess`) and starts it again on the same port with the same state: a crash. */
+  crashBuffer(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -47,6 +51,8 @@ export type RestartableService = "jobs" | "buffer" | "producer" | "request";
 interface Running {
   url: string;
   close(): Promise<void>;
+  /** Ends the service at once, as a crash would (only a service in its own process can). */
+  kill?(): Promise<void>;
 }
 
 /** The local user's identity name, as a certificate can carry it. */
@@ -72,6 +78,8 @@ export interface LocalMeshOptions {
   experiments?: Record<string, string[]>;
   /** The job queue's backends (default: local processes), for example Slurm with its SLURM_CONF. */
   jobBackends?: JobsConfig["backends"];
+  /** Runs the buffer as its own process (`lclstream buffer serve`), so that it can be killed like a real one. */
+  bufferProcess?: boolean;
 }
 
 export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMesh> {
@@ -97,7 +105,11 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
   const urls = {} as Record<RestartableService, string>;
   const builders: Record<RestartableService, (port: number) => Promise<Running>> = {
     jobs: async (port) => buildJobs({ stateDir, admins, submitters, port, proxyIdentity, backends: options.jobBackends }, await deps("jobs")),
-    buffer: async (port) => buildBuffer({ stateDir, admins, submitters, port, proxyIdentity, heartbeatMs: options.heartbeatMs }, await deps("buffer")),
+    buffer: async (port) =>
+      options.bufferProcess
+        ? serveInProcess(["buffer", "serve", "--state-dir", stateDir, "--cert-dir", join(certs, "buffer"), "--ca-url", ca.url, "--port", String(port),
+            ...admins.flatMap((a) => ["--admin", a]), ...submitters.flatMap((s) => ["--submitter", s]), ...(proxyIdentity ? ["--proxy-identity", proxyIdentity] : [])])
+        : buildBuffer({ stateDir, admins, submitters, port, proxyIdentity, heartbeatMs: options.heartbeatMs }, await deps("buffer")),
     producer: async (port) => buildProducer({ dataRoots: [stateDir], admins, submitters, port, proxyIdentity }, await deps("producer")),
     request: async (port) =>
       buildRequest(
@@ -144,10 +156,42 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
         await running.get(name)!.close();
         running.set(name, await builders[name](Number(new URL(urls[name]).port)));
       },
+      async crashBuffer() {
+        const buffer = running.get("buffer")!;
+        if (!buffer.kill) throw new Error("only a buffer in its own process can be killed: start the mesh with bufferProcess");
+        await buffer.kill();
+        running.set("buffer", await builders.buffer(Number(new URL(urls.buffer).port)));
+      },
       close: closeAll,
     };
   } catch (error) {
     await closeAll();
     throw error;
   }
+}
+
+/**
+ * Runs an `lclstream … serve` command as a child process; resolves once it
+ * prints its URL (`<name>: https://host:port (mTLS)`).
+ */
+function serveInProcess(args: string[]): Promise<Running> {
+  const child = spawn(process.execPath, [join(packageInfo().root, "bin", "lclstream.js"), ...args], { stdio: ["ignore", "pipe", "inherit"] });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const stop = (signal: NodeJS.Signals) => async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    await exited;
+  };
+  return new Promise((resolve, reject) => {
+    let out = "";
+    const onData = (chunk: Buffer) => {
+      out += chunk.toString();
+      const url = /(https:\/\/[^\s]+)/.exec(out)?.[1];
+      if (!url) return;
+      child.stdout!.off("data", onData);
+      child.stdout!.resume();
+      resolve({ url, close: stop("SIGTERM"), kill: stop("SIGKILL") });
+    };
+    child.stdout!.on("data", onData);
+    child.once("exit", (code) => reject(new Error(`lclstream ${args.slice(0, 2).join(" ")} exited with ${code} before serving`)));
+  });
 }

@@ -9,7 +9,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient, type Client } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { JobQueueService, Job_State as State, LogStream, type JobSpecSchema } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
+import { DataRequestService, DataRequest_State as RequestState } from "../../gen/lclstream/request/v1/request_pb.js";
+import { fetchRequest } from "../../services/cli/fetch.js";
+import { startLocalMesh } from "../../services/cli/local-mesh.js";
 import { createMeshTransport } from "../../services/common/client.js";
+import { readCertDir } from "../../services/common/pki.js";
 import { build, type JobsServer } from "../../services/jobs/server.js";
 import { createTestPki, type TestPki } from "../helpers/pki.js";
 
@@ -131,4 +135,35 @@ describe("job queue, Slurm backend", () => {
     expect(states.at(-1)).toBe(State.COMPLETED);
     expect(await output(job!.name)).toBe("survived\n");
   }, 60_000);
+
+  it("completes a data request whose producer is a Slurm job through a stop and restart of the controller, every event once", async () => {
+    const mesh = await startLocalMesh({ stateDir: join(dir, "mesh"), jobBackends: [{ type: "slurm", env: { SLURM_CONF: slurmConf }, pollMs: 200 }] });
+    try {
+      const tls = await readCertDir(mesh.endpoints.certDir);
+      const requests = createClient(DataRequestService, createMeshTransport({ baseUrl: mesh.endpoints.request, tls }));
+      // About 12 s of events, so the controller is away for a good part of the run.
+      const producer = { source_identifier: "synthetic:tof:run=5", batch_size: 4, event_source: { type: "synthetic", seed: 5, events: 240, rate_hz: 20, paced: true }, data_sources: { tof: { type: "digitizer", channels: 1, samples: 64 } } };
+      const { dataRequest } = await requests.createDataRequest({ dataRequest: { producer, backend: "slurm" } as never });
+      let outage: Promise<void> | undefined;
+      const controllerAway = async () => {
+        await run(clusterScript, ["stop-controller", join(dir, "cluster")]);
+        await new Promise((resolve) => setTimeout(resolve, 6000));
+        await run(clusterScript, ["start-controller", join(dir, "cluster")]);
+      };
+      const { totals, progress } = await fetchRequest({
+        requests,
+        transportFor: (baseUrl) => createMeshTransport({ baseUrl, tls }),
+        name: dataRequest!.name,
+        signal: new AbortController().signal,
+        onProgress: (p) => void (outage ??= p.batches >= 5 ? controllerAway() : undefined),
+      });
+      await outage;
+      expect(outage, "the controller was stopped mid-stream").toBeDefined();
+      expect(totals).toMatchObject({ batchCount: 60n, eventCount: 240n });
+      expect(progress.events).toBe(240);
+      await expect.poll(async () => (await requests.getDataRequest({ name: dataRequest!.name })).dataRequest!.state, { timeout: 30_000 }).toBe(RequestState.SUCCEEDED);
+    } finally {
+      await mesh.close();
+    }
+  }, 90_000);
 });

@@ -6,8 +6,10 @@
  *   tls-sink     TLS server that counts bytes         -> { port } then { bytes, seconds }
  *   tls-relay    TLS server piping to one TLS client, or copying to several (fan-out) -> { port }
  *   tls-source   TLS client writing chunks forever
- *   publish      a producer rank publishing batches to a buffer stream (with `measure`: -> { bytes, seconds })
+ *   publish      a producer rank publishing batches to a buffer stream (with `measure`: -> { bytes, seconds };
+ *                with `count`: that many, then done -> { published })
  *   subscribe    a consumer of one group, acknowledging -> { bytes, seconds, latenciesMs? }
+ *                (with `count`: timed from its first batch to its count-th)
  */
 import { connect, createServer, type TLSSocket } from "node:tls";
 import { createClient, type Client } from "@connectrpc/connect";
@@ -38,6 +40,8 @@ interface Args {
   stall?: boolean;
   /** The publisher measures what it sends (one hop, nobody downstream). */
   measure?: boolean;
+  /** Batches to publish (then done), or to receive before reporting; unset: until stopped. */
+  count?: number;
 }
 
 const [role, json] = process.argv.slice(2);
@@ -137,7 +141,7 @@ async function publish() {
   async function* messages() {
     yield { kind: { case: "open", value: { stream: args.stream, producerRank: 0, publishToken: args.token } } };
     let next = performance.now();
-    for (let seq = 0; ; seq++) {
+    for (let seq = 0; args.count === undefined || seq < args.count; seq++) {
       if (interval) {
         next += interval;
         const wait = next - performance.now();
@@ -148,14 +152,33 @@ async function publish() {
       // Taken: the transport asked for the next one (HTTP/2 flow control holds it back otherwise).
       m?.add(args.chunkBytes ?? 1 << 20);
     }
+    yield { kind: { case: "done", value: { batchCount: BigInt(args.count!), eventCount: BigInt(args.count!) } } };
   }
   await client.publish(messages());
+  print({ published: args.count });
+}
+
+/** Times `count` batches from the first one's arrival, then reports and exits. */
+function countMeter(count: number) {
+  let received = 0;
+  let bytes = 0;
+  let start = 0;
+  return {
+    add(n: number) {
+      if (++received === 1) start = performance.now();
+      else bytes += n;
+      if (received < count) return;
+      print({ bytes, seconds: (performance.now() - start) / 1000 });
+      process.exit(0);
+    },
+    measuring: true,
+  };
 }
 
 async function subscribe() {
   const client: Client<typeof BufferService> = createClient(BufferService, createMeshTransport({ baseUrl: args.url!, tls: args.tls }));
   const latencies: number[] = [];
-  const m = meter(() => (args.rate ? { latenciesMs: latencies } : {}));
+  const m = args.count ? countMeter(args.count) : meter(() => (args.rate ? { latenciesMs: latencies } : {}));
   let consumerId = "";
   // As `lclstream get` acknowledges.
   const acker = new Acker((seqs) => client.ack({ stream: args.stream!, consumerGroup: args.group!, consumerId, seqs }), { groupSize: 8, intervalMs: 20 });

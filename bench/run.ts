@@ -4,12 +4,13 @@
  * processes over loopback with mTLS, and is reported as a ratio against a
  * baseline measured in the same run (these machines are shared and noisy).
  *
- * Baselines: raw Node TLS 1.3 process to process, and a raw TLS relay through
- * a middle process. Scenarios: one hop (a producer publishing to the buffer,
- * nobody downstream), producer -> buffer -> consumer, fan-out to 1, 2 and 4
- * consumer groups, publish-to-deliver latency at a moderate rate, the
- * buffer's memory with a stalled consumer, and on the whole mesh
- * (`lclstream up`): setup time (CreateDataRequest to the first batch) and a
+ * Baselines: raw Node TLS 1.3 process to process, a raw TLS relay through a
+ * middle process, and the same relay copying to four sinks. Scenarios: one
+ * hop (a producer publishing to the buffer, nobody downstream; and a consumer
+ * draining batches the buffer already holds), producer -> buffer -> consumer,
+ * fan-out to 1, 2 and 4 consumer groups, publish-to-deliver latency at a
+ * moderate rate, the buffer's memory with a stalled consumer, and on the
+ * whole mesh (`lclstream up`): setup time (CreateDataRequest to the first batch) and a
  * full data request with peak finding, end to end, and setup time with the
  * producers on Slurm (a one-node cluster on loopback); and the relay with its
  * consumer behind the front door (HAProxy), against the same without.
@@ -169,6 +170,21 @@ async function main() {
     return mbps(r);
   }
 
+  /**
+   * One hop as a server stream: the buffer holds `batches` batches published
+   * beforehand, and one consumer drains them (nothing else runs meanwhile).
+   */
+  async function subscribeOneHop(buffer: Buffer, chunkBytes: number, batches: number) {
+    const { stream, publishToken } = await buffer.client.createStream({
+      stream: { capacityBytes: BigInt((batches + 8) * chunkBytes), consumerGroups: [{ name: "g0", maxInFlight: 32, mode: DeliveryMode.RELIABLE }] },
+    });
+    const common = { tls: user, url: buffer.url, stream: stream!.name, chunkBytes, count: batches };
+    await role("publish", { ...common, token: publishToken }).next();
+    const r = await role("subscribe", { ...common, group: "g0" }).next();
+    await buffer.client.deleteStream({ name: stream!.name });
+    return mbps(r);
+  }
+
   const only = new RegExp(process.env.BENCH_ONLY ?? ".");
   const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model, totalMemBytes: totalmem(), node: process.version, platform: process.platform };
   console.log(`lclstream bench: ${machine.cpus} x ${machine.cpuModel}, node ${machine.node}; ${reps} repetitions of ${measureMs} ms\n`);
@@ -190,6 +206,7 @@ async function main() {
         if (!only.test(label)) continue;
         record(`raw TLS one hop ${label}`, "MB/s", await repeat(() => rawHop(size)));
         record(`buffer one hop ${label}`, "MB/s", await repeat(() => oneHop(buffer, size)));
+        if (size === MiB) record(`buffer subscribe one hop ${label}`, "MB/s", await repeat(() => subscribeOneHop(buffer, size, 600)));
         record(`raw TLS relay ${label}`, "MB/s", await repeat(() => rawRelay(size)));
         record(`buffer relay ${label}`, "MB/s", await repeat(async () => (await throughBuffer(buffer, size, 1)).mbps));
       }
@@ -226,6 +243,7 @@ async function main() {
   const has = (...names: string[]) => names.every((n) => results[n]);
   const targets: Target[] = [
     has("buffer one hop 1MiB", "raw TLS one hop 1MiB") && target("one hop 1MiB vs raw TLS", m("buffer one hop 1MiB") / m("raw TLS one hop 1MiB"), ">=", 0.7),
+    has("buffer subscribe one hop 1MiB", "raw TLS one hop 1MiB") && target("subscribe one hop 1MiB vs raw TLS", m("buffer subscribe one hop 1MiB") / m("raw TLS one hop 1MiB"), ">=", 0.7),
     has("buffer relay 1MiB", "raw TLS relay 1MiB") && target("relay 1MiB vs raw TLS relay", m("buffer relay 1MiB") / m("raw TLS relay 1MiB"), ">=", 0.5),
     has("buffer relay 1MiB", "buffer fan-out 4 groups 1MiB") && target("4 groups vs 1 group aggregate", m("buffer fan-out 4 groups 1MiB") / m("buffer relay 1MiB"), ">=", 2),
     has("setup, request to first batch") && target("setup to first batch, local (s)", m("setup, request to first batch"), "<", 2),

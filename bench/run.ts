@@ -179,7 +179,9 @@ async function main() {
       stream: { capacityBytes: BigInt((batches + 8) * chunkBytes), consumerGroups: [{ name: "g0", maxInFlight: 32, mode: DeliveryMode.RELIABLE }] },
     });
     const common = { tls: user, url: buffer.url, stream: stream!.name, chunkBytes, count: batches };
-    await role("publish", { ...common, token: publishToken }).next();
+    const producer = role("publish", { ...common, token: publishToken });
+    await producer.next();
+    producer.stop();
     const r = await role("subscribe", { ...common, group: "g0" }).next();
     await buffer.client.deleteStream({ name: stream!.name });
     return mbps(r);

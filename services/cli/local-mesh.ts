@@ -2,7 +2,8 @@
  * The whole mesh in one process on loopback (`lclstream up`, the demo, the
  * end-to-end tests): CA, job queue (local backend), buffer, producer and
  * request service, each on its own mTLS port, with a dev PKI made in the
- * state directory on first start and a certificate for the local user.
+ * state directory on first start and a certificate for the local user. The
+ * buffer can run as a process of its own instead, for tests that crash it.
  */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";

@@ -105,6 +105,8 @@ export async function build(input: CaConfig, logger: Logger = createLogger("ca")
       name: "ca-enroll",
       port: config.enrollPort,
       requireClientCert: false,
+      // Anyone may connect here, and an enrollment is two calls: idle connections go soon.
+      idleConnectionTimeoutMs: 60_000,
       publicProcedures: [
         "/lclstream.ca.v1.CertificateAuthorityService/GetTrustBundle",
         "/lclstream.ca.v1.CertificateAuthorityService/Enroll",

@@ -69,8 +69,13 @@ export const serverSettingsSchema = z.strictObject({
   shutdownGraceMs: z.number().int().min(0).default(2000),
   /** A TLS handshake not finished in this time is dropped (a client that connects and stays silent), in ms. */
   handshakeTimeoutMs: z.number().int().min(1).default(10_000),
-  /** A connection with no open call for this long is closed (GOAWAY; clients reconnect when they need to), in ms. */
-  idleConnectionTimeoutMs: z.number().int().min(1).default(300_000),
+  /**
+   * A connection with no open call for this long is closed (GOAWAY; clients
+   * reconnect when they need to), in ms. Longer than the clients' own idle
+   * timers (connect-node 15 min, grpc-js 30 min), so they normally close first
+   * and no call races the GOAWAY.
+   */
+  idleConnectionTimeoutMs: z.number().int().min(1).default(3_600_000),
   /**
    * The request of a call whose client sends one message (unary and server
    * streaming) must have arrived whole within this time, or the call is reset:

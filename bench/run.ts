@@ -10,8 +10,9 @@
  * draining batches the buffer already holds), producer -> buffer -> consumer,
  * fan-out to 1, 2 and 4 consumer groups, publish-to-deliver latency at a
  * moderate rate, the buffer's memory with a stalled consumer, and on the
- * whole mesh (`lclstream up`): setup time (CreateDataRequest to the first batch) and a
- * full data request with peak finding, end to end, and setup time with the
+ * whole mesh (`lclstream up`): setup time (CreateDataRequest to the first
+ * batch) and a full data request with peak finding, end to end, and setup
+ * time with the
  * producers on Slurm (a one-node cluster on loopback); and the relay with its
  * consumer behind the front door (HAProxy), against the same without.
  *

@@ -16,7 +16,7 @@ import {
   type CertificateSchema,
 } from "../../gen/lclstream/ca/v1/ca_pb.js";
 import { invalidArgument, rpcError } from "../common/errors.js";
-import { resolveIdentity, type Identity } from "../common/identity.js";
+import { resolveIdentityField, type Identity } from "../common/identity.js";
 import { callerOf, callerSerialOf } from "../common/peer.js";
 import { AsyncQueue } from "../common/async-queue.js";
 import { pageOf, readPage } from "../common/paging.js";
@@ -146,12 +146,7 @@ export function createCaService(deps: CaServiceDeps) {
 
     createEnrollmentToken(req, ctx) {
       const creator = requireAdmin(ctx);
-      let identity: Identity;
-      try {
-        identity = resolveIdentity(req.identity, trustDomain);
-      } catch (error) {
-        throw invalidArgument(caDomain, [{ field: "identity", description: (error as Error).message }]);
-      }
+      const identity = resolveIdentityField(req.identity, trustDomain, caDomain, "identity");
       const ttlMs = req.ttl ? durationMs(req.ttl) : hour;
       const violations = [];
       if (ttlMs <= 0 || ttlMs > 7 * 24 * hour) violations.push({ field: "ttl", description: "must be positive and at most 7 days" });
@@ -256,14 +251,7 @@ export function createCaService(deps: CaServiceDeps) {
       requireAdmin(ctx);
       const page = readPage(req, caDomain);
       const state = ({ 1: "active", 2: "expired", 3: "revoked" } as const)[req.state as 1 | 2 | 3];
-      let identity: string | undefined;
-      if (req.identity) {
-        try {
-          identity = resolveIdentity(req.identity, trustDomain).uri;
-        } catch (error) {
-          throw invalidArgument(caDomain, [{ field: "identity", description: (error as Error).message }]);
-        }
-      }
+      const identity = req.identity ? resolveIdentityField(req.identity, trustDomain, caDomain, "identity").uri : undefined;
       const { items, nextPageToken } = pageOf(store.listCertificates({ identity, state, now: now() }, page.offset, page.size + 1), page);
       return { certificates: items.map(toProto), nextPageToken };
     },

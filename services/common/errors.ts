@@ -43,7 +43,7 @@ const maxMessageChars = 1024;
 const maxValueChars = 256;
 
 /** `text`, cut to `max` characters with a note of how long it was. */
-export function clip(text: string, max: number): string {
+function clip(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max)}… (${text.length} characters)`;
 }
 

@@ -2,6 +2,7 @@
  * Identities are SPIFFE IDs carried as URI SANs in X.509 certificates:
  * `spiffe://<trust-domain>/user/<name>` or `spiffe://<trust-domain>/service/<name>`.
  */
+import { invalidArgument } from "./errors.js";
 
 /** The two kinds of principal lclstream knows. */
 export type IdentityKind = "user" | "service";
@@ -48,6 +49,15 @@ export function resolveIdentity(text: string, trustDomain: string): Identity {
     throw new Error(`identity ${uri} is outside the trust domain ${trustDomain}`);
   }
   return identity;
+}
+
+/** {@link resolveIdentity} for a request field: a bad identity is INVALID_ARGUMENT naming `field`. */
+export function resolveIdentityField(text: string, trustDomain: string, domain: string, field: string): Identity {
+  try {
+    return resolveIdentity(text, trustDomain);
+  } catch (error) {
+    throw invalidArgument(domain, [{ field, description: (error as Error).message }]);
+  }
 }
 
 /** Builds the SPIFFE URI of an identity. */

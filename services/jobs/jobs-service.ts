@@ -12,7 +12,7 @@ import { Backend_Type, JobQueueService, LogStream, type JobSchema } from "../../
 import { AsyncQueue } from "../common/async-queue.js";
 import { invalidArgument, rpcError } from "../common/errors.js";
 import { abortable } from "../common/health.js";
-import { resolveIdentity, type Identity } from "../common/identity.js";
+import { resolveIdentityField, type Identity } from "../common/identity.js";
 import { pageOf, readPage } from "../common/paging.js";
 import { callerOf } from "../common/peer.js";
 import type { Policy } from "../common/policy.js";
@@ -106,13 +106,7 @@ export function createJobsService(deps: JobsServiceDeps): ServiceImpl<typeof Job
       const caller = callerOf(ctx);
       const page = readPage(req, jobsDomain);
       let owner: Identity | undefined;
-      if (req.owner) {
-        try {
-          owner = resolveIdentity(req.owner, caller.trustDomain);
-        } catch (error) {
-          throw invalidArgument(jobsDomain, [{ field: "owner", description: (error as Error).message }]);
-        }
-      }
+      if (req.owner) owner = resolveIdentityField(req.owner, caller.trustDomain, jobsDomain, "owner");
       if (!policy.isAdmin(caller)) {
         if (owner && owner.uri !== caller.uri) {
           throw rpcError(Code.PermissionDenied, jobsDomain, "ADMIN_REQUIRED", "only admins may list other identities' jobs; leave owner empty for your own");
@@ -186,9 +180,8 @@ export function createJobsService(deps: JobsServiceDeps): ServiceImpl<typeof Job
   };
 }
 
-/** Up to {@link logChunkBytes} of `path` from `offset`; empty at the end or when the file does not exist yet. */
 /**
- * Up to a chunk of a log from `offset`; nothing when it does not exist yet.
+ * Up to {@link logChunkBytes} of a log from `offset`; nothing when it does not exist yet.
  * A job may not swap its log for a link to another file (a key of the
  * service's, say): links are refused, not followed.
  */

@@ -14,7 +14,7 @@ import { DataRequestSchema, DataRequestService, DataRequest_State as State, Seri
 import { Job_State } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { invalidArgument, rpcError, type FieldViolation } from "../common/errors.js";
 import { abortable } from "../common/health.js";
-import { resolveIdentity, type Identity } from "../common/identity.js";
+import { resolveIdentity, resolveIdentityField, type Identity } from "../common/identity.js";
 import { pageOf, readPage } from "../common/paging.js";
 import { callerOf } from "../common/peer.js";
 import type { Policy } from "../common/policy.js";
@@ -143,12 +143,7 @@ export function createRequestService(deps: RequestServiceDeps): ServiceImpl<type
       const page = readPage(req, requestDomain);
       let owner: Identity | undefined = caller;
       if (req.owner) {
-        let wanted: Identity;
-        try {
-          wanted = resolveIdentity(req.owner, caller.trustDomain);
-        } catch (error) {
-          throw invalidArgument(requestDomain, [{ field: "owner", description: (error as Error).message }]);
-        }
+        const wanted = resolveIdentityField(req.owner, caller.trustDomain, requestDomain, "owner");
         if (wanted.uri !== caller.uri && !policy.isAdmin(caller)) {
           throw rpcError(Code.PermissionDenied, requestDomain, "ADMIN_REQUIRED", "only admins may list other identities' requests");
         }

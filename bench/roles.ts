@@ -3,23 +3,25 @@
  * Each prints one JSON line with its result on stdout when told to stop
  * (SIGTERM) or when its measurement ends.
  *
- *   tls-sink     TLS server that counts bytes         -> { port } then { bytes, seconds }
+ *   tls-sink     TLS server that counts bytes         -> { port } then { bytes, seconds, cpuMs }
  *   tls-relay    TLS server piping to one TLS client, or copying to several (fan-out) -> { port }
  *   tls-source   TLS client writing chunks forever
  *   publish      a producer rank publishing batches to a buffer stream (with `measure`: -> { bytes, seconds };
  *                with `count`: that many, then done -> { published })
  *   subscribe    a consumer of one group, acknowledging -> { bytes, seconds, latenciesMs? }
- *                (with `count`: timed from its first batch to its count-th)
+ *                (with `count`: timed from batch `warmupCount` to the count-th -> { bytes, seconds, cpuMs })
+ *   subscribe-bare  the same call on a bare HTTP/2 session, messages framed only (with `count`, as subscribe)
  */
+import * as http2 from "node:http2";
 import { connect, createServer, type TLSSocket } from "node:tls";
 import { createClient, type Client } from "@connectrpc/connect";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { BufferService } from "../gen/lclstream/buffer/v1/buffer_pb.js";
+import { BufferService, SubscribeRequestSchema } from "../gen/lclstream/buffer/v1/buffer_pb.js";
 import { EventBatchSchema, PayloadFormat, SerializedPayloadSchema } from "../gen/lclstream/data/v1/data_pb.js";
 import { createMeshTransport } from "../services/common/client.js";
 import type { CertMaterial } from "../services/common/pki.js";
 import { Acker } from "../services/buffer/acker.js";
-import { ByteParts, varint } from "../services/common/grpc-frames.js";
+import { ByteParts, frameHeader, GrpcFrameReader, varint } from "../services/common/grpc-frames.js";
 import { WireBufferService } from "../services/buffer/wire.js";
 
 interface Args {
@@ -42,20 +44,24 @@ interface Args {
   measure?: boolean;
   /** Batches to publish (then done), or to receive before reporting; unset: until stopped. */
   count?: number;
+  /** Of those `count` received, how many come before the timing starts. */
+  warmupCount?: number;
 }
 
+const MiB = 1024 * 1024;
 const [role, json] = process.argv.slice(2);
 const args = JSON.parse(json ?? "{}") as Args;
 const tlsOptions = { ca: args.tls.caPem, cert: args.tls.certPem, key: args.tls.keyPem, minVersion: "TLSv1.3" as const };
 const print = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`);
 
-/** Counts bytes between warmup and the end of the measurement window, then reports and exits. */
+/** Counts bytes (and the process's CPU) between warmup and the end of the measurement window, then reports and exits. */
 function meter(extra: () => Record<string, unknown> = () => ({})) {
   const warmupMs = args.warmupMs ?? 500;
   const measureMs = args.measureMs ?? 3000;
   let start = 0;
   let bytes = 0;
   let first = 0;
+  let cpuAtStart = process.cpuUsage();
   return {
     add(n: number) {
       const now = performance.now();
@@ -63,8 +69,10 @@ function meter(extra: () => Record<string, unknown> = () => ({})) {
         first = now;
         setTimeout(() => {
           start = performance.now();
+          cpuAtStart = process.cpuUsage();
           setTimeout(() => {
-            print({ bytes, seconds: (performance.now() - start) / 1000, ...extra() });
+            const cpu = process.cpuUsage(cpuAtStart);
+            print({ bytes, seconds: (performance.now() - start) / 1000, cpuMs: (cpu.user + cpu.system) / 1000, ...extra() });
             process.exit(0);
           }, measureMs);
         }, warmupMs);
@@ -158,17 +166,25 @@ async function publish() {
   print({ published: args.count });
 }
 
-/** Times `count` batches from the first one's arrival, then reports and exits. */
-function countMeter(count: number) {
+/**
+ * Times batches `warmupCount` + 1 to `count` (the ones before warm the
+ * process up, as the other roles' warmup window does), then reports its
+ * throughput and the CPU it took, and exits.
+ */
+function countMeter(count: number, warmupCount = 1) {
   let received = 0;
   let bytes = 0;
   let start = 0;
+  let cpuAtStart = process.cpuUsage();
   return {
     add(n: number) {
-      if (++received === 1) start = performance.now();
-      else bytes += n;
+      if (++received === warmupCount) {
+        start = performance.now();
+        cpuAtStart = process.cpuUsage();
+      } else if (received > warmupCount) bytes += n;
       if (received < count) return;
-      print({ bytes, seconds: (performance.now() - start) / 1000 });
+      const cpu = process.cpuUsage(cpuAtStart);
+      print({ bytes, seconds: (performance.now() - start) / 1000, cpuMs: (cpu.user + cpu.system) / 1000 });
       process.exit(0);
     },
     measuring: true,
@@ -178,7 +194,7 @@ function countMeter(count: number) {
 async function subscribe() {
   const client: Client<typeof BufferService> = createClient(BufferService, createMeshTransport({ baseUrl: args.url!, tls: args.tls }));
   const latencies: number[] = [];
-  const m = args.count ? countMeter(args.count) : meter(() => (args.rate ? { latenciesMs: latencies } : {}));
+  const m = args.count ? countMeter(args.count, args.warmupCount) : meter(() => (args.rate ? { latenciesMs: latencies } : {}));
   let consumerId = "";
   // As `lclstream get` acknowledges.
   const acker = new Acker((seqs) => client.ack({ stream: args.stream!, consumerGroup: args.group!, consumerId, seqs }), { groupSize: 8, intervalMs: 20 });
@@ -192,12 +208,31 @@ async function subscribe() {
   }
 }
 
+/**
+ * What any Node HTTP/2 client pays to receive a Subscribe stream: the same
+ * call on a bare node:http2 session, its messages framed but neither decoded
+ * nor acknowledged (in flight up to `count`), with a `countMeter`.
+ */
+async function subscribeBare() {
+  const session = http2.connect(args.url!, { ...tlsOptions, servername: "localhost", settings: { initialWindowSize: 8 * MiB } });
+  session.on("connect", () => session.setLocalWindowSize(16 * MiB));
+  const call = session.request({ ":method": "POST", ":path": "/lclstream.buffer.v1.BufferService/Subscribe", "content-type": "application/grpc+proto", te: "trailers" });
+  const request = toBinary(SubscribeRequestSchema, create(SubscribeRequestSchema, { stream: args.stream!, consumerGroup: args.group!, maxInFlight: args.count! + 1 }));
+  call.end(Buffer.concat([frameHeader(request.byteLength), request]));
+  const m = countMeter(args.count! + 1, args.warmupCount! + 1); // its first message says "started"
+  const reader = new GrpcFrameReader(64 * MiB);
+  call.on("data", (chunk: Buffer) => {
+    for (const parts of reader.push(chunk) as Uint8Array[][]) m.add(parts.reduce((n, p) => n + p.byteLength, 0));
+  });
+}
+
 const roles: Record<string, () => Promise<void>> = {
   "tls-sink": tlsSink,
   "tls-relay": tlsRelay,
   "tls-source": tlsSource,
   publish,
   subscribe,
+  "subscribe-bare": subscribeBare,
 };
 const run = roles[role ?? ""];
 if (!run) {

@@ -102,7 +102,7 @@ async function main() {
   const results: Record<string, { values: number[]; median: number; spread: number; unit: string }> = {};
   const record = (name: string, unit: string, values: number[]) => {
     results[name] = { values, median: median(values), spread: spread(values), unit };
-    console.log(`${name.padEnd(34)} ${median(values).toFixed(1).padStart(8)} ${unit}  (spread ${(spread(values) * 100).toFixed(0)}%, n=${values.length})`);
+    console.log(`${name.padEnd(48)} ${median(values).toFixed(1).padStart(8)} ${unit}  (spread ${(spread(values) * 100).toFixed(0)}%, n=${values.length})`);
   };
   const repeat = async (fn: () => Promise<number>) => {
     const values: number[] = [];
@@ -111,12 +111,15 @@ async function main() {
   };
 
   // Baselines: raw TLS, one hop and through a relay process.
+  /** The receiving process's CPU per MiB in each raw one hop, by chunk size. */
+  const rawHopReceiverCpu = new Map<number, number[]>();
   const rawHop = async (chunkBytes: number) => {
     const sink = role("tls-sink", { tls: server });
     const { port } = await sink.next();
     const source = role("tls-source", { tls: user, port, chunkBytes });
     const r = await sink.next();
     source.stop();
+    rawHopReceiverCpu.set(chunkBytes, [...(rawHopReceiverCpu.get(chunkBytes) ?? []), r.cpuMs / (r.bytes / MiB)]);
     return mbps(r);
   };
   /** A source through a relay process to `sinks` sinks, each getting every byte (one sink: the two-hop limit); the aggregate. */
@@ -172,20 +175,24 @@ async function main() {
   }
 
   /**
-   * One hop as a server stream: the buffer holds `batches` batches published
-   * beforehand, and one consumer drains them (nothing else runs meanwhile).
+   * One hop as a server stream: the buffer holds `warmup` + `batches` batches
+   * published beforehand, and one consumer drains them (nothing else runs
+   * meanwhile), timed after the first `warmup` (as the other scenarios time
+   * after a warmup window). `role` "subscribe-bare" is the same call on a
+   * bare HTTP/2 session: what receiving the stream costs any Node client.
    */
-  async function subscribeOneHop(buffer: Buffer, chunkBytes: number, batches: number) {
+  async function subscribeOneHop(buffer: Buffer, chunkBytes: number, batches: number, warmup: number, consumerRole = "subscribe") {
+    const count = warmup + batches;
     const { stream, publishToken } = await buffer.client.createStream({
-      stream: { capacityBytes: BigInt((batches + 8) * chunkBytes), consumerGroups: [{ name: "g0", maxInFlight: 32, mode: DeliveryMode.RELIABLE }] },
+      stream: { capacityBytes: BigInt((count + 8) * chunkBytes), consumerGroups: [{ name: "g0", maxInFlight: 32, mode: DeliveryMode.RELIABLE }] },
     });
-    const common = { tls: user, url: buffer.url, stream: stream!.name, chunkBytes, count: batches };
+    const common = { tls: user, url: buffer.url, stream: stream!.name, chunkBytes, count };
     const producer = role("publish", { ...common, token: publishToken });
     await producer.next();
     producer.stop();
-    const r = await role("subscribe", { ...common, group: "g0" }).next();
+    const r = await role(consumerRole, { ...common, group: "g0", warmupCount: warmup }).next();
     await buffer.client.deleteStream({ name: stream!.name });
-    return mbps(r);
+    return { mbps: mbps(r), cpuMsPerMiB: r.cpuMs / (r.bytes / MiB) };
   }
 
   const only = new RegExp(process.env.BENCH_ONLY ?? ".");
@@ -209,7 +216,15 @@ async function main() {
         if (!only.test(label)) continue;
         record(`raw TLS one hop ${label}`, "MB/s", await repeat(() => rawHop(size)));
         record(`buffer one hop ${label}`, "MB/s", await repeat(() => oneHop(buffer, size)));
-        if (size === MiB) record(`buffer subscribe one hop ${label}`, "MB/s", await repeat(() => subscribeOneHop(buffer, size, 600)));
+        if (size === MiB) {
+          // What receiving costs, raw and through the stack: the Subscribe one hop is bound by its consumer's CPU.
+          record(`raw TLS one hop ${label}, receiver CPU`, "ms/MiB", rawHopReceiverCpu.get(size)!);
+          for (const [name, consumerRole] of [["buffer subscribe one hop", "subscribe"], ["bare HTTP/2 subscribe one hop", "subscribe-bare"]]) {
+            const runs: { mbps: number; cpuMsPerMiB: number }[] = [];
+            record(`${name} ${label}`, "MB/s", await repeat(async () => (runs.push(await subscribeOneHop(buffer, size, 600, 200, consumerRole)), runs.at(-1)!.mbps)));
+            record(`${name} ${label}, consumer CPU`, "ms/MiB", runs.map((r) => r.cpuMsPerMiB));
+          }
+        }
         record(`raw TLS relay ${label}`, "MB/s", await repeat(() => rawRelay(size)));
         record(`buffer relay ${label}`, "MB/s", await repeat(async () => (await throughBuffer(buffer, size, 1)).mbps));
       }
@@ -256,10 +271,10 @@ async function main() {
     has("buffer RSS growth, stalled") && target("RSS growth vs capacity + 64 MiB", m("buffer RSS growth, stalled") / bound, "<", 1),
   ].filter((t): t is Target => t !== false);
   console.log("\nratios against this run's baselines:");
-  for (const t of targets) console.log(`  ${t.name.padEnd(34)} ${t.value.toFixed(2).padStart(6)}  (target ${t.op} ${t.limit}) ${t.met ? "ok" : "NOT MET"}`);
+  for (const t of targets) console.log(`  ${t.name.padEnd(46)} ${t.value.toFixed(2).padStart(6)}  (target ${t.op} ${t.limit}) ${t.met ? "ok" : "NOT MET"}`);
   // Not a target: the fan-out ratio raw TLS itself reaches here, where every process shares the same cores.
   const ceiling = has("raw TLS fan-out 4 sinks 1MiB", "raw TLS relay 1MiB") ? m("raw TLS fan-out 4 sinks 1MiB") / m("raw TLS relay 1MiB") : undefined;
-  if (ceiling !== undefined) console.log(`  ${"raw TLS: 4 sinks vs 1 (the ceiling)".padEnd(34)} ${ceiling.toFixed(2).padStart(6)}`);
+  if (ceiling !== undefined) console.log(`  ${"raw TLS: 4 sinks vs 1 (the ceiling)".padEnd(46)} ${ceiling.toFixed(2).padStart(6)}`);
   mkdirSync(resultsDir, { recursive: true });
   const file = join(resultsDir, `${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
   writeFileSync(file, `${JSON.stringify({ machine, reps, measureMs, results, targets, fanOutCeiling: ceiling }, null, 2)}\n`);

@@ -190,6 +190,27 @@ describe("the buffer's data path over mTLS", () => {
     expect(await consumers()).toBe(0);
   });
 
+  it("makes Ack a unary call on the direct path: counts, repeats, refusals with ErrorInfo, a deadline", async () => {
+    const { stream, publishToken } = await alice().createStream({ stream: {} });
+    await alice().publish(publishMessages(stream!.name, publishToken, 0, 0, 2));
+    const abort = new AbortController();
+    let consumerId = "";
+    const subscription = (async () => {
+      for await (const r of alice().subscribe({ stream: stream!.name, consumerGroup: "default" }, { signal: abort.signal })) {
+        if (r.kind.case === "started") consumerId = r.kind.value.consumerId;
+        if (r.seq === 2n) break;
+      }
+    })();
+    await subscription;
+    const ack = (seqs: bigint[], timeoutMs?: number) => alice().ack({ stream: stream!.name, consumerGroup: "default", consumerId, seqs }, { timeoutMs });
+    expect((await ack([1n, 2n])).ackedCount).toBe(2n);
+    expect((await ack([2n])).ackedCount).toBe(0n);
+    expect(await codeAndReason(ack([7n]))).toEqual({ code: Code.InvalidArgument, reason: "UNKNOWN_SEQ" });
+    expect(await codeAndReason(alice().ack({ stream: "streams/none", consumerGroup: "default", seqs: [1n] }))).toMatchObject({ code: Code.NotFound });
+    expect((await ack([1n], 5_000)).ackedCount).toBe(0n);
+    abort.abort();
+  });
+
   it("leaves gRPC-Web to connect: a browser-style client subscribes to the same stream", async () => {
     const { stream, publishToken } = await alice().createStream({ stream: {} });
     await alice().publish(publishMessages(stream!.name, publishToken, 0, 0, 3, { done: true }));

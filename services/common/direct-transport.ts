@@ -96,8 +96,7 @@ export function createDirectStreamCall(sessions: SessionManager, maxMessageBytes
 
     void (async () => {
       for await (const init of input) {
-        // One writev for the parts of a message: written apart, a small message's
-        // frame prefix and body went as separate packets, and waited on Nagle.
+        // One writev for the parts of a message, as the server writes them.
         h2.cork();
         let writable = true;
         for (const part of encodeFrameParts(method.input, create(method.input, init))) writable = h2.write(part);

@@ -87,28 +87,37 @@ function meter(extra: () => Record<string, unknown> = () => ({})) {
 
 async function tlsSink() {
   const m = meter();
-  const server = createServer({ ...tlsOptions, requestCert: true, rejectUnauthorized: true }, (socket) => socket.on("data", (d: Buffer) => m.add(d.length)));
+  // A peer that goes away (the relay, once another sink has measured enough) ends the counting, not the process.
+  const server = createServer({ ...tlsOptions, requestCert: true, rejectUnauthorized: true }, (socket) => socket.on("data", (d: Buffer) => m.add(d.length)).on("error", () => undefined));
   server.listen(0, "127.0.0.1", () => print({ port: (server.address() as { port: number }).port }));
 }
 
 async function tlsRelay() {
   const ports = [args.to!].flat();
   const server = createServer({ ...tlsOptions, requestCert: true, rejectUnauthorized: true }, (inbound) => {
-    const outbounds = ports.map((port) => connect({ ...tlsOptions, host: "127.0.0.1", port, servername: "localhost" }));
-    // A sink that has measured enough goes away: so does this connection.
-    const close = () => [inbound, ...outbounds].forEach((socket) => socket.destroy());
-    for (const socket of [inbound, ...outbounds]) socket.on("error", close);
+    const outbounds = new Set(ports.map((port) => connect({ ...tlsOptions, host: "127.0.0.1", port, servername: "localhost" })));
     // Reads on only while every sink keeps up: the same backpressure as pipe, over all of them.
-    let waiting = 0;
-    const drained = () => --waiting === 0 && inbound.resume();
+    const waitingFor = new Set<TLSSocket>();
+    const drained = (out: TLSSocket) => waitingFor.delete(out) && waitingFor.size === 0 && inbound.resume();
+    // A sink that has measured enough goes away: the others carry on; with the last goes this connection.
+    const gone = (out: TLSSocket) => {
+      outbounds.delete(out);
+      drained(out);
+      if (outbounds.size === 0) inbound.destroy();
+    };
+    inbound.on("error", () => outbounds.forEach((out) => out.destroy()));
+    for (const out of outbounds) {
+      out.on("error", () => gone(out));
+      out.on("close", () => gone(out));
+    }
     inbound.on("data", (chunk: Buffer) => {
       for (const out of outbounds) {
-        if (!out.write(chunk)) {
-          waiting++;
-          out.once("drain", drained);
+        if (!out.write(chunk) && !waitingFor.has(out)) {
+          waitingFor.add(out);
+          out.once("drain", () => drained(out));
         }
       }
-      if (waiting) inbound.pause();
+      if (waitingFor.size) inbound.pause();
     });
   });
   server.listen(0, "127.0.0.1", () => print({ port: (server.address() as { port: number }).port }));

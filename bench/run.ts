@@ -7,7 +7,8 @@
  * Baselines: raw Node TLS 1.3 process to process, a raw TLS relay through a
  * middle process, and the same relay copying to four sinks. Scenarios: one
  * hop (a producer publishing to the buffer, nobody downstream; and a consumer
- * draining batches the buffer already holds), producer -> buffer -> consumer,
+ * draining batches the buffer already holds, with the CPU it spends per MiB
+ * beside a bare HTTP/2 client's and the raw TLS receiver's), producer -> buffer -> consumer,
  * fan-out to 1, 2 and 4 consumer groups, publish-to-deliver latency at a
  * moderate rate, the buffer's memory with a stalled consumer, and on the
  * whole mesh (`lclstream up`): setup time (CreateDataRequest to the first
@@ -104,23 +105,21 @@ async function main() {
     results[name] = { values, median: median(values), spread: spread(values), unit };
     console.log(`${name.padEnd(48)} ${median(values).toFixed(1).padStart(8)} ${unit}  (spread ${(spread(values) * 100).toFixed(0)}%, n=${values.length})`);
   };
-  const repeat = async (fn: () => Promise<number>) => {
-    const values: number[] = [];
+  const repeat = async <T,>(fn: () => Promise<T>) => {
+    const values: T[] = [];
     for (let i = 0; i < reps; i++) values.push(await fn());
     return values;
   };
 
   // Baselines: raw TLS, one hop and through a relay process.
-  /** The receiving process's CPU per MiB in each raw one hop, by chunk size. */
-  const rawHopReceiverCpu = new Map<number, number[]>();
+  /** Raw TLS process to process: its throughput, and the receiving process's CPU per MiB. */
   const rawHop = async (chunkBytes: number) => {
     const sink = role("tls-sink", { tls: server });
     const { port } = await sink.next();
     const source = role("tls-source", { tls: user, port, chunkBytes });
     const r = await sink.next();
     source.stop();
-    rawHopReceiverCpu.set(chunkBytes, [...(rawHopReceiverCpu.get(chunkBytes) ?? []), r.cpuMs / (r.bytes / MiB)]);
-    return mbps(r);
+    return { mbps: mbps(r), cpuMsPerMiB: r.cpuMs / (r.bytes / MiB) };
   };
   /** A source through a relay process to `sinks` sinks, each getting every byte (one sink: the two-hop limit); the aggregate. */
   const rawRelay = async (chunkBytes: number, sinks = 1) => {
@@ -214,14 +213,15 @@ async function main() {
       for (const size of [64 * KiB, MiB, 4 * MiB]) {
         const label = size >= MiB ? `${size / MiB}MiB` : `${size / KiB}KiB`;
         if (!only.test(label)) continue;
-        record(`raw TLS one hop ${label}`, "MB/s", await repeat(() => rawHop(size)));
+        const raw = await repeat(() => rawHop(size));
+        record(`raw TLS one hop ${label}`, "MB/s", raw.map((r) => r.mbps));
         record(`buffer one hop ${label}`, "MB/s", await repeat(() => oneHop(buffer, size)));
         if (size === MiB) {
           // What receiving costs, raw and through the stack: the Subscribe one hop is bound by its consumer's CPU.
-          record(`raw TLS one hop ${label}, receiver CPU`, "ms/MiB", rawHopReceiverCpu.get(size)!);
+          record(`raw TLS one hop ${label}, receiver CPU`, "ms/MiB", raw.map((r) => r.cpuMsPerMiB));
           for (const [name, consumerRole] of [["buffer subscribe one hop", "subscribe"], ["bare HTTP/2 subscribe one hop", "subscribe-bare"]]) {
-            const runs: { mbps: number; cpuMsPerMiB: number }[] = [];
-            record(`${name} ${label}`, "MB/s", await repeat(async () => (runs.push(await subscribeOneHop(buffer, size, 600, 200, consumerRole)), runs.at(-1)!.mbps)));
+            const runs = await repeat(() => subscribeOneHop(buffer, size, 600, 200, consumerRole));
+            record(`${name} ${label}`, "MB/s", runs.map((r) => r.mbps));
             record(`${name} ${label}, consumer CPU`, "ms/MiB", runs.map((r) => r.cpuMsPerMiB));
           }
         }

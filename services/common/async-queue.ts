@@ -41,14 +41,14 @@ export class AsyncQueue<T> {
 
   /**
    * Yields items as they come until closed; rejects with the signal's reason
-   * on abort. With `idleMs`, yields {@link idle} whenever it waited that long
+   * on abort (without a signal, it waits for as long as it takes). With `idleMs`, yields {@link idle} whenever it waited that long
    * for an item (for heartbeats on quiet streams).
    */
-  drain(signal: AbortSignal): AsyncGenerator<T>;
-  drain(signal: AbortSignal, idleMs: number): AsyncGenerator<T | typeof idle>;
-  async *drain(signal: AbortSignal, idleMs?: number): AsyncGenerator<T | typeof idle> {
+  drain(signal: AbortSignal | undefined): AsyncGenerator<T>;
+  drain(signal: AbortSignal | undefined, idleMs: number): AsyncGenerator<T | typeof idle>;
+  async *drain(signal: AbortSignal | undefined, idleMs?: number): AsyncGenerator<T | typeof idle> {
     for (;;) {
-      signal.throwIfAborted();
+      signal?.throwIfAborted();
       if (this.#failure) throw this.#failure.error;
       if (this.#items.length > 0) {
         yield this.#items.shift()!;
@@ -58,13 +58,11 @@ export class AsyncQueue<T> {
       let timer: NodeJS.Timeout | undefined;
       let timedOut = false;
       try {
-        await abortable(
-          new Promise<void>((resolve) => {
-            this.#wake = resolve;
-            if (idleMs) timer = setTimeout(() => resolve(void (timedOut = true)), idleMs);
-          }),
-          signal,
-        );
+        const woken = new Promise<void>((resolve) => {
+          this.#wake = resolve;
+          if (idleMs) timer = setTimeout(() => resolve(void (timedOut = true)), idleMs);
+        });
+        await (signal ? abortable(woken, signal) : woken);
       } finally {
         clearTimeout(timer);
         this.#wake = undefined;

@@ -15,8 +15,6 @@ import type { Http2SessionManager } from "@connectrpc/connect-node";
 import { AsyncQueue } from "./async-queue.js";
 import { contiguous, encodeFrameParts, GrpcFrameReader } from "./grpc-frames.js";
 
-const never = new AbortController().signal;
-
 /** What the transport needs of a session manager (connect's, or one that wraps it). */
 export type SessionManager = Pick<Http2SessionManager, "request" | "notifyResponseByteRead">;
 
@@ -130,7 +128,8 @@ export function createDirectStreamCall(sessions: SessionManager, maxMessageBytes
 
     async function* read(): AsyncGenerator<MessageShape<O>> {
       try {
-        for await (const parts of messages.drain(never)) {
+        // No signal here: an abort, a deadline or a reset fails the queue itself (see fail).
+        for await (const parts of messages.drain(undefined)) {
           if (messages.length < queuedResponsesBeforePause) h2.resume();
           yield fromBinary(method.output, contiguous(parts));
         }

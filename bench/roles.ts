@@ -54,6 +54,12 @@ const args = JSON.parse(json ?? "{}") as Args;
 const tlsOptions = { ca: args.tls.caPem, cert: args.tls.certPem, key: args.tls.keyPem, minVersion: "TLSv1.3" as const };
 const print = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`);
 
+/** The CPU this process (all its threads) used since `start` (a `process.cpuUsage()`), in ms. */
+function cpuMsSince(start: NodeJS.CpuUsage): number {
+  const cpu = process.cpuUsage(start);
+  return (cpu.user + cpu.system) / 1000;
+}
+
 /** Counts bytes (and the process's CPU) between warmup and the end of the measurement window, then reports and exits. */
 function meter(extra: () => Record<string, unknown> = () => ({})) {
   const warmupMs = args.warmupMs ?? 500;
@@ -71,8 +77,7 @@ function meter(extra: () => Record<string, unknown> = () => ({})) {
           start = performance.now();
           cpuAtStart = process.cpuUsage();
           setTimeout(() => {
-            const cpu = process.cpuUsage(cpuAtStart);
-            print({ bytes, seconds: (performance.now() - start) / 1000, cpuMs: (cpu.user + cpu.system) / 1000, ...extra() });
+            print({ bytes, seconds: (performance.now() - start) / 1000, cpuMs: cpuMsSince(cpuAtStart), ...extra() });
             process.exit(0);
           }, measureMs);
         }, warmupMs);
@@ -192,8 +197,7 @@ function countMeter(count: number, warmupCount = 1) {
         cpuAtStart = process.cpuUsage();
       } else if (received > warmupCount) bytes += n;
       if (received < count) return;
-      const cpu = process.cpuUsage(cpuAtStart);
-      print({ bytes, seconds: (performance.now() - start) / 1000, cpuMs: (cpu.user + cpu.system) / 1000 });
+      print({ bytes, seconds: (performance.now() - start) / 1000, cpuMs: cpuMsSince(cpuAtStart) });
       process.exit(0);
     },
     measuring: true,

@@ -8,14 +8,14 @@
  * middle process, and the same relay copying to four sinks. Scenarios: one
  * hop (a producer publishing to the buffer, nobody downstream; and a consumer
  * draining batches the buffer already holds, with the CPU it spends per MiB
- * beside a bare HTTP/2 client's and the raw TLS receiver's), producer -> buffer -> consumer,
- * fan-out to 1, 2 and 4 consumer groups, publish-to-deliver latency at a
- * moderate rate, the buffer's memory with a stalled consumer, and on the
- * whole mesh (`lclstream up`): setup time (CreateDataRequest to the first
- * batch) and a full data request with peak finding, end to end, and setup
- * time with the
- * producers on Slurm (a one-node cluster on loopback); and the relay with its
- * consumer behind the front door (HAProxy), against the same without.
+ * beside a bare HTTP/2 client's and the raw TLS receiver's), producer ->
+ * buffer -> consumer, fan-out to 1, 2 and 4 consumer groups,
+ * publish-to-deliver latency at a moderate rate, the buffer's memory with a
+ * stalled consumer, and on the whole mesh (`lclstream up`): setup time
+ * (CreateDataRequest to the first batch) and a full data request with peak
+ * finding, end to end, and setup time with the producers on Slurm (a
+ * one-node cluster on loopback); and the relay with its consumer behind the
+ * front door (HAProxy), against the same without.
  *
  * BENCH_REPS (default 3) and BENCH_MEASURE_MS (default 3000) tune the run;
  * BENCH_BUFFER_NODE_ARGS passes flags to the buffer's node (for example

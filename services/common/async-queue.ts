@@ -41,10 +41,11 @@ export class AsyncQueue<T> {
 
   /**
    * Yields items as they come until closed; rejects with the signal's reason
-   * on abort (without a signal, it waits for as long as it takes). With `idleMs`, yields {@link idle} whenever it waited that long
-   * for an item (for heartbeats on quiet streams).
+   * on abort (without one, only `fail` ends the wait). With `idleMs`, yields
+   * {@link idle} whenever it waited that long for an item (for heartbeats on
+   * quiet streams).
    */
-  drain(signal: AbortSignal | undefined): AsyncGenerator<T>;
+  drain(signal?: AbortSignal): AsyncGenerator<T>;
   drain(signal: AbortSignal | undefined, idleMs: number): AsyncGenerator<T | typeof idle>;
   async *drain(signal: AbortSignal | undefined, idleMs?: number): AsyncGenerator<T | typeof idle> {
     for (;;) {

@@ -84,7 +84,7 @@ export function createMeshTransport(options: MeshTransportOptions): Transport {
     writeMaxBytes: maxMessageBytes,
   });
   const direct = createDirectStreamCall(sessionManager, maxMessageBytes);
-  const directUnary = createDirectUnaryCall(sessionManager, maxMessageBytes);
+  const directUnary = createDirectUnaryCall(direct);
   const explain = (error: unknown) => rethrowExplained(error, Date.now() - sessionManager.closedUnansweredAt < 2000);
   const onDataPath = (method: { parent: { typeName: string }; name: string }) => dataPathMethods.has(`/${method.parent.typeName}/${method.name}`);
   return {

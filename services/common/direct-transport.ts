@@ -129,7 +129,7 @@ export function createDirectStreamCall(sessions: SessionManager, maxMessageBytes
     async function* read(): AsyncGenerator<MessageShape<O>> {
       try {
         // No signal here: an abort, a deadline or a reset fails the queue itself (see fail).
-        for await (const parts of messages.drain(undefined)) {
+        for await (const parts of messages.drain()) {
           if (messages.length < queuedResponsesBeforePause) h2.resume();
           yield fromBinary(method.output, contiguous(parts));
         }
@@ -150,8 +150,7 @@ export function createDirectStreamCall(sessions: SessionManager, maxMessageBytes
  * measured at about half the client CPU of connect's unary call, which
  * matters for the acknowledgements a consumer sends beside its stream.
  */
-export function createDirectUnaryCall(sessions: SessionManager, maxMessageBytes: number) {
-  const stream = createDirectStreamCall(sessions, maxMessageBytes);
+export function createDirectUnaryCall(stream: ReturnType<typeof createDirectStreamCall>) {
   return async function unary<I extends DescMessage, O extends DescMessage>(
     method: DescMethodUnary<I, O>,
     signal: AbortSignal | undefined,

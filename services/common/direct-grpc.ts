@@ -119,9 +119,14 @@ async function serveCall({ service, method, impl }: DirectMethod, req: Http2Serv
   if (res.stream.destroyed) return;
   const trailer = setTrailerStatus(new Headers(context.responseTrailer), failure);
   if (!headersSent) {
-    // Trailers-only response: status in the headers of an empty response.
-    res.writeHead(200, { "content-type": "application/grpc+proto", ...headersObject(trailer) });
-    res.end();
+    // Trailers-Only: one HEADERS frame that carries the status and ends the
+    // stream. (writeHead + end would send HEADERS, then an empty DATA frame
+    // with END_STREAM, which grpc-go and grpc-python read as a stream closed
+    // without trailers.)
+    res.stream.respond(
+      { ...headersObject(context.responseHeader), ":status": 200, "content-type": "application/grpc+proto", ...headersObject(trailer) },
+      { endStream: true },
+    );
     return;
   }
   res.addTrailers(headersObject(trailer));

@@ -110,6 +110,9 @@ export async function build(input: CaConfig, logger: Logger = createLogger("ca")
       publicProcedures: [
         "/lclstream.ca.v1.CertificateAuthorityService/GetTrustBundle",
         "/lclstream.ca.v1.CertificateAuthorityService/Enroll",
+        // A newcomer's first look (grpcurl list/describe) is here, before they hold a certificate.
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
       ],
       services: [serve(CertificateAuthorityService, { getTrustBundle: ca.service.getTrustBundle, enroll: ca.service.enroll })],
     });

@@ -51,6 +51,16 @@ export function createAuthInterceptor(options: AuthOptions): Interceptor {
       ({ caller, serial } = forwardedClient(forwarded, options.trustDomain));
     }
     if (!caller && !options.publicProcedures.has(procedureOf(req.method))) {
+      const names = forwarded === null ? peer?.namesWithoutIdentity : undefined;
+      if (names) {
+        throw rpcError(
+          Code.Unauthenticated,
+          runtimeDomain,
+          "CERTIFICATE_WITHOUT_IDENTITY",
+          `${procedureOf(req.method)} needs a user or service identity (spiffe://${options.trustDomain}/user/NAME) in the client certificate, and this one names only ${names}: use a certificate from \`lclstream enroll\` (--cert-dir)`,
+          { metadata: { certificate_names: names } },
+        );
+      }
       throw rpcError(
         Code.Unauthenticated,
         runtimeDomain,

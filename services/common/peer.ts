@@ -14,6 +14,11 @@ import { normalizeSerial } from "./pki.js";
 export interface TlsPeer {
   /** Its lclstream identity; undefined when it presented no certificate. */
   identity: Identity | undefined;
+  /**
+   * The names (subjectAltName) of a valid certificate that carries no
+   * identity in the trust domain (a host's DNS-only certificate), to say so.
+   */
+  namesWithoutIdentity?: string;
   /** Serial number of its certificate, lower-case hex. */
   serialNumber: string | undefined;
   /** Remote address, for the log. */
@@ -44,8 +49,10 @@ export function tlsPeerOf(socket: TLSSocket, trustDomain: string, connection: ob
   if (cached) return cached;
   const cert = socket.getPeerCertificate?.();
   const hasCert = cert && Object.keys(cert).length > 0 && socket.authorized;
+  const identity = hasCert ? identityFromSubjectAltName(cert.subjectaltname, trustDomain) : undefined;
   const peer: TlsPeer = {
-    identity: hasCert ? identityFromSubjectAltName(cert.subjectaltname, trustDomain) : undefined,
+    identity,
+    namesWithoutIdentity: hasCert && !identity ? cert.subjectaltname || "no subjectAltName" : undefined,
     serialNumber: hasCert ? normalizeSerial(cert.serialNumber) : undefined,
     address: socket.remoteAddress,
   };

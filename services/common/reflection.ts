@@ -7,6 +7,7 @@ import { createRegistry, toBinary, type DescFile, type DescService, type Registr
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import * as v1 from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import * as v1alpha from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { file_google_rpc_error_details } from "../../gen/google/rpc/error_details_pb.js";
 
 type Request = v1.ServerReflectionRequest;
 type Response = Omit<v1.ServerReflectionResponse, "$typeName" | "originalRequest"> & { originalRequest?: Request };
@@ -17,8 +18,9 @@ export class ReflectionIndex {
   readonly #files: Map<string, DescFile>;
   readonly #serviceNames: string[];
 
-  constructor(services: DescService[]) {
-    const files = closure(services.map((s) => s.file));
+  /** `extraFiles`: files to describe beyond the services' own (types that travel inside an Any). */
+  constructor(services: DescService[], extraFiles: DescFile[] = []) {
+    const files = closure([...services.map((s) => s.file), ...extraFiles]);
     this.#registry = createRegistry(...files);
     this.#files = new Map(files.map((f) => [f.proto.name, f]));
     this.#serviceNames = [...new Set(services.map((s) => s.typeName))].sort();
@@ -103,7 +105,9 @@ function closure(files: DescFile[]): DescFile[] {
 
 /** Registers reflection v1 and v1alpha for `services` (plus reflection itself). */
 export function registerReflection(router: ConnectRouter, services: DescService[]): void {
-  const index = new ReflectionIndex([...services, v1.ServerReflection, v1alpha.ServerReflection]);
+  // Error details (ErrorInfo, BadRequest) travel as Any in every error: describe
+  // them too, so grpcurl and other reflection clients can print them.
+  const index = new ReflectionIndex([...services, v1.ServerReflection, v1alpha.ServerReflection], [file_google_rpc_error_details]);
   async function* serve(requests: AsyncIterable<Request>) {
     for await (const request of requests) {
       // A plain copy, so the same code serves v1 and v1alpha requests.

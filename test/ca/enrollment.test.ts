@@ -6,6 +6,7 @@ import * as x509 from "@peculiar/x509";
 import * as grpc from "@grpc/grpc-js";
 import { CertificateAuthorityService, Certificate_Issuance, Certificate_State } from "../../gen/lclstream/ca/v1/ca_pb.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
+import { ServerReflection } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import { createMeshTransport } from "../../services/common/client.js";
 import { createCsr, generateKeyPair, normalizeSerial, type CertMaterial } from "../../services/common/pki.js";
 import { enroll } from "../../services/ca/enroll-client.js";
@@ -33,6 +34,20 @@ describe("enrollment", () => {
     const bundle = await anonymous().getTrustBundle({});
     expect(bundle.trustDomain).toBe(caTrustDomain);
     expect(bundle.caCertificatesPem).toEqual([ca.server.caCertificatePem]);
+  });
+
+  it("answers health and reflection on the enrollment listener without a client certificate", async () => {
+    const transport = createMeshTransport({ baseUrl: ca.server.enrollUrl, tls: { caPem: ca.server.caCertificatePem } });
+    expect((await createClient(Health, transport).check({ service: "" })).status).toBe(1);
+    const reflection = createClient(ServerReflection, transport);
+    const answers = [];
+    for await (const answer of reflection.serverReflectionInfo((async function* () {
+      yield { messageRequest: { case: "listServices" as const, value: "" } };
+    })())) answers.push(answer);
+    const listed = answers[0]?.messageResponse.case === "listServicesResponse" ? answers[0].messageResponse.value.service.map((s) => s.name) : [];
+    expect(listed).toContain("lclstream.ca.v1.CertificateAuthorityService");
+    // Still nothing else: a CA call beyond enrollment needs a certificate.
+    expect((await failure(anonymous().listCertificates({}))).code).toBe(Code.Unauthenticated);
   });
 
   it("enrolls with a token: the certificate carries the token's identity, is short-lived, and is in the audit log", async () => {

@@ -75,13 +75,19 @@ describe("health and reflection", () => {
     ["v1alpha", reflectionV1alpha.ServerReflection],
   ] as const) {
     it(`${version} lists the services and returns complete file descriptors`, async () => {
-      const [list, byService, byMethod, byFile, missing] = await reflect(service, [
+      const [list, byService, byMethod, byFile, missing, errorInfo, badRequest] = await reflect(service, [
         { messageRequest: { case: "listServices", value: "" } },
         { messageRequest: { case: "fileContainingSymbol", value: "lclstream.buffer.v1.BufferService" } },
         { messageRequest: { case: "fileContainingSymbol", value: "lclstream.request.v1.DataRequestService.CreateDataRequest" } },
         { messageRequest: { case: "fileByFilename", value: "lclstream/data/v1/data.proto" } },
         { messageRequest: { case: "fileContainingSymbol", value: "lclstream.nothing.v1.Nope" } },
+        // Error details travel as Any: a client needs their descriptors to print them.
+        { messageRequest: { case: "fileContainingSymbol", value: "google.rpc.ErrorInfo" } },
+        { messageRequest: { case: "fileContainingSymbol", value: "google.rpc.BadRequest" } },
       ]);
+      for (const answer of [errorInfo, badRequest]) {
+        expect(fromBinary(FileDescriptorProtoSchema, answer.messageResponse.value.fileDescriptorProto[0]).name).toBe("google/rpc/error_details.proto");
+      }
       expect(list.messageResponse.value.service.map((s: { name: string }) => s.name)).toEqual([
         "grpc.health.v1.Health",
         "grpc.reflection.v1.ServerReflection",

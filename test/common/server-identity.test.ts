@@ -5,6 +5,7 @@ import { CertificateAuthorityService } from "../../gen/lclstream/ca/v1/ca_pb.js"
 import { serve, type LclstreamServer } from "../../services/common/server.js";
 import { callerKey, callerOf } from "../../services/common/peer.js";
 import { formatXfcc } from "../../services/common/xfcc.js";
+import { issueMaterial } from "../../services/common/pki.js";
 import { createTestPki, trustDomain, type TestPki } from "../helpers/pki.js";
 import { clientFor, startServer } from "../helpers/servers.js";
 import { failure as codeOf } from "../helpers/errors.js";
@@ -110,6 +111,15 @@ describe("a listener that does not require client certificates", () => {
   it("still sees the identity of a client that presents a certificate", async () => {
     const res = await clientFor(CertificateAuthorityService, server, pki.alice).getTrustBundle({});
     expect(res.caCertificatesPem).toEqual([pki.uri("user", "alice")]);
+  });
+
+  it("tells a client whose certificate has no identity in the trust domain that it is the wrong certificate", async () => {
+    const host = await issueMaterial(pki.ca, { identity: "spiffe://elsewhere.org/host/x", dnsNames: ["node7.example.org"] });
+    const result = await codeOf(clientFor(CertificateAuthorityService, server, host).listCertificates({}));
+    expect(result.code).toBe(Code.Unauthenticated);
+    expect(result.reason).toBe("CERTIFICATE_WITHOUT_IDENTITY");
+    expect(result.message).toContain("DNS:node7.example.org");
+    expect(result.message).toContain(`spiffe://${trustDomain}/user/`);
   });
 
   it("refuses other procedures without a certificate, and with a foreign one", async () => {

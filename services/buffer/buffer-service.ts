@@ -283,9 +283,22 @@ export function createBufferService(deps: BufferServiceDeps) {
     },
 
     ack(req: AckRequest, ctx: HandlerContext) {
+      if (req.seqs.length === 0) throw invalidArgument(bufferDomain, [{ field: "seqs", description: "no seqs to acknowledge: list the seqs of the batches you received" }]);
+      if (req.seqs.includes(0n)) throw invalidArgument(bufferDomain, [{ field: "seqs", description: "seq 0 is never delivered (seqs start at 1): acknowledge the seq of each batch received" }]);
       const entry = readable(req.stream, ctx, "stream");
-      if (!entry.live.group(req.consumerGroup)) {
+      const group = entry.live.group(req.consumerGroup);
+      if (!group) {
         throw invalidArgument(bufferDomain, [{ field: "consumer_group", description: `"${req.consumerGroup}" is not a group of ${req.stream}` }], "UNKNOWN_GROUP");
+      }
+      // Optional for old clients; when given, it must be a subscription of this group.
+      if (req.consumerId && !group.knownConsumerIds.has(req.consumerId)) {
+        throw rpcError(
+          Code.NotFound,
+          bufferDomain,
+          "UNKNOWN_CONSUMER",
+          `consumer ${req.consumerId} never subscribed to group ${req.consumerGroup} of ${req.stream} (or did before this buffer restarted): acknowledge with the consumer_id of your SubscribeStarted; batches it held are delivered again`,
+          { metadata: { consumer_id: req.consumerId, consumer_group: req.consumerGroup } },
+        );
       }
       return { ackedCount: BigInt(entry.live.ack(req.consumerGroup, req.seqs.map(Number))) };
     },

@@ -113,6 +113,9 @@ export interface GroupCounters {
   redeliveredBatches: number;
 }
 
+/** Consumer ids a group remembers for Ack, newest first out of the window (a few MB at most). */
+const rememberedConsumers = 100_000;
+
 export class Group {
   readonly consumers = new Map<string, Consumer>();
   /** The next seq never delivered to this group. */
@@ -121,6 +124,12 @@ export class Group {
   redeliver: number[] = [];
   /** Seq -> the consumer holding it. */
   readonly inFlight = new Map<number, Consumer>();
+  /**
+   * Ids of the consumers that joined since this process started, present or
+   * gone (a late Ack from a consumer that left still counts), the newest
+   * `rememberedConsumers` of them.
+   */
+  readonly knownConsumerIds = new Set<string>();
   /** Every seq at or below it is acknowledged; `ackedAbove` holds the ones beyond. */
   ackFloor = 0;
   readonly ackedAbove = new Set<number>();
@@ -343,6 +352,8 @@ export class BufferStream {
     if (startSeq > 0 && group.config.mode === "reliable") this.#replayFrom(group, startSeq);
     const consumer = new Consumer(group, maxInFlight || group.config.maxInFlight);
     group.consumers.set(consumer.id, consumer);
+    group.knownConsumerIds.add(consumer.id);
+    if (group.knownConsumerIds.size > rememberedConsumers) group.knownConsumerIds.delete(group.knownConsumerIds.values().next().value!);
     this.dispatch();
     return consumer;
   }

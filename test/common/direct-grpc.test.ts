@@ -226,6 +226,11 @@ describe("the buffer's data path over mTLS", () => {
     expect(await codeAndReason(ack([7n]))).toEqual({ code: Code.InvalidArgument, reason: "UNKNOWN_SEQ" });
     expect(await codeAndReason(alice().ack({ stream: "streams/none", consumerGroup: "default", seqs: [1n] }))).toMatchObject({ code: Code.NotFound });
     expect((await ack([1n], 5_000)).ackedCount).toBe(0n);
+    // Nothing to acknowledge, seq 0 (never delivered) and a stranger's id are refused, each saying what is wrong.
+    expect(await codeAndReason(ack([]))).toEqual({ code: Code.InvalidArgument, reason: "INVALID_ARGUMENT" });
+    expect(await codeAndReason(ack([0n]))).toEqual({ code: Code.InvalidArgument, reason: "INVALID_ARGUMENT" });
+    const stranger = alice().ack({ stream: stream!.name, consumerGroup: "default", consumerId: "0123456789abcdef", seqs: [1n] });
+    expect(await codeAndReason(stranger)).toEqual({ code: Code.NotFound, reason: "UNKNOWN_CONSUMER" });
     abort.abort();
   });
 

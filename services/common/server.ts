@@ -24,6 +24,7 @@ import { createStaticHandler } from "./static-files.js";
 import { tlsPeerKey, tlsPeerOf } from "./peer.js";
 import type { CertMaterial } from "./pki.js";
 import { registerReflection } from "./reflection.js";
+import { requestBoundsInterceptor } from "./request-bounds.js";
 import { createRevocationInterceptor, type RevocationSet } from "./revocation.js";
 
 const MiB = 1024 * 1024;
@@ -146,6 +147,7 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
       publicProcedures: new Set([...(options.publicProcedures ?? []), "/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"]),
     }),
     ...(options.revocations ? [createRevocationInterceptor(options.revocations)] : []),
+    requestBoundsInterceptor,
     ...(options.interceptors ?? []),
   ];
   const router = createConnectRouter({

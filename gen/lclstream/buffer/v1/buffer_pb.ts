@@ -186,7 +186,8 @@ export const Stream_StateSchema: GenEnum<Stream_State> = /*@__PURE__*/
  */
 export type ConsumerGroup = Message<"lclstream.buffer.v1.ConsumerGroup"> & {
   /**
-   * name names the group inside its stream, for example `analysis`.
+   * name names the group inside its stream, for example `analysis`. At most
+   * 64 characters.
    *
    * @generated from field: string name = 1;
    */
@@ -1033,6 +1034,9 @@ export const DeliveryModeSchema: GenEnum<DeliveryMode> = /*@__PURE__*/
  * when full it stops reading from publishers (HTTP/2 flow control) instead of
  * dropping anything. Inside a consumer group each batch goes to one consumer;
  * every group sees every batch.
+ * Requests with an undefined enum value, or a string over its bound (4096
+ * characters unless its comment says otherwise), are refused with
+ * INVALID_ARGUMENT.
  *
  * @generated from service lclstream.buffer.v1.BufferService
  */

@@ -520,7 +520,8 @@ export type EnrollRequest = Message<"lclstream.ca.v1.EnrollRequest"> & {
   /**
    * csr_pem is a PKCS#10 certificate signing request, PEM-encoded, for an
    * ECDSA P-256 or Ed25519 key. Its SANs must be the token's identity (and DNS
-   * or IP names the token allows); the subject is ignored.
+   * or IP names the token allows); the subject is ignored. At most 65536
+   * characters.
    *
    * @generated from field: string csr_pem = 2;
    */
@@ -577,7 +578,8 @@ export const EnrollResponseSchema: GenMessage<EnrollResponse> = /*@__PURE__*/
 export type RenewRequest = Message<"lclstream.ca.v1.RenewRequest"> & {
   /**
    * csr_pem is a PKCS#10 CSR for a new key pair (or the same), PEM-encoded,
-   * whose SANs match the caller's current certificate.
+   * whose SANs match the caller's current certificate. At most 65536
+   * characters.
    *
    * @generated from field: string csr_pem = 1;
    */
@@ -944,6 +946,9 @@ export const RevocationReasonSchema: GenEnum<RevocationReason> = /*@__PURE__*/
  * CertificateAuthorityService issues, renews and revokes certificates.
  * GetTrustBundle and Enroll are served without a client certificate (on the
  * enrollment listener); every other RPC requires one.
+ * Requests with an undefined enum value, or a string over its bound (4096
+ * characters unless its comment says otherwise), are refused with
+ * INVALID_ARGUMENT.
  *
  * @generated from service lclstream.ca.v1.CertificateAuthorityService
  */

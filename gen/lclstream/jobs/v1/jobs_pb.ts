@@ -123,7 +123,7 @@ export const Backend_TypeSchema: GenEnum<Backend_Type> = /*@__PURE__*/
  */
 export type JobSpec = Message<"lclstream.jobs.v1.JobSpec"> & {
   /**
-   * name is a human-readable name for the job.
+   * name is a human-readable name for the job. At most 256 characters.
    *
    * @generated from field: string name = 1;
    */
@@ -139,7 +139,8 @@ export type JobSpec = Message<"lclstream.jobs.v1.JobSpec"> & {
 
   /**
    * script is the bash script to run. It sees $jobid, $jobndx, $base and
-   * $mpirun (srun on Slurm, the local rank launcher otherwise).
+   * $mpirun (srun on Slurm, the local rank launcher otherwise). At most 1 MiB
+   * (1048576 characters).
    *
    * @generated from field: string script = 3;
    */
@@ -168,7 +169,8 @@ export type JobSpec = Message<"lclstream.jobs.v1.JobSpec"> & {
   resources?: ResourceSpec | undefined;
 
   /**
-   * backend is the name of the backend to run on; empty means `local`.
+   * backend is the name of the backend to run on; empty means `local`. At
+   * most 64 characters.
    *
    * @generated from field: string backend = 7;
    */
@@ -863,6 +865,9 @@ export const LogStreamSchema: GenEnum<LogStream> = /*@__PURE__*/
  * JobQueueService submits, tracks and cancels batch jobs on its backends.
  * A job belongs to the identity that submitted it; only the owner or an admin
  * can read, watch or cancel it.
+ * Requests with an undefined enum value, or a string over its bound (4096
+ * characters unless its comment says otherwise), are refused with
+ * INVALID_ARGUMENT.
  *
  * @generated from service lclstream.jobs.v1.JobQueueService
  */

@@ -421,6 +421,9 @@ export const GetStatusResponseSchema: GenMessage<GetStatusResponse> = /*@__PURE_
  * ProducerService describes the data a producer can read and streams it
  * straight to the caller. The same pipeline runs as a job that publishes to
  * the buffer (`lclstream produce --config FILE`).
+ * Requests with an undefined enum value, or a string over its bound (4096
+ * characters unless its comment says otherwise), are refused with
+ * INVALID_ARGUMENT.
  *
  * @generated from service lclstream.producer.v1.ProducerService
  */

@@ -42,7 +42,7 @@ export type DataRequest = Message<"lclstream.request.v1.DataRequest"> & {
 
   /**
    * experiment is the experiment the data belongs to; the policy decides who
-   * may request it.
+   * may request it. At most 128 characters.
    *
    * @generated from field: string experiment = 3;
    */
@@ -79,7 +79,8 @@ export type DataRequest = Message<"lclstream.request.v1.DataRequest"> & {
   parallelism: number;
 
   /**
-   * backend is the job queue backend for the producers; empty means the default.
+   * backend is the job queue backend for the producers; empty means the
+   * default. At most 64 characters.
    *
    * @generated from field: string backend = 8;
    */
@@ -367,7 +368,8 @@ export type CreateDataRequestRequest = Message<"lclstream.request.v1.CreateDataR
   dataRequest?: DataRequest | undefined;
 
   /**
-   * request_id makes the create idempotent for the same caller.
+   * request_id makes the create idempotent for the same caller. At most 128
+   * characters.
    *
    * @generated from field: string request_id = 2;
    */
@@ -657,7 +659,10 @@ export const SerializerSchema: GenEnum<Serializer> = /*@__PURE__*/
 
 /**
  * DataRequestService creates and tracks data requests. Users see and cancel
- * only their own requests; admins see all.
+ * only their own requests; admins see all. As on every lclstream service, a
+ * request with an enum value its enum does not define, or a string over its
+ * bound (4096 characters unless its comment says otherwise, strings inside
+ * the producer config too), is refused with INVALID_ARGUMENT.
  *
  * @generated from service lclstream.request.v1.DataRequestService
  */

@@ -306,7 +306,8 @@ func (x *Stream) GetCreateTime() *timestamppb.Timestamp {
 // ConsumerGroup is a set of consumers that share a stream's batches.
 type ConsumerGroup struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// name names the group inside its stream, for example `analysis`.
+	// name names the group inside its stream, for example `analysis`. At most
+	// 64 characters.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// mode is how the group receives batches.
 	Mode DeliveryMode `protobuf:"varint,2,opt,name=mode,proto3,enum=lclstream.buffer.v1.DeliveryMode" json:"mode,omitempty"`

@@ -40,6 +40,9 @@ const (
 // when full it stops reading from publishers (HTTP/2 flow control) instead of
 // dropping anything. Inside a consumer group each batch goes to one consumer;
 // every group sees every batch.
+// Requests with an undefined enum value, or a string over its bound (4096
+// characters unless its comment says otherwise), are refused with
+// INVALID_ARGUMENT.
 type BufferServiceClient interface {
 	// CreateStream creates a stream and returns its publish token, once.
 	CreateStream(ctx context.Context, in *CreateStreamRequest, opts ...grpc.CallOption) (*CreateStreamResponse, error)
@@ -160,6 +163,9 @@ func (c *bufferServiceClient) Ack(ctx context.Context, in *AckRequest, opts ...g
 // when full it stops reading from publishers (HTTP/2 flow control) instead of
 // dropping anything. Inside a consumer group each batch goes to one consumer;
 // every group sees every batch.
+// Requests with an undefined enum value, or a string over its bound (4096
+// characters unless its comment says otherwise), are refused with
+// INVALID_ARGUMENT.
 type BufferServiceServer interface {
 	// CreateStream creates a stream and returns its publish token, once.
 	CreateStream(context.Context, *CreateStreamRequest) (*CreateStreamResponse, error)

@@ -920,7 +920,8 @@ type EnrollRequest struct {
 	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	// csr_pem is a PKCS#10 certificate signing request, PEM-encoded, for an
 	// ECDSA P-256 or Ed25519 key. Its SANs must be the token's identity (and DNS
-	// or IP names the token allows); the subject is ignored.
+	// or IP names the token allows); the subject is ignored. At most 65536
+	// characters.
 	CsrPem        string `protobuf:"bytes,2,opt,name=csr_pem,json=csrPem,proto3" json:"csr_pem,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1038,7 +1039,8 @@ func (x *EnrollResponse) GetCaCertificatesPem() []string {
 type RenewRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// csr_pem is a PKCS#10 CSR for a new key pair (or the same), PEM-encoded,
-	// whose SANs match the caller's current certificate.
+	// whose SANs match the caller's current certificate. At most 65536
+	// characters.
 	CsrPem        string `protobuf:"bytes,1,opt,name=csr_pem,json=csrPem,proto3" json:"csr_pem,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

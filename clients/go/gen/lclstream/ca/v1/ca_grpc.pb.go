@@ -40,6 +40,9 @@ const (
 // CertificateAuthorityService issues, renews and revokes certificates.
 // GetTrustBundle and Enroll are served without a client certificate (on the
 // enrollment listener); every other RPC requires one.
+// Requests with an undefined enum value, or a string over its bound (4096
+// characters unless its comment says otherwise), are refused with
+// INVALID_ARGUMENT.
 type CertificateAuthorityServiceClient interface {
 	// GetTrustBundle returns the CA certificates a peer should trust.
 	GetTrustBundle(ctx context.Context, in *GetTrustBundleRequest, opts ...grpc.CallOption) (*GetTrustBundleResponse, error)
@@ -167,6 +170,9 @@ type CertificateAuthorityService_WatchRevocationsClient = grpc.ServerStreamingCl
 // CertificateAuthorityService issues, renews and revokes certificates.
 // GetTrustBundle and Enroll are served without a client certificate (on the
 // enrollment listener); every other RPC requires one.
+// Requests with an undefined enum value, or a string over its bound (4096
+// characters unless its comment says otherwise), are refused with
+// INVALID_ARGUMENT.
 type CertificateAuthorityServiceServer interface {
 	// GetTrustBundle returns the CA certificates a peer should trust.
 	GetTrustBundle(context.Context, *GetTrustBundleRequest) (*GetTrustBundleResponse, error)

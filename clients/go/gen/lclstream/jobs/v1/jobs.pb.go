@@ -307,13 +307,14 @@ func (x *Backend) GetReservationId() string {
 // JobSpec is what to run and with what resources (psik's JobSpec).
 type JobSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// name is a human-readable name for the job.
+	// name is a human-readable name for the job. At most 256 characters.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// directory is the working directory, relative to the job's own work
 	// directory; it may not escape it. Empty means the work directory itself.
 	Directory string `protobuf:"bytes,2,opt,name=directory,proto3" json:"directory,omitempty"`
 	// script is the bash script to run. It sees $jobid, $jobndx, $base and
-	// $mpirun (srun on Slurm, the local rank launcher otherwise).
+	// $mpirun (srun on Slurm, the local rank launcher otherwise). At most 1 MiB
+	// (1048576 characters).
 	Script string `protobuf:"bytes,3,opt,name=script,proto3" json:"script,omitempty"`
 	// environment holds variables set for the script.
 	Environment map[string]string `protobuf:"bytes,4,rep,name=environment,proto3" json:"environment,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
@@ -322,7 +323,8 @@ type JobSpec struct {
 	InheritEnvironment bool `protobuf:"varint,5,opt,name=inherit_environment,json=inheritEnvironment,proto3" json:"inherit_environment,omitempty"`
 	// resources are what the job needs.
 	Resources *ResourceSpec `protobuf:"bytes,6,opt,name=resources,proto3" json:"resources,omitempty"`
-	// backend is the name of the backend to run on; empty means `local`.
+	// backend is the name of the backend to run on; empty means `local`. At
+	// most 64 characters.
 	Backend string `protobuf:"bytes,7,opt,name=backend,proto3" json:"backend,omitempty"`
 	// attributes are backend-specific options passed through (for Slurm, extra
 	// sbatch long options such as `constraint` or `qos`).

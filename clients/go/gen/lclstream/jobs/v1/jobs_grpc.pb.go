@@ -39,6 +39,9 @@ const (
 // JobQueueService submits, tracks and cancels batch jobs on its backends.
 // A job belongs to the identity that submitted it; only the owner or an admin
 // can read, watch or cancel it.
+// Requests with an undefined enum value, or a string over its bound (4096
+// characters unless its comment says otherwise), are refused with
+// INVALID_ARGUMENT.
 type JobQueueServiceClient interface {
 	// ListBackends lists the backends jobs can run on.
 	ListBackends(ctx context.Context, in *ListBackendsRequest, opts ...grpc.CallOption) (*ListBackendsResponse, error)
@@ -160,6 +163,9 @@ type JobQueueService_StreamJobLogsClient = grpc.ServerStreamingClient[StreamJobL
 // JobQueueService submits, tracks and cancels batch jobs on its backends.
 // A job belongs to the identity that submitted it; only the owner or an admin
 // can read, watch or cancel it.
+// Requests with an undefined enum value, or a string over its bound (4096
+// characters unless its comment says otherwise), are refused with
+// INVALID_ARGUMENT.
 type JobQueueServiceServer interface {
 	// ListBackends lists the backends jobs can run on.
 	ListBackends(context.Context, *ListBackendsRequest) (*ListBackendsResponse, error)

@@ -34,6 +34,9 @@ const (
 // ProducerService describes the data a producer can read and streams it
 // straight to the caller. The same pipeline runs as a job that publishes to
 // the buffer (`lclstream produce --config FILE`).
+// Requests with an undefined enum value, or a string over its bound (4096
+// characters unless its comment says otherwise), are refused with
+// INVALID_ARGUMENT.
 type ProducerServiceClient interface {
 	// ListSources lists the catalog: sources, their runs and fields.
 	ListSources(ctx context.Context, in *ListSourcesRequest, opts ...grpc.CallOption) (*ListSourcesResponse, error)
@@ -98,6 +101,9 @@ func (c *producerServiceClient) GetStatus(ctx context.Context, in *GetStatusRequ
 // ProducerService describes the data a producer can read and streams it
 // straight to the caller. The same pipeline runs as a job that publishes to
 // the buffer (`lclstream produce --config FILE`).
+// Requests with an undefined enum value, or a string over its bound (4096
+// characters unless its comment says otherwise), are refused with
+// INVALID_ARGUMENT.
 type ProducerServiceServer interface {
 	// ListSources lists the catalog: sources, their runs and fields.
 	ListSources(context.Context, *ListSourcesRequest) (*ListSourcesResponse, error)

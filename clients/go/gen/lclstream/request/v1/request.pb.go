@@ -158,7 +158,7 @@ type DataRequest struct {
 	// owner is the identity that created the request.
 	Owner string `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
 	// experiment is the experiment the data belongs to; the policy decides who
-	// may request it.
+	// may request it. At most 128 characters.
 	Experiment string `protobuf:"bytes,3,opt,name=experiment,proto3" json:"experiment,omitempty"`
 	// producer is the producer config in lclstreamer's layout, as a JSON object
 	// (see lclstream.producer.v1.ProduceRequest.config).
@@ -170,7 +170,8 @@ type DataRequest struct {
 	Readers []string `protobuf:"bytes,6,rep,name=readers,proto3" json:"readers,omitempty"`
 	// parallelism is the number of producer ranks; 0 means 1.
 	Parallelism uint32 `protobuf:"varint,7,opt,name=parallelism,proto3" json:"parallelism,omitempty"`
-	// backend is the job queue backend for the producers; empty means the default.
+	// backend is the job queue backend for the producers; empty means the
+	// default. At most 64 characters.
 	Backend string `protobuf:"bytes,8,opt,name=backend,proto3" json:"backend,omitempty"`
 	// batch_size is the number of events per batch; 0 keeps the producer config's.
 	BatchSize uint32 `protobuf:"varint,9,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
@@ -559,7 +560,8 @@ type CreateDataRequestRequest struct {
 	// data_request is the request; name, owner, state, stream, jobs, metrics and
 	// times are set by the server.
 	DataRequest *DataRequest `protobuf:"bytes,1,opt,name=data_request,json=dataRequest,proto3" json:"data_request,omitempty"`
-	// request_id makes the create idempotent for the same caller.
+	// request_id makes the create idempotent for the same caller. At most 128
+	// characters.
 	RequestId string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// validate_only checks the request (policy and producer config) without
 	// creating anything.

@@ -35,7 +35,10 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // DataRequestService creates and tracks data requests. Users see and cancel
-// only their own requests; admins see all.
+// only their own requests; admins see all. As on every lclstream service, a
+// request with an enum value its enum does not define, or a string over its
+// bound (4096 characters unless its comment says otherwise, strings inside
+// the producer config too), is refused with INVALID_ARGUMENT.
 type DataRequestServiceClient interface {
 	// CreateDataRequest validates a request, creates its buffer stream and
 	// submits its producer jobs.
@@ -123,7 +126,10 @@ type DataRequestService_WatchDataRequestClient = grpc.ServerStreamingClient[Watc
 // for forward compatibility.
 //
 // DataRequestService creates and tracks data requests. Users see and cancel
-// only their own requests; admins see all.
+// only their own requests; admins see all. As on every lclstream service, a
+// request with an enum value its enum does not define, or a string over its
+// bound (4096 characters unless its comment says otherwise, strings inside
+// the producer config too), is refused with INVALID_ARGUMENT.
 type DataRequestServiceServer interface {
 	// CreateDataRequest validates a request, creates its buffer stream and
 	// submits its producer jobs.

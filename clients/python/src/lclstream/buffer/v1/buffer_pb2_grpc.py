@@ -30,6 +30,9 @@ class BufferServiceStub(object):
     when full it stops reading from publishers (HTTP/2 flow control) instead of
     dropping anything. Inside a consumer group each batch goes to one consumer;
     every group sees every batch.
+    Requests with an undefined enum value, or a string over its bound (4096
+    characters unless its comment says otherwise), are refused with
+    INVALID_ARGUMENT.
     """
 
     def __init__(self, channel):
@@ -80,6 +83,9 @@ class BufferServiceServicer(object):
     when full it stops reading from publishers (HTTP/2 flow control) instead of
     dropping anything. Inside a consumer group each batch goes to one consumer;
     every group sees every batch.
+    Requests with an undefined enum value, or a string over its bound (4096
+    characters unless its comment says otherwise), are refused with
+    INVALID_ARGUMENT.
     """
 
     def CreateStream(self, request, context):
@@ -187,6 +193,9 @@ class BufferService(object):
     when full it stops reading from publishers (HTTP/2 flow control) instead of
     dropping anything. Inside a consumer group each batch goes to one consumer;
     every group sees every batch.
+    Requests with an undefined enum value, or a string over its bound (4096
+    characters unless its comment says otherwise), are refused with
+    INVALID_ARGUMENT.
     """
 
     @staticmethod

@@ -29,6 +29,9 @@ class CertificateAuthorityServiceStub(object):
     """CertificateAuthorityService issues, renews and revokes certificates.
     GetTrustBundle and Enroll are served without a client certificate (on the
     enrollment listener); every other RPC requires one.
+    Requests with an undefined enum value, or a string over its bound (4096
+    characters unless its comment says otherwise), are refused with
+    INVALID_ARGUMENT.
     """
 
     def __init__(self, channel):
@@ -83,6 +86,9 @@ class CertificateAuthorityServiceServicer(object):
     """CertificateAuthorityService issues, renews and revokes certificates.
     GetTrustBundle and Enroll are served without a client certificate (on the
     enrollment listener); every other RPC requires one.
+    Requests with an undefined enum value, or a string over its bound (4096
+    characters unless its comment says otherwise), are refused with
+    INVALID_ARGUMENT.
     """
 
     def GetTrustBundle(self, request, context):
@@ -200,6 +206,9 @@ class CertificateAuthorityService(object):
     """CertificateAuthorityService issues, renews and revokes certificates.
     GetTrustBundle and Enroll are served without a client certificate (on the
     enrollment listener); every other RPC requires one.
+    Requests with an undefined enum value, or a string over its bound (4096
+    characters unless its comment says otherwise), are refused with
+    INVALID_ARGUMENT.
     """
 
     @staticmethod

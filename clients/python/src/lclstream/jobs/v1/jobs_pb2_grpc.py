@@ -29,6 +29,9 @@ class JobQueueServiceStub(object):
     """JobQueueService submits, tracks and cancels batch jobs on its backends.
     A job belongs to the identity that submitted it; only the owner or an admin
     can read, watch or cancel it.
+    Requests with an undefined enum value, or a string over its bound (4096
+    characters unless its comment says otherwise), are refused with
+    INVALID_ARGUMENT.
     """
 
     def __init__(self, channel):
@@ -78,6 +81,9 @@ class JobQueueServiceServicer(object):
     """JobQueueService submits, tracks and cancels batch jobs on its backends.
     A job belongs to the identity that submitted it; only the owner or an admin
     can read, watch or cancel it.
+    Requests with an undefined enum value, or a string over its bound (4096
+    characters unless its comment says otherwise), are refused with
+    INVALID_ARGUMENT.
     """
 
     def ListBackends(self, request, context):
@@ -180,6 +186,9 @@ class JobQueueService(object):
     """JobQueueService submits, tracks and cancels batch jobs on its backends.
     A job belongs to the identity that submitted it; only the owner or an admin
     can read, watch or cancel it.
+    Requests with an undefined enum value, or a string over its bound (4096
+    characters unless its comment says otherwise), are refused with
+    INVALID_ARGUMENT.
     """
 
     @staticmethod

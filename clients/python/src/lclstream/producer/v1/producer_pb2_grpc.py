@@ -29,6 +29,9 @@ class ProducerServiceStub(object):
     """ProducerService describes the data a producer can read and streams it
     straight to the caller. The same pipeline runs as a job that publishes to
     the buffer (`lclstream produce --config FILE`).
+    Requests with an undefined enum value, or a string over its bound (4096
+    characters unless its comment says otherwise), are refused with
+    INVALID_ARGUMENT.
     """
 
     def __init__(self, channel):
@@ -58,6 +61,9 @@ class ProducerServiceServicer(object):
     """ProducerService describes the data a producer can read and streams it
     straight to the caller. The same pipeline runs as a job that publishes to
     the buffer (`lclstream produce --config FILE`).
+    Requests with an undefined enum value, or a string over its bound (4096
+    characters unless its comment says otherwise), are refused with
+    INVALID_ARGUMENT.
     """
 
     def ListSources(self, request, context):
@@ -112,6 +118,9 @@ class ProducerService(object):
     """ProducerService describes the data a producer can read and streams it
     straight to the caller. The same pipeline runs as a job that publishes to
     the buffer (`lclstream produce --config FILE`).
+    Requests with an undefined enum value, or a string over its bound (4096
+    characters unless its comment says otherwise), are refused with
+    INVALID_ARGUMENT.
     """
 
     @staticmethod

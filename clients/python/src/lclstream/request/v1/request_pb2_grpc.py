@@ -27,7 +27,10 @@ if _version_not_supported:
 
 class DataRequestServiceStub(object):
     """DataRequestService creates and tracks data requests. Users see and cancel
-    only their own requests; admins see all.
+    only their own requests; admins see all. As on every lclstream service, a
+    request with an enum value its enum does not define, or a string over its
+    bound (4096 characters unless its comment says otherwise, strings inside
+    the producer config too), is refused with INVALID_ARGUMENT.
     """
 
     def __init__(self, channel):
@@ -65,7 +68,10 @@ class DataRequestServiceStub(object):
 
 class DataRequestServiceServicer(object):
     """DataRequestService creates and tracks data requests. Users see and cancel
-    only their own requests; admins see all.
+    only their own requests; admins see all. As on every lclstream service, a
+    request with an enum value its enum does not define, or a string over its
+    bound (4096 characters unless its comment says otherwise, strings inside
+    the producer config too), is refused with INVALID_ARGUMENT.
     """
 
     def CreateDataRequest(self, request, context):
@@ -143,7 +149,10 @@ def add_DataRequestServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class DataRequestService(object):
     """DataRequestService creates and tracks data requests. Users see and cancel
-    only their own requests; admins see all.
+    only their own requests; admins see all. As on every lclstream service, a
+    request with an enum value its enum does not define, or a string over its
+    bound (4096 characters unless its comment says otherwise, strings inside
+    the producer config too), is refused with INVALID_ARGUMENT.
     """
 
     @staticmethod

@@ -40,5 +40,7 @@ createProgram()
   .parseAsync(process.argv)
   .catch((error: unknown) => {
     console.error(`lclstream: ${explain(error)}`);
-    process.exitCode = 1;
+    // Now, whatever is still open (a producer's connection to the buffer): a
+    // failed command must not linger at 0% CPU with its job still ACTIVE.
+    process.exit(1);
   });

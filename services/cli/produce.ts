@@ -6,7 +6,7 @@ import { parse as parseYaml } from "yaml";
 import { createMeshTransportFromCertDir } from "../common/client.js";
 import { createLogger } from "../common/logger.js";
 import { parseProducerConfig } from "../producer/config.js";
-import { produce, rankFromEnvironment, type Progress } from "../producer/run.js";
+import { oneLine, produce, producerFailurePrefix, rankFromEnvironment, type Progress } from "../producer/run.js";
 import { build as buildProducerService, type ProducerServerConfig } from "../producer/server.js";
 import { addServeOptions, collect, serveConfig, serveUntilSignal } from "./options.js";
 
@@ -81,7 +81,14 @@ export function registerProduceCommand(program: Command): void {
           console.log(JSON.stringify(final ? { ...line, done: true } : line));
         }
       };
-      const totals = await produce(config, { rank, ranks, startEvent: o.startEvent, maxEvents: o.maxEvents, buffer, logger: createLogger("produce"), onProgress: report, signal: abort.signal });
+      let totals;
+      try {
+        totals = await produce(config, { rank, ranks, startEvent: o.startEvent, maxEvents: o.maxEvents, buffer, logger: createLogger("produce"), onProgress: report, signal: abort.signal });
+      } catch (error) {
+        bar?.stop();
+        // One line the request service finds in the job's log and shows the request's owner.
+        throw new Error(`${producerFailurePrefix(rank)}${oneLine(error)}`, { cause: error });
+      }
       report(totals, true);
       bar?.stop();
       if (tty) console.error(`rank ${rank}/${ranks}: ${totals.events} events in ${totals.batches} batches, ${mb(totals.bytes)} MB, ${mb(totals.bytes / totals.seconds)} MB/s`);

@@ -6,7 +6,8 @@
  * would otherwise land in the database and in every listing). Requests of
  * client streams (Publish) are not walked: the data path checks its own.
  */
-import type { DescField, DescMessage, Message } from "@bufbuild/protobuf";
+import { toJson, type DescField, type DescMessage, type Message } from "@bufbuild/protobuf";
+import { StructSchema, type Struct } from "@bufbuild/protobuf/wkt";
 import type { Interceptor } from "@connectrpc/connect";
 import { invalidArgument, runtimeDomain, type FieldViolation } from "./errors.js";
 
@@ -91,23 +92,26 @@ function checkString(field: DescField, value: string, at: string, out: FieldViol
   if (value.length > max) out.push({ field: at, description: `is ${value.length} characters; at most ${max} are accepted` });
 }
 
-/** A Struct (a producer config) walked as the JSON it is, with JSON-style paths. */
+/**
+ * A Struct (a producer config) walked as the JSON it is, with JSON-style
+ * paths. Generated code holds a Struct field as a plain JSON object; a Struct
+ * message (built by hand) is read as JSON first.
+ */
 function walkStruct(message: Record<string, unknown>, path: string, out: FieldViolation[]): void {
-  const visit = (value: { kind?: { case?: string; value?: unknown } } | undefined, at: string): void => {
-    if (out.length >= maxViolations || !value?.kind) return;
-    const { case: kind, value: inner } = value.kind;
-    if (kind === "stringValue" && (inner as string).length > defaultMaxStringChars) {
-      out.push({ field: at, description: `is ${(inner as string).length} characters; at most ${defaultMaxStringChars} are accepted` });
-    } else if (kind === "structValue") {
-      for (const [key, v] of Object.entries((inner as { fields: Record<string, never> }).fields)) visit(v, `${at}.${clipKey(key)}`);
-    } else if (kind === "listValue") {
-      (inner as { values: never[] }).values.forEach((v, i) => visit(v, `${at}[${i}]`));
+  const visit = (value: unknown, at: string): void => {
+    if (out.length >= maxViolations) return;
+    if (typeof value === "string") {
+      if (value.length > defaultMaxStringChars) out.push({ field: at, description: `is ${value.length} characters; at most ${defaultMaxStringChars} are accepted` });
+    } else if (Array.isArray(value)) {
+      value.forEach((v, i) => visit(v, `${at}[${i}]`));
+    } else if (value && typeof value === "object") {
+      for (const [key, v] of Object.entries(value)) {
+        if (key.length > defaultMaxStringChars) out.push({ field: `${at} key`, description: `a key of ${key.length} characters; at most ${defaultMaxStringChars}` });
+        visit(v, `${at}.${clipKey(key)}`);
+      }
     }
   };
-  for (const [key, v] of Object.entries((message as { fields: Record<string, never> }).fields ?? {})) {
-    if (key.length > defaultMaxStringChars) out.push({ field: `${path} key`, description: `a key of ${key.length} characters; at most ${defaultMaxStringChars}` });
-    visit(v, `${path}.${clipKey(key)}`);
-  }
+  visit("$typeName" in message ? toJson(StructSchema, message as unknown as Struct) : message, path);
 }
 
 function clipKey(key: string): string {

@@ -63,7 +63,8 @@ exit "$code"
 
 const srunMpirun = `#!/bin/bash
 # Starts the job's ranks with srun; bin/rank gives each LCLSTREAM_RANK and LCLSTREAM_RANK_COUNT.
-exec srun --export=ALL "$(dirname "$0")/rank" "$@"
+# A rank that fails stops the others (as the local launcher does), so the job ends now.
+exec srun --export=ALL --kill-on-bad-exit=1 "$(dirname "$0")/rank" "$@"
 `;
 
 const rankShim = `#!/bin/bash

@@ -32,6 +32,8 @@ export function createFileHandler(prefix: string, rank: number, suffix?: string)
   };
 }
 
+const MiB = 1024 * 1024;
+
 /** Errors after which publishing again cannot help. */
 const permanent = new Set([Code.PermissionDenied, Code.InvalidArgument, Code.FailedPrecondition, Code.NotFound, Code.ResourceExhausted, Code.Unauthenticated, Code.OutOfRange]);
 
@@ -45,6 +47,8 @@ export interface BufferHandlerOptions {
   maxUnconfirmedBytes?: number;
   /** How long to keep trying to reach the buffer; default 120 s. */
   retryForMs?: number;
+  /** The largest message the buffer takes, in bytes; default 64 MiB, as the servers. */
+  maxMessageBytes?: number;
   signal: AbortSignal;
 }
 
@@ -61,7 +65,12 @@ interface Retained {
  */
 export function createBufferHandler(options: BufferHandlerOptions): BatchHandler {
   const wire = createClient(WireBufferService, options.transport) as unknown as { publish(m: AsyncIterable<unknown>, o: { signal: AbortSignal }): Promise<{ nextSeq: bigint }> };
-  const maxUnconfirmed = options.maxUnconfirmedBytes ?? 64 * 1024 * 1024;
+  const maxUnconfirmed = options.maxUnconfirmedBytes ?? 64 * MiB;
+  const maxMessageBytes = options.maxMessageBytes ?? 64 * MiB;
+  // close() ends the publish call whatever state it is in: a rank that failed
+  // must not be kept alive by an open stream to the buffer.
+  const closed = new AbortController();
+  const signal = AbortSignal.any([options.signal, closed.signal]);
   const retained: Retained[] = [];
   let retainedBytes = 0;
   let wake: (() => void) | undefined;
@@ -84,7 +93,7 @@ export function createBufferHandler(options: BufferHandlerOptions): BatchHandler
   async function confirm(): Promise<number> {
     const { nextSeq } = await wire.publish((async function* () {
       yield open;
-    })(), { signal: options.signal });
+    })(), { signal });
     const next = Number(nextSeq);
     while (retained.length && retained[0]!.seq < next) retainedBytes -= retained.shift()!.bytes.byteLength;
     notify();
@@ -117,13 +126,13 @@ export function createBufferHandler(options: BufferHandlerOptions): BatchHandler
     for (let attempt = 0; ; attempt++) {
       try {
         if (attempt > 0) from = await confirm();
-        await wire.publish(messages(from), { signal: options.signal });
+        await wire.publish(messages(from), { signal });
         retained.length = 0;
         retainedBytes = 0;
         return;
       } catch (error) {
         const e = ConnectError.from(error);
-        if (options.signal.aborted || permanent.has(e.code) || Date.now() > giveUpAt) throw e;
+        if (signal.aborted || permanent.has(e.code) || Date.now() > giveUpAt) throw e;
         const delay = Math.min(5000, 100 * 2 ** attempt);
         options.logger.warn({ err: e, attempt, delayMs: delay }, "publishing to the buffer broke; resuming");
         await new Promise((r) => setTimeout(r, delay));
@@ -143,6 +152,13 @@ export function createBufferHandler(options: BufferHandlerOptions): BatchHandler
   return {
     async handle(b) {
       if (failure) throw failure;
+      // The message is the batch plus a few bytes of framing.
+      if (b.bytes.byteLength + 64 > maxMessageBytes) {
+        throw new ConnectError(
+          `batch of ${(b.bytes.byteLength / 1e6).toFixed(0)} MB is over the ${(maxMessageBytes / MiB).toFixed(0)} MiB message limit; lower batch_size`,
+          Code.ResourceExhausted,
+        );
+      }
       while (retainedBytes > maxUnconfirmed) {
         await confirm().catch(() => undefined);
         if (failure) throw failure;
@@ -163,6 +179,7 @@ export function createBufferHandler(options: BufferHandlerOptions): BatchHandler
     },
     close() {
       clearInterval(confirmer);
+      closed.abort(new ConnectError("the producer stopped", Code.Canceled));
     },
   };
 }

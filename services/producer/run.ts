@@ -3,7 +3,7 @@
  * counters, and the rank's totals at the end. What `lclstream produce` and
  * the producer jobs run.
  */
-import type { Transport } from "@connectrpc/connect";
+import { ConnectError, type Transport } from "@connectrpc/connect";
 import type { Logger } from "../common/logger.js";
 import type { ProducerConfig } from "./config.js";
 import { createBufferHandler, createFileHandler, type BatchHandler } from "./handlers.js";
@@ -16,6 +16,23 @@ export function rankFromEnvironment(env: NodeJS.ProcessEnv = process.env): { ran
     rank: Number(pick("LCLSTREAM_RANK", "SLURM_PROCID", "PMI_RANK", "OMPI_COMM_WORLD_RANK") ?? 0),
     ranks: Number(pick("LCLSTREAM_RANK_COUNT", "SLURM_NTASKS", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE") ?? 1),
   };
+}
+
+/**
+ * How a failed rank's last words start (`producer rank 1 failed: ...`), so
+ * the request service can find them in the job's log.
+ */
+export const producerFailurePrefix = (rank: number) => `producer rank ${rank} failed: `;
+
+/** Finds a rank's last words in a job's log output; undefined when none. */
+export function findProducerFailure(log: string): string | undefined {
+  return /producer rank \d+ failed: [^\n]*/.exec(log)?.[0] ?? (/FATAL ERROR: [^\n]*heap out of memory/.test(log) ? "a producer rank ran out of memory (JavaScript heap); lower batch_size or the frames per batch" : undefined);
+}
+
+/** An error's message on one line, without a stack. */
+export function oneLine(error: unknown): string {
+  const message = error instanceof ConnectError ? error.rawMessage : error instanceof Error ? error.message : String(error);
+  return message.replace(/\s*\n\s*/g, "; ");
 }
 
 export interface Progress {

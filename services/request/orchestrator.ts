@@ -12,10 +12,11 @@
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { BufferService, DeliveryMode, Stream_State } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
-import { JobQueueService, Job_State } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
+import { JobQueueService, Job_State, LogStream } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { DataRequest_State as State, type DataRequest } from "../../gen/lclstream/request/v1/request_pb.js";
 import type { Logger } from "../common/logger.js";
 import type { ProducerConfig } from "../producer/config.js";
+import { findProducerFailure } from "../producer/run.js";
 import { finalStates, type RequestStore } from "./request-store.js";
 
 export interface OrchestratorOptions {
@@ -148,6 +149,25 @@ export class Orchestrator {
     }
   }
 
+  /**
+   * What a failed producer rank said (`producer rank 1 failed: ...`), from its
+   * job's log, which the request's owner cannot read; undefined when it said
+   * nothing (killed, or the log is gone).
+   */
+  async #producerFailure(job: string, signal: AbortSignal): Promise<string | undefined> {
+    const decoder = new TextDecoder();
+    let tail = "";
+    try {
+      for await (const chunk of this.#o.jobs.streamJobLogs({ name: job, log: LogStream.STDERR }, { signal })) {
+        // Keep a bounded tail: the rank's last words are at the end.
+        tail = (tail + decoder.decode(chunk.data, { stream: true })).slice(-64 * 1024);
+      }
+    } catch {
+      return undefined;
+    }
+    return findProducerFailure(tail);
+  }
+
   /** Submits the producer job, follows it to its end, then the stream until it drained. */
   async #follow(id: string, r: DataRequest, publishToken: string, config: ProducerConfig, signal: AbortSignal) {
     const { buffer, jobs } = this.#o;
@@ -193,7 +213,7 @@ export class Orchestrator {
       return seen;
     }, signal);
     if (last?.state !== Job_State.COMPLETED) {
-      const why = last?.state === Job_State.CANCELED ? "its producer job was canceled" : `its producer job failed: ${last?.info ?? "unknown"}`;
+      const why = last?.state === Job_State.CANCELED ? "its producer job was canceled" : ((await this.#producerFailure(job!.name, signal)) ?? `its producer job failed: ${last?.info ?? "unknown"}`);
       await buffer.deleteStream({ name: r.stream }).catch(ignore(Code.NotFound));
       this.#update(id, (x) => this.#end(x, last?.state === Job_State.CANCELED ? State.CANCELED : State.FAILED, why));
       return;

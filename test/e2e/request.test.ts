@@ -90,6 +90,24 @@ describe("data requests through the whole mesh", () => {
     expect(jobsAfter).toBe(jobsBefore);
   });
 
+  // A rank that fails while its connection to the buffer is open ends its
+  // process; the owner reads its last words in the request, not "exit code 1".
+  it.each([
+    ["cannot allocate its arrays", { batch_size: 2, event_source: { type: "random", events: 6 }, data_sources: { det: { type: "random_array", shape: [100000, 100000] } } }, /^producer rank 0 failed: Invalid typed array length/],
+    [
+      "makes a batch over the message limit",
+      { batch_size: 10, event_source: { type: "synthetic", events: 20, seed: 1 }, data_sources: { det: { type: "area_detector", geometry: "jungfrau4M" } } },
+      /^producer rank 0 failed: batch of 84 MB is over the 64 MiB message limit; lower batch_size$/,
+    ],
+  ])("fails the request within seconds with the cause when its producer %s", { timeout: 30_000 }, async (_, config, reason) => {
+    const { dataRequest } = await requestsAs(me).createDataRequest({ dataRequest: { producer: config } });
+    const started = Date.now();
+    const ended = await waitFor(dataRequest!.name, [State.FAILED, State.SUCCEEDED, State.CANCELED]);
+    expect(ended.state).toBe(State.FAILED);
+    expect(ended.stateReason).toMatch(reason);
+    expect(Date.now() - started).toBeLessThan(15_000);
+  });
+
   it("keeps a request to its owner: others can neither see, watch, cancel, subscribe nor create", async () => {
     const { dataRequest } = await requestsAs(me).createDataRequest({ dataRequest: { producer: producer(8, { rate_hz: 20, paced: true }) } });
     const name = dataRequest!.name;

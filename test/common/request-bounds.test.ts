@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code } from "@connectrpc/connect";
 import { create, createRegistry, fromJson, type JsonObject } from "@bufbuild/protobuf";
 import { StructSchema } from "@bufbuild/protobuf/wkt";
-import { DataRequestService, DataRequestSchema, file_lclstream_request_v1_request } from "../../gen/lclstream/request/v1/request_pb.js";
+import { CreateDataRequestRequestSchema, DataRequestService, DataRequestSchema, file_lclstream_request_v1_request } from "../../gen/lclstream/request/v1/request_pb.js";
 import { file_lclstream_jobs_v1_jobs } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { file_lclstream_ca_v1_ca } from "../../gen/lclstream/ca/v1/ca_pb.js";
 import { file_lclstream_buffer_v1_buffer } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
@@ -30,7 +30,7 @@ describe("request bounds", () => {
   });
   afterAll(() => server.close());
 
-  const producer = (json: JsonObject) => fromJson(StructSchema, json);
+  const producer = (json: JsonObject) => json;
   const createWith = (fields: object) => clientFor(DataRequestService, server, pki.alice).createDataRequest({ dataRequest: { producer: producer({ batch_size: 4 }), ...fields } });
 
   it("passes a request within bounds to the handler", async () => {
@@ -62,6 +62,12 @@ describe("request bounds", () => {
     );
     expect(inConfig.fields).toEqual(["data_request.producer.source_identifier"]);
     expect(handled).toBe(before);
+  });
+
+  it("reads a Struct message built by hand as the JSON it holds", () => {
+    const r = create(CreateDataRequestRequestSchema, { dataRequest: { producer: { a: [{ b: "x".repeat(5000) }] } } });
+    (r.dataRequest as unknown as { producer: unknown }).producer = fromJson(StructSchema, { a: [{ b: "x".repeat(5000) }] });
+    expect(boundsViolations(CreateDataRequestRequestSchema, r).map((v) => v.field)).toEqual(["data_request.producer.a[0].b"]);
   });
 
   it("lists at most ten violations", () => {

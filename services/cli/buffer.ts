@@ -75,7 +75,8 @@ export function registerBufferCommands(program: Command): void {
     .description("consume a stream as one consumer of a group, printing a line per batch and the end-of-stream totals")
     .argument("<stream>", "the stream, ID or streams/ID")
     .option("--group <name>", "the consumer group (default: the stream's first)")
-    .option("--start-seq <seq>", "replay from this seq, if retained", (v) => BigInt(v), 0n)
+    // No bigint default: commander prints defaults with JSON.stringify, which refuses bigints.
+    .option("--start-seq <seq>", "replay from this seq, if retained (default: from the start)", (v) => BigInt(v))
     .addOption(urlOption())
     .addOption(certDirOption())
     .action(async (id: string, o) => {

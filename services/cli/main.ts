@@ -1,28 +1,5 @@
 /** The `lclstream` command. */
-import { Command } from "commander";
-import { packageInfo } from "../common/package-info.js";
-import { registerHealthCommand } from "./health.js";
-import { registerDemoCommand } from "./demo.js";
-import { registerCaCommands } from "./ca.js";
-import { registerJobsCommands } from "./jobs.js";
-import { registerBufferCommands } from "./buffer.js";
-import { registerProduceCommand } from "./produce.js";
-import { registerRequestCommands } from "./requests.js";
-
-export function createProgram(): Command {
-  const program = new Command("lclstream")
-    .description("Stream X-ray facility detector data over mutually authenticated gRPC.")
-    .version(packageInfo().version, "-v, --version", "print the lclstream version")
-    .showHelpAfterError("(run with --help for usage)");
-  registerHealthCommand(program);
-  registerCaCommands(program);
-  registerJobsCommands(program);
-  registerBufferCommands(program);
-  registerProduceCommand(program);
-  registerRequestCommands(program);
-  registerDemoCommand(program);
-  return program;
-}
+import { createProgram } from "./program.js";
 
 /** An error as a user reads it, with a hint where the cause is usually elsewhere. */
 function explain(error: unknown): string {

@@ -111,7 +111,25 @@ async function hdf5Payload(
   times: bigint[],
 ): Promise<Uint8Array> {
   const lib = await h5();
+  // h5wasm's Node build writes through to the real file system (no in-memory
+  // file), so the file is a temporary one, removed whatever happens.
   const path = join(tmpdir(), `lclstream-batch-${process.pid}-${randomBytes(6).toString("hex")}.h5`);
+  try {
+    writeHdf5File(lib, path, fields, config, indices, times);
+    return new Uint8Array(await readFile(path));
+  } finally {
+    await rm(path, { force: true });
+  }
+}
+
+function writeHdf5File(
+  lib: Awaited<ReturnType<typeof h5>>,
+  path: string,
+  fields: Record<string, NdArray>,
+  config: Extract<ProducerConfig["data_serializer"], { type: "hdf5" }>,
+  indices: bigint[],
+  times: bigint[],
+): void {
   const file = new lib.File(path, "w");
   const groups = new Set<string>();
   const write = (datasetPath: string, a: NdArray, compress: boolean) => {
@@ -137,11 +155,6 @@ async function hdf5Payload(
     write("/lclstream/event_time_ns", { dtype: "int64", shape: [times.length], data: BigInt64Array.from(times) }, false);
   } finally {
     file.close();
-  }
-  try {
-    return new Uint8Array(await readFile(path));
-  } finally {
-    await rm(path, { force: true });
   }
 }
 

@@ -10,6 +10,8 @@ import { createTestPki, trustDomain, type TestPki } from "../helpers/pki.js";
 import { identityUri } from "../../services/common/identity.js";
 import { startServer } from "../helpers/servers.js";
 import { capture, lclstream, startLclstream } from "../helpers/cli.js";
+import type { Command } from "commander";
+import { createProgram } from "../../services/cli/program.js";
 
 describe("lclstream command", () => {
   it("prints the package version", async () => {
@@ -25,6 +27,13 @@ describe("lclstream command", () => {
     expect(stdout).toContain("Usage: lclstream");
     expect(stdout).toMatch(/health \[options\]/);
     expect(stdout).toMatch(/demo/);
+  });
+
+  it("prints the help of every command and subcommand", () => {
+    const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
+    const commands = all(createProgram());
+    expect(commands.length).toBeGreaterThan(20);
+    for (const c of commands) expect(c.helpInformation(), c.name()).toContain(`Usage: `);
   });
 
   it("refuses an unknown command", async () => {

@@ -40,7 +40,9 @@ export interface RequestServiceDeps {
 export function producerConfigOf(r: DataRequest, dataRoots: string[]): ProducerConfig {
   const producer: JsonObject = { ...(r.producer ?? {}) };
   if (r.batchSize) producer.batch_size = r.batchSize;
-  if (r.serializer === Serializer.HDF5) producer.data_serializer = { type: "hdf5" };
+  // The request picks the format; the config's own settings of that format (compression: gzip) stay.
+  const configuredType = (producer.data_serializer as { type?: string } | undefined)?.type;
+  if (r.serializer === Serializer.HDF5 && configuredType !== "hdf5") producer.data_serializer = { type: "hdf5" };
   if (r.serializer === Serializer.NATIVE) producer.data_serializer = { type: "native" };
   producer.data_handlers = [{ type: "buffer" }];
   return checkConfig(producer, dataRoots, "data_request.producer");

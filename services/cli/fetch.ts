@@ -15,7 +15,7 @@ import { appendFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createClient, type Client, type Transport } from "@connectrpc/connect";
 import { toBinary } from "@bufbuild/protobuf";
-import { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
+import { BufferService, DeliveryMode } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { EventBatchSchema, type EventBatch, type StreamTotals } from "../../gen/lclstream/data/v1/data_pb.js";
 import { DataRequestService, DataRequest_State as State, type DataRequest } from "../../gen/lclstream/request/v1/request_pb.js";
 import { Acker } from "../buffer/acker.js";
@@ -134,7 +134,7 @@ async function openJournal(out: string, request: string, group: string): Promise
 export async function fetchRequest(o: FetchOptions): Promise<{ request: DataRequest; totals: StreamTotals; progress: FetchProgress }> {
   const request = await streamOf(o);
   const buffer = createClient(BufferService, o.transportFor(request.bufferEndpoint));
-  const group = o.group ?? request.consumerGroups[0]?.name ?? "default";
+  const group = o.group ?? defaultGroup(request.consumerGroups);
   const journal = o.out ? await openJournal(o.out, request.name, group) : undefined;
   const started = performance.now();
   const progress: FetchProgress = { events: 0, batches: 0, bytes: 0, hits: 0, seconds: 0, bytesPerSecond: 0, resumedBatches: 0, lag: 0 };
@@ -195,4 +195,14 @@ export async function fetchRequest(o: FetchOptions): Promise<{ request: DataRequ
     acker.close();
     clearInterval(lagTimer);
   }
+}
+
+/**
+ * The group a consumer joins when it names none: `default` if the request has
+ * it, else its first reliable group (never a latest-only viewer's group). The
+ * Python client chooses the same way.
+ */
+export function defaultGroup(groups: { name: string; mode: DeliveryMode }[]): string {
+  if (!groups.length || groups.some((g) => g.name === "default")) return "default";
+  return (groups.find((g) => g.mode !== DeliveryMode.LATEST_ONLY) ?? groups[0]!).name;
 }

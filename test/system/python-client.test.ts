@@ -51,6 +51,6 @@ describe("the Python client against the real mesh", () => {
       ),
     );
     expect(result.code, result.output).toBe(0);
-    expect(result.output).toMatch(/\b9 passed\b/);
+    expect(result.output).toMatch(/\b12 passed\b/);
   }, 300_000);
 });

@@ -126,3 +126,31 @@ def test_bad_config_is_refused_before_anything_is_sent(client):
     with pytest.raises(LclstreamError) as refused:
         client.create_request({"producer": {"source_identifier": "synthetic:tof:run=1", "event_source": {"type": "nope"}}})
     assert refused.value.code == "INVALID_ARGUMENT"
+
+
+def test_joins_the_requests_own_group_when_none_is_named(client):
+    groups = [{"name": "viewer", "mode": "DELIVERY_MODE_LATEST_ONLY"}, {"name": "analysis", "mode": "DELIVERY_MODE_RELIABLE"}]
+    stream = client.stream(tof_request(events=16, batch_size=8, consumer_groups=groups))
+    assert sum(len(b.event_indices) for b in stream) == 16
+    assert stream.group == "analysis"
+    assert stream.totals.event_count == 16
+
+
+def test_an_error_in_the_loop_cancels_the_request_it_created(client):
+    stream = client.stream(tof_request(events=4000, batch_size=8))
+    with pytest.raises(ZeroDivisionError):
+        for _ in stream:
+            1 / 0
+    request = client.get_request(stream.request.name)
+    assert request.state == request_pb2.DataRequest.STATE_CANCELED
+
+
+def test_a_stream_that_fails_cancels_the_request_it_created(client):
+    stream = client.stream(tof_request(events=4000, batch_size=8), group="no-such-group")
+    with pytest.raises(LclstreamError) as refused:
+        for _ in stream:
+            pass
+    assert refused.value.reason == "UNKNOWN_GROUP"
+    request = client.get_request(stream.request.name)
+    assert request.state == request_pb2.DataRequest.STATE_CANCELED
+    assert "LclstreamError" in request.state_reason

@@ -5,8 +5,8 @@
         for batch in client.stream("crystallography.yaml"):
             print(batch.seq, {k: a.shape for k, a in batch.arrays.items()})
 """
-from .client import Batch, BatchStream, Client, Journal, LclstreamError
+from .client import Batch, BatchStream, Client, Journal, LclstreamError, default_group
 from .dataset import EventDataset
 from .enroll import enroll
 
-__all__ = ["Batch", "BatchStream", "Client", "EventDataset", "Journal", "LclstreamError", "enroll"]
+__all__ = ["Batch", "BatchStream", "Client", "EventDataset", "Journal", "LclstreamError", "default_group", "enroll"]

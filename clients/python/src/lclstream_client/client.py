@@ -153,13 +153,23 @@ class Journal:
         self._file.close()
 
 
+def default_group(request: request_pb2.DataRequest) -> str:
+    """The group a consumer joins when it names none: `default` if the request has it, else its first reliable group (never a latest-only viewer's group)."""
+    groups = list(request.consumer_groups)
+    if not groups or any(g.name == "default" for g in groups):
+        return "default"
+    reliable = [g for g in groups if g.mode != buffer_pb2.DELIVERY_MODE_LATEST_ONLY]
+    return (reliable or groups)[0].name
+
+
 class BatchStream:
     """The batches of one data request for one consumer: iterate it; each batch is acknowledged when the next is asked for."""
 
-    def __init__(self, client: "Client", name: str, group: str, journal_dir: str | os.PathLike | None, ack_every: int, cancel_on_stop: bool = False):
+    def __init__(self, client: "Client", name: str, group: str | None, journal_dir: str | os.PathLike | None, ack_every: int, cancel_on_stop: bool = False):
         self._client = client
         self._cancel_on_stop = cancel_on_stop
         self.name = name
+        #: The consumer group joined; None until iteration picks the request's own (see default_group).
         self.group = group
         self._journal_dir = journal_dir
         self._ack_every = ack_every
@@ -174,6 +184,8 @@ class BatchStream:
 
     def __iter__(self) -> Iterator[Batch]:
         request = self._client.wait_for_stream(self.name)
+        if self.group is None:
+            self.group = default_group(request)
         journal = Journal(self._journal_dir, self.name, self.group) if self._journal_dir else None
         seen = set(journal.received) if journal else set()
         if journal:
@@ -183,10 +195,15 @@ class BatchStream:
         responses = self._client._buffer(request.buffer_endpoint).Subscribe(buffer_pb2.SubscribeRequest(stream=request.stream, consumer_group=self.group))
         try:
             yield from self._read(request, responses, journal, seen)
-        except (KeyboardInterrupt, GeneratorExit):
-            # Ctrl-C, or a loop that stopped early: a request this stream created is cancelled, its jobs stopped.
+        except BaseException as stopped:
+            # Ctrl-C, a loop that stopped early, or an error in it or in the stream: a
+            # request this stream created is cancelled, its jobs stopped.
             if self._cancel_on_stop and self.totals is None:
-                self._client.cancel_request(self.name, "the consumer stopped (Ctrl-C or the loop ended early)")
+                why = "Ctrl-C or the loop ended early" if isinstance(stopped, (KeyboardInterrupt, GeneratorExit)) else f"{type(stopped).__name__}: {stopped}"[:200]
+                try:
+                    self._client.cancel_request(self.name, f"the consumer stopped ({why})")
+                except (grpc.RpcError, LclstreamError):
+                    pass  # already ended (the stream's own failure): keep the error that stopped us
             raise
         finally:
             responses.cancel()
@@ -346,11 +363,11 @@ class Client:
                 raise LclstreamError("DEADLINE_EXCEEDED", f"{request.name} has no stream after {timeout} s (state {request_pb2.DataRequest.State.Name(request.state)})")
             time.sleep(0.1)
 
-    def batches(self, name: str, group: str = "default", journal_dir: str | os.PathLike | None = None, ack_every: int = 4) -> BatchStream:
-        """The batches of request `name` for one consumer of `group`. With `journal_dir`, a consumer killed and started again gets only what it lacks."""
+    def batches(self, name: str, group: str | None = None, journal_dir: str | os.PathLike | None = None, ack_every: int = 4) -> BatchStream:
+        """The batches of request `name` for one consumer of `group` (default: the request's own, see default_group). With `journal_dir`, a consumer killed and started again gets only what it lacks."""
         return BatchStream(self, _name(name), group, journal_dir, ack_every)
 
-    def stream(self, config: Mapping[str, Any] | str | os.PathLike, group: str = "default", journal_dir: str | os.PathLike | None = None) -> BatchStream:
+    def stream(self, config: Mapping[str, Any] | str | os.PathLike, group: str | None = None, journal_dir: str | os.PathLike | None = None) -> BatchStream:
         """Creates a request and returns its batches (`.request` is the request). Ctrl-C, or leaving the loop before the end, cancels it."""
         request = self.create_request(config)
         stream = BatchStream(self, request.name, group, journal_dir, 4, cancel_on_stop=True)

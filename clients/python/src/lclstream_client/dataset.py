@@ -19,7 +19,7 @@ class EventDataset:
     redelivered, nothing is lost.
     """
 
-    def __init__(self, client: Client, request: str, fields: list[str] | None = None, group: str = "default", transform: Callable[[dict[str, np.ndarray]], Any] | None = None):
+    def __init__(self, client: Client, request: str, fields: list[str] | None = None, group: str | None = None, transform: Callable[[dict[str, np.ndarray]], Any] | None = None):
         self.client = client
         self.request = request
         self.fields = fields

@@ -99,6 +99,18 @@ describe("grpcurl against the whole mesh: a data request made and streamed with 
 
   const host = (url: string) => new URL(url).host;
 
+  it("lists and describes the enrollment port, and checks its health, with no client certificate", async () => {
+    const enroll = host(mesh.endpoints.enroll);
+    const trustOnly = ["-cacert", join(mesh.endpoints.certDir, "ca.crt")];
+    const list = await run(tool("grpcurl"), [...trustOnly, enroll, "list"]);
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.stdout).toContain("lclstream.ca.v1.CertificateAuthorityService");
+    const describe = await run(tool("grpcurl"), [...trustOnly, enroll, "describe", "lclstream.ca.v1.CertificateAuthorityService.Enroll"]);
+    expect(describe.code, describe.stderr).toBe(0);
+    const health = await run(tool("grpcurl"), [...trustOnly, enroll, "grpc.health.v1.Health/Check"]);
+    expect(JSON.parse(health.stdout)).toEqual({ status: "SERVING" });
+  });
+
   it("creates a request, subscribes, acknowledges each batch with another call, and gets the end of stream", async () => {
     const request = {
       data_request: {

@@ -2,15 +2,50 @@
 import type { Dtype } from "./ndarray.js";
 
 type H5 = typeof import("h5wasm/node").default;
+type Dataset = import("h5wasm").Dataset;
+
+/** The part of h5wasm's compiled module that {@link readRows} calls. */
+interface H5Module {
+  get_dataset_data(fileId: bigint, path: string, count: bigint[], offset: bigint[], strides: bigint[], ptr: bigint): number;
+  _malloc(bytes: number): number;
+  _free(ptr: number): void;
+  HEAPU8: Uint8Array;
+}
+
 let loaded: Promise<H5> | undefined;
+let compiled: H5Module | undefined;
 
 /** The h5wasm module, loaded once. */
 export function h5(): Promise<H5> {
   loaded ??= import("h5wasm/node").then(async (m) => {
-    await m.default.ready;
+    compiled = (await m.default.ready) as unknown as H5Module;
     return m.default;
   });
   return loaded;
+}
+
+/**
+ * Rows [start, stop) along axis 0 of a numeric dataset, as bytes. The read's
+ * status is checked: h5wasm's Dataset.slice ignores it, and hands back
+ * whatever the buffer held when a chunk cannot be read (a corrupt or
+ * truncated file), which would stream garbage as data.
+ */
+export function readRows(dataset: Dataset, start: number, stop: number, file: string): Uint8Array {
+  const module = compiled!;
+  const shape = dataset.shape!;
+  const rowElements = shape.slice(1).reduce((a, b) => a * b, 1);
+  const bytes = (stop - start) * rowElements * dataset.metadata.size;
+  const ptr = module._malloc(Math.max(1, bytes));
+  if (ptr === 0) throw new Error(`cannot allocate ${bytes} bytes to read ${dataset.path}`);
+  try {
+    const count = [BigInt(stop - start), ...shape.slice(1).map(BigInt)];
+    const offset = [BigInt(start), ...shape.slice(1).map(() => 0n)];
+    const status = module.get_dataset_data(dataset.file_id, dataset.path, count, offset, count.map(() => 1n), BigInt(ptr));
+    if (status < 0) throw new Error(`reading events ${start}..${stop - 1} of ${dataset.path} in ${file} failed: the file is corrupt or truncated there`);
+    return module.HEAPU8.slice(ptr, ptr + bytes);
+  } finally {
+    module._free(ptr);
+  }
 }
 
 /** h5wasm's (struct-module style) type codes of our dtypes, little-endian; bool is stored as uint8 as h5py does. */

@@ -22,6 +22,7 @@ import { startLocalMesh, type LocalMesh } from "../../services/cli/local-mesh.js
 import { consume } from "../helpers/buffer.js";
 import { lclstream, lclstreamBin } from "../helpers/cli.js";
 import { failure } from "../helpers/errors.js";
+import { writeCorruptHdf5 } from "../helpers/hdf5.js";
 
 const producer = (events: number, extra: object = {}) => ({
   batch_size: 4,
@@ -93,6 +94,15 @@ describe("data requests through the whole mesh", () => {
   // A rank that fails while its connection to the buffer is open ends its
   // process; the owner reads its last words in the request, not "exit code 1".
   it.each([
+    [
+      "meets a corrupt chunk mid-stream",
+      async () => {
+        const path = join(stateDir, "corrupt.h5");
+        await writeCorruptHdf5(path);
+        return { batch_size: 2, event_source: { type: "hdf5", files: [path] }, data_sources: { x: { type: "hdf5_dataset", path: "/x" } } };
+      },
+      /^producer rank 0 failed: reading events \d+\.\.\d+ of \/x in .*corrupt\.h5 failed: the file is corrupt or truncated there$/,
+    ],
     ["cannot allocate its arrays", { batch_size: 2, event_source: { type: "random", events: 6 }, data_sources: { det: { type: "random_array", shape: [100000, 100000] } } }, /^producer rank 0 failed: Invalid typed array length/],
     [
       "makes a batch over the message limit",
@@ -100,7 +110,8 @@ describe("data requests through the whole mesh", () => {
       /^producer rank 0 failed: batch of 84 MB is over the 64 MiB message limit; lower batch_size$/,
     ],
   ])("fails the request within seconds with the cause when its producer %s", { timeout: 30_000 }, async (_, config, reason) => {
-    const { dataRequest } = await requestsAs(me).createDataRequest({ dataRequest: { producer: config } });
+    const producer = typeof config === "function" ? await config() : config;
+    const { dataRequest } = await requestsAs(me).createDataRequest({ dataRequest: { producer } });
     const started = Date.now();
     const ended = await waitFor(dataRequest!.name, [State.FAILED, State.SUCCEEDED, State.CANCELED]);
     expect(ended.state).toBe(State.FAILED);

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseProducerConfig } from "../../services/producer/config.js";
 import { h5 } from "../../services/producer/hdf5.js";
+import { writeCorruptHdf5 } from "../helpers/hdf5.js";
 import { dtypeFromProto, typedView } from "../../services/producer/ndarray.js";
 import { openSource, runPipeline, type ProducedBatch } from "../../services/producer/pipeline.js";
 import type { EventBatch } from "../../gen/lclstream/data/v1/data_pb.js";
@@ -176,6 +177,25 @@ describe("producer pipeline", () => {
     const first = indices(await collect(config(), 0, 1, { maxEvents: 6 }));
     const rest = indices(await collect(config(6)));
     expect([...first, ...rest]).toEqual(order);
+  });
+
+  it("fails on the first event whose chunk cannot be read, after streaming the ones before it", async () => {
+    const path = join(dir, "corrupt.h5");
+    await writeCorruptHdf5(path);
+    const parsed = parseProducerConfig({ batch_size: 1, event_source: { type: "hdf5", files: [path] }, data_sources: { x: { type: "hdf5_dataset", path: "/x" } } });
+    const source = await openSource(parsed);
+    const rows: number[] = [];
+    try {
+      const error = await (async () => {
+        for await (const b of runPipeline(parsed, source, { rank: 0, ranks: 1, signal: never })) rows.push((column(b.batch, "x").data as Float32Array)[0]!);
+      })().then(() => undefined, (e: Error) => e);
+      expect(error?.message).toMatch(/^reading events \d+\.\.\d+ of \/x in .*corrupt\.h5 failed: the file is corrupt or truncated there$/);
+    } finally {
+      source.close();
+    }
+    // What came before the damage is what the file holds, row by row.
+    expect(rows.length).toBeGreaterThan(5);
+    expect(rows.map(Math.round)).toEqual(rows.map((_, i) => i));
   });
 
   it("refuses bad configs, naming the problem and the path", async () => {

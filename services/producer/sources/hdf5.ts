@@ -9,8 +9,8 @@ import type { Dataset, File as H5File } from "h5wasm";
 import type { DataSourceConfig, ProducerConfig } from "../config.js";
 import { ConfigError } from "../config.js";
 import { positionsOf, type DetectorEvent, type EventSource, type FieldInfo } from "../event.js";
-import { dtypeOfMetadata, h5 } from "../hdf5.js";
-import type { Dtype, NdArray, TypedArray } from "../ndarray.js";
+import { dtypeOfMetadata, h5, readRows } from "../hdf5.js";
+import { typedView, type Dtype, type NdArray } from "../ndarray.js";
 import { Prng } from "../prng.js";
 
 type Hdf5Config = Extract<ProducerConfig["event_source"], { type: "hdf5" }>;
@@ -82,6 +82,10 @@ export class Hdf5Source implements EventSource {
           problems.push({ path: `data_sources.${name}.path`, message: `${path}:${d.path} is not a numeric array with events along axis 0` });
           continue;
         }
+        if (!(dataset.metadata as { littleEndian: boolean }).littleEndian) {
+          problems.push({ path: `data_sources.${name}.path`, message: `${path}:${d.path} is big-endian; only little-endian datasets are streamed (rewrite it with h5py, dtype "<")` });
+          continue;
+        }
         if (events !== undefined && shape[0] !== events) {
           problems.push({ path: `data_sources.${name}.path`, message: `${path}:${d.path} has ${shape[0]} events, other datasets of the file ${events}` });
         }
@@ -120,7 +124,7 @@ export class Hdf5Source implements EventSource {
     const local = index - this.#offsets[f]!;
     const fields: Record<string, NdArray> = {};
     for (const info of this.#fields) {
-      const data = file.datasets.get(info.name)!.slice([[local, local + 1]]) as TypedArray;
+      const data = typedView(info.dtype as Dtype, readRows(file.datasets.get(info.name)!, local, local + 1, file.path));
       fields[info.name] = { dtype: info.dtype as Dtype, shape: info.shape, data };
     }
     return { index, timeNs: 0n, fields };

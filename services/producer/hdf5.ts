@@ -24,6 +24,28 @@ export function h5(): Promise<H5> {
   return loaded;
 }
 
+/** What {@link h5InMemory} adds: the in-memory file system the files live in. */
+interface InMemoryFs {
+  readFile(path: string): Uint8Array;
+  unlink(path: string): void;
+}
+
+let inMemory: Promise<{ lib: H5; fs: InMemoryFs }> | undefined;
+
+/**
+ * h5wasm's other build, whose files live in memory (Emscripten's MEMFS),
+ * loaded once: the serializer writes a batch's file there and takes its
+ * bytes, with no temporary file. (The Node build, {@link h5}, reads and
+ * writes the real file system: what the HDF5 source needs for large files.)
+ */
+export function h5InMemory(): Promise<{ lib: H5; fs: InMemoryFs }> {
+  inMemory ??= import("h5wasm").then(async (m) => {
+    const module = (await m.default.ready) as unknown as { FS: InMemoryFs };
+    return { lib: m.default as unknown as H5, fs: module.FS };
+  });
+  return inMemory;
+}
+
 /**
  * Rows [start, stop) along axis 0 of a numeric dataset, as bytes. The read's
  * status is checked: h5wasm's Dataset.slice ignores it, and hands back

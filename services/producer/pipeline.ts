@@ -4,15 +4,11 @@
  * -> batcher -> serializer. Handlers (buffer, file, the Produce stream)
  * consume what it yields; nothing is read ahead of what they take.
  */
-import { randomBytes } from "node:crypto";
-import { readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { ArraySchema, EventBatchSchema, PayloadFormat, type EventBatch } from "../../gen/lclstream/data/v1/data_pb.js";
 import { ConfigError, type ProducerConfig } from "./config.js";
 import type { DetectorEvent, EventSource, FieldInfo } from "./event.js";
-import { h5, h5Dtype } from "./hdf5.js";
+import { h5InMemory, h5Dtype } from "./hdf5.js";
 import { bytesOf, dtypeToProto, size, zeros, type NdArray } from "./ndarray.js";
 import { createStep } from "./processing.js";
 import { Hdf5Source } from "./sources/hdf5.js";
@@ -110,20 +106,25 @@ async function hdf5Payload(
   indices: bigint[],
   times: bigint[],
 ): Promise<Uint8Array> {
-  const lib = await h5();
-  // h5wasm's Node build writes through to the real file system (no in-memory
-  // file), so the file is a temporary one, removed whatever happens.
-  const path = join(tmpdir(), `lclstream-batch-${process.pid}-${randomBytes(6).toString("hex")}.h5`);
+  const { lib, fs } = await h5InMemory();
+  const path = `/batch-${++hdf5Files}.h5`;
   try {
     writeHdf5File(lib, path, fields, config, indices, times);
-    return new Uint8Array(await readFile(path));
+    return fs.readFile(path);
   } finally {
-    await rm(path, { force: true });
+    try {
+      fs.unlink(path);
+    } catch {
+      // never created: the write failed before the file existed
+    }
   }
 }
 
+/** Names the in-memory files apart. */
+let hdf5Files = 0;
+
 function writeHdf5File(
-  lib: Awaited<ReturnType<typeof h5>>,
+  lib: Awaited<ReturnType<typeof h5InMemory>>["lib"],
   path: string,
   fields: Record<string, NdArray>,
   config: Extract<ProducerConfig["data_serializer"], { type: "hdf5" }>,

@@ -132,8 +132,17 @@ describe("producer pipeline", () => {
     expect(matched / found).toBeGreaterThan(0.9);
   });
 
-  it("writes HDF5 batches that read back identical", async () => {
-    const [batch] = await collect({ ...synthetic(3), data_serializer: { type: "hdf5", compression: "gzip" } });
+  it("writes HDF5 batches that read back identical, in memory (no temporary file)", async () => {
+    // A temporary directory that does not exist: any temporary file would fail the write.
+    const tmp = process.env.TMPDIR;
+    process.env.TMPDIR = join(dir, "no-such-directory");
+    let batch;
+    try {
+      [batch] = await collect({ ...synthetic(3), data_serializer: { type: "hdf5", compression: "gzip" } });
+    } finally {
+      if (tmp === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = tmp;
+    }
     const native = (await collect(synthetic(3)))[0]!;
     expect(batch!.batch.payload.case).toBe("serialized");
     const lib = await h5();

@@ -9,6 +9,8 @@ tools="$PWD/.tools/bin"
 mkdir -p "$tools"
 
 GRPCURL_VERSION=v1.9.3
+# The Connect conformance runner (test/system/conformance.test.ts); scripts/generate-conformance.sh reads the same version's protos.
+CONFORMANCE_VERSION=v1.0.7
 
 apt_install() {
   local missing=()
@@ -29,6 +31,12 @@ if [ ! -x "$tools/grpcurl" ] || [ "$(cat "$tools/grpcurl.version" 2>/dev/null)" 
   echo "installing grpcurl $GRPCURL_VERSION"
   GOBIN="$tools" GOFLAGS=-mod=mod go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"
   echo "$GRPCURL_VERSION" > "$tools/grpcurl.version"
+fi
+if [ ! -x "$tools/connectconformance" ] || [ "$(cat "$tools/connectconformance.version" 2>/dev/null)" != "$CONFORMANCE_VERSION" ]; then
+  command -v go >/dev/null || apt_install golang-go
+  echo "installing connectconformance $CONFORMANCE_VERSION"
+  GOBIN="$tools" GOFLAGS=-mod=mod go install "connectrpc.com/conformance/cmd/connectconformance@$CONFORMANCE_VERSION"
+  echo "$CONFORMANCE_VERSION" > "$tools/connectconformance.version"
 fi
 command -v go >/dev/null || apt_install golang-go
 # The Go client's code generators (`npm run generate:clients`, and CI's drift check).

@@ -38,6 +38,8 @@ export interface DirectGrpcOptions {
   interceptors: Interceptor[];
   contextValues: (req: Http2ServerRequest) => ContextValues;
   maxMessageBytes: number;
+  /** Largest response message sent. */
+  maxSendMessageBytes: number;
   shutdownSignal: AbortSignal;
   logger: Logger;
 }
@@ -53,7 +55,8 @@ export function createDirectGrpcHandler(options: DirectGrpcOptions) {
   const byPath = new Map(options.methods.map((m) => [`/${m.service.typeName}/${m.method.name}`, m]));
   return (req: Http2ServerRequest, res: Http2ServerResponse): boolean => {
     const direct = byPath.get(req.url);
-    if (!direct || !/^application\/grpc(\+proto)?$/.test(req.headers["content-type"] ?? "")) return false;
+    // Anything but a gRPC POST (another verb, gRPC-Web, Connect) is connect's to answer.
+    if (!direct || req.method !== "POST" || !/^application\/grpc(\+proto)?$/.test(req.headers["content-type"] ?? "")) return false;
     void serveCall(direct, req, res, options).catch((error: unknown) => {
       options.logger.error({ err: error, procedure: req.url }, "serving a direct gRPC call failed");
       res.stream.close();
@@ -102,11 +105,22 @@ async function serveCall({ service, method, impl }: DirectMethod, req: Http2Serv
     try {
       const outputs = transformInvokeImplementation(createMethodImplSpec(method, impl as never), context, options.interceptors)(readRequests(req, method, options.maxMessageBytes, context.signal));
       for await (const output of outputs) {
+        const parts = encodeFrameParts(method.output, output);
+        const length = parts.reduce((n, p) => n + p.byteLength, 0) - 5;
+        if (length > options.maxSendMessageBytes) {
+          throw rpcError(
+            Code.ResourceExhausted,
+            runtimeDomain,
+            "MESSAGE_TOO_LARGE",
+            `a response message of ${length} bytes is larger than this server sends (${options.maxSendMessageBytes} bytes): ask for less at once (for example smaller batches), or raise the server's maxSendMessageBytes`,
+            { metadata: { limit_bytes: String(options.maxSendMessageBytes) } },
+          );
+        }
         sendHeaders();
         // One writev for the parts of a message.
         res.stream.cork();
         let writable = true;
-        for (const part of encodeFrameParts(method.output, output)) writable = res.write(part);
+        for (const part of parts) writable = res.write(part);
         res.stream.uncork();
         if (!writable) await drained(res, context.signal);
       }
@@ -150,7 +164,8 @@ async function* readRequests(req: Http2ServerRequest, method: DescMethod, maxMes
               `a request message of ${messages.length} bytes is larger than this server accepts (${maxMessageBytes} bytes): send smaller messages (for example smaller batches), or raise the server's maxMessageBytes`,
               { metadata: { limit_bytes: String(maxMessageBytes) } },
             )
-          : rpcError(Code.Unimplemented, runtimeDomain, "COMPRESSION_UNSUPPORTED", "this server does not accept compressed messages; send them uncompressed"),
+          : // The compressed flag with no encoding negotiated is a protocol error (the gRPC spec: INTERNAL).
+            rpcError(Code.Internal, runtimeDomain, "MALFORMED_MESSAGE", "a request message is flagged compressed, but the call negotiated no compression (grpc-encoding); send messages uncompressed, flag 0"),
       );
       return;
     }

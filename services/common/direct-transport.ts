@@ -40,6 +40,11 @@ export function createDirectStreamCall(sessions: SessionManager, maxMessageBytes
     new Headers(header).forEach((value, name) => (requestHeader[name] = value));
     if (timeoutMs !== undefined) requestHeader["grpc-timeout"] = `${Math.max(1, Math.ceil(timeoutMs))}m`;
     const h2 = await sessions.request("POST", `/${method.parent.typeName}/${method.name}`, requestHeader, {});
+    // An abort while the connection was being made fired before anyone listened.
+    if (signal?.aborted) {
+      h2.close(http2.constants.NGHTTP2_CANCEL);
+      throw ConnectError.from(signal.reason, Code.Canceled);
+    }
 
     // The first reason the call failed wins: abort, deadline, a write failure, a reset.
     let failure: ConnectError | undefined;
@@ -105,9 +110,11 @@ export function createDirectStreamCall(sessions: SessionManager, maxMessageBytes
     })().catch((error: unknown) => fail(ConnectError.from(error)));
 
     let status = 0;
+    let headersEndedStream = false;
     const responseHeader = await new Promise<Headers>((resolve, reject) => {
-      h2.once("response", (headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader) => {
+      h2.once("response", (headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader, flags: number) => {
         status = headers[":status"] ?? 0;
+        headersEndedStream = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
         resolve(copyInto(new Headers(), headers));
       });
       h2.once("close", () => reject(failure ?? new ConnectError("the server closed the call without a response", Code.Unavailable)));
@@ -115,11 +122,12 @@ export function createDirectStreamCall(sessions: SessionManager, maxMessageBytes
       cleanup();
       throw error;
     });
-    let foundStatus: boolean;
+    // Only a HEADERS frame that ends the stream is Trailers-Only; a grpc-status in
+    // headers that a body or trailers follow is not the call's status.
+    const foundStatus = headersEndedStream && responseHeader.has("grpc-status");
     try {
-      const validated = validateResponse(status, responseHeader);
+      const validated = validateResponse(status, foundStatus ? responseHeader : withoutStatus(responseHeader));
       if (validated.headerError) throw validated.headerError;
-      foundStatus = validated.foundStatus;
     } catch (error) {
       // Not a gRPC response, or a trailers-only refusal: nothing more will be read.
       if (!h2.closed) h2.close(http2.constants.NGHTTP2_CANCEL);
@@ -135,7 +143,11 @@ export function createDirectStreamCall(sessions: SessionManager, maxMessageBytes
         }
         if (foundStatus) return; // trailers-only: the status came with the headers
         const error = findTrailerError(trailer);
-        if (error) throw error;
+        if (error) {
+          // As connect's transport: the error's metadata holds the response headers too.
+          responseHeader.forEach((value, name) => error.metadata.append(name, value));
+          throw error;
+        }
         if (!trailer.has("grpc-status")) throw new ConnectError("protocol error: the server sent no status", Code.Internal);
       } finally {
         if (!h2.closed) h2.close(http2.constants.NGHTTP2_CANCEL);
@@ -169,6 +181,13 @@ export function createDirectUnaryCall(stream: ReturnType<typeof createDirectStre
     if (!message) throw new ConnectError("protocol error: the server sent no response to a unary call", Code.Unimplemented);
     return { stream: false, service: method.parent, method, header: res.header, trailer: res.trailer, message };
   }
+}
+
+/** Headers without a status: one that came in headers a body follows is ignored. */
+function withoutStatus(headers: Headers): Headers {
+  const out = new Headers(headers);
+  for (const name of ["grpc-status", "grpc-message", "grpc-status-details-bin"]) out.delete(name);
+  return out;
 }
 
 function copyInto(target: Headers, headers: http2.IncomingHttpHeaders): Headers {

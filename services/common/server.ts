@@ -10,7 +10,8 @@ import * as http2 from "node:http2";
 import type { AddressInfo, Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { Code, createConnectRouter, createContextValues, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
-import type { DescService } from "@bufbuild/protobuf";
+import { createRegistry, type DescService } from "@bufbuild/protobuf";
+import { file_google_rpc_error_details } from "../../gen/google/rpc/error_details_pb.js";
 import { z } from "zod";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { rpcError, runtimeDomain } from "./errors.js";
@@ -58,8 +59,10 @@ export const serverSettingsSchema = z.strictObject({
   port: z.number().int().min(0).max(65535).default(0),
   /** Refuse connections without a valid client certificate (false only for the enrollment listener). */
   requireClientCert: z.boolean().default(true),
-  /** Largest message accepted or sent, in bytes. */
+  /** Largest message accepted, in bytes (and sent, unless maxSendMessageBytes says otherwise). */
   maxMessageBytes: z.number().int().min(1024).max(2 ** 31).default(64 * MiB),
+  /** Largest message sent, in bytes; default maxMessageBytes (gRPC servers keep the two apart too). */
+  maxSendMessageBytes: z.number().int().min(1024).max(2 ** 31).optional(),
   /** HTTP/2 stream flow-control window, in bytes; the connection window is twice this. */
   http2WindowBytes: z.number().int().min(65535).max(2 ** 31 - 1).default(8 * MiB),
   /** Port of the Prometheus endpoint; unset serves none. */
@@ -137,6 +140,7 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
   // Every call's signal follows this one: many listeners are normal, not a leak.
   setMaxListeners(0, shutdown.signal);
   const services = options.services.map((r) => r.describedAs ?? r.service);
+  const maxSendBytes = settings.maxSendMessageBytes ?? settings.maxMessageBytes;
 
   const interceptors = [
     createTelemetryInterceptor(logger, metrics),
@@ -155,8 +159,10 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
     // far more CPU than it saves on loopback and fast links.
     acceptCompression: [],
     readMaxBytes: settings.maxMessageBytes,
-    writeMaxBytes: settings.maxMessageBytes,
+    writeMaxBytes: maxSendBytes,
     shutdownSignal: shutdown.signal,
+    // JSON requests and responses may hold an Any of any type the server knows.
+    jsonOptions: { registry: createRegistry(...services.map((s) => s.file), file_google_rpc_error_details) },
     interceptors,
   });
   for (const { service, implementation } of options.services) router.service(service, implementation);
@@ -180,6 +186,7 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
     interceptors,
     contextValues,
     maxMessageBytes: settings.maxMessageBytes,
+    maxSendMessageBytes: maxSendBytes,
     shutdownSignal: shutdown.signal,
     logger,
   });

@@ -169,7 +169,7 @@ describe("the buffer's data path over mTLS", () => {
     expect(oversized?.rawMessage).toContain(String(maxMessageBytes));
     const compressed = frameHeader(0);
     compressed[0] = 1;
-    expect((await rawCall("Subscribe", compressed))?.code).toBe(Code.Unimplemented);
+    expect((await rawCall("Subscribe", compressed))?.code).toBe(Code.Internal);
     expect((await rawCall("Subscribe", frameHeader(0), { "grpc-encoding": "gzip" }))?.code).toBe(Code.Unimplemented);
     const truncated = await rawCall("Publish", frameHeader(10).subarray(0, 4));
     expect(truncated?.code).toBe(Code.InvalidArgument);

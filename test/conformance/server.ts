@@ -51,8 +51,9 @@ async function main() {
     // The runner's peers carry no lclstream (SPIFFE) identity: let them call anonymously.
     trustDomain: "conformance.invalid",
     publicProcedures: conformanceProcedures,
-    // The suite's limit is 200 KiB, inside the validated range (at least 1024 bytes).
-    ...(req.messageReceiveLimit > 0 ? { maxMessageBytes: req.messageReceiveLimit } : {}),
+    // The suite's limit (200 KiB) bounds what the server receives only; what it
+    // sends keeps the default bound.
+    ...(req.messageReceiveLimit > 0 ? { maxMessageBytes: req.messageReceiveLimit, maxSendMessageBytes: 64 * 1024 * 1024 } : {}),
     shutdownGraceMs: 0,
     logger: pino({ name: "conformance", level: process.env.LCLSTREAM_LOG_LEVEL ?? "silent" }, pino.destination(2)),
   });

@@ -93,7 +93,7 @@ async function serveCall({ service, method, impl }: DirectMethod, req: Http2Serv
   let failure: ConnectError | undefined =
     timeout.error ??
     (encoding && encoding !== "identity"
-      ? rpcError(Code.Unimplemented, runtimeDomain, "COMPRESSION_UNSUPPORTED", `this server does not accept ${encoding}-compressed messages; send them uncompressed`)
+      ? framingError(Code.Unimplemented, `this server does not accept ${encoding}-compressed messages; send them uncompressed`)
       : undefined);
   let headersSent = false;
   const sendHeaders = () => {
@@ -165,7 +165,7 @@ async function* readRequests(req: Http2ServerRequest, method: DescMethod, maxMes
               { metadata: { limit_bytes: String(maxMessageBytes) } },
             )
           : // The compressed flag with no encoding negotiated is a protocol error (the gRPC spec: INTERNAL).
-            rpcError(Code.Internal, runtimeDomain, "MALFORMED_MESSAGE", "a request message is flagged compressed, but the call negotiated no compression (grpc-encoding); send messages uncompressed, flag 0"),
+            framingError(Code.Internal, "a request message is flagged compressed, but the call negotiated no compression (grpc-encoding); send messages uncompressed, flag 0"),
       );
       return;
     }
@@ -174,7 +174,7 @@ async function* readRequests(req: Http2ServerRequest, method: DescMethod, maxMes
   };
   req.on("data", onData);
   req.once("end", () => {
-    if (reader.partial) queue.fail(rpcError(Code.InvalidArgument, runtimeDomain, "MALFORMED_MESSAGE", "the request stream ended inside a message; the client sent a truncated frame"));
+    if (reader.partial) queue.fail(framingError(Code.InvalidArgument, "the request stream ended inside a message; the client sent a truncated frame"));
     else queue.close();
   });
   try {
@@ -196,6 +196,16 @@ async function* readRequests(req: Http2ServerRequest, method: DescMethod, maxMes
   } finally {
     req.off("data", onData);
   }
+}
+
+/**
+ * An error in the gRPC framing itself (compression, a truncated frame): a
+ * code and message without ErrorInfo, as gRPC implementations answer it
+ * (the Connect conformance suite expects no details there). Only a broken
+ * client meets one; errors about what a message says carry ErrorInfo.
+ */
+function framingError(code: Code, message: string): ConnectError {
+  return new ConnectError(message, code);
 }
 
 /** Resolves when the response can take more bytes; rejects when the call ends first. */

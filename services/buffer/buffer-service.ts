@@ -283,9 +283,9 @@ export function createBufferService(deps: BufferServiceDeps) {
     },
 
     ack(req: AckRequest, ctx: HandlerContext) {
+      const entry = readable(req.stream, ctx, "stream");
       if (req.seqs.length === 0) throw invalidArgument(bufferDomain, [{ field: "seqs", description: "no seqs to acknowledge: list the seqs of the batches you received" }]);
       if (req.seqs.includes(0n)) throw invalidArgument(bufferDomain, [{ field: "seqs", description: "seq 0 is never delivered (seqs start at 1): acknowledge the seq of each batch received" }]);
-      const entry = readable(req.stream, ctx, "stream");
       const group = entry.live.group(req.consumerGroup);
       if (!group) {
         throw invalidArgument(bufferDomain, [{ field: "consumer_group", description: `"${req.consumerGroup}" is not a group of ${req.stream}` }], "UNKNOWN_GROUP");

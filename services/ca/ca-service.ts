@@ -9,7 +9,7 @@ import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs, durationMs } from "@bufbuild/protobuf/wkt";
 import {
-  CertificateAuthorityService,
+  type CertificateAuthorityService,
   Certificate_Issuance,
   Certificate_State,
   KeyType,

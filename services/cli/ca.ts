@@ -4,7 +4,7 @@
  */
 import "reflect-metadata";
 import { writeFile } from "node:fs/promises";
-import { Command, Option } from "commander";
+import { type Command, Option } from "commander";
 import * as x509 from "@peculiar/x509";
 import { createClient } from "@connectrpc/connect";
 import { timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt";

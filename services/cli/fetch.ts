@@ -17,7 +17,7 @@ import { createClient, type Client, type Transport } from "@connectrpc/connect";
 import { toBinary } from "@bufbuild/protobuf";
 import { BufferService, DeliveryMode } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { EventBatchSchema, type EventBatch, type StreamTotals } from "../../gen/lclstream/data/v1/data_pb.js";
-import { DataRequestService, DataRequest_State as State, type DataRequest } from "../../gen/lclstream/request/v1/request_pb.js";
+import { type DataRequestService, DataRequest_State as State, type DataRequest } from "../../gen/lclstream/request/v1/request_pb.js";
 import { Acker } from "../buffer/acker.js";
 import { dtypeFromProto, typedView } from "../producer/ndarray.js";
 
@@ -71,7 +71,7 @@ async function streamOf(o: FetchOptions): Promise<DataRequest> {
 function npy(dtype: string, shape: bigint[], data: Uint8Array): Uint8Array {
   const descr = ({ bool: "|b1", int8: "|i1", uint8: "|u1", int16: "<i2", uint16: "<u2", int32: "<i4", uint32: "<u4", int64: "<i8", uint64: "<u8", float32: "<f4", float64: "<f8" } as Record<string, string>)[dtype]!;
   let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.map(String).join(", ")}${shape.length === 1 ? "," : ""}), }`;
-  header = header.padEnd(Math.ceil((header.length + 11) / 64) * 64 - 11, " ") + "\n";
+  header = `${header.padEnd(Math.ceil((header.length + 11) / 64) * 64 - 11, " ")}\n`;
   const head = Buffer.concat([Buffer.from([0x93]), Buffer.from("NUMPY"), Buffer.from([1, 0]), Buffer.alloc(2), Buffer.from(header, "latin1")]);
   head.writeUInt16LE(header.length, 8);
   return Buffer.concat([head, data]);

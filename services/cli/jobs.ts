@@ -1,6 +1,6 @@
 /** `lclstream jobs …`: run the job queue, and submit, follow and cancel jobs on it. */
 import { readFile } from "node:fs/promises";
-import { Command, Option } from "commander";
+import { type Command, Option } from "commander";
 import { createClient } from "@connectrpc/connect";
 import { fromJson, toJsonString, type JsonValue } from "@bufbuild/protobuf";
 import { timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt";

@@ -80,7 +80,9 @@ export function addServeOptions(command: Command, what: string): Command {
 }
 
 /** The settings of a `… serve` command: its config file, with the flags on top. */
+// biome-ignore lint/suspicious/noExplicitAny: commander's options and a YAML file, both untyped; each service's build validates what it takes
 export async function serveConfig(o: Record<string, any>): Promise<Record<string, any>> {
+  // biome-ignore lint/suspicious/noExplicitAny: as above
   const file = o.config ? ((parseYaml(await readFile(o.config, "utf8")) ?? {}) as Record<string, any>) : {};
   return {
     ...file,

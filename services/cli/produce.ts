@@ -1,6 +1,6 @@
 /** `lclstream produce`: runs the producer pipeline as one rank (what producer jobs run); `lclstream producer serve`: the ProducerService. */
 import { readFile } from "node:fs/promises";
-import { Command } from "commander";
+import type { Command } from "commander";
 import { SingleBar } from "cli-progress";
 import { parse as parseYaml } from "yaml";
 import { createMeshTransportFromCertDir } from "../common/client.js";

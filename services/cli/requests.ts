@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { Command, Option } from "commander";
+import { type Command, Option } from "commander";
 import { SingleBar } from "cli-progress";
 import { createClient, type Client } from "@connectrpc/connect";
 import { fromJson, toJsonString, type JsonObject } from "@bufbuild/protobuf";

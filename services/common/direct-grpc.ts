@@ -27,7 +27,7 @@ export const directCallKey = createContextKey(false, { description: "served by t
 export interface DirectMethod {
   service: DescService;
   method: DescMethod;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  // biome-ignore lint/suspicious/noExplicitAny: any method's implementation, called through connect's untyped invoke
   impl: (...args: any[]) => any;
 }
 

@@ -84,9 +84,9 @@ function forwardedClient(header: string, trustDomain: string): { caller?: Identi
   }
   // The proxy appends its client's element, so the last one is what it verified.
   const element = elements.at(-1) ?? {};
-  const identities = (element["URI"] ?? []).map(parseIdentity).filter((id) => id?.trustDomain === trustDomain);
+  const identities = (element.URI ?? []).map(parseIdentity).filter((id) => id?.trustDomain === trustDomain);
   if (identities.length !== 1) return {};
-  return { caller: identities[0], serial: serialOfForwardedCert(element["Cert"]?.[0]) };
+  return { caller: identities[0], serial: serialOfForwardedCert(element.Cert?.[0]) };
 }
 
 /** The serial of a URL-encoded PEM certificate, as Envoy forwards it in `Cert`. */

@@ -44,7 +44,10 @@ export function boundsViolations(desc: DescMessage, message: Message): FieldViol
 
 function walk(desc: DescMessage, message: Record<string, unknown>, path: string, out: FieldViolation[]): void {
   if (out.length >= maxViolations) return;
-  if (desc.typeName === "google.protobuf.Struct") return walkStruct(message, path, out);
+  if (desc.typeName === "google.protobuf.Struct") {
+    walkStruct(message, path, out);
+    return;
+  }
   for (const field of desc.fields) {
     const at = path ? `${path}.${field.name}` : field.name;
     const value = field.oneof ? oneofValue(message, field) : message[field.localName];

@@ -6,7 +6,7 @@
  * handshakes with it fail.
  */
 import "reflect-metadata";
-import { Code, ConnectError, createClient, type Interceptor, type StreamRequest, type StreamResponse, type Transport } from "@connectrpc/connect";
+import { Code, type ConnectError, createClient, type Interceptor, type StreamRequest, type StreamResponse, type Transport } from "@connectrpc/connect";
 import * as x509 from "@peculiar/x509";
 import { CertificateAuthorityService } from "../../gen/lclstream/ca/v1/ca_pb.js";
 import { abortable } from "./health.js";

@@ -8,7 +8,7 @@ import { open } from "node:fs/promises";
 import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { Backend_Type, JobQueueService, LogStream, type JobSchema } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
+import { Backend_Type, type JobQueueService, LogStream, type JobSchema } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { AsyncQueue } from "../common/async-queue.js";
 import { invalidArgument, rpcError } from "../common/errors.js";
 import { abortable } from "../common/health.js";

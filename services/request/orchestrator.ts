@@ -11,8 +11,8 @@
  */
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { BufferService, DeliveryMode, Stream_State } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
-import { JobQueueService, Job_State, LogStream } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
+import { type BufferService, DeliveryMode, Stream_State } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
+import { type JobQueueService, Job_State, LogStream } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { DataRequest_State as State, type DataRequest } from "../../gen/lclstream/request/v1/request_pb.js";
 import type { Logger } from "../common/logger.js";
 import type { ProducerConfig } from "../producer/config.js";

@@ -3,7 +3,7 @@ import { webcrypto, X509Certificate } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, createClient } from "@connectrpc/connect";
 import * as x509 from "@peculiar/x509";
-import * as grpc from "@grpc/grpc-js";
+import type * as grpc from "@grpc/grpc-js";
 import { CertificateAuthorityService, Certificate_Issuance, Certificate_State } from "../../gen/lclstream/ca/v1/ca_pb.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection } from "../../gen/grpc/reflection/v1/reflection_pb.js";

@@ -6,7 +6,7 @@
  */
 import { create, createRegistry, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { anyPack, anyUnpack, AnySchema, type Any } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { type Code, ConnectError } from "@connectrpc/connect";
 import type { Code as ConformanceCode } from "./gen/connectrpc/conformance/v1/config_pb.js";
 import {
   BidiStreamRequestSchema,

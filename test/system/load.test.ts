@@ -1,13 +1,4 @@
-/**
- * A bounded load test on the whole mesh: 10 concurrent data requests, each
- * shared by 5 consumers of one group (50 consumers), streaming for about
- * 15 s. Every request delivers every batch (no gaps, nothing lost), ends
- * SUCCEEDED, and the memory of the mesh (this process hosts every service)
- * stays bounded: under 500 MB at its peak, and growing by less than 5 MB/s
- * over the second half (garbage collection swings it by about ±4 MB/s over
- * so short a run: a slower leak needs a longer one to see).
- */
-import { join } from "node:path";
+
 import { describe, expect, it } from "vitest";
 import { createClient } from "@connectrpc/connect";
 import { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";

@@ -127,7 +127,7 @@ function drawableFields(batch: EventBatch): string[] {
 function draw() {
   drawPending = false;
   const batch = latest;
-  if (!batch || batch.payload.case !== "columns") return;
+  if (batch?.payload.case !== "columns") return;
   const names = drawableFields(batch);
   if (fieldSelect.options.length !== names.length) fieldSelect.replaceChildren(...names.map((n) => new Option(n, n)));
   const name = fieldSelect.value || names[0];

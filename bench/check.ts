@@ -9,7 +9,15 @@ import { fileURLToPath } from "node:url";
 import type { Target } from "./run.js";
 
 const resultsDir = fileURLToPath(new URL("../../bench/results", import.meta.url));
-const file = process.argv[2] ?? join(resultsDir, readdirSync(resultsDir).filter((f) => f.endsWith(".json")).sort().at(-1) ?? "");
+const file =
+  process.argv[2] ??
+  join(
+    resultsDir,
+    readdirSync(resultsDir)
+      .filter((f) => f.endsWith(".json"))
+      .sort()
+      .at(-1) ?? "",
+  );
 let targets: Target[];
 let unmeasured: string[];
 let only: string | undefined;
@@ -27,6 +35,10 @@ const missed = targets.filter((t) => !t.met);
 for (const t of targets) console.log(`${t.met ? "ok     " : "NOT MET"}  ${t.name}: ${t.value.toFixed(2)} (target ${t.op} ${t.limit})`);
 for (const name of unmeasured) console.log(`UNKNOWN  ${name}: not measured in this run (BENCH_ONLY=${only})`);
 const all = targets.length + unmeasured.length;
-const verdict = missed.length ? `${missed.length} of ${all} targets not met` : unmeasured.length ? `${unmeasured.length} of ${all} targets not measured: run \`npm run bench\` without BENCH_ONLY` : `all ${all} targets met`;
+const verdict = missed.length
+  ? `${missed.length} of ${all} targets not met`
+  : unmeasured.length
+    ? `${unmeasured.length} of ${all} targets not measured: run \`npm run bench\` without BENCH_ONLY`
+    : `all ${all} targets met`;
 console.log(`\n${verdict} (${file})`);
 process.exit(missed.length || unmeasured.length ? 1 : 0);

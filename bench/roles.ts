@@ -93,7 +93,9 @@ function meter(extra: () => Record<string, unknown> = () => ({})) {
 async function tlsSink() {
   const m = meter();
   // A peer that goes away (the relay, once another sink has measured enough) ends the counting, not the process.
-  const server = createServer({ ...tlsOptions, requestCert: true, rejectUnauthorized: true }, (socket) => socket.on("data", (d: Buffer) => m.add(d.length)).on("error", () => undefined));
+  const server = createServer({ ...tlsOptions, requestCert: true, rejectUnauthorized: true }, (socket) =>
+    socket.on("data", (d: Buffer) => m.add(d.length)).on("error", () => undefined),
+  );
   server.listen(0, "127.0.0.1", () => print({ port: (server.address() as { port: number }).port }));
 }
 
@@ -144,14 +146,19 @@ async function tlsSource() {
  * without joining them (like the raw TLS source, which writes one buffer).
  */
 function batchEncoder(stream: string, payloadBytes: number) {
-  const payload = toBinary(SerializedPayloadSchema, create(SerializedPayloadSchema, { format: PayloadFormat.HDF5, data: new Uint8Array(payloadBytes).fill(3) }));
+  const payload = toBinary(
+    SerializedPayloadSchema,
+    create(SerializedPayloadSchema, { format: PayloadFormat.HDF5, data: new Uint8Array(payloadBytes).fill(3) }),
+  );
   const field = new Uint8Array([...varint((7 << 3) | 2), ...varint(payload.byteLength)]);
   return (seq: number, sentNs: bigint) => {
-    const head = toBinary(EventBatchSchema, create(EventBatchSchema, { stream, producerRank: 0, seq: BigInt(seq), eventIndices: [BigInt(seq)], eventTimeUnixNs: [sentNs] }));
+    const head = toBinary(
+      EventBatchSchema,
+      create(EventBatchSchema, { stream, producerRank: 0, seq: BigInt(seq), eventIndices: [BigInt(seq)], eventTimeUnixNs: [sentNs] }),
+    );
     return new ByteParts([head, field, payload]);
   };
 }
-
 
 async function publish() {
   const client = createClient(WireBufferService, createMeshTransport({ baseUrl: args.url!, tls: args.tls })) as unknown as {
@@ -229,8 +236,16 @@ async function subscribe() {
 async function subscribeBare() {
   const session = http2.connect(args.url!, { ...tlsOptions, servername: "localhost", settings: { initialWindowSize: 8 * MiB } });
   session.on("connect", () => session.setLocalWindowSize(16 * MiB));
-  const call = session.request({ ":method": "POST", ":path": "/lclstream.buffer.v1.BufferService/Subscribe", "content-type": "application/grpc+proto", te: "trailers" });
-  const request = toBinary(SubscribeRequestSchema, create(SubscribeRequestSchema, { stream: args.stream!, consumerGroup: args.group!, maxInFlight: args.count! + 1 }));
+  const call = session.request({
+    ":method": "POST",
+    ":path": "/lclstream.buffer.v1.BufferService/Subscribe",
+    "content-type": "application/grpc+proto",
+    te: "trailers",
+  });
+  const request = toBinary(
+    SubscribeRequestSchema,
+    create(SubscribeRequestSchema, { stream: args.stream!, consumerGroup: args.group!, maxInFlight: args.count! + 1 }),
+  );
   call.end(Buffer.concat([frameHeader(request.byteLength), request]));
   const m = countMeter(args.count! + 1, args.warmupCount! + 1); // its first message says "started"
   const reader = new GrpcFrameReader(64 * MiB);

@@ -76,7 +76,10 @@ interface Proc {
 }
 
 function start(file: string, argv: string[], nodeArgs: string[] = []): Proc {
-  const child = spawn(process.execPath, [...nodeArgs, file, ...argv], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, LCLSTREAM_LOG_LEVEL: "warn" } });
+  const child = spawn(process.execPath, [...nodeArgs, file, ...argv], {
+    stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, LCLSTREAM_LOG_LEVEL: "warn" },
+  });
   const lines: string[] = [];
   const waiters: ((line: string) => void)[] = [];
   createInterface({ input: child.stdout! }).on("line", (line) => {
@@ -125,7 +128,7 @@ async function main() {
     results[name] = { values, median: median(values), spread: spread(values), unit };
     console.log(`${name.padEnd(48)} ${median(values).toFixed(1).padStart(8)} ${unit}  (spread ${(spread(values) * 100).toFixed(0)}%, n=${values.length})`);
   };
-  const repeat = async <T,>(fn: () => Promise<T>) => {
+  const repeat = async <T>(fn: () => Promise<T>) => {
     const values: T[] = [];
     for (let i = 0; i < reps; i++) values.push(await fn());
     return values;
@@ -156,7 +159,11 @@ async function main() {
   // The buffer, as deployed: the real `lclstream buffer serve`, one process per group of scenarios.
   const bufferNodeArgs = (process.env.BENCH_BUFFER_NODE_ARGS ?? "").split(" ").filter(Boolean);
   async function launchBuffer() {
-    const proc = start(cliJs, ["buffer", "serve", "--state-dir", join(dir, "state"), "--cert-dir", join(dir, "buffer"), "--submitter", "user/bench"], bufferNodeArgs);
+    const proc = start(
+      cliJs,
+      ["buffer", "serve", "--state-dir", join(dir, "state"), "--cert-dir", join(dir, "buffer"), "--submitter", "user/bench"],
+      bufferNodeArgs,
+    );
     const url = await new Promise<string>((resolve) => createInterface({ input: proc.child.stdout! }).once("line", (l) => resolve(l.split(" ")[1]!)));
     const client = createClient(BufferService, createMeshTransport({ baseUrl: url, tls: user }));
     return { proc, url, client };
@@ -233,22 +240,42 @@ async function main() {
         const label = size >= MiB ? `${size / MiB}MiB` : `${size / KiB}KiB`;
         if (!only.test(label)) continue;
         const raw = await repeat(() => rawHop(size));
-        record(`raw TLS one hop ${label}`, "MB/s", raw.map((r) => r.mbps));
+        record(
+          `raw TLS one hop ${label}`,
+          "MB/s",
+          raw.map((r) => r.mbps),
+        );
         record(`buffer one hop ${label}`, "MB/s", await repeat(() => oneHop(buffer, size)));
         if (size === MiB) {
           // What receiving costs, raw and through the stack: the Subscribe one hop is bound by its consumer's CPU.
-          record(`raw TLS one hop ${label}, receiver CPU`, "ms/MiB", raw.map((r) => r.cpuMsPerMiB));
-          for (const [name, consumerRole] of [["buffer subscribe one hop", "subscribe"], ["bare HTTP/2 subscribe one hop", "subscribe-bare"]]) {
+          record(
+            `raw TLS one hop ${label}, receiver CPU`,
+            "ms/MiB",
+            raw.map((r) => r.cpuMsPerMiB),
+          );
+          for (const [name, consumerRole] of [
+            ["buffer subscribe one hop", "subscribe"],
+            ["bare HTTP/2 subscribe one hop", "subscribe-bare"],
+          ]) {
             const runs = await repeat(() => subscribeOneHop(buffer, size, 600, 200, consumerRole));
-            record(`${name} ${label}`, "MB/s", runs.map((r) => r.mbps));
-            record(`${name} ${label}, consumer CPU`, "ms/MiB", runs.map((r) => r.cpuMsPerMiB));
+            record(
+              `${name} ${label}`,
+              "MB/s",
+              runs.map((r) => r.mbps),
+            );
+            record(
+              `${name} ${label}, consumer CPU`,
+              "ms/MiB",
+              runs.map((r) => r.cpuMsPerMiB),
+            );
           }
         }
         record(`raw TLS relay ${label}`, "MB/s", await repeat(() => rawRelay(size)));
         record(`buffer relay ${label}`, "MB/s", await repeat(async () => (await throughBuffer(buffer, size, 1)).mbps));
       }
       if (only.test("fan-out")) {
-        for (const groups of [2, 4]) record(`buffer fan-out ${groups} groups 1MiB`, "MB/s", await repeat(async () => (await throughBuffer(buffer, MiB, groups)).mbps));
+        for (const groups of [2, 4])
+          record(`buffer fan-out ${groups} groups 1MiB`, "MB/s", await repeat(async () => (await throughBuffer(buffer, MiB, groups)).mbps));
         // What this machine can do at all: raw TLS copied to four sinks, against the one-sink relay.
         if (!results["raw TLS relay 1MiB"]) record("raw TLS relay 1MiB", "MB/s", await repeat(() => rawRelay(MiB)));
         record("raw TLS fan-out 4 sinks 1MiB", "MB/s", await repeat(() => rawRelay(MiB, 4)));
@@ -286,9 +313,21 @@ async function main() {
   // Each target: its name, the results it is computed from, its value, and its bound.
   const wanted: [string, string[], () => number, Target["op"], number][] = [
     ["one hop 1MiB vs raw TLS", ["buffer one hop 1MiB", "raw TLS one hop 1MiB"], ratio("buffer one hop 1MiB", "raw TLS one hop 1MiB"), ">=", 0.7],
-    ["subscribe one hop 1MiB vs raw TLS", ["buffer subscribe one hop 1MiB", "raw TLS one hop 1MiB"], ratio("buffer subscribe one hop 1MiB", "raw TLS one hop 1MiB"), ">=", 0.7],
+    [
+      "subscribe one hop 1MiB vs raw TLS",
+      ["buffer subscribe one hop 1MiB", "raw TLS one hop 1MiB"],
+      ratio("buffer subscribe one hop 1MiB", "raw TLS one hop 1MiB"),
+      ">=",
+      0.7,
+    ],
     ["relay 1MiB vs raw TLS relay", ["buffer relay 1MiB", "raw TLS relay 1MiB"], ratio("buffer relay 1MiB", "raw TLS relay 1MiB"), ">=", 0.5],
-    ["4 groups vs 1 group aggregate", ["buffer fan-out 4 groups 1MiB", "buffer relay 1MiB"], ratio("buffer fan-out 4 groups 1MiB", "buffer relay 1MiB"), ">=", 2],
+    [
+      "4 groups vs 1 group aggregate",
+      ["buffer fan-out 4 groups 1MiB", "buffer relay 1MiB"],
+      ratio("buffer fan-out 4 groups 1MiB", "buffer relay 1MiB"),
+      ">=",
+      2,
+    ],
     ["setup to first batch, local (s)", ["setup, request to first batch"], () => m("setup, request to first batch"), "<", 2],
     ["setup to first batch, Slurm (s)", ["setup on Slurm, request to first batch"], () => m("setup on Slurm, request to first batch"), "<", 5],
     ["p50 latency 64KiB (ms)", ["latency p50 64KiB at 200/s"], () => m("latency p50 64KiB at 200/s"), "<", 2],
@@ -334,7 +373,12 @@ async function onTheMesh(stateDir: string, record: (name: string, unit: string, 
       },
     };
     const { dataRequest } = await requests.createDataRequest({ dataRequest: crystallography as never });
-    const { progress } = await fetchRequest({ requests, transportFor: (baseUrl) => createMeshTransport({ baseUrl, tls }), name: dataRequest!.name, signal: new AbortController().signal });
+    const { progress } = await fetchRequest({
+      requests,
+      transportFor: (baseUrl) => createMeshTransport({ baseUrl, tls }),
+      name: dataRequest!.name,
+      signal: new AbortController().signal,
+    });
     record("end to end events/s, Jungfrau 4M + peaks", "events/s", [progress.events / progress.seconds]);
     record("end to end MB/s, Jungfrau 4M + peaks", "MB/s", [progress.bytesPerSecond / 1e6]);
   } finally {
@@ -351,7 +395,11 @@ async function setupOnSlurm(dir: string, record: (name: string, unit: string, va
     console.log(`setup on Slurm: skipped, the cluster did not start: ${started.stderr}`);
     return;
   }
-  const mesh = await startLocalMesh({ stateDir: join(dir, "state"), logLevel: "error", jobBackends: [{ type: "slurm", env: { SLURM_CONF: slurmConf }, pollMs: 200 }] });
+  const mesh = await startLocalMesh({
+    stateDir: join(dir, "state"),
+    logLevel: "error",
+    jobBackends: [{ type: "slurm", env: { SLURM_CONF: slurmConf }, pollMs: 200 }],
+  });
   try {
     record("setup on Slurm, request to first batch", "s", await setupTimes(mesh.endpoints, "slurm"));
   } finally {
@@ -364,7 +412,12 @@ async function setupOnSlurm(dir: string, record: (name: string, unit: string, va
 async function setupTimes(endpoints: { request: string; certDir: string }, backend?: string): Promise<number[]> {
   const tls = await readCertDir(endpoints.certDir);
   const requests = createClient(DataRequestService, createMeshTransport({ baseUrl: endpoints.request, tls }));
-  const tiny = { source_identifier: "synthetic:tof:run=1", batch_size: 4, event_source: { type: "synthetic", seed: 1, events: 8 }, data_sources: { tof: { type: "digitizer", channels: 1, samples: 64 } } };
+  const tiny = {
+    source_identifier: "synthetic:tof:run=1",
+    batch_size: 4,
+    event_source: { type: "synthetic", seed: 1, events: 8 },
+    data_sources: { tof: { type: "digitizer", channels: 1, samples: 64 } },
+  };
   const setups: number[] = [];
   for (let i = 0; i < reps + 2; i++) {
     const started = performance.now();
@@ -395,7 +448,9 @@ async function throughTheFront(stateDir: string, record: (name: string, unit: st
     const me = await readCertDir(mesh.endpoints.certDir);
     const buffer = createClient(BufferService, createMeshTransport({ baseUrl: mesh.endpoints.buffer, tls: me }));
     const relay = async (consumerUrl: string) => {
-      const { stream, publishToken } = await buffer.createStream({ stream: { capacityBytes: BigInt(256 * MiB), consumerGroups: [{ name: "g", maxInFlight: 32 }] } });
+      const { stream, publishToken } = await buffer.createStream({
+        stream: { capacityBytes: BigInt(256 * MiB), consumerGroups: [{ name: "g", maxInFlight: 32 }] },
+      });
       const common = { tls: me, stream: stream!.name, chunkBytes: MiB };
       const consumer = role("subscribe", { ...common, url: consumerUrl, group: "g" });
       const producer = role("publish", { ...common, url: mesh.endpoints.buffer, token: publishToken });

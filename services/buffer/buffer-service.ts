@@ -37,7 +37,13 @@ import { readBatchHeader } from "./wire.js";
 const MiB = 1024 * 1024;
 
 /** PublishRequest as the wire view decodes it. */
-type WirePublishRequest = { kind: { case: "open"; value: PublishOpen } | { case: "batch"; value: Uint8Array | ByteParts } | { case: "done"; value: PublishDone } | { case: undefined; value?: undefined } };
+type WirePublishRequest = {
+  kind:
+    | { case: "open"; value: PublishOpen }
+    | { case: "batch"; value: Uint8Array | ByteParts }
+    | { case: "done"; value: PublishDone }
+    | { case: undefined; value?: undefined };
+};
 
 /** SubscribeResponse as the wire view encodes it. */
 type WireSubscribeResponse = Record<string, unknown>;
@@ -84,7 +90,13 @@ export function createBufferService(deps: BufferServiceDeps) {
         bufferedBatches: BigInt(live.entries.size),
         bufferedBytes: BigInt(live.bufferedBytes),
         publishBytesPerSecond: rate.publish,
-        producers: live.producers.map((p, rank) => ({ producerRank: rank, nextSeq: p.nextSeq, events: BigInt(p.events), done: p.done, connected: p.connected > 0 })),
+        producers: live.producers.map((p, rank) => ({
+          producerRank: rank,
+          nextSeq: p.nextSeq,
+          events: BigInt(p.events),
+          done: p.done,
+          connected: p.connected > 0,
+        })),
         groups: live.groups.map((g) => ({
           group: g.config.name,
           consumers: g.consumers.size,
@@ -127,7 +139,8 @@ export function createBufferService(deps: BufferServiceDeps) {
       consumerGroups: s.consumerGroups.length ? s.consumerGroups : [{ name: "default" }],
       request: s.request,
     });
-    if (req.streamId && !/^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/.test(req.streamId)) v.push({ field: "stream_id", description: "letters, digits and -, at most 63 characters" });
+    if (req.streamId && !/^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/.test(req.streamId))
+      v.push({ field: "stream_id", description: "letters, digits and -, at most 63 characters" });
     if (definition.capacityBytes < 64n * 1024n) v.push({ field: "stream.capacity_bytes", description: "at least 65536 bytes" });
     if (definition.producerCount > maxProducers) v.push({ field: "stream.producer_count", description: `at most ${maxProducers}` });
     for (const [i, reader] of s.readers.entries()) {
@@ -139,7 +152,8 @@ export function createBufferService(deps: BufferServiceDeps) {
     }
     const names = new Set<string>();
     for (const [i, g] of definition.consumerGroups.entries()) {
-      if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(g.name)) v.push({ field: `stream.consumer_groups[${i}].name`, description: "lower-case letters, digits, _ and -, at most 63 characters" });
+      if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(g.name))
+        v.push({ field: `stream.consumer_groups[${i}].name`, description: "lower-case letters, digits, _ and -, at most 63 characters" });
       if (names.has(g.name)) v.push({ field: `stream.consumer_groups[${i}].name`, description: `"${g.name}" is named twice` });
       names.add(g.name);
       if (g.maxInFlight > 10_000) v.push({ field: `stream.consumer_groups[${i}].max_in_flight`, description: "at most 10000" });
@@ -155,7 +169,9 @@ export function createBufferService(deps: BufferServiceDeps) {
     createStream(req: CreateStreamRequest, ctx: HandlerContext) {
       const caller = callerOf(ctx);
       if (!policy.maySubmitJobs(caller)) {
-        throw rpcError(Code.PermissionDenied, bufferDomain, "CREATE_NOT_ALLOWED", `${caller.uri} may not create streams; data requests create them for you`, { metadata: { caller: caller.uri } });
+        throw rpcError(Code.PermissionDenied, bufferDomain, "CREATE_NOT_ALLOWED", `${caller.uri} may not create streams; data requests create them for you`, {
+          metadata: { caller: caller.uri },
+        });
       }
       const definition = checkDefinition(req, caller);
       const id = req.streamId || randomBytes(8).toString("hex");
@@ -187,7 +203,12 @@ export function createBufferService(deps: BufferServiceDeps) {
       const entry = readable(req.name, ctx);
       const caller = callerOf(ctx);
       if (entry.record.owner !== caller.uri && !policy.isAdmin(caller)) {
-        throw rpcError(Code.PermissionDenied, bufferDomain, "OWNER_REQUIRED", `only the owner of ${req.name} (${entry.record.owner}) or an admin may delete it`);
+        throw rpcError(
+          Code.PermissionDenied,
+          bufferDomain,
+          "OWNER_REQUIRED",
+          `only the owner of ${req.name} (${entry.record.owner}) or an admin may delete it`,
+        );
       }
       streams.delete(entry.record.id, rpcError(Code.Canceled, bufferDomain, "STREAM_DELETED", `${req.name} was deleted by ${caller.uri}`));
       return {};
@@ -197,18 +218,31 @@ export function createBufferService(deps: BufferServiceDeps) {
       const it = requests[Symbol.asyncIterator]();
       const first = await it.next();
       if (first.done || first.value.kind.case !== "open") {
-        throw invalidArgument(bufferDomain, [{ field: "open", description: "the first message of Publish must be open (stream, producer_rank, publish_token)" }], "OPEN_REQUIRED");
+        throw invalidArgument(
+          bufferDomain,
+          [{ field: "open", description: "the first message of Publish must be open (stream, producer_rank, publish_token)" }],
+          "OPEN_REQUIRED",
+        );
       }
       const open = first.value.kind.value;
       const id = /^streams\/([A-Za-z0-9-]{1,63})$/.exec(open.stream)?.[1];
       const entry = id ? streams.get(id) : undefined;
       // One answer for an unknown stream and a wrong token: a token is the only way in.
       if (!entry || !streams.tokenMatches(entry.record.id, open.publishToken)) {
-        throw rpcError(Code.PermissionDenied, bufferDomain, "PUBLISH_TOKEN_REFUSED", `no stream ${open.stream} takes this publish token; use the token CreateStream returned`);
+        throw rpcError(
+          Code.PermissionDenied,
+          bufferDomain,
+          "PUBLISH_TOKEN_REFUSED",
+          `no stream ${open.stream} takes this publish token; use the token CreateStream returned`,
+        );
       }
       const live = entry.live;
       if (open.producerRank >= live.config.producerCount) {
-        throw invalidArgument(bufferDomain, [{ field: "open.producer_rank", description: `must be below the stream's producer_count ${live.config.producerCount}` }], "RANK_OUT_OF_RANGE");
+        throw invalidArgument(
+          bufferDomain,
+          [{ field: "open.producer_rank", description: `must be below the stream's producer_count ${live.config.producerCount}` }],
+          "RANK_OUT_OF_RANGE",
+        );
       }
       const producer = live.producers[open.producerRank]!;
       producer.connected++;
@@ -246,7 +280,16 @@ export function createBufferService(deps: BufferServiceDeps) {
       }
       const group = live.group(req.consumerGroup);
       if (!group) {
-        throw invalidArgument(bufferDomain, [{ field: "consumer_group", description: `"${req.consumerGroup}" is not a group of ${req.stream}; its groups: ${live.groups.map((g) => g.config.name).join(", ")}` }], "UNKNOWN_GROUP");
+        throw invalidArgument(
+          bufferDomain,
+          [
+            {
+              field: "consumer_group",
+              description: `"${req.consumerGroup}" is not a group of ${req.stream}; its groups: ${live.groups.map((g) => g.config.name).join(", ")}`,
+            },
+          ],
+          "UNKNOWN_GROUP",
+        );
       }
       if (req.maxInFlight > 10_000) throw invalidArgument(bufferDomain, [{ field: "max_in_flight", description: "at most 10000" }]);
       const consumer = live.subscribe(req.consumerGroup, req.maxInFlight, Number(req.startSeq));
@@ -284,11 +327,19 @@ export function createBufferService(deps: BufferServiceDeps) {
 
     ack(req: AckRequest, ctx: HandlerContext) {
       const entry = readable(req.stream, ctx, "stream");
-      if (req.seqs.length === 0) throw invalidArgument(bufferDomain, [{ field: "seqs", description: "no seqs to acknowledge: list the seqs of the batches you received" }]);
-      if (req.seqs.includes(0n)) throw invalidArgument(bufferDomain, [{ field: "seqs", description: "seq 0 is never delivered (seqs start at 1): acknowledge the seq of each batch received" }]);
+      if (req.seqs.length === 0)
+        throw invalidArgument(bufferDomain, [{ field: "seqs", description: "no seqs to acknowledge: list the seqs of the batches you received" }]);
+      if (req.seqs.includes(0n))
+        throw invalidArgument(bufferDomain, [
+          { field: "seqs", description: "seq 0 is never delivered (seqs start at 1): acknowledge the seq of each batch received" },
+        ]);
       const group = entry.live.group(req.consumerGroup);
       if (!group) {
-        throw invalidArgument(bufferDomain, [{ field: "consumer_group", description: `"${req.consumerGroup}" is not a group of ${req.stream}` }], "UNKNOWN_GROUP");
+        throw invalidArgument(
+          bufferDomain,
+          [{ field: "consumer_group", description: `"${req.consumerGroup}" is not a group of ${req.stream}` }],
+          "UNKNOWN_GROUP",
+        );
       }
       // Optional for old clients; when given, it must be a subscription of this group.
       if (req.consumerId && !group.knownConsumerIds.has(req.consumerId)) {

@@ -236,10 +236,20 @@ export class BufferStream {
   async publish(rank: number, bytes: ByteParts, header: { producerRank: number; seq: bigint; eventCount: number }, signal: AbortSignal): Promise<boolean> {
     const producer = this.#producer(rank);
     if (header.producerRank !== rank) {
-      throw rpcError(Code.InvalidArgument, bufferDomain, "RANK_MISMATCH", `the batch says producer_rank ${header.producerRank} on a Publish opened as rank ${rank}`);
+      throw rpcError(
+        Code.InvalidArgument,
+        bufferDomain,
+        "RANK_MISMATCH",
+        `the batch says producer_rank ${header.producerRank} on a Publish opened as rank ${rank}`,
+      );
     }
     if (bytes.byteLength > this.config.capacityBytes) {
-      throw rpcError(Code.ResourceExhausted, bufferDomain, "BATCH_TOO_LARGE", `a ${bytes.byteLength}-byte batch cannot fit the stream's capacity of ${this.config.capacityBytes} bytes; make batches smaller or the capacity larger`);
+      throw rpcError(
+        Code.ResourceExhausted,
+        bufferDomain,
+        "BATCH_TOO_LARGE",
+        `a ${bytes.byteLength}-byte batch cannot fit the stream's capacity of ${this.config.capacityBytes} bytes; make batches smaller or the capacity larger`,
+      );
     }
     while (!this.#failure && !this.#fits(bytes.byteLength)) {
       let wake!: () => void;
@@ -255,9 +265,15 @@ export class BufferStream {
     this.#assertOpen();
     if (header.seq < producer.nextSeq) return false;
     if (header.seq > producer.nextSeq) {
-      throw rpcError(Code.FailedPrecondition, bufferDomain, "SEQ_GAP", `rank ${rank} sent seq ${header.seq} but the buffer expects ${producer.nextSeq}; resume from there`, {
-        metadata: { next_seq: String(producer.nextSeq) },
-      });
+      throw rpcError(
+        Code.FailedPrecondition,
+        bufferDomain,
+        "SEQ_GAP",
+        `rank ${rank} sent seq ${header.seq} but the buffer expects ${producer.nextSeq}; resume from there`,
+        {
+          metadata: { next_seq: String(producer.nextSeq) },
+        },
+      );
     }
     if (producer.done) throw rpcError(Code.FailedPrecondition, bufferDomain, "PRODUCER_DONE", `rank ${rank} already said it was done`);
     const entry: Entry = { seq: this.nextSeq, bytes, rank, producerSeq: header.seq, events: header.eventCount, ackedBy: 0 };
@@ -333,12 +349,23 @@ export class BufferStream {
     this.#assertOpen();
     if (producer.done) return;
     if (batchCount !== producer.nextSeq) {
-      throw rpcError(Code.FailedPrecondition, bufferDomain, "DONE_MISMATCH", `rank ${rank} says it produced ${batchCount} batches but the buffer has ${producer.nextSeq}; send the missing ones first`, {
-        metadata: { next_seq: String(producer.nextSeq) },
-      });
+      throw rpcError(
+        Code.FailedPrecondition,
+        bufferDomain,
+        "DONE_MISMATCH",
+        `rank ${rank} says it produced ${batchCount} batches but the buffer has ${producer.nextSeq}; send the missing ones first`,
+        {
+          metadata: { next_seq: String(producer.nextSeq) },
+        },
+      );
     }
     if (eventCount !== BigInt(producer.events)) {
-      throw rpcError(Code.FailedPrecondition, bufferDomain, "DONE_MISMATCH", `rank ${rank} says it produced ${eventCount} events but its batches held ${producer.events}`);
+      throw rpcError(
+        Code.FailedPrecondition,
+        bufferDomain,
+        "DONE_MISMATCH",
+        `rank ${rank} says it produced ${eventCount} events but its batches held ${producer.events}`,
+      );
     }
     this.#log?.appendDone(rank, Number(batchCount), Number(eventCount));
     producer.done = true;
@@ -376,10 +403,16 @@ export class BufferStream {
       const holder = group.inFlight.get(seq);
       const waiting = holder ? -1 : group.redeliver.indexOf(seq);
       if (!holder && waiting < 0) {
-        throw rpcError(Code.InvalidArgument, bufferDomain, "UNKNOWN_SEQ", `seq ${seq} was not delivered to group ${group.config.name}; acknowledge only seqs you received`, {
-          metadata: { seq: String(seq) },
-          violations: [{ field: "seqs", description: `seq ${seq} was not delivered to group ${group.config.name}` }],
-        });
+        throw rpcError(
+          Code.InvalidArgument,
+          bufferDomain,
+          "UNKNOWN_SEQ",
+          `seq ${seq} was not delivered to group ${group.config.name}; acknowledge only seqs you received`,
+          {
+            metadata: { seq: String(seq) },
+            violations: [{ field: "seqs", description: `seq ${seq} was not delivered to group ${group.config.name}` }],
+          },
+        );
       }
       this.#log?.appendAck(group.index, seq);
       // A late acknowledgement of a batch taken back for redelivery still counts.
@@ -505,7 +538,12 @@ export class BufferStream {
       if (!group.isAcked(seq)) continue;
       if (!this.entries.has(seq)) {
         const oldest = Math.min(...this.entries.keys());
-        throw rpcError(Code.OutOfRange, bufferDomain, "START_SEQ_NOT_RETAINED", `seq ${seq} is no longer retained${Number.isFinite(oldest) ? `; the oldest held is ${oldest}` : ""}; raise retention_bytes to replay further back`);
+        throw rpcError(
+          Code.OutOfRange,
+          bufferDomain,
+          "START_SEQ_NOT_RETAINED",
+          `seq ${seq} is no longer retained${Number.isFinite(oldest) ? `; the oldest held is ${oldest}` : ""}; raise retention_bytes to replay further back`,
+        );
       }
     }
     for (let seq = startSeq; seq < this.nextSeq; seq++) {
@@ -559,9 +597,15 @@ export class BufferStream {
   #producer(rank: number): ProducerState {
     const producer = this.producers[rank];
     if (!producer) {
-      throw rpcError(Code.InvalidArgument, bufferDomain, "RANK_OUT_OF_RANGE", `producer_rank ${rank} is not below the stream's producer_count ${this.producers.length}`, {
-        violations: [{ field: "open.producer_rank", description: `must be below ${this.producers.length}` }],
-      });
+      throw rpcError(
+        Code.InvalidArgument,
+        bufferDomain,
+        "RANK_OUT_OF_RANGE",
+        `producer_rank ${rank} is not below the stream's producer_count ${this.producers.length}`,
+        {
+          violations: [{ field: "open.producer_rank", description: `must be below ${this.producers.length}` }],
+        },
+      );
     }
     return producer;
   }

@@ -23,9 +23,17 @@ export const bufferConfigSchema = z.strictObject({
   ...serviceSettingsShape,
   ...policySettingsShape,
   /** The most bytes all streams may hold together (capacity plus retention). */
-  memoryBudgetBytes: z.number().int().positive().default(2048 * MiB),
+  memoryBudgetBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(2048 * MiB),
   /** Capacity of a stream that does not ask for one. */
-  defaultCapacityBytes: z.number().int().positive().default(256 * MiB),
+  defaultCapacityBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(256 * MiB),
   /** How often durable logs are synced to disk (written records already survive a crash of the buffer). */
   syncIntervalMs: z.number().int().positive().default(100),
   /** A quiet subscription gets a heartbeat this often, so proxies keep it open. */
@@ -58,10 +66,19 @@ export async function build(input: BufferConfig, deps: ServiceDeps = {}): Promis
   const config = bufferConfigSchema.parse(input);
   const { membership, logger } = await joinAsService("buffer", config, deps);
   const policy = Policy.fromConfig(config, membership.identity.trustDomain);
-  const streams = new Streams({ dir: join(config.stateDir, "buffer"), memoryBudgetBytes: config.memoryBudgetBytes, logger, syncIntervalMs: config.syncIntervalMs });
+  const streams = new Streams({
+    dir: join(config.stateDir, "buffer"),
+    memoryBudgetBytes: config.memoryBudgetBytes,
+    logger,
+    syncIntervalMs: config.syncIntervalMs,
+  });
   const rates = new RateMeters();
   try {
-    const server = await serveInMesh("buffer", config, { membership, logger }, [bufferRegistration(createBufferService({ streams, policy, rates, limits: { defaultCapacityBytes: config.defaultCapacityBytes }, heartbeatMs: config.heartbeatMs }))]);
+    const server = await serveInMesh("buffer", config, { membership, logger }, [
+      bufferRegistration(
+        createBufferService({ streams, policy, rates, limits: { defaultCapacityBytes: config.defaultCapacityBytes }, heartbeatMs: config.heartbeatMs }),
+      ),
+    ]);
     registerStreamGauges(server, streams);
     return {
       url: server.url,
@@ -96,7 +113,11 @@ function registerStreamGauges(server: LclstreamServer, streams: Streams) {
         for (const e of streams.all()) this.set({ stream: e.record.id }, value(e));
       },
     });
-  const perGroup = (name: string, help: string, value: (g: ReturnType<Streams["all"]>[number]["live"]["groups"][number], e: ReturnType<Streams["all"]>[number]) => number) =>
+  const perGroup = (
+    name: string,
+    help: string,
+    value: (g: ReturnType<Streams["all"]>[number]["live"]["groups"][number], e: ReturnType<Streams["all"]>[number]) => number,
+  ) =>
     new Gauge({
       name,
       help,

@@ -93,9 +93,15 @@ export class Streams {
     const want = Number(record.definition.capacityBytes + record.definition.retentionBytes);
     const free = this.#options.memoryBudgetBytes - this.committedBytes;
     if (want > free) {
-      throw rpcError(Code.ResourceExhausted, bufferDomain, "BUFFER_FULL", `the buffer can promise ${free} more bytes but the stream asks for ${want} (capacity plus retention); ask for less or wait for streams to drain`, {
-        metadata: { free_bytes: String(free) },
-      });
+      throw rpcError(
+        Code.ResourceExhausted,
+        bufferDomain,
+        "BUFFER_FULL",
+        `the buffer can promise ${free} more bytes but the stream asks for ${want} (capacity plus retention); ask for less or wait for streams to drain`,
+        {
+          metadata: { free_bytes: String(free) },
+        },
+      );
     }
     this.#store.insert(record);
     return { entry: this.#open(record, true), created: true };

@@ -82,10 +82,7 @@ export async function signCrl(ca: CertificateAuthority, revocations: RevocationR
     nextUpdate: new Date(now.getTime() + validityMs),
     signingAlgorithm: signingAlgorithm(ca.keyType),
     signingKey: ca.keys.privateKey,
-    extensions: [
-      await x509.AuthorityKeyIdentifierExtension.create(ca.certificate),
-      new x509.Extension("2.5.29.20", false, derInteger(crlNumber)),
-    ],
+    extensions: [await x509.AuthorityKeyIdentifierExtension.create(ca.certificate), new x509.Extension("2.5.29.20", false, derInteger(crlNumber))],
     entries: revocations.map((r) => ({
       serialNumber: r.serialNumber,
       revocationDate: new Date(r.revokeTime),

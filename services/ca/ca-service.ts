@@ -8,13 +8,7 @@ import { isIP } from "node:net";
 import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs, durationMs } from "@bufbuild/protobuf/wkt";
-import {
-  type CertificateAuthorityService,
-  Certificate_Issuance,
-  Certificate_State,
-  KeyType,
-  type CertificateSchema,
-} from "../../gen/lclstream/ca/v1/ca_pb.js";
+import { type CertificateAuthorityService, Certificate_Issuance, Certificate_State, KeyType, type CertificateSchema } from "../../gen/lclstream/ca/v1/ca_pb.js";
 import { invalidArgument, rpcError } from "../common/errors.js";
 import { resolveIdentityField, type Identity } from "../common/identity.js";
 import { callerOf, callerSerialOf } from "../common/peer.js";
@@ -80,11 +74,7 @@ export function createCaService(deps: CaServiceDeps) {
   }
 
   function toProto(record: CertificateRecord): MessageInitShape<typeof CertificateSchema> {
-    const state = record.revocation
-      ? Certificate_State.REVOKED
-      : record.notAfter <= now()
-        ? Certificate_State.EXPIRED
-        : Certificate_State.ACTIVE;
+    const state = record.revocation ? Certificate_State.REVOKED : record.notAfter <= now() ? Certificate_State.EXPIRED : Certificate_State.ACTIVE;
     return {
       name: `certificates/${record.serialNumber}`,
       serialNumber: record.serialNumber,
@@ -208,7 +198,15 @@ export function createCaService(deps: CaServiceDeps) {
       const { record } = await signLeaf(
         authority,
         lifetimes,
-        { identity: token.identity, dnsNames: csr.dnsNames, ipAddresses: csr.ipAddresses, publicKey: csr.publicKey, keyType: csr.keyType, issuance: "enroll", requester: token.creator },
+        {
+          identity: token.identity,
+          dnsNames: csr.dnsNames,
+          ipAddresses: csr.ipAddresses,
+          publicKey: csr.publicKey,
+          keyType: csr.keyType,
+          issuance: "enroll",
+          requester: token.creator,
+        },
         t,
       );
       if (!store.spendToken(token.id, record, t)) throw refused();
@@ -220,7 +218,12 @@ export function createCaService(deps: CaServiceDeps) {
       const serial = callerSerialOf(ctx);
       const current = serial ? store.getCertificate(serial) : undefined;
       if (!current || current.identity !== caller.uri) {
-        throw rpcError(Code.FailedPrecondition, caDomain, "CERTIFICATE_UNKNOWN", "the CA has no record of the certificate this call was made with; enroll again");
+        throw rpcError(
+          Code.FailedPrecondition,
+          caDomain,
+          "CERTIFICATE_UNKNOWN",
+          "the CA has no record of the certificate this call was made with; enroll again",
+        );
       }
       if (current.revocation) throw rpcError(Code.Unauthenticated, caDomain, "CERTIFICATE_REVOKED", "the certificate was revoked; enroll again");
       const csr = await inspectCsr(req.csrPem);
@@ -228,7 +231,15 @@ export function createCaService(deps: CaServiceDeps) {
       const { record } = await signLeaf(
         authority,
         lifetimes,
-        { identity: caller.uri, dnsNames: csr.dnsNames, ipAddresses: csr.ipAddresses, publicKey: csr.publicKey, keyType: csr.keyType, issuance: "renew", requester: caller.uri },
+        {
+          identity: caller.uri,
+          dnsNames: csr.dnsNames,
+          ipAddresses: csr.ipAddresses,
+          publicKey: csr.publicKey,
+          keyType: csr.keyType,
+          issuance: "renew",
+          requester: caller.uri,
+        },
         now(),
       );
       store.insertCertificate(record);
@@ -239,7 +250,8 @@ export function createCaService(deps: CaServiceDeps) {
       const caller = callerOf(ctx);
       const serial = normalizeSerial(req.serialNumber);
       const record = /^[0-9a-f]{1,40}$/.test(serial) ? store.getCertificate(serial) : undefined;
-      if (!record) throw rpcError(Code.NotFound, caDomain, "CERTIFICATE_NOT_FOUND", `no certificate with serial ${req.serialNumber}; see \`lclstream ca list\``);
+      if (!record)
+        throw rpcError(Code.NotFound, caDomain, "CERTIFICATE_NOT_FOUND", `no certificate with serial ${req.serialNumber}; see \`lclstream ca list\``);
       if (record.identity !== caller.uri && !policy.isAdmin(caller)) {
         throw rpcError(Code.PermissionDenied, caDomain, "ADMIN_REQUIRED", "only an admin may revoke another identity's certificate");
       }
@@ -297,4 +309,3 @@ function revocationToProto(r: RevocationRecord) {
     revokeTime: timestampFromMs(r.revokeTime),
   };
 }
-

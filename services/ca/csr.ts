@@ -42,7 +42,11 @@ export async function inspectCsr(pem: string): Promise<CsrRequest> {
   let keyType: KeyType;
   if (algorithm.name === "ECDSA" && algorithm.namedCurve === "P-256") keyType = "p256";
   else if (algorithm.name === "Ed25519") keyType = "ed25519";
-  else throw refuse("CSR_UNSUPPORTED_KEY", `keys of type ${algorithm.name}${algorithm.namedCurve ? ` ${algorithm.namedCurve}` : ""} are not accepted; use ECDSA P-256 or Ed25519`);
+  else
+    throw refuse(
+      "CSR_UNSUPPORTED_KEY",
+      `keys of type ${algorithm.name}${algorithm.namedCurve ? ` ${algorithm.namedCurve}` : ""} are not accepted; use ECDSA P-256 or Ed25519`,
+    );
 
   let signed = false;
   try {
@@ -53,18 +57,17 @@ export async function inspectCsr(pem: string): Promise<CsrRequest> {
   if (!signed) throw refuse("CSR_BAD_SIGNATURE", "the CSR's signature does not verify with its own public key: it was altered or is corrupt");
 
   const constraints = csr.getExtension("2.5.29.19") as x509.BasicConstraintsExtension | null;
-  if (constraints?.ca) throw refuse("CSR_CA_REQUESTED", "the CSR asks for a CA certificate (basicConstraints CA:TRUE); lclstream issues only leaf certificates");
+  if (constraints?.ca)
+    throw refuse("CSR_CA_REQUESTED", "the CSR asks for a CA certificate (basicConstraints CA:TRUE); lclstream issues only leaf certificates");
 
   const san = csr.getExtension("2.5.29.17") as x509.SubjectAlternativeNameExtension | null;
   const names = san?.names.toJSON() ?? [];
   if (names.length > maxNames) throw refuse("CSR_TOO_MANY_NAMES", `the CSR asks for ${names.length} names; at most ${maxNames} are accepted`);
   const of = (type: string) => names.filter((n) => n.type === type).map((n) => n.value);
   const other = names.filter((n) => !["url", "dns", "ip"].includes(n.type));
-  if (other.length) throw refuse("CSR_UNSUPPORTED_NAME", `the CSR asks for names of type ${other.map((n) => n.type).join(", ")}; only URI, DNS and IP names are issued`);
+  if (other.length)
+    throw refuse("CSR_UNSUPPORTED_NAME", `the CSR asks for names of type ${other.map((n) => n.type).join(", ")}; only URI, DNS and IP names are issued`);
 
-  const publicKey = await csr.publicKey.export(
-    keyType === "p256" ? { name: "ECDSA", namedCurve: "P-256" } : { name: "Ed25519" },
-    ["verify"],
-  );
+  const publicKey = await csr.publicKey.export(keyType === "p256" ? { name: "ECDSA", namedCurve: "P-256" } : { name: "Ed25519" }, ["verify"]);
   return { publicKey, keyType, uris: of("url"), dnsNames: of("dns"), ipAddresses: of("ip") };
 }

@@ -31,10 +31,7 @@ export async function enroll(options: EnrollOptions): Promise<CertMaterial> {
   if (!pinned) throw new Error("that is not an lclstream enrollment token (it starts with lcls1.); ask an admin for one");
 
   // Unverified on purpose: the token's fingerprint verifies what comes back.
-  const bootstrap = createClient(
-    CertificateAuthorityService,
-    createGrpcTransport({ baseUrl: options.enrollUrl, nodeOptions: { rejectUnauthorized: false } }),
-  );
+  const bootstrap = createClient(CertificateAuthorityService, createGrpcTransport({ baseUrl: options.enrollUrl, nodeOptions: { rejectUnauthorized: false } }));
   const bundle = await bootstrap.getTrustBundle({});
   const caPem = bundle.caCertificatesPem.find((pem) => createHash("sha256").update(new X509Certificate(pem).raw).digest("hex") === pinned);
   if (!caPem) {

@@ -8,8 +8,7 @@ import { build, type BufferConfig } from "../buffer/server.js";
 import { addServeOptions, serveConfig, serveUntilSignal } from "./options.js";
 
 const urlOption = () => new Option("--url <url>", "the buffer, https://HOST:PORT").env("LCLSTREAM_BUFFER_URL").makeOptionMandatory();
-const certDirOption = () =>
-  new Option("--cert-dir <dir>", "your cert directory (ca.crt, tls.crt, tls.key)").env("LCLSTREAM_CERT_DIR").makeOptionMandatory();
+const certDirOption = () => new Option("--cert-dir <dir>", "your cert directory (ca.crt, tls.crt, tls.key)").env("LCLSTREAM_CERT_DIR").makeOptionMandatory();
 
 async function bufferClient(o: { url: string; certDir: string }) {
   return createClient(BufferService, await createMeshTransportFromCertDir(o.url, o.certDir));
@@ -39,7 +38,17 @@ export function registerBufferCommands(program: Command): void {
         const page = await client.listStreams({ pageToken, pageSize: 500 });
         for (const s of page.streams) {
           const m = s.metrics!;
-          console.log([s.name, Stream_State[s.state].toLowerCase(), s.owner, m.publishedBatches, MB(m.bufferedBytes), MB(s.capacityBytes), s.consumerGroups.map((g) => g.name).join(",")].join("\t"));
+          console.log(
+            [
+              s.name,
+              Stream_State[s.state].toLowerCase(),
+              s.owner,
+              m.publishedBatches,
+              MB(m.bufferedBytes),
+              MB(s.capacityBytes),
+              s.consumerGroups.map((g) => g.name).join(","),
+            ].join("\t"),
+          );
         }
         pageToken = page.nextPageToken;
       } while (pageToken);
@@ -59,10 +68,15 @@ export function registerBufferCommands(program: Command): void {
         return;
       }
       const m = s!.metrics!;
-      console.log(`${s!.name}  ${Stream_State[s!.state].toLowerCase()}${s!.stateReason ? ` (${s!.stateReason})` : ""}  owner ${s!.owner}${s!.durable ? "  durable" : ""}`);
-      console.log(`published ${m.publishedBatches} batches, ${m.publishedEvents} events, ${MB(m.publishedBytes)}; ${(m.publishBytesPerSecond / 1e6).toFixed(1)} MB/s`);
+      console.log(
+        `${s!.name}  ${Stream_State[s!.state].toLowerCase()}${s!.stateReason ? ` (${s!.stateReason})` : ""}  owner ${s!.owner}${s!.durable ? "  durable" : ""}`,
+      );
+      console.log(
+        `published ${m.publishedBatches} batches, ${m.publishedEvents} events, ${MB(m.publishedBytes)}; ${(m.publishBytesPerSecond / 1e6).toFixed(1)} MB/s`,
+      );
       console.log(`buffered  ${m.bufferedBatches} batches, ${MB(m.bufferedBytes)} of ${MB(s!.capacityBytes)}`);
-      for (const p of m.producers) console.log(`rank ${p.producerRank}: next seq ${p.nextSeq}, ${p.events} events${p.done ? ", done" : ""}${p.connected ? ", connected" : ""}`);
+      for (const p of m.producers)
+        console.log(`rank ${p.producerRank}: next seq ${p.nextSeq}, ${p.events} events${p.done ? ", done" : ""}${p.connected ? ", connected" : ""}`);
       for (const g of m.groups) {
         console.log(
           `group ${g.group}: ${g.consumers} consumer(s), delivered ${g.deliveredBatches} (${MB(g.deliveredBytes)}), acked ${g.ackedBatches}, lag ${g.lagBatches}, redelivered ${g.redeliveredBatches}, ${(g.deliverBytesPerSecond / 1e6).toFixed(1)} MB/s${g.endOfStreamDelivered ? ", end of stream delivered" : ""}`,
@@ -91,7 +105,12 @@ export function registerBufferCommands(program: Command): void {
         if (r.kind.case === "started") consumerId = r.kind.value.consumerId;
         else if (r.kind.case === "batch") {
           const b = r.kind.value;
-          const fields = b.payload.case === "columns" ? Object.keys(b.payload.value.fields).join(",") : b.payload.case === "serialized" ? `${b.payload.value.data.byteLength}-byte file` : "";
+          const fields =
+            b.payload.case === "columns"
+              ? Object.keys(b.payload.value.fields).join(",")
+              : b.payload.case === "serialized"
+                ? `${b.payload.value.data.byteLength}-byte file`
+                : "";
           console.log(`seq ${r.seq}\trank ${b.producerRank}\tbatch ${b.seq}\t${b.eventIndices.length} events\t${fields}${r.redelivery ? "\tredelivered" : ""}`);
           if (acks) await client.ack({ stream: name, consumerGroup: group.name, consumerId, seqs: [r.seq] });
         } else if (r.kind.case === "endOfStream") {

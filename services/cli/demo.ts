@@ -29,7 +29,9 @@ export function registerDemoCommand(program: Command): void {
       const mesh = await startLocalMesh({ stateDir, logLevel: "error" });
       try {
         const e = mesh.endpoints;
-        console.log(`mesh up in ${((performance.now() - started) / 1000).toFixed(1)} s: CA, job queue, buffer, producer and request service on loopback, mTLS everywhere`);
+        console.log(
+          `mesh up in ${((performance.now() - started) / 1000).toFixed(1)} s: CA, job queue, buffer, producer and request service on loopback, mTLS everywhere`,
+        );
         console.log(`you are ${e.user}; request service ${e.request}`);
         const tls = await readCertDir(e.certDir);
         const requests = createClient(DataRequestService, createMeshTransport({ baseUrl: e.request, tls }));
@@ -68,9 +70,13 @@ export function registerDemoCommand(program: Command): void {
           await new Promise((r) => setTimeout(r, 100));
           final = (await requests.getDataRequest({ name: dataRequest!.name })).dataRequest!;
         }
-        console.log(`received ${p.events} events in ${p.batches} batches: ${(p.bytes / 1e6).toFixed(0)} MB in ${p.seconds.toFixed(1)} s = ${(p.bytesPerSecond / 1e6).toFixed(0)} MB/s`);
+        console.log(
+          `received ${p.events} events in ${p.batches} batches: ${(p.bytes / 1e6).toFixed(0)} MB in ${p.seconds.toFixed(1)} s = ${(p.bytesPerSecond / 1e6).toFixed(0)} MB/s`,
+        );
         console.log(`hits (frames with 10 or more Bragg peaks): ${p.hits} of ${p.events}`);
-        console.log(`end of stream: ${result.totals.batchCount} batches, ${result.totals.eventCount} events from ${result.totals.producerTotals.length} ranks: every event arrived once`);
+        console.log(
+          `end of stream: ${result.totals.batchCount} batches, ${result.totals.eventCount} events from ${result.totals.producerTotals.length} ranks: every event arrived once`,
+        );
         console.log(`request ${State[final.state].toLowerCase()}: ${final.stateReason}`);
         if (final.state !== State.SUCCEEDED) process.exitCode = 1;
       } finally {

@@ -69,7 +69,21 @@ async function streamOf(o: FetchOptions): Promise<DataRequest> {
 
 /** A .npy file (format 1.0) of one array. */
 function npy(dtype: string, shape: bigint[], data: Uint8Array): Uint8Array {
-  const descr = ({ bool: "|b1", int8: "|i1", uint8: "|u1", int16: "<i2", uint16: "<u2", int32: "<i4", uint32: "<u4", int64: "<i8", uint64: "<u8", float32: "<f4", float64: "<f8" } as Record<string, string>)[dtype]!;
+  const descr = (
+    {
+      bool: "|b1",
+      int8: "|i1",
+      uint8: "|u1",
+      int16: "<i2",
+      uint16: "<u2",
+      int32: "<i4",
+      uint32: "<u4",
+      int64: "<i8",
+      uint64: "<u8",
+      float32: "<f4",
+      float64: "<f8",
+    } as Record<string, string>
+  )[dtype]!;
   let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.map(String).join(", ")}${shape.length === 1 ? "," : ""}), }`;
   header = `${header.padEnd(Math.ceil((header.length + 11) / 64) * 64 - 11, " ")}\n`;
   const head = Buffer.concat([Buffer.from([0x93]), Buffer.from("NUMPY"), Buffer.from([1, 0]), Buffer.alloc(2), Buffer.from(header, "latin1")]);
@@ -98,7 +112,8 @@ async function write(batch: EventBatch, out: string, format: OutputFormat) {
   if (format === "hdf5" && batch.payload.case === "serialized") return writeFile(`${base}.h5`, batch.payload.value.data);
   if (format === "npy" && batch.payload.case === "columns") {
     await mkdir(base, { recursive: true });
-    for (const [name, a] of Object.entries(batch.payload.value.fields)) await writeFile(join(base, `${name}.npy`), npy(dtypeFromProto[a.dtype], a.shape, a.data));
+    for (const [name, a] of Object.entries(batch.payload.value.fields))
+      await writeFile(join(base, `${name}.npy`), npy(dtypeFromProto[a.dtype], a.shape, a.data));
     return;
   }
   return writeFile(`${base}.pb`, toBinary(EventBatchSchema, batch));
@@ -115,7 +130,8 @@ async function openJournal(out: string, request: string, group: string): Promise
   const journal = join(out, "received.jsonl");
   if (existsSync(owner)) {
     const was = JSON.parse(await readFile(owner, "utf8")) as { request: string; group: string };
-    if (was.request !== request || was.group !== group) throw new Error(`${out} holds ${was.request} (group ${was.group}); write ${request} into another directory`);
+    if (was.request !== request || was.group !== group)
+      throw new Error(`${out} holds ${was.request} (group ${was.group}); write ${request} into another directory`);
   } else await writeFile(owner, `${JSON.stringify({ request, group })}\n`);
   const text = existsSync(journal) ? await readFile(journal, "utf8") : "";
   // A line cut by a kill is not a batch received: it was never acknowledged and comes again.
@@ -151,7 +167,10 @@ export async function fetchRequest(o: FetchOptions): Promise<{ request: DataRequ
   const resumedBytes = progress.bytes;
   let consumerId = "";
   // Acknowledgements go in small groups beside the stream; the end of stream waits for them.
-  const acker = new Acker((seqs) => buffer.ack({ stream: request.stream, consumerGroup: group, consumerId, seqs }, { signal: o.signal }), { groupSize: 4, intervalMs: 20 });
+  const acker = new Acker((seqs) => buffer.ack({ stream: request.stream, consumerGroup: group, consumerId, seqs }, { signal: o.signal }), {
+    groupSize: 4,
+    intervalMs: 20,
+  });
   const lagTimer = setInterval(() => {
     buffer.getStream({ name: request.stream }).then(
       (s) => (progress.lag = Number(s.stream?.metrics?.groups.find((g) => g.group === group)?.lagBatches ?? 0)),
@@ -180,7 +199,9 @@ export async function fetchRequest(o: FetchOptions): Promise<{ request: DataRequ
         progress.seconds = (performance.now() - started) / 1000;
         progress.bytesPerSecond = (progress.bytes - resumedBytes) / progress.seconds;
         if (totals.eventCount !== BigInt(progress.events) || totals.batchCount !== BigInt(progress.batches)) {
-          throw new Error(`the stream ended with ${totals.batchCount} batches and ${totals.eventCount} events, but ${progress.batches} batches and ${progress.events} events arrived`);
+          throw new Error(
+            `the stream ended with ${totals.batchCount} batches and ${totals.eventCount} events, but ${progress.batches} batches and ${progress.events} events arrived`,
+          );
         }
         return { request, totals, progress };
       }

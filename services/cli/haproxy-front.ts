@@ -48,7 +48,14 @@ export function haproxyBinary(): string | undefined {
  * with `front: { url: https://127.0.0.1:frontPort }`), files in `dir`; resolves
  * once a call goes through it.
  */
-export async function startHaproxyFront(o: { mesh: LocalMesh; stateDir: string; dir: string; frontPort: number; enrollPort: number; idleTimeout?: string }): Promise<HaproxyFront> {
+export async function startHaproxyFront(o: {
+  mesh: LocalMesh;
+  stateDir: string;
+  dir: string;
+  frontPort: number;
+  enrollPort: number;
+  idleTimeout?: string;
+}): Promise<HaproxyFront> {
   const binary = haproxyBinary();
   if (!binary) throw new Error("haproxy is not installed: run scripts/install-system-deps.sh");
   const { mesh, dir } = o;
@@ -102,7 +109,10 @@ export async function startHaproxyFront(o: { mesh: LocalMesh; stateDir: string; 
   // Up when a call goes through.
   const health = createClient(Health, createMeshTransport({ baseUrl: url, tls: me }));
   for (let tries = 0; ; tries++) {
-    const error = await health.check({}).then(() => undefined, (e: unknown) => e);
+    const error = await health.check({}).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     if (!error) return front;
     if (tries > 75 || child.exitCode !== null) {
       await front.close();

@@ -10,10 +10,8 @@ import { createMeshTransportFromCertDir } from "../common/client.js";
 import { build, type JobsConfig } from "../jobs/server.js";
 import { addServeOptions, readStdin, serveConfig, serveUntilSignal } from "./options.js";
 
-const urlOption = () =>
-  new Option("--url <url>", "the job queue, https://HOST:PORT").env("LCLSTREAM_JOBS_URL").makeOptionMandatory();
-const certDirOption = () =>
-  new Option("--cert-dir <dir>", "your cert directory (ca.crt, tls.crt, tls.key)").env("LCLSTREAM_CERT_DIR").makeOptionMandatory();
+const urlOption = () => new Option("--url <url>", "the job queue, https://HOST:PORT").env("LCLSTREAM_JOBS_URL").makeOptionMandatory();
+const certDirOption = () => new Option("--cert-dir <dir>", "your cert directory (ca.crt, tls.crt, tls.key)").env("LCLSTREAM_CERT_DIR").makeOptionMandatory();
 
 async function jobsClient(o: { url: string; certDir: string }) {
   return createClient(JobQueueService, await createMeshTransportFromCertDir(o.url, o.certDir));
@@ -36,10 +34,12 @@ async function readSpec(path: string) {
 export function registerJobsCommands(program: Command): void {
   const jobs = program.command("jobs").description("the job queue: run it, submit jobs, follow and cancel them");
 
-  addServeOptions(jobs.command("serve").description("run the job queue (local backend by default; Slurm backends from --config)"), "job queue").action(async (o) => {
-    const server = await build((await serveConfig(o)) as JobsConfig);
-    await serveUntilSignal("jobs", server);
-  });
+  addServeOptions(jobs.command("serve").description("run the job queue (local backend by default; Slurm backends from --config)"), "job queue").action(
+    async (o) => {
+      const server = await build((await serveConfig(o)) as JobsConfig);
+      await serveUntilSignal("jobs", server);
+    },
+  );
 
   jobs
     .command("backends")

@@ -58,7 +58,11 @@ interface Running {
 
 /** The local user's identity name, as a certificate can carry it. */
 export function localUserName(): string {
-  return userInfo().username.toLowerCase().replace(/[^a-z0-9._-]/g, "-") || "user";
+  return (
+    userInfo()
+      .username.toLowerCase()
+      .replace(/[^a-z0-9._-]/g, "-") || "user"
+  );
 }
 
 export interface LocalMeshOptions {
@@ -108,8 +112,21 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
     jobs: async (port) => buildJobs({ stateDir, admins, submitters, port, proxyIdentity, backends: options.jobBackends }, await deps("jobs")),
     buffer: async (port) =>
       options.bufferProcess
-        ? serveInProcess(["buffer", "serve", "--state-dir", stateDir, "--cert-dir", join(certs, "buffer"), "--ca-url", ca.url, "--port", String(port),
-            ...admins.flatMap((a) => ["--admin", a]), ...submitters.flatMap((s) => ["--submitter", s]), ...(proxyIdentity ? ["--proxy-identity", proxyIdentity] : [])])
+        ? serveInProcess([
+            "buffer",
+            "serve",
+            "--state-dir",
+            stateDir,
+            "--cert-dir",
+            join(certs, "buffer"),
+            "--ca-url",
+            ca.url,
+            "--port",
+            String(port),
+            ...admins.flatMap((a) => ["--admin", a]),
+            ...submitters.flatMap((s) => ["--submitter", s]),
+            ...(proxyIdentity ? ["--proxy-identity", proxyIdentity] : []),
+          ])
         : buildBuffer({ stateDir, admins, submitters, port, proxyIdentity, heartbeatMs: options.heartbeatMs }, await deps("buffer")),
     producer: async (port) => buildProducer({ dataRoots: [stateDir], admins, submitters, port, proxyIdentity }, await deps("producer")),
     request: async (port) =>

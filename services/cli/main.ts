@@ -7,8 +7,10 @@ function explain(error: unknown): string {
   // A TLS 1.3 server checks the client certificate after the client thinks the
   // handshake is done, so a refused certificate shows up as a reset connection.
   if (/ECONNRESET|alert|socket hang up|stream closed with error code/i.test(message)) {
-    return `${message}\n  the server closed the connection: is your certificate expired, revoked or from another CA? ` +
-      "Check with `openssl x509 -in CERT_DIR/tls.crt -noout -dates -issuer`; renew with `lclstream renew` or enroll again.";
+    return (
+      `${message}\n  the server closed the connection: is your certificate expired, revoked or from another CA? ` +
+      "Check with `openssl x509 -in CERT_DIR/tls.crt -noout -dates -issuer`; renew with `lclstream renew` or enroll again."
+    );
   }
   return message;
 }

@@ -59,7 +59,9 @@ export function registerProduceCommand(program: Command): void {
         const token = o.token ?? bufferHandler.token ?? process.env.LCLSTREAM_PUBLISH_TOKEN;
         const certDir = o.certDir ?? process.env.LCLSTREAM_CERT_DIR;
         if (!url || !stream || !token || !certDir) {
-          throw new Error("the buffer handler needs --buffer-url, --stream, --token and --cert-dir (or LCLSTREAM_BUFFER_URL, LCLSTREAM_STREAM, LCLSTREAM_PUBLISH_TOKEN, LCLSTREAM_CERT_DIR)");
+          throw new Error(
+            "the buffer handler needs --buffer-url, --stream, --token and --cert-dir (or LCLSTREAM_BUFFER_URL, LCLSTREAM_STREAM, LCLSTREAM_PUBLISH_TOKEN, LCLSTREAM_CERT_DIR)",
+          );
         }
         buffer = { transport: await createMeshTransportFromCertDir(url, certDir), stream, token };
       }
@@ -68,11 +70,22 @@ export function registerProduceCommand(program: Command): void {
       process.once("SIGINT", () => abort.abort(new Error("interrupted")));
       process.once("SIGTERM", () => abort.abort(new Error("terminated")));
       const tty = process.stderr.isTTY;
-      const bar = tty ? new SingleBar({ format: "rank {rank}/{ranks} [{bar}] {value} events | {rate} ev/s | {mbps} MB/s", hideCursor: true }, undefined) : undefined;
+      const bar = tty
+        ? new SingleBar({ format: "rank {rank}/{ranks} [{bar}] {value} events | {rate} ev/s | {mbps} MB/s", hideCursor: true }, undefined)
+        : undefined;
       bar?.start(0, 0, { rank, ranks, rate: 0, mbps: 0 });
       let last = 0;
       const report = (p: Progress, final = false) => {
-        const line = { rank, ranks, events: p.events, batches: p.batches, bytes: p.bytes, seconds: Number(p.seconds.toFixed(3)), events_per_second: Math.round(p.events / p.seconds), mb_per_second: Number(mb(p.bytes / p.seconds)) };
+        const line = {
+          rank,
+          ranks,
+          events: p.events,
+          batches: p.batches,
+          bytes: p.bytes,
+          seconds: Number(p.seconds.toFixed(3)),
+          events_per_second: Math.round(p.events / p.seconds),
+          mb_per_second: Number(mb(p.bytes / p.seconds)),
+        };
         if (bar) {
           bar.setTotal(p.events);
           bar.update(p.events, { rate: line.events_per_second, mbps: line.mb_per_second });
@@ -83,7 +96,16 @@ export function registerProduceCommand(program: Command): void {
       };
       let totals;
       try {
-        totals = await produce(config, { rank, ranks, startEvent: o.startEvent, maxEvents: o.maxEvents, buffer, logger: createLogger("produce"), onProgress: report, signal: abort.signal });
+        totals = await produce(config, {
+          rank,
+          ranks,
+          startEvent: o.startEvent,
+          maxEvents: o.maxEvents,
+          buffer,
+          logger: createLogger("produce"),
+          onProgress: report,
+          signal: abort.signal,
+        });
       } catch (error) {
         bar?.stop();
         // One line the request service finds in the job's log and shows the request's owner.
@@ -91,6 +113,9 @@ export function registerProduceCommand(program: Command): void {
       }
       report(totals, true);
       bar?.stop();
-      if (tty) console.error(`rank ${rank}/${ranks}: ${totals.events} events in ${totals.batches} batches, ${mb(totals.bytes)} MB, ${mb(totals.bytes / totals.seconds)} MB/s`);
+      if (tty)
+        console.error(
+          `rank ${rank}/${ranks}: ${totals.events} events in ${totals.batches} batches, ${mb(totals.bytes)} MB, ${mb(totals.bytes / totals.seconds)} MB/s`,
+        );
     });
 }

@@ -23,7 +23,8 @@ async function connectionOf(o: { url?: string; certDir?: string; stateDir: strin
   const local = existsSync(endpointsFile) ? (JSON.parse(readFileSync(endpointsFile, "utf8")) as Endpoints) : undefined;
   const url = o.url ?? process.env.LCLSTREAM_REQUEST_URL ?? local?.request;
   const certDir = o.certDir ?? process.env.LCLSTREAM_CERT_DIR ?? local?.certDir;
-  if (!url || !certDir) throw new Error("no request service: start one with `lclstream up`, or pass --url and --cert-dir (or LCLSTREAM_REQUEST_URL and LCLSTREAM_CERT_DIR)");
+  if (!url || !certDir)
+    throw new Error("no request service: start one with `lclstream up`, or pass --url and --cert-dir (or LCLSTREAM_REQUEST_URL and LCLSTREAM_CERT_DIR)");
   return { url, tls: await readCertDir(certDir) };
 }
 
@@ -71,9 +72,14 @@ export function registerRequestCommands(program: Command): void {
   connectionOptions(
     program
       .command("get")
-      .description("create a data request from a file (or --resume one), stream it here (writing it with --out), and check the totals; Ctrl-C cancels the request")
+      .description(
+        "create a data request from a file (or --resume one), stream it here (writing it with --out), and check the totals; Ctrl-C cancels the request",
+      )
       .argument("[request]", "a request YAML/JSON (or a bare producer config)")
-      .option("--resume <id>", "join a running request again, after this command was stopped or killed: with the same --out, what is there is not fetched again")
+      .option(
+        "--resume <id>",
+        "join a running request again, after this command was stopped or killed: with the same --out, what is there is not fetched again",
+      )
       .option("--out <dir>", "write the batches here (with a journal of what arrived, for --resume)")
       .addOption(new Option("--format <format>", "how batches are written").choices(["native", "hdf5", "npy"]).default("native"))
       .option("--group <name>", "the consumer group to join"),
@@ -113,7 +119,9 @@ export function registerRequestCommands(program: Command): void {
     process.off("SIGINT", cancel);
     const p = result.progress;
     const resumed = p.resumedBatches ? ` (${p.resumedBatches} of them from before the resume)` : "";
-    console.log(`${name}: ${p.events} events in ${p.batches} batches${resumed}, ${(p.bytes / 1e6).toFixed(1)} MB; ${(p.bytesPerSecond / 1e6).toFixed(1)} MB/s over ${p.seconds.toFixed(1)} s; totals match the end of stream`);
+    console.log(
+      `${name}: ${p.events} events in ${p.batches} batches${resumed}, ${(p.bytes / 1e6).toFixed(1)} MB; ${(p.bytesPerSecond / 1e6).toFixed(1)} MB/s over ${p.seconds.toFixed(1)} s; totals match the end of stream`,
+    );
   });
 
   const requests = program.command("requests").description("your data requests; `requests serve` runs the data request service");
@@ -167,21 +175,27 @@ export function registerRequestCommands(program: Command): void {
     const { dataRequest } = await client.getDataRequest({ name: requestName(id) });
     console.log(toJsonString(DataRequestSchema, dataRequest!, { prettySpaces: 2 }));
   });
-  connectionOptions(requests.command("watch").description("follow a data request's state and metrics until it ends").argument("<id>")).action(async (id: string, o) => {
-    const { requests: client } = await connect(o);
-    let last = State.UNSPECIFIED;
-    for await (const { dataRequest: r } of client.watchDataRequest({ name: requestName(id), intervalMs: 1000 })) {
-      const m = r!.metrics;
-      console.log(`${State[r!.state].toLowerCase()}\t${m?.events ?? 0} events\t${((m?.bytesPerSecond ?? 0) / 1e6).toFixed(1)} MB/s\t${m?.jobs.map((j) => `${j.job} ${j.state}`).join(", ") ?? ""}${r!.stateReason ? `\t${r!.stateReason}` : ""}`);
-      last = r!.state;
-    }
-    process.exitCode = last === State.SUCCEEDED ? 0 : 1;
-  });
-  connectionOptions(requests.command("cancel").description("cancel a data request: its jobs stop and its stream is deleted").argument("<id>")).action(async (id: string, o) => {
-    const { requests: client } = await connect(o);
-    const { dataRequest } = await client.cancelDataRequest({ name: requestName(id), reason: "canceled from the command line" });
-    console.log(`${dataRequest!.name}: ${State[dataRequest!.state].toLowerCase()}`);
-  });
+  connectionOptions(requests.command("watch").description("follow a data request's state and metrics until it ends").argument("<id>")).action(
+    async (id: string, o) => {
+      const { requests: client } = await connect(o);
+      let last = State.UNSPECIFIED;
+      for await (const { dataRequest: r } of client.watchDataRequest({ name: requestName(id), intervalMs: 1000 })) {
+        const m = r!.metrics;
+        console.log(
+          `${State[r!.state].toLowerCase()}\t${m?.events ?? 0} events\t${((m?.bytesPerSecond ?? 0) / 1e6).toFixed(1)} MB/s\t${m?.jobs.map((j) => `${j.job} ${j.state}`).join(", ") ?? ""}${r!.stateReason ? `\t${r!.stateReason}` : ""}`,
+        );
+        last = r!.state;
+      }
+      process.exitCode = last === State.SUCCEEDED ? 0 : 1;
+    },
+  );
+  connectionOptions(requests.command("cancel").description("cancel a data request: its jobs stop and its stream is deleted").argument("<id>")).action(
+    async (id: string, o) => {
+      const { requests: client } = await connect(o);
+      const { dataRequest } = await client.cancelDataRequest({ name: requestName(id), reason: "canceled from the command line" });
+      console.log(`${dataRequest!.name}: ${State[dataRequest!.state].toLowerCase()}`);
+    },
+  );
 }
 
 /** A DataRequest from its JSON form (proto field names, snake_case or camelCase). */

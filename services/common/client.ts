@@ -89,7 +89,10 @@ export function createMeshTransport(options: MeshTransportOptions): Transport {
   const onDataPath = (method: { parent: { typeName: string }; name: string }) => dataPathMethods.has(`/${method.parent.typeName}/${method.name}`);
   return {
     unary: (method, signal, timeoutMs, header, message, contextValues) =>
-      (onDataPath(method) ? directUnary(method, signal, timeoutMs, header, message) : transport.unary(method, signal, timeoutMs, header, message, contextValues)).catch(explain),
+      (onDataPath(method)
+        ? directUnary(method, signal, timeoutMs, header, message)
+        : transport.unary(method, signal, timeoutMs, header, message, contextValues)
+      ).catch(explain),
     stream: async (method, signal, timeoutMs, header, input, contextValues) => {
       const res = await (onDataPath(method)
         ? direct(method, signal, timeoutMs, header, input)
@@ -143,7 +146,11 @@ async function* explainingErrors<T>(messages: AsyncIterable<T>, explain: (error:
  * connect's transport at the batch sizes detectors produce, and at a fraction
  * of its client CPU per acknowledgement.
  */
-const dataPathMethods = new Set(["/lclstream.buffer.v1.BufferService/Publish", "/lclstream.buffer.v1.BufferService/Subscribe", "/lclstream.buffer.v1.BufferService/Ack"]);
+const dataPathMethods = new Set([
+  "/lclstream.buffer.v1.BufferService/Publish",
+  "/lclstream.buffer.v1.BufferService/Subscribe",
+  "/lclstream.buffer.v1.BufferService/Ack",
+]);
 
 /** A transport using the cert directory `certDir` (`ca.crt`, `tls.crt`, `tls.key`). */
 export async function createMeshTransportFromCertDir(

@@ -103,7 +103,11 @@ async function serveCall({ service, method, impl }: DirectMethod, req: Http2Serv
   };
   if (!failure) {
     try {
-      const outputs = transformInvokeImplementation(createMethodImplSpec(method, impl as never), context, options.interceptors)(readRequests(req, method, options.maxMessageBytes, context.signal));
+      const outputs = transformInvokeImplementation(
+        createMethodImplSpec(method, impl as never),
+        context,
+        options.interceptors,
+      )(readRequests(req, method, options.maxMessageBytes, context.signal));
       for await (const output of outputs) {
         const parts = encodeFrameParts(method.output, output);
         const length = parts.reduce((n, p) => n + p.byteLength, 0) - 5;
@@ -165,7 +169,10 @@ async function* readRequests(req: Http2ServerRequest, method: DescMethod, maxMes
               { metadata: { limit_bytes: String(maxMessageBytes) } },
             )
           : // The compressed flag with no encoding negotiated is a protocol error (the gRPC spec: INTERNAL).
-            framingError(Code.Internal, "a request message is flagged compressed, but the call negotiated no compression (grpc-encoding); send messages uncompressed, flag 0"),
+            framingError(
+              Code.Internal,
+              "a request message is flagged compressed, but the call negotiated no compression (grpc-encoding); send messages uncompressed, flag 0",
+            ),
       );
       return;
     }

@@ -8,7 +8,15 @@
  * from connect's own transport.
  */
 import * as http2 from "node:http2";
-import { create, fromBinary, type DescMessage, type DescMethodStreaming, type DescMethodUnary, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import {
+  create,
+  fromBinary,
+  type DescMessage,
+  type DescMethodStreaming,
+  type DescMethodUnary,
+  type MessageInitShape,
+  type MessageShape,
+} from "@bufbuild/protobuf";
 import { Code, ConnectError, type StreamResponse, type UnaryResponse } from "@connectrpc/connect";
 import { findTrailerError, validateResponse } from "@connectrpc/connect/protocol-grpc";
 import type { Http2SessionManager } from "@connectrpc/connect-node";
@@ -57,7 +65,10 @@ export function createDirectStreamCall(sessions: SessionManager, maxMessageBytes
     };
     const onAbort = () => fail(ConnectError.from(signal!.reason, Code.Canceled));
     signal?.addEventListener("abort", onAbort, { once: true });
-    const deadline = timeoutMs === undefined ? undefined : setTimeout(() => fail(new ConnectError(`the call took longer than its ${timeoutMs} ms deadline`, Code.DeadlineExceeded)), timeoutMs);
+    const deadline =
+      timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => fail(new ConnectError(`the call took longer than its ${timeoutMs} ms deadline`, Code.DeadlineExceeded)), timeoutMs);
     const cleanup = () => {
       signal?.removeEventListener("abort", onAbort);
       clearTimeout(deadline);
@@ -78,7 +89,10 @@ export function createDirectStreamCall(sessions: SessionManager, maxMessageBytes
       if (!Array.isArray(frames)) {
         fail(
           frames.kind === "too-large"
-            ? new ConnectError(`a response message of ${frames.length} bytes is larger than this client accepts (${maxMessageBytes} bytes); raise maxMessageBytes`, Code.ResourceExhausted)
+            ? new ConnectError(
+                `a response message of ${frames.length} bytes is larger than this client accepts (${maxMessageBytes} bytes); raise maxMessageBytes`,
+                Code.ResourceExhausted,
+              )
             : new ConnectError("the server sent a compressed message this client did not ask for", Code.Internal),
         );
         return;
@@ -170,9 +184,15 @@ export function createDirectUnaryCall(stream: ReturnType<typeof createDirectStre
     header: HeadersInit | undefined,
     input: MessageInitShape<I>,
   ): Promise<UnaryResponse<I, O>> {
-    const res = await stream(method as unknown as DescMethodStreaming<I, O>, signal, timeoutMs, header, (async function* () {
-      yield input;
-    })());
+    const res = await stream(
+      method as unknown as DescMethodStreaming<I, O>,
+      signal,
+      timeoutMs,
+      header,
+      (async function* () {
+        yield input;
+      })(),
+    );
     let message: MessageShape<O> | undefined;
     for await (const m of res.message) {
       if (message) throw new ConnectError("protocol error: the server sent more than one response to a unary call", Code.Unimplemented);
@@ -180,7 +200,7 @@ export function createDirectUnaryCall(stream: ReturnType<typeof createDirectStre
     }
     if (!message) throw new ConnectError("protocol error: the server sent no response to a unary call", Code.Unimplemented);
     return { stream: false, service: method.parent, method, header: res.header, trailer: res.trailer, message };
-  }
+  };
 }
 
 /** Headers without a status: one that came in headers a body follows is ignored. */
@@ -214,7 +234,8 @@ function errorOfStream(h2: http2.ClientHttp2Stream, error?: Error): ConnectError
             : error && /ECONNRESET|EPIPE|ERR_HTTP2_(STREAM_CANCEL|GOAWAY_SESSION|SESSION_ERROR|INVALID_SESSION)/.test((error as { code?: string }).code ?? "")
               ? Code.Unavailable
               : Code.Internal;
-  const what = rst !== undefined && rst !== c.NGHTTP2_NO_ERROR ? `the HTTP/2 stream was reset (code ${rst})` : `the HTTP/2 stream failed: ${error?.message ?? "closed"}`;
+  const what =
+    rst !== undefined && rst !== c.NGHTTP2_NO_ERROR ? `the HTTP/2 stream was reset (code ${rst})` : `the HTTP/2 stream failed: ${error?.message ?? "closed"}`;
   return new ConnectError(what, code, undefined, undefined, error);
 }
 

@@ -6,13 +6,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
 import { create } from "@bufbuild/protobuf";
-import {
-  BadRequestSchema,
-  BadRequest_FieldViolationSchema,
-  ErrorInfoSchema,
-  type ErrorInfo,
-  type BadRequest,
-} from "../../gen/google/rpc/error_details_pb.js";
+import { BadRequestSchema, BadRequest_FieldViolationSchema, ErrorInfoSchema, type ErrorInfo, type BadRequest } from "../../gen/google/rpc/error_details_pb.js";
 
 type OutgoingDetail = { desc: DescMessage; value: MessageInitShape<DescMessage> };
 
@@ -52,15 +46,12 @@ function clip(text: string, max: number): string {
  * violations). `message` says what was wrong and what to do. Long dynamic
  * values (a client's 70 kB name quoted back) are clipped.
  */
-export function rpcError(
-  code: Code,
-  domain: string,
-  reason: string,
-  message: string,
-  options: RpcErrorOptions = {},
-): ConnectError {
+export function rpcError(code: Code, domain: string, reason: string, message: string, options: RpcErrorOptions = {}): ConnectError {
   const details: OutgoingDetail[] = [
-    { desc: ErrorInfoSchema, value: { reason, domain, metadata: Object.fromEntries(Object.entries(options.metadata ?? {}).map(([k, v]) => [k, clip(v, maxValueChars)])) } },
+    {
+      desc: ErrorInfoSchema,
+      value: { reason, domain, metadata: Object.fromEntries(Object.entries(options.metadata ?? {}).map(([k, v]) => [k, clip(v, maxValueChars)])) },
+    },
   ];
   if (options.violations?.length) {
     details.push({
@@ -76,11 +67,7 @@ export function rpcError(
 }
 
 /** An INVALID_ARGUMENT error listing the bad fields. */
-export function invalidArgument(
-  domain: string,
-  violations: FieldViolation[],
-  reason = "INVALID_ARGUMENT",
-): ConnectError {
+export function invalidArgument(domain: string, violations: FieldViolation[], reason = "INVALID_ARGUMENT"): ConnectError {
   const message = violations.map((v) => `${v.field}: ${clip(v.description, maxValueChars)}`).join("; ");
   return rpcError(Code.InvalidArgument, domain, reason, message, { violations });
 }

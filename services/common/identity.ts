@@ -72,10 +72,7 @@ export function identityUri(trustDomain: string, kind: IdentityKind, name: strin
  * `subjectaltname` form (`DNS:a, URI:spiffe://d/user/x, IP Address:1.2.3.4`).
  * Returns undefined when there is none in `trustDomain` or more than one.
  */
-export function identityFromSubjectAltName(
-  subjectAltName: string | undefined,
-  trustDomain: string,
-): Identity | undefined {
+export function identityFromSubjectAltName(subjectAltName: string | undefined, trustDomain: string): Identity | undefined {
   if (!subjectAltName) return undefined;
   const found = subjectAltName
     .split(/,\s*/)

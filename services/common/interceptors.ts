@@ -80,7 +80,12 @@ function forwardedClient(header: string, trustDomain: string): { caller?: Identi
   try {
     elements = parseXfcc(header);
   } catch (error) {
-    throw rpcError(Code.PermissionDenied, runtimeDomain, "FORWARDED_IDENTITY_MALFORMED", `the front proxy sent a malformed ${xfccHeader}: ${(error as Error).message}`);
+    throw rpcError(
+      Code.PermissionDenied,
+      runtimeDomain,
+      "FORWARDED_IDENTITY_MALFORMED",
+      `the front proxy sent a malformed ${xfccHeader}: ${(error as Error).message}`,
+    );
   }
   // The proxy appends its client's element, so the last one is what it verified.
   const element = elements.at(-1) ?? {};
@@ -117,11 +122,7 @@ export const errorMappingInterceptor: Interceptor = (next) => async (req) => {
 };
 
 /** Re-yields a stream, mapping its error and reporting how it ended. */
-async function* mapErrors<T>(
-  messages: AsyncIterable<T>,
-  onEnd: (error: ConnectError | undefined) => void,
-  onMessage?: () => void,
-): AsyncGenerator<T> {
+async function* mapErrors<T>(messages: AsyncIterable<T>, onEnd: (error: ConnectError | undefined) => void, onMessage?: () => void): AsyncGenerator<T> {
   let failure: ConnectError | undefined;
   try {
     for await (const message of messages) {

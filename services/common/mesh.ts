@@ -53,8 +53,7 @@ export async function joinMesh(options: JoinMeshOptions): Promise<MeshMembership
   const keeper = options.caUrl
     ? new CertificateKeeper({ material: options.tls, caUrl: options.caUrl, certDir: options.certDir, logger: options.logger })
     : undefined;
-  const transport = (baseUrl: string) =>
-    keeper ? createRenewingTransport(keeper, { baseUrl }) : createMeshTransport({ baseUrl, tls: options.tls });
+  const transport = (baseUrl: string) => (keeper ? createRenewingTransport(keeper, { baseUrl }) : createMeshTransport({ baseUrl, tls: options.tls }));
   const revocations =
     options.revocations ??
     (options.caUrl

@@ -15,7 +15,7 @@ x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 /** Key algorithms lclstream certifies. */
 export type KeyType = "p256" | "ed25519";
 
-const keyAlgorithms: Record<KeyType, EcKeyGenParams & { hash?: string } | Algorithm> = {
+const keyAlgorithms: Record<KeyType, (EcKeyGenParams & { hash?: string }) | Algorithm> = {
   p256: { name: "ECDSA", namedCurve: "P-256" } as EcKeyGenParams,
   ed25519: { name: "Ed25519" },
 };
@@ -49,7 +49,10 @@ export async function privateKeyFromPem(pem: string, keyType: KeyType): Promise<
  * prints it (ignoring case). Every comparison of serials goes through this.
  */
 export function normalizeSerial(serial: string): string {
-  const hex = serial.toLowerCase().replace(/[^0-9a-f]/g, "").replace(/^0+/, "");
+  const hex = serial
+    .toLowerCase()
+    .replace(/[^0-9a-f]/g, "")
+    .replace(/^0+/, "");
   return hex.length % 2 ? `0${hex}` : hex || "00";
 }
 
@@ -103,11 +106,7 @@ export async function createCertificateAuthority(options: CreateCaOptions): Prom
 }
 
 /** Loads a CA from its certificate and key PEM. */
-export async function loadCertificateAuthority(
-  certificatePem: string,
-  keyPem: string,
-  trustDomain: string,
-): Promise<CertificateAuthority> {
+export async function loadCertificateAuthority(certificatePem: string, keyPem: string, trustDomain: string): Promise<CertificateAuthority> {
   const certificate = new x509.X509Certificate(certificatePem);
   const keyType: KeyType = certificate.publicKey.algorithm.name === "Ed25519" ? "ed25519" : "p256";
   const privateKey = await privateKeyFromPem(keyPem, keyType);

@@ -123,8 +123,6 @@ export function registerReflection(router: ConnectRouter, services: DescService[
   router.service(v1.ServerReflection, { serverReflectionInfo: serve });
   // v1alpha messages have the same fields and numbers; only the type names differ.
   router.service(v1alpha.ServerReflection, {
-    serverReflectionInfo: serve as unknown as (
-      requests: AsyncIterable<v1alpha.ServerReflectionRequest>,
-    ) => AsyncIterable<v1alpha.ServerReflectionResponse>,
+    serverReflectionInfo: serve as unknown as (requests: AsyncIterable<v1alpha.ServerReflectionRequest>) => AsyncIterable<v1alpha.ServerReflectionResponse>,
   });
 }

@@ -121,10 +121,7 @@ export class CertificateKeeper {
  * A transport whose TLS material follows a keeper: each renewal builds a fresh
  * inner transport for new calls, while calls in flight finish on the old one.
  */
-export function createRenewingTransport(
-  keeper: CertificateKeeper,
-  options: Omit<MeshTransportOptions, "tls">,
-): Transport {
+export function createRenewingTransport(keeper: CertificateKeeper, options: Omit<MeshTransportOptions, "tls">): Transport {
   let current = createMeshTransport({ ...options, tls: keeper.material });
   keeper.onRenewed((material) => {
     current = createMeshTransport({ ...options, tls: material });

@@ -83,9 +83,19 @@ function oneofValue(message: Record<string, unknown>, field: DescField): unknown
 }
 
 function checkValue(field: DescField, value: unknown, at: string, out: FieldViolation[]): void {
-  const enumDesc = field.fieldKind === "enum" ? field.enum : field.fieldKind === "list" && field.listKind === "enum" ? field.enum : field.fieldKind === "map" && field.mapKind === "enum" ? field.enum : undefined;
+  const enumDesc =
+    field.fieldKind === "enum"
+      ? field.enum
+      : field.fieldKind === "list" && field.listKind === "enum"
+        ? field.enum
+        : field.fieldKind === "map" && field.mapKind === "enum"
+          ? field.enum
+          : undefined;
   if (enumDesc && !enumDesc.values.some((v) => v.number === value)) {
-    out.push({ field: at, description: `${String(value)} is not a value of ${enumDesc.typeName}; use one of ${enumDesc.values.map((v) => v.name).join(", ")}` });
+    out.push({
+      field: at,
+      description: `${String(value)} is not a value of ${enumDesc.typeName}; use one of ${enumDesc.values.map((v) => v.name).join(", ")}`,
+    });
   }
   if (typeof value === "string") checkString(field, value, at, out);
 }
@@ -104,12 +114,14 @@ function walkStruct(message: Record<string, unknown>, path: string, out: FieldVi
   const visit = (value: unknown, at: string): void => {
     if (out.length >= maxViolations) return;
     if (typeof value === "string") {
-      if (value.length > defaultMaxStringChars) out.push({ field: at, description: `is ${value.length} characters; at most ${defaultMaxStringChars} are accepted` });
+      if (value.length > defaultMaxStringChars)
+        out.push({ field: at, description: `is ${value.length} characters; at most ${defaultMaxStringChars} are accepted` });
     } else if (Array.isArray(value)) {
       value.forEach((v, i) => visit(v, `${at}[${i}]`));
     } else if (value && typeof value === "object") {
       for (const [key, v] of Object.entries(value)) {
-        if (key.length > defaultMaxStringChars) out.push({ field: `${at} key`, description: `a key of ${key.length} characters; at most ${defaultMaxStringChars}` });
+        if (key.length > defaultMaxStringChars)
+          out.push({ field: `${at} key`, description: `a key of ${key.length} characters; at most ${defaultMaxStringChars}` });
         visit(v, `${at}.${clipKey(key)}`);
       }
     }

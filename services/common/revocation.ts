@@ -15,7 +15,6 @@ import { rpcError } from "./errors.js";
 import { normalizeSerial } from "./pki.js";
 import type { Logger } from "./logger.js";
 
-
 /** The revoked serials a server enforces, and the CRL it gives TLS. */
 export class RevocationSet {
   readonly #revoked = new Set<string>();

@@ -60,11 +60,26 @@ export const serverSettingsSchema = z.strictObject({
   /** Refuse connections without a valid client certificate (false only for the enrollment listener). */
   requireClientCert: z.boolean().default(true),
   /** Largest message accepted, in bytes (and sent, unless maxSendMessageBytes says otherwise). */
-  maxMessageBytes: z.number().int().min(1024).max(2 ** 31).default(64 * MiB),
+  maxMessageBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .max(2 ** 31)
+    .default(64 * MiB),
   /** Largest message sent, in bytes; default maxMessageBytes (gRPC servers keep the two apart too). */
-  maxSendMessageBytes: z.number().int().min(1024).max(2 ** 31).optional(),
+  maxSendMessageBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .max(2 ** 31)
+    .optional(),
   /** HTTP/2 stream flow-control window, in bytes; the connection window is twice this. */
-  http2WindowBytes: z.number().int().min(65535).max(2 ** 31 - 1).default(8 * MiB),
+  http2WindowBytes: z
+    .number()
+    .int()
+    .min(65535)
+    .max(2 ** 31 - 1)
+    .default(8 * MiB),
   /** Port of the Prometheus endpoint; unset serves none. */
   metricsPort: z.number().int().min(0).max(65535).optional(),
   /** Address of the Prometheus endpoint. */
@@ -243,8 +258,7 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
     });
   });
   const port = (server.address() as AddressInfo).port;
-  const metricsServer =
-    settings.metricsPort === undefined ? undefined : await serveMetrics(metrics.registry, settings.metricsHost, settings.metricsPort);
+  const metricsServer = settings.metricsPort === undefined ? undefined : await serveMetrics(metrics.registry, settings.metricsHost, settings.metricsPort);
 
   health.set("", ServingStatus.SERVING);
   for (const service of services) health.set(service.typeName, ServingStatus.SERVING);
@@ -256,9 +270,7 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
     (closing ??= (async () => {
       health.setAllNotServing();
       stopCrl?.();
-      shutdown.abort(
-        rpcError(Code.Unavailable, runtimeDomain, "SERVER_SHUTTING_DOWN", `the ${options.name} server is shutting down; retry when it is back`),
-      );
+      shutdown.abort(rpcError(Code.Unavailable, runtimeDomain, "SERVER_SHUTTING_DOWN", `the ${options.name} server is shutting down; retry when it is back`));
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       // GOAWAY: no new streams; each connection closes when its last stream ends.
       for (const session of sessions) session.close();

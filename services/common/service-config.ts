@@ -39,7 +39,11 @@ export interface ServiceDeps {
 }
 
 /** Loads the service's certificate (from `deps.tls` or `certDir`) and joins the mesh. */
-export async function joinAsService(name: string, config: { certDir?: string; caUrl?: string }, deps: ServiceDeps): Promise<{ membership: MeshMembership; logger: Logger }> {
+export async function joinAsService(
+  name: string,
+  config: { certDir?: string; caUrl?: string },
+  deps: ServiceDeps,
+): Promise<{ membership: MeshMembership; logger: Logger }> {
   const logger = deps.logger ?? createLogger(name);
   const tls = deps.tls ?? (config.certDir ? await readCertDir(config.certDir) : undefined);
   if (!tls) throw new Error(`the ${name} service needs a certificate: set certDir (see \`lclstream ca issue\`)`);

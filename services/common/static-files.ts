@@ -40,7 +40,11 @@ export function createStaticHandler(dir: string, prefix = "/") {
       res.end("not found");
       return true;
     }
-    res.writeHead(200, { "content-type": contentTypes[extname(file)] ?? "application/octet-stream", "cache-control": "no-cache", "x-content-type-options": "nosniff" });
+    res.writeHead(200, {
+      "content-type": contentTypes[extname(file)] ?? "application/octet-stream",
+      "cache-control": "no-cache",
+      "x-content-type-options": "nosniff",
+    });
     createReadStream(file).pipe(res);
     return true;
   };

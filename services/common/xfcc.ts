@@ -57,8 +57,6 @@ export function parseXfcc(value: string): XfccElement[] {
 /** Formats one element, quoting values that need it, as Envoy does. */
 export function formatXfcc(element: XfccElement): string {
   return Object.entries(element)
-    .flatMap(([key, values]) =>
-      values.map((v) => (/[,;="\s]/.test(v) ? `${key}="${v.replace(/["\\]/g, "\\$&")}"` : `${key}=${v}`)),
-    )
+    .flatMap(([key, values]) => values.map((v) => (/[,;="\s]/.test(v) ? `${key}="${v.replace(/["\\]/g, "\\$&")}"` : `${key}=${v}`)))
     .join(";");
 }

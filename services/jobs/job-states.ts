@@ -40,11 +40,7 @@ export function refuseTransition(from: JobPosition, to: State, jobndx: number): 
 
 /** True when the job will change no more: done, canceled, or failed with no restart left. */
 export function isFinal(position: JobPosition): boolean {
-  return (
-    position.state === State.COMPLETED ||
-    position.state === State.CANCELED ||
-    (position.state === State.FAILED && position.jobndx > position.maxRestarts)
-  );
+  return position.state === State.COMPLETED || position.state === State.CANCELED || (position.state === State.FAILED && position.jobndx > position.maxRestarts);
 }
 
 /** True when the current run has ended (the job may still restart). */

@@ -105,10 +105,18 @@ export class JobStore extends EventEmitter<{ transition: [JobRecord, TransitionR
           `INSERT INTO jobs (id, owner, request_id, backend, spec, state, jobndx, max_restarts, create_time, update_time)
            VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?)`,
         )
-        .run(job.id, job.owner, job.requestId ?? null, job.backend, toBinary(JobSpecSchema, job.spec), JobState.NEW, job.maxRestarts, job.createTime, job.createTime);
-      this.#db
-        .prepare("INSERT INTO transitions VALUES (?, 0, ?, 1, ?, ?)")
-        .run(info.lastInsertRowid, job.createTime, JobState.NEW, "submitted");
+        .run(
+          job.id,
+          job.owner,
+          job.requestId ?? null,
+          job.backend,
+          toBinary(JobSpecSchema, job.spec),
+          JobState.NEW,
+          job.maxRestarts,
+          job.createTime,
+          job.createTime,
+        );
+      this.#db.prepare("INSERT INTO transitions VALUES (?, 0, ?, 1, ?, ?)").run(info.lastInsertRowid, job.createTime, JobState.NEW, "submitted");
       return { job: this.get(job.id)!, created: true };
     })();
   }
@@ -126,7 +134,10 @@ export class JobStore extends EventEmitter<{ transition: [JobRecord, TransitionR
     if (filter.backend) where.push("backend = ?"), args.push(filter.backend);
     if (filter.state) where.push("state = ?"), args.push(filter.state);
     const sql = `SELECT * FROM jobs ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY seq LIMIT ? OFFSET ?`;
-    return this.#db.prepare(sql).all(...args, limit, offset).map(toRecord);
+    return this.#db
+      .prepare(sql)
+      .all(...args, limit, offset)
+      .map(toRecord);
   }
 
   /** Jobs whose state may still change, for reconciling after a restart. */

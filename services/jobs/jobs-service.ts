@@ -87,9 +87,15 @@ export function createJobsService(deps: JobsServiceDeps): ServiceImpl<typeof Job
     async submitJob(req, ctx) {
       const caller = callerOf(ctx);
       if (!policy.maySubmitJobs(caller)) {
-        throw rpcError(Code.PermissionDenied, jobsDomain, "SUBMIT_NOT_ALLOWED", `${caller.uri} may not submit jobs; the policy's submitters and admins may (data requests submit them for you)`, {
-          metadata: { caller: caller.uri },
-        });
+        throw rpcError(
+          Code.PermissionDenied,
+          jobsDomain,
+          "SUBMIT_NOT_ALLOWED",
+          `${caller.uri} may not submit jobs; the policy's submitters and admins may (data requests submit them for you)`,
+          {
+            metadata: { caller: caller.uri },
+          },
+        );
       }
       const violations = checkJobSpec(req.spec, queue.backends);
       if (req.requestId.length > 128) violations.push({ field: "request_id", description: "at most 128 characters" });
@@ -121,9 +127,15 @@ export function createJobsService(deps: JobsServiceDeps): ServiceImpl<typeof Job
     async cancelJob(req, ctx) {
       const job = ownJob(req.name, ctx);
       if (isFinal(job)) {
-        throw rpcError(Code.FailedPrecondition, jobsDomain, "JOB_ALREADY_ENDED", `${req.name} already ended ${JobState[job.state]}; there is nothing to cancel`, {
-          metadata: { name: req.name, state: JobState[job.state] },
-        });
+        throw rpcError(
+          Code.FailedPrecondition,
+          jobsDomain,
+          "JOB_ALREADY_ENDED",
+          `${req.name} already ended ${JobState[job.state]}; there is nothing to cancel`,
+          {
+            metadata: { name: req.name, state: JobState[job.state] },
+          },
+        );
       }
       return { job: toProto(await queue.cancel(job.id)) };
     },
@@ -191,7 +203,12 @@ async function readChunk(path: string, offset: number): Promise<Uint8Array> {
     file = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ELOOP") {
-      throw rpcError(Code.FailedPrecondition, jobsDomain, "LOG_IS_A_LINK", "the job replaced its log with a link to another file; the job queue reads only the log files it created");
+      throw rpcError(
+        Code.FailedPrecondition,
+        jobsDomain,
+        "LOG_IS_A_LINK",
+        "the job replaced its log with a link to another file; the job queue reads only the log files it created",
+      );
     }
     return new Uint8Array(0);
   }

@@ -84,8 +84,10 @@ export function createLocalBackend(options: LocalBackendOptions): JobBackend {
     check(spec: JobSpec): FieldViolation[] {
       const r = spec.resources;
       const violations: FieldViolation[] = [];
-      if ((r?.nodeCount ?? 0) > 1) violations.push({ field: "spec.resources.node_count", description: "the local backend has one node; use the slurm backend for more" });
-      if ((r?.gpuCoresPerProcess ?? 0) > 0) violations.push({ field: "spec.resources.gpu_cores_per_process", description: "the local backend does not schedule GPUs; use the slurm backend" });
+      if ((r?.nodeCount ?? 0) > 1)
+        violations.push({ field: "spec.resources.node_count", description: "the local backend has one node; use the slurm backend for more" });
+      if ((r?.gpuCoresPerProcess ?? 0) > 0)
+        violations.push({ field: "spec.resources.gpu_cores_per_process", description: "the local backend does not schedule GPUs; use the slurm backend" });
       return violations;
     },
 

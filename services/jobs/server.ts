@@ -17,11 +17,17 @@ import { createSlurmBackend } from "./slurm-backend.js";
 const backendSchema = z.discriminatedUnion("type", [
   z.strictObject({
     type: z.literal("local"),
-    name: z.string().regex(/^[a-z][a-z0-9-]*$/).default("local"),
+    name: z
+      .string()
+      .regex(/^[a-z][a-z0-9-]*$/)
+      .default("local"),
   }),
   z.strictObject({
     type: z.literal("slurm"),
-    name: z.string().regex(/^[a-z][a-z0-9-]*$/).default("slurm"),
+    name: z
+      .string()
+      .regex(/^[a-z][a-z0-9-]*$/)
+      .default("slurm"),
     /** Partition (`--partition`). */
     queueName: z.string().optional(),
     /** Account (`--account`). */
@@ -39,11 +45,13 @@ export const jobsConfigSchema = z.strictObject({
   stateDir: z.string().min(1),
   ...serviceSettingsShape,
   ...policySettingsShape,
-  backends: z.array(backendSchema).min(1).default([{ type: "local", name: "local" }]),
+  backends: z
+    .array(backendSchema)
+    .min(1)
+    .default([{ type: "local", name: "local" }]),
 });
 
 export type JobsConfig = z.input<typeof jobsConfigSchema>;
-
 
 /** A running job queue. */
 export interface JobsServer {

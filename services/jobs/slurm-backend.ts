@@ -31,8 +31,26 @@ export interface SlurmBackendOptions {
 
 /** sbatch options a JobSpec's attributes may set: scheduling, never what runs or where output goes. */
 export const allowedSbatchAttributes = new Set([
-  "begin", "comment", "constraint", "contiguous", "deadline", "dependency", "gres", "hint", "licenses",
-  "mail-type", "mail-user", "mem", "mem-per-cpu", "mem-per-gpu", "nice", "priority", "qos", "signal", "tmp", "wckey",
+  "begin",
+  "comment",
+  "constraint",
+  "contiguous",
+  "deadline",
+  "dependency",
+  "gres",
+  "hint",
+  "licenses",
+  "mail-type",
+  "mail-user",
+  "mem",
+  "mem-per-cpu",
+  "mem-per-gpu",
+  "nice",
+  "priority",
+  "qos",
+  "signal",
+  "tmp",
+  "wckey",
 ]);
 
 interface Tracked {
@@ -186,7 +204,10 @@ export function createSlurmBackend(options: SlurmBackendOptions): JobBackend {
       const violations: FieldViolation[] = [];
       for (const [key, value] of Object.entries(spec.attributes)) {
         if (!allowedSbatchAttributes.has(key)) {
-          violations.push({ field: `spec.attributes["${key}"]`, description: `not an sbatch option jobs may set; allowed: ${[...allowedSbatchAttributes].join(", ")}` });
+          violations.push({
+            field: `spec.attributes["${key}"]`,
+            description: `not an sbatch option jobs may set; allowed: ${[...allowedSbatchAttributes].join(", ")}`,
+          });
         } else if (!/^[A-Za-z0-9_.,:=@+\-/ ]*$/.test(value)) {
           violations.push({ field: `spec.attributes["${key}"]`, description: "letters, digits, spaces and _ . , : = @ + - / only" });
         }

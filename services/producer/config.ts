@@ -187,7 +187,10 @@ export const handlerSchema = z.discriminatedUnion("type", [
     type: z.literal("file"),
     /** Files are `{prefix}_r{rank}_{counter}.{suffix}`. */
     prefix: z.string().min(1),
-    suffix: z.string().regex(/^[A-Za-z0-9]+$/).optional(),
+    suffix: z
+      .string()
+      .regex(/^[A-Za-z0-9]+$/)
+      .optional(),
   }),
 ]);
 
@@ -197,7 +200,9 @@ export const producerConfigSchema = z
     batch_size: positiveInt.max(100_000).default(16),
     skip_incomplete_events: z.boolean().default(false),
     event_source: eventSourceSchema,
-    data_sources: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "field names are letters, digits and _"), dataSourceSchema).refine((s) => Object.keys(s).length > 0, "name at least one data source"),
+    data_sources: z
+      .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "field names are letters, digits and _"), dataSourceSchema)
+      .refine((s) => Object.keys(s).length > 0, "name at least one data source"),
     processing_pipeline: z.array(stepSchema).default([]),
     data_serializer: serializerSchema.default({ type: "native" }),
     data_handlers: z.array(handlerSchema).default([]),
@@ -212,7 +217,11 @@ export const producerConfigSchema = z
     const allowed = fits[config.event_source.type]!;
     for (const [name, source] of Object.entries(config.data_sources)) {
       if (!allowed.includes(source.type)) {
-        ctx.addIssue({ code: "custom", path: ["data_sources", name, "type"], message: `a ${config.event_source.type} event source cannot fill a ${source.type}; allowed here: ${allowed.join(", ")}` });
+        ctx.addIssue({
+          code: "custom",
+          path: ["data_sources", name, "type"],
+          message: `a ${config.event_source.type} event source cannot fill a ${source.type}; allowed here: ${allowed.join(", ")}`,
+        });
       }
     }
   });

@@ -35,7 +35,15 @@ export function createFileHandler(prefix: string, rank: number, suffix?: string)
 const MiB = 1024 * 1024;
 
 /** Errors after which publishing again cannot help. */
-const permanent = new Set([Code.PermissionDenied, Code.InvalidArgument, Code.FailedPrecondition, Code.NotFound, Code.ResourceExhausted, Code.Unauthenticated, Code.OutOfRange]);
+const permanent = new Set([
+  Code.PermissionDenied,
+  Code.InvalidArgument,
+  Code.FailedPrecondition,
+  Code.NotFound,
+  Code.ResourceExhausted,
+  Code.Unauthenticated,
+  Code.OutOfRange,
+]);
 
 export interface BufferHandlerOptions {
   transport: Transport;
@@ -64,7 +72,9 @@ interface Retained {
  * again from there. Batches the buffer already has are dropped by it.
  */
 export function createBufferHandler(options: BufferHandlerOptions): BatchHandler {
-  const wire = createClient(WireBufferService, options.transport) as unknown as { publish(m: AsyncIterable<unknown>, o: { signal: AbortSignal }): Promise<{ nextSeq: bigint }> };
+  const wire = createClient(WireBufferService, options.transport) as unknown as {
+    publish(m: AsyncIterable<unknown>, o: { signal: AbortSignal }): Promise<{ nextSeq: bigint }>;
+  };
   const maxUnconfirmed = options.maxUnconfirmedBytes ?? 64 * MiB;
   const maxMessageBytes = options.maxMessageBytes ?? 64 * MiB;
   // close() ends the publish call whatever state it is in: a rank that failed
@@ -91,9 +101,12 @@ export function createBufferHandler(options: BufferHandlerOptions): BatchHandler
    * forgets what it has.
    */
   async function confirm(): Promise<number> {
-    const { nextSeq } = await wire.publish((async function* () {
-      yield open;
-    })(), { signal });
+    const { nextSeq } = await wire.publish(
+      (async function* () {
+        yield open;
+      })(),
+      { signal },
+    );
     const next = Number(nextSeq);
     while (retained.length && retained[0]!.seq < next) retainedBytes -= retained.shift()!.bytes.byteLength;
     notify();

@@ -62,7 +62,14 @@ export function readRows(dataset: Dataset, start: number, stop: number, file: st
   try {
     const count = [BigInt(stop - start), ...shape.slice(1).map(BigInt)];
     const offset = [BigInt(start), ...shape.slice(1).map(() => 0n)];
-    const status = module.get_dataset_data(dataset.file_id, dataset.path, count, offset, count.map(() => 1n), BigInt(ptr));
+    const status = module.get_dataset_data(
+      dataset.file_id,
+      dataset.path,
+      count,
+      offset,
+      count.map(() => 1n),
+      BigInt(ptr),
+    );
     if (status < 0) throw new Error(`reading events ${start}..${stop - 1} of ${dataset.path} in ${file} failed: the file is corrupt or truncated there`);
     return module.HEAPU8.slice(ptr, ptr + bytes);
   } finally {
@@ -91,7 +98,14 @@ export function dtypeOfMetadata(meta: { type: number; size: number; signed: bool
   if (meta.type === 1) return meta.size === 4 ? "float32" : meta.size === 8 ? "float64" : undefined;
   if (meta.type === 0) {
     const bits = meta.size * 8;
-    return (({ 8: meta.signed ? "int8" : "uint8", 16: meta.signed ? "int16" : "uint16", 32: meta.signed ? "int32" : "uint32", 64: meta.signed ? "int64" : "uint64" }) as Record<number, Dtype>)[bits];
+    return (
+      {
+        8: meta.signed ? "int8" : "uint8",
+        16: meta.signed ? "int16" : "uint16",
+        32: meta.signed ? "int32" : "uint32",
+        64: meta.signed ? "int64" : "uint64",
+      } as Record<number, Dtype>
+    )[bits];
   }
   return undefined;
 }

@@ -78,7 +78,10 @@ function stack(events: DetectorEvent[], fields: FieldInfo[]): Record<string, NdA
     const a = zeros(f.dtype, [events.length, ...f.shape]);
     events.forEach((e, i) => {
       const src = e.fields[f.name]!;
-      if (src.data.length !== per) throw new Error(`event ${e.index}: field ${f.name} has ${src.data.length} elements, the catalog says ${per} ([${f.shape}]): shape mismatch across events`);
+      if (src.data.length !== per)
+        throw new Error(
+          `event ${e.index}: field ${f.name} has ${src.data.length} elements, the catalog says ${per} ([${f.shape}]): shape mismatch across events`,
+        );
       (a.data as Uint8Array).set(src.data as Uint8Array, i * per);
     });
     out[f.name] = a;
@@ -186,7 +189,14 @@ export async function* runPipeline(config: ProducerConfig, source: EventSource, 
     } else {
       payload = nativePayload(stacked);
     }
-    const batch = create(EventBatchSchema, { stream: options.stream ?? "", producerRank: options.rank, seq: BigInt(seq++), eventIndices: indices, eventTimeUnixNs: times, payload });
+    const batch = create(EventBatchSchema, {
+      stream: options.stream ?? "",
+      producerRank: options.rank,
+      seq: BigInt(seq++),
+      eventIndices: indices,
+      eventTimeUnixNs: times,
+      payload,
+    });
     const bytes = toBinary(EventBatchSchema, batch);
     return { batch, bytes, events: events.length, fileBytes: fileBytes ?? bytes, fileSuffix: serializer.type === "hdf5" ? "h5" : "pb" };
   };

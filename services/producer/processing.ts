@@ -119,13 +119,25 @@ export function createStep(config: StepConfig): Step {
         },
       };
     case "peak_finder": {
-      const o = { snr: config.snr, minIntensity: config.min_intensity, minPixels: config.min_pixels, maxPixels: config.max_pixels, radius: config.radius, maxPeaks: config.max_peaks };
+      const o = {
+        snr: config.snr,
+        minIntensity: config.min_intensity,
+        minPixels: config.min_pixels,
+        maxPixels: config.max_pixels,
+        radius: config.radius,
+        maxPeaks: config.max_peaks,
+      };
       return {
         fields(input) {
           requireField(input, config.field, config.step, 2);
           return [
             ...input,
-            { name: `${config.field}_peaks`, dtype: "float32", shape: [config.max_peaks, 3], description: "found peaks: row, column, integrated intensity (NaN rows unused)" },
+            {
+              name: `${config.field}_peaks`,
+              dtype: "float32",
+              shape: [config.max_peaks, 3],
+              description: "found peaks: row, column, integrated intensity (NaN rows unused)",
+            },
             { name: `${config.field}_npeaks`, dtype: "int32", shape: [], description: "number of peaks found" },
             { name: `${config.field}_hit`, dtype: "uint8", shape: [], description: `1 when the frame has at least ${config.min_peaks_for_hit} peaks` },
           ];
@@ -150,7 +162,12 @@ export function createStep(config: StepConfig): Step {
           const channels = f.shape.length > 1 ? size(f.shape.slice(0, -1)) : 1;
           return [
             ...input,
-            { name: `${config.field}_hits`, dtype: "float32", shape: [channels, config.max_hits], description: "hit times per channel, in samples (NaN unused)" },
+            {
+              name: `${config.field}_hits`,
+              dtype: "float32",
+              shape: [channels, config.max_hits],
+              description: "hit times per channel, in samples (NaN unused)",
+            },
             { name: `${config.field}_nhits`, dtype: "int32", shape: [channels], description: "hits found per channel" },
           ];
         },

@@ -49,7 +49,12 @@ interface Running {
 /** Rethrows a ConfigError as INVALID_ARGUMENT (INVALID_CONFIG) with a violation per path under `field`; anything else as it is. */
 function refuseConfig(field: string) {
   return (error: unknown): never => {
-    if (error instanceof ConfigError) throw invalidArgument(producerDomain, error.problems.map((p) => ({ field: `${field}.${p.path}`, description: p.message })), "INVALID_CONFIG");
+    if (error instanceof ConfigError)
+      throw invalidArgument(
+        producerDomain,
+        error.problems.map((p) => ({ field: `${field}.${p.path}`, description: p.message })),
+        "INVALID_CONFIG",
+      );
     throw error;
   };
 }
@@ -71,9 +76,15 @@ export function checkConfig(value: unknown, dataRoots: string[], field = "config
         return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel);
       });
       if (!inside) {
-        throw rpcError(Code.PermissionDenied, producerDomain, "PATH_NOT_ALLOWED", `${file} is outside the data directories this producer may read (${roots.join(", ") || "none configured"})`, {
-          metadata: { field: `${field}.event_source.files.${i}` },
-        });
+        throw rpcError(
+          Code.PermissionDenied,
+          producerDomain,
+          "PATH_NOT_ALLOWED",
+          `${file} is outside the data directories this producer may read (${roots.join(", ") || "none configured"})`,
+          {
+            metadata: { field: `${field}.event_source.files.${i}` },
+          },
+        );
       }
     });
   }
@@ -97,7 +108,13 @@ export function createProducerService(deps: ProducerServiceDeps): ServiceImpl<ty
               type: config.event_source.type,
               description: entry.description,
               runs: [{ name: config.source_identifier, eventCount: BigInt(source.eventCount) }],
-              fields: pipelineFields(config, source).map((f) => ({ name: f.name, dtype: dtypeToProto[f.dtype], shape: f.shape.map(BigInt), description: f.description, unit: f.unit ?? "" })),
+              fields: pipelineFields(config, source).map((f) => ({
+                name: f.name,
+                dtype: dtypeToProto[f.dtype],
+                shape: f.shape.map(BigInt),
+                description: f.description,
+                unit: f.unit ?? "",
+              })),
             };
           } finally {
             source.close();
@@ -112,11 +129,18 @@ export function createProducerService(deps: ProducerServiceDeps): ServiceImpl<ty
       const caller = callerOf(ctx);
       // Produce reads facility data straight to the caller, past the experiments policy of the request service.
       if (!deps.policy.maySubmitJobs(caller)) {
-        throw rpcError(Code.PermissionDenied, producerDomain, "PRODUCE_NOT_ALLOWED", `${caller.uri} may not stream from the producer directly; ask for data with a data request (lclstream get), which checks your experiments`);
+        throw rpcError(
+          Code.PermissionDenied,
+          producerDomain,
+          "PRODUCE_NOT_ALLOWED",
+          `${caller.uri} may not stream from the producer directly; ask for data with a data request (lclstream get), which checks your experiments`,
+        );
       }
       const config = checkConfig(req.config, deps.dataRoots);
       if (config.data_handlers.length) {
-        throw invalidArgument(producerDomain, [{ field: "config.data_handlers", description: "Produce streams the batches to you; data_handlers are for producer jobs (lclstream produce)" }]);
+        throw invalidArgument(producerDomain, [
+          { field: "config.data_handlers", description: "Produce streams the batches to you; data_handlers are for producer jobs (lclstream produce)" },
+        ]);
       }
       const ranks = req.rankCount || 1;
       if (req.rank >= ranks) throw invalidArgument(producerDomain, [{ field: "rank", description: `must be below rank_count ${ranks}` }]);
@@ -127,10 +151,26 @@ export function createProducerService(deps: ProducerServiceDeps): ServiceImpl<ty
         source.close();
         refuseConfig("config")(error);
       }
-      const run: Running = { id: randomBytes(6).toString("hex"), owner: caller.uri, sourceType: config.event_source.type, rank: req.rank, ranks, events: 0, batches: 0, bytes: 0, start: now() };
+      const run: Running = {
+        id: randomBytes(6).toString("hex"),
+        owner: caller.uri,
+        sourceType: config.event_source.type,
+        rank: req.rank,
+        ranks,
+        events: 0,
+        batches: 0,
+        bytes: 0,
+        start: now(),
+      };
       running.set(run.id, run);
       try {
-        const batches = runPipeline(config, source, { rank: req.rank, ranks, startEvent: Number(req.startEvent), maxEvents: Number(req.maxEvents), signal: ctx.signal });
+        const batches = runPipeline(config, source, {
+          rank: req.rank,
+          ranks,
+          startEvent: Number(req.startEvent),
+          maxEvents: Number(req.maxEvents),
+          signal: ctx.signal,
+        });
         for await (const b of batches) {
           run.events += b.events;
           run.batches++;
@@ -140,7 +180,12 @@ export function createProducerService(deps: ProducerServiceDeps): ServiceImpl<ty
         yield {
           kind: {
             case: "endOfStream",
-            value: { batchCount: BigInt(run.batches), eventCount: BigInt(run.events), payloadBytes: BigInt(run.bytes), producerTotals: [{ producerRank: req.rank, batchCount: BigInt(run.batches), eventCount: BigInt(run.events) }] },
+            value: {
+              batchCount: BigInt(run.batches),
+              eventCount: BigInt(run.events),
+              payloadBytes: BigInt(run.bytes),
+              producerTotals: [{ producerRank: req.rank, batchCount: BigInt(run.batches), eventCount: BigInt(run.events) }],
+            },
           },
         };
       } finally {

@@ -26,7 +26,12 @@ export const producerFailurePrefix = (rank: number) => `producer rank ${rank} fa
 
 /** Finds a rank's last words in a job's log output; undefined when none. */
 export function findProducerFailure(log: string): string | undefined {
-  return /producer rank \d+ failed: [^\n]*/.exec(log)?.[0] ?? (/FATAL ERROR: [^\n]*heap out of memory/.test(log) ? "a producer rank ran out of memory (JavaScript heap); lower batch_size or the frames per batch" : undefined);
+  return (
+    /producer rank \d+ failed: [^\n]*/.exec(log)?.[0] ??
+    (/FATAL ERROR: [^\n]*heap out of memory/.test(log)
+      ? "a producer rank ran out of memory (JavaScript heap); lower batch_size or the frames per batch"
+      : undefined)
+  );
 }
 
 /** An error's message on one line, without a stack. */
@@ -58,7 +63,10 @@ export interface ProduceOptions {
 function handlersFor(config: ProducerConfig, options: ProduceOptions): BatchHandler[] {
   return config.data_handlers.map((h) => {
     if (h.type === "file") return createFileHandler(h.prefix, options.rank, h.suffix);
-    if (!options.buffer) throw new Error("the buffer handler needs the buffer's URL, the stream and its publish token (LCLSTREAM_BUFFER_URL, LCLSTREAM_STREAM, LCLSTREAM_PUBLISH_TOKEN)");
+    if (!options.buffer)
+      throw new Error(
+        "the buffer handler needs the buffer's URL, the stream and its publish token (LCLSTREAM_BUFFER_URL, LCLSTREAM_STREAM, LCLSTREAM_PUBLISH_TOKEN)",
+      );
     return createBufferHandler({ ...options.buffer, rank: options.rank, logger: options.logger, signal: options.signal });
   });
 }

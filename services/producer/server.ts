@@ -65,7 +65,9 @@ export async function build(input: ProducerServerConfig, deps: ServiceDeps = {})
   const { membership, logger } = await joinAsService("producer", config, deps);
   const catalog = [...syntheticCatalog, ...config.catalog.map((c) => ({ ...c, config: c.config }))];
   const policy = Policy.fromConfig(config, membership.identity.trustDomain);
-  const server = await serveInMesh("producer", config, { membership, logger }, [serve(ProducerService, createProducerService({ catalog, dataRoots: config.dataRoots, policy }))]);
+  const server = await serveInMesh("producer", config, { membership, logger }, [
+    serve(ProducerService, createProducerService({ catalog, dataRoots: config.dataRoots, policy })),
+  ]);
   return {
     url: server.url,
     async close() {

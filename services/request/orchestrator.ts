@@ -213,7 +213,10 @@ export class Orchestrator {
       return seen;
     }, signal);
     if (last?.state !== Job_State.COMPLETED) {
-      const why = last?.state === Job_State.CANCELED ? "its producer job was canceled" : ((await this.#producerFailure(job!.name, signal)) ?? `its producer job failed: ${last?.info ?? "unknown"}`);
+      const why =
+        last?.state === Job_State.CANCELED
+          ? "its producer job was canceled"
+          : ((await this.#producerFailure(job!.name, signal)) ?? `its producer job failed: ${last?.info ?? "unknown"}`);
       await buffer.deleteStream({ name: r.stream }).catch(ignore(Code.NotFound));
       this.#update(id, (x) => this.#end(x, last?.state === Job_State.CANCELED ? State.CANCELED : State.FAILED, why));
       return;

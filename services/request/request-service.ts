@@ -10,7 +10,13 @@ import { clone, type JsonObject } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import type { JobQueueService } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
-import { DataRequestSchema, type DataRequestService, DataRequest_State as State, Serializer, type DataRequest } from "../../gen/lclstream/request/v1/request_pb.js";
+import {
+  DataRequestSchema,
+  type DataRequestService,
+  DataRequest_State as State,
+  Serializer,
+  type DataRequest,
+} from "../../gen/lclstream/request/v1/request_pb.js";
 import { Job_State } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { invalidArgument, rpcError, type FieldViolation } from "../common/errors.js";
 import { abortable } from "../common/health.js";
@@ -57,7 +63,9 @@ export function createRequestService(deps: RequestServiceDeps): ServiceImpl<type
     if (!id) throw invalidArgument(requestDomain, [{ field: "name", description: `"${name}" is not a data request name; they look like dataRequests/ID` }]);
     const r = store.get(id);
     if (!r || (r.owner !== caller.uri && !policy.isAdmin(caller))) {
-      throw rpcError(Code.NotFound, requestDomain, "REQUEST_NOT_FOUND", `no data request ${name} of yours; see \`lclstream requests list\``, { metadata: { name } });
+      throw rpcError(Code.NotFound, requestDomain, "REQUEST_NOT_FOUND", `no data request ${name} of yours; see \`lclstream requests list\``, {
+        metadata: { name },
+      });
     }
     return r;
   }
@@ -77,7 +85,18 @@ export function createRequestService(deps: RequestServiceDeps): ServiceImpl<type
       bytesPerSecond: m?.publishBytesPerSecond ?? 0,
       eventsPerSecond: m && m.publishedBytes > 0n ? (m.publishBytesPerSecond * Number(m.publishedEvents)) / Number(m.publishedBytes) : 0,
       groups: m?.groups ?? [],
-      jobs: jobs.flatMap((j) => (j?.job ? [{ $typeName: "lclstream.request.v1.JobStatus" as const, job: j.job.name, state: Job_State[j.job.state], info: j.job.transitions.at(-1)?.info ?? "" }] : [])),
+      jobs: jobs.flatMap((j) =>
+        j?.job
+          ? [
+              {
+                $typeName: "lclstream.request.v1.JobStatus" as const,
+                job: j.job.name,
+                state: Job_State[j.job.state],
+                info: j.job.transitions.at(-1)?.info ?? "",
+              },
+            ]
+          : [],
+      ),
     };
     return out;
   }
@@ -94,9 +113,15 @@ export function createRequestService(deps: RequestServiceDeps): ServiceImpl<type
       const v: FieldViolation[] = [];
       const experiment = d.experiment || "default";
       if (!policy.mayRequest(caller, experiment)) {
-        throw rpcError(Code.PermissionDenied, requestDomain, "EXPERIMENT_NOT_ALLOWED", `${caller.uri} may not request data of experiment "${experiment}"; ask an admin to add you to it in the policy`, {
-          metadata: { caller: caller.uri, experiment },
-        });
+        throw rpcError(
+          Code.PermissionDenied,
+          requestDomain,
+          "EXPERIMENT_NOT_ALLOWED",
+          `${caller.uri} may not request data of experiment "${experiment}"; ask an admin to add you to it in the policy`,
+          {
+            metadata: { caller: caller.uri, experiment },
+          },
+        );
       }
       const readers: string[] = [];
       for (const [i, reader] of d.readers.entries()) {
@@ -119,7 +144,9 @@ export function createRequestService(deps: RequestServiceDeps): ServiceImpl<type
         readers,
         parallelism: d.parallelism || 1,
         backend: d.backend || deps.defaultBackend,
-        consumerGroups: d.consumerGroups.length ? d.consumerGroups : [{ $typeName: "lclstream.buffer.v1.ConsumerGroup", name: "default", mode: 0, maxInFlight: 16, ackTimeoutMs: 0 }],
+        consumerGroups: d.consumerGroups.length
+          ? d.consumerGroups
+          : [{ $typeName: "lclstream.buffer.v1.ConsumerGroup", name: "default", mode: 0, maxInFlight: 16, ackTimeoutMs: 0 }],
         state: State.PENDING,
         stateReason: "",
         stream: "",

@@ -35,7 +35,9 @@ export class RequestStore {
   }
 
   insert(id: string, request: DataRequest, requestId?: string): void {
-    this.#db.prepare("INSERT INTO requests (id, owner, request_id, record, state) VALUES (?, ?, ?, ?, ?)").run(id, request.owner, requestId || null, toBinary(DataRequestSchema, request), request.state);
+    this.#db
+      .prepare("INSERT INTO requests (id, owner, request_id, record, state) VALUES (?, ?, ?, ?, ?)")
+      .run(id, request.owner, requestId || null, toBinary(DataRequestSchema, request), request.state);
   }
 
   get(id: string): DataRequest | undefined {
@@ -52,13 +54,17 @@ export class RequestStore {
     const args: unknown[] = [];
     if (filter.owner) where.push("owner = ?"), args.push(filter.owner);
     if (filter.state) where.push("state = ?"), args.push(filter.state);
-    const rows = this.#db.prepare(`SELECT record FROM requests ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY seq LIMIT ? OFFSET ?`).all(...args, limit, offset) as { record: Uint8Array }[];
+    const rows = this.#db
+      .prepare(`SELECT record FROM requests ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY seq LIMIT ? OFFSET ?`)
+      .all(...args, limit, offset) as { record: Uint8Array }[];
     return rows.map((r) => fromBinary(DataRequestSchema, r.record));
   }
 
   /** Requests not yet in a final state, for picking up after a restart. */
   unfinished(): DataRequest[] {
-    const rows = this.#db.prepare(`SELECT record FROM requests WHERE state NOT IN (${[...finalStates].join(",")}) ORDER BY seq`).all() as { record: Uint8Array }[];
+    const rows = this.#db.prepare(`SELECT record FROM requests WHERE state NOT IN (${[...finalStates].join(",")}) ORDER BY seq`).all() as {
+      record: Uint8Array;
+    }[];
     return rows.map((r) => fromBinary(DataRequestSchema, r.record));
   }
 }

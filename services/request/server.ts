@@ -75,7 +75,12 @@ export async function build(input: RequestConfig, deps: ServiceDeps = {}): Promi
       "request",
       config,
       { membership, logger },
-      [serve(DataRequestService, createRequestService({ store, orchestrator, policy, buffer, jobs, dataRoots: config.dataRoots, defaultBackend: config.defaultBackend }))],
+      [
+        serve(
+          DataRequestService,
+          createRequestService({ store, orchestrator, policy, buffer, jobs, dataRoots: config.dataRoots, defaultBackend: config.defaultBackend }),
+        ),
+      ],
       existsSync(viewerDir) ? { staticFiles: { prefix: "/viewer/", dir: viewerDir } } : {},
     );
     return {

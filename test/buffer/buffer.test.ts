@@ -19,7 +19,6 @@ import { failure } from "../helpers/errors.js";
 
 const KiB = 1024;
 
-
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 describe("buffer", () => {
@@ -45,8 +44,16 @@ describe("buffer", () => {
   });
 
   it("gives every group every batch once, shares each group's batches among its consumers, and ends with matching totals", async () => {
-    const { name, token } = await newStream({ producerCount: 2, consumerGroups: [{ name: "analysis", maxInFlight: 2 }, { name: "archive", maxInFlight: 2 }] });
-    const consumers = ["analysis", "analysis", "archive", "archive"].map((g) => consume(alice(), name, g, { onBatch: () => new Promise((r) => setTimeout(r, 2)) }));
+    const { name, token } = await newStream({
+      producerCount: 2,
+      consumerGroups: [
+        { name: "analysis", maxInFlight: 2 },
+        { name: "archive", maxInFlight: 2 },
+      ],
+    });
+    const consumers = ["analysis", "analysis", "archive", "archive"].map((g) =>
+      consume(alice(), name, g, { onBatch: () => new Promise((r) => setTimeout(r, 2)) }),
+    );
     const [p0, p1] = await Promise.all([0, 1].map((rank) => alice().publish(publishMessages(name, token, rank, 0, 20, { done: true }))));
     expect(p0).toMatchObject({ acceptedBatches: 20n, duplicateBatches: 0n, nextSeq: 20n });
     expect(p1!.acceptedBatches).toBe(20n);
@@ -57,14 +64,20 @@ describe("buffer", () => {
     }
     for (const c of got) {
       expect(c.end).toMatchObject({ batchCount: 40n, eventCount: 160n });
-      expect(c.end!.producerTotals.map((p) => [p.producerRank, p.batchCount, p.eventCount])).toEqual([[0, 20n, 80n], [1, 20n, 80n]]);
+      expect(c.end!.producerTotals.map((p) => [p.producerRank, p.batchCount, p.eventCount])).toEqual([
+        [0, 20n, 80n],
+        [1, 20n, 80n],
+      ]);
     }
     // The batches arrive as the producers made them.
     const batch = got[0]!.batches[0]!;
     expect(batch).toEqual(makeBatch(name, batch.producerRank, Number(batch.seq)));
     const { stream } = await alice().getStream({ name });
     expect(stream!.state).toBe(Stream_State.DRAINED);
-    expect(stream!.metrics!.groups.map((g) => [g.group, g.ackedBatches, g.lagBatches, g.endOfStreamDelivered])).toEqual([["analysis", 40n, 0n, true], ["archive", 40n, 0n, true]]);
+    expect(stream!.metrics!.groups.map((g) => [g.group, g.ackedBatches, g.lagBatches, g.endOfStreamDelivered])).toEqual([
+      ["analysis", 40n, 0n, true],
+      ["archive", 40n, 0n, true],
+    ]);
   });
 
   it("redelivers a departed consumer's unacknowledged batches to another, losing nothing", async () => {
@@ -173,7 +186,10 @@ describe("buffer", () => {
     // Batches large enough that the viewer's HTTP/2 window (8 MiB) fills and the buffer must skip.
     const { name, token } = await newStream({
       capacityBytes: BigInt(4096 * KiB),
-      consumerGroups: [{ name: "analysis", maxInFlight: 8 }, { name: "viewer", mode: DeliveryMode.LATEST_ONLY }],
+      consumerGroups: [
+        { name: "analysis", maxInFlight: 8 },
+        { name: "viewer", mode: DeliveryMode.LATEST_ONLY },
+      ],
     });
     const viewer = consume(alice(), name, "viewer", { ack: false, onBatch: () => new Promise((r) => setTimeout(r, 100)) });
     const analysis = consume(alice(), name, "analysis");
@@ -205,8 +221,14 @@ describe("buffer", () => {
     const { name, token } = await newStream({ readers: ["user/bob"], consumerGroups: [{ name: "g" }] });
     const bob = clientOf(pki.bob);
     const stranger = clientOf(pki.proxy);
-    expect(await failure(alice().publish(publishMessages(name, "lclsp1.wrong", 0, 0, 1)))).toMatchObject({ code: Code.PermissionDenied, reason: "PUBLISH_TOKEN_REFUSED" });
-    expect(await failure(alice().publish(publishMessages("streams/nope", token, 0, 0, 1)))).toMatchObject({ code: Code.PermissionDenied, reason: "PUBLISH_TOKEN_REFUSED" });
+    expect(await failure(alice().publish(publishMessages(name, "lclsp1.wrong", 0, 0, 1)))).toMatchObject({
+      code: Code.PermissionDenied,
+      reason: "PUBLISH_TOKEN_REFUSED",
+    });
+    expect(await failure(alice().publish(publishMessages("streams/nope", token, 0, 0, 1)))).toMatchObject({
+      code: Code.PermissionDenied,
+      reason: "PUBLISH_TOKEN_REFUSED",
+    });
     expect(await failure(alice().publish(publishMessages(name, token, 5, 0, 1)))).toMatchObject({ code: Code.InvalidArgument, reason: "RANK_OUT_OF_RANGE" });
     expect(await failure(consume(alice(), "streams/nope", "g"))).toMatchObject({ code: Code.NotFound, reason: "STREAM_NOT_FOUND" });
     expect(await failure(consume(stranger, name, "g"))).toMatchObject({ code: Code.NotFound, reason: "STREAM_NOT_FOUND" });
@@ -217,11 +239,18 @@ describe("buffer", () => {
     expect((await bob.getStream({ name })).stream!.owner).toBe(pki.uri("user", "alice"));
     expect((await bob.listStreams({})).streams.map((s) => s.name)).toEqual([name]);
     expect((await stranger.listStreams({})).streams).toEqual([]);
-    expect(await failure(alice().createStream({ stream: { capacityBytes: 10n, consumerGroups: [{ name: "A B" }, { name: "x" }, { name: "x" }] }, streamId: "bad/id" }))).toMatchObject({
+    expect(
+      await failure(
+        alice().createStream({ stream: { capacityBytes: 10n, consumerGroups: [{ name: "A B" }, { name: "x" }, { name: "x" }] }, streamId: "bad/id" }),
+      ),
+    ).toMatchObject({
       code: Code.InvalidArgument,
       fields: ["stream_id", "stream.capacity_bytes", "stream.consumer_groups[0].name", "stream.consumer_groups[2].name"],
     });
-    expect(await failure(alice().createStream({ stream: { capacityBytes: 64n * 1024n * 1024n * 1024n } }))).toMatchObject({ code: Code.ResourceExhausted, reason: "BUFFER_FULL" });
+    expect(await failure(alice().createStream({ stream: { capacityBytes: 64n * 1024n * 1024n * 1024n } }))).toMatchObject({
+      code: Code.ResourceExhausted,
+      reason: "BUFFER_FULL",
+    });
   });
 
   it("is idempotent by request_id, and deleting a stream ends its subscriptions", async () => {

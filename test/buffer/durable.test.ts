@@ -52,7 +52,9 @@ describe("durable stream across a buffer crash", () => {
 
   it("loses nothing of a durable stream when the buffer is killed, and says loudly that a plain stream was lost", async () => {
     const alice = await client();
-    const durable = await alice.createStream({ stream: { durable: true, producerCount: 2, capacityBytes: 4n << 20n, consumerGroups: [{ name: "g", maxInFlight: 4 }] } });
+    const durable = await alice.createStream({
+      stream: { durable: true, producerCount: 2, capacityBytes: 4n << 20n, consumerGroups: [{ name: "g", maxInFlight: 4 }] },
+    });
     const plain = await alice.createStream({ stream: { consumerGroups: [{ name: "g" }] } });
     const name = durable.stream!.name;
     const token = durable.publishToken;

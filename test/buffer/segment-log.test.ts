@@ -58,7 +58,10 @@ describe("segment log", () => {
 
     const { stream, log } = reopen();
     expect(stream.nextSeq).toBe(9);
-    expect(stream.producers.map((p) => [p.nextSeq, p.events, p.done])).toEqual([[5n, 20, false], [3n, 12, true]]);
+    expect(stream.producers.map((p) => [p.nextSeq, p.events, p.done])).toEqual([
+      [5n, 20, false],
+      [3n, 12, true],
+    ]);
     expect(stream.groups[0]!.redeliver).toEqual([3, 4, 5, 6, 7, 8]);
     expect(stream.bufferedBytes).toBe([...stream.entries.values()].filter((e) => e.seq > 2).reduce((n, e) => n + e.bytes.byteLength, 0));
     log.close();
@@ -85,7 +88,10 @@ describe("segment log", () => {
     const first = reopen(4096);
     await publish(first.stream, 0, 0, 20);
     first.stream.subscribe("g", 0, 0);
-    first.stream.ack("g", Array.from({ length: 20 }, (_, i) => i + 1));
+    first.stream.ack(
+      "g",
+      Array.from({ length: 20 }, (_, i) => i + 1),
+    );
     const left = readdirSync(join(dir, "segments"));
     expect(left.length).toBe(1); // only the segment being written
     first.log.close();

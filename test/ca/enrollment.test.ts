@@ -14,7 +14,6 @@ import { createGrpcJsClient, grpcJsCredentials } from "../../services/common/grp
 import { caTrustDomain, startTestCa, type TestCa } from "../helpers/ca.js";
 import { failure } from "../helpers/errors.js";
 
-
 describe("enrollment", () => {
   let ca: TestCa;
   const ca_ = (tls: CertMaterial | Pick<CertMaterial, "caPem">, url = ca.server.url) =>
@@ -41,9 +40,12 @@ describe("enrollment", () => {
     expect((await createClient(Health, transport).check({ service: "" })).status).toBe(1);
     const reflection = createClient(ServerReflection, transport);
     const answers = [];
-    for await (const answer of reflection.serverReflectionInfo((async function* () {
-      yield { messageRequest: { case: "listServices" as const, value: "" } };
-    })())) answers.push(answer);
+    for await (const answer of reflection.serverReflectionInfo(
+      (async function* () {
+        yield { messageRequest: { case: "listServices" as const, value: "" } };
+      })(),
+    ))
+      answers.push(answer);
     const listed = answers[0]?.messageResponse.case === "listServicesResponse" ? answers[0].messageResponse.value.service.map((s) => s.name) : [];
     expect(listed).toContain("lclstream.ca.v1.CertificateAuthorityService");
     // Still nothing else: a CA call beyond enrollment needs a certificate.
@@ -118,10 +120,7 @@ describe("enrollment", () => {
         name: "CN=evil",
         keys,
         signingAlgorithm: { name: "ECDSA", hash: "SHA-256" } as EcdsaParams,
-        extensions: [
-          new x509.BasicConstraintsExtension(true, undefined, true),
-          new x509.SubjectAlternativeNameExtension([{ type: "url", value: identity! }]),
-        ],
+        extensions: [new x509.BasicConstraintsExtension(true, undefined, true), new x509.SubjectAlternativeNameExtension([{ type: "url", value: identity! }])],
       });
       return csr.toString("pem");
     }
@@ -183,7 +182,9 @@ describe("enrollment", () => {
         code: Code.InvalidArgument,
         reason: "CSR_BAD_SIGNATURE",
       });
-      expect(await failure(anonymous().enroll({ token, csrPem: "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----" }))).toMatchObject({
+      expect(
+        await failure(anonymous().enroll({ token, csrPem: "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----" })),
+      ).toMatchObject({
         code: Code.InvalidArgument,
         reason: "CSR_MALFORMED",
       });

@@ -24,7 +24,6 @@ import { enroll } from "../../services/ca/enroll-client.js";
 import { caTrustDomain, startTestCa, type TestCa } from "../helpers/ca.js";
 import { codeAndReason as failure } from "../helpers/errors.js";
 
-
 /** The next message of a stream, or the error that ended it, within `ms`. */
 async function nextOf<T>(it: AsyncIterator<T>, ms = 5000): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -68,7 +67,14 @@ describe("revocation and renewal", () => {
   it("renews a service's own certificate before expiry and serves the new one", async () => {
     const servedSerial = () =>
       new Promise<string>((resolve, reject) => {
-        const socket = connect({ host: "127.0.0.1", port: probe.port, ca: probeTls.caPem, cert: ca.admin.certPem, key: ca.admin.keyPem, ALPNProtocols: ["h2"] });
+        const socket = connect({
+          host: "127.0.0.1",
+          port: probe.port,
+          ca: probeTls.caPem,
+          cert: ca.admin.certPem,
+          key: ca.admin.keyPem,
+          ALPNProtocols: ["h2"],
+        });
         socket.once("secureConnect", () => {
           resolve(normalizeSerial(socket.getPeerCertificate().serialNumber));
           socket.destroy();

@@ -75,7 +75,10 @@ describe("lclstream ca, enroll and renew", () => {
     expect(after.subjectAltName).toBe(before.subjectAltName);
     expect(after.serialNumber).not.toBe(before.serialNumber);
     const list = await lclstream(["ca", "list", ...asAdmin, "--identity", "user/alice", "--json"]);
-    const rows = list.stdout.trim().split("\n").map((l) => JSON.parse(l) as { serial: string; issuance: string });
+    const rows = list.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { serial: string; issuance: string });
     expect(rows.map((r) => r.issuance).sort()).toEqual(["enroll", "renew"]);
     expect(rows.find((r) => r.issuance === "renew")?.serial).toBe(normalizeSerial(after.serialNumber));
   });

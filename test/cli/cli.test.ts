@@ -100,7 +100,10 @@ describe("the services as separate processes, as a deployment runs them", () => 
       [/^request: https:/],
     );
     try {
-      for (const [running, service] of [[producer, "lclstream.producer.v1.ProducerService"], [request, "lclstream.request.v1.DataRequestService"]] as const) {
+      for (const [running, service] of [
+        [producer, "lclstream.producer.v1.ProducerService"],
+        [request, "lclstream.request.v1.DataRequestService"],
+      ] as const) {
         const url = capture(running.lines, /^\w+: (https:\S+)/);
         const { code, stdout } = await lclstream(["health", "--url", url, "--cert-dir", join(dir, "alice"), "--service", service]);
         expect([code, stdout.trim()]).toEqual([0, "SERVING"]);

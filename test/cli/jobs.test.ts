@@ -28,7 +28,7 @@ describe("lclstream jobs", () => {
 
   it("submits a YAML spec, watches it to the end and prints its output", async () => {
     const spec = join(dir, "hello.yaml");
-    await writeFile(spec, "name: hello\nscript: |\n  echo \"out $jobndx\"\n  echo err >&2\nresources:\n  process_count: 1\n");
+    await writeFile(spec, 'name: hello\nscript: |\n  echo "out $jobndx"\n  echo err >&2\nresources:\n  process_count: 1\n');
     const submitted = await jobs("submit", spec);
     expect(submitted.stderr).toBe("");
     const name = submitted.stdout.trim();
@@ -36,7 +36,12 @@ describe("lclstream jobs", () => {
 
     const watched = await jobs("watch", name);
     expect(watched.code).toBe(0);
-    expect(watched.stdout.split("\n").map((l) => l.split("\t")[2]).filter(Boolean)).toEqual(["NEW", "QUEUED", "ACTIVE", "COMPLETED"]);
+    expect(
+      watched.stdout
+        .split("\n")
+        .map((l) => l.split("\t")[2])
+        .filter(Boolean),
+    ).toEqual(["NEW", "QUEUED", "ACTIVE", "COMPLETED"]);
     const logs = await jobs("logs", name.slice("jobs/".length));
     expect(logs.stdout).toBe("out 1\n");
     expect(logs.stderr).toBe("err\n");

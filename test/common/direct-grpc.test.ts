@@ -49,12 +49,17 @@ describe("gRPC framing by hand", () => {
     const reader = new GrpcFrameReader(1 << 20);
     expect(reader.push(split.subarray(0, 50))).toEqual([]);
     const [parts] = reader.push(split.subarray(50)) as Uint8Array[][];
-    expect(parts!.map((p) => [p.buffer === split.buffer, p.byteLength])).toEqual([[true, 45], [true, 55]]);
+    expect(parts!.map((p) => [p.buffer === split.buffer, p.byteLength])).toEqual([
+      [true, 45],
+      [true, 55],
+    ]);
   });
 
   it("decodes a message that is one large bytes field without copying it, and others whole", () => {
     const batch = toBinary(EventBatchSchema, makeBatch("streams/s", 0, 1, 4, 64 * KiB));
-    const encoded = Buffer.concat(encodeFrameParts(WirePublishRequestSchema, create(WirePublishRequestSchema, { kind: { case: "batch", value: batch } }))).subarray(5);
+    const encoded = Buffer.concat(
+      encodeFrameParts(WirePublishRequestSchema, create(WirePublishRequestSchema, { kind: { case: "batch", value: batch } })),
+    ).subarray(5);
     const parts = [encoded.subarray(0, 2), encoded.subarray(2, 30_000), encoded.subarray(30_000)];
     const message = decodeFrame(WirePublishRequestSchema, parts) as unknown as { kind: { value: ByteParts } };
     const value = message.kind.value;
@@ -64,8 +69,14 @@ describe("gRPC framing by hand", () => {
     const header = readBatchHeader(value);
     expect(header).toEqual({ producerRank: 0, seq: 1n, eventCount: 4 });
     // Open is small: decoded whole, as the generated decoder does.
-    const open = toBinary(WirePublishRequestSchema, create(WirePublishRequestSchema, { kind: { case: "open", value: { stream: "streams/s", publishToken: "t".repeat(20_000) } } }));
-    expect((decodeFrame(WirePublishRequestSchema, [open.subarray(0, 10), open.subarray(10)]) as unknown as { kind: unknown }).kind).toMatchObject({ case: "open", value: { stream: "streams/s" } });
+    const open = toBinary(
+      WirePublishRequestSchema,
+      create(WirePublishRequestSchema, { kind: { case: "open", value: { stream: "streams/s", publishToken: "t".repeat(20_000) } } }),
+    );
+    expect((decodeFrame(WirePublishRequestSchema, [open.subarray(0, 10), open.subarray(10)]) as unknown as { kind: unknown }).kind).toMatchObject({
+      case: "open",
+      value: { stream: "streams/s" },
+    });
   });
 
   it("reads a batch's header across its parts, and a batch with fields after its payload in full", () => {
@@ -74,8 +85,15 @@ describe("gRPC framing by hand", () => {
     const inPieces = new ByteParts(Array.from({ length: Math.ceil(encoded.length / 1000) }, (_, i) => encoded.subarray(i * 1000, (i + 1) * 1000)));
     expect(readBatchHeader(inPieces)).toEqual({ producerRank: 3, seq: 9n, eventCount: 5000 });
     // The payload first, the header after it (a legal, unusual order).
-    const payloadFirst = Buffer.concat([toBinary(EventBatchSchema, create(EventBatchSchema, { payload: batch.payload })), toBinary(EventBatchSchema, create(EventBatchSchema, { producerRank: 3, seq: 9n, eventIndices: [1n, 2n] }))]);
-    expect(readBatchHeader(new ByteParts([payloadFirst.subarray(0, 100_000), payloadFirst.subarray(100_000)]))).toEqual({ producerRank: 3, seq: 9n, eventCount: 2 });
+    const payloadFirst = Buffer.concat([
+      toBinary(EventBatchSchema, create(EventBatchSchema, { payload: batch.payload })),
+      toBinary(EventBatchSchema, create(EventBatchSchema, { producerRank: 3, seq: 9n, eventIndices: [1n, 2n] })),
+    ]);
+    expect(readBatchHeader(new ByteParts([payloadFirst.subarray(0, 100_000), payloadFirst.subarray(100_000)]))).toEqual({
+      producerRank: 3,
+      seq: 9n,
+      eventCount: 2,
+    });
   });
 
   it("refuses a message over the limit before reading it, and a compressed one", () => {
@@ -94,7 +112,10 @@ describe("gRPC framing by hand", () => {
     const parts = encodeFrameParts(WireSubscribeResponseSchema, response);
     expect(parts).toContain(batch); // sent as it is, never copied
     const inPieces = new ByteParts([batch.subarray(0, 100), batch.subarray(100)]);
-    const fromParts = encodeFrameParts(WireSubscribeResponseSchema, create(WireSubscribeResponseSchema, { seq: 5n, redelivery: true, kind: { case: "batch", value: inPieces as never } }));
+    const fromParts = encodeFrameParts(
+      WireSubscribeResponseSchema,
+      create(WireSubscribeResponseSchema, { seq: 5n, redelivery: true, kind: { case: "batch", value: inPieces as never } }),
+    );
     // By reference: the very part objects, not equal copies of them.
     for (const part of inPieces.parts) expect(fromParts.some((p) => p === part)).toBe(true);
     expect(Buffer.concat(fromParts).equals(Buffer.concat(parts))).toBe(true);
@@ -136,7 +157,13 @@ describe("the buffer's data path over mTLS", () => {
   async function rawCall(method: string, body: Buffer, headers: http2.OutgoingHttpHeaders = {}): Promise<ConnectError | undefined> {
     const session = http2.connect(buffer.url, { ca: pki.alice.caPem, cert: pki.alice.certPem, key: pki.alice.keyPem });
     try {
-      const stream = session.request({ ":method": "POST", ":path": `/lclstream.buffer.v1.BufferService/${method}`, "content-type": "application/grpc", te: "trailers", ...headers });
+      const stream = session.request({
+        ":method": "POST",
+        ":path": `/lclstream.buffer.v1.BufferService/${method}`,
+        "content-type": "application/grpc",
+        te: "trailers",
+        ...headers,
+      });
       const status = new Headers();
       const keep = (h: http2.IncomingHttpHeaders) => Object.entries(h).forEach(([k, v]) => !k.startsWith(":") && status.set(k, String(v)));
       let headersEndedStream = false;
@@ -200,7 +227,8 @@ describe("the buffer's data path over mTLS", () => {
     const { stream } = await alice().createStream({ stream: {} });
     const abort = new AbortController();
     const subscription = (async () => {
-      for await (const r of alice().subscribe({ stream: stream!.name, consumerGroup: "default" }, { signal: abort.signal })) if (r.kind.case === "started") abort.abort();
+      for await (const r of alice().subscribe({ stream: stream!.name, consumerGroup: "default" }, { signal: abort.signal }))
+        if (r.kind.case === "started") abort.abort();
     })();
     expect((await codeAndReason(subscription)).code).toBe(Code.Canceled);
     const consumers = async () => (await alice().getStream({ name: stream!.name })).stream!.metrics!.groups[0]!.consumers;
@@ -237,7 +265,10 @@ describe("the buffer's data path over mTLS", () => {
   it("leaves gRPC-Web to connect: a browser-style client subscribes to the same stream", async () => {
     const { stream, publishToken } = await alice().createStream({ stream: {} });
     await alice().publish(publishMessages(stream!.name, publishToken, 0, 0, 3, { done: true }));
-    const web = createClient(BufferService, createGrpcWebTransport({ baseUrl: buffer.url, httpVersion: "2", nodeOptions: { ca: pki.alice.caPem, cert: pki.alice.certPem, key: pki.alice.keyPem } }));
+    const web = createClient(
+      BufferService,
+      createGrpcWebTransport({ baseUrl: buffer.url, httpVersion: "2", nodeOptions: { ca: pki.alice.caPem, cert: pki.alice.certPem, key: pki.alice.keyPem } }),
+    );
     const got = await consume(web, stream!.name, "default", { ack: true });
     expect(got.seqs).toEqual([1, 2, 3]);
     expect(got.end?.batchCount).toBe(3n);

@@ -98,18 +98,14 @@ describe("health and reflection", () => {
 
       const files = byService.messageResponse.value.fileDescriptorProto.map((b: Uint8Array) => fromBinary(FileDescriptorProtoSchema, b));
       expect(files[0].name).toBe("lclstream/buffer/v1/buffer.proto");
-      expect(files.map((f: { name: string }) => f.name)).toEqual(
-        expect.arrayContaining(["lclstream/data/v1/data.proto", "google/protobuf/timestamp.proto"]),
-      );
+      expect(files.map((f: { name: string }) => f.name)).toEqual(expect.arrayContaining(["lclstream/data/v1/data.proto", "google/protobuf/timestamp.proto"]));
       // The descriptors are complete: a registry builds from them alone.
       const registry = createFileRegistry(files[0], (name) => files.find((f: { name: string }) => f.name === name));
       expect(registry.getService("lclstream.buffer.v1.BufferService")?.methods.map((m) => m.name)).toContain("Subscribe");
 
       const methodFile = fromBinary(FileDescriptorProtoSchema, byMethod.messageResponse.value.fileDescriptorProto[0]);
       expect(methodFile.name).toBe("lclstream/request/v1/request.proto");
-      expect(fromBinary(FileDescriptorProtoSchema, byFile.messageResponse.value.fileDescriptorProto[0]).name).toBe(
-        "lclstream/data/v1/data.proto",
-      );
+      expect(fromBinary(FileDescriptorProtoSchema, byFile.messageResponse.value.fileDescriptorProto[0]).name).toBe("lclstream/data/v1/data.proto");
       expect(missing.messageResponse.case).toBe("errorResponse");
       expect(missing.messageResponse.value.errorCode).toBe(Code.NotFound);
     });

@@ -81,8 +81,12 @@ describe("message limits and errors", () => {
 
   it("answers an unknown method with UNIMPLEMENTED", async () => {
     const error = await new Promise<grpc.ServiceError>((resolve) =>
-      raw.makeUnaryRequest("/lclstream.jobs.v1.JobQueueService/Nope", (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), (e) =>
-        resolve(e!),
+      raw.makeUnaryRequest(
+        "/lclstream.jobs.v1.JobQueueService/Nope",
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        Buffer.alloc(0),
+        (e) => resolve(e!),
       ),
     );
     expect(error.code).toBe(grpc.status.UNIMPLEMENTED);

@@ -7,7 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code } from "@connectrpc/connect";
 import { create, createRegistry, fromJson, type JsonObject } from "@bufbuild/protobuf";
 import { StructSchema } from "@bufbuild/protobuf/wkt";
-import { CreateDataRequestRequestSchema, DataRequestService, DataRequestSchema, file_lclstream_request_v1_request } from "../../gen/lclstream/request/v1/request_pb.js";
+import {
+  CreateDataRequestRequestSchema,
+  DataRequestService,
+  DataRequestSchema,
+  file_lclstream_request_v1_request,
+} from "../../gen/lclstream/request/v1/request_pb.js";
 import { file_lclstream_jobs_v1_jobs } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { file_lclstream_ca_v1_ca } from "../../gen/lclstream/ca/v1/ca_pb.js";
 import { file_lclstream_buffer_v1_buffer } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
@@ -31,7 +36,8 @@ describe("request bounds", () => {
   afterAll(() => server.close());
 
   const producer = (json: JsonObject) => json;
-  const createWith = (fields: object) => clientFor(DataRequestService, server, pki.alice).createDataRequest({ dataRequest: { producer: producer({ batch_size: 4 }), ...fields } });
+  const createWith = (fields: object) =>
+    clientFor(DataRequestService, server, pki.alice).createDataRequest({ dataRequest: { producer: producer({ batch_size: 4 }), ...fields } });
 
   it("passes a request within bounds to the handler", async () => {
     const before = handled;
@@ -58,7 +64,9 @@ describe("request bounds", () => {
     expect(experiment.fields).toEqual(["data_request.experiment"]);
     expect(experiment.message).toContain("at most 128");
     const inConfig = await failure(
-      clientFor(DataRequestService, server, pki.alice).createDataRequest({ dataRequest: { producer: producer({ source_identifier: "s".repeat(1024 * 1024) }) } }),
+      clientFor(DataRequestService, server, pki.alice).createDataRequest({
+        dataRequest: { producer: producer({ source_identifier: "s".repeat(1024 * 1024) }) },
+      }),
     );
     expect(inConfig.fields).toEqual(["data_request.producer.source_identifier"]);
     expect(handled).toBe(before);

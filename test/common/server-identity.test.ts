@@ -25,7 +25,6 @@ const enrollment = serve(CertificateAuthorityService, {
   listCertificates: () => ({}),
 });
 
-
 describe("mTLS identity", () => {
   let pki: TestPki;
   let server: LclstreamServer;
@@ -64,27 +63,20 @@ describe("mTLS identity", () => {
 
   it("refuses x-forwarded-client-cert from a peer that is not the proxy", async () => {
     const forged = formatXfcc({ URI: [pki.uri("user", "bob")] });
-    const result = await codeOf(
-      clientFor(JobQueueService, server, pki.alice).getJob({ name: "jobs/1" }, { headers: { "x-forwarded-client-cert": forged } }),
-    );
+    const result = await codeOf(clientFor(JobQueueService, server, pki.alice).getJob({ name: "jobs/1" }, { headers: { "x-forwarded-client-cert": forged } }));
     expect(result.code).toBe(Code.PermissionDenied);
     expect(result.reason).toBe("FORWARDED_IDENTITY_REFUSED");
   });
 
   it("honours x-forwarded-client-cert from the proxy identity", async () => {
     const header = formatXfcc({ By: [pki.uri("service", "proxy")], Hash: ["00ff"], URI: [pki.uri("user", "bob")] });
-    const { job } = await clientFor(JobQueueService, server, pki.proxy).getJob(
-      { name: "jobs/1" },
-      { headers: { "x-forwarded-client-cert": header } },
-    );
+    const { job } = await clientFor(JobQueueService, server, pki.proxy).getJob({ name: "jobs/1" }, { headers: { "x-forwarded-client-cert": header } });
     expect(job?.owner).toBe(pki.uri("user", "bob"));
   });
 
   it("treats a proxied client without an identity in the trust domain as unauthenticated", async () => {
     const header = formatXfcc({ By: [pki.uri("service", "proxy")], URI: ["spiffe://elsewhere.org/user/bob"] });
-    const result = await codeOf(
-      clientFor(JobQueueService, server, pki.proxy).getJob({ name: "jobs/1" }, { headers: { "x-forwarded-client-cert": header } }),
-    );
+    const result = await codeOf(clientFor(JobQueueService, server, pki.proxy).getJob({ name: "jobs/1" }, { headers: { "x-forwarded-client-cert": header } }));
     expect(result.code).toBe(Code.Unauthenticated);
   });
 });

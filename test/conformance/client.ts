@@ -97,7 +97,17 @@ function createTransport(req: ClientCompatRequest): Transport {
 const transports = new Map<string, Transport>();
 function transportFor(req: ClientCompatRequest): Transport {
   if (!flags["reuse-connections"]) return createTransport(req);
-  const key = JSON.stringify([req.protocol, req.httpVersion, req.codec, req.compression, req.host, req.port, Buffer.from(req.serverTlsCert).toString("base64"), req.clientTlsCreds ? Buffer.from(req.clientTlsCreds.cert).toString("base64") : "", req.messageReceiveLimit]);
+  const key = JSON.stringify([
+    req.protocol,
+    req.httpVersion,
+    req.codec,
+    req.compression,
+    req.host,
+    req.port,
+    Buffer.from(req.serverTlsCert).toString("base64"),
+    req.clientTlsCreds ? Buffer.from(req.clientTlsCreds.cert).toString("base64") : "",
+    req.messageReceiveLimit,
+  ]);
   let transport = transports.get(key);
   if (!transport) transports.set(key, (transport = createTransport(req)));
   return transport;

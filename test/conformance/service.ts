@@ -38,7 +38,8 @@ function plain<T extends object>(message: T): T {
   for (const [name, value] of Object.entries(fields)) {
     if (value instanceof ByteParts) fields[name] = value.contiguous();
     const oneof = value as { case?: string; value?: unknown } | undefined;
-    if (oneof && typeof oneof === "object" && "case" in oneof && oneof.value instanceof ByteParts) fields[name] = { case: oneof.case, value: oneof.value.contiguous() };
+    if (oneof && typeof oneof === "object" && "case" in oneof && oneof.value instanceof ByteParts)
+      fields[name] = { case: oneof.case, value: oneof.value.contiguous() };
   }
   return message;
 }

@@ -31,13 +31,13 @@ const producer = (events: number, extra: object = {}) => ({
   processing_pipeline: [{ step: "peak_finder", field: "det" }],
 });
 
-
 describe("data requests through the whole mesh", () => {
   let stateDir: string;
   let mesh: LocalMesh;
   let me: CertMaterial;
   let other: CertMaterial;
-  const requestsAs = (tls: CertMaterial): Client<typeof DataRequestService> => createClient(DataRequestService, createMeshTransport({ baseUrl: mesh.endpoints.request, tls }));
+  const requestsAs = (tls: CertMaterial): Client<typeof DataRequestService> =>
+    createClient(DataRequestService, createMeshTransport({ baseUrl: mesh.endpoints.request, tls }));
   const bufferAs = (tls: CertMaterial) => createClient(BufferService, createMeshTransport({ baseUrl: mesh.endpoints.buffer, tls }));
   const waitFor = async (name: string, states: State[]) => {
     for (;;) {
@@ -78,16 +78,24 @@ describe("data requests through the whole mesh", () => {
   });
 
   it("refuses a producer config with an error before any job starts", async () => {
-    const jobsBefore = (await createClient(JobQueueService, createMeshTransport({ baseUrl: mesh.endpoints.jobs, tls: me })).listJobs({ pageSize: 1000 })).jobs.length;
-    const bad = await failure(requestsAs(me).createDataRequest({ dataRequest: { producer: { ...producer(4), data_sources: { det: { type: "area_detector", geometry: "jungfrau9M" } } } } }));
+    const jobsBefore = (await createClient(JobQueueService, createMeshTransport({ baseUrl: mesh.endpoints.jobs, tls: me })).listJobs({ pageSize: 1000 })).jobs
+      .length;
+    const bad = await failure(
+      requestsAs(me).createDataRequest({
+        dataRequest: { producer: { ...producer(4), data_sources: { det: { type: "area_detector", geometry: "jungfrau9M" } } } },
+      }),
+    );
     expect(bad.code).toBe(Code.InvalidArgument);
     expect(bad.reason).toBe("INVALID_CONFIG");
     expect(bad.fields).toEqual(["data_request.producer.data_sources.det.geometry"]);
     // A step on a field no source makes is refused as early, not found by the job at run time.
-    const unfit = await failure(requestsAs(me).createDataRequest({ dataRequest: { producer: { ...producer(4), processing_pipeline: [{ step: "peak_finder", field: "nothing" }] } } }));
+    const unfit = await failure(
+      requestsAs(me).createDataRequest({ dataRequest: { producer: { ...producer(4), processing_pipeline: [{ step: "peak_finder", field: "nothing" }] } } }),
+    );
     expect(unfit).toMatchObject({ code: Code.InvalidArgument, reason: "INVALID_CONFIG", fields: ["data_request.producer.processing_pipeline.0"] });
     expect(unfit.message).toContain('no field "nothing"');
-    const jobsAfter = (await createClient(JobQueueService, createMeshTransport({ baseUrl: mesh.endpoints.jobs, tls: me })).listJobs({ pageSize: 1000 })).jobs.length;
+    const jobsAfter = (await createClient(JobQueueService, createMeshTransport({ baseUrl: mesh.endpoints.jobs, tls: me })).listJobs({ pageSize: 1000 })).jobs
+      .length;
     expect(jobsAfter).toBe(jobsBefore);
   });
 
@@ -103,7 +111,11 @@ describe("data requests through the whole mesh", () => {
       },
       /^producer rank 0 failed: reading events \d+\.\.\d+ of \/x in .*corrupt\.h5 failed: the file is corrupt or truncated there$/,
     ],
-    ["cannot allocate its arrays", { batch_size: 2, event_source: { type: "random", events: 6 }, data_sources: { det: { type: "random_array", shape: [100000, 100000] } } }, /^producer rank 0 failed: Invalid typed array length/],
+    [
+      "cannot allocate its arrays",
+      { batch_size: 2, event_source: { type: "random", events: 6 }, data_sources: { det: { type: "random_array", shape: [100000, 100000] } } },
+      /^producer rank 0 failed: Invalid typed array length/,
+    ],
     [
       "makes a batch over the message limit",
       { batch_size: 10, event_source: { type: "synthetic", events: 20, seed: 1 }, data_sources: { det: { type: "area_detector", geometry: "jungfrau4M" } } },
@@ -129,7 +141,10 @@ describe("data requests through the whole mesh", () => {
     expect((await mallory.listDataRequests({})).dataRequests).toEqual([]);
     const stream = (await waitFor(name, [State.RUNNING, State.DRAINING, State.SUCCEEDED])).stream;
     expect(await failure(consume(bufferAs(other), stream, "default"))).toMatchObject({ code: Code.NotFound, reason: "STREAM_NOT_FOUND" });
-    expect(await failure(mallory.createDataRequest({ dataRequest: { experiment: "mfx101", producer: producer(4) } }))).toMatchObject({ code: Code.PermissionDenied, reason: "EXPERIMENT_NOT_ALLOWED" });
+    expect(await failure(mallory.createDataRequest({ dataRequest: { experiment: "mfx101", producer: producer(4) } }))).toMatchObject({
+      code: Code.PermissionDenied,
+      reason: "EXPERIMENT_NOT_ALLOWED",
+    });
     await consume(bufferAs(me), stream, "default");
     expect((await waitFor(name, [State.SUCCEEDED, State.FAILED])).state).toBe(State.SUCCEEDED);
   });
@@ -150,7 +165,10 @@ describe("data requests through the whole mesh", () => {
     expect(again.stderr).toContain(`${name}: resuming`);
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(/64 events in 16 batches \([1-9]\d* of them from before the resume\).*totals match/);
-    const seqs = (await readFile(journal, "utf8")).trim().split("\n").map((line) => (JSON.parse(line) as { seq: string }).seq);
+    const seqs = (await readFile(journal, "utf8"))
+      .trim()
+      .split("\n")
+      .map((line) => (JSON.parse(line) as { seq: string }).seq);
     expect(new Set(seqs).size).toBe(16);
     expect(seqs.length).toBe(16);
     expect((await readdir(out)).filter((f) => f.endsWith(".pb"))).toHaveLength(16);
@@ -203,7 +221,9 @@ describe("a data request nobody consumes", () => {
     try {
       const tls = await readCertDir(mesh.endpoints.certDir);
       const requests = createClient(DataRequestService, createMeshTransport({ baseUrl: mesh.endpoints.request, tls }));
-      const { dataRequest } = await requests.createDataRequest({ dataRequest: { producer: producer(400, { rate_hz: 20, paced: true }), consumerGroups: [{ name: "analysis" }] } });
+      const { dataRequest } = await requests.createDataRequest({
+        dataRequest: { producer: producer(400, { rate_hz: 20, paced: true }), consumerGroups: [{ name: "analysis" }] },
+      });
       const name = dataRequest!.name;
       let ended: Awaited<ReturnType<typeof requests.getDataRequest>>["dataRequest"];
       await expect

@@ -96,12 +96,26 @@ function fieldValue(field: DescField, depth: number): fc.Arbitrary<unknown> | un
   switch (field.fieldKind) {
     case "list": {
       const element =
-        field.listKind === "scalar" ? scalar(field.scalar) : field.listKind === "enum" ? enumValue(field.enum.values.map((v) => v.number)) : messageValue(field.message, depth);
+        field.listKind === "scalar"
+          ? scalar(field.scalar)
+          : field.listKind === "enum"
+            ? enumValue(field.enum.values.map((v) => v.number))
+            : messageValue(field.message, depth);
       return element && fc.array(element, { maxLength: 4 });
     }
     case "map": {
-      const value = field.mapKind === "scalar" ? scalar(field.scalar) : field.mapKind === "enum" ? enumValue(field.enum.values.map((v) => v.number)) : messageValue(field.message, depth);
-      const key = field.mapKey === ScalarType.STRING ? text : field.mapKey === ScalarType.BOOL ? fc.constantFrom("true", "false") : fc.integer({ min: -5, max: 5 }).map(String);
+      const value =
+        field.mapKind === "scalar"
+          ? scalar(field.scalar)
+          : field.mapKind === "enum"
+            ? enumValue(field.enum.values.map((v) => v.number))
+            : messageValue(field.message, depth);
+      const key =
+        field.mapKey === ScalarType.STRING
+          ? text
+          : field.mapKey === ScalarType.BOOL
+            ? fc.constantFrom("true", "false")
+            : fc.integer({ min: -5, max: 5 }).map(String);
       return value && fc.dictionary(key, value, { maxKeys: 3 });
     }
     default:

@@ -55,7 +55,14 @@ export async function consume(
   client: Client<typeof BufferService>,
   stream: string,
   group: string,
-  options: { ack?: boolean; maxInFlight?: number; stopAfter?: number; signal?: AbortSignal; startSeq?: number; onBatch?: (r: SubscribeResponse) => Promise<void> | void } = {},
+  options: {
+    ack?: boolean;
+    maxInFlight?: number;
+    stopAfter?: number;
+    signal?: AbortSignal;
+    startSeq?: number;
+    onBatch?: (r: SubscribeResponse) => Promise<void> | void;
+  } = {},
 ): Promise<Consumed> {
   const out: Consumed = { consumerId: "", seqs: [], redeliveries: [], batches: [] };
   const calls = client.subscribe(

@@ -12,10 +12,6 @@ export function startServer(pki: TestPki, options: Partial<ServerOptions> & Pick
 }
 
 /** A Connect-ES gRPC client of `service` on `server` with `tls`. */
-export function clientFor<S extends DescService>(
-  service: S,
-  server: LclstreamServer,
-  tls: CertMaterial | Pick<CertMaterial, "caPem">,
-): Client<S> {
+export function clientFor<S extends DescService>(service: S, server: LclstreamServer, tls: CertMaterial | Pick<CertMaterial, "caPem">): Client<S> {
   return createClient(service, createMeshTransport({ baseUrl: server.url, tls }));
 }

@@ -102,7 +102,12 @@ describe("fuzzing every RPC on the whole mesh", () => {
         for await (const _ of client[method.localName]!(message, options) as AsyncIterable<unknown>) break;
       } else {
         const messages = message as unknown[];
-        await client[method.localName]!((async function* () { yield* messages; })(), options);
+        await client[method.localName]!(
+          (async function* () {
+            yield* messages;
+          })(),
+          options,
+        );
       }
       count("OK");
     } catch (error) {
@@ -110,7 +115,8 @@ describe("fuzzing every RPC on the whole mesh", () => {
       if (giveUp.signal.aborted && e.code === Code.Canceled) return void count("still open");
       count(Code[e.code]);
       if (!acceptable.has(e.code)) throw new Error(`${method.name} ended ${Code[e.code]}: ${e.rawMessage}`);
-      if (!errorInfo(e)?.reason?.match(/^[A-Z][A-Z0-9_]*$/)) throw new Error(`${method.name} refused with ${Code[e.code]} but no ErrorInfo reason: ${e.rawMessage}`);
+      if (!errorInfo(e)?.reason?.match(/^[A-Z][A-Z0-9_]*$/))
+        throw new Error(`${method.name} refused with ${Code[e.code]} but no ErrorInfo reason: ${e.rawMessage}`);
       if (e.rawMessage.length < 10) throw new Error(`${method.name} refused with a message that says nothing: "${e.rawMessage}"`);
     } finally {
       clearTimeout(timer);
@@ -119,7 +125,12 @@ describe("fuzzing every RPC on the whole mesh", () => {
 
   /** Random bytes as the request message, on a raw HTTP/2 stream: resolves with the grpc-status. */
   async function callWithBytes(session: http2.ClientHttp2Session, method: DescMethod, bytes: Uint8Array): Promise<string> {
-    const stream = session.request({ ":method": "POST", ":path": `/${method.parent.typeName}/${method.name}`, "content-type": "application/grpc", te: "trailers" });
+    const stream = session.request({
+      ":method": "POST",
+      ":path": `/${method.parent.typeName}/${method.name}`,
+      "content-type": "application/grpc",
+      te: "trailers",
+    });
     stream.on("error", () => undefined);
     stream.end(Buffer.concat([frameHeader(bytes.byteLength), bytes]));
     const status = await new Promise<string>((resolve) => {
@@ -145,7 +156,10 @@ describe("fuzzing every RPC on the whole mesh", () => {
         if (method.methodKind === "client_streaming") arbitrary = fc.array(arbitrary, { minLength: 1, maxLength: 3 });
         // The first call of a method may be slow (a catalog to read); the time budget is for the rest.
         await call(client, method, fc.sample(arbitrary, { numRuns: 1, seed: 1 })[0]);
-        await check(fc.asyncProperty(arbitrary, (message) => call(client, method, message)), budgetMs);
+        await check(
+          fc.asyncProperty(arbitrary, (message) => call(client, method, message)),
+          budgetMs,
+        );
 
         const session = http2.connect(url, { ca: admin.caPem, cert: admin.certPem, key: admin.keyPem, servername: "localhost" }).on("error", () => undefined);
         await check(
@@ -169,7 +183,9 @@ describe("fuzzing every RPC on the whole mesh", () => {
     }
     expect(readdirSync(root)).toEqual(["state"]);
     const canaries = (dir: string): string[] =>
-      readdirSync(dir, { withFileTypes: true }).flatMap((d) => (d.isDirectory() ? canaries(join(dir, d.name)) : d.name.includes("escape-canary") ? [join(dir, d.name)] : []));
+      readdirSync(dir, { withFileTypes: true }).flatMap((d) =>
+        d.isDirectory() ? canaries(join(dir, d.name)) : d.name.includes("escape-canary") ? [join(dir, d.name)] : [],
+      );
     expect(canaries(root)).toEqual([]);
     expect(existsSync(join(process.cwd(), "escape-canary"))).toBe(false);
   });

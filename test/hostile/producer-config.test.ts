@@ -50,13 +50,20 @@ function at(value: Json, path: (string | number)[], change: (parent: Record<stri
 
 const anyJson = fc.jsonValue({ maxDepth: 2 }) as fc.Arbitrary<Json>;
 const mutated: fc.Arbitrary<Json> = fc
-  .record({ seed: fc.constantFrom(...seeds), pick: fc.nat(), value: anyJson, key: fc.string({ maxLength: 12 }), kind: fc.constantFrom("replace", "delete", "add", "number") })
+  .record({
+    seed: fc.constantFrom(...seeds),
+    pick: fc.nat(),
+    value: anyJson,
+    key: fc.string({ maxLength: 12 }),
+    kind: fc.constantFrom("replace", "delete", "add", "number"),
+  })
   .map(({ seed, pick, value, key, kind }) => {
     const all = paths(seed);
     const path = all[pick % all.length]!;
     return at(seed, path, (parent, last) => {
       if (kind === "delete") delete parent[last];
-      else if (kind === "add" && typeof parent[last] === "object" && parent[last] !== null && !Array.isArray(parent[last])) (parent[last] as Record<string, Json>)[key] = value;
+      else if (kind === "add" && typeof parent[last] === "object" && parent[last] !== null && !Array.isArray(parent[last]))
+        (parent[last] as Record<string, Json>)[key] = value;
       else if (kind === "number") parent[last] = typeof parent[last] === "number" ? (parent[last] as number) * -1000 - 1 : 0;
       else parent[last] = value;
     });
@@ -77,7 +84,8 @@ async function tryConfig(value: Json): Promise<"refused" | "ran"> {
   }
   const source = await openSource(config);
   let batches = 0;
-  for await (const _ of runPipeline({ ...config, data_handlers: [] }, source, { rank: 0, ranks: 1, maxEvents: 4, signal: AbortSignal.timeout(10_000) })) batches++;
+  for await (const _ of runPipeline({ ...config, data_handlers: [] }, source, { rank: 0, ranks: 1, maxEvents: 4, signal: AbortSignal.timeout(10_000) }))
+    batches++;
   expect(batches).toBeGreaterThan(0);
   return "ran";
 }

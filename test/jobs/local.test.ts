@@ -19,16 +19,13 @@ import { failure } from "../helpers/errors.js";
 
 type Spec = MessageInitShape<typeof JobSpecSchema>;
 
-
 describe("job queue, local backend", () => {
   let pki: TestPki;
   let stateDir: string;
   let server: JobsServer;
-  const clientOf = (tls: CertMaterial): Client<typeof JobQueueService> =>
-    createClient(JobQueueService, createMeshTransport({ baseUrl: server.url, tls }));
+  const clientOf = (tls: CertMaterial): Client<typeof JobQueueService> => createClient(JobQueueService, createMeshTransport({ baseUrl: server.url, tls }));
   const alice = () => clientOf(pki.alice);
-  const start = () =>
-    build({ stateDir, submitters: ["user/alice", "user/bob"], admins: ["user/admin"] }, { tls: pki.server });
+  const start = () => build({ stateDir, submitters: ["user/alice", "user/bob"], admins: ["user/admin"] }, { tls: pki.server });
 
   /** Submits as alice and follows WatchJob to the end; returns the job name and its states. */
   async function runToEnd(spec: Spec, client = alice()) {
@@ -122,25 +119,27 @@ describe("job queue, local backend", () => {
     const states = [];
     for await (const { transition } of alice().watchJob({ name: job!.name })) states.push(transition!.state);
     expect(states.at(-1)).toBe(State.CANCELED);
-    await expect.poll(() => {
-      try {
-        return execFileSync("pgrep", ["-c", "-f", marker]).toString().trim();
-      } catch {
-        return "0"; // pgrep exits 1 when nothing matches
-      }
-    }).toBe("0");
+    await expect
+      .poll(() => {
+        try {
+          return execFileSync("pgrep", ["-c", "-f", marker]).toString().trim();
+        } catch {
+          return "0"; // pgrep exits 1 when nothing matches
+        }
+      })
+      .toBe("0");
     await logs.return?.();
     expect(await failure(alice().cancelJob({ name: job!.name }))).toMatchObject({ code: Code.FailedPrecondition, reason: "JOB_ALREADY_ENDED" });
   });
 
   it("starts process_count ranks with $mpirun, each knowing its rank and the count", async () => {
-    const run = await runToEnd({ script: '$mpirun bash -c \'echo "rank $LCLSTREAM_RANK of $LCLSTREAM_RANK_COUNT"\'', resources: { processCount: 3 } });
+    const run = await runToEnd({ script: "$mpirun bash -c 'echo \"rank $LCLSTREAM_RANK of $LCLSTREAM_RANK_COUNT\"'", resources: { processCount: 3 } });
     expect(run.states.at(-1)).toBe(State.COMPLETED);
     expect((await output(run.name)).trim().split("\n").sort()).toEqual(["rank 0 of 3", "rank 1 of 3", "rank 2 of 3"]);
   });
 
   it("fails the launcher when one rank fails, stopping the others", async () => {
-    const run = await runToEnd({ script: '$mpirun bash -c \'[ "$LCLSTREAM_RANK" = 1 ] && exit 7; sleep 30\'', resources: { processCount: 3 } });
+    const run = await runToEnd({ script: "$mpirun bash -c '[ \"$LCLSTREAM_RANK\" = 1 ] && exit 7; sleep 30'", resources: { processCount: 3 } });
     expect(run.states.at(-1)).toBe(State.FAILED);
     expect(run.transitions.at(-1)!.info).toBe("exit code 7");
   });
@@ -148,7 +147,16 @@ describe("job queue, local backend", () => {
   it("restarts a failed job as a new run while restarts remain", async () => {
     const run = await runToEnd({ script: 'echo "run $jobndx"; [ "$jobndx" -ge 3 ]', maxRestarts: 5 });
     expect(run.states).toEqual([
-      State.NEW, State.QUEUED, State.ACTIVE, State.FAILED, State.QUEUED, State.ACTIVE, State.FAILED, State.QUEUED, State.ACTIVE, State.COMPLETED,
+      State.NEW,
+      State.QUEUED,
+      State.ACTIVE,
+      State.FAILED,
+      State.QUEUED,
+      State.ACTIVE,
+      State.FAILED,
+      State.QUEUED,
+      State.ACTIVE,
+      State.COMPLETED,
     ]);
     expect(run.transitions.map((t) => t.jobndx)).toEqual([1, 1, 1, 1, 2, 2, 2, 3, 3, 3]);
     expect(await output(run.name, LogStream.STDOUT, 2)).toBe("run 2\n");
@@ -158,7 +166,10 @@ describe("job queue, local backend", () => {
   it("gives a job no environment of the service unless it asks to inherit it", async () => {
     process.env.LCLSTREAM_TEST_SECRET = "from-the-service";
     try {
-      const isolated = await runToEnd({ script: 'echo "[$LCLSTREAM_TEST_SECRET] [$MINE]"; command -v node >/dev/null && echo node', environment: { MINE: "x y" } });
+      const isolated = await runToEnd({
+        script: 'echo "[$LCLSTREAM_TEST_SECRET] [$MINE]"; command -v node >/dev/null && echo node',
+        environment: { MINE: "x y" },
+      });
       expect(await output(isolated.name)).toBe("[] [x y]\nnode\n");
       const inherited = await runToEnd({ script: 'echo "[$LCLSTREAM_TEST_SECRET]"', inheritEnvironment: true });
       expect(await output(inherited.name)).toBe("[from-the-service]\n");
@@ -260,4 +271,3 @@ describe("job queue, local backend", () => {
     expect(vanished.at(-1)!.info).toContain("without reporting an exit code");
   });
 });
-

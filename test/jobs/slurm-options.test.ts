@@ -13,7 +13,15 @@ describe("Slurm options", () => {
     const spec = create(JobSpecSchema, {
       name: "peaks; rm -rf /",
       script: "true",
-      resources: { durationMinutes: 30, nodeCount: 2, processCount: 8, processesPerNode: 4, cpuCoresPerProcess: 2, gpuCoresPerProcess: 1, exclusiveNodeUse: true },
+      resources: {
+        durationMinutes: 30,
+        nodeCount: 2,
+        processCount: 8,
+        processesPerNode: 4,
+        cpuCoresPerProcess: 2,
+        gpuCoresPerProcess: 1,
+        exclusiveNodeUse: true,
+      },
       attributes: { qos: "high", constraint: "cpu" },
     });
     const header = sbatchHeader({ id: "abc123", jobndx: 2, spec, paths }, { queueName: "milano", projectName: "lcls:mfx101", reservationId: "beamtime" });

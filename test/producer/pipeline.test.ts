@@ -81,7 +81,9 @@ describe("producer pipeline", () => {
     const config = {
       batch_size: 1,
       event_source: { type: "synthetic", events: 8, seed: 5 },
-      data_sources: { det: { type: "area_detector", geometry: { shape: [512, 512], dtype: "uint16" }, truth: true, peaks: { min: 10, max: 30, intensity: 3000, sigma: 1.2 } } },
+      data_sources: {
+        det: { type: "area_detector", geometry: { shape: [512, 512], dtype: "uint16" }, truth: true, peaks: { min: 10, max: 30, intensity: 3000, sigma: 1.2 } },
+      },
       processing_pipeline: [{ step: "peak_finder", field: "det" }],
     };
     let truePositives = 0;
@@ -153,7 +155,9 @@ describe("producer pipeline", () => {
     try {
       const det = file.get("data/det") as import("h5wasm").Dataset;
       expect(det.shape).toEqual([3, 256, 256]);
-      expect(Buffer.from((det.value as Uint16Array).buffer)).toEqual(Buffer.from(column(native.batch, "det").data.buffer, column(native.batch, "det").data.byteOffset, 3 * 65536 * 2));
+      expect(Buffer.from((det.value as Uint16Array).buffer)).toEqual(
+        Buffer.from(column(native.batch, "det").data.buffer, column(native.batch, "det").data.byteOffset, 3 * 65536 * 2),
+      );
       expect(Array.from((file.get("lclstream/event_index") as import("h5wasm").Dataset).value as BigUint64Array)).toEqual([0n, 1n, 2n]);
     } finally {
       file.close();
@@ -191,13 +195,20 @@ describe("producer pipeline", () => {
   it("fails on the first event whose chunk cannot be read, after streaming the ones before it", async () => {
     const path = join(dir, "corrupt.h5");
     await writeCorruptHdf5(path);
-    const parsed = parseProducerConfig({ batch_size: 1, event_source: { type: "hdf5", files: [path] }, data_sources: { x: { type: "hdf5_dataset", path: "/x" } } });
+    const parsed = parseProducerConfig({
+      batch_size: 1,
+      event_source: { type: "hdf5", files: [path] },
+      data_sources: { x: { type: "hdf5_dataset", path: "/x" } },
+    });
     const source = await openSource(parsed);
     const rows: number[] = [];
     try {
       const error = await (async () => {
         for await (const b of runPipeline(parsed, source, { rank: 0, ranks: 1, signal: never })) rows.push((column(b.batch, "x").data as Float32Array)[0]!);
-      })().then(() => undefined, (e: Error) => e);
+      })().then(
+        () => undefined,
+        (e: Error) => e,
+      );
       expect(error?.message).toMatch(/^reading events \d+\.\.\d+ of \/x in .*corrupt\.h5 failed: the file is corrupt or truncated there$/);
     } finally {
       source.close();
@@ -217,18 +228,33 @@ describe("producer pipeline", () => {
       throw new Error("accepted");
     };
     expect(await problem({ ...synthetic(2), colour: "blue" })).toContain("(top): unknown key(s) colour");
-    expect(await problem({ ...synthetic(2), data_sources: { r: { type: "random_array", shape: [2], dtype: "float16" } }, event_source: { type: "random" } })).toMatch(/data_sources\.r\.dtype: .*float32/);
+    expect(
+      await problem({ ...synthetic(2), data_sources: { r: { type: "random_array", shape: [2], dtype: "float16" } }, event_source: { type: "random" } }),
+    ).toMatch(/data_sources\.r\.dtype: .*float32/);
     expect(await problem({ ...synthetic(2), processing_pipeline: [{ step: "peak_finder", field: "nope" }] })).toContain('no field "nope"');
-    expect(await problem({ batch_size: 1, event_source: { type: "hdf5", files: [join(dir, "missing.h5")] }, data_sources: { x: { type: "hdf5_dataset", path: "/x" } } })).toContain(`event_source.files.0: no such file: ${join(dir, "missing.h5")}`);
+    expect(
+      await problem({
+        batch_size: 1,
+        event_source: { type: "hdf5", files: [join(dir, "missing.h5")] },
+        data_sources: { x: { type: "hdf5_dataset", path: "/x" } },
+      }),
+    ).toContain(`event_source.files.0: no such file: ${join(dir, "missing.h5")}`);
     const lib = await h5();
     const a = join(dir, "a.h5");
     const b = join(dir, "b.h5");
-    for (const [path, width] of [[a, 2], [b, 3]] as const) {
+    for (const [path, width] of [
+      [a, 2],
+      [b, 3],
+    ] as const) {
       const f = new lib.File(path, "w");
       f.create_dataset({ name: "x", data: new Float32Array(4 * width), shape: [4, width], dtype: "<f" });
       f.close();
     }
-    expect(await problem({ batch_size: 1, event_source: { type: "hdf5", files: [a] }, data_sources: { x: { type: "hdf5_dataset", path: "/y" } } })).toContain(`data_sources.x.path: ${a} has no dataset /y`);
-    expect(await problem({ batch_size: 1, event_source: { type: "hdf5", files: [a, b] }, data_sources: { x: { type: "hdf5_dataset", path: "/x" } } })).toContain("shape mismatch across events");
+    expect(await problem({ batch_size: 1, event_source: { type: "hdf5", files: [a] }, data_sources: { x: { type: "hdf5_dataset", path: "/y" } } })).toContain(
+      `data_sources.x.path: ${a} has no dataset /y`,
+    );
+    expect(
+      await problem({ batch_size: 1, event_source: { type: "hdf5", files: [a, b] }, data_sources: { x: { type: "hdf5_dataset", path: "/x" } } }),
+    ).toContain("shape mismatch across events");
   });
 });

@@ -24,7 +24,6 @@ const smallSynthetic = (events: number, extra: object = {}) => ({
   data_sources: { det: { type: "area_detector", geometry: "small" }, ts: { type: "timestamp" } },
 });
 
-
 describe("ProducerService", () => {
   let pki: TestPki;
   let producer: ProducerServer;
@@ -58,18 +57,44 @@ describe("ProducerService", () => {
   });
 
   it("refuses a bad config with field violations, handlers, and files outside its data directories", async () => {
-    expect(await failure(client().produce({ config: { event_source: { type: "synthetic" }, data_sources: {}, colour: 1 } })[Symbol.asyncIterator]().next())).toMatchObject({
+    expect(
+      await failure(
+        client()
+          .produce({ config: { event_source: { type: "synthetic" }, data_sources: {}, colour: 1 } })
+          [Symbol.asyncIterator]()
+          .next(),
+      ),
+    ).toMatchObject({
       code: Code.InvalidArgument,
       reason: "INVALID_CONFIG",
     });
-    expect(await failure(client().produce({ config: { ...smallSynthetic(2), data_handlers: [{ type: "file", prefix: "/etc/x" }] } })[Symbol.asyncIterator]().next())).toMatchObject({ code: Code.InvalidArgument });
+    expect(
+      await failure(
+        client()
+          .produce({ config: { ...smallSynthetic(2), data_handlers: [{ type: "file", prefix: "/etc/x" }] } })
+          [Symbol.asyncIterator]()
+          .next(),
+      ),
+    ).toMatchObject({ code: Code.InvalidArgument });
     const outside = { batch_size: 1, event_source: { type: "hdf5", files: ["/etc/passwd"] }, data_sources: { x: { type: "hdf5_dataset", path: "/x" } } };
-    expect(await failure(client().produce({ config: outside })[Symbol.asyncIterator]().next())).toMatchObject({ code: Code.PermissionDenied, reason: "PATH_NOT_ALLOWED" });
+    expect(await failure(client().produce({ config: outside })[Symbol.asyncIterator]().next())).toMatchObject({
+      code: Code.PermissionDenied,
+      reason: "PATH_NOT_ALLOWED",
+    });
   });
 
   it("streams only to admins and submitters; a user is sent to data requests, and sees no one else's pipelines", async () => {
-    expect(await failure(client(pki.alice).produce({ config: smallSynthetic(2) })[Symbol.asyncIterator]().next())).toMatchObject({ code: Code.PermissionDenied, reason: "PRODUCE_NOT_ALLOWED" });
-    const running = client().produce({ config: { ...smallSynthetic(1000), event_source: { type: "synthetic", events: 1000, rate_hz: 5, paced: true } } })[Symbol.asyncIterator]();
+    expect(
+      await failure(
+        client(pki.alice)
+          .produce({ config: smallSynthetic(2) })
+          [Symbol.asyncIterator]()
+          .next(),
+      ),
+    ).toMatchObject({ code: Code.PermissionDenied, reason: "PRODUCE_NOT_ALLOWED" });
+    const running = client()
+      .produce({ config: { ...smallSynthetic(1000), event_source: { type: "synthetic", events: 1000, rate_hz: 5, paced: true } } })
+      [Symbol.asyncIterator]();
     await running.next();
     expect((await client(pki.admin).getStatus({})).pipelines).toHaveLength(1);
     expect((await client(pki.alice).getStatus({})).pipelines).toHaveLength(0);
@@ -109,7 +134,13 @@ describe("producer ranks publishing to a buffer", () => {
     const { stream, publishToken } = await alice.createStream({ stream: { durable: true, producerCount: 2, consumerGroups: [{ name: "g" }] } });
     const config = parseProducerConfig({ ...smallSynthetic(60, { rate_hz: 40, paced: true }), data_handlers: [{ type: "buffer" }] });
     const ranks = [0, 1].map((rank) =>
-      produce(config, { rank, ranks: 2, buffer: { transport: transport(), stream: stream!.name, token: publishToken }, logger: createLogger("test", "silent"), signal: new AbortController().signal }),
+      produce(config, {
+        rank,
+        ranks: 2,
+        buffer: { transport: transport(), stream: stream!.name, token: publishToken },
+        logger: createLogger("test", "silent"),
+        signal: new AbortController().signal,
+      }),
     );
     // A restart while the ranks publish: they find where they stand and go on.
     await new Promise((r) => setTimeout(r, 500));

@@ -9,7 +9,11 @@ import type { DetectorEvent } from "../../services/producer/event.js";
 import type { ProducedBatch } from "../../services/producer/pipeline.js";
 
 /** An event with one 4 x 4 uint16 image holding 0..15. */
-const event = (): DetectorEvent => ({ index: 0, timeNs: 0n, fields: { img: { dtype: "uint16", shape: [4, 4], data: Uint16Array.from({ length: 16 }, (_, i) => i) } } });
+const event = (): DetectorEvent => ({
+  index: 0,
+  timeNs: 0n,
+  fields: { img: { dtype: "uint16", shape: [4, 4], data: Uint16Array.from({ length: 16 }, (_, i) => i) } },
+});
 const apply = (config: Parameters<typeof createStep>[0]) => {
   const e = event();
   createStep(config).apply(e);
@@ -45,7 +49,9 @@ describe("processing steps", () => {
   });
 
   it("refuses a region outside the image", () => {
-    expect(() => createStep({ step: "roi", field: "img", y0: 0, y1: 9, x0: 0, x1: 2 }).fields([{ name: "img", dtype: "uint16", shape: [4, 4], description: "" }])).toThrow(/not inside "img" \(4 x 4\)/);
+    expect(() =>
+      createStep({ step: "roi", field: "img", y0: 0, y1: 9, x0: 0, x1: 2 }).fields([{ name: "img", dtype: "uint16", shape: [4, 4], description: "" }]),
+    ).toThrow(/not inside "img" \(4 x 4\)/);
   });
 });
 

@@ -29,7 +29,10 @@ describe("CA output checked with openssl", () => {
 
   it("issues a service certificate that verifies against the CA, with its names and purposes", async () => {
     const { secret } = await admin().createEnrollmentToken({ identity: "service/buffer", dnsNames: ["buffer.lcls"], ipAddresses: ["127.0.0.1"] });
-    await writeCertDir(join(dir, "buffer"), await enroll({ enrollUrl: ca.server.enrollUrl, token: secret, dnsNames: ["buffer.lcls"], ipAddresses: ["127.0.0.1"] }));
+    await writeCertDir(
+      join(dir, "buffer"),
+      await enroll({ enrollUrl: ca.server.enrollUrl, token: secret, dnsNames: ["buffer.lcls"], ipAddresses: ["127.0.0.1"] }),
+    );
     const crt = join(dir, "buffer", "tls.crt");
     const verify = await openssl("verify", "-CAfile", join(dir, "buffer", "ca.crt"), crt);
     expect(verify.stdout.trim()).toBe(`${crt}: OK`);

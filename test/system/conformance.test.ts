@@ -41,8 +41,18 @@ interface ConformancePath {
 const paths: ConformancePath[] = [
   { name: "createServer through connect-node (Connect, gRPC, gRPC-Web)", mode: "server", config: "connect", program: ["server.js"] },
   { name: "createServer on the direct data path (direct-grpc.ts)", mode: "server", config: "direct", program: ["server.js", "--direct"] },
-  { name: "createMeshTransport (connect's gRPC transport)", mode: "client", config: "mesh", program: ["client.js", "--transport", "mesh", "--parallel", parallel] },
-  { name: "the direct data path's client calls (direct-transport.ts)", mode: "client", config: "direct", program: ["client.js", "--transport", "direct", "--parallel", parallel] },
+  {
+    name: "createMeshTransport (connect's gRPC transport)",
+    mode: "client",
+    config: "mesh",
+    program: ["client.js", "--transport", "mesh", "--parallel", parallel],
+  },
+  {
+    name: "the direct data path's client calls (direct-transport.ts)",
+    mode: "client",
+    config: "direct",
+    program: ["client.js", "--transport", "direct", "--parallel", parallel],
+  },
 ];
 
 function runConformance(args: string[], cwd: string): Promise<{ code: number; output: string }> {

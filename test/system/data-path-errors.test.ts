@@ -74,7 +74,11 @@ describe("data-path refusals through grpcurl, grpc-python and grpc-go", () => {
     const revocations = new RevocationSet();
     revocations.add(normalizeSerial(new X509Certificate(carol.certPem).serialNumber));
     buffer = await build({ stateDir: dir, submitters: ["user/alice"] }, { tls: pki.server, revocations });
-    for (const [name, material] of [["alice", pki.alice], ["bob", pki.bob], ["carol", carol]] as const) {
+    for (const [name, material] of [
+      ["alice", pki.alice],
+      ["bob", pki.bob],
+      ["carol", carol],
+    ] as const) {
       certDirs[name] = join(dir, name);
       await writeCertDir(certDirs[name], material);
     }
@@ -89,14 +93,70 @@ describe("data-path refusals through grpcurl, grpc-python and grpc-go", () => {
     }
     const s = stream!.name;
     cases = [
-      { what: "Subscribe to a missing stream", method: "Subscribe", request: { stream: "streams/nope", consumerGroup: "default" }, as: "alice", code: Code.NotFound, reason: "STREAM_NOT_FOUND" },
-      { what: "Subscribe to a group the stream lacks", method: "Subscribe", request: { stream: s, consumerGroup: "nope" }, as: "alice", code: Code.InvalidArgument, reason: "UNKNOWN_GROUP" },
-      { what: "Subscribe by someone who is not a reader", method: "Subscribe", request: { stream: s, consumerGroup: "default" }, as: "bob", code: Code.NotFound, reason: "STREAM_NOT_FOUND" },
-      { what: "Subscribe with a revoked certificate", method: "Subscribe", request: { stream: s, consumerGroup: "default" }, as: "carol", code: Code.Unauthenticated, reason: "CERTIFICATE_REVOKED" },
-      { what: "Ack of a seq never delivered", method: "Ack", request: { stream: s, consumerGroup: "default", consumerId, seqs: ["99"] }, as: "alice", code: Code.InvalidArgument, reason: "UNKNOWN_SEQ" },
-      { what: "Ack for a group the stream lacks", method: "Ack", request: { stream: s, consumerGroup: "nope", consumerId, seqs: ["1"] }, as: "alice", code: Code.InvalidArgument, reason: "UNKNOWN_GROUP" },
-      { what: "Ack by a consumer that never subscribed", method: "Ack", request: { stream: s, consumerGroup: "default", consumerId: "0123456789abcdef", seqs: ["1"] }, as: "alice", code: Code.NotFound, reason: "UNKNOWN_CONSUMER" },
-      { what: "Ack of nothing", method: "Ack", request: { stream: s, consumerGroup: "default", consumerId }, as: "alice", code: Code.InvalidArgument, reason: "INVALID_ARGUMENT" },
+      {
+        what: "Subscribe to a missing stream",
+        method: "Subscribe",
+        request: { stream: "streams/nope", consumerGroup: "default" },
+        as: "alice",
+        code: Code.NotFound,
+        reason: "STREAM_NOT_FOUND",
+      },
+      {
+        what: "Subscribe to a group the stream lacks",
+        method: "Subscribe",
+        request: { stream: s, consumerGroup: "nope" },
+        as: "alice",
+        code: Code.InvalidArgument,
+        reason: "UNKNOWN_GROUP",
+      },
+      {
+        what: "Subscribe by someone who is not a reader",
+        method: "Subscribe",
+        request: { stream: s, consumerGroup: "default" },
+        as: "bob",
+        code: Code.NotFound,
+        reason: "STREAM_NOT_FOUND",
+      },
+      {
+        what: "Subscribe with a revoked certificate",
+        method: "Subscribe",
+        request: { stream: s, consumerGroup: "default" },
+        as: "carol",
+        code: Code.Unauthenticated,
+        reason: "CERTIFICATE_REVOKED",
+      },
+      {
+        what: "Ack of a seq never delivered",
+        method: "Ack",
+        request: { stream: s, consumerGroup: "default", consumerId, seqs: ["99"] },
+        as: "alice",
+        code: Code.InvalidArgument,
+        reason: "UNKNOWN_SEQ",
+      },
+      {
+        what: "Ack for a group the stream lacks",
+        method: "Ack",
+        request: { stream: s, consumerGroup: "nope", consumerId, seqs: ["1"] },
+        as: "alice",
+        code: Code.InvalidArgument,
+        reason: "UNKNOWN_GROUP",
+      },
+      {
+        what: "Ack by a consumer that never subscribed",
+        method: "Ack",
+        request: { stream: s, consumerGroup: "default", consumerId: "0123456789abcdef", seqs: ["1"] },
+        as: "alice",
+        code: Code.NotFound,
+        reason: "UNKNOWN_CONSUMER",
+      },
+      {
+        what: "Ack of nothing",
+        method: "Ack",
+        request: { stream: s, consumerGroup: "default", consumerId },
+        as: "alice",
+        code: Code.InvalidArgument,
+        reason: "INVALID_ARGUMENT",
+      },
     ];
 
     // The reference: what our own client reads, which the code and reason above must match.
@@ -120,7 +180,11 @@ describe("data-path refusals through grpcurl, grpc-python and grpc-go", () => {
 
   const target = () => new URL(buffer.url).host;
   const probeInput = () => JSON.stringify(cases.map((c) => ({ target: target(), cert_dir: certDirs[c.as], method: c.method, request: c.request })));
-  const lines = (out: string) => out.trim().split("\n").map((l) => JSON.parse(l) as Seen);
+  const lines = (out: string) =>
+    out
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Seen);
 
   it("grpcurl reads the code, the message and the ErrorInfo, decoded through reflection", async () => {
     const grpcurl = tool("grpcurl");
@@ -128,8 +192,22 @@ describe("data-path refusals through grpcurl, grpc-python and grpc-go", () => {
       const d = certDirs[c.as];
       // A revoked certificate is refused reflection too (grpcurl then reports that refusal, without
       // details): give grpcurl the proto files for that case, so the call itself is made.
-      const protos = c.as === "carol" ? ["-import-path", protoDir, "-proto", "lclstream/buffer/v1/buffer.proto", "-proto", "google/rpc/error_details.proto"] : [];
-      const args = ["-cacert", join(d, "ca.crt"), "-cert", join(d, "tls.crt"), "-key", join(d, "tls.key"), ...protos, "-format-error", "-d", JSON.stringify(c.request), target(), `lclstream.buffer.v1.BufferService/${c.method}`];
+      const protos =
+        c.as === "carol" ? ["-import-path", protoDir, "-proto", "lclstream/buffer/v1/buffer.proto", "-proto", "google/rpc/error_details.proto"] : [];
+      const args = [
+        "-cacert",
+        join(d, "ca.crt"),
+        "-cert",
+        join(d, "tls.crt"),
+        "-key",
+        join(d, "tls.key"),
+        ...protos,
+        "-format-error",
+        "-d",
+        JSON.stringify(c.request),
+        target(),
+        `lclstream.buffer.v1.BufferService/${c.method}`,
+      ];
       const { code, stdout, stderr } = await run(grpcurl, args);
       expect(code, `${c.what}: ${stderr}`).not.toBe(0);
       // With -format-error grpcurl prints the status as JSON on stderr (messages, if any, on stdout).

@@ -16,7 +16,12 @@ import { fetchRequest, type FetchProgress } from "../../services/cli/fetch.js";
 import { createMeshTransport } from "../../services/common/client.js";
 import { useLocalMesh } from "../helpers/mesh.js";
 
-const producer = { source_identifier: "synthetic:tof:run=3", batch_size: 4, event_source: { type: "synthetic", seed: 3, events: 200, rate_hz: 60, paced: true }, data_sources: { tof: { type: "digitizer", channels: 1, samples: 64 } } };
+const producer = {
+  source_identifier: "synthetic:tof:run=3",
+  batch_size: 4,
+  event_source: { type: "synthetic", seed: 3, events: 200, rate_hz: 60, paced: true },
+  data_sources: { tof: { type: "digitizer", channels: 1, samples: 64 } },
+};
 
 describe("faults on the whole mesh", () => {
   const m = useLocalMesh({ bufferProcess: true });
@@ -29,7 +34,13 @@ describe("faults on the whole mesh", () => {
     const onProgress = (p: FetchProgress) => {
       killed ??= p.batches >= afterBatches ? killProducer(name) : undefined;
     };
-    const result = fetchRequest({ requests: requests(), transportFor: (baseUrl) => createMeshTransport({ baseUrl, tls: m.tls }), name, signal: new AbortController().signal, onProgress });
+    const result = fetchRequest({
+      requests: requests(),
+      transportFor: (baseUrl) => createMeshTransport({ baseUrl, tls: m.tls }),
+      name,
+      signal: new AbortController().signal,
+      onProgress,
+    });
     return { result, killed: () => killed };
   }
 
@@ -80,7 +91,9 @@ describe("faults on the whole mesh", () => {
     expect(restarted, "the job queue was restarted mid-stream").toBeDefined();
     expect(totals).toMatchObject({ batchCount: 50n, eventCount: 200n });
     expect(progress.events).toBe(200);
-    await expect.poll(async () => (await requests().getDataRequest({ name: dataRequest!.name })).dataRequest!.state, { timeout: 30_000 }).toBeGreaterThanOrEqual(State.SUCCEEDED);
+    await expect
+      .poll(async () => (await requests().getDataRequest({ name: dataRequest!.name })).dataRequest!.state, { timeout: 30_000 })
+      .toBeGreaterThanOrEqual(State.SUCCEEDED);
     const { dataRequest: ended } = await requests().getDataRequest({ name: dataRequest!.name });
     expect([State[ended!.state], ended!.stateReason]).toEqual(["SUCCEEDED", expect.any(String)]);
   }, 90_000);
@@ -90,7 +103,14 @@ describe("faults on the whole mesh", () => {
     const name = dataRequest!.name;
     const out = join(m.dir, "durable-run");
     const fetchInto = (onProgress?: (p: FetchProgress) => void) =>
-      fetchRequest({ requests: requests(), transportFor: (baseUrl) => createMeshTransport({ baseUrl, tls: m.tls }), name, out, signal: new AbortController().signal, onProgress });
+      fetchRequest({
+        requests: requests(),
+        transportFor: (baseUrl) => createMeshTransport({ baseUrl, tls: m.tls }),
+        name,
+        out,
+        signal: new AbortController().signal,
+        onProgress,
+      });
     let restarted: Promise<void> | undefined;
     // The consumer's stream breaks with the buffer; started again on the same directory it takes up where it was.
     const first = await fetchInto((p) => void (restarted ??= p.batches >= 5 ? m.mesh.crashBuffer() : undefined)).then(

@@ -89,14 +89,18 @@ describe("the front door: HAProxy in front of the whole mesh", () => {
   }, 60_000);
 
   it("carries a whole data request, consumers included, through the front door only", async () => {
-    const { dataRequest } = await requestsAs(me).createDataRequest({ dataRequest: { parallelism: 2, producer: producer(40), consumerGroups: [{ name: "analysis" }, { name: "archive" }] } });
+    const { dataRequest } = await requestsAs(me).createDataRequest({
+      dataRequest: { parallelism: 2, producer: producer(40), consumerGroups: [{ name: "analysis" }, { name: "archive" }] },
+    });
     const name = dataRequest!.name;
     const transportFor = (url: string) => {
       // The request tells consumers to reach the buffer through the front door.
       expect(url).toBe(front);
       return createMeshTransport({ baseUrl: url, tls: me });
     };
-    const results = await Promise.all(["analysis", "archive"].map((group) => fetchRequest({ requests: requestsAs(me), transportFor, name, group, signal: new AbortController().signal })));
+    const results = await Promise.all(
+      ["analysis", "archive"].map((group) => fetchRequest({ requests: requestsAs(me), transportFor, name, group, signal: new AbortController().signal })),
+    );
     for (const got of results) expect(got.totals).toMatchObject({ eventCount: 40n, batchCount: 10n });
     await expect.poll(async () => (await requestsAs(me).getDataRequest({ name })).dataRequest!.state, { timeout: 20_000 }).toBe(State.SUCCEEDED);
   });
@@ -106,7 +110,10 @@ describe("the front door: HAProxy in front of the whole mesh", () => {
     const browser = await chromium.launch({ executablePath: debianTool("chromium"), headless: true, args: ["--no-sandbox"] });
     try {
       // The mesh CA is not the browser's: the page is trusted by its origin's certificate only in this test.
-      const withCert = await browser.newContext({ ignoreHTTPSErrors: true, clientCertificates: [{ origin: front, cert: Buffer.from(me.certPem), key: Buffer.from(me.keyPem) }] });
+      const withCert = await browser.newContext({
+        ignoreHTTPSErrors: true,
+        clientCertificates: [{ origin: front, cert: Buffer.from(me.certPem), key: Buffer.from(me.keyPem) }],
+      });
       const page = await withCert.newPage();
       await page.goto(`${front}/viewer/`);
       await page.waitForFunction(() => document.getElementById("state")?.textContent?.startsWith("dataRequests/"), undefined, { timeout: 20_000 });
@@ -156,7 +163,10 @@ describe("the front door: HAProxy in front of the whole mesh", () => {
     const forged = { headers: { "x-forwarded-client-cert": `By=spiffe://${localTrustDomain}/service/front;URI=${mesh.endpoints.user}` } };
     const mine = await requestsAs(mallory).listDataRequests({}, forged);
     expect(mine.dataRequests).toEqual([]);
-    expect(await failure(requestsAs(mallory).getDataRequest({ name: dataRequest!.name }, forged))).toMatchObject({ code: Code.NotFound, reason: "REQUEST_NOT_FOUND" });
+    expect(await failure(requestsAs(mallory).getDataRequest({ name: dataRequest!.name }, forged))).toMatchObject({
+      code: Code.NotFound,
+      reason: "REQUEST_NOT_FOUND",
+    });
     await requestsAs(me).cancelDataRequest({ name: dataRequest!.name });
   });
 
@@ -214,7 +224,9 @@ describe("mesh/envoy.yaml against Envoy's API", () => {
       expect(code).toBe(1);
       expect(stdout).toMatch(/unknown-field\.yaml: INVALID\n.*unknown field "stream_idle_timout"/);
       expect(stdout).toMatch(/missing-cluster\.yaml: INVALID\n.*points at cluster "bufer", which is not defined/);
-      expect(stdout).toMatch(/unknown-type\.yaml: INVALID\n.*unable to resolve "type\.googleapis\.com\/envoy\.extensions\.filters\.http\.grpc_web\.v3\.GrpcWebb"/);
+      expect(stdout).toMatch(
+        /unknown-type\.yaml: INVALID\n.*unable to resolve "type\.googleapis\.com\/envoy\.extensions\.filters\.http\.grpc_web\.v3\.GrpcWebb"/,
+      );
       expect(stdout).toMatch(/bad-port\.yaml: INVALID\n.*PortValue: value must be less than or equal to 65535/);
       expect(stdout).toMatch(/plaintext-cluster\.yaml: INVALID\n.*cluster "jobs" leaves the host without TLS/);
       expect(stdout).toMatch(/envoy\.yaml: valid/);

@@ -41,7 +41,14 @@ describe("the Go client against the real mesh", () => {
     const request = join(dir, "request.json");
     await writeFile(
       request,
-      JSON.stringify({ producer: { source_identifier: "synthetic:tof:run=5", batch_size: 10, event_source: { type: "synthetic", seed: 5, events: 50 }, data_sources: { tof: { type: "digitizer", channels: 1, samples: 64 } } } }),
+      JSON.stringify({
+        producer: {
+          source_identifier: "synthetic:tof:run=5",
+          batch_size: 10,
+          event_source: { type: "synthetic", seed: 5, events: 50 },
+          data_sources: { tof: { type: "digitizer", channels: 1, samples: 64 } },
+        },
+      }),
     );
     const result = await go(["run", "./cmd/lclstream-count", "-url", mesh.endpoints.request, "-cert-dir", mesh.endpoints.certDir, request], {});
     expect(result.code, result.output).toBe(0);

@@ -23,17 +23,13 @@ describe("grpcurl over mTLS with reflection", () => {
   beforeAll(async () => {
     pki = await createTestPki();
     server = await startServer(pki, {
-      services: [
-        serve(JobQueueService, { getJob: (req, ctx) => ({ job: { name: req.name, owner: callerOf(ctx).uri, state: 3 } }) }),
-        serve(BufferService, {}),
-      ],
+      services: [serve(JobQueueService, { getJob: (req, ctx) => ({ job: { name: req.name, owner: callerOf(ctx).uri, state: 3 } }) }), serve(BufferService, {})],
     });
     dir = await mkdtemp(join(tmpdir(), "lclstream-grpcurl-"));
     await writeCertDir(join(dir, "alice"), pki.alice);
     const bin = tool("grpcurl");
     const c = join(dir, "alice");
-    grpcurl = (...args) =>
-      run(bin, ["-cacert", join(c, "ca.crt"), "-cert", join(c, "tls.crt"), "-key", join(c, "tls.key"), ...args]);
+    grpcurl = (...args) => run(bin, ["-cacert", join(c, "ca.crt"), "-cert", join(c, "tls.crt"), "-key", join(c, "tls.key"), ...args]);
   });
   afterAll(async () => {
     await server.close();
@@ -114,22 +110,45 @@ describe("grpcurl against the whole mesh: a data request made and streamed with 
   it("creates a request, subscribes, acknowledges each batch with another call, and gets the end of stream", async () => {
     const request = {
       data_request: {
-        producer: { source_identifier: "synthetic:tof:run=4", batch_size: 4, event_source: { type: "synthetic", seed: 4, events: 12 }, data_sources: { tof: { type: "digitizer", channels: 1, samples: 32 } } },
+        producer: {
+          source_identifier: "synthetic:tof:run=4",
+          batch_size: 4,
+          event_source: { type: "synthetic", seed: 4, events: 12 },
+          data_sources: { tof: { type: "digitizer", channels: 1, samples: 32 } },
+        },
       },
     };
-    const created = await run(tool("grpcurl"), [...tlsArgs, "-d", JSON.stringify(request), host(mesh.endpoints.request), "lclstream.request.v1.DataRequestService/CreateDataRequest"]);
+    const created = await run(tool("grpcurl"), [
+      ...tlsArgs,
+      "-d",
+      JSON.stringify(request),
+      host(mesh.endpoints.request),
+      "lclstream.request.v1.DataRequestService/CreateDataRequest",
+    ]);
     expect(created.code, created.stderr).toBe(0);
     const name = JSON.parse(created.stdout).dataRequest.name as string;
     let stream = "";
     for (let i = 0; i < 100 && !stream; i++) {
-      const got = await run(tool("grpcurl"), [...tlsArgs, "-d", JSON.stringify({ name }), host(mesh.endpoints.request), "lclstream.request.v1.DataRequestService/GetDataRequest"]);
+      const got = await run(tool("grpcurl"), [
+        ...tlsArgs,
+        "-d",
+        JSON.stringify({ name }),
+        host(mesh.endpoints.request),
+        "lclstream.request.v1.DataRequestService/GetDataRequest",
+      ]);
       stream = JSON.parse(got.stdout).dataRequest.stream ?? "";
       if (!stream) await new Promise((r) => setTimeout(r, 100));
     }
     expect(stream).toMatch(/^streams\//);
 
     // Subscribe in one grpcurl; acknowledge what it prints with others; it ends with the end of stream.
-    const subscriber = spawn(tool("grpcurl"), [...tlsArgs, "-d", JSON.stringify({ stream, consumer_group: "default" }), host(mesh.endpoints.buffer), "lclstream.buffer.v1.BufferService/Subscribe"]);
+    const subscriber = spawn(tool("grpcurl"), [
+      ...tlsArgs,
+      "-d",
+      JSON.stringify({ stream, consumer_group: "default" }),
+      host(mesh.endpoints.buffer),
+      "lclstream.buffer.v1.BufferService/Subscribe",
+    ]);
     let out = "";
     let parsed = 0;
     const messages: any[] = [];

@@ -1,4 +1,3 @@
-
 import { describe, expect, it } from "vitest";
 import { createClient } from "@connectrpc/connect";
 import { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
@@ -11,7 +10,12 @@ const requestCount = 10;
 const consumersPerRequest = 5;
 const events = 1500;
 const batchSize = 10;
-const producer = { source_identifier: "synthetic:tof:run=8", batch_size: batchSize, event_source: { type: "synthetic", seed: 8, events, rate_hz: 100, paced: true }, data_sources: { tof: { type: "digitizer", channels: 1, samples: 64 } } };
+const producer = {
+  source_identifier: "synthetic:tof:run=8",
+  batch_size: batchSize,
+  event_source: { type: "synthetic", seed: 8, events, rate_hz: 100, paced: true },
+  data_sources: { tof: { type: "digitizer", channels: 1, samples: 64 } },
+};
 
 /** Least-squares slope of y over x. */
 function slope(points: [number, number][]): number {
@@ -55,7 +59,8 @@ describe("load: 10 requests, 50 consumers", () => {
         const seqs = consumers.flatMap((c) => c.seqs.filter((s, i) => !c.redeliveries.includes(s) || c.seqs.indexOf(s) === i));
         expect(new Set(seqs).size, `${name}: every batch`).toBe(batches);
         expect(Math.max(...seqs)).toBe(batches);
-        for (const c of consumers) expect(c.end, `${name}: every consumer gets the end of stream`).toMatchObject({ batchCount: BigInt(batches), eventCount: BigInt(events) });
+        for (const c of consumers)
+          expect(c.end, `${name}: every consumer gets the end of stream`).toMatchObject({ batchCount: BigInt(batches), eventCount: BigInt(events) });
         expect(consumers.filter((c) => c.seqs.length > 0).length, `${name}: the work is shared`).toBeGreaterThan(1);
       }
       for (const { name } of runs) {
@@ -66,7 +71,9 @@ describe("load: 10 requests, 50 consumers", () => {
     }
     const secondHalf = rss.slice(Math.floor(rss.length / 2));
     const growth = slope(secondHalf);
-    console.log(`load: ${requestCount} requests x ${consumersPerRequest} consumers, ${((performance.now() - began) / 1000).toFixed(1)} s, RSS ${rss[0]![1].toFixed(0)} -> ${rss.at(-1)![1].toFixed(0)} MB, second-half slope ${growth.toFixed(2)} MB/s`);
+    console.log(
+      `load: ${requestCount} requests x ${consumersPerRequest} consumers, ${((performance.now() - began) / 1000).toFixed(1)} s, RSS ${rss[0]![1].toFixed(0)} -> ${rss.at(-1)![1].toFixed(0)} MB, second-half slope ${growth.toFixed(2)} MB/s`,
+    );
     expect(Math.max(...rss.map(([, mb]) => mb))).toBeLessThan(500);
     expect(growth).toBeLessThan(5);
   }, 180_000);

@@ -46,8 +46,11 @@ describe("the Python client against the real mesh", () => {
 
   it("passes its pytest suite: whole requests, HDF5, resume after a kill, enrollment, refusals", async () => {
     const result = await new Promise<{ code: number; output: string }>((resolve) =>
-      execFile("python3", ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "faulthandler_timeout=60", "tests"], { cwd: pythonClient, env, timeout: 240_000 }, (error, stdout, stderr) =>
-        resolve({ code: error ? Number(error.code ?? 1) : 0, output: stdout + stderr }),
+      execFile(
+        "python3",
+        ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "faulthandler_timeout=60", "tests"],
+        { cwd: pythonClient, env, timeout: 240_000 },
+        (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, output: stdout + stderr }),
       ),
     );
     expect(result.code, result.output).toBe(0);

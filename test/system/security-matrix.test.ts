@@ -25,7 +25,19 @@ import { createCertificateAuthority, createCsr, generateKeyPair, issueMaterial, 
 import { publishMessages } from "../helpers/buffer.js";
 
 /** The columns: who calls. */
-const everyone = ["alice (owner)", "bob", "admin", "producer", "proxy for alice", "proxy itself", "forged XFCC", "no cert", "other CA", "expired", "revoked"] as const;
+const everyone = [
+  "alice (owner)",
+  "bob",
+  "admin",
+  "producer",
+  "proxy for alice",
+  "proxy itself",
+  "forged XFCC",
+  "no cert",
+  "other CA",
+  "expired",
+  "revoked",
+] as const;
 type Who = (typeof everyone)[number];
 
 /** The code a call ends with, by name ("OK" when it succeeds). */
@@ -47,7 +59,12 @@ function documentedMatrix(): Record<string, Record<string, string>> {
     .trim()
     .split("\n")
     .filter((line) => line.startsWith("|"))
-    .map((line) => line.slice(1, -1).split("|").map((cell) => cell.trim()));
+    .map((line) =>
+      line
+        .slice(1, -1)
+        .split("|")
+        .map((cell) => cell.trim()),
+    );
   const [header, , ...body] = rows;
   return Object.fromEntries(body.map(([name, ...cells]) => [name!.replace(/`/g, ""), Object.fromEntries(header!.slice(1).map((who, i) => [who, cells[i]!]))]));
 }
@@ -71,7 +88,9 @@ describe("the security matrix on the whole mesh", () => {
     tls.stranger = { ...(await issueMaterial(foreign, { identity: identityUri(localTrustDomain, "user", "alice") })), caPem: tls.admin.caPem };
     const revoked = await issueOffline(dir, { identity: "user/alice" });
     tls.revoked = revoked;
-    await createClient(CertificateAuthorityService, createMeshTransport({ baseUrl: mesh.endpoints.ca, tls: tls.admin })).revoke({ serialNumber: revoked.serialNumber });
+    await createClient(CertificateAuthorityService, createMeshTransport({ baseUrl: mesh.endpoints.ca, tls: tls.admin })).revoke({
+      serialNumber: revoked.serialNumber,
+    });
     // Until every service has the revocation (and the expired certificate has expired), the table would be racing.
     for (const url of [mesh.endpoints.ca, mesh.endpoints.jobs, mesh.endpoints.buffer, mesh.endpoints.producer, mesh.endpoints.request]) {
       for (const refused of [tls.revoked, tls.expired]) {
@@ -129,7 +148,12 @@ describe("the security matrix on the whole mesh", () => {
     const adminCa = caOf("admin");
 
     // Fresh objects per cell where a call changes something (cancel, delete, revoke), so no cell depends on another.
-    const producer = { source_identifier: "synthetic:tof:run=1", batch_size: 4, event_source: { type: "synthetic", seed: 1, events: 4000, rate_hz: 10, paced: true }, data_sources: { tof: { type: "digitizer", channels: 1, samples: 32 } } };
+    const producer = {
+      source_identifier: "synthetic:tof:run=1",
+      batch_size: 4,
+      event_source: { type: "synthetic", seed: 1, events: 4000, rate_hz: 10, paced: true },
+      data_sources: { tof: { type: "digitizer", channels: 1, samples: 32 } },
+    };
     const created: string[] = [];
     async function started(r: DataRequest): Promise<DataRequest> {
       created.push(r.name);
@@ -140,7 +164,8 @@ describe("the security matrix on the whole mesh", () => {
       }
       return r;
     }
-    const aliceRequest = async () => started((await requestsOf("alice (owner)").createDataRequest({ dataRequest: { producer, bufferCapacityBytes: 1n << 20n } as never })).dataRequest!);
+    const aliceRequest = async () =>
+      started((await requestsOf("alice (owner)").createDataRequest({ dataRequest: { producer, bufferCapacityBytes: 1n << 20n } as never })).dataRequest!);
     /** Runs a call on a fresh request of alice's, then ends that request, whatever the call did. */
     const onFresh = (call: (r: DataRequest) => Promise<unknown>) => async () => {
       const r = await aliceRequest();
@@ -153,7 +178,7 @@ describe("the security matrix on the whole mesh", () => {
     const shared = await aliceRequest();
     // Seq 1 delivered once (and taken back when the consumer leaves), so an allowed Ack of it is OK.
     for await (const r of adminBuffer.subscribe({ stream: shared.stream, consumerGroup: "default" })) if (r.kind.case === "batch") break;
-    const freshStream = async () => (await adminBuffer.createStream({ stream: { capacityBytes: 1n << 20n } }));
+    const freshStream = async () => await adminBuffer.createStream({ stream: { capacityBytes: 1n << 20n } });
     const unrelated = await freshStream();
     const first = async (messages: AsyncIterable<unknown>) => {
       for await (const _ of messages) return;
@@ -197,8 +222,23 @@ describe("the security matrix on the whole mesh", () => {
         return caOf(who).enroll({ token: secret, csrPem }, as(who));
       },
       "ca: Renew (the caller's own certificate)": async (who) => {
-        const identity = who === "producer" ? identityUri(localTrustDomain, "service", "producer") : who === "admin" ? mesh.endpoints.user : who === "bob" ? identityUri(localTrustDomain, "user", "bob") : who === "proxy itself" ? identityUri(localTrustDomain, "service", "front") : aliceUri();
-        const csrPem = await createCsr(await generateKeyPair(), "p256", identity, who === "proxy itself" ? ["localhost"] : [], who === "proxy itself" ? ["127.0.0.1"] : []);
+        const identity =
+          who === "producer"
+            ? identityUri(localTrustDomain, "service", "producer")
+            : who === "admin"
+              ? mesh.endpoints.user
+              : who === "bob"
+                ? identityUri(localTrustDomain, "user", "bob")
+                : who === "proxy itself"
+                  ? identityUri(localTrustDomain, "service", "front")
+                  : aliceUri();
+        const csrPem = await createCsr(
+          await generateKeyPair(),
+          "p256",
+          identity,
+          who === "proxy itself" ? ["localhost"] : [],
+          who === "proxy itself" ? ["127.0.0.1"] : [],
+        );
         return caOf(who).renew({ csrPem }, as(who));
       },
       "ca: Revoke (a certificate of alice's)": async (who) => {
@@ -217,7 +257,11 @@ describe("the security matrix on the whole mesh", () => {
       for (const who of everyone) got[name][who] = await outcome(() => call(who));
     }
     for (const name of created) await adminRequests.cancelDataRequest({ name }).catch(() => undefined);
-    const table = [`| call | ${everyone.join(" | ")} |`, `|---|${everyone.map(() => "---").join("|")}|`, ...Object.entries(got).map(([name, row]) => `| ${name} | ${everyone.map((w) => row[w]).join(" | ")} |`)];
+    const table = [
+      `| call | ${everyone.join(" | ")} |`,
+      `|---|${everyone.map(() => "---").join("|")}|`,
+      ...Object.entries(got).map(([name, row]) => `| ${name} | ${everyone.map((w) => row[w]).join(" | ")} |`),
+    ];
     console.log(table.join("\n"));
     expect(got).toEqual(documentedMatrix());
   }, 600_000);

@@ -75,7 +75,10 @@ describe("job queue, Slurm backend", () => {
   });
 
   it("starts several tasks with srun, each knowing its rank", async () => {
-    const r = await runToEnd({ script: '$mpirun bash -c \'echo "rank $LCLSTREAM_RANK of $LCLSTREAM_RANK_COUNT"\'', resources: { processCount: 3, durationMinutes: 5 } });
+    const r = await runToEnd({
+      script: "$mpirun bash -c 'echo \"rank $LCLSTREAM_RANK of $LCLSTREAM_RANK_COUNT\"'",
+      resources: { processCount: 3, durationMinutes: 5 },
+    });
     expect(r.states.at(-1)).toBe(State.COMPLETED);
     expect((await output(r.name)).trim().split("\n").sort()).toEqual(["rank 0 of 3", "rank 1 of 3", "rank 2 of 3"]);
   });
@@ -142,7 +145,12 @@ describe("job queue, Slurm backend", () => {
       const tls = await readCertDir(mesh.endpoints.certDir);
       const requests = createClient(DataRequestService, createMeshTransport({ baseUrl: mesh.endpoints.request, tls }));
       // About 12 s of events, so the controller is away for a good part of the run.
-      const producer = { source_identifier: "synthetic:tof:run=5", batch_size: 4, event_source: { type: "synthetic", seed: 5, events: 240, rate_hz: 20, paced: true }, data_sources: { tof: { type: "digitizer", channels: 1, samples: 64 } } };
+      const producer = {
+        source_identifier: "synthetic:tof:run=5",
+        batch_size: 4,
+        event_source: { type: "synthetic", seed: 5, events: 240, rate_hz: 20, paced: true },
+        data_sources: { tof: { type: "digitizer", channels: 1, samples: 64 } },
+      };
       const { dataRequest } = await requests.createDataRequest({ dataRequest: { producer, backend: "slurm" } as never });
       let outage: Promise<void> | undefined;
       const controllerAway = async () => {
@@ -161,7 +169,9 @@ describe("job queue, Slurm backend", () => {
       expect(outage, "the controller was stopped mid-stream").toBeDefined();
       expect(totals).toMatchObject({ batchCount: 60n, eventCount: 240n });
       expect(progress.events).toBe(240);
-      await expect.poll(async () => (await requests.getDataRequest({ name: dataRequest!.name })).dataRequest!.state, { timeout: 30_000 }).toBe(RequestState.SUCCEEDED);
+      await expect
+        .poll(async () => (await requests.getDataRequest({ name: dataRequest!.name })).dataRequest!.state, { timeout: 30_000 })
+        .toBe(RequestState.SUCCEEDED);
     } finally {
       await mesh.close();
     }

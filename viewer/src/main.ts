@@ -19,9 +19,7 @@ const auth: Interceptor = (next) => (req) => {
   req.header.set("authorization", `Bearer ${token}`);
   return next(req);
 };
-const transport = token
-  ? createConnectTransport({ baseUrl: location.origin, interceptors: [auth] })
-  : createGrpcWebTransport({ baseUrl: location.origin });
+const transport = token ? createConnectTransport({ baseUrl: location.origin, interceptors: [auth] }) : createGrpcWebTransport({ baseUrl: location.origin });
 const requests = createClient(DataRequestService, transport);
 const buffer = createClient(BufferService, transport);
 
@@ -65,10 +63,12 @@ function showRequest(r: DataRequest) {
   $("rates").textContent = `events/s ${m.eventsPerSecond.toFixed(1)} · MB/s ${mb.toFixed(2)} · events ${m.events}`;
   points = [...points, { events: m.eventsPerSecond, mb }].slice(-120);
   drawThroughput($<HTMLCanvasElement>("throughput"), points);
-  $("groups").querySelector("tbody")!.replaceChildren(
-    ...m.groups.map((g) => row(g.group, String(g.consumers), String(g.deliveredBatches), String(g.lagBatches))),
-  );
-  $("jobs").querySelector("tbody")!.replaceChildren(...m.jobs.map((j) => row(j.job, j.state, j.info)));
+  $("groups")
+    .querySelector("tbody")!
+    .replaceChildren(...m.groups.map((g) => row(g.group, String(g.consumers), String(g.deliveredBatches), String(g.lagBatches))));
+  $("jobs")
+    .querySelector("tbody")!
+    .replaceChildren(...m.jobs.map((j) => row(j.job, j.state, j.info)));
 }
 
 function row(...cells: string[]) {
@@ -121,7 +121,9 @@ async function liveView(r: DataRequest, signal: AbortSignal) {
 function drawableFields(batch: EventBatch): string[] {
   if (batch.payload.case !== "columns") return [];
   const fields = batch.payload.value.fields;
-  return Object.keys(fields).filter((n) => !/_(peaks|hits|hit)$/.test(n) && (fields[n]!.shape.length >= 3 || (fields[n]!.shape.length === 2 && Number(fields[n]!.shape[1]) >= 64)));
+  return Object.keys(fields).filter(
+    (n) => !/_(peaks|hits|hit)$/.test(n) && (fields[n]!.shape.length >= 3 || (fields[n]!.shape.length === 2 && Number(fields[n]!.shape[1]) >= 64)),
+  );
 }
 
 function draw() {

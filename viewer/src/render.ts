@@ -32,7 +32,13 @@ export function eventOf(a: ArrayMessage, index: number): EventArray | undefined 
 }
 
 // Viridis, by a few anchors, interpolated to 256 entries.
-const anchors = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+const anchors = [
+  [68, 1, 84],
+  [59, 82, 139],
+  [33, 145, 140],
+  [94, 201, 98],
+  [253, 231, 37],
+];
 const lut = Array.from({ length: 256 }, (_, i) => {
   const x = (i / 255) * (anchors.length - 1);
   const lo = Math.floor(x);
@@ -134,7 +140,10 @@ export function drawThroughput(canvas: HTMLCanvasElement, points: { events: numb
   const ctx = canvas.getContext("2d")!;
   ctx.fillStyle = "#111";
   ctx.fillRect(0, 0, canvas.width, canvas.height);
-  const series: [keyof (typeof points)[number], string, string][] = [["events", "#5ac8fa", "events/s"], ["mb", "#ffcc00", "MB/s"]];
+  const series: [keyof (typeof points)[number], string, string][] = [
+    ["events", "#5ac8fa", "events/s"],
+    ["mb", "#ffcc00", "MB/s"],
+  ];
   ctx.font = "12px system-ui, sans-serif";
   series.forEach(([, colour, label], i) => {
     ctx.fillStyle = colour;

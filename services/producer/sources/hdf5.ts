@@ -83,7 +83,10 @@ export class Hdf5Source implements EventSource {
           continue;
         }
         if (!(dataset.metadata as { littleEndian: boolean }).littleEndian) {
-          problems.push({ path: `data_sources.${name}.path`, message: `${path}:${d.path} is big-endian; only little-endian datasets are streamed (rewrite it with h5py, dtype "<")` });
+          problems.push({
+            path: `data_sources.${name}.path`,
+            message: `${path}:${d.path} is big-endian; only little-endian datasets are streamed (rewrite it with h5py, dtype "<")`,
+          });
           continue;
         }
         if (events !== undefined && shape[0] !== events) {
@@ -97,7 +100,10 @@ export class Hdf5Source implements EventSource {
         for (const f of here) {
           const first = fields.find((g) => g.name === f.name);
           if (first && (first.dtype !== f.dtype || first.shape.join("x") !== f.shape.join("x"))) {
-            problems.push({ path: `data_sources.${f.name}`, message: `shape mismatch across events: ${path} has ${f.dtype}[${f.shape}], ${source.files[0]} has ${first.dtype}[${first.shape}]` });
+            problems.push({
+              path: `data_sources.${f.name}`,
+              message: `shape mismatch across events: ${path} has ${f.dtype}[${f.shape}], ${source.files[0]} has ${first.dtype}[${first.shape}]`,
+            });
           }
         }
       }
@@ -105,7 +111,8 @@ export class Hdf5Source implements EventSource {
       files.push({ path, file, datasets, events: events ?? 0 });
     }
     const result = new Hdf5Source(files, fields ?? [], source);
-    if (source.start_event > result.eventCount) problems.push({ path: "event_source.start_event", message: `beyond the ${result.eventCount} events of the files` });
+    if (source.start_event > result.eventCount)
+      problems.push({ path: "event_source.start_event", message: `beyond the ${result.eventCount} events of the files` });
     if (problems.length) {
       result.close();
       throw new ConfigError(problems, "the HDF5 event source");

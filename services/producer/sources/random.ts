@@ -24,7 +24,12 @@ export class RandomSource implements EventSource {
 
   fields(): FieldInfo[] {
     return [
-      ...this.#arrays.map(([name, a]) => ({ name, dtype: a.dtype as Dtype, shape: a.shape, description: "random values: floats in [0, 1), integers over the type's range" })),
+      ...this.#arrays.map(([name, a]) => ({
+        name,
+        dtype: a.dtype as Dtype,
+        shape: a.shape,
+        description: "random values: floats in [0, 1), integers over the type's range",
+      })),
       ...this.#timestamps.map((name) => ({ name, dtype: "uint64" as Dtype, shape: [], description: "event time", unit: "ns since the Unix epoch" })),
     ];
   }

@@ -83,8 +83,16 @@ class AreaDetectorModel {
   }
 
   fields(): FieldInfo[] {
-    const fields: FieldInfo[] = [{ name: this.name, dtype: this.dtype, shape: this.shape, description: "area detector frame: background, noise and Bragg peaks", unit: "ADU" }];
-    if (this.config.truth) fields.push({ name: `${this.name}_peaks_truth`, dtype: "float32", shape: [this.config.peaks.max, 3], description: "injected peaks: row, column, integrated intensity (NaN rows unused)" });
+    const fields: FieldInfo[] = [
+      { name: this.name, dtype: this.dtype, shape: this.shape, description: "area detector frame: background, noise and Bragg peaks", unit: "ADU" },
+    ];
+    if (this.config.truth)
+      fields.push({
+        name: `${this.name}_peaks_truth`,
+        dtype: "float32",
+        shape: [this.config.peaks.max, 3],
+        description: "injected peaks: row, column, integrated intensity (NaN rows unused)",
+      });
     return fields;
   }
 
@@ -117,8 +125,16 @@ class DigitizerModel {
 
   fields(): FieldInfo[] {
     const c = this.config;
-    const fields: FieldInfo[] = [{ name: this.name, dtype: "int16", shape: [c.channels, c.samples], description: "digitizer waveforms with negative time-of-flight pulses", unit: "ADC" }];
-    if (c.truth) fields.push({ name: `${this.name}_hits_truth`, dtype: "float32", shape: [c.channels, c.hits.max], description: "injected hit times in samples (NaN unused)" });
+    const fields: FieldInfo[] = [
+      { name: this.name, dtype: "int16", shape: [c.channels, c.samples], description: "digitizer waveforms with negative time-of-flight pulses", unit: "ADC" },
+    ];
+    if (c.truth)
+      fields.push({
+        name: `${this.name}_hits_truth`,
+        dtype: "float32",
+        shape: [c.channels, c.hits.max],
+        description: "injected hit times in samples (NaN unused)",
+      });
     return fields;
   }
 

@@ -21,7 +21,8 @@ import { EventBatchSchema, PayloadFormat, SerializedPayloadSchema } from "../gen
 import { createMeshTransport } from "../services/common/client.js";
 import type { CertMaterial } from "../services/common/pki.js";
 import { Acker } from "../services/buffer/acker.js";
-import { ByteParts, frameHeader, GrpcFrameReader, varint } from "../services/common/grpc-frames.js";
+import { ByteParts } from "../services/common/byte-parts.js";
+import { frameHeader, GrpcFrameReader, varint } from "../services/common/grpc-frames.js";
 import { WireBufferService } from "../services/buffer/wire.js";
 
 interface Args {

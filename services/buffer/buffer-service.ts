@@ -23,7 +23,7 @@ import {
 } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { idle } from "../common/async-queue.js";
 import { directCallKey } from "../common/direct-grpc.js";
-import { ByteParts } from "../common/grpc-frames.js";
+import { ByteParts } from "../common/byte-parts.js";
 import { invalidArgument, rpcError, type FieldViolation } from "../common/errors.js";
 import { resolveIdentity, type Identity } from "../common/identity.js";
 import { pageOf, readPage } from "../common/paging.js";

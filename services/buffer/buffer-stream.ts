@@ -5,7 +5,7 @@
  * end of stream. Bounded: a publisher waits while the unacknowledged batches
  * fill the capacity. No gRPC here; the service maps RPCs onto it.
  */
-import type { ByteParts } from "../common/grpc-frames.js";
+import type { ByteParts } from "../common/byte-parts.js";
 import { randomBytes } from "node:crypto";
 import { Code } from "@connectrpc/connect";
 import { AsyncQueue } from "../common/async-queue.js";

@@ -14,7 +14,7 @@
  * next seq and bytes, each rank's next seq, events and batches), so sequences
  * and totals survive the files that held them.
  */
-import { ByteParts } from "../common/grpc-frames.js";
+import { ByteParts } from "../common/byte-parts.js";
 import { closeSync, fdatasyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeSync, writevSync } from "node:fs";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";

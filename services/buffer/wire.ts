@@ -11,7 +11,7 @@
  */
 import { clone, createFileRegistry, type DescMessage, type DescService } from "@bufbuild/protobuf";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
-import { contiguous, type ByteParts } from "../common/grpc-frames.js";
+import { contiguous, type ByteParts } from "../common/byte-parts.js";
 import { FieldDescriptorProto_Type, FileDescriptorProtoSchema, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { BufferService, file_lclstream_buffer_v1_buffer } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { EventBatchSchema, file_lclstream_data_v1_data } from "../../gen/lclstream/data/v1/data_pb.js";

@@ -21,7 +21,8 @@ import { Code, ConnectError, type StreamResponse, type UnaryResponse } from "@co
 import { findTrailerError, validateResponse } from "@connectrpc/connect/protocol-grpc";
 import type { Http2SessionManager } from "@connectrpc/connect-node";
 import { AsyncQueue } from "./async-queue.js";
-import { contiguous, encodeFrameParts, GrpcFrameReader } from "./grpc-frames.js";
+import { contiguous } from "./byte-parts.js";
+import { encodeFrameParts, GrpcFrameReader } from "./grpc-frames.js";
 
 /** What the transport needs of a session manager (connect's, or one that wraps it). */
 export type SessionManager = Pick<Http2SessionManager, "request" | "notifyResponseByteRead">;

@@ -6,40 +6,10 @@
  * (PERFORMANCE.md: a batch is mostly one large payload).
  */
 import { create, fromBinary, ScalarType, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { ByteParts, contiguous } from "./byte-parts.js";
 
 /** Bytes fields at least this long are appended by reference. */
 const byReferenceBytes = 16 * 1024;
-
-/**
- * The bytes of a large field as they arrived: views of the received chunks,
- * never copied into one buffer. Messages decoded by {@link decodeFrame} carry
- * one in place of a `Uint8Array` when they are a single large bytes field,
- * and {@link encodeFrameParts} sends one as it is.
- */
-export class ByteParts {
-  readonly byteLength: number;
-
-  constructor(readonly parts: readonly Uint8Array[]) {
-    this.byteLength = parts.reduce((n, p) => n + p.byteLength, 0);
-  }
-
-  /** One contiguous copy (a view when there is one part), for code that needs it. */
-  contiguous(): Uint8Array {
-    return contiguous(this.parts);
-  }
-}
-
-/** The parts as one buffer: the part itself when there is one, else a copy. */
-export function contiguous(parts: readonly Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
-}
 
 /** Why a frame could not be read. */
 export type FrameError = { kind: "too-large"; length: number } | { kind: "compressed" };

@@ -1,5 +1,5 @@
 /** The durable stream log on its own: replay, torn writes, and counters kept when freed segments are deleted. */
-import { ByteParts } from "../../services/common/grpc-frames.js";
+import { ByteParts } from "../../services/common/byte-parts.js";
 import { appendFileSync, readdirSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";

@@ -24,7 +24,7 @@ import {
   type StreamResponseDefinition,
   type UnaryResponseDefinition,
 } from "./gen/connectrpc/conformance/v1/service_pb.js";
-import { ByteParts } from "../../services/common/grpc-frames.js";
+import { ByteParts } from "../../services/common/byte-parts.js";
 import { appendHeaders, errorFromProto, sleep, toProtoHeaders } from "./protocol.js";
 
 /**

@@ -4,11 +4,14 @@
  * and Ack for the owner and its readers.
  */
 import { randomBytes } from "node:crypto";
-import { Code, type HandlerContext } from "@connectrpc/connect";
+import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
+  type BufferService,
   DeliveryMode,
+  type PublishResponseSchema,
+  type SubscribeResponseSchema,
   StreamSchema,
   Stream_State,
   type AckRequest,
@@ -22,8 +25,7 @@ import {
   type SubscribeRequest,
 } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { idle } from "../common/async-queue.js";
-import { directCallKey } from "../common/direct-grpc.js";
-import { ByteParts } from "../common/byte-parts.js";
+import type { ByteParts } from "../common/byte-parts.js";
 import { invalidArgument, rpcError, type FieldViolation } from "../common/errors.js";
 import { resolveIdentity, type Identity } from "../common/identity.js";
 import { pageOf, readPage } from "../common/paging.js";
@@ -36,17 +38,30 @@ import { readBatchHeader } from "./wire.js";
 
 const MiB = 1024 * 1024;
 
-/** PublishRequest as the wire view decodes it. */
-type WirePublishRequest = {
+/** PublishRequest with its batch as the bytes it arrived in (the edges of server.ts make them ByteParts). */
+export type WirePublishRequest = {
   kind:
     | { case: "open"; value: PublishOpen }
-    | { case: "batch"; value: Uint8Array | ByteParts }
+    | { case: "batch"; value: ByteParts }
     | { case: "done"; value: PublishDone }
     | { case: undefined; value?: undefined };
 };
 
-/** SubscribeResponse as the wire view encodes it. */
-type WireSubscribeResponse = Record<string, unknown>;
+type SubscribeResponseInit = MessageInitShape<typeof SubscribeResponseSchema>;
+
+/** SubscribeResponse with its batch as the bytes the buffer holds. */
+export type WireSubscribeResponse = Omit<SubscribeResponseInit, "kind"> & {
+  kind: Exclude<SubscribeResponseInit["kind"], { case: "batch" } | undefined> | { case: "batch"; value: ByteParts };
+};
+
+/**
+ * BufferService as the buffer implements it: every method of buffer.proto,
+ * checked by the compiler, with batches as ByteParts where they travel.
+ */
+export type BufferImplementation = Omit<ServiceImpl<typeof BufferService>, "publish" | "subscribe"> & {
+  publish(requests: AsyncIterable<WirePublishRequest>, ctx: HandlerContext): Promise<MessageInitShape<typeof PublishResponseSchema>>;
+  subscribe(request: SubscribeRequest, ctx: HandlerContext): AsyncIterable<WireSubscribeResponse>;
+};
 
 export interface BufferServiceDeps {
   streams: Streams;
@@ -66,7 +81,7 @@ const stateToProto: Record<StreamState, Stream_State> = {
   lost: Stream_State.LOST,
 };
 
-export function createBufferService(deps: BufferServiceDeps) {
+export function createBufferService(deps: BufferServiceDeps): BufferImplementation {
   const { streams, policy, rates } = deps;
   const now = deps.now ?? Date.now;
   const defaultCapacity = deps.limits?.defaultCapacityBytes ?? 256 * MiB;
@@ -254,8 +269,7 @@ export function createBufferService(deps: BufferServiceDeps) {
           if (next.done) break;
           const kind = next.value.kind;
           if (kind.case === "batch") {
-            // The direct data path hands over the batch as it arrived; connect's, as one buffer.
-            const batch = kind.value instanceof ByteParts ? kind.value : new ByteParts([kind.value]);
+            const batch = kind.value;
             const header = readBatchHeader(batch);
             if (await live.publish(open.producerRank, batch, header, ctx.signal)) accepted++;
             else duplicates++;
@@ -293,8 +307,6 @@ export function createBufferService(deps: BufferServiceDeps) {
       }
       if (req.maxInFlight > 10_000) throw invalidArgument(bufferDomain, [{ field: "max_in_flight", description: "at most 10000" }]);
       const consumer = live.subscribe(req.consumerGroup, req.maxInFlight, Number(req.startSeq));
-      // The direct data path sends a batch's parts as they are; connect needs one buffer.
-      const direct = ctx.values.get(directCallKey);
       try {
         yield { kind: { case: "started", value: { consumerId: consumer.id, consumerGroup: group.config.name } } };
         for await (const d of consumer.outbox.drain(ctx.signal, deps.heartbeatMs ?? 15_000)) {
@@ -318,7 +330,7 @@ export function createBufferService(deps: BufferServiceDeps) {
             return;
           }
           rates.delivered(entry.record.id, group.config.name, d.entry.bytes.byteLength);
-          yield { seq: BigInt(d.entry.seq), kind: { case: "batch", value: direct ? d.entry.bytes : d.entry.bytes.contiguous() }, redelivery: d.redelivery };
+          yield { seq: BigInt(d.entry.seq), kind: { case: "batch", value: d.entry.bytes }, redelivery: d.redelivery };
         }
       } finally {
         live.unsubscribe(consumer);

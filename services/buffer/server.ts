@@ -5,11 +5,14 @@
 import { join } from "node:path";
 import { Gauge } from "prom-client";
 import { z } from "zod";
-import { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
+import type { HandlerContext } from "@connectrpc/connect";
+import { BufferService, type SubscribeRequest } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
+import { ByteParts } from "../common/byte-parts.js";
+import { dataPathMethods } from "../common/data-path.js";
 import { Policy } from "../common/policy.js";
 import { joinAsService, policySettingsShape, serviceSettingsShape, serveInMesh, type ServiceDeps } from "../common/service-config.js";
 import { serverSettingsSchema, type LclstreamServer, type ServiceRegistration } from "../common/server.js";
-import { createBufferService } from "./buffer-service.js";
+import { createBufferService, type BufferImplementation, type WirePublishRequest, type WireSubscribeResponse } from "./buffer-service.js";
 import { RateMeters } from "./rates.js";
 import { Streams } from "./streams.js";
 import { WireBufferService } from "./wire.js";
@@ -51,15 +54,44 @@ export interface BufferServer {
   close(): Promise<void>;
 }
 
-/** Serves BufferService with the wire view; reflection and health describe the public service. */
-export function bufferRegistration(implementation: ReturnType<typeof createBufferService>): ServiceRegistration {
+/**
+ * Serves BufferService with the wire view; reflection and health describe the
+ * public service. The implementation works on ByteParts: each path converts
+ * at its edge. connect hands a batch over as one Uint8Array and needs one
+ * back; the direct path hands over the chunks a batch arrived in (a small
+ * batch as one Uint8Array) and sends ByteParts as they are.
+ */
+export function bufferRegistration(implementation: BufferImplementation): ServiceRegistration {
   return {
     service: WireBufferService,
     describedAs: BufferService,
-    implementation: implementation as unknown as ServiceRegistration["implementation"],
-    // The data path, and the acknowledgements that keep it moving.
-    direct: ["Publish", "Subscribe", "Ack"],
+    implementation: atTheEdge(implementation, (bytes) => bytes.contiguous()),
+    direct: dataPathMethods.map((m) => m.name),
+    directImplementation: atTheEdge(implementation, (bytes) => bytes),
   };
+}
+
+/** The implementation as a transport serves it, with `out` applied to each batch sent. */
+function atTheEdge(implementation: BufferImplementation, out: (bytes: ByteParts) => Uint8Array | ByteParts): ServiceRegistration["implementation"] {
+  async function* batchesIn(requests: AsyncIterable<{ kind: { case?: string; value?: unknown } }>): AsyncIterable<WirePublishRequest> {
+    for await (const request of requests) {
+      const { kind } = request;
+      if (kind.case === "batch" && !(kind.value instanceof ByteParts)) yield { kind: { case: "batch", value: new ByteParts([kind.value as Uint8Array]) } };
+      else yield request as WirePublishRequest;
+    }
+  }
+  async function* batchesOut(responses: AsyncIterable<WireSubscribeResponse>) {
+    for await (const response of responses) {
+      yield response.kind.case === "batch" ? { ...response, kind: { case: "batch" as const, value: out(response.kind.value) } } : response;
+    }
+  }
+  return {
+    ...implementation,
+    publish: (requests: AsyncIterable<{ kind: { case?: string; value?: unknown } }>, ctx: HandlerContext) => implementation.publish(batchesIn(requests), ctx),
+    subscribe: (request: SubscribeRequest, ctx: HandlerContext) => batchesOut(implementation.subscribe(request, ctx)),
+    // The wire view is a descriptor made at run time, which connect cannot type;
+    // the compiler has checked BufferImplementation against buffer.proto.
+  } as unknown as ServiceRegistration["implementation"];
 }
 
 export async function build(input: BufferConfig, deps: ServiceDeps = {}): Promise<BufferServer> {

@@ -7,6 +7,8 @@ import { Code, ConnectError, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { createDirectStreamCall, createDirectUnaryCall } from "./direct-transport.js";
 import { readCertDir, type CertMaterial } from "./pki.js";
+import { dataPathProcedures } from "./data-path.js";
+import { procedureOf } from "./interceptors.js";
 
 const MiB = 1024 * 1024;
 
@@ -86,7 +88,7 @@ export function createMeshTransport(options: MeshTransportOptions): Transport {
   const direct = createDirectStreamCall(sessionManager, maxMessageBytes);
   const directUnary = createDirectUnaryCall(direct);
   const explain = (error: unknown) => rethrowExplained(error, Date.now() - sessionManager.closedUnansweredAt < 2000);
-  const onDataPath = (method: { parent: { typeName: string }; name: string }) => dataPathMethods.has(`/${method.parent.typeName}/${method.name}`);
+  const onDataPath = (method: { parent: { typeName: string }; name: string }) => dataPathProcedures.has(procedureOf(method));
   return {
     unary: (method, signal, timeoutMs, header, message, contextValues) =>
       (onDataPath(method)
@@ -139,18 +141,6 @@ async function* explainingErrors<T>(messages: AsyncIterable<T>, explain: (error:
     explain(error);
   }
 }
-
-/**
- * The calls that carry event batches, and the acknowledgements beside them,
- * made over the direct data path (direct-transport.ts): measured faster than
- * connect's transport at the batch sizes detectors produce, and at a fraction
- * of its client CPU per acknowledgement.
- */
-const dataPathMethods = new Set([
-  "/lclstream.buffer.v1.BufferService/Publish",
-  "/lclstream.buffer.v1.BufferService/Subscribe",
-  "/lclstream.buffer.v1.BufferService/Ack",
-]);
 
 /** A transport using the cert directory `certDir` (`ca.crt`, `tls.crt`, `tls.key`). */
 export async function createMeshTransportFromCertDir(

@@ -9,7 +9,7 @@
  */
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextKey, createHandlerContext, createMethodImplSpec, type ContextValues, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createHandlerContext, createMethodImplSpec, type ContextValues, type Interceptor } from "@connectrpc/connect";
 import { transformInvokeImplementation } from "@connectrpc/connect/protocol";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { Logger } from "pino";
@@ -18,12 +18,10 @@ import { rpcError, runtimeDomain } from "./errors.js";
 import { decodeFrame, encodeFrameParts, GrpcFrameReader } from "./grpc-frames.js";
 
 /**
- * True in calls served directly: their responses may carry ByteParts in
- * bytes fields (sent without a copy), which connect's serializers cannot.
+ * A method to serve directly, with its implementation. Its requests' large
+ * bytes fields arrive as ByteParts (the chunks as received), and ByteParts in
+ * its responses are sent as they are.
  */
-export const directCallKey = createContextKey(false, { description: "served by the direct data path" });
-
-/** A method to serve directly, with its implementation. */
 export interface DirectMethod {
   service: DescService;
   method: DescMethod;
@@ -86,7 +84,7 @@ async function serveCall({ service, method, impl }: DirectMethod, req: Http2Serv
     shutdownSignal: options.shutdownSignal,
     requestSignal: clientGone.signal,
     requestHeader,
-    contextValues: options.contextValues(req).set(directCallKey, true),
+    contextValues: options.contextValues(req),
   });
 
   const encoding = requestHeader.get("grpc-encoding");

@@ -44,6 +44,11 @@ export interface ServiceRegistration {
    * than through connect: the data path (see direct-grpc.ts).
    */
   direct?: string[];
+  /**
+   * The implementation of the `direct` methods, when it differs from
+   * `implementation` (their large bytes fields arrive and leave as ByteParts).
+   */
+  directImplementation?: Partial<ServiceImpl<DescService>>;
 }
 
 /** Pairs a service with its implementation, type-checked. */
@@ -190,12 +195,12 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
     return values;
   };
   const direct = createDirectGrpcHandler({
-    methods: options.services.flatMap(({ service, implementation, direct = [] }) =>
+    methods: options.services.flatMap(({ service, implementation, directImplementation = implementation, direct = [] }) =>
       direct.map((name) => {
         const method = service.methods.find((m) => m.name === name);
-        const impl: unknown = method && (implementation as Record<string, unknown>)[method.localName];
+        const impl: unknown = method && (directImplementation as Record<string, unknown>)[method.localName];
         if (!method || typeof impl !== "function") throw new Error(`${service.typeName} has no implemented method ${name} to serve directly`);
-        return { service, method, impl: impl.bind(implementation) as DirectMethod["impl"] };
+        return { service, method, impl: impl.bind(directImplementation) as DirectMethod["impl"] };
       }),
     ),
     interceptors,

@@ -5,7 +5,7 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
-    exclude: ["test/system/**", "node_modules/**"],
+    exclude: ["test/system/**", "test/unit/**", "node_modules/**"],
     testTimeout: 20_000,
     hookTimeout: 20_000,
     env: { LCLSTREAM_LOG_LEVEL: "silent" },

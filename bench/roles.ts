@@ -20,7 +20,7 @@ import { BufferService, SubscribeRequestSchema } from "../gen/lclstream/buffer/v
 import { EventBatchSchema, PayloadFormat, SerializedPayloadSchema } from "../gen/lclstream/data/v1/data_pb.js";
 import { createMeshTransport } from "../services/common/client.js";
 import type { CertMaterial } from "../services/common/pki.js";
-import { Acker } from "../services/buffer/acker.js";
+import { Acker } from "../services/common/acker.js";
 import { ByteParts } from "../services/common/byte-parts.js";
 import { frameHeader, GrpcFrameReader, varint } from "../services/common/grpc-frames.js";
 import { WireBufferService } from "../services/buffer/wire.js";
@@ -143,7 +143,7 @@ async function tlsSource() {
 
 /**
  * One batch's bytes: small fields encoded per batch, the payload field
- * encoded once and appended (PERFORMANCE.md), as parts the transport sends
+ * encoded once and appended, as parts the transport sends
  * without joining them (like the raw TLS source, which writes one buffer).
  */
 function batchEncoder(stream: string, payloadBytes: number) {

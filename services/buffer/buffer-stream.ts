@@ -3,13 +3,14 @@
  * producer sent them), producer ranks with their sequences, consumer groups
  * with their consumers, deliveries, acknowledgements, redeliveries and the
  * end of stream. Bounded: a publisher waits while the unacknowledged batches
- * fill the capacity. No gRPC here; the service maps RPCs onto it.
+ * fill the capacity. No transport here: the service maps RPCs onto it, and
+ * its refusals are gRPC statuses the service passes on.
  */
 import type { ByteParts } from "../common/byte-parts.js";
 import { randomBytes } from "node:crypto";
 import { Code } from "@connectrpc/connect";
 import { AsyncQueue } from "../common/async-queue.js";
-import { abortable } from "../common/health.js";
+import { abortable } from "../common/abortable.js";
 import { rpcError } from "../common/errors.js";
 
 export const bufferDomain = "lclstream.buffer";

@@ -4,7 +4,7 @@
  * embedded message and a bytes field are identical on the wire, so clients
  * see no difference; the buffer never decodes a batch's payload, keeps the
  * bytes a producer sent, and sends those same bytes to every subscriber
- * (PERFORMANCE.md: encode once, never per consumer).
+ * (encode once, never per consumer).
  *
  * Derived at runtime from the public descriptor, so it cannot drift from the
  * API; reflection keeps describing the public one.

@@ -18,7 +18,7 @@ import { toBinary } from "@bufbuild/protobuf";
 import { BufferService, DeliveryMode } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { EventBatchSchema, type EventBatch, type StreamTotals } from "../../gen/lclstream/data/v1/data_pb.js";
 import { type DataRequestService, DataRequest_State as State, type DataRequest } from "../../gen/lclstream/request/v1/request_pb.js";
-import { Acker } from "../buffer/acker.js";
+import { Acker } from "../common/acker.js";
 import { dtypeFromProto, typedView } from "../producer/ndarray.js";
 
 export type OutputFormat = "native" | "hdf5" | "npy";

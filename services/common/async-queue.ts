@@ -1,5 +1,5 @@
 /** An unbounded queue read as an async iterable; every wait honours a signal. */
-import { abortable } from "./health.js";
+import { abortable } from "./abortable.js";
 
 export class AsyncQueue<T> {
   readonly #items: T[] = [];
@@ -27,11 +27,6 @@ export class AsyncQueue<T> {
   /** Items queued and not yet read. */
   get length(): number {
     return this.#items.length;
-  }
-
-  /** True while a reader waits for the next item (it has read everything). */
-  get waiting(): boolean {
-    return this.#wake !== undefined;
   }
 
   /** Removes and returns every queued item. */

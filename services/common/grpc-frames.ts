@@ -3,7 +3,7 @@
  * message reader that hands out views of the received chunks (no copy when a
  * message arrives in one chunk), and an encoder that sends large `bytes`
  * fields by reference instead of copying them into the encoded message
- * (PERFORMANCE.md: a batch is mostly one large payload).
+ * (a batch is mostly one large payload).
  */
 import { create, fromBinary, ScalarType, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { ByteParts, contiguous } from "./byte-parts.js";

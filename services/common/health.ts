@@ -2,6 +2,7 @@
  * grpc.health.v1.Health: Check and Watch over a table of serving states that
  * the server (and each service) updates.
  */
+import { abortable } from "./abortable.js";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { type Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/grpc/health/v1/health_pb.js";
 
@@ -50,25 +51,6 @@ export class HealthStatus {
       this.#listeners.delete(listener);
     }
   }
-}
-
-/** Resolves with `promise`, or rejects with the signal's reason when it aborts. */
-export function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (error) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error);
-      },
-    );
-  });
 }
 
 /** The Health service over a status table. */

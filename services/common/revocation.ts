@@ -9,7 +9,7 @@ import "reflect-metadata";
 import { Code, type ConnectError, createClient, type Interceptor, type StreamRequest, type StreamResponse, type Transport } from "@connectrpc/connect";
 import * as x509 from "@peculiar/x509";
 import { CertificateAuthorityService } from "../../gen/lclstream/ca/v1/ca_pb.js";
-import { abortable } from "./health.js";
+import { abortable } from "./abortable.js";
 import { callerSerialKey } from "./peer.js";
 import { rpcError } from "./errors.js";
 import { normalizeSerial } from "./pki.js";

@@ -11,7 +11,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Backend_Type, type JobQueueService, LogStream, type JobSchema } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { AsyncQueue } from "../common/async-queue.js";
 import { invalidArgument, rpcError } from "../common/errors.js";
-import { abortable } from "../common/health.js";
+import { abortable } from "../common/abortable.js";
 import { resolveIdentityField, type Identity } from "../common/identity.js";
 import { pageOf, readPage } from "../common/paging.js";
 import { callerOf } from "../common/peer.js";

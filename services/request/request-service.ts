@@ -19,7 +19,7 @@ import {
 } from "../../gen/lclstream/request/v1/request_pb.js";
 import { Job_State } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { invalidArgument, rpcError, type FieldViolation } from "../common/errors.js";
-import { abortable } from "../common/health.js";
+import { abortable } from "../common/abortable.js";
 import { resolveIdentity, resolveIdentityField, type Identity } from "../common/identity.js";
 import { pageOf, readPage } from "../common/paging.js";
 import { callerOf } from "../common/peer.js";

@@ -9,7 +9,7 @@ import { toBinary } from "@bufbuild/protobuf";
 import { EventBatchSchema, type EventBatch } from "../../gen/lclstream/data/v1/data_pb.js";
 import { BufferService, DeliveryMode, Stream_State, type SubscribeResponse } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { createMeshTransport } from "../../services/common/client.js";
-import { createGrpcJsClient, grpcJsCredentials } from "../../services/common/grpc-js.js";
+import { createGrpcJsClient, grpcJsCredentials } from "../helpers/grpc-js.js";
 import type { CertMaterial } from "../../services/common/pki.js";
 import { build, type BufferServer } from "../../services/buffer/server.js";
 import { createTestPki, type TestPki } from "../helpers/pki.js";

@@ -10,7 +10,7 @@ import { ServerReflection } from "../../gen/grpc/reflection/v1/reflection_pb.js"
 import { createMeshTransport } from "../../services/common/client.js";
 import { createCsr, generateKeyPair, normalizeSerial, type CertMaterial } from "../../services/common/pki.js";
 import { enroll } from "../../services/ca/enroll-client.js";
-import { createGrpcJsClient, grpcJsCredentials } from "../../services/common/grpc-js.js";
+import { createGrpcJsClient, grpcJsCredentials } from "../helpers/grpc-js.js";
 import { caTrustDomain, startTestCa, type TestCa } from "../helpers/ca.js";
 import { failure } from "../helpers/errors.js";
 

@@ -9,7 +9,7 @@ import * as reflectionV1alpha from "../../gen/grpc/reflection/v1alpha/reflection
 import { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { DataRequestService } from "../../gen/lclstream/request/v1/request_pb.js";
 import { serve, type LclstreamServer } from "../../services/common/server.js";
-import { createGrpcJsClient, grpcJsCredentials } from "../../services/common/grpc-js.js";
+import { createGrpcJsClient, grpcJsCredentials } from "../helpers/grpc-js.js";
 import { createMeshTransport } from "../../services/common/client.js";
 import { createTestPki, type TestPki } from "../helpers/pki.js";
 import { startServer } from "../helpers/servers.js";

@@ -4,7 +4,7 @@ import * as grpc from "@grpc/grpc-js";
 import { JobQueueService } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { serve, type LclstreamServer } from "../../services/common/server.js";
 import { errorInfo, badRequest, invalidArgument, rpcError } from "../../services/common/errors.js";
-import { createGrpcJsClient, grpcJsCredentials } from "../../services/common/grpc-js.js";
+import { createGrpcJsClient, grpcJsCredentials } from "../helpers/grpc-js.js";
 import { createTestPki, type TestPki } from "../helpers/pki.js";
 import { clientFor, startServer } from "../helpers/servers.js";
 

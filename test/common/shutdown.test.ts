@@ -3,7 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { JobQueueService } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/grpc/health/v1/health_pb.js";
 import { serve } from "../../services/common/server.js";
-import { abortable } from "../../services/common/health.js";
+import { abortable } from "../../services/common/abortable.js";
 import { createTestPki } from "../helpers/pki.js";
 import { clientFor, startServer } from "../helpers/servers.js";
 

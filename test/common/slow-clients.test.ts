@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { create } from "@bufbuild/protobuf";
 import { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { GetJobRequestSchema, JobQueueService } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
-import { abortable } from "../../services/common/health.js";
+import { abortable } from "../../services/common/abortable.js";
 import { encodeFrameParts } from "../../services/common/grpc-frames.js";
 import { serve, type LclstreamServer } from "../../services/common/server.js";
 import { createTestPki, type TestPki } from "../helpers/pki.js";

@@ -15,7 +15,7 @@ import { DataRequestService } from "../../gen/lclstream/request/v1/request_pb.js
 import { DataType } from "../../gen/lclstream/data/v1/data_pb.js";
 import { serve, type LclstreamServer } from "../../services/common/server.js";
 import { callerOf } from "../../services/common/peer.js";
-import { grpcJsChannelOptions, grpcJsCredentials } from "../../services/common/grpc-js.js";
+import { grpcJsChannelOptions, grpcJsCredentials } from "../helpers/grpc-js.js";
 import { createTestPki, trustDomain, type TestPki } from "../helpers/pki.js";
 import { startServer } from "../helpers/servers.js";
 import { collect, unary } from "../helpers/grpc-js.js";

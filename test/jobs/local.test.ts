@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, createClient, type Client } from "@connectrpc/connect";
 import type * as grpc from "@grpc/grpc-js";
-import { createGrpcJsClient, grpcJsCredentials } from "../../services/common/grpc-js.js";
+import { createGrpcJsClient, grpcJsCredentials } from "../helpers/grpc-js.js";
 import { collect, unary } from "../helpers/grpc-js.js";
 import { JobQueueService, Job_State as State, LogStream, type SubmitJobResponse, type WatchJobResponse } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";

@@ -25,6 +25,7 @@ import {
   type SubscribeRequest,
 } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { idle } from "../common/async-queue.js";
+import { defaultConsumerGroup } from "../common/data-path.js";
 import type { ByteParts } from "../common/byte-parts.js";
 import { invalidArgument, rpcError, type FieldViolation } from "../common/errors.js";
 import { resolveIdentity, type Identity } from "../common/identity.js";
@@ -151,7 +152,7 @@ export function createBufferService(deps: BufferServiceDeps): BufferImplementati
       retentionBytes: s.retentionBytes,
       durable: s.durable,
       producerCount: s.producerCount || 1,
-      consumerGroups: s.consumerGroups.length ? s.consumerGroups : [{ name: "default" }],
+      consumerGroups: s.consumerGroups.length ? s.consumerGroups : [{ name: defaultConsumerGroup }],
       request: s.request,
     });
     if (req.streamId && !/^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/.test(req.streamId))

@@ -14,6 +14,7 @@ import { createClient } from "@connectrpc/connect";
 import { DataRequestService, DataRequest_State as State } from "../../gen/lclstream/request/v1/request_pb.js";
 import { createMeshTransport } from "../common/client.js";
 import { readCertDir } from "../common/pki.js";
+import { stepSchema } from "../producer/config.js";
 import { fetchRequest } from "./fetch.js";
 import { startLocalMesh } from "./local-mesh.js";
 
@@ -35,6 +36,8 @@ export function registerDemoCommand(program: Command): void {
         console.log(`you are ${e.user}; request service ${e.request}`);
         const tls = await readCertDir(e.certDir);
         const requests = createClient(DataRequestService, createMeshTransport({ baseUrl: e.request, tls }));
+        // The hit threshold printed below is the peak finder's own, as the config parses it.
+        const peakFinder = stepSchema.parse({ step: "peak_finder", field: "jungfrau4M" });
         const { dataRequest } = await requests.createDataRequest({
           dataRequest: {
             experiment: "demo",
@@ -48,7 +51,7 @@ export function registerDemoCommand(program: Command): void {
                 pulse_energy: { type: "scalar", mean: 3.5, sigma: 0.2 },
                 timestamp: { type: "timestamp" },
               },
-              processing_pipeline: [{ step: "peak_finder", field: "jungfrau4M" }],
+              processing_pipeline: [peakFinder],
             },
           },
         });
@@ -73,7 +76,8 @@ export function registerDemoCommand(program: Command): void {
         console.log(
           `received ${p.events} events in ${p.batches} batches: ${(p.bytes / 1e6).toFixed(0)} MB in ${p.seconds.toFixed(1)} s = ${(p.bytesPerSecond / 1e6).toFixed(0)} MB/s`,
         );
-        console.log(`hits (frames with 10 or more Bragg peaks): ${p.hits} of ${p.events}`);
+        const minPeaks = peakFinder.step === "peak_finder" ? peakFinder.min_peaks_for_hit : 0;
+        console.log(`hits (frames with ${minPeaks} or more Bragg peaks): ${p.hits} of ${p.events}`);
         console.log(
           `end of stream: ${result.totals.batchCount} batches, ${result.totals.eventCount} events from ${result.totals.producerTotals.length} ranks: every event arrived once`,
         );

@@ -19,6 +19,7 @@ import { BufferService, DeliveryMode } from "../../gen/lclstream/buffer/v1/buffe
 import { EventBatchSchema, type EventBatch, type StreamTotals } from "../../gen/lclstream/data/v1/data_pb.js";
 import { type DataRequestService, DataRequest_State as State, type DataRequest } from "../../gen/lclstream/request/v1/request_pb.js";
 import { Acker } from "../common/acker.js";
+import { defaultConsumerGroup } from "../common/data-path.js";
 import { dtypeFromProto, typedView } from "../producer/ndarray.js";
 
 export type OutputFormat = "native" | "hdf5" | "npy";
@@ -224,6 +225,6 @@ export async function fetchRequest(o: FetchOptions): Promise<{ request: DataRequ
  * Python client chooses the same way.
  */
 export function defaultGroup(groups: { name: string; mode: DeliveryMode }[]): string {
-  if (!groups.length || groups.some((g) => g.name === "default")) return "default";
+  if (!groups.length || groups.some((g) => g.name === defaultConsumerGroup)) return defaultConsumerGroup;
   return (groups.find((g) => g.mode !== DeliveryMode.LATEST_ONLY) ?? groups[0]!).name;
 }

@@ -12,3 +12,6 @@ export const dataPathMethods = [BufferService.method.publish, BufferService.meth
 
 /** Their procedures, `/lclstream.buffer.v1.BufferService/Publish` and so on. */
 export const dataPathProcedures: ReadonlySet<string> = new Set(dataPathMethods.map(procedureOf));
+
+/** The consumer group a stream has when its definition names none. */
+export const defaultConsumerGroup = "default";

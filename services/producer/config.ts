@@ -248,9 +248,6 @@ export function parseProducerConfig(value: unknown, source = "the config"): Prod
     parsed.error.issues.map((issue) => {
       const path = issue.path.map(String).join(".") || "(top)";
       if (issue.code === "unrecognized_keys") return { path, message: `unknown key(s) ${issue.keys.join(", ")}` };
-      if (issue.code === "invalid_union" && "discriminator" in issue) {
-        return { path: `${path}`, message: issue.message };
-      }
       return { path, message: issue.message };
     }),
     source,

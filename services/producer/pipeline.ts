@@ -5,7 +5,7 @@
  * consume what it yields; nothing is read ahead of what they take.
  */
 import { create, toBinary } from "@bufbuild/protobuf";
-import { ArraySchema, EventBatchSchema, PayloadFormat, type EventBatch } from "../../gen/lclstream/data/v1/data_pb.js";
+import { ArraySchema, ColumnsSchema, SerializedPayloadSchema, EventBatchSchema, PayloadFormat, type EventBatch } from "../../gen/lclstream/data/v1/data_pb.js";
 import { ConfigError, type ProducerConfig } from "./config.js";
 import type { DetectorEvent, EventSource, FieldInfo } from "./event.js";
 import { h5InMemory, h5Dtype } from "./hdf5.js";
@@ -93,12 +93,11 @@ function stack(events: DetectorEvent[], fields: FieldInfo[]): Record<string, NdA
 function nativePayload(fields: Record<string, NdArray>): EventBatch["payload"] {
   return {
     case: "columns",
-    value: {
-      $typeName: "lclstream.data.v1.Columns",
+    value: create(ColumnsSchema, {
       fields: Object.fromEntries(
         Object.entries(fields).map(([name, a]) => [name, create(ArraySchema, { dtype: dtypeToProto[a.dtype], shape: a.shape.map(BigInt), data: bytesOf(a) })]),
       ),
-    },
+    }),
   };
 }
 
@@ -185,7 +184,7 @@ export async function* runPipeline(config: ProducerConfig, source: EventSource, 
     let fileBytes: Uint8Array | undefined;
     if (serializer.type === "hdf5") {
       fileBytes = await hdf5Payload(stacked, serializer, indices, times);
-      payload = { case: "serialized", value: { $typeName: "lclstream.data.v1.SerializedPayload", format: PayloadFormat.HDF5, data: fileBytes } };
+      payload = { case: "serialized", value: create(SerializedPayloadSchema, { format: PayloadFormat.HDF5, data: fileBytes }) };
     } else {
       payload = nativePayload(stacked);
     }

@@ -63,7 +63,7 @@ export interface ProducerServer {
 export async function build(input: ProducerServerConfig, deps: ServiceDeps = {}): Promise<ProducerServer> {
   const config = producerConfigSchemaForServer.parse(input);
   const { membership, logger } = await joinAsService("producer", config, deps);
-  const catalog = [...syntheticCatalog, ...config.catalog.map((c) => ({ ...c, config: c.config }))];
+  const catalog = [...syntheticCatalog, ...config.catalog];
   const policy = Policy.fromConfig(config, membership.identity.trustDomain);
   const server = await serveInMesh("producer", config, { membership, logger }, [
     serve(ProducerService, createProducerService({ catalog, dataRoots: config.dataRoots, policy })),

@@ -14,6 +14,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type BufferService, DeliveryMode, Stream_State } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { type JobQueueService, Job_State, LogStream } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { DataRequest_State as State, type DataRequest } from "../../gen/lclstream/request/v1/request_pb.js";
+import { defaultConsumerGroup } from "../common/data-path.js";
 import type { Logger } from "../common/logger.js";
 import type { ProducerConfig } from "../producer/config.js";
 import { findProducerFailure } from "../producer/run.js";
@@ -41,11 +42,11 @@ export interface OrchestratorOptions {
 const idOf = (name: string) => name.slice(name.indexOf("/") + 1);
 
 export class Orchestrator {
-  readonly #o: OrchestratorOptions;
+  readonly #options: OrchestratorOptions;
   readonly #running = new Map<string, AbortController>();
 
   constructor(options: OrchestratorOptions) {
-    this.#o = options;
+    this.#options = options;
   }
 
   /** Starts (or resumes) carrying a request; returns at once. */
@@ -57,7 +58,7 @@ export class Orchestrator {
     void this.#run(id, config, abort.signal)
       .catch((error) => {
         if (abort.signal.aborted) return;
-        this.#o.logger.error({ err: error, request: request.name }, "data request failed");
+        this.#options.logger.error({ err: error, request: request.name }, "data request failed");
         this.#update(id, (r) => this.#end(r, State.FAILED, `the request could not be carried out: ${ConnectError.from(error).rawMessage}`));
       })
       .finally(() => this.#running.delete(id));
@@ -71,9 +72,9 @@ export class Orchestrator {
   /** Ends a request before its time: stops following it, cancels its jobs, deletes its stream. */
   async #stop(id: string, state: State, reason: string): Promise<DataRequest> {
     this.#running.get(id)?.abort();
-    const r = this.#o.store.get(id)!;
-    for (const job of r.jobs) await this.#o.jobs.cancelJob({ name: job }).catch(ignore(Code.FailedPrecondition, Code.NotFound));
-    if (r.stream) await this.#o.buffer.deleteStream({ name: r.stream }).catch(ignore(Code.NotFound));
+    const r = this.#options.store.get(id)!;
+    for (const job of r.jobs) await this.#options.jobs.cancelJob({ name: job }).catch(ignore(Code.FailedPrecondition, Code.NotFound));
+    if (r.stream) await this.#options.buffer.deleteStream({ name: r.stream }).catch(ignore(Code.NotFound));
     return this.#update(id, (x) => this.#end(x, state, reason));
   }
 
@@ -83,11 +84,11 @@ export class Orchestrator {
   }
 
   #update(id: string, change: (r: DataRequest) => void): DataRequest {
-    const r = this.#o.store.get(id)!;
+    const r = this.#options.store.get(id)!;
     if (finalStates.has(r.state)) return r;
     change(r);
     r.updateTime = timestampFromMs(Date.now());
-    this.#o.store.save(id, r);
+    this.#options.store.save(id, r);
     return r;
   }
 
@@ -98,8 +99,8 @@ export class Orchestrator {
   }
 
   async #run(id: string, config: ProducerConfig, signal: AbortSignal) {
-    let r = this.#o.store.get(id)!;
-    const { stream, publishToken } = await this.#o.buffer.createStream(
+    let r = this.#options.store.get(id)!;
+    const { stream, publishToken } = await this.#options.buffer.createStream(
       {
         stream: {
           readers: [r.owner, ...r.readers],
@@ -115,11 +116,11 @@ export class Orchestrator {
     );
     r = this.#update(id, (x) => {
       x.stream = stream!.name;
-      x.bufferEndpoint = this.#o.consumerBufferUrl ?? this.#o.bufferUrl;
+      x.bufferEndpoint = this.#options.consumerBufferUrl ?? this.#options.bufferUrl;
     });
     const watchdog = new AbortController();
     void this.#watchConsumers(id, r, AbortSignal.any([signal, watchdog.signal])).catch((error: unknown) =>
-      this.#o.logger.error({ err: error, request: r.name }, "the consumer watchdog failed"),
+      this.#options.logger.error({ err: error, request: r.name }, "the consumer watchdog failed"),
     );
     try {
       await this.#follow(id, r, publishToken, config, signal);
@@ -130,19 +131,19 @@ export class Orchestrator {
 
   /** Fails the request when a group that must drain its stream goes `abandonAfterMs` without a consumer. */
   async #watchConsumers(id: string, r: DataRequest, signal: AbortSignal) {
-    const limitMs = this.#o.abandonAfterMs ?? 600_000;
+    const limitMs = this.#options.abandonAfterMs ?? 600_000;
     const mustDrain = new Set(r.consumerGroups.filter((g) => g.mode !== DeliveryMode.LATEST_ONLY).map((g) => g.name));
-    if (mustDrain.size === 0) mustDrain.add("default");
+    if (mustDrain.size === 0) mustDrain.add(defaultConsumerGroup);
     const lastSeen = new Map([...mustDrain].map((g) => [g, Date.now()]));
     while (!signal.aborted) {
       await sleep(Math.min(1000, limitMs / 4), signal);
-      const s = (await this.#o.buffer.getStream({ name: r.stream }, { signal }).catch(() => undefined))?.stream;
+      const s = (await this.#options.buffer.getStream({ name: r.stream }, { signal }).catch(() => undefined))?.stream;
       if (!s || signal.aborted) continue;
       for (const g of s.metrics?.groups ?? []) if (g.consumers > 0 || g.endOfStreamDelivered) lastSeen.set(g.group, Date.now());
       const abandoned = [...lastSeen].find(([, at]) => Date.now() - at > limitMs)?.[0];
       if (abandoned !== undefined) {
         const why = `abandoned: consumer group "${abandoned}" had no consumer for ${Math.round(limitMs / 1000)} s, so the jobs were canceled and the stream deleted`;
-        this.#o.logger.warn({ request: r.name, group: abandoned }, "data request abandoned");
+        this.#options.logger.warn({ request: r.name, group: abandoned }, "data request abandoned");
         await this.#stop(id, State.FAILED, why);
         return;
       }
@@ -158,7 +159,7 @@ export class Orchestrator {
     const decoder = new TextDecoder();
     let tail = "";
     try {
-      for await (const chunk of this.#o.jobs.streamJobLogs({ name: job, log: LogStream.STDERR }, { signal })) {
+      for await (const chunk of this.#options.jobs.streamJobLogs({ name: job, log: LogStream.STDERR }, { signal })) {
         // Keep a bounded tail: the rank's last words are at the end.
         tail = (tail + decoder.decode(chunk.data, { stream: true })).slice(-64 * 1024);
       }
@@ -170,7 +171,7 @@ export class Orchestrator {
 
   /** Submits the producer job, follows it to its end, then the stream until it drained. */
   async #follow(id: string, r: DataRequest, publishToken: string, config: ProducerConfig, signal: AbortSignal) {
-    const { buffer, jobs } = this.#o;
+    const { buffer, jobs } = this.#options;
 
     const script = [
       "cat > producer.json <<'LCLSTREAM_PRODUCER_CONFIG'",
@@ -187,12 +188,12 @@ export class Orchestrator {
           resources: { processCount: r.parallelism },
           maxRestarts: r.restartOnFailure ? 2 : 0,
           environment: {
-            LCLSTREAM_NODE: this.#o.command.node,
-            LCLSTREAM_CLI: this.#o.command.cli,
-            LCLSTREAM_BUFFER_URL: this.#o.bufferUrl,
+            LCLSTREAM_NODE: this.#options.command.node,
+            LCLSTREAM_CLI: this.#options.command.cli,
+            LCLSTREAM_BUFFER_URL: this.#options.bufferUrl,
             LCLSTREAM_STREAM: r.stream,
             LCLSTREAM_PUBLISH_TOKEN: publishToken,
-            LCLSTREAM_CERT_DIR: this.#o.producerCertDir,
+            LCLSTREAM_CERT_DIR: this.#options.producerCertDir,
             LCLSTREAM_LOG_LEVEL: "warn",
           },
         },
@@ -232,7 +233,7 @@ export class Orchestrator {
         this.#update(id, (x) => this.#end(x, State.FAILED, `its stream was lost: ${s!.stateReason}`));
         return;
       }
-      await sleep(this.#o.pollMs ?? 250, signal);
+      await sleep(this.#options.pollMs ?? 250, signal);
     }
     this.#update(id, (x) => this.#end(x, State.SUCCEEDED, "every producer finished and every consumer group drained the stream"));
   }

@@ -6,11 +6,12 @@
  */
 import { randomBytes } from "node:crypto";
 import { Code, type Client, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import { clone, type JsonObject } from "@bufbuild/protobuf";
+import { clone, create, type JsonObject } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import type { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
+import { type BufferService, ConsumerGroupSchema } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import type { JobQueueService } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import {
+  DataRequestMetricsSchema,
   DataRequestSchema,
   type DataRequestService,
   DataRequest_State as State,
@@ -18,6 +19,7 @@ import {
   type DataRequest,
 } from "../../gen/lclstream/request/v1/request_pb.js";
 import { Job_State } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
+import { defaultConsumerGroup } from "../common/data-path.js";
 import { invalidArgument, rpcError, type FieldViolation } from "../common/errors.js";
 import { abortable } from "../common/abortable.js";
 import { resolveIdentity, resolveIdentityField, type Identity } from "../common/identity.js";
@@ -77,8 +79,7 @@ export function createRequestService(deps: RequestServiceDeps): ServiceImpl<type
     const s = await deps.buffer.getStream({ name: r.stream }, { signal }).catch(() => undefined);
     const m = s?.stream?.metrics;
     const jobs = await Promise.all(r.jobs.map((name) => deps.jobs.getJob({ name }, { signal }).catch(() => undefined)));
-    out.metrics = {
-      $typeName: "lclstream.request.v1.DataRequestMetrics",
+    out.metrics = create(DataRequestMetricsSchema, {
       events: m?.publishedEvents ?? 0n,
       batches: m?.publishedBatches ?? 0n,
       bytes: m?.publishedBytes ?? 0n,
@@ -89,7 +90,6 @@ export function createRequestService(deps: RequestServiceDeps): ServiceImpl<type
         j?.job
           ? [
               {
-                $typeName: "lclstream.request.v1.JobStatus" as const,
                 job: j.job.name,
                 state: Job_State[j.job.state],
                 info: j.job.transitions.at(-1)?.info ?? "",
@@ -97,7 +97,7 @@ export function createRequestService(deps: RequestServiceDeps): ServiceImpl<type
             ]
           : [],
       ),
-    };
+    });
     return out;
   }
 
@@ -144,9 +144,7 @@ export function createRequestService(deps: RequestServiceDeps): ServiceImpl<type
         readers,
         parallelism: d.parallelism || 1,
         backend: d.backend || deps.defaultBackend,
-        consumerGroups: d.consumerGroups.length
-          ? d.consumerGroups
-          : [{ $typeName: "lclstream.buffer.v1.ConsumerGroup", name: "default", mode: 0, maxInFlight: 16, ackTimeoutMs: 0 }],
+        consumerGroups: d.consumerGroups.length ? d.consumerGroups : [create(ConsumerGroupSchema, { name: defaultConsumerGroup, maxInFlight: 16 })],
         state: State.PENDING,
         stateReason: "",
         stream: "",

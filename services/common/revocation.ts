@@ -5,6 +5,7 @@
  * certificate the moment it is revoked, and handed to TLS as a CRL so new
  * handshakes with it fail.
  */
+import { backoffMs, sleep } from "./backoff.js";
 import "reflect-metadata";
 import { Code, type ConnectError, createClient, type Interceptor, type StreamRequest, type StreamResponse, type Transport } from "@connectrpc/connect";
 import * as x509 from "@peculiar/x509";
@@ -160,7 +161,8 @@ export async function followRevocations(options: FollowRevocationsOptions): Prom
 
   let after = await loadCrl();
   void (async () => {
-    let delay = options.retryMs ?? 1000;
+    const initialMs = options.retryMs ?? 1000;
+    let attempt = 0;
     while (!options.signal.aborted) {
       try {
         for await (const res of client.watchRevocations({ afterSequence: after }, { signal: options.signal })) {
@@ -168,16 +170,15 @@ export async function followRevocations(options: FollowRevocationsOptions): Prom
           if (!r) continue;
           set.add(r.serialNumber);
           after = r.sequence;
-          delay = options.retryMs ?? 1000;
+          attempt = 0;
           // The CRL handed to TLS lags a revocation by one fetch; calls are refused at once.
           after = await loadCrl().catch(() => after);
         }
       } catch (error) {
         if (options.signal.aborted) return;
-        options.logger.warn({ err: error }, `revocation feed broke; reconnecting in ${delay} ms`);
+        options.logger.warn({ err: error }, `revocation feed broke; reconnecting in ${backoffMs(attempt, initialMs, 30_000)} ms`);
       }
-      await new Promise((resolve) => setTimeout(resolve, delay).unref());
-      delay = Math.min(delay * 2, 30_000);
+      await sleep(backoffMs(attempt++, initialMs, 30_000), undefined, true);
       after = await loadCrl().catch(() => after);
     }
   })();

@@ -6,6 +6,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { backoffMs, sleep } from "../common/backoff.js";
 import type { Logger } from "../common/logger.js";
 import { WireBufferService } from "../buffer/wire.js";
 import type { Transport } from "@connectrpc/connect";
@@ -146,9 +147,9 @@ export function createBufferHandler(options: BufferHandlerOptions): BatchHandler
       } catch (error) {
         const e = ConnectError.from(error);
         if (signal.aborted || permanent.has(e.code) || Date.now() > giveUpAt) throw e;
-        const delay = Math.min(5000, 100 * 2 ** attempt);
+        const delay = backoffMs(attempt);
         options.logger.warn({ err: e, attempt, delayMs: delay }, "publishing to the buffer broke; resuming");
-        await new Promise((r) => setTimeout(r, delay));
+        await sleep(delay);
         if (attempt === 0) giveUpAt = Date.now() + (options.retryForMs ?? 120_000);
       }
     }

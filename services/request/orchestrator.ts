@@ -14,6 +14,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type BufferService, DeliveryMode, Stream_State } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { type JobQueueService, Job_State, LogStream } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { DataRequest_State as State, type DataRequest } from "../../gen/lclstream/request/v1/request_pb.js";
+import { backoffMs, sleep } from "../common/backoff.js";
 import { defaultConsumerGroup } from "../common/data-path.js";
 import type { Logger } from "../common/logger.js";
 import type { ProducerConfig } from "../producer/config.js";
@@ -250,22 +251,9 @@ async function retryWhileUnavailable<T>(call: () => Promise<T>, signal: AbortSig
       return await call();
     } catch (error) {
       if (signal.aborted || ConnectError.from(error).code !== Code.Unavailable) throw error;
-      await sleep(Math.min(5000, 100 * 2 ** attempt), signal);
+      await sleep(backoffMs(attempt), signal);
     }
   }
-}
-
-/** Waits, or less when the signal aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 /** A catch handler that swallows the given codes. */

@@ -67,7 +67,7 @@ export async function readStdin(): Promise<string> {
 /** Flags every `… serve` command takes. */
 export function addServeOptions(command: Command, what: string): Command {
   return command
-    .option("--config <file>", `YAML or JSON with the ${what}'s settings (see the README); flags override it`)
+    .option("--config <file>", `YAML or JSON with the ${what}'s settings (see docs/deployment.md); flags override it`)
     .option("--state-dir <dir>", "state directory", defaultStateDir())
     .option("--cert-dir <dir>", "the service's cert directory")
     .option("--ca-url <url>", "the CA's mTLS endpoint: renew the certificate, follow revocations")

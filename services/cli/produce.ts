@@ -37,7 +37,7 @@ export function registerProduceCommand(program: Command): void {
   program
     .command("produce")
     .description("run the producer pipeline (source, processing, batching, serializer, handlers) as one rank")
-    .requiredOption("--config <file>", "the producer config, YAML or JSON (see the README)")
+    .requiredOption("--config <file>", "the producer config, YAML or JSON (see docs/producer.md)")
     .option("--rank <n>", "this rank (default: $LCLSTREAM_RANK, $SLURM_PROCID, $PMI_RANK, or 0)", Number)
     .option("--ranks <n>", "the rank count (default: $LCLSTREAM_RANK_COUNT, $SLURM_NTASKS, $PMI_SIZE, or 1)", Number)
     .option("--start-event <n>", "resume from this position of the source's event order", Number, 0)

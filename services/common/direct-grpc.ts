@@ -5,7 +5,7 @@
  * same interceptors (telemetry, error mapping, authentication, revocation)
  * and get the same HandlerContext as every other call; gRPC-Web and Connect
  * requests for these methods, and every other method, stay with connect.
- * Measured on the buffer relay: see the README's benchmark section.
+ * Measured on the buffer relay: see bench/README.md.
  */
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";

@@ -1,7 +1,7 @@
 /**
  * The security matrix: every RPC of every service called as each identity on
  * the whole mesh over mTLS, each cell the exact gRPC code the call ends with.
- * The expected table is the one in the README's security section (between
+ * The expected table is the one in docs/reliability.md (between
  * its `security-matrix` markers), so the documentation cannot drift from what
  * the mesh does; the observed table is printed.
  */
@@ -50,11 +50,11 @@ async function outcome(call: () => Promise<unknown>): Promise<string> {
   }
 }
 
-/** The README's matrix: row name -> column -> code. */
+/** The guide's matrix: row name -> column -> code. */
 function documentedMatrix(): Record<string, Record<string, string>> {
-  const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+  const readme = readFileSync(new URL("../../docs/reliability.md", import.meta.url), "utf8");
   const section = /<!-- security-matrix:start -->([\s\S]*?)<!-- security-matrix:end -->/.exec(readme)?.[1];
-  if (!section) throw new Error("README.md has no security matrix between <!-- security-matrix:start --> and <!-- security-matrix:end -->");
+  if (!section) throw new Error("docs/reliability.md has no security matrix between <!-- security-matrix:start --> and <!-- security-matrix:end -->");
   const rows = section
     .trim()
     .split("\n")

@@ -219,8 +219,9 @@ export class Orchestrator {
         last?.state === Job_State.CANCELED
           ? "its producer job was canceled"
           : ((await this.#producerFailure(job!.name, signal)) ?? `its producer job failed: ${last?.info ?? "unknown"}`);
-      await buffer.deleteStream({ name: r.stream }).catch(ignore(Code.NotFound));
+      // Ended first: a consumer told its stream is gone then finds the request's reason.
       this.#update(id, (x) => this.#end(x, last?.state === Job_State.CANCELED ? State.CANCELED : State.FAILED, why));
+      await buffer.deleteStream({ name: r.stream }).catch(ignore(Code.NotFound));
       return;
     }
     this.#update(id, (x) => (x.state = State.DRAINING));

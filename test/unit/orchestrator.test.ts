@@ -7,7 +7,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, createRouterTransport, type ServiceImpl } from "@connectrpc/connect";
 import { BufferService, Stream_State } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
@@ -137,7 +137,7 @@ describe("Orchestrator", () => {
     const r = await ended();
     expect(r!.state).toBe(State.FAILED);
     expect(r!.stateReason).toBe("producer rank 1 failed: batch of 84 MB is over the 64 MiB message limit; lower batch_size");
-    expect(f.calls).toContain("deleteStream");
+    await vi.waitFor(() => expect(f.calls).toContain("deleteStream"));
   });
 
   it("says the job's own words when no rank said anything", async () => {

@@ -22,7 +22,7 @@ import { createMeshTransport } from "../services/common/client.js";
 import type { CertMaterial } from "../services/common/pki.js";
 import { Acker } from "../services/common/acker.js";
 import { ByteParts } from "../services/common/byte-parts.js";
-import { frameHeader, GrpcFrameReader, varint } from "../services/common/grpc-frames.js";
+import { frameHeader, GrpcFrameReader, bytesFieldPrefix } from "../services/common/grpc-frames.js";
 import { WireBufferService } from "../services/buffer/wire.js";
 
 interface Args {
@@ -151,7 +151,7 @@ function batchEncoder(stream: string, payloadBytes: number) {
     SerializedPayloadSchema,
     create(SerializedPayloadSchema, { format: PayloadFormat.HDF5, data: new Uint8Array(payloadBytes).fill(3) }),
   );
-  const field = new Uint8Array([...varint((7 << 3) | 2), ...varint(payload.byteLength)]);
+  const field = bytesFieldPrefix(7, payload.byteLength);
   return (seq: number, sentNs: bigint) => {
     const head = toBinary(
       EventBatchSchema,

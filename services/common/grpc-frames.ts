@@ -6,6 +6,7 @@
  * (a batch is mostly one large payload).
  */
 import { create, fromBinary, ScalarType, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { BinaryReader, BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { ByteParts, contiguous } from "./byte-parts.js";
 
 /** Bytes fields at least this long are appended by reference. */
@@ -103,7 +104,7 @@ export function encodeFrameParts<Desc extends DescMessage>(schema: Desc, message
   const parts: Uint8Array[] = [head];
   let length = head.byteLength;
   for (const [number, value] of large) {
-    const prefix = Buffer.from([...varint((number << 3) | 2), ...varint(value.byteLength)]);
+    const prefix = bytesFieldPrefix(number, value.byteLength);
     if (value instanceof ByteParts) parts.push(prefix, ...value.parts);
     else parts.push(prefix, value);
     length += prefix.byteLength + value.byteLength;
@@ -120,18 +121,33 @@ export function encodeFrameParts<Desc extends DescMessage>(schema: Desc, message
 export function decodeFrame<Desc extends DescMessage>(schema: Desc, parts: readonly Uint8Array[]): MessageShape<Desc> {
   const total = parts.reduce((n, p) => n + p.byteLength, 0);
   if (parts.length > 1 && total >= byReferenceBytes) {
-    const head = contiguous(sliceParts(parts, 0, Math.min(total, 16)));
-    const [tag, tagBytes] = readVarint(head, 0);
-    const [length, lengthBytes] = readVarint(head, tagBytes);
-    const field = schema.fields.find((f) => f.number === tag >>> 3);
-    const start = tagBytes + lengthBytes;
-    if (field?.fieldKind === "scalar" && field.scalar === ScalarType.BYTES && (tag & 7) === 2 && start + length === total) {
-      const value = new ByteParts(sliceParts(parts, start, total));
-      const init = field.oneof ? { [field.oneof.localName]: { case: field.localName, value } } : { [field.localName]: value };
-      return create(schema, init as never);
-    }
+    const whole = asOneBytesField(schema, parts, total);
+    if (whole) return whole;
   }
   return fromBinary(schema, contiguous(parts));
+}
+
+/** The message, if its parts hold just one top-level `bytes` field; its bytes stay where they are. */
+function asOneBytesField<Desc extends DescMessage>(schema: Desc, parts: readonly Uint8Array[], total: number): MessageShape<Desc> | undefined {
+  let number: number;
+  let start: number;
+  let length: number;
+  try {
+    // A tag and a length take at most 10 bytes.
+    const head = new BinaryReader(contiguous(sliceParts(parts, 0, Math.min(total, 16))));
+    const [fieldNumber, wireType] = head.tag();
+    if (wireType !== WireType.LengthDelimited) return undefined;
+    number = fieldNumber;
+    length = head.uint32();
+    start = head.pos;
+  } catch {
+    return undefined; // not that shape: the full decoder reports what is wrong
+  }
+  const field = schema.fields.find((f) => f.number === number);
+  if (field?.fieldKind !== "scalar" || field.scalar !== ScalarType.BYTES || start + length !== total) return undefined;
+  const value = new ByteParts(sliceParts(parts, start, total));
+  const init = field.oneof ? { [field.oneof.localName]: { case: field.localName, value } } : { [field.localName]: value };
+  return create(schema, init as never);
 }
 
 /** Views of bytes `from` to `to` of the parts taken together. */
@@ -147,23 +163,7 @@ function sliceParts(parts: readonly Uint8Array[], from: number, to: number): Uin
   return out;
 }
 
-/** A varint at `at`: its value (up to 2^32) and its length; [0, 0] past the end. */
-function readVarint(bytes: Uint8Array, at: number): [number, number] {
-  let value = 0;
-  for (let i = 0; i < 5 && at + i < bytes.length; i++) {
-    value += (bytes[at + i]! & 0x7f) * 2 ** (7 * i);
-    if (bytes[at + i]! < 0x80) return [value, i + 1];
-  }
-  return [0, 0];
-}
-
-/** The bytes of `n` as a protobuf varint. */
-export function varint(n: number): number[] {
-  const out: number[] = [];
-  while (n > 0x7f) {
-    out.push((n & 0x7f) | 0x80);
-    n >>>= 7;
-  }
-  out.push(n);
-  return out;
+/** The tag and length that precede a `bytes` field of `length` bytes. */
+export function bytesFieldPrefix(number: number, length: number): Uint8Array {
+  return new BinaryWriter().tag(number, WireType.LengthDelimited).uint32(length).finish();
 }

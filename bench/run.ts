@@ -34,7 +34,7 @@ import { createClient } from "@connectrpc/connect";
 import { BufferService, DeliveryMode } from "../gen/lclstream/buffer/v1/buffer_pb.js";
 import { DataRequestService } from "../gen/lclstream/request/v1/request_pb.js";
 import { fetchRequest } from "../services/cli/fetch.js";
-import { haproxyBinary, startHaproxyFront, type HaproxyFront } from "../services/cli/haproxy-front.js";
+import { haproxyBinary, startHaproxyFront, type HaproxyFront } from "../test/helpers/haproxy-front.js";
 import { startLocalMesh } from "../services/cli/local-mesh.js";
 import { createMeshTransport } from "../services/common/client.js";
 import { identityUri } from "../services/common/identity.js";

@@ -21,7 +21,7 @@ import { issueOffline } from "../../services/ca/offline.js";
 import { createMeshTransport } from "../../services/common/client.js";
 import { createCertificateAuthority, issueMaterial, readCertDir, type CertMaterial } from "../../services/common/pki.js";
 import { fetchRequest } from "../../services/cli/fetch.js";
-import { startHaproxyFront, type HaproxyFront } from "../../services/cli/haproxy-front.js";
+import { startHaproxyFront, type HaproxyFront } from "../helpers/haproxy-front.js";
 import { startLocalMesh, localTrustDomain, type LocalMesh } from "../../services/cli/local-mesh.js";
 import { failure } from "../helpers/errors.js";
 import { debianTool, run, tool } from "../helpers/tools.js";

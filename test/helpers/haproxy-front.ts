@@ -11,10 +11,10 @@ import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { CertificateAuthorityService } from "../../gen/lclstream/ca/v1/ca_pb.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
-import { createMeshTransport } from "../common/client.js";
-import { packageInfo } from "../common/package-info.js";
-import { readCertDir } from "../common/pki.js";
-import { localTrustDomain, type LocalMesh } from "./local-mesh.js";
+import { createMeshTransport } from "../../services/common/client.js";
+import { packageInfo } from "../../services/common/package-info.js";
+import { readCertDir } from "../../services/common/pki.js";
+import { localTrustDomain, type LocalMesh } from "../../services/cli/local-mesh.js";
 
 const meshDir = join(packageInfo().root, "mesh");
 

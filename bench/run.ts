@@ -34,6 +34,7 @@ import { createClient } from "@connectrpc/connect";
 import { BufferService, DeliveryMode } from "../gen/lclstream/buffer/v1/buffer_pb.js";
 import { DataRequestService } from "../gen/lclstream/request/v1/request_pb.js";
 import { fetchRequest } from "../services/cli/fetch.js";
+import { benchSourceDir, updateBenchReadme } from "./table.js";
 import { haproxyBinary, startHaproxyFront, type HaproxyFront } from "../test/helpers/haproxy-front.js";
 import { startLocalMesh } from "../services/cli/local-mesh.js";
 import { createMeshTransport } from "../services/common/client.js";
@@ -346,6 +347,7 @@ async function main() {
   const file = join(resultsDir, `${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
   writeFileSync(file, `${JSON.stringify({ machine, reps, measureMs, only: only.source, results, targets, unmeasured, fanOutCeiling: ceiling }, null, 2)}\n`);
   console.log(`\nwritten to ${file}`);
+  if (!unmeasured.length) console.log(`bench/README.md now shows ${updateBenchReadme(benchSourceDir)}`);
 }
 
 /**

@@ -23,7 +23,7 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
-apt_install openssl ca-certificates procps hostname slurmctld slurmd slurm-client munge haproxy chromium
+apt_install openssl ca-certificates procps hostname slurmctld slurmd slurm-client munge haproxy chromium hdf5-tools
 
 # `go install` leaves no version in the binary, so a stamp file records it.
 if [ ! -x "$tools/grpcurl" ] || [ "$(cat "$tools/grpcurl.version" 2>/dev/null)" != "$GRPCURL_VERSION" ]; then
@@ -53,7 +53,7 @@ echo "building the Envoy config validator"
 (cd mesh/validate && go build -o "$tools/envoy-validate" .)
 # The Python client's dependencies and tests (grpcio-tools generates it; h5py, the HDF5 C
 # library's binding, reads what the HDF5 serializer writes).
-python_packages=(grpcio==1.76.0 grpcio-tools==1.76.0 grpcio-status==1.76.0 "protobuf>=6.31.1,<7" numpy h5py pyyaml cryptography pytest)
+python_packages=(grpcio==1.76.0 grpcio-tools==1.76.0 grpcio-status==1.76.0 "protobuf>=6.31.1,<7" numpy h5py hdf5plugin==7.1.0 pyzmq==27.3.0 pyyaml cryptography pytest)
 if ! python3 -c "import grpc, grpc_tools, grpc_status, h5py, numpy, yaml, cryptography, pytest; assert grpc.__version__ == '1.76.0'" 2>/dev/null; then
   echo "installing Python packages: ${python_packages[*]}"
   python3 -m pip install --quiet --disable-pip-version-check "${python_packages[@]}" 2>/dev/null ||

@@ -37,21 +37,23 @@ export function registerDemoCommand(program: Command): void {
         const tls = await readCertDir(e.certDir);
         const requests = createClient(DataRequestService, createMeshTransport({ baseUrl: e.request, tls }));
         // The hit threshold printed below is the peak finder's own, as the config parses it.
-        const peakFinder = stepSchema.parse({ step: "peak_finder", field: "jungfrau4M" });
+        const peakFinder = stepSchema.parse({ type: "PeakFinder", data_source: "jungfrau4M" });
         const { dataRequest } = await requests.createDataRequest({
           dataRequest: {
             experiment: "demo",
             parallelism: o.ranks,
             producer: {
               source_identifier: "synthetic:crystallography:run=1",
-              batch_size: 2,
-              event_source: { type: "synthetic", seed: 1, events: o.events, rate_hz: 120 },
+              skip_incomplete_events: false,
+              event_source: { type: "InternalEventSource", number_of_events_to_generate: o.events, seed: 1, rate_hz: 120 },
               data_sources: {
-                jungfrau4M: { type: "area_detector", geometry: "jungfrau4M", peaks: { min: 0, max: 40 } },
-                pulse_energy: { type: "scalar", mean: 3.5, sigma: 0.2 },
-                timestamp: { type: "timestamp" },
+                jungfrau4M: { type: "SyntheticAreaDetector", geometry: "jungfrau4M", peaks: { min: 0, max: 40 } },
+                pulse_energy: { type: "SyntheticScalar", mean: 3.5, sigma: 0.2 },
+                timestamp: { type: "SyntheticTimestamp" },
               },
-              processing_pipeline: [peakFinder],
+              processing_pipeline: { type: "BatchProcessingPipeline", batch_size: 2, steps: [peakFinder] },
+              data_serializer: { type: "NativeBinarySerializer" },
+              data_handlers: [],
             },
           },
         });
@@ -76,7 +78,7 @@ export function registerDemoCommand(program: Command): void {
         console.log(
           `received ${p.events} events in ${p.batches} batches: ${(p.bytes / 1e6).toFixed(0)} MB in ${p.seconds.toFixed(1)} s = ${(p.bytesPerSecond / 1e6).toFixed(0)} MB/s`,
         );
-        const minPeaks = peakFinder.step === "peak_finder" ? peakFinder.min_peaks_for_hit : 0;
+        const minPeaks = peakFinder.type === "PeakFinder" ? peakFinder.min_peaks_for_hit : 0;
         console.log(`hits (frames with ${minPeaks} or more Bragg peaks): ${p.hits} of ${p.events}`);
         console.log(
           `end of stream: ${result.totals.batchCount} batches, ${result.totals.eventCount} events from ${result.totals.producerTotals.length} ranks: every event arrived once`,

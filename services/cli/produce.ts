@@ -5,7 +5,8 @@ import { SingleBar } from "cli-progress";
 import { parse as parseYaml } from "yaml";
 import { createMeshTransportFromCertDir } from "../common/client.js";
 import { createLogger } from "../common/logger.js";
-import { parseProducerConfig } from "../producer/config.js";
+import { readProducerConfig } from "../producer/config.js";
+import { checkPipeline } from "../producer/pipeline.js";
 import { oneLine, produce, producerFailurePrefix, rankFromEnvironment, type Progress } from "../producer/run.js";
 import { build as buildProducerService, type ProducerServerConfig } from "../producer/server.js";
 import { addServeOptions, collect, serveConfig, serveUntilSignal } from "./options.js";
@@ -47,13 +48,15 @@ export function registerProduceCommand(program: Command): void {
     .option("--token <token>", "the stream's publish token (default: $LCLSTREAM_PUBLISH_TOKEN)")
     .option("--cert-dir <dir>", "cert directory for the buffer (default: $LCLSTREAM_CERT_DIR)")
     .action(async (o) => {
-      const config = parseProducerConfig(parseYaml(await readFile(o.config, "utf8")), o.config);
+      const { config, notes } = readProducerConfig(parseYaml(await readFile(o.config, "utf8")), o.config);
+      notes.push(...checkPipeline(config));
+      for (const note of notes) console.error(`note: ${note}`);
       const fromEnv = rankFromEnvironment();
       const rank = o.rank ?? fromEnv.rank;
       const ranks = o.ranks ?? fromEnv.ranks;
-      const bufferHandler = config.data_handlers.find((h) => h.type === "buffer");
+      const bufferHandler = config.data_handlers.find((h) => h.type === "BufferStreamingDataHandler");
       let buffer;
-      if (bufferHandler?.type === "buffer") {
+      if (bufferHandler?.type === "BufferStreamingDataHandler") {
         const url = o.bufferUrl ?? bufferHandler.url ?? process.env.LCLSTREAM_BUFFER_URL;
         const stream = o.stream ?? bufferHandler.stream ?? process.env.LCLSTREAM_STREAM;
         const token = o.token ?? bufferHandler.token ?? process.env.LCLSTREAM_PUBLISH_TOKEN;

@@ -4,6 +4,7 @@ import { packageInfo } from "../common/package-info.js";
 import { registerHealthCommand } from "./health.js";
 import { registerDemoCommand } from "./demo.js";
 import { registerCaCommands } from "./ca.js";
+import { registerConfigCommands } from "./config.js";
 import { registerJobsCommands } from "./jobs.js";
 import { registerBufferCommands } from "./buffer.js";
 import { registerProduceCommand } from "./produce.js";
@@ -18,6 +19,7 @@ export function createProgram(): Command {
   registerCaCommands(program);
   registerJobsCommands(program);
   registerBufferCommands(program);
+  registerConfigCommands(program);
   registerProduceCommand(program);
   registerRequestCommands(program);
   registerDemoCommand(program);

@@ -1,15 +1,17 @@
 /**
  * Where batches go: the buffer (Publish with the stream's token, resuming
  * after a broken connection from the seq the buffer reports, so nothing is
- * lost and nothing is taken twice) or files.
+ * lost and nothing is taken twice), files, or a ZeroMQ socket as lclstreamer
+ * streams them.
  */
 import { mkdir, writeFile } from "node:fs/promises";
-import { dirname } from "node:path";
+import { join } from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { backoffMs, sleep } from "../common/backoff.js";
 import type { Logger } from "../common/logger.js";
 import { WireBufferService } from "../buffer/wire.js";
 import type { Transport } from "@connectrpc/connect";
+import type { HandlerConfig } from "./config.js";
 import type { ProducedBatch } from "./pipeline.js";
 
 /** Takes batches in order; `finish` after the last one. */
@@ -19,17 +21,56 @@ export interface BatchHandler {
   close(): void;
 }
 
-/** Writes each batch to `{prefix}_r{rank}_{counter}.{suffix}`. */
-export function createFileHandler(prefix: string, rank: number, suffix?: string): BatchHandler {
+type FileHandlerConfig = Extract<HandlerConfig, { type: "BinaryFileWritingDataHandler" }>;
+type StreamingHandlerConfig = Extract<HandlerConfig, { type: "BinaryDataStreamingDataHandler" }>;
+
+/**
+ * lclstreamer's BinaryFileWritingDataHandler: each batch to
+ * `{write_directory}/{file_prefix}_r{rank}_{counter}.{file_suffix}` (no `_`
+ * when the prefix is empty or ends with one), the directory made first.
+ */
+export function createFileHandler(config: FileHandlerConfig, rank: number): BatchHandler {
   let counter = 0;
+  const prefix = config.file_prefix && !config.file_prefix.endsWith("_") ? `${config.file_prefix}_` : config.file_prefix;
+  const made = mkdir(config.write_directory, { recursive: true });
   return {
     async handle(b) {
-      const path = `${prefix}_r${rank}_${counter++}.${suffix ?? b.fileSuffix}`;
-      await mkdir(dirname(path), { recursive: true });
-      await writeFile(path, b.fileBytes);
+      await made;
+      await writeFile(join(config.write_directory, `${prefix}r${rank}_${counter++}.${config.file_suffix}`), b.fileBytes);
     },
     async finish() {},
     close() {},
+  };
+}
+
+/** How long, at the end, queued messages may take to reach a ZeroMQ peer before they are dropped. */
+const zmqLingerMs = 30_000;
+
+/**
+ * lclstreamer's BinaryDataStreamingDataHandler: each batch's bytes (the HDF5
+ * file, or the encoded batch) as one message on a ZeroMQ PUSH socket that
+ * binds (`role: server`) or connects (`client`) to every url, queueing at most
+ * 5 messages as lclstreamer does; a send waits while the queue is full.
+ */
+export async function createZmqHandler(config: StreamingHandlerConfig, logger: Logger): Promise<BatchHandler> {
+  const { Push } = await import("zeromq");
+  const socket = new Push({ sendHighWaterMark: 5, linger: 0 });
+  for (const url of config.urls) {
+    if (config.role === "server") await socket.bind(url);
+    else socket.connect(url);
+  }
+  logger.info({ urls: config.urls, role: config.role }, "streaming batches over ZeroMQ PUSH");
+  return {
+    async handle(b) {
+      await socket.send(b.fileBytes);
+    },
+    async finish() {
+      socket.linger = zmqLingerMs;
+      socket.close();
+    },
+    close() {
+      if (!socket.closed) socket.close();
+    },
   };
 }
 

@@ -1,4 +1,5 @@
 /** HDF5 through h5wasm (the HDF5 C library compiled to WebAssembly): loading it, and our dtypes in its terms. */
+import { readFile } from "node:fs/promises";
 import type { Dtype } from "./ndarray.js";
 
 type H5 = typeof import("h5wasm/node").default;
@@ -27,8 +28,17 @@ export function h5(): Promise<H5> {
 /** What {@link h5InMemory} adds: the in-memory file system the files live in. */
 interface InMemoryFs {
   readFile(path: string): Uint8Array;
+  writeFile(path: string, data: Uint8Array): void;
+  mkdirTree(path: string): void;
   unlink(path: string): void;
 }
+
+/** HDF5's registered ids of the Bitshuffle (with LZ4 or Zstandard inside) and ZFP filters. */
+export const bitshuffleFilter = 32008;
+export const zfpFilter = 32013;
+
+/** The filter plugins the serializer uses, from h5wasm-plugins (built for h5wasm, loaded as HDF5 loads any plugin). */
+const plugins = ["bshuf", "zfp"];
 
 let inMemory: Promise<{ lib: H5; fs: InMemoryFs }> | undefined;
 
@@ -40,7 +50,11 @@ let inMemory: Promise<{ lib: H5; fs: InMemoryFs }> | undefined;
  */
 export function h5InMemory(): Promise<{ lib: H5; fs: InMemoryFs }> {
   inMemory ??= import("h5wasm").then(async (m) => {
-    const module = (await m.default.ready) as unknown as { FS: InMemoryFs };
+    const module = (await m.default.ready) as unknown as { FS: InMemoryFs; get_plugin_search_paths(): string[] };
+    const pluginDir = module.get_plugin_search_paths()[0]!;
+    module.FS.mkdirTree(pluginDir);
+    const from = new URL("plugins/", import.meta.resolve("h5wasm-plugins"));
+    for (const name of plugins) module.FS.writeFile(`${pluginDir}/libH5Z${name}.so`, await readFile(new URL(`libH5Z${name}.so`, from)));
     return { lib: m.default as unknown as H5, fs: module.FS };
   });
   return inMemory;

@@ -8,44 +8,94 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { ArraySchema, ColumnsSchema, SerializedPayloadSchema, EventBatchSchema, PayloadFormat, type EventBatch } from "../../gen/lclstream/data/v1/data_pb.js";
 import { ConfigError, type ProducerConfig } from "./config.js";
 import type { DetectorEvent, EventSource, FieldInfo } from "./event.js";
-import { h5InMemory, h5Dtype } from "./hdf5.js";
+import { bitshuffleFilter, h5InMemory, h5Dtype, zfpFilter } from "./hdf5.js";
 import { bytesOf, dtypeToProto, size, zeros, type NdArray } from "./ndarray.js";
-import { createStep } from "./processing.js";
+import { createPeaknetStep, createStep, type Step } from "./processing.js";
 import { Hdf5Source } from "./sources/hdf5.js";
-import { RandomSource } from "./sources/random.js";
-import { SyntheticSource } from "./sources/synthetic.js";
+import { InternalSource } from "./sources/internal.js";
+
+/** Says that psana1 cannot run here (the check of a config that names it fails with this). */
+function psana1Refused(): ConfigError {
+  return new ConfigError(
+    [
+      {
+        path: "event_source.type",
+        message:
+          "Psana1EventSource cannot run here: psana1 (LCLS-I) is not published for this platform; convert the run to HDF5 for HDF5EventSource, or use Psana2EventSource for LCLS-II data",
+      },
+    ],
+    "the event source",
+  );
+}
 
 /** Opens the event source a config names. */
 export async function openSource(config: ProducerConfig): Promise<EventSource> {
   switch (config.event_source.type) {
-    case "synthetic":
-      return new SyntheticSource(config);
-    case "random":
-      return new RandomSource(config);
-    case "hdf5":
+    case "InternalEventSource":
+      return new InternalSource(config);
+    case "HDF5EventSource":
       return Hdf5Source.open(config);
+    case "Psana1EventSource":
+      throw psana1Refused();
+    case "Psana2EventSource":
+      throw new ConfigError(
+        [
+          {
+            path: "event_source.type",
+            message: "Psana2EventSource does not run in this version of the producer yet; use HDF5EventSource or InternalEventSource",
+          },
+        ],
+        "the event source",
+      );
   }
+}
+
+/** The per-event steps of a config's pipeline: its own steps, then lclstreamer's PeakNet padding. */
+function stepsOf(config: ProducerConfig): Step[] {
+  const p = config.processing_pipeline;
+  const steps = p.steps.map(createStep);
+  if (p.type === "PeaknetPreprocessingPipeline") steps.push(createPeaknetStep(p));
+  return steps;
 }
 
 /** The fields of every batch: the source's, as the processing steps change them. Throws a ConfigError naming a step that does not fit. */
 export function pipelineFields(config: ProducerConfig, source: EventSource): FieldInfo[] {
-  return config.processing_pipeline.reduce((fields, step, i) => {
+  const steps = stepsOf(config);
+  return steps.reduce((fields, step, i) => {
     try {
-      return createStep(step).fields(fields);
+      return step.fields(fields);
     } catch (error) {
-      throw new ConfigError([{ path: `processing_pipeline.${i}`, message: (error as Error).message }], "the processing pipeline");
+      throw new ConfigError([{ path: `processing_pipeline.steps.${i}`, message: (error as Error).message }], "the processing pipeline");
     }
   }, source.fields());
 }
 
 /**
- * Checks that the processing steps fit the source's fields before anything
- * runs, for the sources whose fields the config alone gives; an HDF5
- * source's come from its files and are checked when a producer opens them.
+ * Checks what can be checked before anything runs: that the processing steps
+ * fit the source's fields, for the sources whose fields the config alone gives
+ * (an HDF5 source's come from its files, and are checked when a producer opens
+ * them), and that the source and serializer can run here. Returns notes on
+ * what will be left out.
  */
-export function checkPipeline(config: ProducerConfig): void {
-  if (config.event_source.type === "hdf5") return;
-  pipelineFields(config, config.event_source.type === "synthetic" ? new SyntheticSource(config) : new RandomSource(config));
+export function checkPipeline(config: ProducerConfig): string[] {
+  if (config.event_source.type === "Psana1EventSource") throw psana1Refused();
+  const notes: string[] = [];
+  const serializer = config.data_serializer;
+  if (serializer.type === "HDF5BinarySerializer" && serializer.compression === "gzip_with_shuffle") {
+    notes.push(
+      "data_serializer.compression: gzip_with_shuffle is written as gzip without the shuffle filter (h5wasm sets one filter per dataset); the values are the same",
+    );
+  }
+  if (config.event_source.type !== "InternalEventSource") return notes;
+  const fields = pipelineFields(config, new InternalSource(config));
+  if (serializer.type === "HDF5BinarySerializer" && serializer.fields) {
+    const unmapped = fields.map((f) => f.name).filter((name) => !(name in serializer.fields!));
+    if (unmapped.length)
+      notes.push(
+        `data_serializer.fields: ${unmapped.join(", ")} not listed, so not written (lclstreamer's documentation says the same; its code stops instead)`,
+      );
+  }
+  return notes;
 }
 
 /** A batch as the pipeline hands it on: the message, its encoding (made once), and its event count. */
@@ -55,7 +105,6 @@ export interface ProducedBatch {
   events: number;
   /** What a file handler writes: the HDF5 file, or the encoded batch. */
   fileBytes: Uint8Array;
-  fileSuffix: string;
 }
 
 export interface RunOptions {
@@ -101,17 +150,19 @@ function nativePayload(fields: Record<string, NdArray>): EventBatch["payload"] {
   };
 }
 
-/** Serializes stacked fields as one HDF5 file (h5py-readable), datasets by path. */
-async function hdf5Payload(
-  fields: Record<string, NdArray>,
-  config: Extract<ProducerConfig["data_serializer"], { type: "hdf5" }>,
-  indices: bigint[],
-  times: bigint[],
-): Promise<Uint8Array> {
+type Hdf5Config = Extract<ProducerConfig["data_serializer"], { type: "HDF5BinarySerializer" }>;
+
+/**
+ * Serializes stacked fields as lclstreamer's HDF5BinarySerializer does: one
+ * HDF5 file per batch, each listed field at its path (every field at
+ * /data/<name> when none are listed), chunks of one event, the compression
+ * filter lclstreamer's h5py and hdf5plugin calls set, no attributes.
+ */
+async function hdf5Payload(fields: Record<string, NdArray>, config: Hdf5Config): Promise<Uint8Array> {
   const { lib, fs } = await h5InMemory();
   const path = `/batch-${++hdf5Files}.h5`;
   try {
-    writeHdf5File(lib, path, fields, config, indices, times);
+    writeHdf5File(lib, path, fields, config);
     return fs.readFile(path);
   } finally {
     try {
@@ -125,37 +176,52 @@ async function hdf5Payload(
 /** Names the in-memory files apart. */
 let hdf5Files = 0;
 
-function writeHdf5File(
-  lib: Awaited<ReturnType<typeof h5InMemory>>["lib"],
-  path: string,
-  fields: Record<string, NdArray>,
-  config: Extract<ProducerConfig["data_serializer"], { type: "hdf5" }>,
-  indices: bigint[],
-  times: bigint[],
-): void {
+/** The dtypes the ZFP filter takes; other datasets are written without it. */
+const zfpDtypes = new Set(["float32", "float64", "int32", "int64"]);
+
+/** h5wasm's filter id and settings for a compression, as h5py and hdf5plugin set them for lclstreamer. */
+function filterOf(config: Hdf5Config, a: NdArray): { compression: number; compression_opts: number[] } | undefined {
+  const level = config.compression_level;
+  switch (config.compression) {
+    case "gzip":
+    case "gzip_with_shuffle":
+      return { compression: 1, compression_opts: [level] };
+    case "bitshuffle_with_lz4":
+      return { compression: bitshuffleFilter, compression_opts: [0, 2] };
+    case "bitshuffle_with_zstd":
+      return { compression: bitshuffleFilter, compression_opts: [0, 3, level] };
+    case "zfp":
+      return zfpDtypes.has(a.dtype) ? { compression: zfpFilter, compression_opts: [] } : undefined;
+    default:
+      return undefined;
+  }
+}
+
+function writeHdf5File(lib: Awaited<ReturnType<typeof h5InMemory>>["lib"], path: string, fields: Record<string, NdArray>, config: Hdf5Config): void {
   const file = new lib.File(path, "w");
   const groups = new Set<string>();
-  const write = (datasetPath: string, a: NdArray, compress: boolean) => {
-    const parts = datasetPath.split("/").filter(Boolean);
-    for (let i = 1; i < parts.length; i++) {
-      const g = parts.slice(0, i).join("/");
-      if (!groups.has(g)) {
-        file.create_group(g);
-        groups.add(g);
-      }
-    }
-    file.create_dataset({
-      name: parts.join("/"),
-      data: a.data,
-      shape: a.shape,
-      dtype: h5Dtype[a.dtype],
-      ...(compress && a.shape.length > 0 ? { compression: "gzip" as const, compression_opts: config.gzip_level, chunks: [1, ...a.shape.slice(1)] } : {}),
-    });
-  };
   try {
-    for (const [name, a] of Object.entries(fields)) write(config.paths[name] ?? `/data/${name}`, a, config.compression === "gzip");
-    write("/lclstream/event_index", { dtype: "uint64", shape: [indices.length], data: BigUint64Array.from(indices) }, false);
-    write("/lclstream/event_time_ns", { dtype: "int64", shape: [times.length], data: BigInt64Array.from(times) }, false);
+    for (const [name, a] of Object.entries(fields)) {
+      const datasetPath = config.fields ? config.fields[name] : `/data/${name}`;
+      if (datasetPath === undefined) continue;
+      // h5py makes the groups on the way; "//waveform" is "/waveform".
+      const parts = datasetPath.split("/").filter(Boolean);
+      for (let i = 1; i < parts.length; i++) {
+        const g = parts.slice(0, i).join("/");
+        if (!groups.has(g)) {
+          file.create_group(g);
+          groups.add(g);
+        }
+      }
+      file.create_dataset({
+        name: parts.join("/"),
+        data: a.data,
+        shape: a.shape,
+        dtype: h5Dtype[a.dtype],
+        chunks: [1, ...a.shape.slice(1)],
+        ...filterOf(config, a),
+      });
+    }
   } finally {
     file.close();
   }
@@ -166,10 +232,16 @@ function writeHdf5File(
  * order, numbered from 0. Events are read only as batches are taken.
  */
 export async function* runPipeline(config: ProducerConfig, source: EventSource, options: RunOptions): AsyncGenerator<ProducedBatch> {
-  const steps = config.processing_pipeline.map(createStep);
+  const steps = stepsOf(config);
   const fields = pipelineFields(config, source);
   const sourceFields = source.fields().map((f) => f.name);
   const serializer = config.data_serializer;
+  if (serializer.type === "SimplonBinarySerializer") {
+    throw new ConfigError(
+      [{ path: "data_serializer.type", message: "SimplonBinarySerializer does not run in this version of the producer yet; use HDF5BinarySerializer" }],
+      "the serializer",
+    );
+  }
   let pending: DetectorEvent[] = [];
   let seq = 0;
   let taken = 0;
@@ -182,8 +254,8 @@ export async function* runPipeline(config: ProducerConfig, source: EventSource, 
     const times = events.map((e) => e.timeNs);
     let payload: EventBatch["payload"];
     let fileBytes: Uint8Array | undefined;
-    if (serializer.type === "hdf5") {
-      fileBytes = await hdf5Payload(stacked, serializer, indices, times);
+    if (serializer.type === "HDF5BinarySerializer") {
+      fileBytes = await hdf5Payload(stacked, serializer);
       payload = { case: "serialized", value: create(SerializedPayloadSchema, { format: PayloadFormat.HDF5, data: fileBytes }) };
     } else {
       payload = nativePayload(stacked);
@@ -197,18 +269,18 @@ export async function* runPipeline(config: ProducerConfig, source: EventSource, 
       payload,
     });
     const bytes = toBinary(EventBatchSchema, batch);
-    return { batch, bytes, events: events.length, fileBytes: fileBytes ?? bytes, fileSuffix: serializer.type === "hdf5" ? "h5" : "pb" };
+    return { batch, bytes, events: events.length, fileBytes: fileBytes ?? bytes };
   };
 
   // A resume position given to the run wins over the config's.
-  const start = options.startEvent || (config.event_source.type === "hdf5" ? config.event_source.start_event : 0);
+  const start = options.startEvent || (config.event_source.type === "HDF5EventSource" ? config.event_source.start_event : 0);
   for await (const event of source.events(options.rank, options.ranks, start, options.signal)) {
     if (options.maxEvents && taken >= options.maxEvents) break;
     taken++;
     if (config.skip_incomplete_events && sourceFields.some((name) => !event.fields[name])) continue;
     for (const step of steps) step.apply(event);
     pending.push(event);
-    if (pending.length >= config.batch_size) yield await flush();
+    if (pending.length >= config.processing_pipeline.batch_size) yield await flush();
   }
   if (pending.length) yield await flush();
 }

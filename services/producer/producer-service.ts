@@ -12,7 +12,7 @@ import { invalidArgument, rpcError } from "../common/errors.js";
 import { pageOf, readPage } from "../common/paging.js";
 import { callerOf } from "../common/peer.js";
 import type { Policy } from "../common/policy.js";
-import { ConfigError, parseProducerConfig, type ProducerConfig } from "./config.js";
+import { ConfigError, parseProducerConfig, readProducerConfig, type CheckedConfig, type ProducerConfig } from "./config.js";
 import { dtypeToProto } from "./ndarray.js";
 import { checkPipeline, openSource, pipelineFields, runPipeline } from "./pipeline.js";
 
@@ -59,18 +59,24 @@ function refuseConfig(field: string) {
   };
 }
 
-/** Validates a config, turning its problems into field violations. */
-export function checkConfig(value: unknown, dataRoots: string[], field = "config"): ProducerConfig {
-  let config: ProducerConfig;
+/**
+ * Validates a config, turning its problems into field violations, with what
+ * was noticed on the way. `adjust` changes the validated config before the
+ * pipeline is checked (a data request's overrides).
+ */
+export function checkConfig(value: unknown, dataRoots: string[], field = "config", adjust?: (config: ProducerConfig) => string[]): CheckedConfig {
+  let checked: CheckedConfig;
   try {
-    config = parseProducerConfig(value);
-    checkPipeline(config);
+    checked = readProducerConfig(value);
+    if (adjust) checked.notes.push(...adjust(checked.config));
+    checked.notes.push(...checkPipeline(checked.config));
   } catch (error) {
     return refuseConfig(field)(error);
   }
-  if (config.event_source.type === "hdf5") {
+  const source = checked.config.event_source;
+  if (source.type === "HDF5EventSource") {
     const roots = dataRoots.map((r) => resolve(r));
-    config.event_source.files.forEach((file, i) => {
+    source.files.forEach((file, i) => {
       const inside = roots.some((root) => {
         const rel = relative(root, resolve(file));
         return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel);
@@ -88,7 +94,7 @@ export function checkConfig(value: unknown, dataRoots: string[], field = "config
       }
     });
   }
-  return config;
+  return checked;
 }
 
 export function createProducerService(deps: ProducerServiceDeps): ServiceImpl<typeof ProducerService> {
@@ -136,7 +142,7 @@ export function createProducerService(deps: ProducerServiceDeps): ServiceImpl<ty
           `${caller.uri} may not stream from the producer directly; ask for data with a data request (lclstream get), which checks your experiments`,
         );
       }
-      const config = checkConfig(req.config, deps.dataRoots);
+      const { config } = checkConfig(req.config, deps.dataRoots);
       if (config.data_handlers.length) {
         throw invalidArgument(producerDomain, [
           { field: "config.data_handlers", description: "Produce streams the batches to you; data_handlers are for producer jobs (lclstream produce)" },

@@ -6,7 +6,7 @@
 import { ConnectError, type Transport } from "@connectrpc/connect";
 import type { Logger } from "../common/logger.js";
 import type { ProducerConfig } from "./config.js";
-import { createBufferHandler, createFileHandler, type BatchHandler } from "./handlers.js";
+import { createBufferHandler, createFileHandler, createZmqHandler, type BatchHandler } from "./handlers.js";
 import { openSource, runPipeline } from "./pipeline.js";
 
 /** Rank and rank count: flags first, then what a launcher set (our $mpirun, srun, MPI). */
@@ -60,15 +60,23 @@ export interface ProduceOptions {
 }
 
 /** Builds the handlers a config names. */
-function handlersFor(config: ProducerConfig, options: ProduceOptions): BatchHandler[] {
-  return config.data_handlers.map((h) => {
-    if (h.type === "file") return createFileHandler(h.prefix, options.rank, h.suffix);
-    if (!options.buffer)
-      throw new Error(
-        "the buffer handler needs the buffer's URL, the stream and its publish token (LCLSTREAM_BUFFER_URL, LCLSTREAM_STREAM, LCLSTREAM_PUBLISH_TOKEN)",
-      );
-    return createBufferHandler({ ...options.buffer, rank: options.rank, logger: options.logger, signal: options.signal });
-  });
+async function handlersFor(config: ProducerConfig, options: ProduceOptions): Promise<BatchHandler[]> {
+  const handlers: BatchHandler[] = [];
+  try {
+    for (const h of config.data_handlers) {
+      if (h.type === "BinaryFileWritingDataHandler") handlers.push(createFileHandler(h, options.rank));
+      else if (h.type === "BinaryDataStreamingDataHandler") handlers.push(await createZmqHandler(h, options.logger));
+      else if (!options.buffer) {
+        throw new Error(
+          "the buffer handler needs the buffer's URL, the stream and its publish token (LCLSTREAM_BUFFER_URL, LCLSTREAM_STREAM, LCLSTREAM_PUBLISH_TOKEN)",
+        );
+      } else handlers.push(createBufferHandler({ ...options.buffer, rank: options.rank, logger: options.logger, signal: options.signal }));
+    }
+    return handlers;
+  } catch (error) {
+    for (const h of handlers) h.close();
+    throw error;
+  }
 }
 
 /** Produces this rank's share of the events; resolves with its totals. */
@@ -77,7 +85,10 @@ export async function produce(config: ProducerConfig, options: ProduceOptions): 
     throw new Error(`rank ${options.rank} of ${options.ranks} makes no sense: ranks count from 0 and stay below the rank count`);
   }
   const source = await openSource(config);
-  const handlers = handlersFor(config, options);
+  const handlers = await handlersFor(config, options).catch((error) => {
+    source.close();
+    throw error;
+  });
   const started = performance.now();
   const progress: Progress = { events: 0, batches: 0, bytes: 0, seconds: 0 };
   try {

@@ -7,39 +7,41 @@ import { joinAsService, policySettingsShape, serviceSettingsShape, serveInMesh, 
 import { createProducerService, type CatalogEntry } from "./producer-service.js";
 
 /** The sources every producer offers: the synthetic facility, ready to stream. */
+/** A synthetic source's config: InternalEventSource with lclstream's simulated detectors, batches in the native format. */
+const synthetic = (run: string, seed: number, events: number, rateHz: number, dataSources: object, steps: object[] = []) => ({
+  source_identifier: `synthetic:${run}:run=1`,
+  skip_incomplete_events: false,
+  event_source: { type: "InternalEventSource", number_of_events_to_generate: events, seed, rate_hz: rateHz },
+  data_sources: { ...dataSources, timestamp: { type: "SyntheticTimestamp" } },
+  processing_pipeline: { type: "BatchProcessingPipeline", batch_size: 16, steps },
+  data_serializer: { type: "NativeBinarySerializer" },
+  data_handlers: [],
+});
+
 export const syntheticCatalog: CatalogEntry[] = [
   {
     name: "synthetic/crystallography",
     description: "Jungfrau 4M frames with Bragg peaks at 120 Hz, pulse energy and timestamps (serial crystallography)",
-    config: {
-      source_identifier: "synthetic:crystallography:run=1",
-      event_source: { type: "synthetic", seed: 1, events: 10_000, rate_hz: 120 },
-      data_sources: {
-        jungfrau4M: { type: "area_detector", geometry: "jungfrau4M" },
-        pulse_energy: { type: "scalar", mean: 3.5, sigma: 0.2 },
-        timestamp: { type: "timestamp" },
-      },
-      processing_pipeline: [{ step: "peak_finder", field: "jungfrau4M" }],
-    },
+    config: synthetic(
+      "crystallography",
+      1,
+      10_000,
+      120,
+      { jungfrau4M: { type: "SyntheticAreaDetector", geometry: "jungfrau4M" }, pulse_energy: { type: "SyntheticScalar", mean: 3.5, sigma: 0.2 } },
+      [{ type: "PeakFinder", data_source: "jungfrau4M" }],
+    ),
   },
   {
     name: "synthetic/epix",
     description: "ePix10k2M frames (16 panels of 352 x 384) with Bragg peaks",
-    config: {
-      source_identifier: "synthetic:epix:run=1",
-      event_source: { type: "synthetic", seed: 2, events: 10_000, rate_hz: 120 },
-      data_sources: { epix10k2M: { type: "area_detector", geometry: "epix10k2M" }, timestamp: { type: "timestamp" } },
-    },
+    config: synthetic("epix", 2, 10_000, 120, { epix10k2M: { type: "SyntheticAreaDetector", geometry: "epix10k2M" } }),
   },
   {
     name: "synthetic/tof",
     description: "four-channel digitizer waveforms with time-of-flight hits, and their CFD hit times",
-    config: {
-      source_identifier: "synthetic:tof:run=1",
-      event_source: { type: "synthetic", seed: 3, events: 100_000, rate_hz: 1000 },
-      data_sources: { tof: { type: "digitizer", channels: 4, samples: 4096 }, timestamp: { type: "timestamp" } },
-      processing_pipeline: [{ step: "tof_hits", field: "tof" }],
-    },
+    config: synthetic("tof", 3, 100_000, 1000, { tof: { type: "SyntheticDigitizer", channels: 4, samples: 4096 } }, [
+      { type: "TimeOfFlightHits", data_source: "tof" },
+    ]),
   },
 ];
 

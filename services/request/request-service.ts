@@ -6,7 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { Code, type Client, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import { clone, create, type JsonObject } from "@bufbuild/protobuf";
+import { clone, create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type BufferService, ConsumerGroupSchema } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import type { JobQueueService } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
@@ -27,7 +27,7 @@ import { pageOf, readPage } from "../common/paging.js";
 import { callerOf } from "../common/peer.js";
 import type { Policy } from "../common/policy.js";
 import { checkConfig } from "../producer/producer-service.js";
-import type { ProducerConfig } from "../producer/config.js";
+import type { CheckedConfig } from "../producer/config.js";
 import type { Orchestrator } from "./orchestrator.js";
 import { finalStates, type RequestStore } from "./request-store.js";
 
@@ -44,16 +44,32 @@ export interface RequestServiceDeps {
   defaultBackend: string;
 }
 
-/** The producer config a request runs: its `producer`, with the request's batch size and serializer, publishing to the buffer. */
-export function producerConfigOf(r: DataRequest, dataRoots: string[]): ProducerConfig {
-  const producer: JsonObject = { ...(r.producer ?? {}) };
-  if (r.batchSize) producer.batch_size = r.batchSize;
-  // The request picks the format; the config's own settings of that format (compression: gzip) stay.
-  const configuredType = (producer.data_serializer as { type?: string } | undefined)?.type;
-  if (r.serializer === Serializer.HDF5 && configuredType !== "hdf5") producer.data_serializer = { type: "hdf5" };
-  if (r.serializer === Serializer.NATIVE) producer.data_serializer = { type: "native" };
-  producer.data_handlers = [{ type: "buffer" }];
-  return checkConfig(producer, dataRoots, "data_request.producer");
+/**
+ * The producer config a request runs: its `producer`, with the request's
+ * batch size and serializer, publishing to the buffer in place of its own
+ * handlers; and notes on what was changed.
+ */
+export function producerConfigOf(r: DataRequest, dataRoots: string[]): CheckedConfig {
+  return checkConfig(r.producer ?? {}, dataRoots, "data_request.producer", (config) => {
+    const notes: string[] = [];
+    if (r.batchSize) config.processing_pipeline.batch_size = r.batchSize;
+    // The request picks the format; the config's own settings of that format (compression: gzip) stay.
+    if (r.serializer === Serializer.HDF5 && config.data_serializer.type !== "HDF5BinarySerializer") {
+      config.data_serializer = { type: "HDF5BinarySerializer", compression: null, compression_level: 3 };
+    }
+    if (r.serializer === Serializer.NATIVE) config.data_serializer = { type: "NativeBinarySerializer" };
+    config.data_handlers.forEach((h, i) => {
+      if (h.type === "BinaryDataStreamingDataHandler")
+        notes.push(`data_handlers.${i}: ${h.type} (${h.urls.join(", ")}) replaced by the request's buffer stream`);
+      else if (h.type === "BinaryFileWritingDataHandler") {
+        notes.push(
+          `data_handlers.${i}: ${h.type} left out: a data request writes no files at the facility (\`lclstream get --out DIR\` writes them where you are)`,
+        );
+      }
+    });
+    config.data_handlers = [{ type: "BufferStreamingDataHandler" }];
+    return notes;
+  });
 }
 
 export function createRequestService(deps: RequestServiceDeps): ServiceImpl<typeof DataRequestService> {
@@ -154,7 +170,8 @@ export function createRequestService(deps: RequestServiceDeps): ServiceImpl<type
         updateTime: now,
       });
       // The producer's own validation, before any job starts.
-      const config = producerConfigOf(r, deps.dataRoots);
+      const { config, notes } = producerConfigOf(r, deps.dataRoots);
+      r.configNotes = notes;
       if (req.validateOnly) return { dataRequest: r };
       store.insert(id, r, req.requestId);
       deps.orchestrator.start(r, config);

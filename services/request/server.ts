@@ -68,7 +68,7 @@ export async function build(input: RequestConfig, deps: ServiceDeps = {}): Promi
     abandonAfterMs: config.abandonAfterMs,
   });
   // Requests a previous run left unfinished go on where they are.
-  for (const r of store.unfinished()) orchestrator.start(r, producerConfigOf(r, config.dataRoots));
+  for (const r of store.unfinished()) orchestrator.start(r, producerConfigOf(r, config.dataRoots).config);
   try {
     const viewerDir = config.viewerDir ?? builtViewer;
     const server = await serveInMesh(

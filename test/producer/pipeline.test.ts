@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseProducerConfig } from "../../services/producer/config.js";
 import { h5 } from "../../services/producer/hdf5.js";
 import { writeCorruptHdf5 } from "../helpers/hdf5.js";
+import { hdf5Config, internalConfig } from "../helpers/producer-config.js";
 import { dtypeFromProto, typedView } from "../../services/producer/ndarray.js";
 import { openSource, runPipeline, type ProducedBatch } from "../../services/producer/pipeline.js";
 import type { EventBatch } from "../../gen/lclstream/data/v1/data_pb.js";
@@ -33,12 +34,12 @@ function column(batch: EventBatch, name: string) {
 
 const indices = (batches: ProducedBatch[]) => batches.flatMap((b) => b.batch.eventIndices.map(Number));
 
-const synthetic = (events: number, extra: object = {}) => ({
-  batch_size: 4,
-  event_source: { type: "synthetic", events, seed: 11 },
-  data_sources: { det: { type: "area_detector", geometry: "small", truth: true }, energy: { type: "scalar" }, ts: { type: "timestamp" } },
-  ...extra,
-});
+const detectors = {
+  det: { type: "SyntheticAreaDetector", geometry: "small", truth: true },
+  energy: { type: "SyntheticScalar" },
+  ts: { type: "SyntheticTimestamp" },
+};
+const synthetic = (events: number, parts: Parameters<typeof internalConfig>[2] = {}) => internalConfig(events, detectors, { seed: 11, ...parts });
 
 describe("producer pipeline", () => {
   let dir: string;
@@ -51,7 +52,7 @@ describe("producer pipeline", () => {
     const once = await collect(synthetic(12));
     const again = await collect(synthetic(12));
     expect(once.map((b) => Buffer.from(b.bytes))).toEqual(again.map((b) => Buffer.from(b.bytes)));
-    const other = await collect({ ...synthetic(12), event_source: { type: "synthetic", events: 12, seed: 12 } });
+    const other = await collect(synthetic(12, { seed: 12 }));
     expect(Buffer.from(other[0]!.bytes)).not.toEqual(Buffer.from(once[0]!.bytes));
 
     const byIndex = new Map<number, number[]>();
@@ -78,14 +79,18 @@ describe("producer pipeline", () => {
   });
 
   it("finds the injected Bragg peaks: positions within a pixel, recall and precision above 0.9", async () => {
-    const config = {
-      batch_size: 1,
-      event_source: { type: "synthetic", events: 8, seed: 5 },
-      data_sources: {
-        det: { type: "area_detector", geometry: { shape: [512, 512], dtype: "uint16" }, truth: true, peaks: { min: 10, max: 30, intensity: 3000, sigma: 1.2 } },
+    const config = internalConfig(
+      8,
+      {
+        det: {
+          type: "SyntheticAreaDetector",
+          geometry: { shape: [512, 512], dtype: "uint16" },
+          truth: true,
+          peaks: { min: 10, max: 30, intensity: 3000, sigma: 1.2 },
+        },
       },
-      processing_pipeline: [{ step: "peak_finder", field: "det" }],
-    };
+      { seed: 5, batchSize: 1, steps: [{ type: "PeakFinder", data_source: "det" }] },
+    );
     let truePositives = 0;
     let found = 0;
     let injected = 0;
@@ -108,12 +113,11 @@ describe("producer pipeline", () => {
   });
 
   it("finds the injected time-of-flight hits within half a sample", async () => {
-    const config = {
-      batch_size: 5,
-      event_source: { type: "synthetic", events: 10, seed: 9 },
-      data_sources: { tof: { type: "digitizer", channels: 2, samples: 2048, truth: true } },
-      processing_pipeline: [{ step: "tof_hits", field: "tof" }],
-    };
+    const config = internalConfig(
+      10,
+      { tof: { type: "SyntheticDigitizer", channels: 2, samples: 2048, truth: true } },
+      { seed: 9, batchSize: 5, steps: [{ type: "TimeOfFlightHits", data_source: "tof" }] },
+    );
     let matched = 0;
     let injected = 0;
     let found = 0;
@@ -140,7 +144,7 @@ describe("producer pipeline", () => {
     process.env.TMPDIR = join(dir, "no-such-directory");
     let batch;
     try {
-      [batch] = await collect({ ...synthetic(3), data_serializer: { type: "hdf5", compression: "gzip" } });
+      [batch] = await collect(synthetic(3, { serializer: { type: "HDF5BinarySerializer", compression: "gzip" } }));
     } finally {
       if (tmp === undefined) delete process.env.TMPDIR;
       else process.env.TMPDIR = tmp;
@@ -158,7 +162,11 @@ describe("producer pipeline", () => {
       expect(Buffer.from((det.value as Uint16Array).buffer)).toEqual(
         Buffer.from(column(native.batch, "det").data.buffer, column(native.batch, "det").data.byteOffset, 3 * 65536 * 2),
       );
-      expect(Array.from((file.get("lclstream/event_index") as import("h5wasm").Dataset).value as BigUint64Array)).toEqual([0n, 1n, 2n]);
+      // lclstreamer's layout: the fields, chunks of one event, nothing else.
+      expect(det.metadata.chunks).toEqual([1, 256, 256]);
+      expect(det.filters.map((f) => f.id)).toEqual([1]);
+      expect(file.keys()).toEqual(["data"]);
+      expect((file.get("data") as import("h5wasm").Group).keys().sort()).toEqual(["det", "det_peaks_truth", "energy", "ts"]);
     } finally {
       file.close();
     }
@@ -175,11 +183,8 @@ describe("producer pipeline", () => {
       file.close();
       return path;
     });
-    const config = (start = 0) => ({
-      batch_size: 2,
-      event_source: { type: "hdf5", files, shuffle: true, seed: 4, start_event: start },
-      data_sources: { x: { type: "hdf5_dataset", path: "/entry/x" } },
-    });
+    const config = (start = 0) =>
+      hdf5Config(files, { x: { type: "HDF5Dataset", path: "/entry/x" } }, { batchSize: 2, shuffle: true, seed: 4, startEvent: start });
     const two = [...(await collect(config(), 0, 2)), ...(await collect(config(), 1, 2))];
     const seen = two.flatMap((b) => Array.from(column(b.batch, "x").data as Float32Array).filter((_, i) => i % 2 === 0));
     expect(seen.sort((a, b) => a - b)).toEqual(Array.from({ length: 15 }, (_, i) => i));
@@ -195,11 +200,7 @@ describe("producer pipeline", () => {
   it("fails on the first event whose chunk cannot be read, after streaming the ones before it", async () => {
     const path = join(dir, "corrupt.h5");
     await writeCorruptHdf5(path);
-    const parsed = parseProducerConfig({
-      batch_size: 1,
-      event_source: { type: "hdf5", files: [path] },
-      data_sources: { x: { type: "hdf5_dataset", path: "/x" } },
-    });
+    const parsed = parseProducerConfig(hdf5Config([path], { x: { type: "HDF5Dataset", path: "/x" } }, { batchSize: 1 }));
     const source = await openSource(parsed);
     const rows: number[] = [];
     try {
@@ -227,18 +228,13 @@ describe("producer pipeline", () => {
       }
       throw new Error("accepted");
     };
-    expect(await problem({ ...synthetic(2), colour: "blue" })).toContain("(top): unknown key(s) colour");
-    expect(
-      await problem({ ...synthetic(2), data_sources: { r: { type: "random_array", shape: [2], dtype: "float16" } }, event_source: { type: "random" } }),
-    ).toMatch(/data_sources\.r\.dtype: .*float32/);
-    expect(await problem({ ...synthetic(2), processing_pipeline: [{ step: "peak_finder", field: "nope" }] })).toContain('no field "nope"');
-    expect(
-      await problem({
-        batch_size: 1,
-        event_source: { type: "hdf5", files: [join(dir, "missing.h5")] },
-        data_sources: { x: { type: "hdf5_dataset", path: "/x" } },
-      }),
-    ).toContain(`event_source.files.0: no such file: ${join(dir, "missing.h5")}`);
+    expect(await problem({ ...synthetic(2), colour: "blue" })).toContain("(top): unknown key colour");
+    expect(await problem(internalConfig(2, { r: { type: "GenericRandomNumpyArray", array_shape: "2", array_dtype: "float16" } }))).toMatch(
+      /data_sources\.r\.array_dtype: .*float32.*; given "float16"/,
+    );
+    expect(await problem(synthetic(2, { steps: [{ type: "PeakFinder", data_source: "nope" }] }))).toContain('no field "nope"');
+    const x = { x: { type: "HDF5Dataset", path: "/x" } };
+    expect(await problem(hdf5Config([join(dir, "missing.h5")], x))).toContain(`event_source.files.0: no such file: ${join(dir, "missing.h5")}`);
     const lib = await h5();
     const a = join(dir, "a.h5");
     const b = join(dir, "b.h5");
@@ -250,11 +246,7 @@ describe("producer pipeline", () => {
       f.create_dataset({ name: "x", data: new Float32Array(4 * width), shape: [4, width], dtype: "<f" });
       f.close();
     }
-    expect(await problem({ batch_size: 1, event_source: { type: "hdf5", files: [a] }, data_sources: { x: { type: "hdf5_dataset", path: "/y" } } })).toContain(
-      `data_sources.x.path: ${a} has no dataset /y`,
-    );
-    expect(
-      await problem({ batch_size: 1, event_source: { type: "hdf5", files: [a, b] }, data_sources: { x: { type: "hdf5_dataset", path: "/x" } } }),
-    ).toContain("shape mismatch across events");
+    expect(await problem(hdf5Config([a], { x: { type: "HDF5Dataset", path: "/y" } }))).toContain(`data_sources.x.path: ${a} has no dataset /y`);
+    expect(await problem(hdf5Config([a, b], x))).toContain("shape mismatch across events");
   });
 });

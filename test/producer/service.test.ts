@@ -17,12 +17,10 @@ import { build as buildProducer, type ProducerServer } from "../../services/prod
 import { createTestPki, type TestPki } from "../helpers/pki.js";
 import { consume } from "../helpers/buffer.js";
 import { failure } from "../helpers/errors.js";
+import { hdf5Config, internalConfig } from "../helpers/producer-config.js";
 
-const smallSynthetic = (events: number, extra: object = {}) => ({
-  batch_size: 4,
-  event_source: { type: "synthetic", events, seed: 3, ...extra },
-  data_sources: { det: { type: "area_detector", geometry: "small" }, ts: { type: "timestamp" } },
-});
+const smallSynthetic = (events: number, parts: Parameters<typeof internalConfig>[2] = {}) =>
+  internalConfig(events, { det: { type: "SyntheticAreaDetector", geometry: "small" }, ts: { type: "SyntheticTimestamp" } }, { seed: 3, ...parts });
 
 describe("ProducerService", () => {
   let pki: TestPki;
@@ -39,7 +37,7 @@ describe("ProducerService", () => {
   it("lists its sources with their fields, dtypes and shapes", async () => {
     const { sources } = await client().listSources({});
     const crystallography = sources.find((s) => s.name === "synthetic/crystallography")!;
-    expect(crystallography.type).toBe("synthetic");
+    expect(crystallography.type).toBe("InternalEventSource");
     expect(crystallography.fields.find((f) => f.name === "jungfrau4M")).toMatchObject({ dtype: DataType.UINT16, shape: [2048n, 2048n] });
     expect(crystallography.fields.map((f) => f.name)).toContain("jungfrau4M_peaks");
     expect(sources.find((s) => s.name === "synthetic/epix")!.fields[0]!.shape).toEqual([16n, 352n, 384n]);
@@ -60,7 +58,7 @@ describe("ProducerService", () => {
     expect(
       await failure(
         client()
-          .produce({ config: { event_source: { type: "synthetic" }, data_sources: {}, colour: 1 } })
+          .produce({ config: { ...smallSynthetic(2), colour: 1 } })
           [Symbol.asyncIterator]()
           .next(),
       ),
@@ -71,12 +69,12 @@ describe("ProducerService", () => {
     expect(
       await failure(
         client()
-          .produce({ config: { ...smallSynthetic(2), data_handlers: [{ type: "file", prefix: "/etc/x" }] } })
+          .produce({ config: smallSynthetic(2, { handlers: [{ type: "BinaryFileWritingDataHandler", write_directory: "/etc" }] }) })
           [Symbol.asyncIterator]()
           .next(),
       ),
     ).toMatchObject({ code: Code.InvalidArgument });
-    const outside = { batch_size: 1, event_source: { type: "hdf5", files: ["/etc/passwd"] }, data_sources: { x: { type: "hdf5_dataset", path: "/x" } } };
+    const outside = hdf5Config(["/etc/passwd"], { x: { type: "HDF5Dataset", path: "/x" } });
     expect(await failure(client().produce({ config: outside })[Symbol.asyncIterator]().next())).toMatchObject({
       code: Code.PermissionDenied,
       reason: "PATH_NOT_ALLOWED",
@@ -93,7 +91,9 @@ describe("ProducerService", () => {
       ),
     ).toMatchObject({ code: Code.PermissionDenied, reason: "PRODUCE_NOT_ALLOWED" });
     const running = client()
-      .produce({ config: { ...smallSynthetic(1000), event_source: { type: "synthetic", events: 1000, rate_hz: 5, paced: true } } })
+      .produce({
+        config: { ...smallSynthetic(1000), event_source: { type: "InternalEventSource", number_of_events_to_generate: 1000, rate_hz: 5, paced: true } },
+      })
       [Symbol.asyncIterator]();
     await running.next();
     expect((await client(pki.admin).getStatus({})).pipelines).toHaveLength(1);
@@ -132,7 +132,10 @@ describe("producer ranks publishing to a buffer", () => {
     const transport = () => createMeshTransport({ baseUrl: buffer.url, tls: pki.alice });
     const alice = createClient(BufferService, transport());
     const { stream, publishToken } = await alice.createStream({ stream: { durable: true, producerCount: 2, consumerGroups: [{ name: "g" }] } });
-    const config = parseProducerConfig({ ...smallSynthetic(60, { rate_hz: 40, paced: true }), data_handlers: [{ type: "buffer" }] });
+    const config = parseProducerConfig({
+      ...smallSynthetic(60, { handlers: [{ type: "BufferStreamingDataHandler" }] }),
+      event_source: { type: "InternalEventSource", number_of_events_to_generate: 60, seed: 3, rate_hz: 40, paced: true },
+    });
     const ranks = [0, 1].map((rank) =>
       produce(config, {
         rank,

@@ -13,8 +13,8 @@ import { dtypeOfMetadata, h5, readRows } from "../hdf5.js";
 import { typedView, type Dtype, type NdArray } from "../ndarray.js";
 import { Prng } from "../prng.js";
 
-type Hdf5Config = Extract<ProducerConfig["event_source"], { type: "hdf5" }>;
-type Hdf5Dataset = Extract<DataSourceConfig, { type: "hdf5_dataset" }>;
+type Hdf5Config = Extract<ProducerConfig["event_source"], { type: "HDF5EventSource" }>;
+type Hdf5Dataset = Extract<DataSourceConfig, { type: "HDF5Dataset" }>;
 
 interface OpenFile {
   path: string;
@@ -55,7 +55,7 @@ export class Hdf5Source implements EventSource {
   /** Opens every file and checks that each names every dataset with the same per-event shape and type. */
   static async open(config: ProducerConfig): Promise<Hdf5Source> {
     const source = config.event_source as Hdf5Config;
-    const wanted = Object.entries(config.data_sources).filter((e): e is [string, Hdf5Dataset] => e[1].type === "hdf5_dataset");
+    const wanted = Object.entries(config.data_sources).filter((e): e is [string, Hdf5Dataset] => e[1].type === "HDF5Dataset");
     const lib = await h5();
     const problems: { path: string; message: string }[] = [];
     const files: OpenFile[] = [];

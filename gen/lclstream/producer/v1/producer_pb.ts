@@ -33,7 +33,8 @@ export type Source = Message<"lclstream.producer.v1.Source"> & {
   name: string;
 
   /**
-   * type is the event_source type in a producer config (`synthetic`, `hdf5`, `random`).
+   * type is the event_source type in a producer config (`InternalEventSource`,
+   * `HDF5EventSource`, `Psana2EventSource`).
    *
    * @generated from field: string type = 2;
    */
@@ -299,9 +300,11 @@ export const ListSourcesResponseSchema: GenMessage<ListSourcesResponse> = /*@__P
  */
 export type ProduceRequest = Message<"lclstream.producer.v1.ProduceRequest"> & {
   /**
-   * config is the producer config in lclstreamer's layout (source_identifier,
-   * data_sources, event_source, processing_pipeline, data_serializer), as a
-   * JSON object. It is validated strictly: an unknown key is an error.
+   * config is the producer config, an lclstreamer config as lclstreamer
+   * writes it (source_identifier, skip_incomplete_events, event_source,
+   * data_sources, processing_pipeline, data_serializer, data_handlers), as a
+   * JSON object; data_handlers must be empty here. It is validated strictly:
+   * an unknown key is an error, except where lclstreamer ignores it.
    *
    * @generated from field: google.protobuf.Struct config = 1;
    */

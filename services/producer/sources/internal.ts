@@ -1,24 +1,30 @@
 /**
- * The synthetic facility: deterministic events for a seed, each computed from
- * (seed, event index) alone, so any split into ranks yields the same events.
- * Area-detector frames of real geometries (background, noise, Bragg peaks),
- * digitizer waveforms with time-of-flight pulses, scalars and timestamps.
+ * lclstreamer's InternalEventSource, with lclstream's synthetic facility:
+ * deterministic events for a seed, each computed from (seed, event index)
+ * alone, so any split into ranks yields the same events. lclstreamer's
+ * GenericRandomNumpyArray, IntValue and FloatValue; area-detector frames of
+ * real geometries (background, noise, Bragg peaks), digitizer waveforms with
+ * time-of-flight pulses, scalars and timestamps.
+ *
+ * number_of_events_to_generate is the total over all ranks, as lclstreamer
+ * documents it (its code has every rank generate all of them).
  *
  * Fast enough to outrun the network: noise comes from a few frames made at
  * start (each event takes one, chosen by its index) and peaks are drawn on a
  * copy, so a 2048 x 2048 frame costs a memory copy and a few hundred pixels.
  */
 import type { DataSourceConfig, ProducerConfig } from "../config.js";
-import { geometries } from "../config.js";
+import { geometries, shapeOf } from "../config.js";
 import type { DetectorEvent, EventSource, FieldInfo } from "../event.js";
 import { positionsOf } from "../event.js";
 import { fromFloat32, size, zeros, type Dtype, type NdArray } from "../ndarray.js";
 import { Prng } from "../prng.js";
 
-type AreaDetector = Extract<DataSourceConfig, { type: "area_detector" }>;
-type Digitizer = Extract<DataSourceConfig, { type: "digitizer" }>;
-type Scalar = Extract<DataSourceConfig, { type: "scalar" }>;
-type SyntheticConfig = Extract<ProducerConfig["event_source"], { type: "synthetic" }>;
+type AreaDetector = Extract<DataSourceConfig, { type: "SyntheticAreaDetector" }>;
+type Digitizer = Extract<DataSourceConfig, { type: "SyntheticDigitizer" }>;
+type Scalar = Extract<DataSourceConfig, { type: "SyntheticScalar" }>;
+type RandomArray = Extract<DataSourceConfig, { type: "GenericRandomNumpyArray" }>;
+type InternalConfig = Extract<ProducerConfig["event_source"], { type: "InternalEventSource" }>;
 
 const noisePoolSize = 4;
 /** The epoch of the synthetic run: 2026-01-01T00:00:00Z. */
@@ -161,22 +167,39 @@ class DigitizerModel {
   }
 }
 
-export class SyntheticSource implements EventSource {
+/** lclstreamer's GenericRandomNumpyArray: integers in [0, 254] (numpy's randint(0, 255)), floats in [0, 1). */
+function randomArray(rng: Prng, a: RandomArray): NdArray {
+  const arr = zeros(a.array_dtype, shapeOf(a.array_shape));
+  const d = arr.data;
+  if (d instanceof Float32Array || d instanceof Float64Array) for (let i = 0; i < d.length; i++) d[i] = rng.uniform();
+  else if (d instanceof BigInt64Array || d instanceof BigUint64Array) for (let i = 0; i < d.length; i++) d[i] = BigInt(rng.next() % 255);
+  else if (a.array_dtype === "bool") for (let i = 0; i < d.length; i++) d[i] = rng.next() % 255 ? 1 : 0;
+  else for (let i = 0; i < d.length; i++) d[i] = rng.next() % 255;
+  return arr;
+}
+
+export class InternalSource implements EventSource {
   readonly eventCount: number;
-  readonly #config: SyntheticConfig;
+  readonly #config: InternalConfig;
   readonly #detectors: AreaDetectorModel[] = [];
   readonly #digitizers: DigitizerModel[] = [];
   readonly #scalars: [string, Scalar][] = [];
   readonly #timestamps: string[] = [];
+  readonly #random: [string, RandomArray][] = [];
+  readonly #constants: [string, NdArray][] = [];
 
   constructor(config: ProducerConfig) {
-    this.#config = config.event_source as SyntheticConfig;
-    this.eventCount = this.#config.events;
+    this.#config = config.event_source as InternalConfig;
+    this.eventCount = this.#config.number_of_events_to_generate;
     for (const [name, source] of Object.entries(config.data_sources)) {
-      if (source.type === "area_detector") this.#detectors.push(new AreaDetectorModel(name, source, this.#config.seed));
-      else if (source.type === "digitizer") this.#digitizers.push(new DigitizerModel(name, source));
-      else if (source.type === "scalar") this.#scalars.push([name, source]);
-      else if (source.type === "timestamp") this.#timestamps.push(name);
+      if (source.type === "SyntheticAreaDetector") this.#detectors.push(new AreaDetectorModel(name, source, this.#config.seed));
+      else if (source.type === "SyntheticDigitizer") this.#digitizers.push(new DigitizerModel(name, source));
+      else if (source.type === "SyntheticScalar") this.#scalars.push([name, source]);
+      else if (source.type === "SyntheticTimestamp") this.#timestamps.push(name);
+      else if (source.type === "GenericRandomNumpyArray") this.#random.push([name, source]);
+      // numpy.int_ and numpy.float64 0-d arrays, as lclstreamer makes them.
+      else if (source.type === "IntValue") this.#constants.push([name, { dtype: "int64", shape: [], data: new BigInt64Array([BigInt(source.value)]) }]);
+      else if (source.type === "FloatValue") this.#constants.push([name, { dtype: "float64", shape: [], data: new Float64Array([source.value]) }]);
     }
   }
 
@@ -186,6 +209,13 @@ export class SyntheticSource implements EventSource {
       ...this.#digitizers.flatMap((d) => d.fields()),
       ...this.#scalars.map(([name, s]) => ({ name, dtype: s.dtype, shape: [], description: "a per-shot scalar (for example pulse energy)" })),
       ...this.#timestamps.map((name) => ({ name, dtype: "uint64" as Dtype, shape: [], description: "event time", unit: "ns since the Unix epoch" })),
+      ...this.#random.map(([name, a]) => ({
+        name,
+        dtype: a.array_dtype,
+        shape: shapeOf(a.array_shape),
+        description: "random values: floats in [0, 1), integers in [0, 254]",
+      })),
+      ...this.#constants.map(([name, a]) => ({ name, dtype: a.dtype, shape: [], description: "the same value in every event" })),
     ];
   }
 
@@ -203,9 +233,11 @@ export class SyntheticSource implements EventSource {
       fields[name] = a;
     }
     for (const name of this.#timestamps) fields[name] = { dtype: "uint64", shape: [], data: new BigUint64Array([timeNs]) };
+    for (const [name, a] of this.#random) fields[name] = randomArray(rng, a);
+    // Steps may change a field in place: each event gets its own copy.
+    for (const [name, a] of this.#constants) fields[name] = { ...a, data: a.data.slice() };
     return { index, timeNs, fields };
   }
-
   async *events(rank: number, ranks: number, start: number, signal: AbortSignal): AsyncGenerator<DetectorEvent> {
     const paced = this.#config.paced && this.#config.rate_hz > 0;
     const began = performance.now();

@@ -3,6 +3,7 @@
  * buffer, producer, request service), as users drive it through the
  * request service.
  */
+import type { JsonObject } from "@bufbuild/protobuf";
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -23,13 +24,16 @@ import { consume } from "../helpers/buffer.js";
 import { lclstream, lclstreamBin } from "../helpers/cli.js";
 import { failure } from "../helpers/errors.js";
 import { writeCorruptHdf5 } from "../helpers/hdf5.js";
+import { hdf5Config, internalConfig } from "../helpers/producer-config.js";
 
-const producer = (events: number, extra: object = {}) => ({
-  batch_size: 4,
-  event_source: { type: "synthetic", events, seed: 5, ...extra },
-  data_sources: { det: { type: "area_detector", geometry: "small" }, ts: { type: "timestamp" } },
-  processing_pipeline: [{ step: "peak_finder", field: "det" }],
-});
+const producer = (events: number, extra: JsonObject = {}) => {
+  const config = internalConfig(
+    events,
+    { det: { type: "SyntheticAreaDetector", geometry: "small" }, ts: { type: "SyntheticTimestamp" } },
+    { seed: 5, steps: [{ type: "PeakFinder", data_source: "det" }] },
+  );
+  return { ...config, event_source: { ...(config.event_source as JsonObject), ...extra } };
+};
 
 describe("data requests through the whole mesh", () => {
   let stateDir: string;
@@ -82,7 +86,7 @@ describe("data requests through the whole mesh", () => {
       .length;
     const bad = await failure(
       requestsAs(me).createDataRequest({
-        dataRequest: { producer: { ...producer(4), data_sources: { det: { type: "area_detector", geometry: "jungfrau9M" } } } },
+        dataRequest: { producer: { ...producer(4), data_sources: { det: { type: "SyntheticAreaDetector", geometry: "jungfrau9M" } } } },
       }),
     );
     expect(bad.code).toBe(Code.InvalidArgument);
@@ -90,9 +94,16 @@ describe("data requests through the whole mesh", () => {
     expect(bad.fields).toEqual(["data_request.producer.data_sources.det.geometry"]);
     // A step on a field no source makes is refused as early, not found by the job at run time.
     const unfit = await failure(
-      requestsAs(me).createDataRequest({ dataRequest: { producer: { ...producer(4), processing_pipeline: [{ step: "peak_finder", field: "nothing" }] } } }),
+      requestsAs(me).createDataRequest({
+        dataRequest: {
+          producer: {
+            ...producer(4),
+            processing_pipeline: { type: "BatchProcessingPipeline", batch_size: 4, steps: [{ type: "PeakFinder", data_source: "nothing" }] },
+          },
+        },
+      }),
     );
-    expect(unfit).toMatchObject({ code: Code.InvalidArgument, reason: "INVALID_CONFIG", fields: ["data_request.producer.processing_pipeline.0"] });
+    expect(unfit).toMatchObject({ code: Code.InvalidArgument, reason: "INVALID_CONFIG", fields: ["data_request.producer.processing_pipeline.steps.0"] });
     expect(unfit.message).toContain('no field "nothing"');
     const jobsAfter = (await createClient(JobQueueService, createMeshTransport({ baseUrl: mesh.endpoints.jobs, tls: me })).listJobs({ pageSize: 1000 })).jobs
       .length;
@@ -107,18 +118,18 @@ describe("data requests through the whole mesh", () => {
       async () => {
         const path = join(stateDir, "corrupt.h5");
         await writeCorruptHdf5(path);
-        return { batch_size: 2, event_source: { type: "hdf5", files: [path] }, data_sources: { x: { type: "hdf5_dataset", path: "/x" } } };
+        return hdf5Config([path], { x: { type: "HDF5Dataset", path: "/x" } }, { batchSize: 2 });
       },
       /^producer rank 0 failed: reading events \d+\.\.\d+ of \/x in .*corrupt\.h5 failed: the file is corrupt or truncated there$/,
     ],
     [
       "cannot allocate its arrays",
-      { batch_size: 2, event_source: { type: "random", events: 6 }, data_sources: { det: { type: "random_array", shape: [100000, 100000] } } },
+      internalConfig(6, { det: { type: "GenericRandomNumpyArray", array_shape: "100000,100000", array_dtype: "float32" } }, { batchSize: 2 }),
       /^producer rank 0 failed: Invalid typed array length/,
     ],
     [
       "makes a batch over the message limit",
-      { batch_size: 10, event_source: { type: "synthetic", events: 20, seed: 1 }, data_sources: { det: { type: "area_detector", geometry: "jungfrau4M" } } },
+      internalConfig(20, { det: { type: "SyntheticAreaDetector", geometry: "jungfrau4M" } }, { batchSize: 10 }),
       /^producer rank 0 failed: batch of 84 MB is over the 64 MiB message limit; lower batch_size$/,
     ],
   ])("fails the request within seconds with the cause when its producer %s", { timeout: 30_000 }, async (_, config, reason) => {

@@ -16,18 +16,27 @@ const budgetMs = Number(process.env.LCLSTREAM_FUZZ_MS ?? 500) * 6;
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
-/** The producer configs of the examples, made small (a 4M-pixel detector per event would make this slow, not stricter). */
-const seeds: Json[] = ["crystallography", "time-of-flight", "ml-training"].map((name) => {
-  const request = parseYaml(readFileSync(new URL(`../../examples/${name}.yaml`, import.meta.url), "utf8")) as { producer: Record<string, any> };
-  const producer = request.producer;
+/**
+ * The producer configs of the examples, and lclstreamer's own one that runs
+ * here, made small (a 4M-pixel detector per event would make this slow, not
+ * stricter).
+ */
+const seeds: Json[] = [
+  ...["crystallography", "time-of-flight", "ml-training"].map(
+    (name) => (parseYaml(readFileSync(new URL(`../../examples/${name}.yaml`, import.meta.url), "utf8")) as { producer: Record<string, any> }).producer,
+  ),
+  parseYaml(readFileSync(new URL("../fixtures/lclstreamer/lclstreamer-internal.yaml", import.meta.url), "utf8")) as Record<string, any>,
+].map((producer) => {
   // The HDF5 example's files become a synthetic detector of the same role.
   for (const [name, source] of Object.entries(producer.data_sources ?? {}) as [string, Record<string, unknown>][]) {
-    if (source.type === "area_detector" || source.type === "hdf5_dataset") producer.data_sources[name] = { type: "area_detector", geometry: "small" };
+    if (source.type === "SyntheticAreaDetector" || source.type === "HDF5Dataset")
+      producer.data_sources[name] = { type: "SyntheticAreaDetector", geometry: "small" };
   }
-  for (const step of producer.processing_pipeline ?? []) if (step.step === "pad_crop") Object.assign(step, { height: 64, width: 64 });
-  if (producer.event_source?.type === "hdf5") producer.event_source = { type: "synthetic", events: 8 };
-  producer.event_source.events = 8;
-  delete producer.event_source.rate_hz;
+  if (producer.processing_pipeline.type === "PeaknetPreprocessingPipeline")
+    Object.assign(producer.processing_pipeline, { target_height: 300, target_width: 260 });
+  producer.event_source = { type: "InternalEventSource", number_of_events_to_generate: 8 };
+  // Streaming to a ZeroMQ peer would wait for one: the fuzz runs the pipeline, not the handlers.
+  producer.data_handlers = [];
   return producer as Json;
 });
 

@@ -176,8 +176,13 @@ async function hdf5Payload(fields: Record<string, NdArray>, config: Hdf5Config):
 /** Names the in-memory files apart. */
 let hdf5Files = 0;
 
-/** The dtypes the ZFP filter takes; other datasets are written without it. */
-const zfpDtypes = new Set(["float32", "float64", "int32", "int64"]);
+/**
+ * Whether ZFP takes a dataset: 32- and 64-bit numbers in chunks with a
+ * dimension over 1. h5py sets filters as optional, so HDF5 skips ZFP where it
+ * cannot apply; h5wasm sets them as mandatory, so here such a dataset is
+ * written without it (the same values, as h5py writes them).
+ */
+const zfpApplies = (a: NdArray) => ["float32", "float64", "int32", "int64"].includes(a.dtype) && a.shape.slice(1).some((n) => n > 1);
 
 /** h5wasm's filter id and settings for a compression, as h5py and hdf5plugin set them for lclstreamer. */
 function filterOf(config: Hdf5Config, a: NdArray): { compression: number; compression_opts: number[] } | undefined {
@@ -191,7 +196,7 @@ function filterOf(config: Hdf5Config, a: NdArray): { compression: number; compre
     case "bitshuffle_with_zstd":
       return { compression: bitshuffleFilter, compression_opts: [0, 3, level] };
     case "zfp":
-      return zfpDtypes.has(a.dtype) ? { compression: zfpFilter, compression_opts: [] } : undefined;
+      return zfpApplies(a) ? { compression: zfpFilter, compression_opts: [] } : undefined;
     default:
       return undefined;
   }

@@ -366,13 +366,9 @@ async function onTheMesh(stateDir: string, record: (name: string, unit: string, 
     record("setup, request to first batch", "s", await setupTimes(endpoints));
     const crystallography = {
       parallelism: 2,
-      producer: {
-        source_identifier: "synthetic:crystallography:run=1",
-        batch_size: 2,
-        event_source: { type: "synthetic", seed: 1, events: 80 },
-        data_sources: { jungfrau4M: { type: "area_detector", geometry: "jungfrau4M", peaks: { min: 0, max: 40 } } },
-        processing_pipeline: [{ step: "peak_finder", field: "jungfrau4M" }],
-      },
+      producer: syntheticRequest(80, { jungfrau4M: { type: "SyntheticAreaDetector", geometry: "jungfrau4M", peaks: { min: 0, max: 40 } } }, 2, [
+        { type: "PeakFinder", data_source: "jungfrau4M" },
+      ]),
     };
     const { dataRequest } = await requests.createDataRequest({ dataRequest: crystallography as never });
     const { progress } = await fetchRequest({
@@ -386,6 +382,19 @@ async function onTheMesh(stateDir: string, record: (name: string, unit: string, 
   } finally {
     up.stop();
   }
+}
+
+/** A producer config (lclstreamer's layout) of lclstream's synthetic detectors. */
+function syntheticRequest(events: number, dataSources: object, batchSize: number, steps: object[] = []) {
+  return {
+    source_identifier: "synthetic:bench:run=1",
+    skip_incomplete_events: false,
+    event_source: { type: "InternalEventSource", number_of_events_to_generate: events, seed: 1 },
+    data_sources: dataSources,
+    processing_pipeline: { type: "BatchProcessingPipeline", batch_size: batchSize, steps },
+    data_serializer: { type: "NativeBinarySerializer" },
+    data_handlers: [],
+  };
 }
 
 /** Setup time with the producers as Slurm jobs: a one-node cluster on loopback (scripts/slurm-cluster.sh). */
@@ -414,12 +423,7 @@ async function setupOnSlurm(dir: string, record: (name: string, unit: string, va
 async function setupTimes(endpoints: { request: string; certDir: string }, backend?: string): Promise<number[]> {
   const tls = await readCertDir(endpoints.certDir);
   const requests = createClient(DataRequestService, createMeshTransport({ baseUrl: endpoints.request, tls }));
-  const tiny = {
-    source_identifier: "synthetic:tof:run=1",
-    batch_size: 4,
-    event_source: { type: "synthetic", seed: 1, events: 8 },
-    data_sources: { tof: { type: "digitizer", channels: 1, samples: 64 } },
-  };
+  const tiny = syntheticRequest(8, { tof: { type: "SyntheticDigitizer", channels: 1, samples: 64 } }, 4);
   const setups: number[] = [];
   for (let i = 0; i < reps + 2; i++) {
     const started = performance.now();

@@ -16,7 +16,11 @@ const rest = (p: ConfigParts): JsonObject => ({
 });
 
 /** InternalEventSource making `events` events of `dataSources`. */
-export function internalConfig(events: number, dataSources: JsonObject, parts: ConfigParts & { seed?: number; rateHz?: number } = {}): JsonObject {
+export function internalConfig(
+  events: number,
+  dataSources: JsonObject,
+  parts: ConfigParts & { seed?: number; rateHz?: number; paced?: boolean } = {},
+): JsonObject {
   return {
     source_identifier: "test:run=1",
     skip_incomplete_events: parts.skipIncomplete ?? false,
@@ -25,6 +29,7 @@ export function internalConfig(events: number, dataSources: JsonObject, parts: C
       number_of_events_to_generate: events,
       seed: parts.seed ?? 1,
       ...(parts.rateHz === undefined ? {} : { rate_hz: parts.rateHz }),
+      ...(parts.paced === undefined ? {} : { paced: parts.paced }),
     },
     data_sources: dataSources,
     ...rest(parts),

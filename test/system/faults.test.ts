@@ -15,13 +15,9 @@ import { DataRequestService, DataRequest_State as State } from "../../gen/lclstr
 import { fetchRequest, type FetchProgress } from "../../services/cli/fetch.js";
 import { createMeshTransport } from "../../services/common/client.js";
 import { useLocalMesh } from "../helpers/mesh.js";
+import { internalConfig } from "../helpers/producer-config.js";
 
-const producer = {
-  source_identifier: "synthetic:tof:run=3",
-  batch_size: 4,
-  event_source: { type: "synthetic", seed: 3, events: 200, rate_hz: 60, paced: true },
-  data_sources: { tof: { type: "digitizer", channels: 1, samples: 64 } },
-};
+const producer = internalConfig(200, { tof: { type: "SyntheticDigitizer", channels: 1, samples: 64 } }, { seed: 3, rateHz: 60, paced: true, batchSize: 4 });
 
 describe("faults on the whole mesh", () => {
   const m = useLocalMesh({ bufferProcess: true });

@@ -25,14 +25,15 @@ import { startHaproxyFront, type HaproxyFront } from "../helpers/haproxy-front.j
 import { startLocalMesh, localTrustDomain, type LocalMesh } from "../../services/cli/local-mesh.js";
 import { failure } from "../helpers/errors.js";
 import { debianTool, run, tool } from "../helpers/tools.js";
+import { internalConfig } from "../helpers/producer-config.js";
 
 const meshDir = fileURLToPath(new URL("../../mesh", import.meta.url));
-const producer = (events: number, extra: object = {}) => ({
-  batch_size: 4,
-  event_source: { type: "synthetic", events, seed: 3, ...extra },
-  data_sources: { det: { type: "area_detector", geometry: "small" }, ts: { type: "timestamp" } },
-  processing_pipeline: [{ step: "peak_finder", field: "det" }],
-});
+const producer = (events: number, pacing: { rateHz?: number; paced?: boolean } = {}) =>
+  internalConfig(
+    events,
+    { det: { type: "SyntheticAreaDetector", geometry: "small" }, ts: { type: "SyntheticTimestamp" } },
+    { seed: 3, ...pacing, steps: [{ type: "PeakFinder", data_source: "det" }] },
+  );
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -127,7 +128,7 @@ describe("the front door: HAProxy in front of the whole mesh", () => {
 
   it("keeps a paused data stream open past the proxy's idle timeouts while its request is alive", async () => {
     // A batch every 2.5 s through a proxy that cuts streams silent for 1 s: the buffer's heartbeats keep it open.
-    const { dataRequest } = await requestsAs(me).createDataRequest({ dataRequest: { batchSize: 1, producer: producer(3, { rate_hz: 0.4, paced: true }) } });
+    const { dataRequest } = await requestsAs(me).createDataRequest({ dataRequest: { batchSize: 1, producer: producer(3, { rateHz: 0.4, paced: true }) } });
     const transportFor = (url: string) => createMeshTransport({ baseUrl: url, tls: me });
     const got = await fetchRequest({ requests: requestsAs(me), transportFor, name: dataRequest!.name, signal: new AbortController().signal });
     expect(got.totals).toMatchObject({ eventCount: 3n, batchCount: 3n });

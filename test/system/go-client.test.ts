@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startLocalMesh, type LocalMesh } from "../../services/cli/local-mesh.js";
+import { internalConfig } from "../helpers/producer-config.js";
 
 const goClient = fileURLToPath(new URL("../../clients/go", import.meta.url));
 
@@ -42,12 +43,7 @@ describe("the Go client against the real mesh", () => {
     await writeFile(
       request,
       JSON.stringify({
-        producer: {
-          source_identifier: "synthetic:tof:run=5",
-          batch_size: 10,
-          event_source: { type: "synthetic", seed: 5, events: 50 },
-          data_sources: { tof: { type: "digitizer", channels: 1, samples: 64 } },
-        },
+        producer: internalConfig(50, { tof: { type: "SyntheticDigitizer", channels: 1, samples: 64 } }, { seed: 5, batchSize: 10 }),
       }),
     );
     const result = await go(["run", "./cmd/lclstream-count", "-url", mesh.endpoints.request, "-cert-dir", mesh.endpoints.certDir, request], {});

@@ -12,6 +12,7 @@ import { callerOf } from "../../services/common/peer.js";
 import { writeCertDir } from "../../services/common/pki.js";
 import { createTestPki, trustDomain, type TestPki } from "../helpers/pki.js";
 import { startServer } from "../helpers/servers.js";
+import { internalConfig } from "../helpers/producer-config.js";
 import { run, tool } from "../helpers/tools.js";
 
 describe("grpcurl over mTLS with reflection", () => {
@@ -110,12 +111,7 @@ describe("grpcurl against the whole mesh: a data request made and streamed with 
   it("creates a request, subscribes, acknowledges each batch with another call, and gets the end of stream", async () => {
     const request = {
       data_request: {
-        producer: {
-          source_identifier: "synthetic:tof:run=4",
-          batch_size: 4,
-          event_source: { type: "synthetic", seed: 4, events: 12 },
-          data_sources: { tof: { type: "digitizer", channels: 1, samples: 32 } },
-        },
+        producer: internalConfig(12, { tof: { type: "SyntheticDigitizer", channels: 1, samples: 32 } }, { seed: 4, batchSize: 4 }),
       },
     };
     const created = await run(tool("grpcurl"), [

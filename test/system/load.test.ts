@@ -5,17 +5,13 @@ import { DataRequestService, DataRequest_State as State } from "../../gen/lclstr
 import { createMeshTransport } from "../../services/common/client.js";
 import { useLocalMesh } from "../helpers/mesh.js";
 import { consume } from "../helpers/buffer.js";
+import { internalConfig } from "../helpers/producer-config.js";
 
 const requestCount = 10;
 const consumersPerRequest = 5;
 const events = 1500;
 const batchSize = 10;
-const producer = {
-  source_identifier: "synthetic:tof:run=8",
-  batch_size: batchSize,
-  event_source: { type: "synthetic", seed: 8, events, rate_hz: 100, paced: true },
-  data_sources: { tof: { type: "digitizer", channels: 1, samples: 64 } },
-};
+const producer = internalConfig(events, { tof: { type: "SyntheticDigitizer", channels: 1, samples: 64 } }, { seed: 8, rateHz: 100, paced: true, batchSize });
 
 /** Least-squares slope of y over x. */
 function slope(points: [number, number][]): number {

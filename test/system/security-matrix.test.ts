@@ -23,6 +23,7 @@ import { createMeshTransport } from "../../services/common/client.js";
 import { identityUri } from "../../services/common/identity.js";
 import { createCertificateAuthority, createCsr, generateKeyPair, issueMaterial, readCertDir, type CertMaterial } from "../../services/common/pki.js";
 import { publishMessages } from "../helpers/buffer.js";
+import { internalConfig } from "../helpers/producer-config.js";
 
 /** The columns: who calls. */
 const everyone = [
@@ -148,12 +149,11 @@ describe("the security matrix on the whole mesh", () => {
     const adminCa = caOf("admin");
 
     // Fresh objects per cell where a call changes something (cancel, delete, revoke), so no cell depends on another.
-    const producer = {
-      source_identifier: "synthetic:tof:run=1",
-      batch_size: 4,
-      event_source: { type: "synthetic", seed: 1, events: 4000, rate_hz: 10, paced: true },
-      data_sources: { tof: { type: "digitizer", channels: 1, samples: 32 } },
-    };
+    const producer = internalConfig(
+      4000,
+      { tof: { type: "SyntheticDigitizer", channels: 1, samples: 32 } },
+      { seed: 1, rateHz: 10, paced: true, batchSize: 4 },
+    );
     const created: string[] = [];
     async function started(r: DataRequest): Promise<DataRequest> {
       created.push(r.name);
@@ -212,7 +212,8 @@ describe("the security matrix on the whole mesh", () => {
       "jobs: WatchJob": (who) => first(jobsOf(who).watchJob({ name: shared.jobs[0]! }, as(who))),
       "jobs: StreamJobLogs": (who) => first(jobsOf(who).streamJobLogs({ name: shared.jobs[0]! }, as(who))),
       "producer: ListSources": (who) => producerOf(who).listSources({}, as(who)),
-      "producer: Produce": (who) => first(producerOf(who).produce({ config: { ...producer, event_source: { type: "synthetic", events: 4 } } }, as(who))),
+      "producer: Produce": (who) =>
+        first(producerOf(who).produce({ config: { ...producer, event_source: { type: "InternalEventSource", number_of_events_to_generate: 4 } } }, as(who))),
       "producer: GetStatus": (who) => producerOf(who).getStatus({}, as(who)),
       "ca: GetTrustBundle": (who) => caOf(who).getTrustBundle({}, as(who)),
       "ca: CreateEnrollmentToken": (who) => caOf(who).createEnrollmentToken({ identity: "user/carol", ttl: { seconds: 60n } }, as(who)),

@@ -16,6 +16,7 @@ import { createMeshTransport } from "../../services/common/client.js";
 import { readCertDir } from "../../services/common/pki.js";
 import { build, type JobsServer } from "../../services/jobs/server.js";
 import { createTestPki, type TestPki } from "../helpers/pki.js";
+import { internalConfig } from "../helpers/producer-config.js";
 
 const run = promisify(execFile);
 const clusterScript = fileURLToPath(new URL("../../scripts/slurm-cluster.sh", import.meta.url));
@@ -145,12 +146,11 @@ describe("job queue, Slurm backend", () => {
       const tls = await readCertDir(mesh.endpoints.certDir);
       const requests = createClient(DataRequestService, createMeshTransport({ baseUrl: mesh.endpoints.request, tls }));
       // About 12 s of events, so the controller is away for a good part of the run.
-      const producer = {
-        source_identifier: "synthetic:tof:run=5",
-        batch_size: 4,
-        event_source: { type: "synthetic", seed: 5, events: 240, rate_hz: 20, paced: true },
-        data_sources: { tof: { type: "digitizer", channels: 1, samples: 64 } },
-      };
+      const producer = internalConfig(
+        240,
+        { tof: { type: "SyntheticDigitizer", channels: 1, samples: 64 } },
+        { seed: 5, rateHz: 20, paced: true, batchSize: 4 },
+      );
       const { dataRequest } = await requests.createDataRequest({ dataRequest: { producer, backend: "slurm" } as never });
       let outage: Promise<void> | undefined;
       const controllerAway = async () => {

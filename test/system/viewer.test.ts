@@ -20,6 +20,7 @@ import { createMeshTransport } from "../../services/common/client.js";
 import { readCertDir, type CertMaterial } from "../../services/common/pki.js";
 import { startViewerGateway } from "../../services/viewer/gateway.js";
 import { debianTool } from "../helpers/tools.js";
+import { internalConfig } from "../helpers/producer-config.js";
 
 const staticDir = fileURLToPath(new URL("../../dist/viewer", import.meta.url));
 const artifacts = fileURLToPath(new URL("../../test-artifacts", import.meta.url));
@@ -27,13 +28,16 @@ const artifacts = fileURLToPath(new URL("../../test-artifacts", import.meta.url)
 const crystallography = (events: number, rateHz: number) => ({
   parallelism: 1,
   consumerGroups: [{ name: "analysis" }, { name: "viewer", mode: DeliveryMode.LATEST_ONLY }],
-  producer: {
-    source_identifier: "synthetic:crystallography:run=9",
-    batch_size: 2,
-    event_source: { type: "synthetic", seed: 9, events, rate_hz: rateHz },
-    data_sources: { frame: { type: "area_detector", geometry: "small", peaks: { min: 5, max: 20 } } },
-    processing_pipeline: [{ step: "peak_finder", field: "frame", snr: 6, min_pixels: 2, max_peaks: 64, min_peaks_for_hit: 3 }],
-  },
+  producer: internalConfig(
+    events,
+    { frame: { type: "SyntheticAreaDetector", geometry: "small", peaks: { min: 5, max: 20 } } },
+    {
+      seed: 9,
+      rateHz,
+      batchSize: 2,
+      steps: [{ type: "PeakFinder", data_source: "frame", snr: 6, min_pixels: 2, max_peaks: 64, min_peaks_for_hit: 3 }],
+    },
+  ),
 });
 
 describe("the live viewer in a browser", () => {

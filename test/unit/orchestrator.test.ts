@@ -17,12 +17,9 @@ import { createLogger } from "../../services/common/logger.js";
 import { parseProducerConfig } from "../../services/producer/config.js";
 import { Orchestrator } from "../../services/request/orchestrator.js";
 import { RequestStore } from "../../services/request/request-store.js";
+import { internalConfig } from "../helpers/producer-config.js";
 
-const config = parseProducerConfig({
-  batch_size: 2,
-  event_source: { type: "synthetic", events: 4 },
-  data_sources: { tof: { type: "digitizer", channels: 1, samples: 8 } },
-});
+const config = parseProducerConfig(internalConfig(4, { tof: { type: "SyntheticDigitizer", channels: 1, samples: 8 } }, { batchSize: 2 }));
 
 interface Fakes {
   /** The job's transitions, as WatchJob sends them. */

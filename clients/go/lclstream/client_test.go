@@ -45,8 +45,13 @@ func TestConsumesAWholeRequestAndChecksTheTotals(t *testing.T) {
 	client := userClient(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	req, err := client.CreateRequest(ctx, []byte(`{"experiment": "default", "producer": {"source_identifier": "synthetic:tof:run=2", "batch_size": 8,
-		"event_source": {"type": "synthetic", "seed": 2, "events": 80}, "data_sources": {"tof": {"type": "digitizer", "channels": 2, "samples": 128}}}}`))
+	// The producer is an lclstreamer config, with lclstream's synthetic digitizer.
+	req, err := client.CreateRequest(ctx, []byte(`{"experiment": "default", "producer": {
+		"source_identifier": "synthetic:tof:run=2", "skip_incomplete_events": false,
+		"event_source": {"type": "InternalEventSource", "number_of_events_to_generate": 80, "seed": 2},
+		"data_sources": {"tof": {"type": "SyntheticDigitizer", "channels": 2, "samples": 128}},
+		"processing_pipeline": {"type": "BatchProcessingPipeline", "batch_size": 8},
+		"data_serializer": {"type": "NativeBinarySerializer"}, "data_handlers": []}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +76,7 @@ func TestConsumesAWholeRequestAndChecksTheTotals(t *testing.T) {
 
 func TestRefusesABadRequestWithInvalidArgument(t *testing.T) {
 	client := userClient(t)
-	_, err := client.CreateRequest(context.Background(), []byte(`{"producer": {"source_identifier": "synthetic:tof:run=1", "event_source": {"type": "nope"}}}`))
+	_, err := client.CreateRequest(context.Background(), []byte(`{"producer": {"source_identifier": "synthetic:tof:run=1", "skip_incomplete_events": false, "event_source": {"type": "nope"}}}`))
 	if status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("got %v, want InvalidArgument", err)
 	}

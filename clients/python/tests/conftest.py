@@ -31,11 +31,18 @@ def tof_request(events: int = 96, batch_size: int = 8, **extra) -> dict:
     return {
         "experiment": "default",
         "parallelism": 1,
+        # An lclstreamer config: lclstreamer's layout, with lclstream's synthetic digitizer.
         "producer": {
             "source_identifier": "synthetic:tof:run=7",
-            "batch_size": batch_size,
-            "event_source": {"type": "synthetic", "seed": 7, "events": events},
-            "data_sources": {"tof": {"type": "digitizer", "channels": 2, "samples": 256, "hits": {"min": 1, "max": 4}}, "timestamp": {"type": "timestamp"}},
+            "skip_incomplete_events": False,
+            "event_source": {"type": "InternalEventSource", "number_of_events_to_generate": events, "seed": 7},
+            "data_sources": {
+                "tof": {"type": "SyntheticDigitizer", "channels": 2, "samples": 256, "hits": {"min": 1, "max": 4}},
+                "timestamp": {"type": "SyntheticTimestamp"},
+            },
+            "processing_pipeline": {"type": "BatchProcessingPipeline", "batch_size": batch_size},
+            "data_serializer": {"type": "NativeBinarySerializer"},
+            "data_handlers": [],
         },
         **extra,
     }

@@ -38,8 +38,11 @@ def test_reads_hdf5_payloads_with_h5py(client, tmp_path):
     batches = list(client.stream(config))
     assert len(batches) == 2
     with batches[0].h5() as f:
+        # lclstreamer's layout: the fields at /data/<name>, chunks of one event; the batch carries the event indices.
         assert f["data/tof"].shape == (16, 2, 256)
-        assert list(f["lclstream/event_index"][()]) == list(batches[0].event_indices)
+        assert f["data/tof"].chunks == (1, 2, 256)
+        assert sorted(f["data"].keys()) == ["timestamp", "tof"]
+    assert list(batches[0].event_indices) == list(range(16))
     with pytest.raises(ValueError, match="columns, not HDF5"):
         list(client.stream(tof_request(events=8)))[0].h5()
 

@@ -91,7 +91,9 @@ export function registerRequestCommands(program: Command): void {
     else {
       const body = requestFromFile(await readFile(file!, "utf8"));
       if (o.format === "hdf5" && !body.serializer) body.serializer = "SERIALIZER_HDF5";
-      name = (await requests.createDataRequest({ dataRequest: dataRequestFromJson(body) })).dataRequest!.name;
+      const created = (await requests.createDataRequest({ dataRequest: dataRequestFromJson(body) })).dataRequest!;
+      name = created.name;
+      for (const note of created.configNotes) console.error(`note: ${note}`);
     }
     console.error(`${name}: ${o.resume ? "resuming" : "streaming"}${o.out ? ` into ${o.out}` : ""}`);
     const abort = new AbortController();

@@ -32,7 +32,8 @@ type Source struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// name is the resource name, `sources/{type}`, for example `sources/synthetic`.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// type is the event_source type in a producer config (`synthetic`, `hdf5`, `random`).
+	// type is the event_source type in a producer config (`InternalEventSource`,
+	// `HDF5EventSource`, `Psana2EventSource`).
 	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
 	// description says what the source reads.
 	Description string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
@@ -495,9 +496,11 @@ func (x *ListSourcesResponse) GetNextPageToken() string {
 // ProduceRequest runs a pipeline.
 type ProduceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// config is the producer config in lclstreamer's layout (source_identifier,
-	// data_sources, event_source, processing_pipeline, data_serializer), as a
-	// JSON object. It is validated strictly: an unknown key is an error.
+	// config is the producer config, an lclstreamer config as lclstreamer
+	// writes it (source_identifier, skip_incomplete_events, event_source,
+	// data_sources, processing_pipeline, data_serializer, data_handlers), as a
+	// JSON object; data_handlers must be empty here. It is validated strictly:
+	// an unknown key is an error, except where lclstreamer ignores it.
 	Config *structpb.Struct `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
 	// rank is this pipeline's rank; events are split between rank_count ranks.
 	Rank uint32 `protobuf:"varint,2,opt,name=rank,proto3" json:"rank,omitempty"`

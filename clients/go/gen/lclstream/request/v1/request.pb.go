@@ -160,8 +160,10 @@ type DataRequest struct {
 	// experiment is the experiment the data belongs to; the policy decides who
 	// may request it. At most 128 characters.
 	Experiment string `protobuf:"bytes,3,opt,name=experiment,proto3" json:"experiment,omitempty"`
-	// producer is the producer config in lclstreamer's layout, as a JSON object
-	// (see lclstream.producer.v1.ProduceRequest.config).
+	// producer is the producer config, an lclstreamer config as lclstreamer
+	// writes it (YAML read as a JSON object; see
+	// lclstream.producer.v1.ProduceRequest.config). Its data_handlers are
+	// replaced by the request's buffer stream (see config_notes).
 	Producer *structpb.Struct `protobuf:"bytes,4,opt,name=producer,proto3" json:"producer,omitempty"`
 	// consumer_groups are the groups that will read the stream; default one
 	// reliable group named `default`.
@@ -201,7 +203,11 @@ type DataRequest struct {
 	// update_time is when the request last changed state.
 	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,21,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	// end_time is when the request reached a final state.
-	EndTime       *timestamppb.Timestamp `protobuf:"bytes,22,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,22,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// config_notes say what the service changed in the producer config or
+	// noticed about it: handlers replaced by the buffer stream, an old
+	// spelling translated, settings ignored. Output only.
+	ConfigNotes   []string `protobuf:"bytes,23,rep,name=config_notes,json=configNotes,proto3" json:"config_notes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -386,6 +392,13 @@ func (x *DataRequest) GetUpdateTime() *timestamppb.Timestamp {
 func (x *DataRequest) GetEndTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.EndTime
+	}
+	return nil
+}
+
+func (x *DataRequest) GetConfigNotes() []string {
+	if x != nil {
+		return x.ConfigNotes
 	}
 	return nil
 }
@@ -1094,7 +1107,7 @@ var File_lclstream_request_v1_request_proto protoreflect.FileDescriptor
 
 const file_lclstream_request_v1_request_proto_rawDesc = "" +
 	"\n" +
-	"\"lclstream/request/v1/request.proto\x12\x14lclstream.request.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a lclstream/buffer/v1/buffer.proto\"\xce\b\n" +
+	"\"lclstream/request/v1/request.proto\x12\x14lclstream.request.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a lclstream/buffer/v1/buffer.proto\"\xf1\b\n" +
 	"\vDataRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x1e\n" +
@@ -1125,7 +1138,8 @@ const file_lclstream_request_v1_request_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x15 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x125\n" +
-	"\bend_time\x18\x16 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\"\x93\x01\n" +
+	"\bend_time\x18\x16 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12!\n" +
+	"\fconfig_notes\x18\x17 \x03(\tR\vconfigNotes\"\x93\x01\n" +
 	"\x05State\x12\x15\n" +
 	"\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTATE_PENDING\x10\x01\x12\x11\n" +

@@ -1,0 +1,67 @@
+/** lclstreamer's BinaryDataStreamingDataHandler: batches as ZeroMQ PUSH messages, connecting (client) or binding (server), read by a PULL socket. */
+import { createServer } from "node:net";
+import { Pull } from "zeromq";
+import { describe, expect, it } from "vitest";
+import { createLogger } from "../../services/common/logger.js";
+import { createZmqHandler } from "../../services/producer/handlers.js";
+import type { ProducedBatch } from "../../services/producer/pipeline.js";
+
+const logger = createLogger("test", "silent");
+const batch = (n: number) => ({ fileBytes: new Uint8Array([n, n, n]) }) as ProducedBatch;
+
+/** A loopback port nobody listens on (for the handler to bind). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function receive(pull: Pull, count: number): Promise<number[]> {
+  const got: number[] = [];
+  for (let i = 0; i < count; i++) got.push((await pull.receive())[0]![0]!);
+  return got;
+}
+
+describe("the ZeroMQ handler", () => {
+  it("role client connects to a receiver that binds, as lclstreamer's examples and pull scripts do", async () => {
+    const pull = new Pull();
+    await pull.bind("tcp://127.0.0.1:*");
+    const handler = await createZmqHandler(
+      { type: "BinaryDataStreamingDataHandler", urls: [pull.lastEndpoint!], role: "client", library: "zmq", socket_type: "push" },
+      logger,
+    );
+    try {
+      for (let n = 0; n < 8; n++) await handler.handle(batch(n));
+      await handler.finish({ batches: 8, events: 8 });
+      expect(await receive(pull, 8)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    } finally {
+      handler.close();
+      pull.close();
+    }
+  });
+
+  it("role server binds, and a receiver that connects later still gets every message", async () => {
+    const url = `tcp://127.0.0.1:${await freePort()}`;
+    const handler = await createZmqHandler(
+      { type: "BinaryDataStreamingDataHandler", urls: [url], role: "server", library: "zmq", socket_type: "push" },
+      logger,
+    );
+    const pull = new Pull();
+    try {
+      // With no peer yet, a send waits (lclstreamer queues 5, then blocks): nothing is dropped.
+      const sending = (async () => {
+        for (let n = 0; n < 12; n++) await handler.handle(batch(n));
+        await handler.finish({ batches: 12, events: 12 });
+      })();
+      await new Promise((r) => setTimeout(r, 200));
+      pull.connect(url);
+      expect(await receive(pull, 12)).toEqual(Array.from({ length: 12 }, (_, n) => n));
+      await sending;
+    } finally {
+      handler.close();
+      pull.close();
+    }
+  });
+});

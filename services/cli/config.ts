@@ -33,9 +33,9 @@ export function registerConfigCommands(program: Command): void {
     .description("validate a producer config or a request file without starting anything")
     .argument("<file>", "an lclstreamer config, or a request file with a producer: part (YAML or JSON)")
     .option("--json", "print the config as it will run, defaults filled in, as JSON")
-    .option("--data-root <dir...>", "directories HDF5 sources may read (as the request service's dataRoots)", [])
+    .option("--data-root <dir...>", "also check that HDF5 files lie in these directories, as the request service does")
     .addHelpText("after", "\nExamples:\n  lclstream config check lclstreamer-internal.yaml\n  lclstream config check examples/crystallography.yaml --json")
-    .action(async (file: string, o: { json?: boolean; dataRoot: string[] }) => {
+    .action(async (file: string, o: { json?: boolean; dataRoot?: string[] }) => {
       let text: string;
       try {
         text = await readFile(file, "utf8");

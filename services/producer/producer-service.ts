@@ -62,9 +62,15 @@ function refuseConfig(field: string) {
 /**
  * Validates a config, turning its problems into field violations, with what
  * was noticed on the way. `adjust` changes the validated config before the
- * pipeline is checked (a data request's overrides).
+ * pipeline is checked (a data request's overrides). HDF5 files must lie in
+ * `dataRoots`, when given.
  */
-export function checkConfig(value: unknown, dataRoots: string[], field = "config", adjust?: (config: ProducerConfig) => string[]): CheckedConfig {
+export function checkConfig(
+  value: unknown,
+  dataRoots: string[] | undefined,
+  field = "config",
+  adjust?: (config: ProducerConfig) => string[],
+): CheckedConfig {
   let checked: CheckedConfig;
   try {
     checked = readProducerConfig(value);
@@ -74,7 +80,8 @@ export function checkConfig(value: unknown, dataRoots: string[], field = "config
     return refuseConfig(field)(error);
   }
   const source = checked.config.event_source;
-  if (source.type === "HDF5EventSource") {
+  // Without data directories (a check on the command line) the files are not checked against them.
+  if (source.type === "HDF5EventSource" && dataRoots) {
     const roots = dataRoots.map((r) => resolve(r));
     source.files.forEach((file, i) => {
       const inside = roots.some((root) => {

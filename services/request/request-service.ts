@@ -49,7 +49,7 @@ export interface RequestServiceDeps {
  * batch size and serializer, publishing to the buffer in place of its own
  * handlers; and notes on what was changed.
  */
-export function producerConfigOf(r: DataRequest, dataRoots: string[]): CheckedConfig {
+export function producerConfigOf(r: DataRequest, dataRoots: string[] | undefined): CheckedConfig {
   return checkConfig(r.producer ?? {}, dataRoots, "data_request.producer", (config) => {
     const notes: string[] = [];
     if (r.batchSize) config.processing_pipeline.batch_size = r.batchSize;

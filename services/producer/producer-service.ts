@@ -65,12 +65,7 @@ function refuseConfig(field: string) {
  * pipeline is checked (a data request's overrides). HDF5 files must lie in
  * `dataRoots`, when given.
  */
-export function checkConfig(
-  value: unknown,
-  dataRoots: string[] | undefined,
-  field = "config",
-  adjust?: (config: ProducerConfig) => string[],
-): CheckedConfig {
+export function checkConfig(value: unknown, dataRoots: string[] | undefined, field = "config", adjust?: (config: ProducerConfig) => string[]): CheckedConfig {
   let checked: CheckedConfig;
   try {
     checked = readProducerConfig(value);

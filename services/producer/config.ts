@@ -487,7 +487,9 @@ function describeIssue(issue: z.core.$ZodIssue, input: unknown): ConfigProblem {
     };
   }
   if (given === undefined && issue.code === "invalid_type") return { path, message: `is required (${issue.expected})` };
-  const quotable = given !== undefined && (typeof given !== "object" || issue.code !== "custom") && !issue.message.includes(String(given));
+  // A value the message already names is not quoted again; an object only outside custom checks (they say what is wrong with it).
+  const primitive = given === null || typeof given !== "object";
+  const quotable = given !== undefined && (primitive ? !issue.message.includes(String(given)) : issue.code !== "custom");
   return { path, message: quotable ? `${issue.message}; given ${quote(given)}` : issue.message };
 }
 

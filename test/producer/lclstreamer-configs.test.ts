@@ -161,3 +161,12 @@ describe("a config's errors", () => {
     expect(readProducerConfig(config).notes).toEqual(["data_sources.r.calibration: not a setting of this type; ignored, as lclstreamer ignores it"]);
   });
 });
+
+describe("a config's errors, on values no one should write", () => {
+  it("quote objects whose keys shadow Object's methods without failing themselves (found by the fuzz)", () => {
+    const config = internalConfig(1, { r: { type: "IntValue", value: { toString: 1, valueOf: 2 } } });
+    expect(problemsOf(() => readProducerConfig(config))).toEqual([
+      { path: "data_sources.r.value", message: expect.stringContaining('given {"toString":1,"valueOf":2}') },
+    ]);
+  });
+});

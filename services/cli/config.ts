@@ -12,12 +12,13 @@ import { DataRequestSchema } from "../../gen/lclstream/request/v1/request_pb.js"
 import { badRequest } from "../common/errors.js";
 import { type ProducerConfig, shownProblems } from "../producer/config.js";
 import { checkConfig } from "../producer/producer-service.js";
+import { psanaPython } from "../producer/sources/psana.js";
 import { producerConfigOf } from "../request/request-service.js";
 import { requestFromFile } from "./requests.js";
 
-/** Whether Python here imports psana (what Psana2EventSource runs on). */
+/** Whether the producer's Python imports psana (what Psana2EventSource runs on). */
 function psanaImports(): boolean {
-  return spawnSync("python3", ["-c", "import psana"], { stdio: "ignore", timeout: 60_000 }).status === 0;
+  return spawnSync(psanaPython(), ["-c", "import psana"], { stdio: "ignore", timeout: 60_000 }).status === 0;
 }
 
 /** One line on what a config runs. */
@@ -50,7 +51,9 @@ export function registerConfigCommands(program: Command): void {
           ? producerConfigOf(fromJson(DataRequestSchema, value, { ignoreUnknownFields: false }), o.dataRoot)
           : checkConfig(value.producer, o.dataRoot, "config");
         if (checked.config.event_source.type === "Psana2EventSource" && !psanaImports()) {
-          checked.notes.push("event_source: psana is not installed here (pip install psana); the config is valid, and runs where psana is");
+          checked.notes.push(
+            `event_source: ${psanaPython()} has no psana (scripts/install-system-deps.sh installs it, or set LCLSTREAM_PSANA_PYTHON); the config is valid, and runs where psana is`,
+          );
         }
         if (o.json) console.log(JSON.stringify(checked.config, null, 2));
         else console.log(`${file}: valid${isRequest ? " request" : ""}: ${summary(checked.config)}`);

@@ -6,6 +6,8 @@ export interface DetectorEvent {
   index: number;
   timeNs: bigint;
   fields: Record<string, NdArray>;
+  /** Text a source gives beside the arrays (psana's run info); no serializer writes it. */
+  text?: Record<string, string[]>;
 }
 
 /** A field an event source fills, as the catalog lists it. */

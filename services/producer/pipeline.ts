@@ -13,6 +13,7 @@ import { bytesOf, dtypeToProto, size, zeros, type NdArray } from "./ndarray.js";
 import { createPeaknetStep, createStep, type Step } from "./processing.js";
 import { Hdf5Source } from "./sources/hdf5.js";
 import { InternalSource } from "./sources/internal.js";
+import { Psana2Source } from "./sources/psana.js";
 
 /** Says that psana1 cannot run here (the check of a config that names it fails with this). */
 function psana1Refused(): ConfigError {
@@ -38,15 +39,7 @@ export async function openSource(config: ProducerConfig): Promise<EventSource> {
     case "Psana1EventSource":
       throw psana1Refused();
     case "Psana2EventSource":
-      throw new ConfigError(
-        [
-          {
-            path: "event_source.type",
-            message: "Psana2EventSource does not run in this version of the producer yet; use HDF5EventSource or InternalEventSource",
-          },
-        ],
-        "the event source",
-      );
+      return Psana2Source.open(config);
   }
 }
 
@@ -126,7 +119,15 @@ function stack(events: DetectorEvent[], fields: FieldInfo[]): Record<string, NdA
     const per = size(f.shape);
     const a = zeros(f.dtype, [events.length, ...f.shape]);
     events.forEach((e, i) => {
-      const src = e.fields[f.name]!;
+      const src = e.fields[f.name];
+      if (!src) {
+        // A source gave nothing for this event (psana's None): lclstreamer's fill, NaN or -999 (skip_incomplete_events drops such events).
+        const fill = f.dtype.startsWith("float") ? Number.NaN : f.dtype.startsWith("int") ? -999 : 0;
+        const part = a.data.subarray(i * per, (i + 1) * per);
+        if (part instanceof BigInt64Array || part instanceof BigUint64Array) part.fill(BigInt(fill === -999 ? -999 : 0));
+        else part.fill(fill);
+        return;
+      }
       if (src.data.length !== per)
         throw new Error(
           `event ${e.index}: field ${f.name} has ${src.data.length} elements, the catalog says ${per} ([${f.shape}]): shape mismatch across events`,

@@ -178,6 +178,28 @@ function randomArray(rng: Prng, a: RandomArray): NdArray {
   return arr;
 }
 
+/** The GenericRandomNumpyArray data sources of a config (any event source may have them, as in lclstreamer). */
+function randomSources(config: ProducerConfig): [string, RandomArray][] {
+  return Object.entries(config.data_sources).filter((e): e is [string, RandomArray] => e[1].type === "GenericRandomNumpyArray");
+}
+
+/** The fields of a config's GenericRandomNumpyArray data sources. */
+export function randomFields(config: ProducerConfig): FieldInfo[] {
+  return randomSources(config).map(([name, a]) => ({
+    name,
+    dtype: a.array_dtype,
+    shape: shapeOf(a.array_shape),
+    description: "random values: floats in [0, 1), integers in [0, 254]",
+  }));
+}
+
+/** The GenericRandomNumpyArray values of event `index`, from the event source's seed (1 when it has none). */
+export function randomArrays(config: ProducerConfig, index: number): Record<string, NdArray> {
+  const seed = "seed" in config.event_source && typeof config.event_source.seed === "number" ? config.event_source.seed : 1;
+  const rng = new Prng(seed, 0x4a4d ^ (index + 1));
+  return Object.fromEntries(randomSources(config).map(([name, a]) => [name, randomArray(rng, a)]));
+}
+
 export class InternalSource implements EventSource {
   readonly eventCount: number;
   readonly #config: InternalConfig;

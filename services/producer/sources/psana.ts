@@ -1,0 +1,278 @@
+/**
+ * lclstreamer's Psana2EventSource: LCLS-II XTC2 runs read by the real psana,
+ * in a Python reader process per producer rank (psana_reader.py), whose
+ * arrays arrive as their bytes on a pipe (one copy into a typed array, no
+ * per-element conversion). The reader dies with its rank.
+ */
+import { type ChildProcessByStdio, spawn } from "node:child_process";
+import { existsSync, readdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { Readable, Writable } from "node:stream";
+import { fileURLToPath } from "node:url";
+import { ConfigError, type DataSourceConfig, type ProducerConfig } from "../config.js";
+import type { DetectorEvent, EventSource, FieldInfo } from "../event.js";
+import { type Dtype, type NdArray, zeros } from "../ndarray.js";
+import { randomArrays, randomFields } from "./internal.js";
+
+/** What psana reads: the run's files, and at most how many events. */
+export interface Psana2Run {
+  files: string[];
+  maxEvents: number;
+}
+
+/** psana2's epoch (1990-01-01) in Unix seconds: its timestamps count from there, seconds high, nanoseconds low. */
+const psanaEpochSeconds = 631_152_000n;
+
+/** The Unix time in ns of a psana2 timestamp. */
+export function unixNsOfPsanaTimestamp(t: bigint): bigint {
+  return ((t >> 32n) + psanaEpochSeconds) * 1_000_000_000n + (t & 0xffff_ffffn);
+}
+
+/**
+ * The run a source_identifier names, as lclstreamer's Psana2EventSource reads
+ * it (items separated by commas): `files=PATH` or `exp=EXP,run=N,dir=DIR`
+ * (resolved offline on psana's file names, DIR/EXP-rNNNN-sNNN-cNNN.xtc2),
+ * and `max_events=N`.
+ */
+export function parseSourceIdentifier(identifier: string): Psana2Run {
+  const items = new Map<string, string>();
+  const problem = (message: string) => new ConfigError([{ path: "source_identifier", message }], "the psana2 source");
+  for (const item of identifier
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)) {
+    const [key, ...rest] = item.split("=");
+    const value = rest.join("=");
+    if (!key || !value) throw problem(`"${item}" is not key=value; write files=PATH or exp=EXP,run=N,dir=DIR`);
+    if (["shmem", "drp", "live", "ffb"].includes(key)) {
+      throw problem(`${key}= reads a live DAQ, which this producer cannot reach; give a recorded run (files= or exp=,run=,dir=)`);
+    }
+    if (!["files", "exp", "run", "dir", "max_events"].includes(key)) throw problem(`${key}= is not known; use files=, exp=, run=, dir= and max_events=`);
+    items.set(key, value);
+  }
+  const maxEvents = items.has("max_events") ? Number(items.get("max_events")) : 0;
+  if (!Number.isInteger(maxEvents) || maxEvents < 0) throw problem(`max_events=${items.get("max_events")} is not a count of events`);
+  if (items.has("files")) return { files: [resolve(items.get("files")!)], maxEvents };
+  const exp = items.get("exp");
+  const runNumber = Number(items.get("run"));
+  const dir = items.get("dir");
+  if (!exp || !Number.isInteger(runNumber) || !dir) {
+    throw problem("name the run by files=PATH, or by exp=EXP,run=N,dir=DIR (the logbook is not asked: dir= is where the run's .xtc2 files are)");
+  }
+  const prefix = `${exp}-r${String(runNumber).padStart(4, "0")}-s`;
+  const files = existsSync(dir)
+    ? readdirSync(dir)
+        .filter((f) => f.startsWith(prefix) && /-s\d+-c\d+\.xtc2$/.test(f))
+        .sort()
+        .map((f) => resolve(dir, f))
+    : [];
+  if (!files.length) throw problem(`no files ${dir}/${prefix}*-c*.xtc2 for run ${runNumber} of ${exp}`);
+  return { files, maxEvents };
+}
+
+/** The Python that runs psana: $LCLSTREAM_PSANA_PYTHON, the project's own environment, or python3. */
+export function psanaPython(): string {
+  if (process.env.LCLSTREAM_PSANA_PYTHON) return process.env.LCLSTREAM_PSANA_PYTHON;
+  const own = fileURLToPath(
+    new URL(
+      existsSync(new URL("../../../package.json", import.meta.url)) ? "../../../.tools/psana/bin/python" : "../../../../.tools/psana/bin/python",
+      import.meta.url,
+    ),
+  );
+  return existsSync(own) ? own : "python3";
+}
+
+/** The reader script, beside this module in the source tree (this module may run from dist/). */
+const readerScript = fileURLToPath(
+  new URL(
+    existsSync(new URL("./psana_reader.py", import.meta.url)) ? "./psana_reader.py" : "../../../../services/producer/sources/psana_reader.py",
+    import.meta.url,
+  ),
+);
+
+type ReaderSpec = {
+  files: string[];
+  max_events: number;
+  source_identifier: string;
+  sources: object[];
+  rank: number;
+  ranks: number;
+  start: number;
+  probe?: boolean;
+};
+
+interface Header {
+  fields?: ({ name: string; dtype: Dtype; shape: number[] } | { name: string; text: true })[];
+  run?: { expt: string; runnum: number; timestamp: number };
+  i?: number;
+  /** The psana timestamp, as a string (it needs all 64 bits). */
+  t?: string;
+  n?: number[];
+  text?: Record<string, string[]>;
+  end?: boolean;
+}
+
+/** A reader process and the frames it writes. */
+class Reader {
+  readonly child: ChildProcessByStdio<Writable, Readable, Readable>;
+  #stderr = "";
+  readonly #exited: Promise<number | null>;
+
+  constructor(spec: ReaderSpec) {
+    this.child = spawn(psanaPython(), [readerScript, JSON.stringify(spec)], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, PS_PARALLEL: "none" } });
+    this.child.stderr.setEncoding("utf8").on("data", (s: string) => {
+      this.#stderr = (this.#stderr + s).slice(-8192);
+    });
+    this.#exited = new Promise((resolve) => {
+      this.child.once("error", (e) => {
+        this.#stderr += `\npsana: cannot start ${psanaPython()} (${e.message}): set LCLSTREAM_PSANA_PYTHON, or run scripts/install-system-deps.sh`;
+        resolve(null);
+      });
+      this.child.once("close", resolve);
+    });
+  }
+
+  /** Frames (header and payload) as they arrive; throws the reader's own last line when it fails. */
+  async *frames(): AsyncGenerator<{ header: Header; payload: Buffer }> {
+    let pending: Buffer = Buffer.alloc(0);
+    let want = -1;
+    let header: Header | undefined;
+    for await (const chunk of this.child.stdout as AsyncIterable<Buffer>) {
+      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+      for (;;) {
+        if (!header) {
+          if (pending.length < 4) break;
+          const length = pending.readUInt32LE(0);
+          if (pending.length < 4 + length) break;
+          header = JSON.parse(pending.subarray(4, 4 + length).toString("utf8")) as Header;
+          pending = pending.subarray(4 + length);
+          want = (header.n ?? []).reduce((a, b) => a + Math.max(0, b), 0);
+        }
+        if (pending.length < want) break;
+        const payload = pending.subarray(0, want);
+        pending = pending.subarray(want);
+        const done = header;
+        header = undefined;
+        yield { header: done, payload };
+        if (done.end) return;
+      }
+    }
+    const code = await this.#exited;
+    const last = this.#stderr
+      .trim()
+      .split("\n")
+      .filter((l) => l.startsWith("psana: "))
+      .at(-1);
+    throw new Error(last ?? `the psana reader stopped (exit ${code}): ${this.#stderr.trim().split("\n").at(-1) ?? "no message"}`);
+  }
+
+  close() {
+    this.child.stdin.end();
+    if (this.child.exitCode === null) this.child.kill();
+  }
+}
+
+/** What a psana data source reads, in words. */
+function describe(s: DataSourceConfig): string {
+  if (s.type === "Psana2DetectorInterface") return `${s.psana_name} ${[s.psana_fields ?? "(EPICS PV)"].flat().join(", ")}`;
+  return s.type === "Psana2Timestamp" ? "the psana timestamp" : s.type;
+}
+
+/** The psana data sources of a config, as the reader takes them; the others are made here. */
+function psanaSources(config: ProducerConfig): object[] {
+  return Object.entries(config.data_sources)
+    .filter(([, s]) => s.type.startsWith("Psana2"))
+    .map(([name, s]) => ({ name, ...(s as DataSourceConfig) }));
+}
+
+export class Psana2Source implements EventSource {
+  /** Unknown until the run is read through. */
+  readonly eventCount = 0;
+  readonly #fields: FieldInfo[];
+  readonly #spec: Omit<ReaderSpec, "rank" | "ranks" | "start">;
+  readonly #config: ProducerConfig;
+  #readers = new Set<Reader>();
+
+  private constructor(config: ProducerConfig, spec: Omit<ReaderSpec, "rank" | "ranks" | "start">, fields: FieldInfo[]) {
+    this.#config = config;
+    this.#spec = spec;
+    this.#fields = fields;
+  }
+
+  /** Opens the run: its fields' types and shapes come from its first events. */
+  static async open(config: ProducerConfig): Promise<Psana2Source> {
+    const run = parseSourceIdentifier(config.source_identifier);
+    const spec = { files: run.files, max_events: run.maxEvents, source_identifier: config.source_identifier, sources: psanaSources(config) };
+    const reader = new Reader({ ...spec, rank: 0, ranks: 1, start: 0, probe: true });
+    try {
+      for await (const { header } of reader.frames()) {
+        if (!header.fields) continue;
+        const fields: FieldInfo[] = header.fields.flatMap((f) =>
+          "text" in f
+            ? []
+            : [
+                {
+                  name: f.name,
+                  dtype: f.dtype,
+                  shape: f.shape,
+                  description: `${describe(config.data_sources[f.name]!)} in ${header.run?.expt} run ${header.run?.runnum}`,
+                },
+              ],
+        );
+        fields.push(...randomFields(config));
+        return new Psana2Source(config, spec, fields);
+      }
+      throw new Error("psana: the reader described no fields");
+    } catch (error) {
+      throw new ConfigError([{ path: "event_source", message: (error as Error).message.replace(/^psana: /, "") }], "the psana2 source");
+    } finally {
+      reader.close();
+    }
+  }
+
+  fields(): FieldInfo[] {
+    return this.#fields;
+  }
+
+  async *events(rank: number, ranks: number, start: number, signal: AbortSignal): AsyncGenerator<DetectorEvent> {
+    const reader = new Reader({ ...this.#spec, rank, ranks, start });
+    this.#readers.add(reader);
+    const onAbort = () => reader.close();
+    signal.addEventListener("abort", onAbort, { once: true });
+    const byName = new Map(this.#fields.map((f) => [f.name, f]));
+    try {
+      for await (const { header, payload } of reader.frames()) {
+        if (header.fields) continue;
+        if (header.end) return;
+        signal.throwIfAborted();
+        const index = header.i!;
+        const fields: Record<string, NdArray> = randomArrays(this.#config, index);
+        let at = 0;
+        // Sizes come per psana data source in config order; -1 (None, or text) carries no bytes.
+        for (const [k, spec] of (this.#spec.sources as { name: string }[]).entries()) {
+          const size = header.n![k]!;
+          const info = byName.get(spec.name);
+          if (!info || size < 0) continue;
+          const a = zeros(info.dtype, info.shape);
+          if (a.data.byteLength !== size) {
+            throw new Error(
+              `psana: event ${header.i}: ${spec.name} has ${size} bytes where the first events had ${a.data.byteLength} (${info.dtype}[${info.shape}])`,
+            );
+          }
+          new Uint8Array(a.data.buffer).set(payload.subarray(at, at + size));
+          at += size;
+          fields[spec.name] = a;
+        }
+        yield { index, timeNs: unixNsOfPsanaTimestamp(BigInt(header.t!)), fields, text: header.text };
+      }
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+      reader.close();
+      this.#readers.delete(reader);
+    }
+  }
+
+  close(): void {
+    for (const r of this.#readers) r.close();
+  }
+}

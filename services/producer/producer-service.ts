@@ -15,6 +15,7 @@ import type { Policy } from "../common/policy.js";
 import { ConfigError, parseProducerConfig, readProducerConfig, type CheckedConfig, type ProducerConfig } from "./config.js";
 import { dtypeToProto } from "./ndarray.js";
 import { checkPipeline, openSource, pipelineFields, runPipeline } from "./pipeline.js";
+import { parseSourceIdentifier } from "./sources/psana.js";
 
 export const producerDomain = "lclstream.producer";
 
@@ -59,6 +60,20 @@ function refuseConfig(field: string) {
   };
 }
 
+/** The files a config's source reads, with the field that names each. */
+function filesRead(config: ProducerConfig, field: string): { file: string; path: string }[] {
+  const source = config.event_source;
+  if (source.type === "HDF5EventSource") return source.files.map((file, i) => ({ file, path: `${field}.event_source.files.${i}` }));
+  if (source.type === "Psana2EventSource") {
+    try {
+      return parseSourceIdentifier(config.source_identifier).files.map((file) => ({ file, path: `${field}.source_identifier` }));
+    } catch (error) {
+      return refuseConfig(field)(error);
+    }
+  }
+  return [];
+}
+
 /**
  * Validates a config, turning its problems into field violations, with what
  * was noticed on the way. `adjust` changes the validated config before the
@@ -74,11 +89,10 @@ export function checkConfig(value: unknown, dataRoots: string[] | undefined, fie
   } catch (error) {
     return refuseConfig(field)(error);
   }
-  const source = checked.config.event_source;
   // Without data directories (a check on the command line) the files are not checked against them.
-  if (source.type === "HDF5EventSource" && dataRoots) {
+  if (dataRoots) {
     const roots = dataRoots.map((r) => resolve(r));
-    source.files.forEach((file, i) => {
+    for (const { file, path } of filesRead(checked.config, field)) {
       const inside = roots.some((root) => {
         const rel = relative(root, resolve(file));
         return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel);
@@ -89,12 +103,10 @@ export function checkConfig(value: unknown, dataRoots: string[] | undefined, fie
           producerDomain,
           "PATH_NOT_ALLOWED",
           `${file} is outside the data directories this producer may read (${roots.join(", ") || "none configured"})`,
-          {
-            metadata: { field: `${field}.event_source.files.${i}` },
-          },
+          { metadata: { field: path } },
         );
       }
-    });
+    }
   }
   return checked;
 }

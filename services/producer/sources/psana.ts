@@ -6,7 +6,7 @@
  */
 import { type ChildProcessByStdio, spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { ConfigError, type DataSourceConfig, type ProducerConfig } from "../config.js";

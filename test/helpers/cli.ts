@@ -12,9 +12,10 @@ export interface CommandResult {
 }
 
 /** Runs `lclstream ARGS…` to completion; never rejects on a non-zero exit. */
-export function lclstream(args: string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CommandResult> {
+export function lclstream(args: string[], options: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CommandResult> {
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [lclstreamBin, ...args], { timeout: 20_000, env: { ...process.env, ...options.env } }, (error, stdout, stderr) => {
+    const settings = { timeout: options.timeoutMs ?? 20_000, env: { ...process.env, ...options.env } };
+    const child = execFile(process.execPath, [lclstreamBin, ...args], settings, (error, stdout, stderr) => {
       resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr });
     });
     child.stdin?.end(options.input ?? "");

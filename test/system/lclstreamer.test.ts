@@ -26,12 +26,13 @@ import { run } from "../helpers/tools.js";
 const fixtures = fileURLToPath(new URL("../fixtures/lclstreamer/", import.meta.url));
 const internalYaml = readFileSync(join(fixtures, "lclstreamer-internal.yaml"), "utf8");
 
-const fields = { random: "/data/random", int: "/data/int", float: "/data/float", frame: "/detector/frame" };
+const fields = { random: "/data/random", int: "/data/int", float: "/data/float", frame: "/detector/frame", double: "/detector/double" };
 const dataSources = {
   random: { type: "GenericRandomNumpyArray", array_shape: "20,2", array_dtype: "float32" },
   int: { type: "IntValue", value: 3 },
   float: { type: "FloatValue", value: 4.5 },
   frame: { type: "GenericRandomNumpyArray", array_shape: "16,16", array_dtype: "uint16" },
+  double: { type: "GenericRandomNumpyArray", array_shape: "4,4", array_dtype: "float64" },
   unlisted: { type: "FloatValue", value: 1 },
 };
 
@@ -96,6 +97,8 @@ describe("lclstreamer's HDF5BinarySerializer, as h5py, hdf5plugin and h5dump rea
           continue;
         }
         const expected = structuredClone(theirs[path]);
+        // h5wasm-plugins' ZFP cannot encode doubles here (see zfpApplies): float64 goes uncompressed.
+        if (compression === "zfp" && path === "/detector/double") delete expected.filters["32013"];
         // Where ZFP cannot apply (one value per chunk) h5py keeps it in the pipeline, unused; here it is left out.
         if (compression === "zfp" && expected.filters["32013"] === null) delete expected.filters["32013"];
         // h5wasm sets one filter per dataset: gzip_with_shuffle is written without the shuffle filter (same values).

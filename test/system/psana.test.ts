@@ -1,0 +1,95 @@
+/**
+ * Real LCLS-II data through the whole mesh: an XTC2 run made with psana's own
+ * xtcwriter, requested with lclstreamer's lclstreamer-psana2-mfx.yaml (only
+ * its run and detector names changed to the test run's) by three producer
+ * ranks, and every event's arrays compared with what psana itself reads from
+ * the same files.
+ */
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse as parseYaml, stringify } from "yaml";
+import { startLocalMesh, type LocalMesh } from "../../services/cli/local-mesh.js";
+import { psanaPython } from "../../services/producer/sources/psana.js";
+import { lclstream } from "../helpers/cli.js";
+import { run } from "../helpers/tools.js";
+
+const fixtures = fileURLToPath(new URL("../fixtures/lclstreamer/", import.meta.url));
+
+/** psana's own reading of the run: each event's timestamp (as lclstreamer's float64) and a digest of its detector data as float64. */
+const direct = `
+import glob, hashlib, json, sys
+import numpy as np
+from psana import DataSource
+ds = DataSource(files=sorted(glob.glob(sys.argv[1] + "/*.xtc2")), skip_calib_load="all")
+run = next(ds.runs())
+det = run.Detector("xppcspad")
+out = {}
+for evt in run.events():
+    out[repr(float(np.float64(evt.timestamp)))] = hashlib.sha256(np.array(det.raw.raw(evt), dtype=np.float64).tobytes()).hexdigest()
+print(json.dumps(out))
+`;
+
+/** What the consumer wrote: the same, from the HDF5 batches (datasets at lclstreamer-psana2-mfx.yaml's paths). */
+const received = `
+import glob, hashlib, json, sys
+import h5py, hdf5plugin
+out, rows = {}, 0
+for path in sorted(glob.glob(sys.argv[1] + "/*.h5")):
+    with h5py.File(path, "r") as f:
+        assert sorted(f.keys()) == ["data", "timestamp", "wavelength"], list(f.keys())
+        for ts, data in zip(f["timestamp"][()], f["data"][()]):
+            out[repr(float(ts))] = hashlib.sha256(data.tobytes()).hexdigest()
+            rows += 1
+print(json.dumps({"events": out, "rows": rows}))
+`;
+
+describe("an XTC2 run through the whole mesh, read by psana", () => {
+  let stateDir: string;
+  let mesh: LocalMesh;
+  let xtc: string;
+  beforeAll(async () => {
+    stateDir = await mkdtemp(join(tmpdir(), "lclstream-psana-"));
+    // psana's own test data: two streams of one run, named as the DAQ names them.
+    xtc = join(stateDir, "xtc");
+    await mkdir(xtc);
+    const python = psanaPython();
+    const xtcwriter = join(dirname(dirname(python)), "lib", "python3.11", "site-packages", "bin", "xtcwriter");
+    for (const stream of ["s000", "s001"])
+      execFileSync(xtcwriter, ["-f", join(xtc, `xpptut15-r0014-${stream}-c000.xtc2`), "-n", "30", "-t"], { stdio: "ignore" });
+    mesh = await startLocalMesh({ stateDir, logLevel: "error" });
+  });
+  afterAll(async () => {
+    await mesh?.close();
+    await rm(stateDir, { recursive: true, force: true });
+  });
+
+  it("delivers lclstreamer-psana2-mfx.yaml's fields, every event once across three ranks, equal to psana's own reading", { timeout: 120_000 }, async () => {
+    const mfx = readFileSync(join(fixtures, "lclstreamer-psana2-mfx.yaml"), "utf8")
+      .replace("exp=mfx100852324,run=355", `exp=xpptut15,run=14,dir=${xtc}`)
+      .replace("psana_name: jungfrau", "psana_name: xppcspad")
+      .replace('psana_name: "SIOC:SYS0:ML00:AO192"', 'psana_name: "HX2:DVD:GCC:01:PMON"');
+    const request = join(stateDir, "mfx.yaml");
+    await writeFile(request, stringify({ parallelism: 3, producer: parseYaml(mfx) }));
+    const out = join(stateDir, "out");
+    const got = await lclstream(["get", request, "--state-dir", stateDir, "--out", out, "--format", "hdf5"], { timeoutMs: 100_000 });
+    expect(got.stderr).not.toMatch(/error|failed/i);
+    expect(got.code).toBe(0);
+    // 30 events, three ranks of 10, batches of 10.
+    expect((await readdir(out)).filter((f) => f.endsWith(".h5")).length).toBe(3);
+
+    const fromPsana = await run(psanaPython(), ["-c", direct, xtc], 60_000);
+    expect(fromPsana.stderr).not.toMatch(/Error/);
+    const expected = JSON.parse(fromPsana.stdout) as Record<string, string>;
+    const fromConsumer = await run("python3", ["-c", received, out]);
+    expect(fromConsumer.stderr).toBe("");
+    const { events, rows } = JSON.parse(fromConsumer.stdout) as { events: Record<string, string>; rows: number };
+    expect(Object.keys(expected).length).toBe(30);
+    expect(rows).toBe(30);
+    expect(events).toEqual(expected);
+  });
+});

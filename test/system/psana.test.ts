@@ -5,7 +5,7 @@
  * ranks, and every event's arrays compared with what psana itself reads from
  * the same files.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml, stringify } from "yaml";
 import { startLocalMesh, type LocalMesh } from "../../services/cli/local-mesh.js";
 import { psanaPython } from "../../services/producer/sources/psana.js";
-import { lclstream } from "../helpers/cli.js";
+import { lclstream, lclstreamBin } from "../helpers/cli.js";
 import { run } from "../helpers/tools.js";
 
 const fixtures = fileURLToPath(new URL("../fixtures/lclstreamer/", import.meta.url));
@@ -91,5 +91,46 @@ describe("an XTC2 run through the whole mesh, read by psana", () => {
     expect(Object.keys(expected).length).toBe(30);
     expect(rows).toBe(30);
     expect(events).toEqual(expected);
+  });
+
+  it("fails the request with psana's own words in one line when the config names a detector the run lacks", { timeout: 60_000 }, async () => {
+    const config = parseYaml(readFileSync(join(fixtures, "lclstreamer-psana2-mfx.yaml"), "utf8"));
+    config.source_identifier = `exp=xpptut15,run=14,dir=${xtc}`;
+    config.data_sources.detector_data.psana_name = "nope";
+    const request = join(stateDir, "bad.yaml");
+    await writeFile(request, stringify({ producer: config }));
+    const got = await lclstream(["get", request, "--state-dir", stateDir], { timeoutMs: 50_000 });
+    expect(got.code).not.toBe(0);
+    expect(got.stderr).toMatch(/failed: producer rank 0 failed: .*data_sources\.detector_data: no detector 'nope' in this run .*the run has .*xppcspad/);
+  });
+
+  it("ends the psana reader when its producer rank is killed", { timeout: 60_000 }, async () => {
+    // A rank stuck sending to a ZeroMQ peer that never comes, its reader blocked behind it.
+    const config = parseYaml(readFileSync(join(fixtures, "lclstreamer-psana2-mfx.yaml"), "utf8"));
+    config.source_identifier = `exp=xpptut15,run=14,dir=${xtc}`;
+    config.data_sources.detector_data.psana_name = "xppcspad";
+    config.processing_pipeline.batch_size = 1;
+    config.data_handlers = [{ type: "BinaryDataStreamingDataHandler", urls: ["tcp://127.0.0.1:9"], role: "client" }];
+    const file = join(stateDir, "stuck.yaml");
+    await writeFile(file, stringify(config));
+    const producer = spawn(process.execPath, [lclstreamBin, "produce", "--config", file], { stdio: "ignore" });
+    let reader: number | undefined;
+    for (let i = 0; i < 100 && !reader; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      const children = spawnSync("ps", ["-o", "pid=,args=", "--ppid", String(producer.pid)], { encoding: "utf8" }).stdout;
+      reader = Number(/^\s*(\d+) .*psana_reader\.py/m.exec(children)?.[1]) || undefined;
+    }
+    expect(reader).toBeDefined();
+    producer.kill("SIGKILL");
+    let alive = true;
+    for (let i = 0; i < 50 && alive; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      try {
+        process.kill(reader!, 0);
+      } catch {
+        alive = false;
+      }
+    }
+    expect(alive).toBe(false);
   });
 });

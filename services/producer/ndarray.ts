@@ -69,7 +69,8 @@ export function typedView(dtype: Dtype, bytes: Uint8Array): TypedArray {
   const C = constructors[dtype];
   const width = C.BYTES_PER_ELEMENT;
   if (bytes.byteOffset % width === 0) return new C(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength / width);
-  return new C(bytes.slice().buffer, 0, bytes.byteLength / width);
+  // Uint8Array's slice copies (a Buffer's would not: it is a view).
+  return new C(Uint8Array.prototype.slice.call(bytes).buffer, 0, bytes.byteLength / width);
 }
 
 /** The bytes of an array, little-endian (the machines we run on are). */

@@ -122,6 +122,12 @@ function stack(events: DetectorEvent[], fields: FieldInfo[]): Record<string, NdA
   const out: Record<string, NdArray> = {};
   for (const f of fields) {
     const per = size(f.shape);
+    const only = events.length === 1 ? events[0]!.fields[f.name] : undefined;
+    if (only && only.data.length === per) {
+      // A batch of one is its event's array: no copy.
+      out[f.name] = { dtype: f.dtype, shape: [1, ...f.shape], data: only.data };
+      continue;
+    }
     const a = zeros(f.dtype, [events.length, ...f.shape]);
     events.forEach((e, i) => {
       const src = e.fields[f.name];

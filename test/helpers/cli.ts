@@ -12,9 +12,9 @@ export interface CommandResult {
 }
 
 /** Runs `lclstream ARGS…` to completion; never rejects on a non-zero exit. */
-export function lclstream(args: string[], options: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CommandResult> {
+export function lclstream(args: string[], options: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {}): Promise<CommandResult> {
   return new Promise((resolve) => {
-    const settings = { timeout: options.timeoutMs ?? 20_000, env: { ...process.env, ...options.env } };
+    const settings = { timeout: options.timeoutMs ?? 20_000, env: { ...process.env, ...options.env }, cwd: options.cwd };
     const child = execFile(process.execPath, [lclstreamBin, ...args], settings, (error, stdout, stderr) => {
       resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr });
     });

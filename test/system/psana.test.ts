@@ -19,6 +19,8 @@ import { lclstream, lclstreamBin } from "../helpers/cli.js";
 import { run } from "../helpers/tools.js";
 
 const fixtures = fileURLToPath(new URL("../fixtures/lclstreamer/", import.meta.url));
+/** Writes XTC2 runs of distinct area-detector frames and digitizer-like detectors with psana's dgramCreate. */
+const frameWriter = fileURLToPath(new URL("../helpers/xtc2_frames.py", import.meta.url));
 
 /** psana's own reading of the run: each event's timestamp (as lclstreamer's float64) and a digest of its detector data as float64. */
 const direct = `
@@ -132,5 +134,45 @@ describe("an XTC2 run through the whole mesh, read by psana", () => {
       }
     }
     expect(alive).toBe(false);
+  });
+
+  it("runs lclstreamer-psana2-tmo.yaml under lclstream produce, unchanged but for where the run is, with every frame as psana reads it", {
+    timeout: 120_000,
+  }, async () => {
+    // Distinct frames with peaks, and the run's detectors under the names the config uses.
+    const dir = join(stateDir, "tmo");
+    await mkdir(dir);
+    const detectors = ["gmd", "xgmd", "mrco_hsd"].flatMap((name) => ["--scalar-detector", name]);
+    const make = ["--events", "25", "--shape", "1,64,96", "--detector", "tmo_fzppiranha", ...detectors, "--expt", "tmox1016823", "--run", "44", "--seed", "3"];
+    execFileSync(psanaPython(), [frameWriter, join(dir, "tmox1016823-r0044-s000-c000.xtc2"), ...make], { stdio: "ignore" });
+    const tmo = readFileSync(join(fixtures, "lclstreamer-psana2-tmo.yaml"), "utf8").replace("exp=tmox1016823,run=44", `exp=tmox1016823,run=44,dir=${dir}`);
+    await writeFile(join(dir, "tmo.yaml"), tmo);
+    // Its file handler writes to workspace/output, relative to where it runs.
+    const produced = await lclstream(["produce", "--config", join(dir, "tmo.yaml")], { timeoutMs: 100_000, cwd: dir });
+    expect(produced.code, produced.stderr).toBe(0);
+    const perEvent = `
+import glob, hashlib, json, sys
+import numpy as np
+if sys.argv[1] == "psana":
+    from psana import DataSource
+    run = next(DataSource(files=sorted(glob.glob(sys.argv[2] + "/*.xtc2")), skip_calib_load="all").runs())
+    cam, gmd = run.Detector("tmo_fzppiranha"), run.Detector("gmd")
+    rows = [(float(np.float64(e.timestamp)), np.array(cam.raw.raw(e), dtype=np.float64), np.float64(gmd.raw.milliJoulesPerPulse(e))) for e in run.events()]
+else:
+    import h5py, hdf5plugin
+    rows = []
+    for path in sorted(glob.glob(sys.argv[2] + "/workspace/output/r0_*.h5")):
+        with h5py.File(path, "r") as f:
+            assert sorted(f.keys()) == ["fzpppiranha", "peaks", "pulseenergy", "timestamp", "waveform", "xpulseenergy"], list(f.keys())
+            rows += zip(f["timestamp"][()], f["fzpppiranha"][()], f["pulseenergy"][()])
+print(json.dumps({repr(float(t)): [hashlib.sha256(frame.tobytes()).hexdigest(), float(e)] for t, frame, e in rows}))
+`;
+    const fromPsana = await run(psanaPython(), ["-c", perEvent, "psana", dir], 60_000);
+    const fromFiles = await run("python3", ["-c", perEvent, "files", dir], 60_000);
+    expect(fromFiles.stderr).toBe("");
+    const expected = JSON.parse(fromPsana.stdout);
+    expect(Object.keys(expected)).toHaveLength(25);
+    expect(new Set(Object.values(expected).map((v) => (v as string[])[0])).size).toBe(25);
+    expect(JSON.parse(fromFiles.stdout)).toEqual(expected);
   });
 });

@@ -11,7 +11,10 @@ import type { Readable, Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { ConfigError, type DataSourceConfig, type ProducerConfig } from "../config.js";
 import type { DetectorEvent, EventSource, FieldInfo } from "../event.js";
-import { type Dtype, type NdArray, zeros } from "../ndarray.js";
+import { type Dtype, type NdArray, size as elements, typedView, zeros } from "../ndarray.js";
+
+/** The bytes of one event's value of a field. */
+const size0 = (f: FieldInfo) => elements(f.shape) * zeros(f.dtype, []).data.BYTES_PER_ELEMENT;
 import { randomArrays, randomFields } from "./internal.js";
 
 /** What psana reads: the run's files, and at most how many events. */
@@ -134,23 +137,48 @@ class Reader {
 
   /** Frames (header and payload) as they arrive; throws the reader's own last line when it fails. */
   async *frames(): AsyncGenerator<{ header: Header; payload: Buffer }> {
-    let pending: Buffer = Buffer.alloc(0);
-    let want = -1;
+    // Chunks as they came (64 KiB pipe reads); a payload is copied out of them once, into its own memory.
+    const chunks: Buffer[] = [];
+    let buffered = 0;
+    const take = (n: number): Buffer => {
+      buffered -= n;
+      const first = chunks[0];
+      if (first && first.length >= n) {
+        chunks[0] = first.subarray(n);
+        if (!chunks[0].length) chunks.shift();
+        return first.subarray(0, n);
+      }
+      const out = Buffer.allocUnsafeSlow(n);
+      for (let at = 0; at < n; ) {
+        const c = chunks[0]!;
+        const used = Math.min(c.length, n - at);
+        c.copy(out, at, 0, used);
+        at += used;
+        if (used === c.length) chunks.shift();
+        else chunks[0] = c.subarray(used);
+      }
+      return out;
+    };
     let header: Header | undefined;
+    let want = 0;
     for await (const chunk of this.child.stdout as AsyncIterable<Buffer>) {
-      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+      chunks.push(chunk);
+      buffered += chunk.length;
       for (;;) {
         if (!header) {
-          if (pending.length < 4) break;
-          const length = pending.readUInt32LE(0);
-          if (pending.length < 4 + length) break;
-          header = JSON.parse(pending.subarray(4, 4 + length).toString("utf8")) as Header;
-          pending = pending.subarray(4 + length);
+          if (buffered < 4) break;
+          const length = take(4).readUInt32LE(0);
+          if (buffered < length) {
+            // Rare: the header itself is split; put the length back.
+            chunks.unshift(Buffer.from(Uint32Array.of(length).buffer));
+            buffered += 4;
+            break;
+          }
+          header = JSON.parse(take(length).toString("utf8")) as Header;
           want = (header.n ?? []).reduce((a, b) => a + Math.max(0, b), 0);
         }
-        if (pending.length < want) break;
-        const payload = pending.subarray(0, want);
-        pending = pending.subarray(want);
+        if (buffered < want) break;
+        const payload = want ? take(want) : Buffer.alloc(0);
         const done = header;
         header = undefined;
         yield { header: done, payload };
@@ -253,15 +281,13 @@ export class Psana2Source implements EventSource {
           const size = header.n![k]!;
           const info = byName.get(spec.name);
           if (!info || size < 0) continue;
-          const a = zeros(info.dtype, info.shape);
-          if (a.data.byteLength !== size) {
-            throw new Error(
-              `psana: event ${header.i}: ${spec.name} has ${size} bytes where the first events had ${a.data.byteLength} (${info.dtype}[${info.shape}])`,
-            );
+          const expected = size0(info);
+          if (expected !== size) {
+            throw new Error(`psana: event ${header.i}: ${spec.name} has ${size} bytes where the first events had ${expected} (${info.dtype}[${info.shape}])`);
           }
-          new Uint8Array(a.data.buffer).set(payload.subarray(at, at + size));
+          // A view of the payload where aligned (it is its own memory), else a copy.
+          fields[spec.name] = { dtype: info.dtype, shape: info.shape, data: typedView(info.dtype, payload.subarray(at, at + size)) };
           at += size;
-          fields[spec.name] = a;
         }
         yield { index, timeNs: unixNsOfPsanaTimestamp(BigInt(header.t!)), fields, text: header.text };
       }

@@ -21,7 +21,7 @@
  * BENCH_BUFFER_NODE_ARGS passes flags to the buffer's node (for example
  * `--cpu-prof --cpu-prof-dir=prof` to profile it), BENCH_ROLE_NODE_ARGS to
  * the producers', consumers' and raw TLS processes'; BENCH_ONLY picks
- * scenarios by a regular expression (memory, 64KiB, 1MiB, 4MiB, fan-out, latency, mesh, slurm, front).
+ * scenarios by a regular expression (memory, 64KiB, 1MiB, 4MiB, fan-out, latency, mesh, slurm, psana, front).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -37,6 +37,7 @@ import { fetchRequest } from "../services/cli/fetch.js";
 import { benchSourceDir, updateBenchReadme } from "./table.js";
 import { haproxyBinary, startHaproxyFront, type HaproxyFront } from "../test/helpers/haproxy-front.js";
 import { startLocalMesh } from "../services/cli/local-mesh.js";
+import { psanaPython } from "../services/producer/sources/psana.js";
 import { createMeshTransport } from "../services/common/client.js";
 import { identityUri } from "../services/common/identity.js";
 import { createCertificateAuthority, issueMaterial, readCertDir, writeCertDir } from "../services/common/pki.js";
@@ -294,6 +295,10 @@ async function main() {
       if (existsSync("/usr/sbin/slurmctld")) await setupOnSlurm(join(dir, "slurm"), record);
       else console.log("setup on Slurm: skipped, Slurm is not installed (scripts/install-system-deps.sh installs it)");
     }
+    if (only.test("psana")) {
+      if (spawnSync(psanaPython(), ["-c", "import psana"]).status === 0) await psanaRun(join(dir, "psana"), record);
+      else console.log("psana XTC2 run: skipped, psana is not installed (scripts/install-system-deps.sh installs it)");
+    }
     if (only.test("front")) {
       if (haproxyBinary()) await throughTheFront(join(dir, "front"), record);
       else console.log("through the front proxy: skipped, haproxy is not installed (scripts/install-system-deps.sh installs it)");
@@ -304,7 +309,7 @@ async function main() {
   }
 
   if (Object.keys(results).length === 0) {
-    console.error(`BENCH_ONLY=${only.source} matched no scenario (memory, 64KiB, 1MiB, 4MiB, fan-out, latency, mesh, slurm, front); nothing written`);
+    console.error(`BENCH_ONLY=${only.source} matched no scenario (memory, 64KiB, 1MiB, 4MiB, fan-out, latency, mesh, slurm, psana, front); nothing written`);
     process.exit(2);
   }
   const m = (name: string) => results[name]!.median;
@@ -331,6 +336,13 @@ async function main() {
     ],
     ["setup to first batch, local (s)", ["setup, request to first batch"], () => m("setup, request to first batch"), "<", 2],
     ["setup to first batch, Slurm (s)", ["setup on Slurm, request to first batch"], () => m("setup on Slurm, request to first batch"), "<", 5],
+    [
+      "psana run streamed vs bare psana loop",
+      ["psana run through producer, buffer and consumer, 4 MiB frames", "psana bare loop, 4 MiB frames"],
+      ratio("psana run through producer, buffer and consumer, 4 MiB frames", "psana bare loop, 4 MiB frames"),
+      ">=",
+      0.8,
+    ],
     ["p50 latency 64KiB (ms)", ["latency p50 64KiB at 200/s"], () => m("latency p50 64KiB at 200/s"), "<", 2],
     // What the stream makes the buffer hold, over the idle process (V8 and code are not the buffer's memory).
     ["RSS growth vs capacity + 64 MiB", ["buffer RSS growth, stalled"], () => m("buffer RSS growth, stalled") / bound, "<", 1],
@@ -395,6 +407,65 @@ function syntheticRequest(events: number, dataSources: object, batchSize: number
     data_serializer: { type: "NativeBinarySerializer" },
     data_handlers: [],
   };
+}
+
+/** The same psana loop the producer's reader runs, bare: every event's frames, timed from the first event to the last. */
+const barePsanaLoop = `
+import sys, time
+import numpy as np
+from psana import DataSource
+run = next(DataSource(files=sys.argv[1], skip_calib_load="all").runs())
+det = run.Detector("jungfrau")
+nbytes, started = 0, None
+for evt in run.events():
+    started = started or time.perf_counter()
+    nbytes += np.asarray(det.raw.raw(evt), dtype=np.uint16).nbytes
+print(nbytes / 1e6 / (time.perf_counter() - started))
+`;
+
+/**
+ * An XTC2 run of 4 MiB Jungfrau frames (4 x 512 x 1024, written with psana's
+ * dgramCreate) read by the real psana: bare, and by one producer rank
+ * publishing to the buffer and on to a consumer through the whole mesh.
+ */
+async function psanaRun(dir: string, record: (name: string, unit: string, values: number[]) => void) {
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, "xpptut15-r0001-s000-c000.xtc2");
+  const writer = fileURLToPath(new URL("../../test/helpers/xtc2_frames.py", import.meta.url));
+  const made = spawnSync(psanaPython(), [writer, file, "--events", "200", "--shape", "4,512,1024"], { encoding: "utf8" });
+  if (made.status !== 0) throw new Error(`could not write the XTC2 run: ${made.stderr}`);
+  const bare: number[] = [];
+  const streamed: number[] = [];
+  const mesh = await startLocalMesh({ stateDir: dir, logLevel: "error" });
+  try {
+    const tls = await readCertDir(mesh.endpoints.certDir);
+    const requests = createClient(DataRequestService, createMeshTransport({ baseUrl: mesh.endpoints.request, tls }));
+    const producer = {
+      source_identifier: `files=${file}`,
+      skip_incomplete_events: false,
+      event_source: { type: "Psana2EventSource" },
+      data_sources: { frames: { type: "Psana2DetectorInterface", psana_name: "jungfrau", psana_fields: "raw.raw", dtype: "uint16" } },
+      processing_pipeline: { type: "BatchProcessingPipeline", batch_size: 1 },
+      data_serializer: { type: "NativeBinarySerializer" },
+      data_handlers: [],
+    };
+    // Interleaved, so both see the same machine.
+    for (let i = 0; i < reps; i++) {
+      bare.push(Number(spawnSync(psanaPython(), ["-c", barePsanaLoop, file], { encoding: "utf8" }).stdout));
+      const { dataRequest } = await requests.createDataRequest({ dataRequest: { producer, bufferCapacityBytes: 2n ** 30n } as never });
+      const { progress } = await fetchRequest({
+        requests,
+        transportFor: (baseUrl) => createMeshTransport({ baseUrl, tls }),
+        name: dataRequest!.name,
+        signal: new AbortController().signal,
+      });
+      streamed.push(progress.bytesPerSecond / 1e6);
+    }
+  } finally {
+    await mesh.close();
+  }
+  record("psana bare loop, 4 MiB frames", "MB/s", bare);
+  record("psana run through producer, buffer and consumer, 4 MiB frames", "MB/s", streamed);
 }
 
 /** Setup time with the producers as Slurm jobs: a one-node cluster on loopback (scripts/slurm-cluster.sh). */

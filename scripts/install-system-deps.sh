@@ -53,20 +53,21 @@ echo "building the Envoy config validator"
 (cd mesh/validate && go build -o "$tools/envoy-validate" .)
 # The Python client's dependencies and tests (grpcio-tools generates it; h5py, the HDF5 C
 # library's binding, reads what the HDF5 serializer writes).
-python_packages=(grpcio==1.76.0 grpcio-tools==1.76.0 grpcio-status==1.76.0 "protobuf>=6.31.1,<7" numpy h5py hdf5plugin==7.1.0 pyzmq==27.3.0 pyyaml cryptography pytest)
-if ! python3 -c "import grpc, grpc_tools, grpc_status, h5py, hdf5plugin, zmq, numpy, yaml, cryptography, pytest; assert grpc.__version__ == '1.76.0'" 2>/dev/null; then
+python_packages=(grpcio==1.76.0 grpcio-tools==1.76.0 grpcio-status==1.76.0 "protobuf>=6.31.1,<7" numpy h5py hdf5plugin==7.1.0 pyzmq==27.3.0 cbor2==6.2.1 bitshuffle==0.5.2 pyyaml cryptography pytest)
+if ! python3 -c "import grpc, grpc_tools, grpc_status, h5py, hdf5plugin, zmq, cbor2, bitshuffle, numpy, yaml, cryptography, pytest; assert grpc.__version__ == '1.76.0'" 2>/dev/null; then
   echo "installing Python packages: ${python_packages[*]}"
   python3 -m pip install --quiet --disable-pip-version-check "${python_packages[@]}" 2>/dev/null ||
     python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "${python_packages[@]}"
 fi
 # psana, LCLS-II's XTC2 reader, for Psana2EventSource: in an environment of the project's own
 # (.tools/psana), which the producer finds by itself. pykerberos (through lcls-krtc) builds
-# against Kerberos; mpi4py, which psana imports, finds MPI in the mpich wheel.
+# against Kerberos; mpi4py, which psana imports, finds MPI in the mpich wheel. cbor2 and
+# bitshuffle read the SIMPLON messages in the system tests.
 PSANA_VERSION=4.3.4
-if ! .tools/psana/bin/python -c "import psana, sys, importlib.metadata as m; sys.exit(m.version('psana') != '$PSANA_VERSION')" 2>/dev/null; then
+if ! .tools/psana/bin/python -c "import psana, cbor2, bitshuffle, sys, importlib.metadata as m; sys.exit(m.version('psana') != '$PSANA_VERSION')" 2>/dev/null; then
   apt_install libkrb5-dev
   python3 -m venv .tools/psana 2>/dev/null || { apt_install python3-venv && python3 -m venv .tools/psana; }
   echo "installing psana $PSANA_VERSION into .tools/psana"
-  .tools/psana/bin/pip install --quiet --disable-pip-version-check "psana==$PSANA_VERSION" "mpich==5.0.2"
+  .tools/psana/bin/pip install --quiet --disable-pip-version-check "psana==$PSANA_VERSION" "mpich==5.0.2" cbor2==6.2.1 bitshuffle==0.5.2
 fi
 echo "system test tools ready in $tools"

@@ -17,7 +17,8 @@ import type { ProducedBatch } from "./pipeline.js";
 /** Takes batches in order; `finish` after the last one. */
 export interface BatchHandler {
   handle(batch: ProducedBatch): Promise<void>;
-  finish(totals: { batches: number; events: number }): Promise<void>;
+  /** After the last batch; `trailer` is what lclstreamer's handlers write then (SIMPLON's stop message). */
+  finish(totals: { batches: number; events: number }, trailer?: Uint8Array[]): Promise<void>;
   close(): void;
 }
 
@@ -36,9 +37,12 @@ export function createFileHandler(config: FileHandlerConfig, rank: number): Batc
   return {
     async handle(b) {
       await made;
-      await writeFile(join(config.write_directory, `${prefix}r${rank}_${counter++}.${config.file_suffix}`), b.fileBytes);
+      for (const m of b.messages) await writeFile(join(config.write_directory, `${prefix}r${rank}_${counter++}.${config.file_suffix}`), m);
     },
-    async finish() {},
+    async finish(_, trailer = []) {
+      await made;
+      for (const m of trailer) await writeFile(join(config.write_directory, `${prefix}r${rank}_${counter++}.${config.file_suffix}`), m);
+    },
     close() {},
   };
 }
@@ -62,9 +66,10 @@ export async function createZmqHandler(config: StreamingHandlerConfig, logger: L
   logger.info({ urls: config.urls, role: config.role }, "streaming batches over ZeroMQ PUSH");
   return {
     async handle(b) {
-      await socket.send(b.fileBytes);
+      for (const m of b.messages) await socket.send(m);
     },
-    async finish() {
+    async finish(_, trailer = []) {
+      for (const m of trailer) await socket.send(m);
       socket.linger = zmqLingerMs;
       socket.close();
     },

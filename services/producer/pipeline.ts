@@ -12,6 +12,7 @@ import { bitshuffleFilter, h5InMemory, h5Dtype, zfpFilter } from "./hdf5.js";
 import { bytesOf, dtypeToProto, size, zeros, type NdArray } from "./ndarray.js";
 import { createPeaknetStep, createStep, type Step } from "./processing.js";
 import { Hdf5Source } from "./sources/hdf5.js";
+import { createSimplonSerializer } from "./simplon.js";
 import { InternalSource } from "./sources/internal.js";
 import { Psana2Source } from "./sources/psana.js";
 
@@ -101,8 +102,8 @@ export interface ProducedBatch {
   batch: EventBatch;
   bytes: Uint8Array;
   events: number;
-  /** What a file handler writes: the HDF5 file, or the encoded batch. */
-  fileBytes: Uint8Array;
+  /** What lclstreamer's handlers write, a file or a message each: the HDF5 file, the SIMPLON messages, or the encoded batch. */
+  messages: Uint8Array[];
 }
 
 export interface RunOptions {
@@ -250,17 +251,12 @@ function writeHdf5File(lib: Awaited<ReturnType<typeof h5InMemory>>["lib"], path:
  * Runs the pipeline for one rank and yields its serialized batches, in
  * order, numbered from 0. Events are read only as batches are taken.
  */
-export async function* runPipeline(config: ProducerConfig, source: EventSource, options: RunOptions): AsyncGenerator<ProducedBatch> {
+export async function* runPipeline(config: ProducerConfig, source: EventSource, options: RunOptions): AsyncGenerator<ProducedBatch, Uint8Array[]> {
   const steps = stepsOf(config);
   const fields = pipelineFields(config, source);
   const sourceFields = source.fields().map((f) => f.name);
   const serializer = config.data_serializer;
-  if (serializer.type === "SimplonBinarySerializer") {
-    throw new ConfigError(
-      [{ path: "data_serializer.type", message: "SimplonBinarySerializer does not run in this version of the producer yet; use HDF5BinarySerializer" }],
-      "the serializer",
-    );
-  }
+  const simplon = serializer.type === "SimplonBinarySerializer" ? createSimplonSerializer(serializer, options.rank, options.ranks) : undefined;
   let pending: DetectorEvent[] = [];
   let seq = 0;
   let taken = 0;
@@ -272,10 +268,15 @@ export async function* runPipeline(config: ProducerConfig, source: EventSource, 
     const indices = events.map((e) => BigInt(e.index));
     const times = events.map((e) => e.timeNs);
     let payload: EventBatch["payload"];
-    let fileBytes: Uint8Array | undefined;
+    let messages: Uint8Array[] | undefined;
     if (serializer.type === "HDF5BinarySerializer") {
-      fileBytes = await hdf5Payload(stacked, serializer);
-      payload = { case: "serialized", value: create(SerializedPayloadSchema, { format: PayloadFormat.HDF5, data: fileBytes }) };
+      messages = [await hdf5Payload(stacked, serializer)];
+      payload = { case: "serialized", value: create(SerializedPayloadSchema, { format: PayloadFormat.HDF5, data: messages[0] }) };
+    } else if (simplon) {
+      messages = simplon.batch(events);
+      // The buffer's batch holds the image message (lclstreamer's handlers also get the start message).
+      const image = messages.at(-1)?.[0] === 0x6d ? messages.at(-1)! : new Uint8Array(0);
+      payload = { case: "serialized", value: create(SerializedPayloadSchema, { format: PayloadFormat.SIMPLON_CBOR, data: image }) };
     } else {
       payload = nativePayload(stacked);
     }
@@ -288,7 +289,7 @@ export async function* runPipeline(config: ProducerConfig, source: EventSource, 
       payload,
     });
     const bytes = toBinary(EventBatchSchema, batch);
-    return { batch, bytes, events: events.length, fileBytes: fileBytes ?? bytes };
+    return { batch, bytes, events: events.length, messages: messages ?? [bytes] };
   };
 
   // A resume position given to the run wins over the config's.
@@ -302,4 +303,5 @@ export async function* runPipeline(config: ProducerConfig, source: EventSource, 
     if (pending.length >= config.processing_pipeline.batch_size) yield await flush();
   }
   if (pending.length) yield await flush();
+  return simplon?.end() ?? [];
 }

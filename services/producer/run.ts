@@ -92,7 +92,10 @@ export async function produce(config: ProducerConfig, options: ProduceOptions): 
   const started = performance.now();
   const progress: Progress = { events: 0, batches: 0, bytes: 0, seconds: 0 };
   try {
-    for await (const b of runPipeline(config, source, { ...options, stream: options.buffer?.stream })) {
+    const batches = runPipeline(config, source, { ...options, stream: options.buffer?.stream });
+    let next = await batches.next();
+    for (; !next.done; next = await batches.next()) {
+      const b = next.value;
       for (const h of handlers) await h.handle(b);
       progress.events += b.events;
       progress.batches++;
@@ -100,7 +103,8 @@ export async function produce(config: ProducerConfig, options: ProduceOptions): 
       progress.seconds = (performance.now() - started) / 1000;
       options.onProgress?.(progress);
     }
-    for (const h of handlers) await h.finish({ batches: progress.batches, events: progress.events });
+    // What the serializer writes after the last batch (SIMPLON's stop message).
+    for (const h of handlers) await h.finish({ batches: progress.batches, events: progress.events }, next.value);
     progress.seconds = (performance.now() - started) / 1000;
     return progress;
   } finally {

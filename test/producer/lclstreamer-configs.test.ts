@@ -100,7 +100,7 @@ describe("lclstreamer-internal.yaml through the pipeline", () => {
   it("writes each batch as lclstreamer's HDF5BinarySerializer does: the mapped fields at their paths, chunks of one event, no filter", async () => {
     const lib = await h5();
     const path = join(dir, "batch.h5");
-    await writeFile(path, batches[7]!.fileBytes);
+    await writeFile(path, batches[7]!.messages[0]!);
     const file = new lib.File(path, "r");
     try {
       expect(file.keys()).toEqual(["data"]);

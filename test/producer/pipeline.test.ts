@@ -154,7 +154,7 @@ describe("producer pipeline", () => {
     const lib = await h5();
     const path = join(dir, "batch.h5");
     const { writeFile } = await import("node:fs/promises");
-    await writeFile(path, batch!.fileBytes);
+    await writeFile(path, batch!.messages[0]!);
     const file = new lib.File(path, "r");
     try {
       const det = file.get("data/det") as import("h5wasm").Dataset;

@@ -98,7 +98,7 @@ describe("file handler", () => {
   it("names files as lclstreamer does: {write_directory}/{file_prefix}_r{rank}_{counter}.{file_suffix}", async () => {
     const dir = await mkdtemp(join(tmpdir(), "lclstream-files-"));
     try {
-      const batch = { fileBytes: new Uint8Array([1, 2, 3]) } as ProducedBatch;
+      const batch = { messages: [new Uint8Array([1, 2, 3])] } as ProducedBatch;
       const write = async (file_prefix: string, directory: string) => {
         const handler = createFileHandler({ type: "BinaryFileWritingDataHandler", file_prefix, file_suffix: "h5", write_directory: join(dir, directory) }, 3);
         await handler.handle(batch);

@@ -7,7 +7,7 @@ import { createZmqHandler } from "../../services/producer/handlers.js";
 import type { ProducedBatch } from "../../services/producer/pipeline.js";
 
 const logger = createLogger("test", "silent");
-const batch = (n: number) => ({ fileBytes: new Uint8Array([n, n, n]) }) as ProducedBatch;
+const batch = (n: number) => ({ messages: [new Uint8Array([n, n, n])] }) as ProducedBatch;
 
 /** A loopback port nobody listens on (for the handler to bind). */
 async function freePort(): Promise<number> {

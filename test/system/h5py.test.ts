@@ -39,7 +39,7 @@ describe("HDF5 batches read by h5py", () => {
 
   it("holds every field with the native batch's shape, dtype and values", async () => {
     const file = join(dir, "batch.h5");
-    await writeFile(file, (await firstBatch({ type: "HDF5BinarySerializer", compression: "gzip" })).fileBytes);
+    await writeFile(file, (await firstBatch({ type: "HDF5BinarySerializer", compression: "gzip" })).messages[0]!);
     const script = `
 import h5py, json, hashlib, sys
 out = {}

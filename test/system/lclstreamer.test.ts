@@ -78,7 +78,7 @@ describe("lclstreamer's HDF5BinarySerializer, as h5py, hdf5plugin and h5dump rea
       );
       const source = await openSource(config);
       const file = join(dir, `batch-${compression}.h5`);
-      for await (const b of runPipeline(config, source, { rank: 0, ranks: 1, signal: new AbortController().signal })) await writeFile(file, b.fileBytes);
+      for await (const b of runPipeline(config, source, { rank: 0, ranks: 1, signal: new AbortController().signal })) await writeFile(file, b.messages[0]!);
       source.close();
 
       const r = await run("python3", ["-c", compare, file, fixtures, JSON.stringify({ fields, compression, level })]);

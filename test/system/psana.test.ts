@@ -175,4 +175,89 @@ print(json.dumps({repr(float(t)): [hashlib.sha256(frame.tobytes()).hexdigest(), 
     expect(new Set(Object.values(expected).map((v) => (v as string[])[0])).size).toBe(25);
     expect(JSON.parse(fromFiles.stdout)).toEqual(expected);
   });
+
+  it("writes lclstreamer's SIMPLON messages: start, one image per batch (bitshuffle-LZ4), stop, as cbor2 and bitshuffle read them", {
+    timeout: 120_000,
+  }, async () => {
+    const dir = join(stateDir, "simplon");
+    await mkdir(dir);
+    execFileSync(
+      psanaPython(),
+      [
+        frameWriter,
+        join(dir, "mfxl1027522-r0051-s000-c000.xtc2"),
+        "--events",
+        "6",
+        "--shape",
+        "2,32,48",
+        "--expt",
+        "mfxl1027522",
+        "--run",
+        "51",
+        "--seed",
+        "5",
+      ],
+      {
+        stdio: "ignore",
+      },
+    );
+    // lclstreamer-psana2-simplon.yml's layout, on the detectors this run has.
+    const config = parseYaml(readFileSync(join(fixtures, "lclstreamer-psana2-simplon.yml"), "utf8"));
+    config.source_identifier = `exp=mfxl1027522,run=51,dir=${dir}`;
+    config.data_sources.detector_data.psana_fields = "raw.raw";
+    config.data_sources.detector_geometry.psana_fields = ["raw._uniqueid", "raw._det_name"];
+    config.data_sources.beam_data = {
+      type: "Psana2DetectorInterface",
+      psana_name: "gmd",
+      psana_fields: ["raw.photonEnergy", "raw.milliJoulesPerPulse", "raw.photonEnergy", "raw.milliJoulesPerPulse", "raw.photonEnergy"],
+    };
+    delete config.data_sources.photon_wavelength;
+    config.data_handlers = [{ type: "BinaryFileWritingDataHandler", write_directory: join(dir, "out"), file_suffix: "cbor" }];
+    await writeFile(join(dir, "simplon.yaml"), stringify(config));
+    const produced = await lclstream(["produce", "--config", join(dir, "simplon.yaml")], { timeoutMs: 100_000 });
+    expect(produced.code, produced.stderr).toBe(0);
+    const check = `
+import glob, json, sys
+import bitshuffle, cbor2
+import numpy as np
+from psana import DataSource
+run = next(DataSource(files=sorted(glob.glob(sys.argv[1] + "/*.xtc2")), skip_calib_load="all").runs())
+det = run.Detector("jungfrau")
+frames = [np.array(det.raw.raw(e), dtype=np.float64) for e in run.events()]
+print(json.dumps([len(frames)]))
+messages = []
+for i in range(len(glob.glob(sys.argv[1] + "/out/r0_*.cbor"))):
+    with open(f"{sys.argv[1]}/out/r0_{i}.cbor", "rb") as f:
+        raw = f.read()
+    m = cbor2.loads(raw[1:])
+    if m["type"] == "image":
+        shape = frames[0].shape
+        image = bitshuffle.decompress_lz4(np.frombuffer(m["compressed_data"], dtype=np.uint8), shape, np.dtype(m["dtype"]), 4096)
+        m["equal"] = bool(np.array_equal(image, frames[len([x for x in messages if x["type"] == "image"])]))
+        m["sum_ok"] = bool(abs(m["sum"] - image.sum()) < 1e-6 * abs(image.sum()))
+        del m["compressed_data"]
+    messages.append({"prefix": chr(raw[0]), **m})
+print(json.dumps(messages))
+`;
+    const r = await run(psanaPython(), ["-c", check, dir], 60_000);
+    const [counts, messages] = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(counts).toEqual([6]);
+    expect(messages.map((m: { prefix: string; type: string }) => `${m.prefix}:${m.type}`)).toEqual(["c:start", ...Array(6).fill("m:image"), "c:stop"]);
+    expect(messages[0]).toMatchObject({
+      run_number: "51",
+      experiment: "mfxl1027522",
+      beamline: "MFX",
+      algorithm: "bitshuffle-lz4",
+      datatype: "float64",
+      shape: "2x32x48",
+      polarization: { fraction: 0, axis: [1, 0, 0] },
+      data_collection_rate: "120Hz",
+      detector: { name: "jungfrau", type: "AreaDetector", geometry: "jungfrau" },
+    });
+    for (const m of messages.slice(1, 7))
+      expect(m).toMatchObject({ equal: true, sum_ok: true, run: "51", dtype: "float64", beam_direction: { angle_x: expect.any(Number) } });
+  });
 });

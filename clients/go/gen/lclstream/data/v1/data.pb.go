@@ -178,6 +178,10 @@ const (
 	PayloadFormat_PAYLOAD_FORMAT_UNSPECIFIED PayloadFormat = 0
 	// PAYLOAD_FORMAT_HDF5 is the bytes of one HDF5 file, datasets by field path.
 	PayloadFormat_PAYLOAD_FORMAT_HDF5 PayloadFormat = 1
+	// PAYLOAD_FORMAT_SIMPLON_CBOR is one Dectris SIMPLON image message as
+	// lclstreamer's SimplonBinarySerializer sends it: the byte "m", then CBOR
+	// (the image compressed with bitshuffle and LZ4).
+	PayloadFormat_PAYLOAD_FORMAT_SIMPLON_CBOR PayloadFormat = 2
 )
 
 // Enum value maps for PayloadFormat.
@@ -185,10 +189,12 @@ var (
 	PayloadFormat_name = map[int32]string{
 		0: "PAYLOAD_FORMAT_UNSPECIFIED",
 		1: "PAYLOAD_FORMAT_HDF5",
+		2: "PAYLOAD_FORMAT_SIMPLON_CBOR",
 	}
 	PayloadFormat_value = map[string]int32{
-		"PAYLOAD_FORMAT_UNSPECIFIED": 0,
-		"PAYLOAD_FORMAT_HDF5":        1,
+		"PAYLOAD_FORMAT_UNSPECIFIED":  0,
+		"PAYLOAD_FORMAT_HDF5":         1,
+		"PAYLOAD_FORMAT_SIMPLON_CBOR": 2,
 	}
 )
 
@@ -734,10 +740,11 @@ const file_lclstream_data_v1_data_proto_rawDesc = "" +
 	"\vCompression\x12\x1b\n" +
 	"\x17COMPRESSION_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10COMPRESSION_GZIP\x10\x01\x12\x14\n" +
-	"\x10COMPRESSION_ZSTD\x10\x02*H\n" +
+	"\x10COMPRESSION_ZSTD\x10\x02*i\n" +
 	"\rPayloadFormat\x12\x1e\n" +
 	"\x1aPAYLOAD_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n" +
-	"\x13PAYLOAD_FORMAT_HDF5\x10\x01B\xb7\x01\n" +
+	"\x13PAYLOAD_FORMAT_HDF5\x10\x01\x12\x1f\n" +
+	"\x1bPAYLOAD_FORMAT_SIMPLON_CBOR\x10\x02B\xb7\x01\n" +
 	"\x15com.lclstream.data.v1B\tDataProtoP\x01Z-lclstream/client/gen/lclstream/data/v1;datav1\xa2\x02\x03LDX\xaa\x02\x11Lclstream.Data.V1\xca\x02\x11Lclstream\\Data\\V1\xe2\x02\x1dLclstream\\Data\\V1\\GPBMetadata\xea\x02\x13Lclstream::Data::V1b\x06proto3"
 
 var (

@@ -33,6 +33,7 @@ class PayloadFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     PAYLOAD_FORMAT_UNSPECIFIED: _ClassVar[PayloadFormat]
     PAYLOAD_FORMAT_HDF5: _ClassVar[PayloadFormat]
+    PAYLOAD_FORMAT_SIMPLON_CBOR: _ClassVar[PayloadFormat]
 DATA_TYPE_UNSPECIFIED: DataType
 DATA_TYPE_BOOL: DataType
 DATA_TYPE_INT8: DataType
@@ -51,6 +52,7 @@ COMPRESSION_GZIP: Compression
 COMPRESSION_ZSTD: Compression
 PAYLOAD_FORMAT_UNSPECIFIED: PayloadFormat
 PAYLOAD_FORMAT_HDF5: PayloadFormat
+PAYLOAD_FORMAT_SIMPLON_CBOR: PayloadFormat
 
 class EventBatch(_message.Message):
     __slots__ = ("stream", "producer_rank", "seq", "event_indices", "event_time_unix_ns", "columns", "serialized")

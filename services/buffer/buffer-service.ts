@@ -276,7 +276,7 @@ export function createBufferService(deps: BufferServiceDeps): BufferImplementati
             else duplicates++;
             rates.published(entry.record.id, batch.byteLength);
           } else if (kind.case === "done") {
-            live.done(open.producerRank, kind.value.batchCount, kind.value.eventCount);
+            live.done(open.producerRank, kind.value.batchCount, kind.value.eventCount, kind.value.skippedEventCount);
           } else {
             throw invalidArgument(bufferDomain, [{ field: "open", description: "open may be sent only once" }]);
           }
@@ -324,7 +324,12 @@ export function createBufferService(deps: BufferServiceDeps): BufferImplementati
                   batchCount: BigInt(t.batchCount),
                   eventCount: BigInt(t.eventCount),
                   payloadBytes: BigInt(t.payloadBytes),
-                  producerTotals: t.producers.map((p) => ({ producerRank: p.rank, batchCount: BigInt(p.batchCount), eventCount: BigInt(p.eventCount) })),
+                  producerTotals: t.producers.map((p) => ({
+                    producerRank: p.rank,
+                    batchCount: BigInt(p.batchCount),
+                    eventCount: BigInt(p.eventCount),
+                    skippedEventCount: BigInt(p.skippedEventCount),
+                  })),
                 },
               },
             };

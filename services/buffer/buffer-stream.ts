@@ -53,7 +53,7 @@ export interface Totals {
   batchCount: number;
   eventCount: number;
   payloadBytes: number;
-  producers: { rank: number; batchCount: number; eventCount: number }[];
+  producers: { rank: number; batchCount: number; eventCount: number; skippedEventCount: number }[];
 }
 
 /** What a consumer receives. */
@@ -69,7 +69,7 @@ export interface Checkpoint {
 /** What a durable stream's log held, in order, for rebuilding it. */
 export interface LogReplay {
   batches: Omit<Entry, "ackedBy">[];
-  done: { rank: number; batchCount: number; eventCount: number }[];
+  done: { rank: number; batchCount: number; eventCount: number; skippedEventCount: number }[];
   acks: { groupIndex: number; seq: number }[];
   checkpoint: Checkpoint | undefined;
 }
@@ -77,7 +77,7 @@ export interface LogReplay {
 /** Persistence hooks of a durable stream: called before a change takes effect. */
 export interface StreamLog {
   appendBatch(entry: Entry): void;
-  appendDone(rank: number, batchCount: number, eventCount: number): void;
+  appendDone(rank: number, batchCount: number, eventCount: number, skippedEventCount: number): void;
   appendAck(groupIndex: number, seq: number): void;
   /** The entry is freed everywhere: its space on disk may be reclaimed, keeping `checkpoint()`. */
   freed(seq: number, checkpoint: () => Checkpoint): void;
@@ -89,6 +89,8 @@ interface ProducerState {
   batches: number;
   done: boolean;
   connected: number;
+  /** Events the rank read and left out as incomplete, as it said when done. */
+  skipped: number;
 }
 
 export class Consumer {
@@ -200,7 +202,7 @@ export class BufferStream {
     this.config = config;
     this.#log = log;
     this.groups = config.groups.map((g, i) => new Group(g, i));
-    this.producers = Array.from({ length: config.producerCount }, () => ({ nextSeq: 0n, events: 0, batches: 0, done: false, connected: 0 }));
+    this.producers = Array.from({ length: config.producerCount }, () => ({ nextSeq: 0n, events: 0, batches: 0, done: false, connected: 0, skipped: 0 }));
     const timeouts = config.groups.map((g) => g.ackTimeoutMs).filter((ms) => ms > 0);
     if (timeouts.length) {
       this.#timer = setInterval(() => this.#expireAcks(), Math.max(10, Math.min(...timeouts) / 4));
@@ -226,7 +228,7 @@ export class BufferStream {
       batchCount: this.nextSeq - 1,
       eventCount: this.publishedEvents,
       payloadBytes: this.publishedBytes,
-      producers: this.producers.map((p, rank) => ({ rank, batchCount: p.batches, eventCount: p.events })),
+      producers: this.producers.map((p, rank) => ({ rank, batchCount: p.batches, eventCount: p.events, skippedEventCount: p.skipped })),
     };
   }
 
@@ -328,7 +330,7 @@ export class BufferStream {
       this.publishedEvents = this.producers.reduce((sum, p) => sum + p.events, 0);
     }
     for (const batch of replay.batches) this.#accept({ ...batch, ackedBy: 0 }, batch.seq < (c?.nextSeq ?? 0));
-    for (const { rank } of replay.done) this.producers[rank]!.done = true;
+    for (const { rank, skippedEventCount } of replay.done) Object.assign(this.producers[rank]!, { done: true, skipped: skippedEventCount });
     if (this.complete) this.state = "complete";
     for (const { groupIndex, seq } of replay.acks) {
       const group = this.groups[groupIndex];
@@ -345,7 +347,7 @@ export class BufferStream {
   }
 
   /** Marks `rank` done after checking it sent what it says. */
-  done(rank: number, batchCount: bigint, eventCount: bigint): void {
+  done(rank: number, batchCount: bigint, eventCount: bigint, skippedEventCount = 0n): void {
     const producer = this.#producer(rank);
     this.#assertOpen();
     if (producer.done) return;
@@ -368,8 +370,9 @@ export class BufferStream {
         `rank ${rank} says it produced ${eventCount} events but its batches held ${producer.events}`,
       );
     }
-    this.#log?.appendDone(rank, Number(batchCount), Number(eventCount));
+    this.#log?.appendDone(rank, Number(batchCount), Number(eventCount), Number(skippedEventCount));
     producer.done = true;
+    producer.skipped = Number(skippedEventCount);
     if (this.complete) this.#setState("complete");
     this.dispatch();
   }

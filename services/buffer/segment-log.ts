@@ -91,8 +91,9 @@ export class SegmentLog implements StreamLog {
     this.#dirty.add(this.#segmentFd!);
   }
 
-  appendDone(rank: number, batchCount: number, eventCount: number): void {
-    this.#control(controlDone, 0, batchCount, eventCount, rank, 0);
+  appendDone(rank: number, batchCount: number, eventCount: number, skippedEventCount: number): void {
+    // The record's last word, unused by done records before, holds the skipped count (0 in older logs).
+    this.#control(controlDone, 0, batchCount, eventCount, rank, Math.min(skippedEventCount, 0xffff_ffff));
   }
 
   appendAck(groupIndex: number, seq: number): void {
@@ -201,7 +202,7 @@ function readControl(path: string, replay: LogReplay): void {
     const b = Number(record.readBigUInt64LE(16));
     const rank = record.readUInt32LE(24);
     if (type === controlAck) replay.acks.push({ groupIndex: record.readUInt16LE(6), seq: a });
-    else if (type === controlDone) replay.done.push({ rank, batchCount: a, eventCount: b });
+    else if (type === controlDone) replay.done.push({ rank, batchCount: a, eventCount: b, skippedEventCount: record.readUInt32LE(28) });
     else if (type === controlStreamCheckpoint) replay.checkpoint = { nextSeq: a, publishedBytes: b, producers: [] };
     else if (type === controlRankCheckpoint && replay.checkpoint) {
       replay.checkpoint.producers[rank] = { nextSeq: BigInt(a), events: b, batches: record.readUInt32LE(28) };

@@ -88,6 +88,7 @@ export function registerProduceCommand(program: Command): void {
           seconds: Number(p.seconds.toFixed(3)),
           events_per_second: Math.round(p.events / p.seconds),
           mb_per_second: Number(mb(p.bytes / p.seconds)),
+          skipped_events: p.skipped,
         };
         if (bar) {
           bar.setTotal(p.events);

@@ -18,7 +18,7 @@ import type { ProducedBatch } from "./pipeline.js";
 export interface BatchHandler {
   handle(batch: ProducedBatch): Promise<void>;
   /** After the last batch; `trailer` is what lclstreamer's handlers write then (SIMPLON's stop message). */
-  finish(totals: { batches: number; events: number }, trailer?: Uint8Array[]): Promise<void>;
+  finish(totals: { batches: number; events: number; skipped?: number }, trailer?: Uint8Array[]): Promise<void>;
   close(): void;
 }
 
@@ -131,7 +131,7 @@ export function createBufferHandler(options: BufferHandlerOptions): BatchHandler
   const retained: Retained[] = [];
   let retainedBytes = 0;
   let wake: (() => void) | undefined;
-  let ended: { batches: number; events: number } | undefined;
+  let ended: { batches: number; events: number; skipped?: number } | undefined;
   let failure: unknown;
 
   const notify = () => {
@@ -176,7 +176,9 @@ export function createBufferHandler(options: BufferHandlerOptions): BatchHandler
       if (ended) break;
       await waitForNews();
     }
-    yield { kind: { case: "done", value: { batchCount: BigInt(ended.batches), eventCount: BigInt(ended.events) } } };
+    yield {
+      kind: { case: "done", value: { batchCount: BigInt(ended.batches), eventCount: BigInt(ended.events), skippedEventCount: BigInt(ended.skipped ?? 0) } },
+    };
   }
 
   /** Publishes until done, reconnecting after transient failures. */

@@ -104,6 +104,8 @@ export interface ProducedBatch {
   events: number;
   /** What lclstreamer's handlers write, a file or a message each: the HDF5 file, the SIMPLON messages, or the encoded batch. */
   messages: Uint8Array[];
+  /** Events left out so far as incomplete (skip_incomplete_events). */
+  skipped: number;
 }
 
 export interface RunOptions {
@@ -251,7 +253,13 @@ function writeHdf5File(lib: Awaited<ReturnType<typeof h5InMemory>>["lib"], path:
  * Runs the pipeline for one rank and yields its serialized batches, in
  * order, numbered from 0. Events are read only as batches are taken.
  */
-export async function* runPipeline(config: ProducerConfig, source: EventSource, options: RunOptions): AsyncGenerator<ProducedBatch, Uint8Array[]> {
+/** What a run ends with: what lclstreamer's handlers write after the last batch (SIMPLON's stop), and the events left out. */
+export interface PipelineEnd {
+  trailer: Uint8Array[];
+  skipped: number;
+}
+
+export async function* runPipeline(config: ProducerConfig, source: EventSource, options: RunOptions): AsyncGenerator<ProducedBatch, PipelineEnd> {
   const steps = stepsOf(config);
   const fields = pipelineFields(config, source);
   const sourceFields = source.fields().map((f) => f.name);
@@ -260,6 +268,7 @@ export async function* runPipeline(config: ProducerConfig, source: EventSource, 
   let pending: DetectorEvent[] = [];
   let seq = 0;
   let taken = 0;
+  let skipped = 0;
 
   const flush = async (): Promise<ProducedBatch> => {
     const events = pending;
@@ -289,7 +298,7 @@ export async function* runPipeline(config: ProducerConfig, source: EventSource, 
       payload,
     });
     const bytes = toBinary(EventBatchSchema, batch);
-    return { batch, bytes, events: events.length, messages: messages ?? [bytes] };
+    return { batch, bytes, events: events.length, messages: messages ?? [bytes], skipped };
   };
 
   // A resume position given to the run wins over the config's.
@@ -297,11 +306,14 @@ export async function* runPipeline(config: ProducerConfig, source: EventSource, 
   for await (const event of source.events(options.rank, options.ranks, start, options.signal)) {
     if (options.maxEvents && taken >= options.maxEvents) break;
     taken++;
-    if (config.skip_incomplete_events && sourceFields.some((name) => !event.fields[name])) continue;
+    if (config.skip_incomplete_events && sourceFields.some((name) => !event.fields[name])) {
+      skipped++;
+      continue;
+    }
     for (const step of steps) step.apply(event);
     pending.push(event);
     if (pending.length >= config.processing_pipeline.batch_size) yield await flush();
   }
   if (pending.length) yield await flush();
-  return simplon?.end() ?? [];
+  return { trailer: simplon?.end() ?? [], skipped };
 }

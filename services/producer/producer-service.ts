@@ -44,6 +44,8 @@ interface Running {
   events: number;
   batches: number;
   bytes: number;
+  /** Events left out as incomplete (skip_incomplete_events). */
+  skipped: number;
   start: number;
 }
 
@@ -180,6 +182,7 @@ export function createProducerService(deps: ProducerServiceDeps): ServiceImpl<ty
         events: 0,
         batches: 0,
         bytes: 0,
+        skipped: 0,
         start: now(),
       };
       running.set(run.id, run);
@@ -191,12 +194,16 @@ export function createProducerService(deps: ProducerServiceDeps): ServiceImpl<ty
           maxEvents: Number(req.maxEvents),
           signal: ctx.signal,
         });
-        for await (const b of batches) {
+        let next = await batches.next();
+        for (; !next.done; next = await batches.next()) {
+          const b = next.value;
           run.events += b.events;
           run.batches++;
           run.bytes += b.bytes.byteLength;
+          run.skipped = b.skipped;
           yield { kind: { case: "batch", value: b.batch } };
         }
+        run.skipped = next.value.skipped;
         yield {
           kind: {
             case: "endOfStream",
@@ -204,7 +211,9 @@ export function createProducerService(deps: ProducerServiceDeps): ServiceImpl<ty
               batchCount: BigInt(run.batches),
               eventCount: BigInt(run.events),
               payloadBytes: BigInt(run.bytes),
-              producerTotals: [{ producerRank: req.rank, batchCount: BigInt(run.batches), eventCount: BigInt(run.events) }],
+              producerTotals: [
+                { producerRank: req.rank, batchCount: BigInt(run.batches), eventCount: BigInt(run.events), skippedEventCount: BigInt(run.skipped) },
+              ],
             },
           },
         };
@@ -228,6 +237,7 @@ export function createProducerService(deps: ProducerServiceDeps): ServiceImpl<ty
           events: BigInt(r.events),
           batches: BigInt(r.batches),
           bytes: BigInt(r.bytes),
+          skippedEvents: BigInt(r.skipped),
           eventsPerSecond: r.events / Math.max(0.001, (now() - r.start) / 1000),
           startTime: timestampFromMs(r.start),
         })),

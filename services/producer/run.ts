@@ -45,6 +45,8 @@ export interface Progress {
   batches: number;
   bytes: number;
   seconds: number;
+  /** Events left out as incomplete (skip_incomplete_events). */
+  skipped: number;
 }
 
 export interface ProduceOptions {
@@ -90,7 +92,7 @@ export async function produce(config: ProducerConfig, options: ProduceOptions): 
     throw error;
   });
   const started = performance.now();
-  const progress: Progress = { events: 0, batches: 0, bytes: 0, seconds: 0 };
+  const progress: Progress = { events: 0, batches: 0, bytes: 0, seconds: 0, skipped: 0 };
   try {
     const batches = runPipeline(config, source, { ...options, stream: options.buffer?.stream });
     let next = await batches.next();
@@ -100,11 +102,13 @@ export async function produce(config: ProducerConfig, options: ProduceOptions): 
       progress.events += b.events;
       progress.batches++;
       progress.bytes += b.bytes.byteLength;
+      progress.skipped = b.skipped;
       progress.seconds = (performance.now() - started) / 1000;
       options.onProgress?.(progress);
     }
     // What the serializer writes after the last batch (SIMPLON's stop message).
-    for (const h of handlers) await h.finish({ batches: progress.batches, events: progress.events }, next.value);
+    progress.skipped = next.value.skipped;
+    for (const h of handlers) await h.finish({ batches: progress.batches, events: progress.events, skipped: progress.skipped }, next.value.trailer);
     progress.seconds = (performance.now() - started) / 1000;
     return progress;
   } finally {

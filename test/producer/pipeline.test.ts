@@ -10,6 +10,8 @@ import { hdf5Config, internalConfig } from "../helpers/producer-config.js";
 import { dtypeFromProto, typedView } from "../../services/producer/ndarray.js";
 import { openSource, runPipeline, type ProducedBatch } from "../../services/producer/pipeline.js";
 import type { EventBatch } from "../../gen/lclstream/data/v1/data_pb.js";
+import type { EventSource } from "../../services/producer/event.js";
+import type { NdArray } from "../../services/producer/ndarray.js";
 
 const never = new AbortController().signal;
 
@@ -248,5 +250,33 @@ describe("producer pipeline", () => {
     }
     expect(await problem(hdf5Config([a], { x: { type: "HDF5Dataset", path: "/y" } }))).toContain(`data_sources.x.path: ${a} has no dataset /y`);
     expect(await problem(hdf5Config([a, b], x))).toContain("shape mismatch across events");
+  });
+});
+
+describe("skip_incomplete_events", () => {
+  it("leaves out events a source gave incomplete, and counts them", async () => {
+    const config = parseProducerConfig(
+      internalConfig(6, { a: { type: "FloatValue", value: 1 }, b: { type: "FloatValue", value: 2 } }, { batchSize: 2, skipIncomplete: true }),
+    );
+    // A source whose field b is missing (psana's None) in events 1 and 4.
+    const source: EventSource = {
+      eventCount: 6,
+      fields: () => ["a", "b"].map((name) => ({ name, dtype: "float64" as const, shape: [], description: "" })),
+      async *events() {
+        for (let index = 0; index < 6; index++) {
+          const fields: Record<string, NdArray> = { a: { dtype: "float64", shape: [], data: Float64Array.of(index) } };
+          if (index !== 1 && index !== 4) fields.b = { dtype: "float64", shape: [], data: Float64Array.of(index) };
+          yield { index, timeNs: 0n, fields };
+        }
+      },
+      close() {},
+    };
+    const run = runPipeline(config, source, { rank: 0, ranks: 1, signal: never });
+    const batches: ProducedBatch[] = [];
+    let next = await run.next();
+    for (; !next.done; next = await run.next()) batches.push(next.value);
+    expect(indices(batches)).toEqual([0, 2, 3, 5]);
+    expect(batches.map((b) => b.skipped)).toEqual([1, 2]);
+    expect(next.value.skipped).toBe(2);
   });
 });

@@ -106,7 +106,7 @@ async function runSequence(s: Setup, ops: Op[]) {
     batchCount: nextSeq - 1,
     eventCount: ranks.reduce((sum, r) => sum + r.events, 0),
     payloadBytes: [...sizes.values()].reduce((a, b) => a + b, 0),
-    producers: ranks.map((r, rank) => ({ rank, batchCount: r.batches, eventCount: r.events })),
+    producers: ranks.map((r, rank) => ({ rank, batchCount: r.batches, eventCount: r.events, skippedEventCount: 0 })),
   });
 
   const ackInModel = (group: number, seq: number) => {
@@ -316,5 +316,13 @@ describe("BufferStream against a model", () => {
       fc.asyncProperty(setup, fc.array(op, { minLength: 1, maxLength: 40 }), (s, ops) => runSequence(s, ops)),
       { numRuns: 1000 },
     );
+  });
+
+  it("keeps the events a rank left out as incomplete, as it said when done, in the totals", () => {
+    const stream = new BufferStream({ id: "s", capacityBytes: 100, retentionBytes: 0, producerCount: 2, groups: [] });
+    stream.done(0, 0n, 0n, 3n);
+    stream.done(1, 0n, 0n);
+    expect(stream.totals().producers.map((p) => p.skippedEventCount)).toEqual([3, 0]);
+    stream.close();
   });
 });

@@ -1271,9 +1271,12 @@ type PublishDone struct {
 	// so the buffer can check it has them all.
 	BatchCount uint64 `protobuf:"varint,1,opt,name=batch_count,json=batchCount,proto3" json:"batch_count,omitempty"`
 	// event_count is how many events the rank produced in all.
-	EventCount    uint64 `protobuf:"varint,2,opt,name=event_count,json=eventCount,proto3" json:"event_count,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	EventCount uint64 `protobuf:"varint,2,opt,name=event_count,json=eventCount,proto3" json:"event_count,omitempty"`
+	// skipped_event_count is how many events the rank read and left out as
+	// incomplete (skip_incomplete_events), for the end-of-stream totals.
+	SkippedEventCount uint64 `protobuf:"varint,3,opt,name=skipped_event_count,json=skippedEventCount,proto3" json:"skipped_event_count,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *PublishDone) Reset() {
@@ -1316,6 +1319,13 @@ func (x *PublishDone) GetBatchCount() uint64 {
 func (x *PublishDone) GetEventCount() uint64 {
 	if x != nil {
 		return x.EventCount
+	}
+	return 0
+}
+
+func (x *PublishDone) GetSkippedEventCount() uint64 {
+	if x != nil {
+		return x.SkippedEventCount
 	}
 	return 0
 }
@@ -1913,12 +1923,13 @@ const file_lclstream_buffer_v1_buffer_proto_rawDesc = "" +
 	"\vPublishOpen\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\tR\x06stream\x12#\n" +
 	"\rproducer_rank\x18\x02 \x01(\rR\fproducerRank\x12#\n" +
-	"\rpublish_token\x18\x03 \x01(\tR\fpublishToken\"O\n" +
+	"\rpublish_token\x18\x03 \x01(\tR\fpublishToken\"\x7f\n" +
 	"\vPublishDone\x12\x1f\n" +
 	"\vbatch_count\x18\x01 \x01(\x04R\n" +
 	"batchCount\x12\x1f\n" +
 	"\vevent_count\x18\x02 \x01(\x04R\n" +
-	"eventCount\"\x84\x01\n" +
+	"eventCount\x12.\n" +
+	"\x13skipped_event_count\x18\x03 \x01(\x04R\x11skippedEventCount\"\x84\x01\n" +
 	"\x0fPublishResponse\x12)\n" +
 	"\x10accepted_batches\x18\x01 \x01(\x04R\x0facceptedBatches\x12+\n" +
 	"\x11duplicate_batches\x18\x02 \x01(\x04R\x10duplicateBatches\x12\x19\n" +

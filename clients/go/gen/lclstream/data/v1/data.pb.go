@@ -623,9 +623,12 @@ type ProducerTotals struct {
 	// batch_count is the number of batches the rank produced (its last seq + 1).
 	BatchCount uint64 `protobuf:"varint,2,opt,name=batch_count,json=batchCount,proto3" json:"batch_count,omitempty"`
 	// event_count is the number of events the rank produced.
-	EventCount    uint64 `protobuf:"varint,3,opt,name=event_count,json=eventCount,proto3" json:"event_count,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	EventCount uint64 `protobuf:"varint,3,opt,name=event_count,json=eventCount,proto3" json:"event_count,omitempty"`
+	// skipped_event_count is the number of events the rank read and left out
+	// as incomplete (skip_incomplete_events): not in event_count.
+	SkippedEventCount uint64 `protobuf:"varint,4,opt,name=skipped_event_count,json=skippedEventCount,proto3" json:"skipped_event_count,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ProducerTotals) Reset() {
@@ -679,6 +682,13 @@ func (x *ProducerTotals) GetEventCount() uint64 {
 	return 0
 }
 
+func (x *ProducerTotals) GetSkippedEventCount() uint64 {
+	if x != nil {
+		return x.SkippedEventCount
+	}
+	return 0
+}
+
 var File_lclstream_data_v1_data_proto protoreflect.FileDescriptor
 
 const file_lclstream_data_v1_data_proto_rawDesc = "" +
@@ -715,13 +725,14 @@ const file_lclstream_data_v1_data_proto_rawDesc = "" +
 	"\vevent_count\x18\x02 \x01(\x04R\n" +
 	"eventCount\x12#\n" +
 	"\rpayload_bytes\x18\x03 \x01(\x04R\fpayloadBytes\x12J\n" +
-	"\x0fproducer_totals\x18\x04 \x03(\v2!.lclstream.data.v1.ProducerTotalsR\x0eproducerTotals\"w\n" +
+	"\x0fproducer_totals\x18\x04 \x03(\v2!.lclstream.data.v1.ProducerTotalsR\x0eproducerTotals\"\xa7\x01\n" +
 	"\x0eProducerTotals\x12#\n" +
 	"\rproducer_rank\x18\x01 \x01(\rR\fproducerRank\x12\x1f\n" +
 	"\vbatch_count\x18\x02 \x01(\x04R\n" +
 	"batchCount\x12\x1f\n" +
 	"\vevent_count\x18\x03 \x01(\x04R\n" +
-	"eventCount*\xa8\x02\n" +
+	"eventCount\x12.\n" +
+	"\x13skipped_event_count\x18\x04 \x01(\x04R\x11skippedEventCount*\xa8\x02\n" +
 	"\bDataType\x12\x19\n" +
 	"\x15DATA_TYPE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eDATA_TYPE_BOOL\x10\x01\x12\x12\n" +

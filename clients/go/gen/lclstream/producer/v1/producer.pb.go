@@ -278,7 +278,10 @@ type Pipeline struct {
 	// events_per_second is the recent rate.
 	EventsPerSecond float64 `protobuf:"fixed64,9,opt,name=events_per_second,json=eventsPerSecond,proto3" json:"events_per_second,omitempty"`
 	// start_time is when the pipeline started.
-	StartTime     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// skipped_events is the number of events read and left out as incomplete
+	// (skip_incomplete_events).
+	SkippedEvents uint64 `protobuf:"varint,11,opt,name=skipped_events,json=skippedEvents,proto3" json:"skipped_events,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -381,6 +384,13 @@ func (x *Pipeline) GetStartTime() *timestamppb.Timestamp {
 		return x.StartTime
 	}
 	return nil
+}
+
+func (x *Pipeline) GetSkippedEvents() uint64 {
+	if x != nil {
+		return x.SkippedEvents
+	}
+	return 0
 }
 
 // ListSourcesRequest pages through the catalog.
@@ -772,7 +782,7 @@ const file_lclstream_producer_v1_producer_proto_rawDesc = "" +
 	"\x05dtype\x18\x02 \x01(\x0e2\x1b.lclstream.data.v1.DataTypeR\x05dtype\x12\x14\n" +
 	"\x05shape\x18\x03 \x03(\x04R\x05shape\x12 \n" +
 	"\vdescription\x18\x04 \x01(\tR\vdescription\x12\x12\n" +
-	"\x04unit\x18\x05 \x01(\tR\x04unit\"\xb3\x02\n" +
+	"\x04unit\x18\x05 \x01(\tR\x04unit\"\xda\x02\n" +
 	"\bPipeline\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x1f\n" +
@@ -787,7 +797,8 @@ const file_lclstream_producer_v1_producer_proto_rawDesc = "" +
 	"\x11events_per_second\x18\t \x01(\x01R\x0feventsPerSecond\x129\n" +
 	"\n" +
 	"start_time\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\"P\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12%\n" +
+	"\x0eskipped_events\x18\v \x01(\x04R\rskippedEvents\"P\n" +
 	"\x12ListSourcesRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +

@@ -207,12 +207,14 @@ class PublishOpen(_message.Message):
     def __init__(self, stream: _Optional[str] = ..., producer_rank: _Optional[int] = ..., publish_token: _Optional[str] = ...) -> None: ...
 
 class PublishDone(_message.Message):
-    __slots__ = ("batch_count", "event_count")
+    __slots__ = ("batch_count", "event_count", "skipped_event_count")
     BATCH_COUNT_FIELD_NUMBER: _ClassVar[int]
     EVENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_EVENT_COUNT_FIELD_NUMBER: _ClassVar[int]
     batch_count: int
     event_count: int
-    def __init__(self, batch_count: _Optional[int] = ..., event_count: _Optional[int] = ...) -> None: ...
+    skipped_event_count: int
+    def __init__(self, batch_count: _Optional[int] = ..., event_count: _Optional[int] = ..., skipped_event_count: _Optional[int] = ...) -> None: ...
 
 class PublishResponse(_message.Message):
     __slots__ = ("accepted_batches", "duplicate_batches", "next_seq")

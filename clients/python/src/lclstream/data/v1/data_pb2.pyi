@@ -118,11 +118,13 @@ class StreamTotals(_message.Message):
     def __init__(self, batch_count: _Optional[int] = ..., event_count: _Optional[int] = ..., payload_bytes: _Optional[int] = ..., producer_totals: _Optional[_Iterable[_Union[ProducerTotals, _Mapping]]] = ...) -> None: ...
 
 class ProducerTotals(_message.Message):
-    __slots__ = ("producer_rank", "batch_count", "event_count")
+    __slots__ = ("producer_rank", "batch_count", "event_count", "skipped_event_count")
     PRODUCER_RANK_FIELD_NUMBER: _ClassVar[int]
     BATCH_COUNT_FIELD_NUMBER: _ClassVar[int]
     EVENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_EVENT_COUNT_FIELD_NUMBER: _ClassVar[int]
     producer_rank: int
     batch_count: int
     event_count: int
-    def __init__(self, producer_rank: _Optional[int] = ..., batch_count: _Optional[int] = ..., event_count: _Optional[int] = ...) -> None: ...
+    skipped_event_count: int
+    def __init__(self, producer_rank: _Optional[int] = ..., batch_count: _Optional[int] = ..., event_count: _Optional[int] = ..., skipped_event_count: _Optional[int] = ...) -> None: ...

@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from lclstream.data.v1 import data_pb2 as lclstream_dot_data_dot_v1_dot_data__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$lclstream/producer/v1/producer.proto\x12\x15lclstream.producer.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1clclstream/data/v1/data.proto\"\x91\x01\n\x06Source\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12(\n\x04runs\x18\x04 \x03(\x0b\x32\x1a.lclstream.producer.v1.Run\x12,\n\x06\x66ields\x18\x05 \x03(\x0b\x32\x1c.lclstream.producer.v1.Field\"X\n\x03Run\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x65vent_count\x18\x02 \x01(\x04\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"s\n\x05\x46ield\x12\x0c\n\x04name\x18\x01 \x01(\t\x12*\n\x05\x64type\x18\x02 \x01(\x0e\x32\x1b.lclstream.data.v1.DataType\x12\r\n\x05shape\x18\x03 \x03(\x04\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x0c\n\x04unit\x18\x05 \x01(\t\"\xd7\x01\n\x08Pipeline\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x13\n\x0bsource_type\x18\x03 \x01(\t\x12\x0c\n\x04rank\x18\x04 \x01(\r\x12\x12\n\nrank_count\x18\x05 \x01(\r\x12\x0e\n\x06\x65vents\x18\x06 \x01(\x04\x12\x0f\n\x07\x62\x61tches\x18\x07 \x01(\x04\x12\r\n\x05\x62ytes\x18\x08 \x01(\x04\x12\x19\n\x11\x65vents_per_second\x18\t \x01(\x01\x12.\n\nstart_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\";\n\x12ListSourcesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"^\n\x13ListSourcesResponse\x12.\n\x07sources\x18\x01 \x03(\x0b\x32\x1d.lclstream.producer.v1.Source\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x84\x01\n\x0eProduceRequest\x12\'\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04rank\x18\x02 \x01(\r\x12\x12\n\nrank_count\x18\x03 \x01(\r\x12\x13\n\x0bstart_event\x18\x04 \x01(\x04\x12\x12\n\nmax_events\x18\x05 \x01(\x04\"\x83\x01\n\x0fProduceResponse\x12.\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x1d.lclstream.data.v1.EventBatchH\x00\x12\x38\n\rend_of_stream\x18\x02 \x01(\x0b\x32\x1f.lclstream.data.v1.StreamTotalsH\x00\x42\x06\n\x04kind\"\x12\n\x10GetStatusRequest\"G\n\x11GetStatusResponse\x12\x32\n\tpipelines\x18\x01 \x03(\x0b\x32\x1f.lclstream.producer.v1.Pipeline2\xb3\x02\n\x0fProducerService\x12\x64\n\x0bListSources\x12).lclstream.producer.v1.ListSourcesRequest\x1a*.lclstream.producer.v1.ListSourcesResponse\x12Z\n\x07Produce\x12%.lclstream.producer.v1.ProduceRequest\x1a&.lclstream.producer.v1.ProduceResponse0\x01\x12^\n\tGetStatus\x12\'.lclstream.producer.v1.GetStatusRequest\x1a(.lclstream.producer.v1.GetStatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$lclstream/producer/v1/producer.proto\x12\x15lclstream.producer.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1clclstream/data/v1/data.proto\"\x91\x01\n\x06Source\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12(\n\x04runs\x18\x04 \x03(\x0b\x32\x1a.lclstream.producer.v1.Run\x12,\n\x06\x66ields\x18\x05 \x03(\x0b\x32\x1c.lclstream.producer.v1.Field\"X\n\x03Run\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x65vent_count\x18\x02 \x01(\x04\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"s\n\x05\x46ield\x12\x0c\n\x04name\x18\x01 \x01(\t\x12*\n\x05\x64type\x18\x02 \x01(\x0e\x32\x1b.lclstream.data.v1.DataType\x12\r\n\x05shape\x18\x03 \x03(\x04\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x0c\n\x04unit\x18\x05 \x01(\t\"\xef\x01\n\x08Pipeline\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x13\n\x0bsource_type\x18\x03 \x01(\t\x12\x0c\n\x04rank\x18\x04 \x01(\r\x12\x12\n\nrank_count\x18\x05 \x01(\r\x12\x0e\n\x06\x65vents\x18\x06 \x01(\x04\x12\x0f\n\x07\x62\x61tches\x18\x07 \x01(\x04\x12\r\n\x05\x62ytes\x18\x08 \x01(\x04\x12\x19\n\x11\x65vents_per_second\x18\t \x01(\x01\x12.\n\nstart_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0eskipped_events\x18\x0b \x01(\x04\";\n\x12ListSourcesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"^\n\x13ListSourcesResponse\x12.\n\x07sources\x18\x01 \x03(\x0b\x32\x1d.lclstream.producer.v1.Source\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x84\x01\n\x0eProduceRequest\x12\'\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04rank\x18\x02 \x01(\r\x12\x12\n\nrank_count\x18\x03 \x01(\r\x12\x13\n\x0bstart_event\x18\x04 \x01(\x04\x12\x12\n\nmax_events\x18\x05 \x01(\x04\"\x83\x01\n\x0fProduceResponse\x12.\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x1d.lclstream.data.v1.EventBatchH\x00\x12\x38\n\rend_of_stream\x18\x02 \x01(\x0b\x32\x1f.lclstream.data.v1.StreamTotalsH\x00\x42\x06\n\x04kind\"\x12\n\x10GetStatusRequest\"G\n\x11GetStatusResponse\x12\x32\n\tpipelines\x18\x01 \x03(\x0b\x32\x1f.lclstream.producer.v1.Pipeline2\xb3\x02\n\x0fProducerService\x12\x64\n\x0bListSources\x12).lclstream.producer.v1.ListSourcesRequest\x1a*.lclstream.producer.v1.ListSourcesResponse\x12Z\n\x07Produce\x12%.lclstream.producer.v1.ProduceRequest\x1a&.lclstream.producer.v1.ProduceResponse0\x01\x12^\n\tGetStatus\x12\'.lclstream.producer.v1.GetStatusRequest\x1a(.lclstream.producer.v1.GetStatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,19 +41,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FIELD']._serialized_start=394
   _globals['_FIELD']._serialized_end=509
   _globals['_PIPELINE']._serialized_start=512
-  _globals['_PIPELINE']._serialized_end=727
-  _globals['_LISTSOURCESREQUEST']._serialized_start=729
-  _globals['_LISTSOURCESREQUEST']._serialized_end=788
-  _globals['_LISTSOURCESRESPONSE']._serialized_start=790
-  _globals['_LISTSOURCESRESPONSE']._serialized_end=884
-  _globals['_PRODUCEREQUEST']._serialized_start=887
-  _globals['_PRODUCEREQUEST']._serialized_end=1019
-  _globals['_PRODUCERESPONSE']._serialized_start=1022
-  _globals['_PRODUCERESPONSE']._serialized_end=1153
-  _globals['_GETSTATUSREQUEST']._serialized_start=1155
-  _globals['_GETSTATUSREQUEST']._serialized_end=1173
-  _globals['_GETSTATUSRESPONSE']._serialized_start=1175
-  _globals['_GETSTATUSRESPONSE']._serialized_end=1246
-  _globals['_PRODUCERSERVICE']._serialized_start=1249
-  _globals['_PRODUCERSERVICE']._serialized_end=1556
+  _globals['_PIPELINE']._serialized_end=751
+  _globals['_LISTSOURCESREQUEST']._serialized_start=753
+  _globals['_LISTSOURCESREQUEST']._serialized_end=812
+  _globals['_LISTSOURCESRESPONSE']._serialized_start=814
+  _globals['_LISTSOURCESRESPONSE']._serialized_end=908
+  _globals['_PRODUCEREQUEST']._serialized_start=911
+  _globals['_PRODUCEREQUEST']._serialized_end=1043
+  _globals['_PRODUCERESPONSE']._serialized_start=1046
+  _globals['_PRODUCERESPONSE']._serialized_end=1177
+  _globals['_GETSTATUSREQUEST']._serialized_start=1179
+  _globals['_GETSTATUSREQUEST']._serialized_end=1197
+  _globals['_GETSTATUSRESPONSE']._serialized_start=1199
+  _globals['_GETSTATUSRESPONSE']._serialized_end=1270
+  _globals['_PRODUCERSERVICE']._serialized_start=1273
+  _globals['_PRODUCERSERVICE']._serialized_end=1580
 # @@protoc_insertion_point(module_scope)

@@ -50,7 +50,7 @@ class Field(_message.Message):
     def __init__(self, name: _Optional[str] = ..., dtype: _Optional[_Union[_data_pb2.DataType, str]] = ..., shape: _Optional[_Iterable[int]] = ..., description: _Optional[str] = ..., unit: _Optional[str] = ...) -> None: ...
 
 class Pipeline(_message.Message):
-    __slots__ = ("id", "owner", "source_type", "rank", "rank_count", "events", "batches", "bytes", "events_per_second", "start_time")
+    __slots__ = ("id", "owner", "source_type", "rank", "rank_count", "events", "batches", "bytes", "events_per_second", "start_time", "skipped_events")
     ID_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
     SOURCE_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -61,6 +61,7 @@ class Pipeline(_message.Message):
     BYTES_FIELD_NUMBER: _ClassVar[int]
     EVENTS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_EVENTS_FIELD_NUMBER: _ClassVar[int]
     id: str
     owner: str
     source_type: str
@@ -71,7 +72,8 @@ class Pipeline(_message.Message):
     bytes: int
     events_per_second: float
     start_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., owner: _Optional[str] = ..., source_type: _Optional[str] = ..., rank: _Optional[int] = ..., rank_count: _Optional[int] = ..., events: _Optional[int] = ..., batches: _Optional[int] = ..., bytes: _Optional[int] = ..., events_per_second: _Optional[float] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    skipped_events: int
+    def __init__(self, id: _Optional[str] = ..., owner: _Optional[str] = ..., source_type: _Optional[str] = ..., rank: _Optional[int] = ..., rank_count: _Optional[int] = ..., events: _Optional[int] = ..., batches: _Optional[int] = ..., bytes: _Optional[int] = ..., events_per_second: _Optional[float] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., skipped_events: _Optional[int] = ...) -> None: ...
 
 class ListSourcesRequest(_message.Message):
     __slots__ = ("page_size", "page_token")

@@ -8,6 +8,7 @@
  */
 import { encode } from "cbor2";
 import lz4 from "lz4js";
+import { contiguous } from "../common/byte-parts.js";
 import type { ProducerConfig } from "./config.js";
 import type { DetectorEvent } from "./event.js";
 import { bytesOf, size } from "./ndarray.js";
@@ -65,13 +66,7 @@ export function bitshuffleLz4(bytes: Uint8Array, width: number, blockSize = 4096
   const last = n - at - ((n - at) % 8);
   if (last) block(last);
   parts.push(bytes.subarray(at * width));
-  const out = new Uint8Array(parts.reduce((sum, p) => sum + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return contiguous(parts);
 }
 
 const control = (message: object) => prefixed("c", message);

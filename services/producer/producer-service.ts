@@ -15,7 +15,7 @@ import type { Policy } from "../common/policy.js";
 import { ConfigError, parseProducerConfig, readProducerConfig, type CheckedConfig, type ProducerConfig } from "./config.js";
 import { dtypeToProto } from "./ndarray.js";
 import { checkPipeline, openSource, pipelineFields, runPipeline } from "./pipeline.js";
-import { parseSourceIdentifier } from "./sources/psana.js";
+import { parseSourceIdentifier, psanaRunsUnder } from "./sources/psana.js";
 
 export const producerDomain = "lclstream.producer";
 
@@ -118,8 +118,9 @@ export function createProducerService(deps: ProducerServiceDeps): ServiceImpl<ty
   const running = new Map<string, Running>();
 
   return {
-    async listSources(req) {
+    async listSources(req, ctx) {
       const page = readPage(req, producerDomain);
+      const caller = callerOf(ctx);
       const sources = await Promise.all(
         deps.catalog.map(async (entry) => {
           const config = parseProducerConfig(entry.config, `catalog entry ${entry.name}`);
@@ -143,7 +144,18 @@ export function createProducerService(deps: ProducerServiceDeps): ServiceImpl<ty
           }
         }),
       );
-      const { items, nextPageToken } = pageOf(sources.slice(page.offset, page.offset + page.size + 1), page);
+      // The XTC2 runs under the data directories, as psana describes them (each detector's fields are known only once read).
+      // A run is listed to those who may ask for its experiment (and to admins and submitters): its name is the experiment's.
+      const visible = (await psanaRunsUnder(deps.dataRoots)).filter((r) => deps.policy.maySubmitJobs(caller) || deps.policy.mayRequest(caller, r.experiment));
+      const runs = visible.map((r) => ({
+        name: `psana2/${r.experiment}/r${String(r.run).padStart(4, "0")}`,
+        type: "Psana2EventSource",
+        description: `run ${r.run} of ${r.experiment}: ${r.files.length} XTC2 file${r.files.length > 1 ? "s" : ""} in ${r.dir}`,
+        runs: [{ name: `exp=${r.experiment},run=${r.run},dir=${r.dir}`, eventCount: 0n }],
+        fields: r.detectors.map((d) => ({ name: d.name, description: `${d.type} ${d.algorithm} ${d.version}` })),
+      }));
+      const all = [...sources, ...runs];
+      const { items, nextPageToken } = pageOf(all.slice(page.offset, page.offset + page.size + 1), page);
       return { sources: items, nextPageToken };
     },
 

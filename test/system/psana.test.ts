@@ -13,7 +13,11 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml, stringify } from "yaml";
+import { createClient } from "@connectrpc/connect";
+import { ProducerService } from "../../gen/lclstream/producer/v1/producer_pb.js";
 import { startLocalMesh, type LocalMesh } from "../../services/cli/local-mesh.js";
+import { createMeshTransport } from "../../services/common/client.js";
+import { readCertDir } from "../../services/common/pki.js";
 import { psanaPython } from "../../services/producer/sources/psana.js";
 import { lclstream, lclstreamBin } from "../helpers/cli.js";
 import { run } from "../helpers/tools.js";
@@ -259,5 +263,15 @@ print(json.dumps(messages))
     });
     for (const m of messages.slice(1, 7))
       expect(m).toMatchObject({ equal: true, sum_ok: true, run: "51", dtype: "float64", beam_direction: { angle_x: expect.any(Number) } });
+  });
+
+  it("lists the XTC2 runs under its data directory in ListSources, with their detectors as psana names them", async () => {
+    const producer = createClient(ProducerService, createMeshTransport({ baseUrl: mesh.endpoints.producer, tls: await readCertDir(mesh.endpoints.certDir) }));
+    const { sources } = await producer.listSources({});
+    const run = sources.find((s) => s.name === "psana2/xpptut15/r0014");
+    expect(run).toMatchObject({ type: "Psana2EventSource", runs: [{ name: `exp=xpptut15,run=14,dir=${xtc}` }] });
+    expect(run!.description).toBe(`run 14 of xpptut15: 2 XTC2 files in ${xtc}`);
+    expect(run!.fields.map((f) => f.name)).toEqual(expect.arrayContaining(["xppcspad", "xpphsd", "epics"]));
+    expect(run!.fields.find((f) => f.name === "xppcspad")!.description).toBe("cspad raw 2_3_42");
   });
 });

@@ -5,8 +5,9 @@
  * per-element conversion). The reader dies with its rank.
  */
 import { type ChildProcessByStdio, spawn } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
-import { resolve } from "node:path";
+import { execFile } from "node:child_process";
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { ConfigError, type DataSourceConfig, type ProducerConfig } from "../config.js";
@@ -301,4 +302,66 @@ export class Psana2Source implements EventSource {
   close(): void {
     for (const r of this.#readers) r.close();
   }
+}
+
+/** An XTC2 run found under a data directory, with its detectors as psana lists them. */
+export interface CatalogRun {
+  experiment: string;
+  run: number;
+  dir: string;
+  files: string[];
+  /** psana's xtcinfo: detector, type, algorithm, version. */
+  detectors: { name: string; type: string; algorithm: string; version: string }[];
+}
+
+const xtc2Name = /^(.+)-r(\d{4})-s\d{3}-c\d{3}\.xtc2$/;
+const described = new Map<string, Promise<CatalogRun["detectors"] | undefined>>();
+
+/** psana's description of a run's files, once per set of files as they are (names and modification times). */
+function describeRun(files: string[]): Promise<CatalogRun["detectors"] | undefined> {
+  const key = files.map((f) => `${f}@${statSync(f).mtimeMs}`).join("|");
+  let known = described.get(key);
+  if (!known) {
+    const spec = JSON.stringify({ files, source_identifier: "", sources: [], describe: true });
+    known = new Promise((done) =>
+      execFile(psanaPython(), [readerScript, spec], { timeout: 60_000, env: { ...process.env, PS_PARALLEL: "none" } }, (error, stdout) => {
+        if (error) return done(undefined);
+        const info = JSON.parse(stdout) as { xtcinfo: string[][] };
+        done(info.xtcinfo.map(([name, type, algorithm, version]) => ({ name: name!, type: type!, algorithm: algorithm!, version: version! })));
+      }),
+    );
+    described.set(key, known);
+  }
+  return known;
+}
+
+/** The XTC2 runs under `roots` (three directories deep at most), named as psana names their files, with their detectors. */
+export async function psanaRunsUnder(roots: string[]): Promise<CatalogRun[]> {
+  const runs = new Map<string, Omit<CatalogRun, "detectors">>();
+  const walk = (dir: string, depth: number) => {
+    let entries;
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (e.isDirectory() && depth < 3) walk(join(dir, e.name), depth + 1);
+      const m = e.isFile() ? xtc2Name.exec(e.name) : null;
+      if (!m) continue;
+      const key = `${dir}|${m[1]}|${m[2]}`;
+      const run = runs.get(key) ?? { experiment: m[1]!, run: Number(m[2]), dir, files: [] };
+      run.files.push(join(dir, e.name));
+      runs.set(key, run);
+    }
+  };
+  for (const root of roots) walk(resolve(root), 0);
+  const found = await Promise.all(
+    [...runs.values()].map(async (r) => {
+      r.files.sort();
+      const detectors = await describeRun(r.files);
+      return detectors ? { ...r, detectors } : undefined;
+    }),
+  );
+  return found.filter((r): r is CatalogRun => r !== undefined);
 }

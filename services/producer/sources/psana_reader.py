@@ -123,6 +123,13 @@ def main():
     except Exception as error:
         fail(f"{', '.join(spec['files'])}: {error}")
 
+    if spec.get("describe"):
+        # For the catalog: the run's detectors as psana's detnames and xtcinfo list them.
+        info = [list(map(str, entry)) for entry in run.xtcinfo]
+        sys.stdout.write(json.dumps({"expt": str(run.expt), "runnum": int(run.runnum), "detnames": sorted(map(str, run.detnames)), "xtcinfo": info}) + "\n")
+        sys.stdout.flush()
+        return
+
     fields = [Field(s, run, spec["source_identifier"]) for s in spec["sources"]]
     out = sys.stdout.buffer
 

@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml, stringify } from "yaml";
 import { createClient } from "@connectrpc/connect";
 import { ProducerService } from "../../gen/lclstream/producer/v1/producer_pb.js";
+import { issueOffline } from "../../services/ca/offline.js";
 import { startLocalMesh, type LocalMesh } from "../../services/cli/local-mesh.js";
 import { createMeshTransport } from "../../services/common/client.js";
 import { readCertDir } from "../../services/common/pki.js";
@@ -273,5 +274,13 @@ print(json.dumps(messages))
     expect(run!.description).toBe(`run 14 of xpptut15: 2 XTC2 files in ${xtc}`);
     expect(run!.fields.map((f) => f.name)).toEqual(expect.arrayContaining(["xppcspad", "xpphsd", "epics"]));
     expect(run!.fields.find((f) => f.name === "xppcspad")!.description).toBe("cspad raw 2_3_42");
+    // Someone the policy does not let ask for xpptut15 does not learn of its runs.
+    const stranger = createClient(
+      ProducerService,
+      createMeshTransport({ baseUrl: mesh.endpoints.producer, tls: await issueOffline(stateDir, { identity: "user/mallory" }) }),
+    );
+    const theirs = (await stranger.listSources({})).sources;
+    expect(theirs.length).toBeGreaterThan(0);
+    expect(theirs.filter((s) => s.type === "Psana2EventSource")).toEqual([]);
   });
 });

@@ -4,7 +4,7 @@
  *
  *   spec.json        the JobSpec as submitted
  *   status.jsonl     every transition, one JSON object a line
- *   script.sh        the user's script
+ *   script.sh        the user's script (run by its shebang's interpreter, else bash)
  *   run/N.sh         the wrapper for run N: environment, then script.sh, reporting start and exit
  *   reports/N        what run N reported ("<ms> active", "<ms> exit <code>")
  *   logs/N.stdout    run N's output (and N.stderr)
@@ -86,7 +86,8 @@ export async function prepareJobDir(paths: JobPaths, spec: JobSpec, launcher: La
     await mkdir(sub, { recursive: true, mode: 0o700 });
   }
   await writeFile(paths.spec, `${toJsonString(JobSpecSchema, spec, { prettySpaces: 2 })}\n`);
-  await writeFile(paths.script, spec.script.endsWith("\n") ? spec.script : `${spec.script}\n`);
+  // Executable, so that a script with a shebang (#!/usr/bin/env python3) runs under its own interpreter, as psik runs it.
+  await writeExecutable(paths.script, spec.script.endsWith("\n") ? spec.script : `${spec.script}\n`);
   await writeExecutable(join(paths.bin, "mpirun"), launcher === "srun" ? srunMpirun : localMpirun);
   await writeExecutable(join(paths.bin, "rank"), rankShim);
 }
@@ -129,7 +130,8 @@ export async function writeRunScript(run: RunContext, header: string[] = []): Pr
     ...exports.map(([k, v]) => `export ${k}=${shellQuote(v!)}`),
     `mkdir -p ${shellQuote(workdir)} && cd ${shellQuote(workdir)} || { report exit 127; exit 127; }`,
     "report active",
-    `bash ${shellQuote(paths.script)}`,
+    // With a shebang the script names its interpreter; without one it is a bash script.
+    spec.script.startsWith("#!") ? shellQuote(paths.script) : `bash ${shellQuote(paths.script)}`,
     "code=$?",
     'report exit "$code"',
     'exit "$code"',

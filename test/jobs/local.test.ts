@@ -132,6 +132,17 @@ describe("job queue, local backend", () => {
     expect(await failure(alice().cancelJob({ name: job!.name }))).toMatchObject({ code: Code.FailedPrecondition, reason: "JOB_ALREADY_ENDED" });
   });
 
+  it("runs a script under its shebang's interpreter, and under bash without one", async () => {
+    const python = await runToEnd({ script: '#!/usr/bin/env python3\nimport sys\nprint("python", sys.version_info[0])' });
+    expect(python.states.at(-1)).toBe(State.COMPLETED);
+    expect(await output(python.name)).toBe("python 3\n");
+    // dash, not bash: BASH_VERSION is bash's own.
+    const sh = await runToEnd({ script: '#!/bin/sh\necho "bash=${BASH_VERSION:-none}"' });
+    expect(await output(sh.name)).toBe("bash=none\n");
+    const plain = await runToEnd({ script: 'echo "bash=${BASH_VERSION:+yes}"' });
+    expect(await output(plain.name)).toBe("bash=yes\n");
+  });
+
   it("starts process_count ranks with $mpirun, each knowing its rank and the count", async () => {
     const run = await runToEnd({ script: "$mpirun bash -c 'echo \"rank $LCLSTREAM_RANK of $LCLSTREAM_RANK_COUNT\"'", resources: { processCount: 3 } });
     expect(run.states.at(-1)).toBe(State.COMPLETED);

@@ -138,7 +138,7 @@ function stack(events: DetectorEvent[], fields: FieldInfo[]): Record<string, NdA
         // A source gave nothing for this event (psana's None): lclstreamer's fill, NaN or -999 (skip_incomplete_events drops such events).
         const fill = f.dtype.startsWith("float") ? Number.NaN : f.dtype.startsWith("int") ? -999 : 0;
         const part = a.data.subarray(i * per, (i + 1) * per);
-        if (part instanceof BigInt64Array || part instanceof BigUint64Array) part.fill(BigInt(fill === -999 ? -999 : 0));
+        if (part instanceof BigInt64Array || part instanceof BigUint64Array) part.fill(BigInt(fill));
         else part.fill(fill);
         return;
       }

@@ -4,8 +4,7 @@
  * arrays arrive as their bytes on a pipe (one copy into a typed array, no
  * per-element conversion). The reader dies with its rank.
  */
-import { type ChildProcessByStdio, spawn } from "node:child_process";
-import { execFile } from "node:child_process";
+import { type ChildProcessByStdio, execFile, spawn } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Readable, Writable } from "node:stream";
@@ -13,9 +12,6 @@ import { fileURLToPath } from "node:url";
 import { ConfigError, type DataSourceConfig, type ProducerConfig } from "../config.js";
 import type { DetectorEvent, EventSource, FieldInfo } from "../event.js";
 import { type Dtype, type NdArray, size as elements, typedView, zeros } from "../ndarray.js";
-
-/** The bytes of one event's value of a field. */
-const size0 = (f: FieldInfo) => elements(f.shape) * zeros(f.dtype, []).data.BYTES_PER_ELEMENT;
 import { randomArrays, randomFields } from "./internal.js";
 
 /** What psana reads: the run's files, and at most how many events. */
@@ -168,13 +164,10 @@ class Reader {
       for (;;) {
         if (!header) {
           if (buffered < 4) break;
-          const length = take(4).readUInt32LE(0);
-          if (buffered < length) {
-            // Rare: the header itself is split; put the length back.
-            chunks.unshift(Buffer.from(Uint32Array.of(length).buffer));
-            buffered += 4;
-            break;
-          }
+          // The length, read in place (a pipe read may end inside it).
+          const length = (chunks[0]!.length >= 4 ? chunks[0]! : Buffer.concat(chunks)).readUInt32LE(0);
+          if (buffered < 4 + length) break;
+          take(4);
           header = JSON.parse(take(length).toString("utf8")) as Header;
           want = (header.n ?? []).reduce((a, b) => a + Math.max(0, b), 0);
         }
@@ -268,7 +261,8 @@ export class Psana2Source implements EventSource {
     this.#readers.add(reader);
     const onAbort = () => reader.close();
     signal.addEventListener("abort", onAbort, { once: true });
-    const byName = new Map(this.#fields.map((f) => [f.name, f]));
+    // Each field's bytes per event, as the first events gave them.
+    const byName = new Map(this.#fields.map((f) => [f.name, { ...f, bytes: elements(f.shape) * zeros(f.dtype, []).data.BYTES_PER_ELEMENT }]));
     try {
       for await (const { header, payload } of reader.frames()) {
         if (header.fields) continue;
@@ -282,9 +276,8 @@ export class Psana2Source implements EventSource {
           const size = header.n![k]!;
           const info = byName.get(spec.name);
           if (!info || size < 0) continue;
-          const expected = size0(info);
-          if (expected !== size) {
-            throw new Error(`psana: event ${header.i}: ${spec.name} has ${size} bytes where the first events had ${expected} (${info.dtype}[${info.shape}])`);
+          if (info.bytes !== size) {
+            throw new Error(`psana: event ${header.i}: ${spec.name} has ${size} bytes where the first events had ${info.bytes} (${info.dtype}[${info.shape}])`);
           }
           // A view of the payload where aligned (it is its own memory), else a copy.
           fields[spec.name] = { dtype: info.dtype, shape: info.shape, data: typedView(info.dtype, payload.subarray(at, at + size)) };

@@ -1,12 +1,16 @@
 /** `lclstream jobs …`: run the job queue, and submit, follow and cancel jobs on it. */
 import { readFile } from "node:fs/promises";
-import { type Command, Option } from "commander";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { Argument, type Command, Option } from "commander";
 import { createClient } from "@connectrpc/connect";
-import { fromJson, toJsonString, type JsonValue } from "@bufbuild/protobuf";
+import { create, toJsonString } from "@bufbuild/protobuf";
 import { timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { parse as parseYaml } from "yaml";
 import { JobQueueService, JobSchema, JobSpecSchema, Job_State as State, LogStream } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { createMeshTransportFromCertDir } from "../common/client.js";
+import { reportReached } from "../jobs/job-dir.js";
+import { readJobSpecDocument } from "../jobs/psik-spec.js";
 import { build, type JobsConfig } from "../jobs/server.js";
 import { addServeOptions, readStdin, serveConfig, serveUntilSignal } from "./options.js";
 
@@ -21,15 +25,20 @@ async function jobsClient(o: { url: string; certDir: string }) {
 const jobName = (id: string) => (id.startsWith("jobs/") ? id : `jobs/${id}`);
 const time = (t: Timestamp | undefined) => (t ? new Date(timestampMs(t)).toISOString() : "");
 
-/** Reads a JobSpec from YAML or JSON (proto field names, snake_case or camelCase). */
+/** Reads a JobSpec from YAML or JSON, as psik writes it (or with the proto's field names). */
 async function readSpec(path: string) {
   const text = path === "-" ? await readStdin() : await readFile(path, "utf8");
   try {
-    return fromJson(JobSpecSchema, parseYaml(text) as JsonValue);
+    const { spec, notes } = readJobSpecDocument(parseYaml(text));
+    for (const note of notes) console.error(`${path}: ${note}`);
+    return create(JobSpecSchema, spec);
   } catch (error) {
     throw new Error(`${path} is not a job spec: ${(error as Error).message}`);
   }
 }
+
+/** psik's job states, as `reached` takes them. */
+const psikStates = ["new", "queued", "active", "completed", "failed", "canceled"];
 
 export function registerJobsCommands(program: Command): void {
   const jobs = program.command("jobs").description("the job queue: run it, submit jobs, follow and cancel them");
@@ -128,6 +137,29 @@ export function registerJobsCommands(program: Command): void {
       const log = o.stream === "stdout" ? LogStream.STDOUT : o.stream === "stderr" ? LogStream.STDERR : LogStream.UNSPECIFIED;
       const stream = (await jobsClient(o)).streamJobLogs({ name: jobName(id), follow: Boolean(o.follow), jobndx: o.run, log });
       for await (const chunk of stream) (chunk.log === LogStream.STDERR ? process.stderr : process.stdout).write(chunk.data);
+    });
+
+  jobs
+    .command("start")
+    .description("run a finished job again, as a new run (psik's start)")
+    .argument("<id>", "the job, ID or jobs/ID")
+    .addOption(urlOption())
+    .addOption(certDirOption())
+    .action(async (id: string, o) => {
+      const { job } = await (await jobsClient(o)).startJob({ name: jobName(id) });
+      console.log(`${job!.name}: run ${job!.jobndx} ${State[job!.state].toLowerCase()}`);
+    });
+
+  jobs
+    .command("reached")
+    .description("from inside a job: report that its run reached a state (psik's reached), for example completed before cleaning up")
+    .addArgument(new Argument("<state>", "the state").choices(psikStates))
+    .argument("[info]", "what to say with it", "")
+    .addOption(new Option("--base <dir>", "the job's directory").env("base").makeOptionMandatory())
+    .addOption(new Option("--jobndx <n>", "the run").env("jobndx").argParser(Number).makeOptionMandatory())
+    .action(async (state: string, info: string, o) => {
+      if (!existsSync(join(o.base, "reports"))) throw new Error(`${o.base} is not a job's directory (it has no reports/); run this inside a job`);
+      await reportReached(o.base, o.jobndx, state, info);
     });
 
   jobs

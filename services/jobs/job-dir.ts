@@ -6,7 +6,8 @@
  *   status.jsonl     every transition, one JSON object a line
  *   script.sh        the user's script (run by its shebang's interpreter, else bash)
  *   run/N.sh         the wrapper for run N: environment, then script.sh, reporting start and exit
- *   reports/N        what run N reported ("<ms> active", "<ms> exit <code>")
+ *   reports/N        what run N reported ("<ms> active", "<ms> exit <code>",
+ *                    "<ms> reached <state> <info>" from `lclstream jobs reached`)
  *   logs/N.stdout    run N's output (and N.stderr)
  *   bin/mpirun       the rank launcher ($mpirun); bin/rank sets each rank's variables
  *   work/            the working directory
@@ -85,7 +86,9 @@ export async function prepareJobDir(paths: JobPaths, spec: JobSpec, launcher: La
   for (const sub of [paths.work, paths.bin, dirname(paths.run(1)), dirname(paths.report(1)), dirname(paths.log(1, "stdout"))]) {
     await mkdir(sub, { recursive: true, mode: 0o700 });
   }
-  await writeFile(paths.spec, `${toJsonString(JobSpecSchema, spec, { prettySpaces: 2 })}\n`);
+  // The callback secret stays in the job queue's database, out of files the job can read.
+  const written = spec.cbSecret ? { ...spec, cbSecret: "*****" } : spec;
+  await writeFile(paths.spec, `${toJsonString(JobSpecSchema, written, { prettySpaces: 2 })}\n`);
   // Executable, so that a script with a shebang (#!/usr/bin/env python3) runs under its own interpreter, as psik runs it.
   await writeExecutable(paths.script, spec.script.endsWith("\n") ? spec.script : `${spec.script}\n`);
   await writeExecutable(join(paths.bin, "mpirun"), launcher === "srun" ? srunMpirun : localMpirun);
@@ -103,31 +106,43 @@ export interface RunContext {
   jobndx: number;
   spec: JobSpec;
   paths: JobPaths;
+  /** The job queue's variables the run gets (inherit_environment), by name. */
+  inherited: Record<string, string>;
+}
+
+/** How a backend writes its runs' scripts. */
+export interface RunScriptOptions {
+  /** Lines after the shebang (#SBATCH options). */
+  header?: string[];
+  /** A shell expression for $nodes, the job's node count; default 1. */
+  nodes?: string;
 }
 
 /**
- * Writes run/N.sh: `header` lines (such as #SBATCH options), the job's
- * variables and environment, then script.sh, reporting start and exit.
+ * Writes run/N.sh: the header, the job's variables and environment, then
+ * script.sh, reporting start and exit. The script's environment is exactly
+ * what this file exports (and what the backend itself sets, such as SLURM_*).
  */
-export async function writeRunScript(run: RunContext, header: string[] = []): Promise<string> {
+export async function writeRunScript(run: RunContext, options: RunScriptOptions = {}): Promise<string> {
   const { paths, spec, jobndx } = run;
   const exports = [
+    ...Object.entries({ HOME: process.env.HOME ?? "/", ...run.inherited, PATH: run.inherited.PATH ?? minimalPath }),
     ["jobid", run.id],
     ["jobndx", String(jobndx)],
     ["base", paths.dir],
     ["mpirun", join(paths.bin, "mpirun")],
     ["LCLSTREAM_PROCESS_COUNT", String(spec.resources?.processCount || 1)],
-    ...(spec.inheritEnvironment ? [] : [["PATH", minimalPath]]),
     ...Object.entries(spec.environment).sort(([a], [b]) => a.localeCompare(b)),
   ];
   const workdir = spec.directory ? join(paths.work, spec.directory) : paths.work;
   const text = [
     "#!/bin/bash",
-    ...header,
+    ...(options.header ?? []),
     `# lclstream job ${run.id}, run ${jobndx}: runs script.sh and reports when it starts and how it ends.`,
     `reports=${shellQuote(paths.report(jobndx))}`,
     `report() { echo "$(date +%s%3N) $*" >> "$reports"; }`,
     ...exports.map(([k, v]) => `export ${k}=${shellQuote(v!)}`),
+    `export nodes=${options.nodes ?? "1"}`,
     `mkdir -p ${shellQuote(workdir)} && cd ${shellQuote(workdir)} || { report exit 127; exit 127; }`,
     "report active",
     // With a shebang the script names its interpreter; without one it is a bash script.
@@ -145,6 +160,14 @@ export async function writeRunScript(run: RunContext, header: string[] = []): Pr
 export interface RunReport {
   activeTime?: number;
   exit?: { code: number; time: number };
+  /** States its script reported (`lclstream jobs reached`, psik's `reached`), in order. */
+  reached: { time: number; state: string; info: string }[];
+}
+
+/** Appends a state the script reports to its run's reports (what `lclstream jobs reached` does). */
+export async function reportReached(base: string, jobndx: number, state: string, info: string): Promise<void> {
+  const line = `${Date.now()} reached ${state}${info ? ` ${info.replace(/[\r\n]+/g, " ")}` : ""}\n`;
+  await appendFile(join(base, "reports", String(jobndx)), line);
 }
 
 /** Reads run N's reports; empty when it has reported nothing yet. */
@@ -153,10 +176,12 @@ export async function readRunReport(paths: JobPaths, jobndx: number): Promise<Ru
   try {
     text = await readFile(paths.report(jobndx), "utf8");
   } catch {
-    return {};
+    return { reached: [] };
   }
-  const report: RunReport = {};
+  const report: RunReport = { reached: [] };
   for (const line of text.split("\n")) {
+    const reached = /^(\d+) reached ([a-z]+)(?: (.*))?$/.exec(line);
+    if (reached) report.reached.push({ time: Number(reached[1]), state: reached[2]!, info: reached[3] ?? "" });
     const [time, what, code] = line.trim().split(" ");
     if (what === "active") report.activeTime = Number(time);
     if (what === "exit" && code !== undefined) report.exit = { code: Number(code), time: Number(time) };

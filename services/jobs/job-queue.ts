@@ -4,18 +4,15 @@
  * restarts failed runs while restarts remain, and on start reconciles every
  * unfinished job with its backend.
  */
-import { randomBytes } from "node:crypto";
 import type { JobSpec } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import type { Logger } from "../common/logger.js";
 import type { JobBackend, RunEvents, RunOutcome } from "./backend.js";
-import { appendStatus, jobPaths, prepareJobDir, type RunContext } from "./job-dir.js";
+import { appendStatus, jobPaths, prepareJobDir, readRunReport, type RunContext } from "./job-dir.js";
 import { isFinal, JobState, runEnded } from "./job-states.js";
 import { InvalidTransitionError, type JobRecord, type JobStore } from "./job-store.js";
 
-/** A sortable, unguessable job id: milliseconds in base 36, then randomness. */
-function newJobId(now: number): string {
-  return `${now.toString(36)}${randomBytes(5).toString("hex")}`;
-}
+/** psik's job stamp: the time in seconds with milliseconds (`1796284409.670`), as its callbacks' `jobid` must be. */
+const stamp = (ms: number) => (ms / 1000).toFixed(3);
 
 /** Options of {@link JobQueue}. */
 export interface JobQueueOptions {
@@ -24,9 +21,23 @@ export interface JobQueueOptions {
   jobsDir: string;
   /** Creates the backends, given where they report. */
   backends: (events: RunEvents) => JobBackend[];
+  /** The backend `default` (psik's name) and an empty backend mean; default the first one. */
+  defaultBackend?: string;
+  /** The job queue's variables a job with inherit_environment gets (never the whole environment). */
+  inheritableVariables?: string[];
   logger: Logger;
   now?: () => number;
+  /** How often running scripts' reported states (`lclstream jobs reached`) are read; default 1 s. */
+  reportPollMs?: number;
 }
+
+/** The states a script may report of its own run, by psik's names. */
+const reportable = new Map([
+  ["active", JobState.ACTIVE],
+  ["completed", JobState.COMPLETED],
+  ["failed", JobState.FAILED],
+  ["canceled", JobState.CANCELED],
+]);
 
 export class JobQueue {
   readonly store: JobStore;
@@ -34,6 +45,11 @@ export class JobQueue {
   readonly #jobsDir: string;
   readonly #logger: Logger;
   readonly #now: () => number;
+  readonly #defaultBackend: string;
+  readonly #inheritable: string[];
+  /** Reported states already applied, by `id/jobndx`. */
+  readonly #reachedApplied = new Map<string, number>();
+  readonly #reportTimer: NodeJS.Timeout;
 
   constructor(options: JobQueueOptions) {
     this.store = options.store;
@@ -45,25 +61,42 @@ export class JobQueue {
       ended: (run, outcome) => this.#ended(run, outcome),
     };
     this.backends = new Map(options.backends(events).map((b) => [b.name, b]));
+    this.#defaultBackend = options.defaultBackend ?? [...this.backends.keys()][0] ?? "local";
+    this.#inheritable = options.inheritableVariables ?? defaultInheritableVariables;
+    this.#reportTimer = setInterval(
+      () => void this.#readReached().catch((error) => this.#logger.warn({ err: error }, "reading reported job states failed")),
+      options.reportPollMs ?? 1000,
+    );
+    this.#reportTimer.unref();
     // status.jsonl mirrors every transition beside the job's files.
     this.store.on("transition", (job, t) => {
       appendStatus(jobPaths(this.#jobsDir, job.id), t).catch((error) => this.#logger.warn({ err: error, job: job.id }, "writing status.jsonl failed"));
     });
   }
 
+  /** The backend a spec's `backend` names: `default` and empty are the default backend, unless one is called `default`. */
+  backendName(name: string): string {
+    return !name || (name === "default" && !this.backends.has(name)) ? this.#defaultBackend : name;
+  }
+
   /** Submits a job, or returns the owner's job with the same request id. */
   async submit(owner: string, spec: JobSpec, requestId?: string): Promise<JobRecord> {
-    const backend = this.#backend(spec.backend || "local");
+    const backend = this.#backend(this.backendName(spec.backend));
     const now = this.#now();
-    const { job, created } = this.store.create({
-      id: newJobId(now),
-      owner,
-      requestId: requestId || undefined,
-      backend: backend.name,
-      spec,
-      maxRestarts: spec.maxRestarts,
-      createTime: now,
-    });
+    let idTime = now;
+    while (this.store.get(stamp(idTime))) idTime++;
+    const { job, created } = this.store.create(
+      {
+        id: stamp(idTime),
+        owner,
+        requestId: requestId || undefined,
+        backend: backend.name,
+        spec,
+        maxRestarts: spec.maxRestarts,
+        createTime: now,
+      },
+      this.#environmentNote(spec),
+    );
     if (!created) return job;
     const paths = jobPaths(this.#jobsDir, job.id);
     try {
@@ -75,6 +108,15 @@ export class JobQueue {
     }
     await this.#startRun(job.id, 1);
     return this.store.get(job.id)!;
+  }
+
+  /** Runs a finished job again as run jobndx + 1 (psik's `start`). */
+  async start(id: string): Promise<JobRecord> {
+    const job = this.store.get(id)!;
+    const next = job.jobndx + 1;
+    this.store.transition(id, { state: JobState.QUEUED, jobndx: next, info: `started again as run ${next}`, time: this.#now(), start: true });
+    await this.#submitToBackend(id, next);
+    return this.store.get(id)!;
   }
 
   /** Cancels a job; a run in progress is stopped and the job ends CANCELED. */
@@ -114,6 +156,7 @@ export class JobQueue {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.#reportTimer);
     await Promise.all([...this.backends.values()].map((b) => b.close()));
   }
 
@@ -124,7 +167,14 @@ export class JobQueue {
   }
 
   #run(job: JobRecord, jobndx: number): RunContext {
-    return { id: job.id, jobndx, spec: job.spec, paths: jobPaths(this.#jobsDir, job.id) };
+    const inherited = job.spec.inheritEnvironment ? pick(process.env, this.#inheritable) : {};
+    return { id: job.id, jobndx, spec: job.spec, paths: jobPaths(this.#jobsDir, job.id), inherited };
+  }
+
+  /** The first transition's info: how the job was taken, and what its environment holds. */
+  #environmentNote(spec: JobSpec): string {
+    if (!spec.inheritEnvironment) return "submitted; the script starts with only PATH and HOME (inherit_environment is false)";
+    return `submitted; inherit_environment gives the script only the job queue's ${this.#inheritable.join(", ")}, not its whole environment as psik would (the job queue's own settings and credentials stay its own)`;
   }
 
   /** QUEUED for run `jobndx`, then hands it to the backend. */
@@ -147,6 +197,23 @@ export class JobQueue {
     } catch (error) {
       this.#logger.warn({ err: error, job: id }, "starting a run failed");
       this.#record(id, JobState.FAILED, jobndx, `the ${job.backend} backend could not start it: ${(error as Error).message}`);
+    }
+  }
+
+  /** Applies the states running scripts reported of themselves (psik's `reached`). */
+  async #readReached() {
+    for (const job of this.store.unfinished()) {
+      if (job.state !== JobState.QUEUED && job.state !== JobState.ACTIVE) continue;
+      const key = `${job.id}/${job.jobndx}`;
+      const { reached } = await readRunReport(jobPaths(this.#jobsDir, job.id), job.jobndx);
+      for (const r of reached.slice(this.#reachedApplied.get(key) ?? 0)) {
+        const state = reportable.get(r.state);
+        const info = r.info || `reported by the script`;
+        if (state === undefined) this.#logger.info({ job: job.id, state: r.state }, "a script reported a state it may not report");
+        else if (state === JobState.ACTIVE || state === JobState.COMPLETED) this.#record(job.id, state, job.jobndx, info);
+        else this.#ended(this.#run(job, job.jobndx), { info, canceled: state === JobState.CANCELED, exitCode: undefined });
+      }
+      this.#reachedApplied.set(key, reached.length);
     }
   }
 
@@ -174,4 +241,11 @@ export class JobQueue {
       return false;
     }
   }
+}
+
+/** Variables a job with inherit_environment gets from the job queue unless its config says otherwise. */
+export const defaultInheritableVariables = ["PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR"];
+
+function pick(env: NodeJS.ProcessEnv, names: string[]): Record<string, string> {
+  return Object.fromEntries(names.flatMap((n) => (env[n] === undefined ? [] : [[n, env[n]]])));
 }

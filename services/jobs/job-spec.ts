@@ -3,6 +3,15 @@ import { isAbsolute, normalize } from "node:path";
 import type { JobSpec } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import type { FieldViolation } from "../common/errors.js";
 import type { JobBackend } from "./backend.js";
+import { refuseCallbackHeader, refuseCallbackUrl } from "./callbacks.js";
+
+/** What a spec is checked against: the job queue's backends and where it sends callbacks. */
+export interface JobSpecContext {
+  backends: ReadonlyMap<string, JobBackend>;
+  /** The backend a spec's `backend` names (`default` and empty are the default one). */
+  backendName(name: string): string;
+  callbackPrefixes: string[];
+}
 
 const limits = {
   nameChars: 200,
@@ -11,10 +20,12 @@ const limits = {
   nodeCount: 10_000,
   durationMinutes: 366 * 24 * 60,
   maxRestarts: 100,
+  urlChars: 2048,
+  secretChars: 1024,
 };
 
 /** The violations of `spec` (empty when it may be submitted). */
-export function checkJobSpec(spec: JobSpec | undefined, backends: ReadonlyMap<string, JobBackend>): FieldViolation[] {
+export function checkJobSpec(spec: JobSpec | undefined, context: JobSpecContext): FieldViolation[] {
   if (!spec) return [{ field: "spec", description: "is required: the job to run" }];
   const v: FieldViolation[] = [];
   const field = (name: string, description: string) => v.push({ field: `spec.${name}`, description });
@@ -30,10 +41,20 @@ export function checkJobSpec(spec: JobSpec | undefined, backends: ReadonlyMap<st
   }
   for (const key of Object.keys(spec.environment)) {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) field(`environment["${key}"]`, "variable names are letters, digits and _, not starting with a digit");
-    if (["jobid", "jobndx", "base", "mpirun"].includes(key) || key.startsWith("LCLSTREAM_RANK") || key === "LCLSTREAM_PROCESS_COUNT") {
+    if (["jobid", "jobndx", "base", "mpirun", "nodes"].includes(key) || key.startsWith("LCLSTREAM_RANK") || key === "LCLSTREAM_PROCESS_COUNT") {
       field(`environment["${key}"]`, "is set by the job queue itself");
     }
   }
+  if (spec.callback) {
+    const refused =
+      spec.callback.length > limits.urlChars ? `at most ${limits.urlChars} characters` : refuseCallbackUrl(spec.callback, context.callbackPrefixes);
+    if (refused) field("callback", refused);
+  }
+  for (const [name, value] of Object.entries(spec.cbHeaders)) {
+    const refused = refuseCallbackHeader(name, value);
+    if (refused) field(`cb_headers["${name}"]`, refused);
+  }
+  if (spec.cbSecret.length > limits.secretChars) field("cb_secret", `at most ${limits.secretChars} characters`);
   if (spec.maxRestarts > limits.maxRestarts) field("max_restarts", `at most ${limits.maxRestarts}`);
 
   const r = spec.resources;
@@ -51,9 +72,13 @@ export function checkJobSpec(spec: JobSpec | undefined, backends: ReadonlyMap<st
     }
   }
 
-  const name = spec.backend || "local";
-  const backend = backends.get(name);
-  if (!backend) field("backend", `unknown backend "${name}"; this job queue has: ${[...backends.keys()].join(", ")}`);
+  const name = context.backendName(spec.backend);
+  const backend = context.backends.get(name);
+  if (!backend)
+    field(
+      "backend",
+      `unknown backend "${spec.backend}"; this job queue has: ${[...context.backends.keys()].join(", ")} (and default, meaning ${context.backendName("")})`,
+    );
   else v.push(...backend.check(spec));
   return v;
 }

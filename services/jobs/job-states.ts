@@ -2,8 +2,9 @@
  * The job state machine (psik's): NEW -> QUEUED -> ACTIVE -> COMPLETED |
  * FAILED | CANCELED. A failed run may be followed by a new run (jobndx + 1,
  * QUEUED again, or CANCELED when the job is canceled first) while restarts
- * remain. Anything else is refused, so a late or
- * repeated report can never move a job backwards.
+ * remain; a finished job may be started again (psik's `start`) as a new
+ * run. Anything else is refused, so a late or repeated report can never
+ * move a job backwards.
  */
 import { Job_State as State } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 
@@ -26,8 +27,16 @@ export interface JobPosition {
   maxRestarts: number;
 }
 
-/** Why a transition is refused, or undefined when it is allowed. */
-export function refuseTransition(from: JobPosition, to: State, jobndx: number): string | undefined {
+/**
+ * Why a transition is refused, or undefined when it is allowed. `start` is a
+ * finished job started again: QUEUED as run jobndx + 1.
+ */
+export function refuseTransition(from: JobPosition, to: State, jobndx: number, start = false): string | undefined {
+  if (start) {
+    if (!isFinal(from)) return `a job that has not finished (it is ${State[from.state]}) cannot be started again`;
+    if (to !== State.QUEUED || jobndx !== from.jobndx + 1) return `a job started again is QUEUED as run ${from.jobndx + 1}`;
+    return undefined;
+  }
   if (!next[from.state].includes(to)) return `a job cannot go from ${State[from.state]} to ${State[to]}`;
   if (from.state === State.FAILED) {
     if (jobndx !== from.jobndx + 1) return `a restart must be run ${from.jobndx + 1}, not ${jobndx}`;

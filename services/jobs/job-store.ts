@@ -93,14 +93,20 @@ export class JobStore extends EventEmitter<{ transition: [JobRecord, TransitionR
     this.#db.close();
   }
 
-  /** Records a NEW job; with a `requestId` already used by the owner, returns that job instead. */
-  create(job: Omit<JobRecord, "state" | "jobndx" | "backendJobId" | "cancelRequested" | "updateTime">): { job: JobRecord; created: boolean } {
+  /**
+   * Records a NEW job, `info` saying how it was taken; with a `requestId`
+   * already used by the owner, returns that job instead.
+   */
+  create(
+    job: Omit<JobRecord, "state" | "jobndx" | "backendJobId" | "cancelRequested" | "updateTime">,
+    info = "submitted",
+  ): { job: JobRecord; created: boolean } {
     return this.#db.transaction(() => {
       if (job.requestId) {
         const existing = this.#db.prepare("SELECT * FROM jobs WHERE owner = ? AND request_id = ?").get(job.owner, job.requestId);
         if (existing) return { job: toRecord(existing), created: false };
       }
-      const info = this.#db
+      const inserted = this.#db
         .prepare(
           `INSERT INTO jobs (id, owner, request_id, backend, spec, state, jobndx, max_restarts, create_time, update_time)
            VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?)`,
@@ -116,7 +122,7 @@ export class JobStore extends EventEmitter<{ transition: [JobRecord, TransitionR
           job.createTime,
           job.createTime,
         );
-      this.#db.prepare("INSERT INTO transitions VALUES (?, 0, ?, 1, ?, ?)").run(info.lastInsertRowid, job.createTime, JobState.NEW, "submitted");
+      this.#db.prepare("INSERT INTO transitions VALUES (?, 0, ?, 1, ?, ?)").run(inserted.lastInsertRowid, job.createTime, JobState.NEW, info);
       return { job: this.get(job.id)!, created: true };
     })();
   }
@@ -160,13 +166,17 @@ export class JobStore extends EventEmitter<{ transition: [JobRecord, TransitionR
    * {@link InvalidTransitionError} otherwise. `exitCode` updates the job when
    * given; QUEUED starts a run, which has no backend id until it is handed over.
    */
-  transition(id: string, to: { state: JobState; jobndx: number; info: string; time: number; exitCode?: number }): JobRecord {
+  transition(id: string, to: { state: JobState; jobndx: number; info: string; time: number; exitCode?: number; start?: boolean }): JobRecord {
     const [job, transition] = this.#db.transaction(() => {
       const row = this.#db.prepare("SELECT * FROM jobs WHERE id = ?").get(id) as Record<string, unknown> | undefined;
       if (!row) throw new InvalidTransitionError(`no job ${id}`);
       const from = toRecord(row);
-      const refused = refuseTransition(from, to.state, to.jobndx);
+      const refused = refuseTransition(from, to.state, to.jobndx, to.start);
       if (refused) throw new InvalidTransitionError(`job ${id}: ${refused}`);
+      if (to.start) {
+        // Started again: no cancel pending, and the new run has the spec's restarts again.
+        this.#db.prepare("UPDATE jobs SET cancel_requested = 0, max_restarts = ? WHERE id = ?").run(from.jobndx + from.spec.maxRestarts, id);
+      }
       this.#db
         .prepare(
           `UPDATE jobs SET state = ?, jobndx = ?, update_time = ?,

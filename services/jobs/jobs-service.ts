@@ -24,6 +24,9 @@ import { checkJobSpec } from "./job-spec.js";
 
 export const jobsDomain = "lclstream.jobs";
 
+/** What jobs show for a callback secret. */
+const redacted = "*****";
+
 /** Bytes of log read per message. */
 const logChunkBytes = 64 * 1024;
 
@@ -32,6 +35,8 @@ export interface JobsServiceDeps {
   queue: JobQueue;
   policy: Policy;
   jobsDir: string;
+  /** URL prefixes job callbacks may go to. */
+  callbackPrefixes?: string[];
   /** How often followed logs are checked for new output; default 200 ms. */
   logPollMs?: number;
 }
@@ -46,9 +51,11 @@ export function createJobsService(deps: JobsServiceDeps): ServiceImpl<typeof Job
   const logPollMs = deps.logPollMs ?? 200;
 
   function toProto(job: JobRecord): MessageInitShape<typeof JobSchema> {
+    // The secret is the submitter's to keep: jobs show only that there is one.
+    const spec = job.spec.cbSecret ? { ...job.spec, cbSecret: redacted } : job.spec;
     return {
       name: `jobs/${job.id}`,
-      spec: job.spec,
+      spec,
       owner: job.owner,
       state: job.state,
       jobndx: job.jobndx,
@@ -63,7 +70,7 @@ export function createJobsService(deps: JobsServiceDeps): ServiceImpl<typeof Job
   /** The caller's job by resource name; someone else's is NOT_FOUND, as if it did not exist. */
   function ownJob(name: string, ctx: HandlerContext): JobRecord {
     const caller = callerOf(ctx);
-    const id = /^jobs\/([a-z0-9]{1,64})$/.exec(name)?.[1];
+    const id = name.length <= 69 ? /^jobs\/([a-z0-9]+(?:\.[0-9]+)?)$/.exec(name)?.[1] : undefined;
     if (!id) throw invalidArgument(jobsDomain, [{ field: "name", description: `"${name}" is not a job name; job names look like jobs/ID` }]);
     const job = store.get(id);
     if (!job || (job.owner !== caller.uri && !policy.isAdmin(caller))) {
@@ -97,7 +104,11 @@ export function createJobsService(deps: JobsServiceDeps): ServiceImpl<typeof Job
           },
         );
       }
-      const violations = checkJobSpec(req.spec, queue.backends);
+      const violations = checkJobSpec(req.spec, {
+        backends: queue.backends,
+        backendName: (name) => queue.backendName(name),
+        callbackPrefixes: deps.callbackPrefixes ?? [],
+      });
       if (req.requestId.length > 128) violations.push({ field: "request_id", description: "at most 128 characters" });
       if (violations.length) throw invalidArgument(jobsDomain, violations);
       const job = await queue.submit(caller.uri, req.spec!, req.requestId);
@@ -138,6 +149,20 @@ export function createJobsService(deps: JobsServiceDeps): ServiceImpl<typeof Job
         );
       }
       return { job: toProto(await queue.cancel(job.id)) };
+    },
+
+    async startJob(req, ctx) {
+      const job = ownJob(req.name, ctx);
+      if (!isFinal(job)) {
+        throw rpcError(
+          Code.FailedPrecondition,
+          jobsDomain,
+          "JOB_NOT_ENDED",
+          `${req.name} is ${JobState[job.state]}; only a finished job can be started again (cancel it first to stop it)`,
+          { metadata: { name: req.name, state: JobState[job.state] } },
+        );
+      }
+      return { job: toProto(await queue.start(job.id)) };
     },
 
     async *watchJob(req, ctx) {

@@ -93,7 +93,8 @@ export function createLocalBackend(options: LocalBackendOptions): JobBackend {
 
     async start(run) {
       const script = await writeRunScript(run);
-      const env = run.spec.inheritEnvironment ? { ...process.env } : { PATH: minimalPath, HOME: process.env.HOME ?? "/" };
+      // Only what run/N.sh exports reaches the script: never the job queue's own environment.
+      const env = { PATH: minimalPath, HOME: process.env.HOME ?? "/" };
       const out = openSync(run.paths.log(run.jobndx, "stdout"), "a");
       const err = openSync(run.paths.log(run.jobndx, "stderr"), "a");
       let child;

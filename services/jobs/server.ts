@@ -8,6 +8,7 @@ import { JobQueueService } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { Policy } from "../common/policy.js";
 import { serve } from "../common/server.js";
 import { joinAsService, policySettingsShape, serviceSettingsShape, serveInMesh, type ServiceDeps } from "../common/service-config.js";
+import { JobCallbacks } from "./callbacks.js";
 import { createJobsService } from "./jobs-service.js";
 import { JobQueue } from "./job-queue.js";
 import { JobStore } from "./job-store.js";
@@ -49,6 +50,16 @@ export const jobsConfigSchema = z.strictObject({
     .array(backendSchema)
     .min(1)
     .default([{ type: "local", name: "local" }]),
+  /** The backend a JobSpec's `backend: default` (psik's default) or an empty one means; default the first backend. */
+  defaultBackend: z.string().optional(),
+  /**
+   * URL prefixes job callbacks may be sent to (psik's `callback`), such as
+   * `https://monitor.example.org/hooks/`; none by default, so a job cannot make
+   * the service POST anywhere.
+   */
+  callbackUrlPrefixes: z.array(z.string().url()).default([]),
+  /** The job queue's variables a job with inherit_environment gets (never its whole environment). */
+  inheritableVariables: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/)).optional(),
 });
 
 export type JobsConfig = z.input<typeof jobsConfigSchema>;
@@ -68,28 +79,39 @@ export async function build(input: JobsConfig, deps: ServiceDeps = {}): Promise<
   // Absolute, since job scripts run from their own directories.
   const jobsDir = resolve(config.stateDir, "jobs");
   const store = new JobStore(join(jobsDir, "jobs.db"));
+  const defaultBackend = config.defaultBackend ?? config.backends[0]!.name;
+  if (!config.backends.some((b) => b.name === defaultBackend)) {
+    throw new Error(`defaultBackend "${defaultBackend}" is not one of the configured backends (${config.backends.map((b) => b.name).join(", ")})`);
+  }
+  const callbacks = new JobCallbacks({ store, logger, allowedPrefixes: config.callbackUrlPrefixes });
   const queue = new JobQueue({
     store,
     jobsDir,
     logger,
+    defaultBackend,
+    inheritableVariables: config.inheritableVariables,
     backends: (events) =>
       config.backends.map((b) => (b.type === "local" ? createLocalBackend({ ...b, events, logger }) : createSlurmBackend({ ...b, events, logger }))),
   });
   queue.reconcile();
   try {
-    const server = await serveInMesh("jobs", config, { membership, logger }, [serve(JobQueueService, createJobsService({ queue, policy, jobsDir }))]);
+    const server = await serveInMesh("jobs", config, { membership, logger }, [
+      serve(JobQueueService, createJobsService({ queue, policy, jobsDir, callbackPrefixes: config.callbackUrlPrefixes })),
+    ]);
     return {
       url: server.url,
       queue,
       async close() {
         await server.close();
         await queue.close();
+        await callbacks.close();
         membership.leave();
         store.close();
       },
     };
   } catch (error) {
     await queue.close();
+    await callbacks.close();
     membership.leave();
     store.close();
     throw error;

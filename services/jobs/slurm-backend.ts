@@ -10,7 +10,7 @@ import type { JobSpec } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import type { FieldViolation } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
 import { describeExit, type BackendDescription, type JobBackend, type RunEvents } from "./backend.js";
-import { minimalPath, readRunReport, writeRunScript, type RunContext } from "./job-dir.js";
+import { readRunReport, writeRunScript, type RunContext } from "./job-dir.js";
 
 /** Options of {@link createSlurmBackend}. */
 export interface SlurmBackendOptions {
@@ -79,7 +79,8 @@ export function sbatchHeader(run: RunContext, options: Pick<SlurmBackendOptions,
     ["output", run.paths.log(run.jobndx, "stdout")],
     ["error", run.paths.log(run.jobndx, "stderr")],
     ["chdir", run.paths.dir],
-    ["export", run.spec.inheritEnvironment ? "ALL" : "NONE"],
+    // Only what run/N.sh exports reaches the script (the job queue's own environment never does).
+    ["export", "NONE"],
     ["time", r?.durationMinutes ? String(r.durationMinutes) : undefined],
     ["nodes", r?.nodeCount ? String(r.nodeCount) : undefined],
     ["ntasks", r?.processCount ? String(r.processCount) : undefined],
@@ -216,9 +217,9 @@ export function createSlurmBackend(options: SlurmBackendOptions): JobBackend {
     },
 
     async start(run) {
-      const script = await writeRunScript(run, sbatchHeader(run, options));
-      const submitEnv = run.spec.inheritEnvironment ? env : { ...env, PATH: env.PATH ?? minimalPath };
-      const out = await slurm("sbatch", ["--parsable", script], submitEnv);
+      // $nodes as psik sets it on Slurm: the allocation's node count.
+      const script = await writeRunScript(run, { header: sbatchHeader(run, options), nodes: '"${SLURM_JOB_NUM_NODES:-1}"' });
+      const out = await slurm("sbatch", ["--parsable", script], env);
       const slurmId = out.trim().split(";")[0]!;
       if (!/^\d+$/.test(slurmId)) throw new Error(`sbatch printed no job id: ${out.trim()}`);
       tracked.set(slurmId, { run, slurmId, activeReported: false, missing: 0 });

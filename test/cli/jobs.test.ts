@@ -32,7 +32,7 @@ describe("lclstream jobs", () => {
     const submitted = await jobs("submit", spec);
     expect(submitted.stderr).toBe("");
     const name = submitted.stdout.trim();
-    expect(name).toMatch(/^jobs\/[a-z0-9]+$/);
+    expect(name).toMatch(/^jobs\/\d+\.\d{3}$/);
 
     const watched = await jobs("watch", name);
     expect(watched.code).toBe(0);
@@ -62,7 +62,7 @@ describe("lclstream jobs", () => {
   it("says what is wrong with a bad spec", async () => {
     const unknown = await lclstream(["jobs", "submit", "-"], { env, input: "scrpt: true\n" });
     expect(unknown.code).toBe(1);
-    expect(unknown.stderr).toContain('key "scrpt" is unknown');
+    expect(unknown.stderr).toContain('"scrpt": not a psik JobSpec field');
     const escaping = await lclstream(["jobs", "submit", "-"], { env, input: "script: 'true'\ndirectory: ../../..\n" });
     expect(escaping.stderr).toContain("spec.directory: must be a relative path that stays inside the job's work directory");
   });

@@ -174,7 +174,7 @@ describe("job queue, local backend", () => {
     expect(await output(run.name)).toBe("run 3\n");
   });
 
-  it("gives a job no environment of the service unless it asks to inherit it", async () => {
+  it("never gives a job the service's environment: inherit_environment passes only ordinary variables", async () => {
     process.env.LCLSTREAM_TEST_SECRET = "from-the-service";
     try {
       const isolated = await runToEnd({
@@ -182,8 +182,9 @@ describe("job queue, local backend", () => {
         environment: { MINE: "x y" },
       });
       expect(await output(isolated.name)).toBe("[] [x y]\nnode\n");
-      const inherited = await runToEnd({ script: 'echo "[$LCLSTREAM_TEST_SECRET]"', inheritEnvironment: true });
-      expect(await output(inherited.name)).toBe("[from-the-service]\n");
+      const inherited = await runToEnd({ script: 'echo "[$LCLSTREAM_TEST_SECRET] [$LANG] $nodes"', inheritEnvironment: true });
+      expect(await output(inherited.name)).toBe(`[] [${process.env.LANG ?? ""}] 1\n`);
+      expect(inherited.transitions[0]!.info).toContain("not its whole environment as psik would");
     } finally {
       delete process.env.LCLSTREAM_TEST_SECRET;
     }

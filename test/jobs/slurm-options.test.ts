@@ -24,7 +24,10 @@ describe("Slurm options", () => {
       },
       attributes: { qos: "high", constraint: "cpu" },
     });
-    const header = sbatchHeader({ id: "abc123", jobndx: 2, spec, paths }, { queueName: "milano", projectName: "lcls:mfx101", reservationId: "beamtime" });
+    const header = sbatchHeader(
+      { id: "abc123", jobndx: 2, spec, paths, inherited: {} },
+      { queueName: "milano", projectName: "lcls:mfx101", reservationId: "beamtime" },
+    );
     expect(header).toEqual([
       "#SBATCH --job-name=peaks__rm_-rf__-abc123",
       "#SBATCH --output=/srv/lclstream/jobs/abc123/logs/2.stdout",
@@ -46,10 +49,11 @@ describe("Slurm options", () => {
     ]);
   });
 
-  it("leaves unset resources to Slurm's defaults", () => {
-    const header = sbatchHeader({ id: "abc123", jobndx: 1, spec: create(JobSpecSchema, { script: "true", inheritEnvironment: true }), paths }, {});
+  it("leaves unset resources to Slurm's defaults, and never exports the job queue's environment", () => {
+    const spec = create(JobSpecSchema, { script: "true", inheritEnvironment: true });
+    const header = sbatchHeader({ id: "abc123", jobndx: 1, spec, paths, inherited: { PATH: "/usr/bin" } }, {});
     expect(header.map((l) => l.split("=")[0])).toEqual(["#SBATCH --job-name", "#SBATCH --output", "#SBATCH --error", "#SBATCH --chdir", "#SBATCH --export"]);
-    expect(header).toContain("#SBATCH --export=ALL");
+    expect(header).toContain("#SBATCH --export=NONE");
   });
 
   it("refuses attributes that would change what runs or where output goes", () => {

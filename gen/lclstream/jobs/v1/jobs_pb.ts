@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file lclstream/jobs/v1/jobs.proto.
  */
 export const file_lclstream_jobs_v1_jobs: GenFile = /*@__PURE__*/
-  fileDesc("ChxsY2xzdHJlYW0vam9icy92MS9qb2JzLnByb3RvEhFsY2xzdHJlYW0uam9icy52MSLxAQoHQmFja2VuZBIMCgRuYW1lGAEgASgJEi0KBHR5cGUYAiABKA4yHy5sY2xzdHJlYW0uam9icy52MS5CYWNrZW5kLlR5cGUSEQoJYXZhaWxhYmxlGAMgASgIEhYKDnN0YXR1c19tZXNzYWdlGAQgASgJEhIKCnF1ZXVlX25hbWUYBSABKAkSFAoMcHJvamVjdF9uYW1lGAYgASgJEhYKDnJlc2VydmF0aW9uX2lkGAcgASgJIjwKBFR5cGUSFAoQVFlQRV9VTlNQRUNJRklFRBAAEg4KClRZUEVfTE9DQUwQARIOCgpUWVBFX1NMVVJNEAIimwMKB0pvYlNwZWMSDAoEbmFtZRgBIAEoCRIRCglkaXJlY3RvcnkYAiABKAkSDgoGc2NyaXB0GAMgASgJEkAKC2Vudmlyb25tZW50GAQgAygLMisubGNsc3RyZWFtLmpvYnMudjEuSm9iU3BlYy5FbnZpcm9ubWVudEVudHJ5EhsKE2luaGVyaXRfZW52aXJvbm1lbnQYBSABKAgSMgoJcmVzb3VyY2VzGAYgASgLMh8ubGNsc3RyZWFtLmpvYnMudjEuUmVzb3VyY2VTcGVjEg8KB2JhY2tlbmQYByABKAkSPgoKYXR0cmlidXRlcxgIIAMoCzIqLmxjbHN0cmVhbS5qb2JzLnYxLkpvYlNwZWMuQXR0cmlidXRlc0VudHJ5EhQKDG1heF9yZXN0YXJ0cxgJIAEoDRoyChBFbnZpcm9ubWVudEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaMQoPQXR0cmlidXRlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiyQEKDFJlc291cmNlU3BlYxIYChBkdXJhdGlvbl9taW51dGVzGAEgASgNEhIKCm5vZGVfY291bnQYAiABKA0SFQoNcHJvY2Vzc19jb3VudBgDIAEoDRIaChJwcm9jZXNzZXNfcGVyX25vZGUYBCABKA0SHQoVY3B1X2NvcmVzX3Blcl9wcm9jZXNzGAUgASgNEh0KFWdwdV9jb3Jlc19wZXJfcHJvY2VzcxgGIAEoDRIaChJleGNsdXNpdmVfbm9kZV91c2UYByABKAgi2QMKA0pvYhIMCgRuYW1lGAEgASgJEigKBHNwZWMYAiABKAsyGi5sY2xzdHJlYW0uam9icy52MS5Kb2JTcGVjEg0KBW93bmVyGAMgASgJEisKBXN0YXRlGAQgASgOMhwubGNsc3RyZWFtLmpvYnMudjEuSm9iLlN0YXRlEg4KBmpvYm5keBgFIAEoDRIWCg5iYWNrZW5kX2pvYl9pZBgGIAEoCRIRCglleGl0X2NvZGUYByABKAUSMgoLdHJhbnNpdGlvbnMYCCADKAsyHS5sY2xzdHJlYW0uam9icy52MS5UcmFuc2l0aW9uEi8KC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAijAEKBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASDQoJU1RBVEVfTkVXEAESEAoMU1RBVEVfUVVFVUVEEAISEAoMU1RBVEVfQUNUSVZFEAMSEwoPU1RBVEVfQ09NUExFVEVEEAQSEAoMU1RBVEVfRkFJTEVEEAUSEgoOU1RBVEVfQ0FOQ0VMRUQQBiKBAQoKVHJhbnNpdGlvbhIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZqb2JuZHgYAiABKA0SKwoFc3RhdGUYAyABKA4yHC5sY2xzdHJlYW0uam9icy52MS5Kb2IuU3RhdGUSDAoEaW5mbxgEIAEoCSIVChNMaXN0QmFja2VuZHNSZXF1ZXN0IkQKFExpc3RCYWNrZW5kc1Jlc3BvbnNlEiwKCGJhY2tlbmRzGAEgAygLMhoubGNsc3RyZWFtLmpvYnMudjEuQmFja2VuZCJQChBTdWJtaXRKb2JSZXF1ZXN0EigKBHNwZWMYASABKAsyGi5sY2xzdHJlYW0uam9icy52MS5Kb2JTcGVjEhIKCnJlcXVlc3RfaWQYAiABKAkiOAoRU3VibWl0Sm9iUmVzcG9uc2USIwoDam9iGAEgASgLMhYubGNsc3RyZWFtLmpvYnMudjEuSm9iIh0KDUdldEpvYlJlcXVlc3QSDAoEbmFtZRgBIAEoCSI1Cg5HZXRKb2JSZXNwb25zZRIjCgNqb2IYASABKAsyFi5sY2xzdHJlYW0uam9icy52MS5Kb2IihQEKD0xpc3RKb2JzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIrCgVzdGF0ZRgDIAEoDjIcLmxjbHN0cmVhbS5qb2JzLnYxLkpvYi5TdGF0ZRIPCgdiYWNrZW5kGAQgASgJEg0KBW93bmVyGAUgASgJIlEKEExpc3RKb2JzUmVzcG9uc2USJAoEam9icxgBIAMoCzIWLmxjbHN0cmVhbS5qb2JzLnYxLkpvYhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIAoQQ2FuY2VsSm9iUmVxdWVzdBIMCgRuYW1lGAEgASgJIjgKEUNhbmNlbEpvYlJlc3BvbnNlEiMKA2pvYhgBIAEoCzIWLmxjbHN0cmVhbS5qb2JzLnYxLkpvYiIfCg9XYXRjaEpvYlJlcXVlc3QSDAoEbmFtZRgBIAEoCSJFChBXYXRjaEpvYlJlc3BvbnNlEjEKCnRyYW5zaXRpb24YASABKAsyHS5sY2xzdHJlYW0uam9icy52MS5UcmFuc2l0aW9uIm8KFFN0cmVhbUpvYkxvZ3NSZXF1ZXN0EgwKBG5hbWUYASABKAkSDgoGam9ibmR4GAIgASgNEikKA2xvZxgDIAEoDjIcLmxjbHN0cmVhbS5qb2JzLnYxLkxvZ1N0cmVhbRIOCgZmb2xsb3cYBCABKAgidgoVU3RyZWFtSm9iTG9nc1Jlc3BvbnNlEikKA2xvZxgBIAEoDjIcLmxjbHN0cmVhbS5qb2JzLnYxLkxvZ1N0cmVhbRIOCgZqb2JuZHgYAiABKA0SFAoMb2Zmc2V0X2J5dGVzGAMgASgEEgwKBGRhdGEYBCABKAwqVQoJTG9nU3RyZWFtEhoKFkxPR19TVFJFQU1fVU5TUEVDSUZJRUQQABIVChFMT0dfU1RSRUFNX1NURE9VVBABEhUKEUxPR19TVFJFQU1fU1RERVJSEAIygwUKD0pvYlF1ZXVlU2VydmljZRJfCgxMaXN0QmFja2VuZHMSJi5sY2xzdHJlYW0uam9icy52MS5MaXN0QmFja2VuZHNSZXF1ZXN0GicubGNsc3RyZWFtLmpvYnMudjEuTGlzdEJhY2tlbmRzUmVzcG9uc2USVgoJU3VibWl0Sm9iEiMubGNsc3RyZWFtLmpvYnMudjEuU3VibWl0Sm9iUmVxdWVzdBokLmxjbHN0cmVhbS5qb2JzLnYxLlN1Ym1pdEpvYlJlc3BvbnNlEk0KBkdldEpvYhIgLmxjbHN0cmVhbS5qb2JzLnYxLkdldEpvYlJlcXVlc3QaIS5sY2xzdHJlYW0uam9icy52MS5HZXRKb2JSZXNwb25zZRJTCghMaXN0Sm9icxIiLmxjbHN0cmVhbS5qb2JzLnYxLkxpc3RKb2JzUmVxdWVzdBojLmxjbHN0cmVhbS5qb2JzLnYxLkxpc3RKb2JzUmVzcG9uc2USVgoJQ2FuY2VsSm9iEiMubGNsc3RyZWFtLmpvYnMudjEuQ2FuY2VsSm9iUmVxdWVzdBokLmxjbHN0cmVhbS5qb2JzLnYxLkNhbmNlbEpvYlJlc3BvbnNlElUKCFdhdGNoSm9iEiIubGNsc3RyZWFtLmpvYnMudjEuV2F0Y2hKb2JSZXF1ZXN0GiMubGNsc3RyZWFtLmpvYnMudjEuV2F0Y2hKb2JSZXNwb25zZTABEmQKDVN0cmVhbUpvYkxvZ3MSJy5sY2xzdHJlYW0uam9icy52MS5TdHJlYW1Kb2JMb2dzUmVxdWVzdBooLmxjbHN0cmVhbS5qb2JzLnYxLlN0cmVhbUpvYkxvZ3NSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChxsY2xzdHJlYW0vam9icy92MS9qb2JzLnByb3RvEhFsY2xzdHJlYW0uam9icy52MSLxAQoHQmFja2VuZBIMCgRuYW1lGAEgASgJEi0KBHR5cGUYAiABKA4yHy5sY2xzdHJlYW0uam9icy52MS5CYWNrZW5kLlR5cGUSEQoJYXZhaWxhYmxlGAMgASgIEhYKDnN0YXR1c19tZXNzYWdlGAQgASgJEhIKCnF1ZXVlX25hbWUYBSABKAkSFAoMcHJvamVjdF9uYW1lGAYgASgJEhYKDnJlc2VydmF0aW9uX2lkGAcgASgJIjwKBFR5cGUSFAoQVFlQRV9VTlNQRUNJRklFRBAAEg4KClRZUEVfTE9DQUwQARIOCgpUWVBFX1NMVVJNEAIisQQKB0pvYlNwZWMSDAoEbmFtZRgBIAEoCRIRCglkaXJlY3RvcnkYAiABKAkSDgoGc2NyaXB0GAMgASgJEkAKC2Vudmlyb25tZW50GAQgAygLMisubGNsc3RyZWFtLmpvYnMudjEuSm9iU3BlYy5FbnZpcm9ubWVudEVudHJ5EhsKE2luaGVyaXRfZW52aXJvbm1lbnQYBSABKAgSMgoJcmVzb3VyY2VzGAYgASgLMh8ubGNsc3RyZWFtLmpvYnMudjEuUmVzb3VyY2VTcGVjEg8KB2JhY2tlbmQYByABKAkSPgoKYXR0cmlidXRlcxgIIAMoCzIqLmxjbHN0cmVhbS5qb2JzLnYxLkpvYlNwZWMuQXR0cmlidXRlc0VudHJ5EhQKDG1heF9yZXN0YXJ0cxgJIAEoDRIQCghjYWxsYmFjaxgKIAEoCRI9CgpjYl9oZWFkZXJzGAsgAygLMikubGNsc3RyZWFtLmpvYnMudjEuSm9iU3BlYy5DYkhlYWRlcnNFbnRyeRIRCgljYl9zZWNyZXQYDCABKAkaMgoQRW52aXJvbm1lbnRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGjEKD0F0dHJpYnV0ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGjAKDkNiSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiyQEKDFJlc291cmNlU3BlYxIYChBkdXJhdGlvbl9taW51dGVzGAEgASgNEhIKCm5vZGVfY291bnQYAiABKA0SFQoNcHJvY2Vzc19jb3VudBgDIAEoDRIaChJwcm9jZXNzZXNfcGVyX25vZGUYBCABKA0SHQoVY3B1X2NvcmVzX3Blcl9wcm9jZXNzGAUgASgNEh0KFWdwdV9jb3Jlc19wZXJfcHJvY2VzcxgGIAEoDRIaChJleGNsdXNpdmVfbm9kZV91c2UYByABKAgi2QMKA0pvYhIMCgRuYW1lGAEgASgJEigKBHNwZWMYAiABKAsyGi5sY2xzdHJlYW0uam9icy52MS5Kb2JTcGVjEg0KBW93bmVyGAMgASgJEisKBXN0YXRlGAQgASgOMhwubGNsc3RyZWFtLmpvYnMudjEuSm9iLlN0YXRlEg4KBmpvYm5keBgFIAEoDRIWCg5iYWNrZW5kX2pvYl9pZBgGIAEoCRIRCglleGl0X2NvZGUYByABKAUSMgoLdHJhbnNpdGlvbnMYCCADKAsyHS5sY2xzdHJlYW0uam9icy52MS5UcmFuc2l0aW9uEi8KC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAijAEKBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASDQoJU1RBVEVfTkVXEAESEAoMU1RBVEVfUVVFVUVEEAISEAoMU1RBVEVfQUNUSVZFEAMSEwoPU1RBVEVfQ09NUExFVEVEEAQSEAoMU1RBVEVfRkFJTEVEEAUSEgoOU1RBVEVfQ0FOQ0VMRUQQBiKBAQoKVHJhbnNpdGlvbhIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZqb2JuZHgYAiABKA0SKwoFc3RhdGUYAyABKA4yHC5sY2xzdHJlYW0uam9icy52MS5Kb2IuU3RhdGUSDAoEaW5mbxgEIAEoCSIVChNMaXN0QmFja2VuZHNSZXF1ZXN0IkQKFExpc3RCYWNrZW5kc1Jlc3BvbnNlEiwKCGJhY2tlbmRzGAEgAygLMhoubGNsc3RyZWFtLmpvYnMudjEuQmFja2VuZCJQChBTdWJtaXRKb2JSZXF1ZXN0EigKBHNwZWMYASABKAsyGi5sY2xzdHJlYW0uam9icy52MS5Kb2JTcGVjEhIKCnJlcXVlc3RfaWQYAiABKAkiOAoRU3VibWl0Sm9iUmVzcG9uc2USIwoDam9iGAEgASgLMhYubGNsc3RyZWFtLmpvYnMudjEuSm9iIh0KDUdldEpvYlJlcXVlc3QSDAoEbmFtZRgBIAEoCSI1Cg5HZXRKb2JSZXNwb25zZRIjCgNqb2IYASABKAsyFi5sY2xzdHJlYW0uam9icy52MS5Kb2IihQEKD0xpc3RKb2JzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIrCgVzdGF0ZRgDIAEoDjIcLmxjbHN0cmVhbS5qb2JzLnYxLkpvYi5TdGF0ZRIPCgdiYWNrZW5kGAQgASgJEg0KBW93bmVyGAUgASgJIlEKEExpc3RKb2JzUmVzcG9uc2USJAoEam9icxgBIAMoCzIWLmxjbHN0cmVhbS5qb2JzLnYxLkpvYhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIAoQQ2FuY2VsSm9iUmVxdWVzdBIMCgRuYW1lGAEgASgJIjgKEUNhbmNlbEpvYlJlc3BvbnNlEiMKA2pvYhgBIAEoCzIWLmxjbHN0cmVhbS5qb2JzLnYxLkpvYiIfCg9TdGFydEpvYlJlcXVlc3QSDAoEbmFtZRgBIAEoCSI3ChBTdGFydEpvYlJlc3BvbnNlEiMKA2pvYhgBIAEoCzIWLmxjbHN0cmVhbS5qb2JzLnYxLkpvYiIfCg9XYXRjaEpvYlJlcXVlc3QSDAoEbmFtZRgBIAEoCSJFChBXYXRjaEpvYlJlc3BvbnNlEjEKCnRyYW5zaXRpb24YASABKAsyHS5sY2xzdHJlYW0uam9icy52MS5UcmFuc2l0aW9uIm8KFFN0cmVhbUpvYkxvZ3NSZXF1ZXN0EgwKBG5hbWUYASABKAkSDgoGam9ibmR4GAIgASgNEikKA2xvZxgDIAEoDjIcLmxjbHN0cmVhbS5qb2JzLnYxLkxvZ1N0cmVhbRIOCgZmb2xsb3cYBCABKAgidgoVU3RyZWFtSm9iTG9nc1Jlc3BvbnNlEikKA2xvZxgBIAEoDjIcLmxjbHN0cmVhbS5qb2JzLnYxLkxvZ1N0cmVhbRIOCgZqb2JuZHgYAiABKA0SFAoMb2Zmc2V0X2J5dGVzGAMgASgEEgwKBGRhdGEYBCABKAwqVQoJTG9nU3RyZWFtEhoKFkxPR19TVFJFQU1fVU5TUEVDSUZJRUQQABIVChFMT0dfU1RSRUFNX1NURE9VVBABEhUKEUxPR19TVFJFQU1fU1RERVJSEAIy2AUKD0pvYlF1ZXVlU2VydmljZRJfCgxMaXN0QmFja2VuZHMSJi5sY2xzdHJlYW0uam9icy52MS5MaXN0QmFja2VuZHNSZXF1ZXN0GicubGNsc3RyZWFtLmpvYnMudjEuTGlzdEJhY2tlbmRzUmVzcG9uc2USVgoJU3VibWl0Sm9iEiMubGNsc3RyZWFtLmpvYnMudjEuU3VibWl0Sm9iUmVxdWVzdBokLmxjbHN0cmVhbS5qb2JzLnYxLlN1Ym1pdEpvYlJlc3BvbnNlEk0KBkdldEpvYhIgLmxjbHN0cmVhbS5qb2JzLnYxLkdldEpvYlJlcXVlc3QaIS5sY2xzdHJlYW0uam9icy52MS5HZXRKb2JSZXNwb25zZRJTCghMaXN0Sm9icxIiLmxjbHN0cmVhbS5qb2JzLnYxLkxpc3RKb2JzUmVxdWVzdBojLmxjbHN0cmVhbS5qb2JzLnYxLkxpc3RKb2JzUmVzcG9uc2USVgoJQ2FuY2VsSm9iEiMubGNsc3RyZWFtLmpvYnMudjEuQ2FuY2VsSm9iUmVxdWVzdBokLmxjbHN0cmVhbS5qb2JzLnYxLkNhbmNlbEpvYlJlc3BvbnNlElMKCFN0YXJ0Sm9iEiIubGNsc3RyZWFtLmpvYnMudjEuU3RhcnRKb2JSZXF1ZXN0GiMubGNsc3RyZWFtLmpvYnMudjEuU3RhcnRKb2JSZXNwb25zZRJVCghXYXRjaEpvYhIiLmxjbHN0cmVhbS5qb2JzLnYxLldhdGNoSm9iUmVxdWVzdBojLmxjbHN0cmVhbS5qb2JzLnYxLldhdGNoSm9iUmVzcG9uc2UwARJkCg1TdHJlYW1Kb2JMb2dzEicubGNsc3RyZWFtLmpvYnMudjEuU3RyZWFtSm9iTG9nc1JlcXVlc3QaKC5sY2xzdHJlYW0uam9icy52MS5TdHJlYW1Kb2JMb2dzUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * Backend is a place jobs run.
@@ -138,9 +138,10 @@ export type JobSpec = Message<"lclstream.jobs.v1.JobSpec"> & {
   directory: string;
 
   /**
-   * script is the bash script to run. It sees $jobid, $jobndx, $base and
-   * $mpirun (srun on Slurm, the local rank launcher otherwise). At most 1 MiB
-   * (1048576 characters).
+   * script is the script to run: under the interpreter its shebang names
+   * (`#!/usr/bin/env python3`), bash when it has none. It sees $jobid, $jobndx,
+   * $base, $nodes (the node count) and $mpirun (srun on Slurm, the local rank
+   * launcher otherwise). At most 1 MiB (1048576 characters).
    *
    * @generated from field: string script = 3;
    */
@@ -154,8 +155,10 @@ export type JobSpec = Message<"lclstream.jobs.v1.JobSpec"> & {
   environment: { [key: string]: string };
 
   /**
-   * inherit_environment passes the job queue's own environment to the script
-   * when true; otherwise the script gets only a minimal PATH and HOME.
+   * inherit_environment passes the job queue's ordinary variables (PATH,
+   * HOME, LANG and the others its config names) to the script when true;
+   * never its whole environment, which holds the service's own settings.
+   * When false the script gets only a minimal PATH and HOME.
    *
    * @generated from field: bool inherit_environment = 5;
    */
@@ -169,8 +172,8 @@ export type JobSpec = Message<"lclstream.jobs.v1.JobSpec"> & {
   resources?: ResourceSpec | undefined;
 
   /**
-   * backend is the name of the backend to run on; empty means `local`. At
-   * most 64 characters.
+   * backend is the name of the backend to run on; empty or `default` (psik's
+   * name) means the job queue's default backend. At most 64 characters.
    *
    * @generated from field: string backend = 7;
    */
@@ -191,6 +194,32 @@ export type JobSpec = Message<"lclstream.jobs.v1.JobSpec"> & {
    * @generated from field: uint32 max_restarts = 9;
    */
   maxRestarts: number;
+
+  /**
+   * callback is a URL the job queue POSTs every transition after NEW to, as
+   * psik does: a JSON Callback {jobid, jobndx, state, info}. It must start
+   * with one of the job queue's allowed callback prefixes. At most 2048
+   * characters.
+   *
+   * @generated from field: string callback = 10;
+   */
+  callback: string;
+
+  /**
+   * cb_headers are HTTP headers sent with every callback.
+   *
+   * @generated from field: map<string, string> cb_headers = 11;
+   */
+  cbHeaders: { [key: string]: string };
+
+  /**
+   * cb_secret signs every callback as psik signs them: `x-hub-signature-256:
+   * sha256=<hex>`, the HMAC-SHA256 of the body. It is never returned: jobs
+   * show it as `*****`.
+   *
+   * @generated from field: string cb_secret = 12;
+   */
+  cbSecret: string;
 };
 
 /**
@@ -270,7 +299,8 @@ export const ResourceSpecSchema: GenMessage<ResourceSpec> = /*@__PURE__*/
  */
 export type Job = Message<"lclstream.jobs.v1.Job"> & {
   /**
-   * name is the resource name, `jobs/{id}`.
+   * name is the resource name, `jobs/{id}`; the id is psik's job stamp, the
+   * submit time in seconds with milliseconds (`1796284409.670`).
    *
    * @generated from field: string name = 1;
    */
@@ -702,6 +732,48 @@ export const CancelJobResponseSchema: GenMessage<CancelJobResponse> = /*@__PURE_
   messageDesc(file_lclstream_jobs_v1_jobs, 14);
 
 /**
+ * StartJobRequest names the finished job to run again.
+ *
+ * @generated from message lclstream.jobs.v1.StartJobRequest
+ */
+export type StartJobRequest = Message<"lclstream.jobs.v1.StartJobRequest"> & {
+  /**
+   * name is the job's resource name, `jobs/{id}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message lclstream.jobs.v1.StartJobRequest.
+ * Use `create(StartJobRequestSchema)` to create a new message.
+ */
+export const StartJobRequestSchema: GenMessage<StartJobRequest> = /*@__PURE__*/
+  messageDesc(file_lclstream_jobs_v1_jobs, 15);
+
+/**
+ * StartJobResponse is the job with its new run queued.
+ *
+ * @generated from message lclstream.jobs.v1.StartJobResponse
+ */
+export type StartJobResponse = Message<"lclstream.jobs.v1.StartJobResponse"> & {
+  /**
+   * job is the job.
+   *
+   * @generated from field: lclstream.jobs.v1.Job job = 1;
+   */
+  job?: Job | undefined;
+};
+
+/**
+ * Describes the message lclstream.jobs.v1.StartJobResponse.
+ * Use `create(StartJobResponseSchema)` to create a new message.
+ */
+export const StartJobResponseSchema: GenMessage<StartJobResponse> = /*@__PURE__*/
+  messageDesc(file_lclstream_jobs_v1_jobs, 16);
+
+/**
  * WatchJobRequest names the job to watch.
  *
  * @generated from message lclstream.jobs.v1.WatchJobRequest
@@ -720,7 +792,7 @@ export type WatchJobRequest = Message<"lclstream.jobs.v1.WatchJobRequest"> & {
  * Use `create(WatchJobRequestSchema)` to create a new message.
  */
 export const WatchJobRequestSchema: GenMessage<WatchJobRequest> = /*@__PURE__*/
-  messageDesc(file_lclstream_jobs_v1_jobs, 15);
+  messageDesc(file_lclstream_jobs_v1_jobs, 17);
 
 /**
  * WatchJobResponse is one transition.
@@ -741,7 +813,7 @@ export type WatchJobResponse = Message<"lclstream.jobs.v1.WatchJobResponse"> & {
  * Use `create(WatchJobResponseSchema)` to create a new message.
  */
 export const WatchJobResponseSchema: GenMessage<WatchJobResponse> = /*@__PURE__*/
-  messageDesc(file_lclstream_jobs_v1_jobs, 16);
+  messageDesc(file_lclstream_jobs_v1_jobs, 18);
 
 /**
  * StreamJobLogsRequest asks for a job's output.
@@ -783,7 +855,7 @@ export type StreamJobLogsRequest = Message<"lclstream.jobs.v1.StreamJobLogsReque
  * Use `create(StreamJobLogsRequestSchema)` to create a new message.
  */
 export const StreamJobLogsRequestSchema: GenMessage<StreamJobLogsRequest> = /*@__PURE__*/
-  messageDesc(file_lclstream_jobs_v1_jobs, 17);
+  messageDesc(file_lclstream_jobs_v1_jobs, 19);
 
 /**
  * StreamJobLogsResponse is a chunk of output.
@@ -825,7 +897,7 @@ export type StreamJobLogsResponse = Message<"lclstream.jobs.v1.StreamJobLogsResp
  * Use `create(StreamJobLogsResponseSchema)` to create a new message.
  */
 export const StreamJobLogsResponseSchema: GenMessage<StreamJobLogsResponse> = /*@__PURE__*/
-  messageDesc(file_lclstream_jobs_v1_jobs, 18);
+  messageDesc(file_lclstream_jobs_v1_jobs, 20);
 
 /**
  * LogStream is one of a job's outputs.
@@ -921,6 +993,17 @@ export const JobQueueService: GenService<{
     methodKind: "unary";
     input: typeof CancelJobRequestSchema;
     output: typeof CancelJobResponseSchema;
+  },
+  /**
+   * StartJob runs a finished job again as a new run (jobndx + 1), as psik's
+   * `start` does. A job that has not finished is refused with FAILED_PRECONDITION.
+   *
+   * @generated from rpc lclstream.jobs.v1.JobQueueService.StartJob
+   */
+  startJob: {
+    methodKind: "unary";
+    input: typeof StartJobRequestSchema;
+    output: typeof StartJobResponseSchema;
   },
   /**
    * WatchJob streams every past transition of a job, then live ones, and ends

@@ -80,8 +80,10 @@ export class JobQueue {
   }
 
   /** Submits a job, or returns the owner's job with the same request id. */
-  async submit(owner: string, spec: JobSpec, requestId?: string): Promise<JobRecord> {
-    const backend = this.#backend(this.backendName(spec.backend));
+  async submit(owner: string, submitted: JobSpec, requestId?: string): Promise<JobRecord> {
+    const backend = this.#backend(this.backendName(submitted.backend));
+    // Recorded with the backend it runs on (`default` resolved), so jobs show where they ran.
+    const spec = { ...submitted, backend: backend.name };
     const now = this.#now();
     let idTime = now;
     while (this.store.get(stamp(idTime))) idTime++;

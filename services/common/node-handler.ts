@@ -8,7 +8,9 @@
  */
 import { constants, type Http2ServerRequest, type Http2ServerResponse } from "node:http2";
 import { Code, ConnectError, type ConnectRouter, type ContextValues } from "@connectrpc/connect";
+import type { JsonValue } from "@bufbuild/protobuf";
 import type { UniversalHandler, UniversalServerResponse } from "@connectrpc/connect/protocol";
+import { codeFromHttpStatus, errorFromJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { findTrailerError, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
@@ -25,6 +27,59 @@ export interface NodeHandlerOptions {
   direct?: (req: Http2ServerRequest, res: Http2ServerResponse) => boolean;
   /** Static files for GET requests (the viewer page), tried next. */
   staticFiles?: (req: Http2ServerRequest, res: Http2ServerResponse) => boolean;
+  /** Plain HTTP routes (REST), tried next. */
+  httpRoute?: HttpRoute;
+}
+
+/** Serves a plain HTTP request and returns true, or returns false when it is not its own. */
+export type HttpRoute = (req: Http2ServerRequest, res: Http2ServerResponse) => boolean;
+
+/**
+ * Calls one of the server's unary RPCs (`/pkg.Service/Method`) with a JSON
+ * request, as the caller of an HTTP request: the Connect protocol through the
+ * same router, so every interceptor (identity, policy, logging, metrics) runs.
+ * Resolves with the JSON response; rejects with the RPC's ConnectError.
+ */
+export type UnaryCall = (req: Http2ServerRequest, procedure: string, body: JsonValue, signal: AbortSignal) => Promise<JsonValue>;
+
+/** Request headers that belong to the HTTP request itself, not to the RPC made for it. */
+const hopHeaders = new Set([
+  "content-type",
+  "content-length",
+  "content-encoding",
+  "accept-encoding",
+  "transfer-encoding",
+  "connection",
+  "keep-alive",
+  "host",
+  "upgrade",
+  "te",
+]);
+
+export function createUnaryCaller(router: ConnectRouter, contextValues: (req: Http2ServerRequest) => ContextValues): UnaryCall {
+  const handlers = new Map(router.handlers.map((h) => [h.requestPath, h]));
+  return async (req, procedure, body, signal) => {
+    const handler = handlers.get(procedure);
+    if (!handler || handler.method.methodKind !== "unary") throw new Error(`${procedure} is not a unary RPC of this server`);
+    const header = new Headers({ "content-type": "application/json", "connect-protocol-version": "1" });
+    for (const [name, value] of Object.entries(req.headers)) {
+      if (!name.startsWith(":") && value !== undefined && !hopHeaders.has(name)) header.set(name, Array.isArray(value) ? value.join(", ") : value);
+    }
+    const uRes = await handler({
+      httpVersion: req.httpVersion,
+      method: "POST",
+      url: `https://${req.headers.host ?? req.headers[":authority"] ?? "localhost"}${procedure}`,
+      header,
+      body,
+      signal,
+      contextValues: contextValues(req),
+    });
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of uRes.body ?? []) chunks.push(chunk);
+    const bytes = Buffer.concat(chunks);
+    if (uRes.status === 200) return JSON.parse(bytes.toString("utf8")) as JsonValue;
+    throw errorFromJsonBytes(bytes, uRes.header, new ConnectError(`HTTP ${uRes.status}`, codeFromHttpStatus(uRes.status)));
+  };
 }
 
 /** A request listener for `http2.createSecureServer`. */
@@ -33,8 +88,13 @@ export function createNodeHandler(router: ConnectRouter, options: NodeHandlerOpt
   return (req: Http2ServerRequest, res: Http2ServerResponse): void => {
     const handler = handlers.get(req.url.split("?", 1)[0] ?? "");
     const kind = handler?.method.methodKind;
-    if (kind === "unary" || kind === "server_streaming") resetIfRequestDrips(req, options);
-    if (options.direct?.(req, res) || options.staticFiles?.(req, res)) return;
+    if (req.httpVersionMajor < 2 && /^application\/grpc(\+|;|$)/.test(req.headers["content-type"] ?? "")) {
+      // gRPC needs HTTP/2 trailers; an HTTP/1.1 client gets a plain answer that says so.
+      res.writeHead(505, { "content-type": "text/plain" }).end("gRPC needs HTTP/2: use an HTTP/2 client, or the Connect protocol or REST over HTTP/1.1\n");
+      return;
+    }
+    if (req.stream && (kind === "unary" || kind === "server_streaming")) resetIfRequestDrips(req, options);
+    if (options.direct?.(req, res) || options.staticFiles?.(req, res) || options.httpRoute?.(req, res)) return;
     if (!handler) {
       // gRPC clients read HTTP 404 as UNIMPLEMENTED.
       res.writeHead(404).end();

@@ -20,7 +20,7 @@ import { createAuthInterceptor, createTelemetryInterceptor, errorMappingIntercep
 import { createLogger, type Logger } from "./logger.js";
 import { RpcMetrics, serveMetrics } from "./metrics.js";
 import { createDirectGrpcHandler, type DirectMethod } from "./direct-grpc.js";
-import { createNodeHandler } from "./node-handler.js";
+import { createNodeHandler, createUnaryCaller, type HttpRoute, type UnaryCall } from "./node-handler.js";
 import { createStaticHandler } from "./static-files.js";
 import { tlsPeerKey, tlsPeerOf } from "./peer.js";
 import type { CertMaterial } from "./pki.js";
@@ -129,6 +129,14 @@ export interface ServerOptions extends ServerSettings {
   interceptors?: Interceptor[];
   /** Static files served for GET under a prefix (the request service serves the viewer page). */
   staticFiles?: { prefix: string; dir: string };
+  /**
+   * Plain HTTP routes beside the RPCs (the request service's REST surface),
+   * given a way to call the server's own unary RPCs through every interceptor
+   * as the HTTP request's caller.
+   */
+  httpRoutes?: (call: UnaryCall) => HttpRoute;
+  /** Also serve HTTP/1.1 (ALPN `http/1.1`), for REST and the Connect protocol; gRPC stays HTTP/2. */
+  allowHttp1?: boolean;
   logger?: Logger;
 }
 
@@ -191,7 +199,8 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
 
   const contextValues = (req: http2.Http2ServerRequest) => {
     const values = createContextValues();
-    values.set(tlsPeerKey, tlsPeerOf(req.socket as TLSSocket, options.trustDomain, req.stream.session ?? req.socket));
+    // HTTP/1.1 requests have no stream: their connection is the socket.
+    values.set(tlsPeerKey, tlsPeerOf(req.socket as TLSSocket, options.trustDomain, req.stream?.session ?? req.socket));
     return values;
   };
   const direct = createDirectGrpcHandler({
@@ -211,6 +220,7 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
     logger,
   });
   const staticFiles = options.staticFiles && createStaticHandler(options.staticFiles.dir, options.staticFiles.prefix);
+  const httpRoute = options.httpRoutes?.(createUnaryCaller(router, contextValues));
   const handler = createNodeHandler(router, {
     maxMessageBytes: settings.maxMessageBytes,
     requestReadTimeoutMs: settings.requestReadTimeoutMs,
@@ -218,6 +228,7 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
     contextValues,
     direct,
     staticFiles,
+    httpRoute,
   });
 
   let tls = options.tls;
@@ -229,7 +240,7 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
       requestCert: true,
       rejectUnauthorized: settings.requireClientCert,
       minVersion: "TLSv1.3",
-      allowHTTP1: false,
+      allowHTTP1: options.allowHttp1 ?? false,
       handshakeTimeout: settings.handshakeTimeoutMs,
       settings: { initialWindowSize: settings.http2WindowBytes, maxConcurrentStreams: 1000 },
       // Node counts buffered frames against this (in MB); a few full windows must fit.
@@ -250,6 +261,10 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
     // The connection window must exceed one stream's, or one stream starves the rest.
     session.once("localSettings", () => session.setLocalWindowSize(settings.http2WindowBytes * 2));
     closeWhenIdle(session, settings.idleConnectionTimeoutMs, logger);
+  });
+  // An HTTP/1.1 connection has no session or stream timers: one silent for requestReadTimeoutMs is closed.
+  server.on("secureConnection", (socket: TLSSocket) => {
+    if (socket.alpnProtocol !== "h2") socket.setTimeout(settings.requestReadTimeoutMs, () => socket.destroy());
   });
   server.on("tlsClientError", (error) => logger.debug({ err: error }, "TLS handshake refused"));
   // New handshakes with a revoked certificate fail once TLS has the new CRL.

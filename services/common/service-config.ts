@@ -8,7 +8,7 @@ import { createLogger, type Logger } from "./logger.js";
 import { joinMesh, type MeshMembership } from "./mesh.js";
 import { readCertDir, type CertMaterial } from "./pki.js";
 import type { RevocationSet } from "./revocation.js";
-import { createServer, serverSettingsSchema, type LclstreamServer, type ServiceRegistration } from "./server.js";
+import { createServer, serverSettingsSchema, type LclstreamServer, type ServerOptions, type ServiceRegistration } from "./server.js";
 
 /** Listening, certificate and CA settings. */
 export const serviceSettingsShape = {
@@ -63,6 +63,8 @@ export interface ServingSettings {
 /** What else a service's server may serve. */
 export interface ServingExtras {
   staticFiles?: { prefix: string; dir: string };
+  httpRoutes?: ServerOptions["httpRoutes"];
+  allowHttp1?: boolean;
 }
 
 /**
@@ -89,7 +91,7 @@ export async function serveInMesh(
     maxMessageBytes: config.maxMessageBytes,
     logger,
     services,
-    staticFiles: extras.staticFiles,
+    ...extras,
   });
   membership.attach(server);
   return server;

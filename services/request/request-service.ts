@@ -109,6 +109,7 @@ export function createRequestService(deps: RequestServiceDeps): ServiceImpl<type
                 job: j.job.name,
                 state: Job_State[j.job.state],
                 info: j.job.transitions.at(-1)?.info ?? "",
+                jobndx: j.job.jobndx,
               },
             ]
           : [],

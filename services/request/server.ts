@@ -13,6 +13,7 @@ import { joinAsService, policySettingsShape, serviceSettingsShape, serveInMesh, 
 import { Orchestrator } from "./orchestrator.js";
 import { RequestStore } from "./request-store.js";
 import { createRequestService, producerConfigOf } from "./request-service.js";
+import { createTransfersApi } from "./transfers-api.js";
 
 export const requestConfigSchema = z.strictObject({
   /** Directory holding `requests/`. */
@@ -81,7 +82,12 @@ export async function build(input: RequestConfig, deps: ServiceDeps = {}): Promi
           createRequestService({ store, orchestrator, policy, buffer, jobs, dataRoots: config.dataRoots, defaultBackend: config.defaultBackend }),
         ),
       ],
-      existsSync(viewerDir) ? { staticFiles: { prefix: "/viewer/", dir: viewerDir } } : {},
+      {
+        ...(existsSync(viewerDir) ? { staticFiles: { prefix: "/viewer/", dir: viewerDir } } : {}),
+        // lclstream_api's REST calls, over HTTP/1.1 (what curl and requests speak) as well as HTTP/2.
+        httpRoutes: createTransfersApi,
+        allowHttp1: true,
+      },
     );
     return {
       url: server.url,

@@ -135,6 +135,89 @@ describe("the front door: HAProxy in front of the whole mesh", () => {
     expect(got.progress.seconds).toBeGreaterThan(2);
   });
 
+  it("answers lclstream_api's REST calls over HTTP/1.1 from curl and Python requests, as the certificate's identity", async () => {
+    const certs = mesh.endpoints.certDir;
+    const body = fileURLToPath(new URL("../fixtures/lclstream_api/param2.json", import.meta.url));
+    const curl = (...args: string[]) =>
+      run("curl", ["-sS", "--http1.1", "--cacert", join(certs, "ca.crt"), "--cert", join(certs, "tls.crt"), "--key", join(certs, "tls.key"), ...args]);
+    // POST lclstream_api's own test body, with the seed's `user` parameter, which is ignored.
+    const posted = await curl("-D", "-", "-H", "content-type: application/json", "--data-binary", `@${body}`, `${front}/v1/transfers?user=bob`);
+    const [head, json] = posted.stdout.split("\r\n\r\n");
+    expect(head).toMatch(/^HTTP\/1\.1 200/);
+    expect(head).toMatch(/warning: 299 lclstream "the user query parameter is ignored/i);
+    const status = JSON.parse(json!);
+    expect(Object.keys(status)).toEqual(["time", "jobndx", "state", "info", "id", "url", "user"]);
+    expect(status.user).toMatch(/\/user\//);
+    expect(status.url).toMatch(new RegExp(`^${front}/streams/`));
+    expect(["new", "queued", "active"]).toContain(status.state);
+
+    const script = `
+import json, sys, requests
+base, certs, tid = sys.argv[1], sys.argv[2], sys.argv[3]
+class Mtls(requests.Session):
+    # Per request: REQUESTS_CA_BUNDLE in the environment would override a session's verify.
+    def request(self, *args, **kwargs):
+        return super().request(*args, verify=certs + "/ca.crt", cert=(certs + "/tls.crt", certs + "/tls.key"), **kwargs)
+s = Mtls()
+listed = s.get(base + "/v1/transfers", params={"limit": 5})
+one = s.get(base + "/v1/transfers/" + tid)
+bad_state = s.get(base + "/v1/transfers", params={"state": "running"})
+deleted = s.delete(base + "/v1/transfers/" + tid)
+missing = s.get(base + "/v1/transfers/nosuchtransfer")
+invalid = s.post(base + "/v1/transfers", json={"abc": 2})
+print(json.dumps({"listed": [listed.status_code, listed.json()], "one": [one.status_code, one.json()],
+  "bad_state": bad_state.status_code, "deleted": [deleted.status_code, deleted.json()],
+  "missing": [missing.status_code, missing.json()], "invalid": [invalid.status_code, invalid.json()],
+  "http": listed.raw.version}))
+`;
+    const ran = await run("python3", ["-c", script, front, certs, String(status.id)]);
+    expect(ran.stderr).toBe("");
+    const py = JSON.parse(ran.stdout);
+    expect(py.http).toBe(11);
+    expect(py.listed[0]).toBe(200);
+    expect(py.listed[1][0]).toMatchObject({ id: status.id, url: status.url, user: status.user });
+    expect(py.one[0]).toBe(200);
+    expect(py.one[1]).toMatchObject({ id: status.id, user: status.user, metrics: { producers: 1 } });
+    expect(py.one[1].log[0]).toMatchObject({ client: "cache", state: "new", info: "ok", jobndx: 0 });
+    expect(py.bad_state).toBe(422);
+    expect(py.deleted).toEqual([200, null]);
+    expect(py.missing[0]).toBe(404);
+    expect(py.missing[1].detail).toContain("no data request dataRequests/nosuchtransfer of yours");
+    expect(py.invalid[0]).toBe(422);
+    expect(JSON.stringify(py.invalid[1].detail)).toContain("abc");
+    await expect.poll(async () => JSON.parse((await curl(`${front}/v1/transfers/${status.id}`)).stdout).state, { timeout: 20_000 }).toBe("canceled");
+    // Another user sees none of it.
+    await writeFile(join(dir, "mallory.crt"), mallory.certPem);
+    await writeFile(join(dir, "mallory.key"), mallory.keyPem);
+    const theirs = await run("curl", [
+      "-sS",
+      "--cacert",
+      join(certs, "ca.crt"),
+      "--cert",
+      join(dir, "mallory.crt"),
+      "--key",
+      join(dir, "mallory.key"),
+      `${front}/v1/transfers`,
+    ]);
+    expect(JSON.parse(theirs.stdout)).toEqual([]);
+    expect(
+      JSON.parse(
+        (
+          await run("curl", [
+            "-sS",
+            "--cacert",
+            join(certs, "ca.crt"),
+            "--cert",
+            join(dir, "mallory.crt"),
+            "--key",
+            join(dir, "mallory.key"),
+            `${front}/v1/transfers/${status.id}`,
+          ])
+        ).stdout,
+      ).detail,
+    ).toContain("of yours");
+  });
+
   it("refuses at the front a client without a certificate, or with another CA's", async () => {
     const anonymous = await failure(requestsAs({ caPem: me.caPem }).listDataRequests({}));
     // The TLS handshake fails at the proxy, with the alert saying why.

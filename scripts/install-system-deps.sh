@@ -23,7 +23,8 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
-apt_install openssl ca-certificates procps hostname slurmctld slurmd slurm-client munge haproxy chromium hdf5-tools
+# rc: the shell psik's README JobSpec names in its shebang.
+apt_install openssl ca-certificates procps hostname slurmctld slurmd slurm-client munge haproxy chromium hdf5-tools rc curl
 
 # `go install` leaves no version in the binary, so a stamp file records it.
 if [ ! -x "$tools/grpcurl" ] || [ "$(cat "$tools/grpcurl.version" 2>/dev/null)" != "$GRPCURL_VERSION" ]; then
@@ -69,5 +70,12 @@ if ! .tools/psana/bin/python -c "import psana, cbor2, bitshuffle, sys, importlib
   python3 -m venv .tools/psana 2>/dev/null || { apt_install python3-venv && python3 -m venv .tools/psana; }
   echo "installing psana $PSANA_VERSION into .tools/psana"
   .tools/psana/bin/pip install --quiet --disable-pip-version-check "psana==$PSANA_VERSION" "mpich==5.0.2" cbor2==6.2.1 bitshuffle==0.5.2
+fi
+# psik itself, whose verify_signature checks the job queue's signed callbacks (.tools/psik).
+PSIK_VERSION=3.1.1
+if ! .tools/psik/bin/python -c "import psik.web, sys, importlib.metadata as m; sys.exit(m.version('psik') != '$PSIK_VERSION')" 2>/dev/null; then
+  python3 -m venv .tools/psik 2>/dev/null || { apt_install python3-venv && python3 -m venv .tools/psik; }
+  echo "installing psik $PSIK_VERSION into .tools/psik"
+  .tools/psik/bin/pip install --quiet --disable-pip-version-check "psik==$PSIK_VERSION"
 fi
 echo "system test tools ready in $tools"

@@ -25,6 +25,16 @@ import { describeCertificate } from "../common/renewal.js";
 
 export const localTrustDomain = "local.lclstream";
 
+/** Where a local mesh's jobs may send callbacks: this machine only. */
+export const loopbackCallbackPrefixes = [
+  "http://127.0.0.1:",
+  "http://localhost:",
+  "http://[::1]:",
+  "https://127.0.0.1:",
+  "https://localhost:",
+  "https://[::1]:",
+];
+
 /** Where each service listens, and the local user's cert directory: written to `<state-dir>/endpoints.json`. */
 export interface Endpoints {
   ca: string;
@@ -109,7 +119,12 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
   // Each service's build at a port (0 at first start, its own port at a restart), in start order.
   const urls = {} as Record<RestartableService, string>;
   const builders: Record<RestartableService, (port: number) => Promise<Running>> = {
-    jobs: async (port) => buildJobs({ stateDir, admins, submitters, port, proxyIdentity, backends: options.jobBackends }, await deps("jobs")),
+    jobs: async (port) =>
+      buildJobs(
+        // On one machine, psik's callback examples (to a receiver on loopback) run as they are.
+        { stateDir, admins, submitters, port, proxyIdentity, backends: options.jobBackends, callbackUrlPrefixes: loopbackCallbackPrefixes },
+        await deps("jobs"),
+      ),
     buffer: async (port) =>
       options.bufferProcess
         ? serveInProcess([

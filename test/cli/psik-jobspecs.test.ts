@@ -4,16 +4,16 @@
  * callbacks, `start` and `reached`.
  */
 import { createHmac } from "node:crypto";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readJobSpecDocument } from "../../services/jobs/psik-spec.js";
 import { signCallback } from "../../services/jobs/callbacks.js";
-import { capture, lclstream, lclstreamBin, startLclstream, type RunningCommand } from "../helpers/cli.js";
+import { lclstream, lclstreamBin } from "../helpers/cli.js";
+import { startJobQueueCli } from "../helpers/job-queue-cli.js";
 import { parse as parseYaml } from "yaml";
 
 const fixtures = fileURLToPath(new URL("../fixtures/psik/", import.meta.url));
@@ -63,41 +63,27 @@ describe("psik's JobSpecs", () => {
   });
 
   describe("on a job queue", () => {
-    let dir: string;
-    let serving: RunningCommand;
-    let env: NodeJS.ProcessEnv;
+    let queue: Awaited<ReturnType<typeof startJobQueueCli>>;
     let receiver: Awaited<ReturnType<typeof startReceiver>>;
-    const jobs = (...args: string[]) => lclstream(["jobs", ...args], { env, timeoutMs: 30_000 });
+    let dir: string;
+    let env: NodeJS.ProcessEnv;
+    const jobs = (...args: string[]) => queue.jobs(args);
+    const watch = (name: string) => queue.watch(name);
     const submit = async (path: string) => {
       const r = await jobs("submit", path);
       expect(r.stderr).toBe("");
       return r.stdout.trim();
     };
-    const watch = async (name: string) =>
-      (await jobs("watch", name)).stdout
-        .split("\n")
-        .filter(Boolean)
-        .map((l) => l.split("\t"));
 
     beforeAll(async () => {
-      dir = await mkdtemp(join(tmpdir(), "lclstream-psik-"));
       receiver = await startReceiver();
-      const state = join(dir, "state");
-      await lclstream(["ca", "init", "--trust-domain", "psik.lclstream", "--state-dir", state]);
-      await lclstream(["ca", "issue", "--state-dir", state, "--identity", "service/jobs", "--ip", "127.0.0.1", "--out", join(dir, "jobs")]);
-      await lclstream(["ca", "issue", "--state-dir", state, "--identity", "user/alice", "--out", join(dir, "alice")]);
       // Two local backends, one named as psik's example.yaml names its site's.
-      await writeFile(
-        join(dir, "jobs.yaml"),
-        "submitters: [user/alice]\nbackends:\n  - type: local\n  - {type: local, name: defiant}\ncallbackUrlPrefixes: ['http://127.0.0.1:']\n",
-      );
-      serving = await startLclstream(["jobs", "serve", "--config", join(dir, "jobs.yaml"), "--state-dir", state, "--cert-dir", join(dir, "jobs")], [/^jobs: /]);
-      env = { LCLSTREAM_JOBS_URL: capture(serving.lines, /^jobs: (\S+)/), LCLSTREAM_CERT_DIR: join(dir, "alice") };
+      queue = await startJobQueueCli("backends:\n  - type: local\n  - {type: local, name: defiant}\ncallbackUrlPrefixes: ['http://127.0.0.1:']\n");
+      ({ dir, env } = queue);
     });
     afterAll(async () => {
-      await serving?.stop();
+      await queue?.close();
       await receiver?.close();
-      await rm(dir, { recursive: true, force: true });
     });
 
     it("runs psik's example.json and the specs of psik's tests unchanged to COMPLETED", async () => {

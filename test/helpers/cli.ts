@@ -35,8 +35,8 @@ export interface RunningCommand {
  * Starts `lclstream ARGS…` and resolves once it has printed a line matching
  * each of `ready` (or rejects with its stderr when it exits first).
  */
-export function startLclstream(args: string[], ready: RegExp[], timeoutMs = 15_000): Promise<RunningCommand> {
-  const child = spawn(process.execPath, [lclstreamBin, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+export function startLclstream(args: string[], ready: RegExp[], timeoutMs = 15_000, env?: NodeJS.ProcessEnv): Promise<RunningCommand> {
+  const child = spawn(process.execPath, [lclstreamBin, ...args], { stdio: ["ignore", "pipe", "pipe"], env: env ?? process.env });
   const lines: string[] = [];
   let stderr = "";
   child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));

@@ -312,26 +312,40 @@ type JobSpec struct {
 	// directory is the working directory, relative to the job's own work
 	// directory; it may not escape it. Empty means the work directory itself.
 	Directory string `protobuf:"bytes,2,opt,name=directory,proto3" json:"directory,omitempty"`
-	// script is the bash script to run. It sees $jobid, $jobndx, $base and
-	// $mpirun (srun on Slurm, the local rank launcher otherwise). At most 1 MiB
-	// (1048576 characters).
+	// script is the script to run: under the interpreter its shebang names
+	// (`#!/usr/bin/env python3`), bash when it has none. It sees $jobid, $jobndx,
+	// $base, $nodes (the node count) and $mpirun (srun on Slurm, the local rank
+	// launcher otherwise). At most 1 MiB (1048576 characters).
 	Script string `protobuf:"bytes,3,opt,name=script,proto3" json:"script,omitempty"`
 	// environment holds variables set for the script.
 	Environment map[string]string `protobuf:"bytes,4,rep,name=environment,proto3" json:"environment,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// inherit_environment passes the job queue's own environment to the script
-	// when true; otherwise the script gets only a minimal PATH and HOME.
+	// inherit_environment passes the job queue's ordinary variables (PATH,
+	// HOME, LANG and the others its config names) to the script when true;
+	// never its whole environment, which holds the service's own settings.
+	// When false the script gets only a minimal PATH and HOME.
 	InheritEnvironment bool `protobuf:"varint,5,opt,name=inherit_environment,json=inheritEnvironment,proto3" json:"inherit_environment,omitempty"`
 	// resources are what the job needs.
 	Resources *ResourceSpec `protobuf:"bytes,6,opt,name=resources,proto3" json:"resources,omitempty"`
-	// backend is the name of the backend to run on; empty means `local`. At
-	// most 64 characters.
+	// backend is the name of the backend to run on; empty or `default` (psik's
+	// name) means the job queue's default backend. At most 64 characters.
 	Backend string `protobuf:"bytes,7,opt,name=backend,proto3" json:"backend,omitempty"`
 	// attributes are backend-specific options passed through (for Slurm, extra
 	// sbatch long options such as `constraint` or `qos`).
 	Attributes map[string]string `protobuf:"bytes,8,rep,name=attributes,proto3" json:"attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// max_restarts re-runs a failed job up to this many times (each run is a new
 	// jobndx); 0 never restarts.
-	MaxRestarts   uint32 `protobuf:"varint,9,opt,name=max_restarts,json=maxRestarts,proto3" json:"max_restarts,omitempty"`
+	MaxRestarts uint32 `protobuf:"varint,9,opt,name=max_restarts,json=maxRestarts,proto3" json:"max_restarts,omitempty"`
+	// callback is a URL the job queue POSTs every transition after NEW to, as
+	// psik does: a JSON Callback {jobid, jobndx, state, info}. It must start
+	// with one of the job queue's allowed callback prefixes. At most 2048
+	// characters.
+	Callback string `protobuf:"bytes,10,opt,name=callback,proto3" json:"callback,omitempty"`
+	// cb_headers are HTTP headers sent with every callback.
+	CbHeaders map[string]string `protobuf:"bytes,11,rep,name=cb_headers,json=cbHeaders,proto3" json:"cb_headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// cb_secret signs every callback as psik signs them: `x-hub-signature-256:
+	// sha256=<hex>`, the HMAC-SHA256 of the body. It is never returned: jobs
+	// show it as `*****`.
+	CbSecret      string `protobuf:"bytes,12,opt,name=cb_secret,json=cbSecret,proto3" json:"cb_secret,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -427,6 +441,27 @@ func (x *JobSpec) GetMaxRestarts() uint32 {
 		return x.MaxRestarts
 	}
 	return 0
+}
+
+func (x *JobSpec) GetCallback() string {
+	if x != nil {
+		return x.Callback
+	}
+	return ""
+}
+
+func (x *JobSpec) GetCbHeaders() map[string]string {
+	if x != nil {
+		return x.CbHeaders
+	}
+	return nil
+}
+
+func (x *JobSpec) GetCbSecret() string {
+	if x != nil {
+		return x.CbSecret
+	}
+	return ""
 }
 
 // ResourceSpec is the resources a job asks for (psik's ResourceSpec).
@@ -532,7 +567,8 @@ func (x *ResourceSpec) GetExclusiveNodeUse() bool {
 // Job is a submitted job and its history.
 type Job struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// name is the resource name, `jobs/{id}`.
+	// name is the resource name, `jobs/{id}`; the id is psik's job stamp, the
+	// submit time in seconds with milliseconds (`1796284409.670`).
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// spec is what was submitted.
 	Spec *JobSpec `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
@@ -1236,6 +1272,98 @@ func (x *CancelJobResponse) GetJob() *Job {
 	return nil
 }
 
+// StartJobRequest names the finished job to run again.
+type StartJobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the job's resource name, `jobs/{id}`.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartJobRequest) Reset() {
+	*x = StartJobRequest{}
+	mi := &file_lclstream_jobs_v1_jobs_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartJobRequest) ProtoMessage() {}
+
+func (x *StartJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lclstream_jobs_v1_jobs_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartJobRequest.ProtoReflect.Descriptor instead.
+func (*StartJobRequest) Descriptor() ([]byte, []int) {
+	return file_lclstream_jobs_v1_jobs_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *StartJobRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// StartJobResponse is the job with its new run queued.
+type StartJobResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// job is the job.
+	Job           *Job `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartJobResponse) Reset() {
+	*x = StartJobResponse{}
+	mi := &file_lclstream_jobs_v1_jobs_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartJobResponse) ProtoMessage() {}
+
+func (x *StartJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lclstream_jobs_v1_jobs_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartJobResponse.ProtoReflect.Descriptor instead.
+func (*StartJobResponse) Descriptor() ([]byte, []int) {
+	return file_lclstream_jobs_v1_jobs_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *StartJobResponse) GetJob() *Job {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
 // WatchJobRequest names the job to watch.
 type WatchJobRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1247,7 +1375,7 @@ type WatchJobRequest struct {
 
 func (x *WatchJobRequest) Reset() {
 	*x = WatchJobRequest{}
-	mi := &file_lclstream_jobs_v1_jobs_proto_msgTypes[15]
+	mi := &file_lclstream_jobs_v1_jobs_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1259,7 +1387,7 @@ func (x *WatchJobRequest) String() string {
 func (*WatchJobRequest) ProtoMessage() {}
 
 func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lclstream_jobs_v1_jobs_proto_msgTypes[15]
+	mi := &file_lclstream_jobs_v1_jobs_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1272,7 +1400,7 @@ func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobRequest.ProtoReflect.Descriptor instead.
 func (*WatchJobRequest) Descriptor() ([]byte, []int) {
-	return file_lclstream_jobs_v1_jobs_proto_rawDescGZIP(), []int{15}
+	return file_lclstream_jobs_v1_jobs_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *WatchJobRequest) GetName() string {
@@ -1293,7 +1421,7 @@ type WatchJobResponse struct {
 
 func (x *WatchJobResponse) Reset() {
 	*x = WatchJobResponse{}
-	mi := &file_lclstream_jobs_v1_jobs_proto_msgTypes[16]
+	mi := &file_lclstream_jobs_v1_jobs_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1305,7 +1433,7 @@ func (x *WatchJobResponse) String() string {
 func (*WatchJobResponse) ProtoMessage() {}
 
 func (x *WatchJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lclstream_jobs_v1_jobs_proto_msgTypes[16]
+	mi := &file_lclstream_jobs_v1_jobs_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1318,7 +1446,7 @@ func (x *WatchJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobResponse.ProtoReflect.Descriptor instead.
 func (*WatchJobResponse) Descriptor() ([]byte, []int) {
-	return file_lclstream_jobs_v1_jobs_proto_rawDescGZIP(), []int{16}
+	return file_lclstream_jobs_v1_jobs_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WatchJobResponse) GetTransition() *Transition {
@@ -1345,7 +1473,7 @@ type StreamJobLogsRequest struct {
 
 func (x *StreamJobLogsRequest) Reset() {
 	*x = StreamJobLogsRequest{}
-	mi := &file_lclstream_jobs_v1_jobs_proto_msgTypes[17]
+	mi := &file_lclstream_jobs_v1_jobs_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1357,7 +1485,7 @@ func (x *StreamJobLogsRequest) String() string {
 func (*StreamJobLogsRequest) ProtoMessage() {}
 
 func (x *StreamJobLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lclstream_jobs_v1_jobs_proto_msgTypes[17]
+	mi := &file_lclstream_jobs_v1_jobs_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1370,7 +1498,7 @@ func (x *StreamJobLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamJobLogsRequest.ProtoReflect.Descriptor instead.
 func (*StreamJobLogsRequest) Descriptor() ([]byte, []int) {
-	return file_lclstream_jobs_v1_jobs_proto_rawDescGZIP(), []int{17}
+	return file_lclstream_jobs_v1_jobs_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StreamJobLogsRequest) GetName() string {
@@ -1418,7 +1546,7 @@ type StreamJobLogsResponse struct {
 
 func (x *StreamJobLogsResponse) Reset() {
 	*x = StreamJobLogsResponse{}
-	mi := &file_lclstream_jobs_v1_jobs_proto_msgTypes[18]
+	mi := &file_lclstream_jobs_v1_jobs_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1430,7 +1558,7 @@ func (x *StreamJobLogsResponse) String() string {
 func (*StreamJobLogsResponse) ProtoMessage() {}
 
 func (x *StreamJobLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lclstream_jobs_v1_jobs_proto_msgTypes[18]
+	mi := &file_lclstream_jobs_v1_jobs_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1443,7 +1571,7 @@ func (x *StreamJobLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamJobLogsResponse.ProtoReflect.Descriptor instead.
 func (*StreamJobLogsResponse) Descriptor() ([]byte, []int) {
-	return file_lclstream_jobs_v1_jobs_proto_rawDescGZIP(), []int{18}
+	return file_lclstream_jobs_v1_jobs_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StreamJobLogsResponse) GetLog() LogStream {
@@ -1493,7 +1621,7 @@ const file_lclstream_jobs_v1_jobs_proto_rawDesc = "" +
 	"\n" +
 	"TYPE_LOCAL\x10\x01\x12\x0e\n" +
 	"\n" +
-	"TYPE_SLURM\x10\x02\"\x9a\x04\n" +
+	"TYPE_SLURM\x10\x02\"\xdb\x05\n" +
 	"\aJobSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tdirectory\x18\x02 \x01(\tR\tdirectory\x12\x16\n" +
@@ -1505,11 +1633,19 @@ const file_lclstream_jobs_v1_jobs_proto_rawDesc = "" +
 	"\n" +
 	"attributes\x18\b \x03(\v2*.lclstream.jobs.v1.JobSpec.AttributesEntryR\n" +
 	"attributes\x12!\n" +
-	"\fmax_restarts\x18\t \x01(\rR\vmaxRestarts\x1a>\n" +
+	"\fmax_restarts\x18\t \x01(\rR\vmaxRestarts\x12\x1a\n" +
+	"\bcallback\x18\n" +
+	" \x01(\tR\bcallback\x12H\n" +
+	"\n" +
+	"cb_headers\x18\v \x03(\v2).lclstream.jobs.v1.JobSpec.CbHeadersEntryR\tcbHeaders\x12\x1b\n" +
+	"\tcb_secret\x18\f \x01(\tR\bcbSecret\x1a>\n" +
 	"\x10EnvironmentEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a=\n" +
 	"\x0fAttributesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a<\n" +
+	"\x0eCbHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbf\x02\n" +
 	"\fResourceSpec\x12)\n" +
@@ -1576,6 +1712,10 @@ const file_lclstream_jobs_v1_jobs_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"=\n" +
 	"\x11CancelJobResponse\x12(\n" +
 	"\x03job\x18\x01 \x01(\v2\x16.lclstream.jobs.v1.JobR\x03job\"%\n" +
+	"\x0fStartJobRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"<\n" +
+	"\x10StartJobResponse\x12(\n" +
+	"\x03job\x18\x01 \x01(\v2\x16.lclstream.jobs.v1.JobR\x03job\"%\n" +
 	"\x0fWatchJobRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"Q\n" +
 	"\x10WatchJobResponse\x12=\n" +
@@ -1595,13 +1735,14 @@ const file_lclstream_jobs_v1_jobs_proto_rawDesc = "" +
 	"\tLogStream\x12\x1a\n" +
 	"\x16LOG_STREAM_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11LOG_STREAM_STDOUT\x10\x01\x12\x15\n" +
-	"\x11LOG_STREAM_STDERR\x10\x022\x83\x05\n" +
+	"\x11LOG_STREAM_STDERR\x10\x022\xd8\x05\n" +
 	"\x0fJobQueueService\x12_\n" +
 	"\fListBackends\x12&.lclstream.jobs.v1.ListBackendsRequest\x1a'.lclstream.jobs.v1.ListBackendsResponse\x12V\n" +
 	"\tSubmitJob\x12#.lclstream.jobs.v1.SubmitJobRequest\x1a$.lclstream.jobs.v1.SubmitJobResponse\x12M\n" +
 	"\x06GetJob\x12 .lclstream.jobs.v1.GetJobRequest\x1a!.lclstream.jobs.v1.GetJobResponse\x12S\n" +
 	"\bListJobs\x12\".lclstream.jobs.v1.ListJobsRequest\x1a#.lclstream.jobs.v1.ListJobsResponse\x12V\n" +
-	"\tCancelJob\x12#.lclstream.jobs.v1.CancelJobRequest\x1a$.lclstream.jobs.v1.CancelJobResponse\x12U\n" +
+	"\tCancelJob\x12#.lclstream.jobs.v1.CancelJobRequest\x1a$.lclstream.jobs.v1.CancelJobResponse\x12S\n" +
+	"\bStartJob\x12\".lclstream.jobs.v1.StartJobRequest\x1a#.lclstream.jobs.v1.StartJobResponse\x12U\n" +
 	"\bWatchJob\x12\".lclstream.jobs.v1.WatchJobRequest\x1a#.lclstream.jobs.v1.WatchJobResponse0\x01\x12d\n" +
 	"\rStreamJobLogs\x12'.lclstream.jobs.v1.StreamJobLogsRequest\x1a(.lclstream.jobs.v1.StreamJobLogsResponse0\x01B\xb7\x01\n" +
 	"\x15com.lclstream.jobs.v1B\tJobsProtoP\x01Z-lclstream/client/gen/lclstream/jobs/v1;jobsv1\xa2\x02\x03LJX\xaa\x02\x11Lclstream.Jobs.V1\xca\x02\x11Lclstream\\Jobs\\V1\xe2\x02\x1dLclstream\\Jobs\\V1\\GPBMetadata\xea\x02\x13Lclstream::Jobs::V1b\x06proto3"
@@ -1619,7 +1760,7 @@ func file_lclstream_jobs_v1_jobs_proto_rawDescGZIP() []byte {
 }
 
 var file_lclstream_jobs_v1_jobs_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_lclstream_jobs_v1_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_lclstream_jobs_v1_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_lclstream_jobs_v1_jobs_proto_goTypes = []any{
 	(LogStream)(0),                // 0: lclstream.jobs.v1.LogStream
 	(Backend_Type)(0),             // 1: lclstream.jobs.v1.Backend.Type
@@ -1639,55 +1780,62 @@ var file_lclstream_jobs_v1_jobs_proto_goTypes = []any{
 	(*ListJobsResponse)(nil),      // 15: lclstream.jobs.v1.ListJobsResponse
 	(*CancelJobRequest)(nil),      // 16: lclstream.jobs.v1.CancelJobRequest
 	(*CancelJobResponse)(nil),     // 17: lclstream.jobs.v1.CancelJobResponse
-	(*WatchJobRequest)(nil),       // 18: lclstream.jobs.v1.WatchJobRequest
-	(*WatchJobResponse)(nil),      // 19: lclstream.jobs.v1.WatchJobResponse
-	(*StreamJobLogsRequest)(nil),  // 20: lclstream.jobs.v1.StreamJobLogsRequest
-	(*StreamJobLogsResponse)(nil), // 21: lclstream.jobs.v1.StreamJobLogsResponse
-	nil,                           // 22: lclstream.jobs.v1.JobSpec.EnvironmentEntry
-	nil,                           // 23: lclstream.jobs.v1.JobSpec.AttributesEntry
-	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
+	(*StartJobRequest)(nil),       // 18: lclstream.jobs.v1.StartJobRequest
+	(*StartJobResponse)(nil),      // 19: lclstream.jobs.v1.StartJobResponse
+	(*WatchJobRequest)(nil),       // 20: lclstream.jobs.v1.WatchJobRequest
+	(*WatchJobResponse)(nil),      // 21: lclstream.jobs.v1.WatchJobResponse
+	(*StreamJobLogsRequest)(nil),  // 22: lclstream.jobs.v1.StreamJobLogsRequest
+	(*StreamJobLogsResponse)(nil), // 23: lclstream.jobs.v1.StreamJobLogsResponse
+	nil,                           // 24: lclstream.jobs.v1.JobSpec.EnvironmentEntry
+	nil,                           // 25: lclstream.jobs.v1.JobSpec.AttributesEntry
+	nil,                           // 26: lclstream.jobs.v1.JobSpec.CbHeadersEntry
+	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
 }
 var file_lclstream_jobs_v1_jobs_proto_depIdxs = []int32{
 	1,  // 0: lclstream.jobs.v1.Backend.type:type_name -> lclstream.jobs.v1.Backend.Type
-	22, // 1: lclstream.jobs.v1.JobSpec.environment:type_name -> lclstream.jobs.v1.JobSpec.EnvironmentEntry
+	24, // 1: lclstream.jobs.v1.JobSpec.environment:type_name -> lclstream.jobs.v1.JobSpec.EnvironmentEntry
 	5,  // 2: lclstream.jobs.v1.JobSpec.resources:type_name -> lclstream.jobs.v1.ResourceSpec
-	23, // 3: lclstream.jobs.v1.JobSpec.attributes:type_name -> lclstream.jobs.v1.JobSpec.AttributesEntry
-	4,  // 4: lclstream.jobs.v1.Job.spec:type_name -> lclstream.jobs.v1.JobSpec
-	2,  // 5: lclstream.jobs.v1.Job.state:type_name -> lclstream.jobs.v1.Job.State
-	7,  // 6: lclstream.jobs.v1.Job.transitions:type_name -> lclstream.jobs.v1.Transition
-	24, // 7: lclstream.jobs.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	24, // 8: lclstream.jobs.v1.Job.update_time:type_name -> google.protobuf.Timestamp
-	24, // 9: lclstream.jobs.v1.Transition.time:type_name -> google.protobuf.Timestamp
-	2,  // 10: lclstream.jobs.v1.Transition.state:type_name -> lclstream.jobs.v1.Job.State
-	3,  // 11: lclstream.jobs.v1.ListBackendsResponse.backends:type_name -> lclstream.jobs.v1.Backend
-	4,  // 12: lclstream.jobs.v1.SubmitJobRequest.spec:type_name -> lclstream.jobs.v1.JobSpec
-	6,  // 13: lclstream.jobs.v1.SubmitJobResponse.job:type_name -> lclstream.jobs.v1.Job
-	6,  // 14: lclstream.jobs.v1.GetJobResponse.job:type_name -> lclstream.jobs.v1.Job
-	2,  // 15: lclstream.jobs.v1.ListJobsRequest.state:type_name -> lclstream.jobs.v1.Job.State
-	6,  // 16: lclstream.jobs.v1.ListJobsResponse.jobs:type_name -> lclstream.jobs.v1.Job
-	6,  // 17: lclstream.jobs.v1.CancelJobResponse.job:type_name -> lclstream.jobs.v1.Job
-	7,  // 18: lclstream.jobs.v1.WatchJobResponse.transition:type_name -> lclstream.jobs.v1.Transition
-	0,  // 19: lclstream.jobs.v1.StreamJobLogsRequest.log:type_name -> lclstream.jobs.v1.LogStream
-	0,  // 20: lclstream.jobs.v1.StreamJobLogsResponse.log:type_name -> lclstream.jobs.v1.LogStream
-	8,  // 21: lclstream.jobs.v1.JobQueueService.ListBackends:input_type -> lclstream.jobs.v1.ListBackendsRequest
-	10, // 22: lclstream.jobs.v1.JobQueueService.SubmitJob:input_type -> lclstream.jobs.v1.SubmitJobRequest
-	12, // 23: lclstream.jobs.v1.JobQueueService.GetJob:input_type -> lclstream.jobs.v1.GetJobRequest
-	14, // 24: lclstream.jobs.v1.JobQueueService.ListJobs:input_type -> lclstream.jobs.v1.ListJobsRequest
-	16, // 25: lclstream.jobs.v1.JobQueueService.CancelJob:input_type -> lclstream.jobs.v1.CancelJobRequest
-	18, // 26: lclstream.jobs.v1.JobQueueService.WatchJob:input_type -> lclstream.jobs.v1.WatchJobRequest
-	20, // 27: lclstream.jobs.v1.JobQueueService.StreamJobLogs:input_type -> lclstream.jobs.v1.StreamJobLogsRequest
-	9,  // 28: lclstream.jobs.v1.JobQueueService.ListBackends:output_type -> lclstream.jobs.v1.ListBackendsResponse
-	11, // 29: lclstream.jobs.v1.JobQueueService.SubmitJob:output_type -> lclstream.jobs.v1.SubmitJobResponse
-	13, // 30: lclstream.jobs.v1.JobQueueService.GetJob:output_type -> lclstream.jobs.v1.GetJobResponse
-	15, // 31: lclstream.jobs.v1.JobQueueService.ListJobs:output_type -> lclstream.jobs.v1.ListJobsResponse
-	17, // 32: lclstream.jobs.v1.JobQueueService.CancelJob:output_type -> lclstream.jobs.v1.CancelJobResponse
-	19, // 33: lclstream.jobs.v1.JobQueueService.WatchJob:output_type -> lclstream.jobs.v1.WatchJobResponse
-	21, // 34: lclstream.jobs.v1.JobQueueService.StreamJobLogs:output_type -> lclstream.jobs.v1.StreamJobLogsResponse
-	28, // [28:35] is the sub-list for method output_type
-	21, // [21:28] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	25, // 3: lclstream.jobs.v1.JobSpec.attributes:type_name -> lclstream.jobs.v1.JobSpec.AttributesEntry
+	26, // 4: lclstream.jobs.v1.JobSpec.cb_headers:type_name -> lclstream.jobs.v1.JobSpec.CbHeadersEntry
+	4,  // 5: lclstream.jobs.v1.Job.spec:type_name -> lclstream.jobs.v1.JobSpec
+	2,  // 6: lclstream.jobs.v1.Job.state:type_name -> lclstream.jobs.v1.Job.State
+	7,  // 7: lclstream.jobs.v1.Job.transitions:type_name -> lclstream.jobs.v1.Transition
+	27, // 8: lclstream.jobs.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	27, // 9: lclstream.jobs.v1.Job.update_time:type_name -> google.protobuf.Timestamp
+	27, // 10: lclstream.jobs.v1.Transition.time:type_name -> google.protobuf.Timestamp
+	2,  // 11: lclstream.jobs.v1.Transition.state:type_name -> lclstream.jobs.v1.Job.State
+	3,  // 12: lclstream.jobs.v1.ListBackendsResponse.backends:type_name -> lclstream.jobs.v1.Backend
+	4,  // 13: lclstream.jobs.v1.SubmitJobRequest.spec:type_name -> lclstream.jobs.v1.JobSpec
+	6,  // 14: lclstream.jobs.v1.SubmitJobResponse.job:type_name -> lclstream.jobs.v1.Job
+	6,  // 15: lclstream.jobs.v1.GetJobResponse.job:type_name -> lclstream.jobs.v1.Job
+	2,  // 16: lclstream.jobs.v1.ListJobsRequest.state:type_name -> lclstream.jobs.v1.Job.State
+	6,  // 17: lclstream.jobs.v1.ListJobsResponse.jobs:type_name -> lclstream.jobs.v1.Job
+	6,  // 18: lclstream.jobs.v1.CancelJobResponse.job:type_name -> lclstream.jobs.v1.Job
+	6,  // 19: lclstream.jobs.v1.StartJobResponse.job:type_name -> lclstream.jobs.v1.Job
+	7,  // 20: lclstream.jobs.v1.WatchJobResponse.transition:type_name -> lclstream.jobs.v1.Transition
+	0,  // 21: lclstream.jobs.v1.StreamJobLogsRequest.log:type_name -> lclstream.jobs.v1.LogStream
+	0,  // 22: lclstream.jobs.v1.StreamJobLogsResponse.log:type_name -> lclstream.jobs.v1.LogStream
+	8,  // 23: lclstream.jobs.v1.JobQueueService.ListBackends:input_type -> lclstream.jobs.v1.ListBackendsRequest
+	10, // 24: lclstream.jobs.v1.JobQueueService.SubmitJob:input_type -> lclstream.jobs.v1.SubmitJobRequest
+	12, // 25: lclstream.jobs.v1.JobQueueService.GetJob:input_type -> lclstream.jobs.v1.GetJobRequest
+	14, // 26: lclstream.jobs.v1.JobQueueService.ListJobs:input_type -> lclstream.jobs.v1.ListJobsRequest
+	16, // 27: lclstream.jobs.v1.JobQueueService.CancelJob:input_type -> lclstream.jobs.v1.CancelJobRequest
+	18, // 28: lclstream.jobs.v1.JobQueueService.StartJob:input_type -> lclstream.jobs.v1.StartJobRequest
+	20, // 29: lclstream.jobs.v1.JobQueueService.WatchJob:input_type -> lclstream.jobs.v1.WatchJobRequest
+	22, // 30: lclstream.jobs.v1.JobQueueService.StreamJobLogs:input_type -> lclstream.jobs.v1.StreamJobLogsRequest
+	9,  // 31: lclstream.jobs.v1.JobQueueService.ListBackends:output_type -> lclstream.jobs.v1.ListBackendsResponse
+	11, // 32: lclstream.jobs.v1.JobQueueService.SubmitJob:output_type -> lclstream.jobs.v1.SubmitJobResponse
+	13, // 33: lclstream.jobs.v1.JobQueueService.GetJob:output_type -> lclstream.jobs.v1.GetJobResponse
+	15, // 34: lclstream.jobs.v1.JobQueueService.ListJobs:output_type -> lclstream.jobs.v1.ListJobsResponse
+	17, // 35: lclstream.jobs.v1.JobQueueService.CancelJob:output_type -> lclstream.jobs.v1.CancelJobResponse
+	19, // 36: lclstream.jobs.v1.JobQueueService.StartJob:output_type -> lclstream.jobs.v1.StartJobResponse
+	21, // 37: lclstream.jobs.v1.JobQueueService.WatchJob:output_type -> lclstream.jobs.v1.WatchJobResponse
+	23, // 38: lclstream.jobs.v1.JobQueueService.StreamJobLogs:output_type -> lclstream.jobs.v1.StreamJobLogsResponse
+	31, // [31:39] is the sub-list for method output_type
+	23, // [23:31] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_lclstream_jobs_v1_jobs_proto_init() }
@@ -1701,7 +1849,7 @@ func file_lclstream_jobs_v1_jobs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lclstream_jobs_v1_jobs_proto_rawDesc), len(file_lclstream_jobs_v1_jobs_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   21,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,6 +28,7 @@ const (
 	JobQueueService_GetJob_FullMethodName        = "/lclstream.jobs.v1.JobQueueService/GetJob"
 	JobQueueService_ListJobs_FullMethodName      = "/lclstream.jobs.v1.JobQueueService/ListJobs"
 	JobQueueService_CancelJob_FullMethodName     = "/lclstream.jobs.v1.JobQueueService/CancelJob"
+	JobQueueService_StartJob_FullMethodName      = "/lclstream.jobs.v1.JobQueueService/StartJob"
 	JobQueueService_WatchJob_FullMethodName      = "/lclstream.jobs.v1.JobQueueService/WatchJob"
 	JobQueueService_StreamJobLogs_FullMethodName = "/lclstream.jobs.v1.JobQueueService/StreamJobLogs"
 )
@@ -53,6 +54,9 @@ type JobQueueServiceClient interface {
 	ListJobs(ctx context.Context, in *ListJobsRequest, opts ...grpc.CallOption) (*ListJobsResponse, error)
 	// CancelJob cancels a job that has not finished; a finished job is returned unchanged.
 	CancelJob(ctx context.Context, in *CancelJobRequest, opts ...grpc.CallOption) (*CancelJobResponse, error)
+	// StartJob runs a finished job again as a new run (jobndx + 1), as psik's
+	// `start` does. A job that has not finished is refused with FAILED_PRECONDITION.
+	StartJob(ctx context.Context, in *StartJobRequest, opts ...grpc.CallOption) (*StartJobResponse, error)
 	// WatchJob streams every past transition of a job, then live ones, and ends
 	// after the job reaches a final state.
 	WatchJob(ctx context.Context, in *WatchJobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchJobResponse], error)
@@ -118,6 +122,16 @@ func (c *jobQueueServiceClient) CancelJob(ctx context.Context, in *CancelJobRequ
 	return out, nil
 }
 
+func (c *jobQueueServiceClient) StartJob(ctx context.Context, in *StartJobRequest, opts ...grpc.CallOption) (*StartJobResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StartJobResponse)
+	err := c.cc.Invoke(ctx, JobQueueService_StartJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *jobQueueServiceClient) WatchJob(ctx context.Context, in *WatchJobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchJobResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &JobQueueService_ServiceDesc.Streams[0], JobQueueService_WatchJob_FullMethodName, cOpts...)
@@ -177,6 +191,9 @@ type JobQueueServiceServer interface {
 	ListJobs(context.Context, *ListJobsRequest) (*ListJobsResponse, error)
 	// CancelJob cancels a job that has not finished; a finished job is returned unchanged.
 	CancelJob(context.Context, *CancelJobRequest) (*CancelJobResponse, error)
+	// StartJob runs a finished job again as a new run (jobndx + 1), as psik's
+	// `start` does. A job that has not finished is refused with FAILED_PRECONDITION.
+	StartJob(context.Context, *StartJobRequest) (*StartJobResponse, error)
 	// WatchJob streams every past transition of a job, then live ones, and ends
 	// after the job reaches a final state.
 	WatchJob(*WatchJobRequest, grpc.ServerStreamingServer[WatchJobResponse]) error
@@ -206,6 +223,9 @@ func (UnimplementedJobQueueServiceServer) ListJobs(context.Context, *ListJobsReq
 }
 func (UnimplementedJobQueueServiceServer) CancelJob(context.Context, *CancelJobRequest) (*CancelJobResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method CancelJob not implemented")
+}
+func (UnimplementedJobQueueServiceServer) StartJob(context.Context, *StartJobRequest) (*StartJobResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method StartJob not implemented")
 }
 func (UnimplementedJobQueueServiceServer) WatchJob(*WatchJobRequest, grpc.ServerStreamingServer[WatchJobResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method WatchJob not implemented")
@@ -324,6 +344,24 @@ func _JobQueueService_CancelJob_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _JobQueueService_StartJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StartJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobQueueServiceServer).StartJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobQueueService_StartJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobQueueServiceServer).StartJob(ctx, req.(*StartJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _JobQueueService_WatchJob_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(WatchJobRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -372,6 +410,10 @@ var JobQueueService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CancelJob",
 			Handler:    _JobQueueService_CancelJob_Handler,
+		},
+		{
+			MethodName: "StartJob",
+			Handler:    _JobQueueService_StartJob_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

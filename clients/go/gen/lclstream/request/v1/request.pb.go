@@ -511,7 +511,9 @@ type JobStatus struct {
 	// state is the job's state, as the job queue names it (for example `ACTIVE`).
 	State string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
 	// info is the last transition's info.
-	Info          string `protobuf:"bytes,3,opt,name=info,proto3" json:"info,omitempty"`
+	Info string `protobuf:"bytes,3,opt,name=info,proto3" json:"info,omitempty"`
+	// jobndx is the job's current run, from 1 (psik's jobndx).
+	Jobndx        uint32 `protobuf:"varint,4,opt,name=jobndx,proto3" json:"jobndx,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -565,6 +567,13 @@ func (x *JobStatus) GetInfo() string {
 		return x.Info
 	}
 	return ""
+}
+
+func (x *JobStatus) GetJobndx() uint32 {
+	if x != nil {
+		return x.Jobndx
+	}
+	return 0
 }
 
 // CreateDataRequestRequest creates a data request.
@@ -1155,11 +1164,12 @@ const file_lclstream_request_v1_request_proto_rawDesc = "" +
 	"\x11events_per_second\x18\x04 \x01(\x01R\x0feventsPerSecond\x12(\n" +
 	"\x10bytes_per_second\x18\x05 \x01(\x01R\x0ebytesPerSecond\x129\n" +
 	"\x06groups\x18\x06 \x03(\v2!.lclstream.buffer.v1.GroupMetricsR\x06groups\x123\n" +
-	"\x04jobs\x18\a \x03(\v2\x1f.lclstream.request.v1.JobStatusR\x04jobs\"G\n" +
+	"\x04jobs\x18\a \x03(\v2\x1f.lclstream.request.v1.JobStatusR\x04jobs\"_\n" +
 	"\tJobStatus\x12\x10\n" +
 	"\x03job\x18\x01 \x01(\tR\x03job\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x12\n" +
-	"\x04info\x18\x03 \x01(\tR\x04info\"\xa4\x01\n" +
+	"\x04info\x18\x03 \x01(\tR\x04info\x12\x16\n" +
+	"\x06jobndx\x18\x04 \x01(\rR\x06jobndx\"\xa4\x01\n" +
 	"\x18CreateDataRequestRequest\x12D\n" +
 	"\fdata_request\x18\x01 \x01(\v2!.lclstream.request.v1.DataRequestR\vdataRequest\x12\x1d\n" +
 	"\n" +

@@ -46,7 +46,7 @@ class Backend(_message.Message):
     def __init__(self, name: _Optional[str] = ..., type: _Optional[_Union[Backend.Type, str]] = ..., available: bool = ..., status_message: _Optional[str] = ..., queue_name: _Optional[str] = ..., project_name: _Optional[str] = ..., reservation_id: _Optional[str] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("name", "directory", "script", "environment", "inherit_environment", "resources", "backend", "attributes", "max_restarts")
+    __slots__ = ("name", "directory", "script", "environment", "inherit_environment", "resources", "backend", "attributes", "max_restarts", "callback", "cb_headers", "cb_secret")
     class EnvironmentEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +55,13 @@ class JobSpec(_message.Message):
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     class AttributesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class CbHeadersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +77,9 @@ class JobSpec(_message.Message):
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     MAX_RESTARTS_FIELD_NUMBER: _ClassVar[int]
+    CALLBACK_FIELD_NUMBER: _ClassVar[int]
+    CB_HEADERS_FIELD_NUMBER: _ClassVar[int]
+    CB_SECRET_FIELD_NUMBER: _ClassVar[int]
     name: str
     directory: str
     script: str
@@ -79,7 +89,10 @@ class JobSpec(_message.Message):
     backend: str
     attributes: _containers.ScalarMap[str, str]
     max_restarts: int
-    def __init__(self, name: _Optional[str] = ..., directory: _Optional[str] = ..., script: _Optional[str] = ..., environment: _Optional[_Mapping[str, str]] = ..., inherit_environment: bool = ..., resources: _Optional[_Union[ResourceSpec, _Mapping]] = ..., backend: _Optional[str] = ..., attributes: _Optional[_Mapping[str, str]] = ..., max_restarts: _Optional[int] = ...) -> None: ...
+    callback: str
+    cb_headers: _containers.ScalarMap[str, str]
+    cb_secret: str
+    def __init__(self, name: _Optional[str] = ..., directory: _Optional[str] = ..., script: _Optional[str] = ..., environment: _Optional[_Mapping[str, str]] = ..., inherit_environment: bool = ..., resources: _Optional[_Union[ResourceSpec, _Mapping]] = ..., backend: _Optional[str] = ..., attributes: _Optional[_Mapping[str, str]] = ..., max_restarts: _Optional[int] = ..., callback: _Optional[str] = ..., cb_headers: _Optional[_Mapping[str, str]] = ..., cb_secret: _Optional[str] = ...) -> None: ...
 
 class ResourceSpec(_message.Message):
     __slots__ = ("duration_minutes", "node_count", "process_count", "processes_per_node", "cpu_cores_per_process", "gpu_cores_per_process", "exclusive_node_use")
@@ -216,6 +229,18 @@ class CancelJobRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class CancelJobResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: Job
+    def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ...) -> None: ...
+
+class StartJobRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class StartJobResponse(_message.Message):
     __slots__ = ("job",)
     JOB_FIELD_NUMBER: _ClassVar[int]
     job: Job

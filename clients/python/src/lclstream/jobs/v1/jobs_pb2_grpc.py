@@ -65,6 +65,11 @@ class JobQueueServiceStub(object):
                 request_serializer=lclstream_dot_jobs_dot_v1_dot_jobs__pb2.CancelJobRequest.SerializeToString,
                 response_deserializer=lclstream_dot_jobs_dot_v1_dot_jobs__pb2.CancelJobResponse.FromString,
                 _registered_method=True)
+        self.StartJob = channel.unary_unary(
+                '/lclstream.jobs.v1.JobQueueService/StartJob',
+                request_serializer=lclstream_dot_jobs_dot_v1_dot_jobs__pb2.StartJobRequest.SerializeToString,
+                response_deserializer=lclstream_dot_jobs_dot_v1_dot_jobs__pb2.StartJobResponse.FromString,
+                _registered_method=True)
         self.WatchJob = channel.unary_stream(
                 '/lclstream.jobs.v1.JobQueueService/WatchJob',
                 request_serializer=lclstream_dot_jobs_dot_v1_dot_jobs__pb2.WatchJobRequest.SerializeToString,
@@ -121,6 +126,14 @@ class JobQueueServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartJob(self, request, context):
+        """StartJob runs a finished job again as a new run (jobndx + 1), as psik's
+        `start` does. A job that has not finished is refused with FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchJob(self, request, context):
         """WatchJob streams every past transition of a job, then live ones, and ends
         after the job reaches a final state.
@@ -163,6 +176,11 @@ def add_JobQueueServiceServicer_to_server(servicer, server):
                     servicer.CancelJob,
                     request_deserializer=lclstream_dot_jobs_dot_v1_dot_jobs__pb2.CancelJobRequest.FromString,
                     response_serializer=lclstream_dot_jobs_dot_v1_dot_jobs__pb2.CancelJobResponse.SerializeToString,
+            ),
+            'StartJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartJob,
+                    request_deserializer=lclstream_dot_jobs_dot_v1_dot_jobs__pb2.StartJobRequest.FromString,
+                    response_serializer=lclstream_dot_jobs_dot_v1_dot_jobs__pb2.StartJobResponse.SerializeToString,
             ),
             'WatchJob': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchJob,
@@ -316,6 +334,33 @@ class JobQueueService(object):
             '/lclstream.jobs.v1.JobQueueService/CancelJob',
             lclstream_dot_jobs_dot_v1_dot_jobs__pb2.CancelJobRequest.SerializeToString,
             lclstream_dot_jobs_dot_v1_dot_jobs__pb2.CancelJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lclstream.jobs.v1.JobQueueService/StartJob',
+            lclstream_dot_jobs_dot_v1_dot_jobs__pb2.StartJobRequest.SerializeToString,
+            lclstream_dot_jobs_dot_v1_dot_jobs__pb2.StartJobResponse.FromString,
             options,
             channel_credentials,
             insecure,

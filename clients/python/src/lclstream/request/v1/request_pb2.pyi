@@ -106,14 +106,16 @@ class DataRequestMetrics(_message.Message):
     def __init__(self, events: _Optional[int] = ..., batches: _Optional[int] = ..., bytes: _Optional[int] = ..., events_per_second: _Optional[float] = ..., bytes_per_second: _Optional[float] = ..., groups: _Optional[_Iterable[_Union[_buffer_pb2.GroupMetrics, _Mapping]]] = ..., jobs: _Optional[_Iterable[_Union[JobStatus, _Mapping]]] = ...) -> None: ...
 
 class JobStatus(_message.Message):
-    __slots__ = ("job", "state", "info")
+    __slots__ = ("job", "state", "info", "jobndx")
     JOB_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     INFO_FIELD_NUMBER: _ClassVar[int]
+    JOBNDX_FIELD_NUMBER: _ClassVar[int]
     job: str
     state: str
     info: str
-    def __init__(self, job: _Optional[str] = ..., state: _Optional[str] = ..., info: _Optional[str] = ...) -> None: ...
+    jobndx: int
+    def __init__(self, job: _Optional[str] = ..., state: _Optional[str] = ..., info: _Optional[str] = ..., jobndx: _Optional[int] = ...) -> None: ...
 
 class CreateDataRequestRequest(_message.Message):
     __slots__ = ("data_request", "request_id", "validate_only")

@@ -10,6 +10,7 @@ import { parse as parseYaml } from "yaml";
 import { JobQueueService, JobSchema, JobSpecSchema, Job_State as State, LogStream } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { createMeshTransportFromCertDir } from "../common/client.js";
 import { reportReached } from "../jobs/job-dir.js";
+import { psikStateNames } from "../jobs/job-states.js";
 import { readJobSpecDocument } from "../jobs/psik-spec.js";
 import { build, type JobsConfig } from "../jobs/server.js";
 import { addServeOptions, readStdin, serveConfig, serveUntilSignal } from "./options.js";
@@ -36,9 +37,6 @@ async function readSpec(path: string) {
     throw new Error(`${path} is not a job spec: ${(error as Error).message}`);
   }
 }
-
-/** psik's job states, as `reached` takes them. */
-const psikStates = ["new", "queued", "active", "completed", "failed", "canceled"];
 
 export function registerJobsCommands(program: Command): void {
   const jobs = program.command("jobs").description("the job queue: run it, submit jobs, follow and cancel them");
@@ -153,7 +151,7 @@ export function registerJobsCommands(program: Command): void {
   jobs
     .command("reached")
     .description("from inside a job: report that its run reached a state (psik's reached), for example completed before cleaning up")
-    .addArgument(new Argument("<state>", "the state").choices(psikStates))
+    .addArgument(new Argument("<state>", "the state").choices(psikStateNames))
     .argument("[info]", "what to say with it", "")
     .addOption(new Option("--base <dir>", "the job's directory").env("base").makeOptionMandatory())
     .addOption(new Option("--jobndx <n>", "the run").env("jobndx").argParser(Number).makeOptionMandatory())

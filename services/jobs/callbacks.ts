@@ -9,15 +9,13 @@
 import { createHmac } from "node:crypto";
 import type { Logger } from "../common/logger.js";
 import { backoffMs, sleep } from "../common/backoff.js";
-import { JobState } from "./job-states.js";
+import { JobState, psikName } from "./job-states.js";
 import type { JobRecord, JobStore, TransitionRecord } from "./job-store.js";
 
 /** Options of {@link JobCallbacks}. */
 export interface JobCallbackOptions {
   store: JobStore;
   logger: Logger;
-  /** URL prefixes callbacks may go to; empty allows none. */
-  allowedPrefixes: string[];
   /** Tries per callback before it is given up; default 6. */
   attempts?: number;
   /** Callbacks held per job; past it the oldest not-final ones are dropped. Default 64. */
@@ -85,38 +83,31 @@ export class JobCallbacks {
     await Promise.allSettled([...this.#sending]);
   }
 
-  /** Waits until every queued callback was sent or given up (for tests and shutdown). */
-  async idle(): Promise<void> {
-    while (this.#sending.size) await Promise.allSettled([...this.#sending]);
-  }
-
   #enqueue(job: JobRecord, t: TransitionRecord) {
     if (!job.spec.callback || t.state === JobState.NEW || this.#closed.signal.aborted) return;
     // psik's Callback as pydantic writes it: these keys in this order, no spaces.
-    const body = JSON.stringify({ jobid: job.id, jobndx: t.jobndx, state: JobState[t.state]!.toLowerCase(), info: t.info });
+    const body = JSON.stringify({ jobid: job.id, jobndx: t.jobndx, state: psikName(t.state), info: t.info });
     const final = t.state === JobState.COMPLETED || t.state === JobState.CANCELED || t.state === JobState.FAILED;
-    let queue = this.#queues.get(job.id);
-    if (!queue) {
-      queue = [];
-      this.#queues.set(job.id, queue);
-      const sending = this.#drain(job, queue).finally(() => {
-        this.#queues.delete(job.id);
-        this.#sending.delete(sending);
-      });
-      this.#sending.add(sending);
+    const queue = this.#queues.get(job.id);
+    if (queue) {
+      if (queue.length >= (this.#options.maxQueuedPerJob ?? 64)) {
+        const drop = queue.findIndex((p) => !p.final);
+        this.#options.logger.warn({ job: job.id, callback: job.spec.callback }, "a job's callback URL is not keeping up; dropping its oldest callback");
+        queue.splice(drop === -1 ? 0 : drop, 1);
+      }
+      queue.push({ body, final });
+      return;
     }
-    const max = this.#options.maxQueuedPerJob ?? 64;
-    if (queue.length >= max) {
-      const drop = queue.findIndex((p) => !p.final);
-      this.#options.logger.warn({ job: job.id, callback: job.spec.callback }, "a job's callback URL is not keeping up; dropping its oldest callback");
-      queue.splice(drop === -1 ? 0 : drop, 1);
-    }
-    queue.push({ body, final });
+    const fresh = [{ body, final }];
+    this.#queues.set(job.id, fresh);
+    const sending = this.#drain(job, fresh).finally(() => {
+      this.#queues.delete(job.id);
+      this.#sending.delete(sending);
+    });
+    this.#sending.add(sending);
   }
 
   async #drain(job: JobRecord, queue: Pending[]) {
-    // Started from the transition event: let the rest of this turn record first.
-    await Promise.resolve();
     while (queue.length && !this.#closed.signal.aborted) {
       const next = queue[0]!;
       await this.#send(job, next.body);

@@ -81,14 +81,20 @@ export function shellQuote(value: string): string {
 /** A PATH for jobs that do not inherit the service's environment: this Node.js, then the system's. */
 export const minimalPath = [dirname(process.execPath), "/usr/local/bin", "/usr/bin", "/bin"].join(":");
 
+/**
+ * The spec as shown (GetJob, spec.json): the callback secret, kept in the job
+ * queue's database only, as `*****`.
+ */
+export function withoutSecret(spec: JobSpec): JobSpec {
+  return spec.cbSecret ? { ...spec, cbSecret: "*****" } : spec;
+}
+
 /** Creates the job's directory with its spec, script and launchers. */
 export async function prepareJobDir(paths: JobPaths, spec: JobSpec, launcher: Launcher): Promise<void> {
   for (const sub of [paths.work, paths.bin, dirname(paths.run(1)), dirname(paths.report(1)), dirname(paths.log(1, "stdout"))]) {
     await mkdir(sub, { recursive: true, mode: 0o700 });
   }
-  // The callback secret stays in the job queue's database, out of files the job can read.
-  const written = spec.cbSecret ? { ...spec, cbSecret: "*****" } : spec;
-  await writeFile(paths.spec, `${toJsonString(JobSpecSchema, written, { prettySpaces: 2 })}\n`);
+  await writeFile(paths.spec, `${toJsonString(JobSpecSchema, withoutSecret(spec), { prettySpaces: 2 })}\n`);
   // Executable, so that a script with a shebang (#!/usr/bin/env python3) runs under its own interpreter, as psik runs it.
   await writeExecutable(paths.script, spec.script.endsWith("\n") ? spec.script : `${spec.script}\n`);
   await writeExecutable(join(paths.bin, "mpirun"), launcher === "srun" ? srunMpirun : localMpirun);

@@ -48,7 +48,7 @@ export class JobQueue {
   readonly #defaultBackend: string;
   readonly #inheritable: string[];
   /** Reported states already applied, by `id/jobndx`. */
-  readonly #reachedApplied = new Map<string, number>();
+  #reachedApplied = new Map<string, number>();
   readonly #reportTimer: NodeJS.Timeout;
 
   constructor(options: JobQueueOptions) {
@@ -204,8 +204,8 @@ export class JobQueue {
 
   /** Applies the states running scripts reported of themselves (psik's `reached`). */
   async #readReached() {
-    for (const job of this.store.unfinished()) {
-      if (job.state !== JobState.QUEUED && job.state !== JobState.ACTIVE) continue;
+    const applied = new Map<string, number>();
+    for (const job of this.store.running()) {
       const key = `${job.id}/${job.jobndx}`;
       const { reached } = await readRunReport(jobPaths(this.#jobsDir, job.id), job.jobndx);
       for (const r of reached.slice(this.#reachedApplied.get(key) ?? 0)) {
@@ -213,10 +213,11 @@ export class JobQueue {
         const info = r.info || `reported by the script`;
         if (state === undefined) this.#logger.info({ job: job.id, state: r.state }, "a script reported a state it may not report");
         else if (state === JobState.ACTIVE || state === JobState.COMPLETED) this.#record(job.id, state, job.jobndx, info);
-        else this.#ended(this.#run(job, job.jobndx), { info, canceled: state === JobState.CANCELED, exitCode: undefined });
+        else this.#ended(this.#run(job, job.jobndx), { info, canceled: state === JobState.CANCELED });
       }
-      this.#reachedApplied.set(key, reached.length);
+      applied.set(key, reached.length);
     }
+    this.#reachedApplied = applied;
   }
 
   #ended(run: RunContext, outcome: RunOutcome) {

@@ -20,6 +20,12 @@ const next: Record<State, readonly State[]> = {
   [State.CANCELED]: [],
 };
 
+/** psik's JobState names (psik/models.py), in its order: this project's states, lower-case. */
+export const psikStateNames = ["new", "queued", "active", "completed", "failed", "canceled"] as const;
+
+/** A state's psik name, as callbacks and lclstream_api report it. */
+export const psikName = (state: State): string => State[state].toLowerCase();
+
 /** Where a job is: its state, its run and how often it may still restart. */
 export interface JobPosition {
   state: State;

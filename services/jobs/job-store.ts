@@ -155,6 +155,11 @@ export class JobStore extends EventEmitter<{ transition: [JobRecord, TransitionR
       .filter((job) => !isFinal(job));
   }
 
+  /** Jobs whose current run is queued or running. */
+  running(): JobRecord[] {
+    return this.#db.prepare(`SELECT * FROM jobs WHERE state IN (${JobState.QUEUED}, ${JobState.ACTIVE})`).all().map(toRecord);
+  }
+
   transitions(id: string): TransitionRecord[] {
     return this.#db
       .prepare("SELECT t.n, t.time, t.jobndx, t.state, t.info FROM transitions t JOIN jobs j ON j.seq = t.job_seq WHERE j.id = ? ORDER BY t.n")

@@ -16,16 +16,13 @@ import { resolveIdentityField, type Identity } from "../common/identity.js";
 import { pageOf, readPage } from "../common/paging.js";
 import { callerOf } from "../common/peer.js";
 import type { Policy } from "../common/policy.js";
-import { jobPaths } from "./job-dir.js";
+import { jobPaths, withoutSecret } from "./job-dir.js";
 import type { JobQueue } from "./job-queue.js";
 import { isFinal, JobState, runEnded } from "./job-states.js";
 import type { JobRecord, TransitionRecord } from "./job-store.js";
 import { checkJobSpec } from "./job-spec.js";
 
 export const jobsDomain = "lclstream.jobs";
-
-/** What jobs show for a callback secret. */
-const redacted = "*****";
 
 /** Bytes of log read per message. */
 const logChunkBytes = 64 * 1024;
@@ -51,11 +48,9 @@ export function createJobsService(deps: JobsServiceDeps): ServiceImpl<typeof Job
   const logPollMs = deps.logPollMs ?? 200;
 
   function toProto(job: JobRecord): MessageInitShape<typeof JobSchema> {
-    // The secret is the submitter's to keep: jobs show only that there is one.
-    const spec = job.spec.cbSecret ? { ...job.spec, cbSecret: redacted } : job.spec;
     return {
       name: `jobs/${job.id}`,
-      spec,
+      spec: withoutSecret(job.spec),
       owner: job.owner,
       state: job.state,
       jobndx: job.jobndx,

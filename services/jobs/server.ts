@@ -83,7 +83,7 @@ export async function build(input: JobsConfig, deps: ServiceDeps = {}): Promise<
   if (!config.backends.some((b) => b.name === defaultBackend)) {
     throw new Error(`defaultBackend "${defaultBackend}" is not one of the configured backends (${config.backends.map((b) => b.name).join(", ")})`);
   }
-  const callbacks = new JobCallbacks({ store, logger, allowedPrefixes: config.callbackUrlPrefixes });
+  const callbacks = new JobCallbacks({ store, logger });
   const queue = new JobQueue({
     store,
     jobsDir,

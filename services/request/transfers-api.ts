@@ -17,14 +17,13 @@ import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
 import { parse as parseYaml } from "yaml";
 import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import type { HttpRoute, UnaryCall } from "../common/node-handler.js";
+import { psikStateNames } from "../jobs/job-states.js";
 
 const service = "/lclstream.request.v1.DataRequestService";
 /** The largest lclstreamer config accepted, in bytes. */
 const maxBodyBytes = 1024 * 1024;
 
-/** psik's JobState names, as lclstream_api reports a transfer's state. */
-const psikStates = ["new", "queued", "active", "completed", "failed", "canceled"] as const;
-type PsikState = (typeof psikStates)[number];
+type PsikState = (typeof psikStateNames)[number];
 
 class HttpError extends Error {
   constructor(
@@ -36,10 +35,12 @@ class HttpError extends Error {
 }
 
 const seconds = (time: JsonValue | undefined) => (typeof time === "string" ? Date.parse(time) / 1000 : 0);
+/** The request's jobs as GetDataRequest reports them (ListDataRequests leaves them out). */
+const jobsOf = (r: JsonObject) => ((r.metrics as JsonObject | undefined)?.jobs as JsonObject[] | undefined) ?? [];
 
 /** A data request's state as a psik JobState, the way lclstream_api reports a transfer. */
 function psikState(r: JsonObject): PsikState {
-  const jobs = ((r.metrics as JsonObject | undefined)?.jobs as JsonObject[] | undefined) ?? [];
+  const jobs = jobsOf(r);
   switch (r.state) {
     case "STATE_RUNNING":
       return jobs.some((j) => j.state === "ACTIVE") || jobs.length === 0 ? "active" : "queued";
@@ -58,7 +59,7 @@ function psikState(r: JsonObject): PsikState {
 
 /** lclstream_api's TransferStatus {time, jobndx, state, info, id, url, user}. */
 function transferStatus(r: JsonObject) {
-  const jobs = ((r.metrics as JsonObject | undefined)?.jobs as JsonObject[] | undefined) ?? [];
+  const jobs = jobsOf(r);
   const endpoint = (r.bufferEndpoint as string | undefined) ?? "";
   const stream = (r.stream as string | undefined) ?? "";
   return {
@@ -78,7 +79,7 @@ function transferInfo(r: JsonObject) {
   const status = transferStatus(r);
   const m = (r.metrics as JsonObject | undefined) ?? {};
   const groups = (m.groups as JsonObject[] | undefined) ?? [];
-  const jobs = (m.jobs as JsonObject[] | undefined) ?? [];
+  const jobs = jobsOf(r);
   const count = (v: JsonValue | undefined) => Number(v ?? 0);
   return {
     ...status,
@@ -183,8 +184,10 @@ async function listTransfers(url: URL, rpc: (method: string, body: JsonValue) =>
   const index = queryInt(url, "index") ?? 0;
   const limit = queryInt(url, "limit");
   const state = url.searchParams.get("state") ?? undefined;
-  if (state !== undefined && !psikStates.includes(state as PsikState)) {
-    throw new HttpError(422, [{ loc: ["query", "state"], msg: `Input should be ${psikStates.map((s) => `'${s}'`).join(", ")}`, type: "enum", input: state }]);
+  if (state !== undefined && !psikStateNames.includes(state as PsikState)) {
+    throw new HttpError(422, [
+      { loc: ["query", "state"], msg: `Input should be ${psikStateNames.map((s) => `'${s}'`).join(", ")}`, type: "enum", input: state },
+    ]);
   }
   const all: JsonObject[] = [];
   let pageToken = "";
@@ -193,11 +196,18 @@ async function listTransfers(url: URL, rpc: (method: string, body: JsonValue) =>
     all.push(...((page.dataRequests as JsonObject[] | undefined) ?? []));
     pageToken = (page.nextPageToken as string | undefined) ?? "";
   } while (pageToken);
-  // Newest first, as lclstream_api lists them; each with its jobs, for jobndx and state.
+  // Newest first, as lclstream_api lists them.
   all.reverse();
-  const detailed = await Promise.all(all.map(async (r) => ((await rpc("GetDataRequest", { name: r.name as string })).dataRequest as JsonObject) ?? r));
-  const statuses = detailed.map(transferStatus).filter((s) => state === undefined || s.state === state);
-  return statuses.slice(index, limit === undefined ? undefined : index + limit);
+  // Each with its jobs (for jobndx, and for queued or active), fetched only where the answer needs them.
+  const detail = async (r: JsonObject) => ((await rpc("GetDataRequest", { name: r.name as string })).dataRequest as JsonObject) ?? r;
+  let matching = all;
+  if (state !== undefined) {
+    // Only a running request's psik state depends on its jobs.
+    const running = await Promise.all(all.map((r) => (r.state === "STATE_RUNNING" ? detail(r) : r)));
+    matching = running.filter((r) => psikState(r) === state);
+  }
+  const page = matching.slice(index, limit === undefined ? undefined : index + limit);
+  return Promise.all(page.map(async (r) => transferStatus(r.metrics ? r : await detail(r))));
 }
 
 async function createTransfer(text: string, rpc: (method: string, body: JsonValue) => Promise<JsonObject>) {

@@ -1,29 +1,22 @@
 /** `lclstream jobs …` as a user drives it: serve, submit a YAML spec, watch, logs, list, cancel. */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { capture, lclstream, startLclstream, type RunningCommand } from "../helpers/cli.js";
+import { lclstream } from "../helpers/cli.js";
+import { startJobQueueCli } from "../helpers/job-queue-cli.js";
 
 describe("lclstream jobs", () => {
+  let queue: Awaited<ReturnType<typeof startJobQueueCli>>;
   let dir: string;
-  let serving: RunningCommand;
   let env: NodeJS.ProcessEnv;
   const jobs = (...args: string[]) => lclstream(["jobs", ...args], { env });
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), "lclstream-jobs-cli-"));
-    const state = join(dir, "state");
-    await lclstream(["ca", "init", "--trust-domain", "jobs.lclstream", "--state-dir", state]);
-    await lclstream(["ca", "issue", "--state-dir", state, "--identity", "service/jobs", "--ip", "127.0.0.1", "--out", join(dir, "jobs")]);
-    await lclstream(["ca", "issue", "--state-dir", state, "--identity", "user/alice", "--out", join(dir, "alice")]);
-    await writeFile(join(dir, "jobs.yaml"), "submitters: [user/alice]\nbackends:\n  - type: local\n");
-    serving = await startLclstream(["jobs", "serve", "--config", join(dir, "jobs.yaml"), "--state-dir", state, "--cert-dir", join(dir, "jobs")], [/^jobs: /]);
-    env = { LCLSTREAM_JOBS_URL: capture(serving.lines, /^jobs: (\S+)/), LCLSTREAM_CERT_DIR: join(dir, "alice") };
+    queue = await startJobQueueCli("backends:\n  - type: local\n");
+    ({ dir, env } = queue);
   });
   afterAll(async () => {
-    await serving?.stop();
-    await rm(dir, { recursive: true, force: true });
+    await queue?.close();
   });
 
   it("submits a YAML spec, watches it to the end and prints its output", async () => {

@@ -186,6 +186,32 @@ print(json.dumps({"listed": [listed.status_code, listed.json()], "one": [one.sta
     expect(py.invalid[0]).toBe(422);
     expect(JSON.stringify(py.invalid[1].detail)).toContain("abc");
     await expect.poll(async () => JSON.parse((await curl(`${front}/v1/transfers/${status.id}`)).stdout).state, { timeout: 20_000 }).toBe("canceled");
+    // The Connect protocol over HTTP/1.1 through the front door: answers, and errors as Connect's JSON.
+    const connect = (method: string, body: string) =>
+      curl(
+        "-H",
+        "content-type: application/json",
+        "-H",
+        "connect-protocol-version: 1",
+        "--data",
+        body,
+        `${front}/lclstream.request.v1.DataRequestService/${method}`,
+      );
+    const listed = JSON.parse((await connect("ListDataRequests", "{}")).stdout);
+    expect(listed.dataRequests.map((r: { name: string }) => r.name)).toContain(`dataRequests/${status.id}`);
+    const refused = JSON.parse((await connect("GetDataRequest", '{"name":"not a name"}')).stdout);
+    expect(refused).toMatchObject({ code: "invalid_argument", message: expect.stringContaining("is not a data request name") });
+    // gRPC itself stays HTTP/2: over HTTP/1.1 the request service says so.
+    const grpc = await curl(
+      "-H",
+      "content-type: application/grpc",
+      "--data-binary",
+      "",
+      "-w",
+      "\n%{http_code}",
+      `${mesh.endpoints.request}/lclstream.request.v1.DataRequestService/ListDataRequests`,
+    );
+    expect(grpc.stdout).toBe("gRPC needs HTTP/2: use an HTTP/2 client, or the Connect protocol or REST over HTTP/1.1\n\n505");
     // Another user sees none of it.
     await writeFile(join(dir, "mallory.crt"), mallory.certPem);
     await writeFile(join(dir, "mallory.key"), mallory.keyPem);

@@ -108,6 +108,27 @@ describe("grpcurl against the whole mesh: a data request made and streamed with 
     expect(JSON.parse(health.stdout)).toEqual({ status: "SERVING" });
   });
 
+  it("reads the job queue's refusals of a psik callback it may not send and of starting a running job", async () => {
+    const jobs = host(mesh.endpoints.jobs);
+    const call = (method: string, body: unknown) =>
+      run(tool("grpcurl"), [...tlsArgs, "-format-error", "-d", JSON.stringify(body), jobs, `lclstream.jobs.v1.JobQueueService/${method}`]);
+    const details = (stderr: string) => JSON.parse(stderr) as { code: number; message: string; details: Record<string, any>[] };
+    // Loopback is allowed on `lclstream up`; another host is not.
+    const far = details((await call("SubmitJob", { spec: { script: "true", callback: "http://10.1.2.3/hook" } })).stderr);
+    expect(far.code).toBe(3);
+    const violations = far.details.find((d) => d["@type"] === "type.googleapis.com/google.rpc.BadRequest")!.fieldViolations;
+    expect(violations).toEqual([{ field: "spec.callback", description: expect.stringContaining("goes nowhere this job queue sends callbacks") }]);
+    const submitted = await call("SubmitJob", { spec: { script: "sleep 30", callback: "http://127.0.0.1:9/hook", cb_secret: "s" } });
+    expect(submitted.code, submitted.stderr).toBe(0);
+    const job = JSON.parse(submitted.stdout).job;
+    expect(job.spec.cbSecret).toBe("*****");
+    const running = details((await call("StartJob", { name: job.name })).stderr);
+    expect(running.code).toBe(9);
+    expect(running.message).toContain("only a finished job can be started again");
+    expect(running.details.find((d) => d["@type"] === "type.googleapis.com/google.rpc.ErrorInfo")?.reason).toBe("JOB_NOT_ENDED");
+    expect((await call("CancelJob", { name: job.name })).code).toBe(0);
+  });
+
   it("creates a request, subscribes, acknowledges each batch with another call, and gets the end of stream", async () => {
     const request = {
       data_request: {

@@ -15,40 +15,58 @@ import { JobStore } from "./job-store.js";
 import { createLocalBackend } from "./local-backend.js";
 import { createSlurmBackend } from "./slurm-backend.js";
 
-const backendSchema = z.discriminatedUnion("type", [
-  z.strictObject({
-    type: z.literal("local"),
-    name: z
-      .string()
-      .regex(/^[a-z][a-z0-9-]*$/)
-      .default("local"),
-  }),
-  z.strictObject({
-    type: z.literal("slurm"),
-    name: z
-      .string()
-      .regex(/^[a-z][a-z0-9-]*$/)
-      .default("slurm"),
-    /** Partition (`--partition`). */
-    queueName: z.string().optional(),
-    /** Account (`--account`). */
-    projectName: z.string().optional(),
-    reservationId: z.string().optional(),
-    /** Environment for sbatch, squeue, scontrol and scancel (SLURM_CONF for a non-default cluster). */
-    env: z.record(z.string(), z.string()).optional(),
-    pollMs: z.number().int().min(50).default(1000),
-  }),
-]);
+const backendName = z.string().regex(/^[a-z][a-z0-9-]*$/, "backend names are lower-case letters, digits and -, starting with a letter");
+/** psik's BackendConfig fields, which every backend takes (the local one has no queue and leaves them unused). */
+const backendConfigShape = {
+  /** Partition (`--partition`). */
+  queueName: z.string().optional(),
+  /** Account (`--account`). */
+  projectName: z.string().optional(),
+  /** Reservation (`--reservation`). */
+  reservationId: z.string().optional(),
+  /** sbatch options every job gets unless its own attributes say otherwise (`qos`, or psik's `--qos`). */
+  attributes: z.record(z.string(), z.string({ error: "values are strings" })).optional(),
+};
 
-/** The job queue server's configuration. */
-export const jobsConfigSchema = z.strictObject({
+const backendUnion = z.discriminatedUnion(
+  "type",
+  [
+    z.strictObject({ type: z.literal("local"), name: backendName.default("local"), ...backendConfigShape }),
+    z.strictObject({
+      type: z.literal("slurm"),
+      name: backendName.default("slurm"),
+      ...backendConfigShape,
+      /** Environment for sbatch, squeue, scontrol and scancel (SLURM_CONF for a non-default cluster). */
+      env: z.record(z.string(), z.string()).optional(),
+      pollMs: z.number().int().min(50).default(1000),
+    }),
+  ],
+  { error: "a backend's type is local or slurm (psik's other backends, such as nersc or globus, are not run here)" },
+);
+
+const backendSchema = z.preprocess(
+  // psik.json writes BackendConfig's fields in snake_case, and a backend without a type is local.
+  (value) =>
+    value && typeof value === "object" && !Array.isArray(value)
+      ? { type: "local", ...Object.fromEntries(Object.entries(value).map(([k, v]) => [k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase()), v])) }
+      : value,
+  backendUnion,
+);
+
+const jobsConfigObject = z.strictObject({
   /** Directory holding `jobs/` (the database and one directory per job). */
   stateDir: z.string().min(1),
   ...serviceSettingsShape,
   ...policySettingsShape,
+  /** A list, or psik's mapping of backend names to BackendConfig (`{default: {type: local}}`). */
   backends: z
-    .array(backendSchema)
-    .min(1)
+    .preprocess(
+      (value) =>
+        value && typeof value === "object" && !Array.isArray(value)
+          ? Object.entries(value).map(([name, backend]) => ({ ...(backend as object), name }))
+          : value,
+      z.array(backendSchema).min(1),
+    )
     .default([{ type: "local", name: "local" }]),
   /** The backend a JobSpec's `backend: default` (psik's default) or an empty one means; default the first backend. */
   defaultBackend: z.string().optional(),
@@ -62,7 +80,15 @@ export const jobsConfigSchema = z.strictObject({
   inheritableVariables: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/)).optional(),
 });
 
-export type JobsConfig = z.input<typeof jobsConfigSchema>;
+/** The job queue server's configuration; a psik.json's `prefix` is its state directory. */
+export const jobsConfigSchema = z.preprocess((value) => {
+  if (!value || typeof value !== "object" || !("prefix" in value)) return value;
+  const { prefix, ...rest } = value as Record<string, unknown>;
+  return { ...rest, stateDir: prefix };
+}, jobsConfigObject);
+
+/** The config as code writes it (a config file may also give psik's `prefix` and backends by name). */
+export type JobsConfig = Omit<z.input<typeof jobsConfigObject>, "backends"> & { backends?: z.input<typeof backendUnion>[] };
 
 /** A running job queue. */
 export interface JobsServer {

@@ -23,6 +23,8 @@ export interface SlurmBackendOptions {
   projectName?: string;
   /** The reservation (`--reservation`). */
   reservationId?: string;
+  /** sbatch options every job gets unless its own attributes say otherwise (psik's BackendConfig.attributes). */
+  attributes?: Record<string, string>;
   /** Extra environment for the Slurm commands, such as SLURM_CONF. */
   env?: Record<string, string>;
   /** How often runs are checked; default 1 s. */
@@ -72,7 +74,13 @@ function slurm(command: string, args: string[], env: NodeJS.ProcessEnv): Promise
 }
 
 /** The #SBATCH lines of a run. */
-export function sbatchHeader(run: RunContext, options: Pick<SlurmBackendOptions, "queueName" | "projectName" | "reservationId">): string[] {
+/** An attribute's sbatch option: psik passes its keys to sbatch as they are (`--qos`), this project names the long option (`qos`). */
+const sbatchOption = (key: string) => key.replace(/^--/, "");
+
+export function sbatchHeader(run: RunContext, options: Pick<SlurmBackendOptions, "queueName" | "projectName" | "reservationId" | "attributes">): string[] {
+  // The backend's attributes, then the job's over them (as psik merges them).
+  const attributes = new Map<string, string>();
+  for (const [key, value] of [...Object.entries(options.attributes ?? {}), ...Object.entries(run.spec.attributes)]) attributes.set(sbatchOption(key), value);
   const r = run.spec.resources;
   const opts: [string, string | undefined][] = [
     ["job-name", `${run.spec.name || "lclstream"}-${run.id}`.replace(/[^A-Za-z0-9_.-]/g, "_")],
@@ -90,9 +98,10 @@ export function sbatchHeader(run: RunContext, options: Pick<SlurmBackendOptions,
     ["partition", options.queueName],
     ["account", options.projectName],
     ["reservation", options.reservationId],
-    ...Object.entries(run.spec.attributes).sort(([a], [b]) => a.localeCompare(b)),
+    ...[...attributes].sort(([a], [b]) => a.localeCompare(b)),
   ];
-  const lines = opts.filter(([, v]) => v !== undefined && v !== "").map(([k, v]) => `#SBATCH --${k}=${v}`);
+  // A short option (psik's `-C`) goes to sbatch as written, as psik passes it.
+  const lines = opts.filter(([, v]) => v !== undefined && v !== "").map(([k, v]) => (k.startsWith("-") ? `#SBATCH ${k} ${v}` : `#SBATCH --${k}=${v}`));
   if (r?.exclusiveNodeUse) lines.push("#SBATCH --exclusive");
   return lines;
 }
@@ -204,7 +213,7 @@ export function createSlurmBackend(options: SlurmBackendOptions): JobBackend {
     check(spec: JobSpec): FieldViolation[] {
       const violations: FieldViolation[] = [];
       for (const [key, value] of Object.entries(spec.attributes)) {
-        if (!allowedSbatchAttributes.has(key)) {
+        if (!allowedSbatchAttributes.has(sbatchOption(key))) {
           violations.push({
             field: `spec.attributes["${key}"]`,
             description: `not an sbatch option jobs may set; allowed: ${[...allowedSbatchAttributes].join(", ")}`,

@@ -77,8 +77,10 @@ describe("psik's JobSpecs", () => {
 
     beforeAll(async () => {
       receiver = await startReceiver();
-      // Two local backends, one named as psik's example.yaml names its site's.
-      queue = await startJobQueueCli("backends:\n  - type: local\n  - {type: local, name: defiant}\ncallbackUrlPrefixes: ['http://127.0.0.1:']\n");
+      // Two local backends written as psik.json writes them, one named as psik's example.yaml names its site's.
+      queue = await startJobQueueCli(
+        "backends:\n  local: {type: local}\n  defiant: {type: local, project_name: lcls}\ncallbackUrlPrefixes: ['http://127.0.0.1:']\n",
+      );
       ({ dir, env } = queue);
     });
     afterAll(async () => {

@@ -61,4 +61,18 @@ describe("Slurm options", () => {
     const spec = create(JobSpecSchema, { script: "true", attributes: { wrap: "rm -rf ~", output: "/etc/passwd", qos: "high\n#SBATCH --uid=0", mem: "4G" } });
     expect(backend.check(spec).map((v) => v.field)).toEqual(['spec.attributes["wrap"]', 'spec.attributes["output"]', 'spec.attributes["qos"]']);
   });
+
+  it("takes psik's attributes: the backend's under the job's, `--option` keys, short options as written", () => {
+    const spec = create(JobSpecSchema, { script: "true", attributes: { "--qos": "high", mem: "4G" } });
+    const header = sbatchHeader(
+      { id: "abc123", jobndx: 1, spec, paths, inherited: {} },
+      { attributes: { qos: "normal", "--constraint": "cpu", "-b": "packed:rs" } },
+    );
+    expect(header.slice(5)).toEqual(["#SBATCH -b packed:rs", "#SBATCH --constraint=cpu", "#SBATCH --mem=4G", "#SBATCH --qos=high"]);
+    const backend = createSlurmBackend({ events: { active() {}, ended() {} }, logger: createLogger("test", "silent") });
+    expect(backend.check(spec)).toEqual([]);
+    expect(
+      backend.check(create(JobSpecSchema, { script: "true", attributes: { "--output": "/etc/passwd", "-o": "/etc/passwd" } })).map((v) => v.field),
+    ).toEqual(['spec.attributes["--output"]', 'spec.attributes["-o"]']);
+  });
 });

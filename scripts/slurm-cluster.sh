@@ -83,13 +83,18 @@ KillWait=2
 SlurmdParameters=config_overrides
 NodeName=lclnode NodeAddr=127.0.0.1 NodeHostname=$(hostname) CPUs=8 RealMemory=4096 State=UNKNOWN
 PartitionName=debug Nodes=lclnode Default=YES MaxTime=INFINITE State=UP
+# Two large GPU nodes that never come up (nothing answers at 127.0.0.2): jobs asking for more than
+# this machine has (psik's multi-node and GPU examples) are accepted there and stay pending.
+GresTypes=gpu
+NodeName=bignode[1-2] NodeAddr=127.0.0.2 CPUs=64 RealMemory=65536 Gres=gpu:4 State=DOWN
+PartitionName=big Nodes=bignode[1-2] MaxTime=INFINITE State=UP
 EOF
 
   export SLURM_CONF="$conf"
   slurmctld -c
   slurmd -N lclnode
   for _ in $(seq 150); do
-    state=$(sinfo -h -N -o %T 2>/dev/null | head -n 1 || true)
+    state=$(sinfo -h -N -n lclnode -o %T 2>/dev/null | head -n 1 || true)
     [ "$state" = "idle" ] && { echo "export SLURM_CONF=$conf"; exit 0; }
     sleep 0.2
   done

@@ -17,6 +17,7 @@ import { readCertDir } from "../../services/common/pki.js";
 import { build, type JobsServer } from "../../services/jobs/server.js";
 import { createTestPki, type TestPki } from "../helpers/pki.js";
 import { internalConfig } from "../helpers/producer-config.js";
+import { startJobQueueCli } from "../helpers/job-queue-cli.js";
 
 const run = promisify(execFile);
 const clusterScript = fileURLToPath(new URL("../../scripts/slurm-cluster.sh", import.meta.url));
@@ -176,4 +177,54 @@ describe("job queue, Slurm backend", () => {
       await mesh.close();
     }
   }, 90_000);
+
+  it("accepts psik's multi-node and GPU examples unchanged with lclstream jobs submit, on a Slurm backend named as they name it", async () => {
+    // The cluster's big partition: two 64-core, 4-GPU nodes that never come up, so the jobs are taken and wait.
+    const queue = await startJobQueueCli(`backends:\n  defiant: {type: slurm, queue_name: big, pollMs: 200, env: {SLURM_CONF: "${slurmConf}"}}\n`);
+    try {
+      const fixture = (name: string) => fileURLToPath(new URL(`../fixtures/psik/${name}`, import.meta.url));
+      const submitted: Record<string, string> = {};
+      for (const f of ["example.yaml", "readme-python-jobspec.json"]) {
+        const r = await queue.jobs(["submit", fixture(f)]);
+        expect(r.stderr, f).toBe("");
+        submitted[f] = r.stdout.trim();
+      }
+      const slurmJob = async (name: string) => {
+        const job = JSON.parse((await queue.jobs(["get", name])).stdout);
+        expect(job).toMatchObject({ state: "STATE_QUEUED", spec: { backend: "defiant" } });
+        const shown = (await slurm("scontrol", "show", "job", "-o", job.backendJobId)).stdout;
+        return Object.fromEntries(
+          shown
+            .trim()
+            .split(/\s+/)
+            .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
+        );
+      };
+      await expect
+        .poll(async () => JSON.parse((await queue.jobs(["get", submitted["example.yaml"]!])).stdout).backendJobId, { timeout: 15_000 })
+        .toMatch(/^\d+$/);
+      // example.yaml: duration 30, 2 nodes, 4 processes per node, 16 cores each (psik's salloc -t30 -N2 --ntasks-per-node 4 -c16).
+      expect(await slurmJob(submitted["example.yaml"]!)).toMatchObject({
+        JobState: "PENDING",
+        Partition: "big",
+        TimeLimit: "00:30:00",
+        NumNodes: "2-2",
+        NumTasks: "8",
+        "CPUs/Task": "16",
+      });
+      // The README's Python example: 60 minutes ("60", as it writes it), 2 processes with a GPU each.
+      expect(await slurmJob(submitted["readme-python-jobspec.json"]!)).toMatchObject({
+        JobState: "PENDING",
+        TimeLimit: "01:00:00",
+        NumTasks: "2",
+        TresPerTask: "gres:gpu:1",
+      });
+      for (const name of Object.values(submitted)) {
+        await queue.jobs(["cancel", name]);
+        expect((await queue.watch(name)).at(-1)![2]).toBe("CANCELED");
+      }
+    } finally {
+      await queue.close();
+    }
+  }, 60_000);
 });

@@ -180,6 +180,14 @@ describe("the security matrix on the whole mesh", () => {
     for await (const r of adminBuffer.subscribe({ stream: shared.stream, consumerGroup: "default" })) if (r.kind.case === "batch") break;
     const freshStream = async () => await adminBuffer.createStream({ stream: { capacityBytes: 1n << 20n } });
     const unrelated = await freshStream();
+    /** A job of the admin's that has ended, fresh for each cell (a start changes it). */
+    const finishedJob = async () => {
+      const { job } = await jobsOf("admin").submitJob({ spec: { name: "matrix", script: "exit 0" } }, as("admin"));
+      for await (const _ of jobsOf("admin").watchJob({ name: job!.name }, as("admin"))) {
+        // to its end
+      }
+      return job!.name;
+    };
     const first = async (messages: AsyncIterable<unknown>) => {
       for await (const _ of messages) return;
     };
@@ -209,6 +217,7 @@ describe("the security matrix on the whole mesh", () => {
       "jobs: GetJob (the request's producer job)": (who) => jobsOf(who).getJob({ name: shared.jobs[0]! }, as(who)),
       "jobs: ListJobs": (who) => jobsOf(who).listJobs({}, as(who)),
       "jobs: CancelJob": (who) => onFresh((r) => jobsOf(who).cancelJob({ name: r.jobs[0]! }, as(who)))(),
+      "jobs: StartJob (a finished job of the admin's)": async (who) => jobsOf(who).startJob({ name: await finishedJob() }, as(who)),
       "jobs: WatchJob": (who) => first(jobsOf(who).watchJob({ name: shared.jobs[0]! }, as(who))),
       "jobs: StreamJobLogs": (who) => first(jobsOf(who).streamJobLogs({ name: shared.jobs[0]! }, as(who))),
       "producer: ListSources": (who) => producerOf(who).listSources({}, as(who)),

@@ -186,6 +186,24 @@ print(json.dumps({"listed": [listed.status_code, listed.json()], "one": [one.sta
     expect(py.invalid[0]).toBe(422);
     expect(JSON.stringify(py.invalid[1].detail)).toContain("abc");
     await expect.poll(async () => JSON.parse((await curl(`${front}/v1/transfers/${status.id}`)).stdout).state, { timeout: 20_000 }).toBe("canceled");
+    // Bad input: FastAPI's answers, saying what was wrong.
+    const answer = async (...args: string[]) => {
+      const r = await curl("-w", "\n%{http_code}", ...args);
+      const at = r.stdout.lastIndexOf("\n");
+      return { status: Number(r.stdout.slice(at + 1)), body: JSON.parse(r.stdout.slice(0, at)) };
+    };
+    const notJson = await answer("-H", "content-type: application/json", "--data", "{not json", `${front}/v1/transfers`);
+    expect(notJson).toMatchObject({ status: 422, body: { detail: [{ loc: ["body"], type: "json_invalid" }] } });
+    expect(await answer("-X", "PUT", `${front}/v1/transfers/${status.id}`)).toEqual({ status: 405, body: { detail: "Method Not Allowed" } });
+    expect(await answer(`${front}/v1/transfers?limit=ten`)).toMatchObject({
+      status: 422,
+      body: { detail: [{ loc: ["query", "limit"], type: "int_parsing" }] },
+    });
+    await writeFile(join(dir, "huge.json"), `{"x": "${"a".repeat(1024 * 1024)}"}`);
+    expect(await answer("-H", "content-type: application/json", "--data-binary", `@${join(dir, "huge.json")}`, `${front}/v1/transfers`)).toEqual({
+      status: 413,
+      body: { detail: "the config is larger than 1048576 bytes" },
+    });
     // The Connect protocol over HTTP/1.1 through the front door: answers, and errors as Connect's JSON.
     const connect = (method: string, body: string) =>
       curl(

@@ -5,7 +5,7 @@
  * fields by reference instead of copying them into the encoded message
  * (a batch is mostly one large payload).
  */
-import { create, fromBinary, ScalarType, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { create, fromBinary, ScalarType, toBinary, type DescField, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { BinaryReader, BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { ByteParts, contiguous } from "./byte-parts.js";
 
@@ -76,42 +76,66 @@ export function frameHeader(length: number): Buffer {
 }
 
 /**
- * Encodes `message` as gRPC frame parts: the prefix, the message without its
- * large top-level bytes fields, then each such field's tag, length and the
- * caller's own bytes. Decoders see the same message (field order is free in
- * protobuf); the large bytes are never copied.
+ * Encodes `message` as gRPC frame parts: the prefix, then the message as
+ * {@link encodeParts} writes it.
  */
 export function encodeFrameParts<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): Uint8Array[] {
-  let rest: Record<string, unknown> | undefined;
-  const large: [number, Uint8Array | ByteParts][] = [];
-  for (const field of schema.fields) {
-    if (field.fieldKind !== "scalar" || field.scalar !== ScalarType.BYTES) continue;
-    const holder = (rest ?? message) as Record<string, unknown>;
-    const oneof = field.oneof;
-    const value = oneof
-      ? (holder[oneof.localName] as { case?: string; value?: unknown }).case === field.localName
-        ? (holder[oneof.localName] as { value: Uint8Array | ByteParts }).value
-        : undefined
-      : (holder[field.localName] as Uint8Array | ByteParts | undefined);
-    // ByteParts always go by reference: the generated encoder cannot write them.
-    if (!value || (!(value instanceof ByteParts) && value.byteLength < byReferenceBytes)) continue;
-    rest ??= { ...(message as object) };
-    if (oneof) rest[oneof.localName] = { case: undefined };
-    else rest[field.localName] = new Uint8Array(0);
-    large.push([field.number, value]);
-  }
-  const head = toBinary(schema, (rest ?? message) as MessageShape<Desc>);
-  const parts: Uint8Array[] = [head];
-  let length = head.byteLength;
-  for (const [number, value] of large) {
-    const prefix = bytesFieldPrefix(number, value.byteLength);
-    if (value instanceof ByteParts) parts.push(prefix, ...value.parts);
-    else parts.push(prefix, value);
-    length += prefix.byteLength + value.byteLength;
-  }
-  parts.unshift(frameHeader(length));
-  return parts;
+  const parts = encodeParts(schema, message);
+  return [frameHeader(parts.reduce((n, p) => n + p.byteLength, 0)), ...parts];
 }
+
+/**
+ * Encodes `message` as parts: the generated encoder writes everything but
+ * its large `bytes` fields, and each of those, at any depth (message fields,
+ * oneofs, string-keyed map values: a batch's column arrays), follows as its
+ * tag, length and the caller's own bytes, with the tags and lengths of the
+ * messages around it. Decoders see the same message (field order is free in
+ * protobuf); the large bytes are never copied.
+ */
+export function encodeParts<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): Uint8Array[] {
+  const m = message as Record<string, unknown>;
+  let rest: Record<string, unknown> | undefined;
+  const tail: Uint8Array[] = [];
+  /** Leaves the field out of what the generated encoder writes. */
+  const takeOut = (field: DescField, empty: unknown) => {
+    rest ??= { ...m };
+    if (field.oneof) rest[field.oneof.localName] = { case: undefined };
+    else rest[field.localName] = empty;
+  };
+  /** A length-delimited field of `parts`. */
+  const append = (number: number, parts: Uint8Array[]) => tail.push(bytesFieldPrefix(number, lengthOf(parts)), ...parts);
+  for (const field of schema.fields) {
+    const holder = field.oneof ? (m[field.oneof.localName] as { case?: string; value?: unknown }) : undefined;
+    const value = holder ? (holder.case === field.localName ? holder.value : undefined) : m[field.localName];
+    if (value === undefined || value === null) continue;
+    if (field.fieldKind === "scalar" && field.scalar === ScalarType.BYTES) {
+      // ByteParts always go by reference: the generated encoder cannot write them.
+      if (!(value instanceof ByteParts) && (value as Uint8Array).byteLength < byReferenceBytes) continue;
+      takeOut(field, new Uint8Array(0));
+      append(field.number, value instanceof ByteParts ? [...value.parts] : [value as Uint8Array]);
+    } else if (field.fieldKind === "message") {
+      const inner = encodeParts(field.message, value as never);
+      if (inner.length === 1) continue; // nothing large inside
+      takeOut(field, undefined);
+      append(field.number, inner);
+    } else if (field.fieldKind === "map" && field.mapKind === "message" && field.mapKey === ScalarType.STRING) {
+      let kept: Record<string, unknown> | undefined;
+      for (const [key, entry] of Object.entries(value as Record<string, unknown>)) {
+        const inner = encodeParts(field.message, entry as never);
+        if (inner.length === 1) continue;
+        kept ??= { ...(value as Record<string, unknown>) };
+        delete kept[key];
+        // A map entry is a message of key (1) and value (2).
+        const keyPart = new BinaryWriter().tag(1, WireType.LengthDelimited).string(key).finish();
+        append(field.number, [keyPart, bytesFieldPrefix(2, lengthOf(inner)), ...inner]);
+      }
+      if (kept) takeOut(field, kept);
+    }
+  }
+  return [toBinary(schema, (rest ?? m) as MessageShape<Desc>), ...tail];
+}
+
+const lengthOf = (parts: readonly Uint8Array[]) => parts.reduce((n, p) => n + p.byteLength, 0);
 
 /**
  * Decodes a message from its parts. A message that is one large bytes field

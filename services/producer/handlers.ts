@@ -8,6 +8,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { backoffMs, sleep } from "../common/backoff.js";
+import type { ByteParts } from "../common/byte-parts.js";
 import type { Logger } from "../common/logger.js";
 import { WireBufferService } from "../buffer/wire.js";
 import type { Transport } from "@connectrpc/connect";
@@ -109,7 +110,7 @@ export interface BufferHandlerOptions {
 
 interface Retained {
   seq: number;
-  bytes: Uint8Array;
+  bytes: ByteParts;
 }
 
 /**

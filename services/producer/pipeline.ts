@@ -4,7 +4,9 @@
  * -> batcher -> serializer. Handlers (buffer, file, the Produce stream)
  * consume what it yields; nothing is read ahead of what they take.
  */
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
+import { ByteParts } from "../common/byte-parts.js";
+import { encodeParts } from "../common/grpc-frames.js";
 import { ArraySchema, ColumnsSchema, SerializedPayloadSchema, EventBatchSchema, PayloadFormat, type EventBatch } from "../../gen/lclstream/data/v1/data_pb.js";
 import { ConfigError, type ProducerConfig } from "./config.js";
 import type { DetectorEvent, EventSource, FieldInfo } from "./event.js";
@@ -100,9 +102,10 @@ export function checkPipeline(config: ProducerConfig): string[] {
 /** A batch as the pipeline hands it on: the message, its encoding (made once), and its event count. */
 export interface ProducedBatch {
   batch: EventBatch;
-  bytes: Uint8Array;
+  /** The encoded batch, its arrays by reference (see encodeParts): what the buffer handler sends as it is. */
+  bytes: ByteParts;
   events: number;
-  /** What lclstreamer's handlers write, a file or a message each: the HDF5 file, the SIMPLON messages, or the encoded batch. */
+  /** What lclstreamer's handlers write, a file or a message each: the HDF5 file, the SIMPLON messages, or the encoded batch (made when asked for). */
   messages: Uint8Array[];
   /** Events left out so far as incomplete (skip_incomplete_events). */
   skipped: number;
@@ -297,8 +300,17 @@ export async function* runPipeline(config: ProducerConfig, source: EventSource, 
       eventTimeUnixNs: times,
       payload,
     });
-    const bytes = toBinary(EventBatchSchema, batch);
-    return { batch, bytes, events: events.length, messages: messages ?? [bytes], skipped };
+    const bytes = new ByteParts(encodeParts(EventBatchSchema, batch));
+    const written = messages;
+    return {
+      batch,
+      bytes,
+      events: events.length,
+      get messages() {
+        return written ?? [bytes.contiguous()];
+      },
+      skipped,
+    };
   };
 
   // A resume position given to the run wins over the config's.

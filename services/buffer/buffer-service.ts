@@ -311,8 +311,8 @@ export function createBufferService(deps: BufferServiceDeps): BufferImplementati
       try {
         yield { kind: { case: "started", value: { consumerId: consumer.id, consumerGroup: group.config.name } } };
         for await (const d of consumer.outbox.drain(ctx.signal, deps.heartbeatMs ?? 15_000)) {
-          if (d === idle) {
-            yield { kind: { case: "heartbeat", value: { bufferedBatches: BigInt(live.entries.size) } } };
+          if (d === idle || d.kind === "caughtUp") {
+            yield { kind: { case: "heartbeat", value: { bufferedBatches: BigInt(live.entries.size), caughtUp: d !== idle || consumer.toldCaughtUp } } };
             continue;
           }
           if (d.kind === "end") {

@@ -57,7 +57,7 @@ export interface Totals {
 }
 
 /** What a consumer receives. */
-export type Delivery = { kind: "batch"; entry: Entry; redelivery: boolean } | { kind: "end"; totals: Totals };
+export type Delivery = { kind: "batch"; entry: Entry; redelivery: boolean } | { kind: "end"; totals: Totals } | { kind: "caughtUp" };
 
 /** The counters a stream's batches carry, kept when the batches themselves are gone. */
 export interface Checkpoint {
@@ -98,6 +98,8 @@ export class Consumer {
   readonly outbox = new AsyncQueue<Delivery>();
   /** Seqs delivered and not yet acknowledged, with when they were handed over. */
   readonly inFlight = new Map<number, number>();
+  /** Told that its group has every batch delivered (until a redelivery comes its way). */
+  toldCaughtUp = false;
   constructor(
     readonly group: Group,
     readonly maxInFlight: number,
@@ -471,9 +473,20 @@ export class BufferStream {
       group.counters.deliveredBatches++;
       group.counters.deliveredBytes += entry.bytes.byteLength;
       if (redelivery) group.counters.redeliveredBatches++;
+      consumer.toldCaughtUp &&= !redelivery;
       consumer.outbox.push({ kind: "batch", entry, redelivery });
     }
-    if (this.complete && group.inFlight.size === 0 && group.redeliver.length === 0 && group.consumers.size > 0) this.#deliverEnd(group);
+    if (!this.complete || group.redeliver.length > 0 || group.consumers.size === 0) return;
+    if (group.inFlight.size === 0) {
+      this.#deliverEnd(group);
+      return;
+    }
+    // Everything is out, not all of it acknowledged: consumers holding batches back learn that no more come.
+    for (const consumer of group.consumers.values()) {
+      if (consumer.toldCaughtUp) continue;
+      consumer.toldCaughtUp = true;
+      consumer.outbox.push({ kind: "caughtUp" });
+    }
   }
 
   /**

@@ -58,6 +58,8 @@ interface ModelConsumer {
   held: number[];
   lastSeq: number;
   ended: boolean;
+  /** How often it was told that its group has every batch delivered. */
+  caughtUp: number;
 }
 
 /** The ErrorInfo reason of a refusal. */
@@ -118,6 +120,7 @@ async function runSequence(s: Setup, ops: Op[]) {
 
   /** Takes what the stream handed out and checks each delivery against the model. */
   const receive = () => {
+    const told: ModelConsumer[] = [];
     for (const c of consumers) {
       for (const d of c.real.outbox.takeAll()) {
         expect(c.ended, "nothing after the end of stream").toBe(false);
@@ -126,6 +129,10 @@ async function runSequence(s: Setup, ops: Op[]) {
           expect(ranks.every((r) => r.done)).toBe(true);
           if (groups[c.group]!.mode === "reliable") expect(acked[c.group]!.size, "end only after every seq is acknowledged").toBe(nextSeq - 1);
           c.ended = true;
+          continue;
+        }
+        if (d.kind === "caughtUp") {
+          told.push(c); // checked once every consumer's deliveries of this round are read
           continue;
         }
         const seq = d.entry.seq;
@@ -146,6 +153,17 @@ async function runSequence(s: Setup, ops: Op[]) {
         c.held.push(seq);
         expect(c.held.length).toBeLessThanOrEqual(c.maxInFlight);
       }
+    }
+    for (const c of told) {
+      // Only once everything is out and something is still unacknowledged: then the end follows the acks.
+      expect(groups[c.group]!.mode).toBe("reliable");
+      expect(
+        ranks.every((r) => r.done),
+        "caught up only when the stream is complete",
+      ).toBe(true);
+      expect(delivered[c.group]!.size, "caught up only when every seq was delivered").toBe(nextSeq - 1);
+      expect(acked[c.group]!.size, "caught up while something is unacknowledged").toBeLessThan(nextSeq - 1);
+      c.caughtUp++;
     }
   };
 
@@ -229,7 +247,7 @@ async function runSequence(s: Setup, ops: Op[]) {
         }
         const maxInFlight = o.k === "subscribe" && o.maxInFlight ? o.maxInFlight : groups[group]!.maxInFlight;
         const real = stream.subscribe(groups[group]!.name, o.k === "subscribe" ? o.maxInFlight : 0, startSeq);
-        consumers.push({ real, group, maxInFlight, held: [], lastSeq: 0, ended: false });
+        consumers.push({ real, group, maxInFlight, held: [], lastSeq: 0, ended: false, caughtUp: 0 });
         break;
       }
       case "lose": {
@@ -289,7 +307,15 @@ async function runSequence(s: Setup, ops: Op[]) {
     r.done = true;
   });
   for (let g = 0; g < groups.length; g++)
-    consumers.push({ real: stream.subscribe(groups[g]!.name, 1000, 0), group: g, maxInFlight: 1000, held: [], lastSeq: 0, ended: false });
+    consumers.push({ real: stream.subscribe(groups[g]!.name, 1000, 0), group: g, maxInFlight: 1000, held: [], lastSeq: 0, ended: false, caughtUp: 0 });
+  check();
+  // With everything published and handed out, a group still waiting for acks tells its consumers so.
+  const waitingForAcks = reliable.filter((g) => acked[g]!.size < nextSeq - 1);
+  for (const g of waitingForAcks)
+    expect(
+      consumers.some((c) => c.group === g && c.caughtUp > 0),
+      `group ${groups[g]!.name} told caught up`,
+    ).toBe(true);
   for (let round = 0; round < 100 && live().length; round++) {
     check();
     for (const c of live()) {

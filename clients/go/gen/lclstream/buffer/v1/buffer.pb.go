@@ -1673,8 +1673,15 @@ type SubscribeHeartbeat struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// buffered_batches is the number of batches the stream holds now.
 	BufferedBatches uint64 `protobuf:"varint,1,opt,name=buffered_batches,json=bufferedBatches,proto3" json:"buffered_batches,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// caught_up is true when the stream is complete and the group has every
+	// batch delivered: this consumer gets no more unless another one leaves
+	// without acknowledging. The end of stream follows once every batch is
+	// acknowledged, so a consumer holding batches until it has more (to fill a
+	// training batch, a shuffle buffer) finishes its work with what it has.
+	// Sent at once when it becomes true, without waiting for a quiet stream.
+	CaughtUp      bool `protobuf:"varint,2,opt,name=caught_up,json=caughtUp,proto3" json:"caught_up,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SubscribeHeartbeat) Reset() {
@@ -1712,6 +1719,13 @@ func (x *SubscribeHeartbeat) GetBufferedBatches() uint64 {
 		return x.BufferedBatches
 	}
 	return 0
+}
+
+func (x *SubscribeHeartbeat) GetCaughtUp() bool {
+	if x != nil {
+		return x.CaughtUp
+	}
+	return false
 }
 
 // AckRequest acknowledges batches.
@@ -1952,9 +1966,10 @@ const file_lclstream_buffer_v1_buffer_proto_rawDesc = "" +
 	"\x10SubscribeStarted\x12\x1f\n" +
 	"\vconsumer_id\x18\x01 \x01(\tR\n" +
 	"consumerId\x12%\n" +
-	"\x0econsumer_group\x18\x02 \x01(\tR\rconsumerGroup\"?\n" +
+	"\x0econsumer_group\x18\x02 \x01(\tR\rconsumerGroup\"\\\n" +
 	"\x12SubscribeHeartbeat\x12)\n" +
-	"\x10buffered_batches\x18\x01 \x01(\x04R\x0fbufferedBatches\"\x80\x01\n" +
+	"\x10buffered_batches\x18\x01 \x01(\x04R\x0fbufferedBatches\x12\x1b\n" +
+	"\tcaught_up\x18\x02 \x01(\bR\bcaughtUp\"\x80\x01\n" +
 	"\n" +
 	"AckRequest\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\tR\x06stream\x12%\n" +

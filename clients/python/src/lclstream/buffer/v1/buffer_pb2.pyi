@@ -263,10 +263,12 @@ class SubscribeStarted(_message.Message):
     def __init__(self, consumer_id: _Optional[str] = ..., consumer_group: _Optional[str] = ...) -> None: ...
 
 class SubscribeHeartbeat(_message.Message):
-    __slots__ = ("buffered_batches",)
+    __slots__ = ("buffered_batches", "caught_up")
     BUFFERED_BATCHES_FIELD_NUMBER: _ClassVar[int]
+    CAUGHT_UP_FIELD_NUMBER: _ClassVar[int]
     buffered_batches: int
-    def __init__(self, buffered_batches: _Optional[int] = ...) -> None: ...
+    caught_up: bool
+    def __init__(self, buffered_batches: _Optional[int] = ..., caught_up: bool = ...) -> None: ...
 
 class AckRequest(_message.Message):
     __slots__ = ("stream", "consumer_group", "consumer_id", "seqs")

@@ -113,15 +113,21 @@ export function createRevocationInterceptor(revocations: RevocationSet): Interce
 /** Re-yields a stream until `signal` aborts, then throws its reason. */
 async function* cutOff<T>(messages: AsyncIterable<T>, signal: AbortSignal, done: () => void): AsyncGenerator<T> {
   const it = messages[Symbol.asyncIterator]();
+  let ended = false;
   try {
     for (;;) {
       const r = await abortable(it.next(), signal);
-      if (r.done) return;
+      if (r.done) {
+        ended = true;
+        return;
+      }
       yield r.value;
     }
   } finally {
     done();
-    if (signal.aborted) void it.return?.();
+    // However this ends (revoked, or the caller stopped reading: a client gone while the server
+    // waited on flow control), the inner stream is closed too, so its cleanup runs.
+    if (!ended) void it.return?.();
   }
 }
 

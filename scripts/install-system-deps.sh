@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what `npm run test:system` needs beyond npm packages, idempotently:
 # OpenSSL, HAProxy, Slurm with munge and Chromium for the viewer's browser tests (Debian), grpcurl, the Envoy config
-# validator and the Go code generators (Go module proxy) into .tools/bin, and the
-# Python client's packages (PyPI).
+# validator and the Go code generators (Go module proxy) into .tools/bin, the
+# Python client's packages (PyPI), and environments of their own for psana, psik and
+# the Python client with torch (.tools/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools="$PWD/.tools/bin"
@@ -71,6 +72,18 @@ if ! .tools/psana/bin/python -c "import psana, cbor2, bitshuffle, sys, importlib
   echo "installing psana $PSANA_VERSION into .tools/psana"
   .tools/psana/bin/pip install --quiet --disable-pip-version-check "psana==$PSANA_VERSION" "mpich==5.0.2" cbor2==6.2.1 bitshuffle==0.5.2
 fi
+# The Python client as a user installs it, with its torch and hdf5 extras, for its torch datasets
+# tests and the bench's Python drain (.tools/torch). PyPI's Linux torch brings CUDA's libraries
+# (about 5 GB installed); CPU is all the tests use. The client is reinstalled every time (seconds),
+# so the environment follows its pyproject.toml.
+TORCH_VERSION=2.15.0
+if ! .tools/torch/bin/python -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
+  python3 -m venv .tools/torch 2>/dev/null || { apt_install python3-venv && python3 -m venv .tools/torch; }
+  echo "installing torch $TORCH_VERSION into .tools/torch"
+  .tools/torch/bin/pip install --quiet --disable-pip-version-check "torch==$TORCH_VERSION"
+fi
+.tools/torch/bin/pip install --quiet --disable-pip-version-check "./clients/python[torch,hdf5,test]"
+rm -rf clients/python/build
 # psik itself, whose verify_signature checks the job queue's signed callbacks (.tools/psik).
 PSIK_VERSION=3.1.1
 if ! .tools/psik/bin/python -c "import psik.web, sys, importlib.metadata as m; sys.exit(m.version('psik') != '$PSIK_VERSION')" 2>/dev/null; then

@@ -48,7 +48,7 @@ describe("the Python client against the real mesh", () => {
     const result = await new Promise<{ code: number; output: string }>((resolve) =>
       execFile(
         "python3",
-        ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "faulthandler_timeout=60", "tests"],
+        ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "faulthandler_timeout=60", "tests", "--ignore=tests/test_torch.py"],
         { cwd: pythonClient, env, timeout: 240_000 },
         (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, output: stdout + stderr }),
       ),

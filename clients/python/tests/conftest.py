@@ -11,7 +11,7 @@ from lclstream_client import Client
 def _need(name: str) -> str:
     value = os.environ.get(name)
     if not value:
-        pytest.exit(f"{name} is not set: these tests run against a real mesh; run them with `npm run test:system` (test/system/python-client.test.ts starts it)", returncode=2)
+        pytest.exit(f"{name} is not set: these tests run against a real mesh; run them with `npm run test:system` (test/system/python-client.test.ts and torch.test.ts start it)", returncode=2)
     return value
 
 

@@ -7,9 +7,10 @@ import json
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import grpc
 import numpy as np
@@ -26,6 +27,9 @@ _MiB = 1024 * 1024
 _CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 64 * _MiB),
     ("grpc.max_send_message_length", 64 * _MiB),
+    # Connections of this channel's own, never shared with other channels: a process forked from this
+    # one (a DataLoader worker) inherits the shared ones, and two processes on one TLS session corrupt it.
+    ("grpc.use_local_subchannel_pool", 1),
 ]
 _DTYPES = {
     data_pb2.DATA_TYPE_BOOL: np.bool_,
@@ -94,6 +98,26 @@ class Batch:
         """Bytes of detector data this batch carries."""
         return len(self.serialized) if self.serialized is not None else sum(a.nbytes for a in self.arrays.values())
 
+    def columns(self) -> dict[str, np.ndarray]:
+        """The batch's fields, one array per field with the events along axis 0, whichever payload it has.
+
+        Columns are the arrays themselves (read-only views of the message). An HDF5 payload is read
+        with h5py: each dataset whose first axis is the events, named by its path below `/data`
+        (lclstreamer's layout) or, elsewhere, by its whole path."""
+        if self.serialized is None:
+            return self.arrays
+        events = len(self.event_indices)
+        out: dict[str, np.ndarray] = {}
+        with self.h5() as f:
+            import h5py
+
+            def visit(path: str, item) -> None:
+                if isinstance(item, h5py.Dataset) and item.shape[:1] == (events,):
+                    out[path.removeprefix("data/")] = item[()]
+
+            f.visititems(visit)
+        return out
+
     def h5(self):
         """The serialized HDF5 payload opened in memory with h5py (read-only)."""
         if self.serialized is None:
@@ -143,11 +167,15 @@ class Journal:
         self._file = open(self.path, "a")
 
     def add(self, batch: Batch) -> None:
-        entry = {"seq": str(batch.seq), "events": len(batch.event_indices), "bytes": batch.nbytes, "hits": 0}
+        self.record(batch.seq, len(batch.event_indices), batch.nbytes)
+
+    def record(self, seq: int, events: int, nbytes: int) -> None:
+        """Records batch `seq` as received and done."""
+        entry = {"seq": str(seq), "events": events, "bytes": nbytes, "hits": 0}
         self._file.write(json.dumps(entry) + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())
-        self.received[batch.seq] = entry
+        self.received[seq] = entry
 
     def close(self) -> None:
         self._file.close()
@@ -163,16 +191,40 @@ def default_group(request: request_pb2.DataRequest) -> str:
 
 
 class BatchStream:
-    """The batches of one data request for one consumer: iterate it; each batch is acknowledged when the next is asked for."""
+    """The batches of one data request for one consumer: iterate it; each batch is acknowledged when the next is asked for.
 
-    def __init__(self, client: "Client", name: str, group: str | None, journal_dir: str | os.PathLike | None, ack_every: int, cancel_on_stop: bool = False):
+    With `manual_ack`, nothing is acknowledged until `ack(batch)` says the batch's work is done (for a
+    consumer that holds batches past the next one, as a shuffle buffer does); `on_caught_up` is called
+    when the buffer says that no more batches come (all are out), so such a consumer finishes with what
+    it holds. With `shared`, other consumers share the group, so this one gets only part of the totals
+    and checks only that it got no more.
+    """
+
+    def __init__(
+        self,
+        client: "Client",
+        name: str,
+        group: str | None,
+        journal_dir: str | os.PathLike | None,
+        ack_every: int,
+        cancel_on_stop: bool = False,
+        *,
+        shared: bool = False,
+        manual_ack: bool = False,
+        max_in_flight: int = 0,
+        on_caught_up: Callable[[], None] | None = None,
+    ):
         self._client = client
+        self._on_caught_up = on_caught_up
         self._cancel_on_stop = cancel_on_stop
         self.name = name
         #: The consumer group joined; None until iteration picks the request's own (see default_group).
         self.group = group
         self._journal_dir = journal_dir
         self._ack_every = ack_every
+        self._shared = shared
+        self._manual_ack = manual_ack
+        self._max_in_flight = max_in_flight
         #: The end-of-stream totals, once the stream has ended.
         self.totals: data_pb2.StreamTotals | None = None
         self.batches = 0
@@ -181,20 +233,29 @@ class BatchStream:
         self.resumed_batches = 0
         #: The request, when this stream created it (Client.stream).
         self.request: request_pb2.DataRequest | None = None
+        self._journal: Journal | None = None
+        self._acker: _Acker | None = None
+        self._seen: set[int] = set()
+        self._responses = None
+        self._cancelled = False
 
     def __iter__(self) -> Iterator[Batch]:
         request = self._client.wait_for_stream(self.name)
         if self.group is None:
             self.group = default_group(request)
-        journal = Journal(self._journal_dir, self.name, self.group) if self._journal_dir else None
-        seen = set(journal.received) if journal else set()
+        journal = self._journal = Journal(self._journal_dir, self.name, self.group) if self._journal_dir else None
+        self._seen = set(journal.received) if journal else set()
         if journal:
-            self.resumed_batches = len(seen)
-            self.batches = len(seen)
+            self.resumed_batches = len(self._seen)
+            self.batches = len(self._seen)
             self.events = sum(e["events"] for e in journal.received.values())
-        responses = self._client._buffer(request.buffer_endpoint).Subscribe(buffer_pb2.SubscribeRequest(stream=request.stream, consumer_group=self.group))
+        responses = self._responses = self._client._buffer(request.buffer_endpoint).Subscribe(
+            buffer_pb2.SubscribeRequest(stream=request.stream, consumer_group=self.group, max_in_flight=self._max_in_flight)
+        )
+        if self._cancelled:
+            responses.cancel()
         try:
-            yield from self._read(request, responses, journal, seen)
+            yield from self._read(request, responses)
         except BaseException as stopped:
             # Ctrl-C, a loop that stopped early, or an error in it or in the stream: a
             # request this stream created is cancelled, its jobs stopped.
@@ -210,27 +271,48 @@ class BatchStream:
             if journal:
                 journal.close()
 
-    def _read(self, request, responses, journal: Journal | None, seen: set[int]) -> Iterator[Batch]:
-        acker = _Acker(self._client._buffer(request.buffer_endpoint), request.stream, self.group, self._ack_every)
+    def cancel(self) -> None:
+        """Ends the subscription from another thread; what was not acknowledged goes to the group's other consumers."""
+        self._cancelled = True
+        if self._responses is not None:
+            self._responses.cancel()
+
+    def ack(self, batch: Batch) -> None:
+        """Records `batch` as done (journal, counts) and acknowledges it; with `manual_ack`, the consumer calls it."""
+        if self._journal:
+            self._journal.add(batch)
+        self._seen.add(batch.seq)
+        self.batches += 1
+        self.events += len(batch.event_indices)
+        self._acker.add(batch.seq)
+
+    def release(self, seq: int) -> None:
+        """Acknowledges `seq` without recording it as done here (the process that uses it records it)."""
+        self._acker.add(seq)
+
+    def _read(self, request, responses) -> Iterator[Batch]:
+        acker = self._acker = _Acker(self._client._buffer(request.buffer_endpoint), request.stream, self.group, self._ack_every)
         try:
             for response in responses:
                 kind = response.WhichOneof("kind")
                 if kind == "started":
                     acker.consumer_id = response.started.consumer_id
                 elif kind == "batch":
-                    if response.seq not in seen:
-                        batch = Batch.from_proto(response.seq, response.batch, response.redelivery)
-                        yield batch  # the consumer's work happens here, before the acknowledgement
-                        if journal:
-                            journal.add(batch)
-                        seen.add(response.seq)
-                        self.batches += 1
-                        self.events += len(batch.event_indices)
-                    acker.add(response.seq)
+                    if response.seq in self._seen:
+                        acker.add(response.seq)  # a batch this journal had already: only the buffer must hear of it
+                        continue
+                    batch = Batch.from_proto(response.seq, response.batch, response.redelivery)
+                    yield batch  # the consumer's work happens here, before the acknowledgement
+                    if not self._manual_ack:
+                        self.ack(batch)
+                elif kind == "heartbeat":
+                    if response.heartbeat.caught_up and self._on_caught_up:
+                        self._on_caught_up()
                 elif kind == "end_of_stream":
                     acker.flush()
                     self.totals = response.end_of_stream
-                    if self.totals.batch_count != self.batches or self.totals.event_count != self.events:
+                    short = self.totals.batch_count != self.batches or self.totals.event_count != self.events
+                    if short if not self._shared else self.batches > self.totals.batch_count:
                         raise LclstreamError(
                             "DATA_LOSS",
                             f"the stream ended with {self.totals.batch_count} batches and {self.totals.event_count} events, but {self.batches} batches and {self.events} events arrived",
@@ -247,49 +329,73 @@ class BatchStream:
 
 
 class _Acker:
-    """Acknowledges in groups of `every`, and what is left after 20 ms on a timer (the end of stream waits for every ack).
+    """Acknowledges without holding up iteration: each group of `every` goes out at once as an
+    asynchronous call, and what is left goes 20 ms after the first of it, from one flusher thread
+    (the buffer holds the end of stream until every batch is acknowledged, and stops sending a
+    consumer at its group's max_in_flight). `flush` sends the rest and waits for every call.
 
-    A failed Ack in the background loses nothing: the buffer redelivers what it did not hear of.
+    A failed Ack loses nothing: the buffer redelivers what it did not hear of.
     """
 
     def __init__(self, buffer: buffer_pb2_grpc.BufferServiceStub, stream: str, group: str, every: int):
         self._buffer, self._stream, self._group, self._every = buffer, stream, group, every
         self.consumer_id = ""
         self._pending: list[int] = []
-        self._lock = threading.Lock()
-        self._timer: threading.Timer | None = None
+        self._calls: list[grpc.Future] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self._flusher = threading.Thread(target=self._flush_late, name="lclstream-acks", daemon=True)
+        self._flusher.start()
 
     def add(self, seq: int) -> None:
-        with self._lock:
+        with self._cond:
             self._pending.append(seq)
-            full = len(self._pending) >= self._every
-            if not full and self._timer is None:
-                self._timer = threading.Timer(0.02, self._background_flush)
-                self._timer.daemon = True
-                self._timer.start()
-        if full:
-            self.flush()
+            if len(self._pending) >= self._every:
+                self._send()
+            elif len(self._pending) == 1:
+                self._cond.notify()
+
+    def send(self) -> None:
+        """Sends what is pending now, as one asynchronous Ack, without waiting for the answer."""
+        with self._cond:
+            self._send()
+
+    def _send(self) -> None:
+        """Sends what is pending as one asynchronous Ack (the lock held)."""
+        seqs, self._pending = self._pending, []
+        if seqs:
+            request = buffer_pb2.AckRequest(stream=self._stream, consumer_group=self._group, consumer_id=self.consumer_id, seqs=seqs)
+            self._calls = [c for c in self._calls if not c.done()] + [self._buffer.Ack.future(request, timeout=30)]
+
+    def _flush_late(self) -> None:
+        with self._cond:
+            while not self._closed:
+                if not self._pending:
+                    self._cond.wait()
+                    continue
+                deadline = time.monotonic() + 0.02
+                while self._pending and not self._closed and (left := deadline - time.monotonic()) > 0:
+                    self._cond.wait(left)
+                self._send()
 
     def flush(self) -> None:
-        with self._lock:
-            seqs, self._pending = self._pending, []
-            if self._timer:
-                self._timer.cancel()
-                self._timer = None
-            if seqs:
-                self._buffer.Ack(buffer_pb2.AckRequest(stream=self._stream, consumer_group=self._group, consumer_id=self.consumer_id, seqs=seqs), timeout=30)
-
-    def _background_flush(self) -> None:
-        try:
-            self.flush()
-        except grpc.RpcError:
-            pass
+        """Sends what is pending and waits until every acknowledgement sent has been answered."""
+        with self._cond:
+            self._send()
+            calls, self._calls = self._calls, []
+        for call in calls:
+            try:
+                call.result()
+            except grpc.RpcError:
+                pass  # redelivered, never lost
 
     def close(self) -> None:
-        with self._lock:
-            if self._timer:
-                self._timer.cancel()
-                self._timer = None
+        try:
+            self.flush()
+        finally:
+            with self._cond:
+                self._closed = True
+                self._cond.notify()
 
 
 class Client:
@@ -297,6 +403,7 @@ class Client:
 
     def __init__(self, url: str, *, ca_pem: bytes, cert_pem: bytes | None = None, key_pem: bytes | None = None, timeout: float = 30):
         self.url = url
+        self._ca_pem, self._cert_pem, self._key_pem = ca_pem, cert_pem, key_pem
         self._credentials = grpc.ssl_channel_credentials(root_certificates=ca_pem, private_key=key_pem, certificate_chain=cert_pem)
         self._has_certificate = cert_pem is not None
         self._timeout = timeout
@@ -350,8 +457,6 @@ class Client:
 
     def wait_for_stream(self, name: str, timeout: float = 120) -> request_pb2.DataRequest:
         """Waits until the request has its stream (its producers were submitted)."""
-        import time
-
         deadline = time.monotonic() + timeout
         while True:
             request = self.get_request(name)
@@ -363,16 +468,34 @@ class Client:
                 raise LclstreamError("DEADLINE_EXCEEDED", f"{request.name} has no stream after {timeout} s (state {request_pb2.DataRequest.State.Name(request.state)})")
             time.sleep(0.1)
 
-    def batches(self, name: str, group: str | None = None, journal_dir: str | os.PathLike | None = None, ack_every: int = 4) -> BatchStream:
-        """The batches of request `name` for one consumer of `group` (default: the request's own, see default_group). With `journal_dir`, a consumer killed and started again gets only what it lacks."""
-        return BatchStream(self, _name(name), group, journal_dir, ack_every)
+    def batches(
+        self,
+        name: str,
+        group: str | None = None,
+        journal_dir: str | os.PathLike | None = None,
+        ack_every: int = 8,
+        *,
+        shared: bool = False,
+        manual_ack: bool = False,
+        max_in_flight: int = 0,
+    ) -> BatchStream:
+        """The batches of request `name` for one consumer of `group` (default: the request's own, see default_group). With `journal_dir`, a consumer killed and started again gets only what it lacks.
 
-    def stream(self, config: Mapping[str, Any] | str | os.PathLike, group: str | None = None, journal_dir: str | os.PathLike | None = None) -> BatchStream:
-        """Creates a request and returns its batches (`.request` is the request). Ctrl-C, or leaving the loop before the end, cancels it."""
+        `shared`: other consumers read the same group (DataLoader workers, DDP ranks), so this one gets a part
+        of the stream. `manual_ack`: see BatchStream. `max_in_flight`: unacknowledged batches this consumer
+        may hold (0: the group's own limit, 16 unless the request sets it)."""
+        return BatchStream(self, _name(name), group, journal_dir, ack_every, shared=shared, manual_ack=manual_ack, max_in_flight=max_in_flight)
+
+    def stream(self, config: Mapping[str, Any] | str | os.PathLike, group: str | None = None, journal_dir: str | os.PathLike | None = None, keep: bool = False) -> BatchStream:
+        """Creates a request and returns its batches (`.request` is the request). Ctrl-C, an exception in the loop, or leaving it before the end cancels the request, unless `keep`."""
         request = self.create_request(config)
-        stream = BatchStream(self, request.name, group, journal_dir, 4, cancel_on_stop=True)
+        stream = BatchStream(self, request.name, group, journal_dir, 8, cancel_on_stop=not keep)
         stream.request = request
         return stream
+
+    def _settings(self) -> tuple[str, dict[str, Any]]:
+        """What makes a client like this one in another process (a DataLoader worker: a gRPC channel must not cross a fork)."""
+        return self.url, {"ca_pem": self._ca_pem, "cert_pem": self._cert_pem, "key_pem": self._key_pem, "timeout": self._timeout}
 
     def close(self) -> None:
         for channel in self._channels.values():

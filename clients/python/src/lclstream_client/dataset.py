@@ -1,6 +1,6 @@
-"""A PyTorch-style iterable dataset over a data request, without needing torch.
+"""One event at a time from a data request, without torch.
 
-With torch installed, wrap it: ``torch.utils.data.DataLoader(EventDataset(...), batch_size=None)``.
+For PyTorch (DataLoader workers, DDP ranks, tensors), use ``lclstream_client.torch.StreamDataset``.
 """
 from __future__ import annotations
 
@@ -31,8 +31,9 @@ class EventDataset:
             yield from self._samples(batch)
 
     def _samples(self, batch: Batch) -> Iterator[Any]:
-        names = self.fields or list(batch.arrays)
+        columns = batch.columns()
+        names = self.fields or list(columns)
         for i in range(len(batch.event_indices)):
-            sample = {name: batch.arrays[name][i] for name in names}
+            sample = {name: columns[name][i] for name in names}
             sample["event_index"] = batch.event_indices[i]
             yield self.transform(sample)

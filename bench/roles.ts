@@ -7,7 +7,7 @@
  *   tls-relay    TLS server piping to one TLS client, or copying to several (fan-out) -> { port }
  *   tls-source   TLS client writing chunks forever
  *   publish      a producer rank publishing batches to a buffer stream (with `measure`: -> { bytes, seconds };
- *                with `count`: that many, then done -> { published })
+ *                with `count`: that many, then done -> { published }; with `columnar`: as arrays)
  *   subscribe    a consumer of one group, acknowledging -> { bytes, seconds, latenciesMs? }
  *                (with `count`: timed from batch `warmupCount` to the count-th -> { bytes, seconds, cpuMs })
  *   subscribe-bare  the same call on a bare HTTP/2 session, messages framed only (with `count`, as subscribe)
@@ -17,7 +17,7 @@ import { connect, createServer, type TLSSocket } from "node:tls";
 import { createClient, type Client } from "@connectrpc/connect";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { BufferService, SubscribeRequestSchema } from "../gen/lclstream/buffer/v1/buffer_pb.js";
-import { EventBatchSchema, PayloadFormat, SerializedPayloadSchema } from "../gen/lclstream/data/v1/data_pb.js";
+import { ColumnsSchema, DataType, EventBatchSchema, PayloadFormat, SerializedPayloadSchema } from "../gen/lclstream/data/v1/data_pb.js";
 import { createMeshTransport } from "../services/common/client.js";
 import type { CertMaterial } from "../services/common/pki.js";
 import { Acker } from "../services/common/acker.js";
@@ -47,6 +47,8 @@ interface Args {
   count?: number;
   /** Of those `count` received, how many come before the timing starts. */
   warmupCount?: number;
+  /** Publish batches as columnar arrays (one uint8 field) instead of a serialized payload. */
+  columnar?: boolean;
 }
 
 const MiB = 1024 * 1024;
@@ -146,12 +148,13 @@ async function tlsSource() {
  * encoded once and appended, as parts the transport sends
  * without joining them (like the raw TLS source, which writes one buffer).
  */
-function batchEncoder(stream: string, payloadBytes: number) {
-  const payload = toBinary(
-    SerializedPayloadSchema,
-    create(SerializedPayloadSchema, { format: PayloadFormat.HDF5, data: new Uint8Array(payloadBytes).fill(3) }),
-  );
-  const field = bytesFieldPrefix(7, payload.byteLength);
+function batchEncoder(stream: string, payloadBytes: number, columnar = false) {
+  const data = new Uint8Array(payloadBytes).fill(3);
+  // Columnar: one uint8 field "frame" of one event, as a consumer that decodes arrays reads it.
+  const payload = columnar
+    ? toBinary(ColumnsSchema, create(ColumnsSchema, { fields: { frame: { dtype: DataType.UINT8, shape: [1n, BigInt(payloadBytes)], data } } }))
+    : toBinary(SerializedPayloadSchema, create(SerializedPayloadSchema, { format: PayloadFormat.HDF5, data }));
+  const field = bytesFieldPrefix(columnar ? 6 : 7, payload.byteLength);
   return (seq: number, sentNs: bigint) => {
     const head = toBinary(
       EventBatchSchema,
@@ -165,7 +168,7 @@ async function publish() {
   const client = createClient(WireBufferService, createMeshTransport({ baseUrl: args.url!, tls: args.tls })) as unknown as {
     publish(messages: AsyncIterable<unknown>): Promise<unknown>;
   };
-  const encode = batchEncoder(args.stream!, args.chunkBytes ?? 1 << 20);
+  const encode = batchEncoder(args.stream!, args.chunkBytes ?? 1 << 20, args.columnar);
   const interval = args.rate ? 1000 / args.rate : 0;
   const m = args.measure ? meter() : undefined;
   async function* messages() {

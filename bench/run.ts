@@ -21,7 +21,7 @@
  * BENCH_BUFFER_NODE_ARGS passes flags to the buffer's node (for example
  * `--cpu-prof --cpu-prof-dir=prof` to profile it), BENCH_ROLE_NODE_ARGS to
  * the producers', consumers' and raw TLS processes'; BENCH_ONLY picks
- * scenarios by a regular expression (memory, 64KiB, 1MiB, 4MiB, fan-out, latency, mesh, slurm, psana, front).
+ * scenarios by a regular expression (memory, 64KiB, 1MiB, 4MiB, python, fan-out, latency, mesh, slurm, psana, front).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -210,15 +210,19 @@ async function main() {
    * bare HTTP/2 session: what receiving the stream costs any Node client.
    */
   async function subscribeOneHop(buffer: Buffer, chunkBytes: number, batches: number, warmup: number, consumerRole = "subscribe") {
+    return drainHeld(buffer, chunkBytes, batches, warmup, (args) => role(consumerRole, args).next());
+  }
+  /** The same drain, read by `reader` (given the stream, group and counts); batches `columnar` when asked. */
+  async function drainHeld(buffer: Buffer, chunkBytes: number, batches: number, warmup: number, reader: (args: DrainArgs) => Promise<any>, columnar = false) {
     const count = warmup + batches;
     const { stream, publishToken } = await buffer.client.createStream({
       stream: { capacityBytes: BigInt((count + 8) * chunkBytes), consumerGroups: [{ name: "g0", maxInFlight: 32, mode: DeliveryMode.RELIABLE }] },
     });
-    const common = { tls: user, url: buffer.url, stream: stream!.name, chunkBytes, count };
+    const common = { tls: user, url: buffer.url, stream: stream!.name, chunkBytes, count, columnar };
     const producer = role("publish", { ...common, token: publishToken });
     await producer.next();
     producer.stop();
-    const r = await role(consumerRole, { ...common, group: "g0", warmupCount: warmup }).next();
+    const r = await reader({ ...common, group: "g0", warmupCount: warmup });
     await buffer.client.deleteStream({ name: stream!.name });
     return { mbps: mbps(r), cpuMsPerMiB: r.cpuMs / (r.bytes / MiB) };
   }
@@ -275,6 +279,33 @@ async function main() {
         record(`raw TLS relay ${label}`, "MB/s", await repeat(() => rawRelay(size)));
         record(`buffer relay ${label}`, "MB/s", await repeat(async () => (await throughBuffer(buffer, size, 1)).mbps));
       }
+      if (only.test("python") && !existsSync(torchPython)) {
+        console.log("Python drain: skipped, the Python client's environment is missing (scripts/install-system-deps.sh makes .tools/torch)");
+      } else if (only.test("python")) {
+        // 1 MiB columnar batches held, drained by each reader in turn (interleaved: each sees the same machine).
+        const readers: [string, (args: DrainArgs) => Promise<any>][] = [
+          ["bare grpcio drain 1MiB", pythonReader("grpcio")],
+          ["Python client drain 1MiB", pythonReader("client")],
+          ["torch DataLoader 2 workers drain 1MiB", pythonReader("torch")],
+          ["bare HTTP/2 (Node) drain 1MiB", (args) => role("subscribe-bare", args).next()],
+        ];
+        const runs = readers.map(() => [] as { mbps: number; cpuMsPerMiB: number }[]);
+        for (let i = 0; i < reps; i++) for (const [j, [, read]] of readers.entries()) runs[j]!.push(await drainHeld(buffer, MiB, 600, 200, read, true));
+        for (const [j, [name]] of readers.entries()) {
+          record(
+            name,
+            "MB/s",
+            runs[j]!.map((r) => r.mbps),
+          );
+          // The torch path's work is in its workers, which this figure would not count.
+          if (!name.startsWith("torch"))
+            record(
+              `${name}, reader CPU`,
+              "ms/MiB",
+              runs[j]!.map((r) => r.cpuMsPerMiB),
+            );
+        }
+      }
       if (only.test("fan-out")) {
         for (const groups of [2, 4])
           record(`buffer fan-out ${groups} groups 1MiB`, "MB/s", await repeat(async () => (await throughBuffer(buffer, MiB, groups)).mbps));
@@ -309,7 +340,9 @@ async function main() {
   }
 
   if (Object.keys(results).length === 0) {
-    console.error(`BENCH_ONLY=${only.source} matched no scenario (memory, 64KiB, 1MiB, 4MiB, fan-out, latency, mesh, slurm, psana, front); nothing written`);
+    console.error(
+      `BENCH_ONLY=${only.source} matched no scenario (memory, 64KiB, 1MiB, 4MiB, python, fan-out, latency, mesh, slurm, psana, front); nothing written`,
+    );
     process.exit(2);
   }
   const m = (name: string) => results[name]!.median;
@@ -343,6 +376,20 @@ async function main() {
       ">=",
       0.8,
     ],
+    [
+      "Python client drain vs bare grpcio reader",
+      ["Python client drain 1MiB", "bare grpcio drain 1MiB"],
+      ratio("Python client drain 1MiB", "bare grpcio drain 1MiB"),
+      ">=",
+      0.9,
+    ],
+    [
+      "torch DataLoader, 2 workers, vs bare grpcio reader",
+      ["torch DataLoader 2 workers drain 1MiB", "bare grpcio drain 1MiB"],
+      ratio("torch DataLoader 2 workers drain 1MiB", "bare grpcio drain 1MiB"),
+      ">=",
+      0.7,
+    ],
     ["p50 latency 64KiB (ms)", ["latency p50 64KiB at 200/s"], () => m("latency p50 64KiB at 200/s"), "<", 2],
     // What the stream makes the buffer hold, over the idle process (V8 and code are not the buffer's memory).
     ["RSS growth vs capacity + 64 MiB", ["buffer RSS growth, stalled"], () => m("buffer RSS growth, stalled") / bound, "<", 1],
@@ -360,6 +407,38 @@ async function main() {
   writeFileSync(file, `${JSON.stringify({ machine, reps, measureMs, only: only.source, results, targets, unmeasured, fanOutCeiling: ceiling }, null, 2)}\n`);
   console.log(`\nwritten to ${file}`);
   if (!unmeasured.length) console.log(`bench/README.md now shows ${updateBenchReadme(benchSourceDir)}`);
+}
+
+/** What a reader of held batches is given. */
+interface DrainArgs {
+  tls: { caPem: string; certPem: string; keyPem: string };
+  url: string;
+  stream: string;
+  group: string;
+  count: number;
+  warmupCount: number;
+}
+
+/** The Python client's environment (scripts/install-system-deps.sh), with torch. */
+const torchPython = fileURLToPath(new URL("../../.tools/torch/bin/python", import.meta.url));
+const pythonDrainScript = fileURLToPath(new URL("../../bench/python_drain.py", import.meta.url));
+const pythonClientSrc = fileURLToPath(new URL("../../clients/python/src", import.meta.url));
+
+/** A Python consumer of held batches (bench/python_drain.py, in the client's environment), reading as `mode` says. */
+function pythonReader(mode: "grpcio" | "client" | "torch") {
+  return (args: DrainArgs) =>
+    new Promise<any>((resolve, reject) => {
+      const { tls, ...rest } = args;
+      const child = spawn(torchPython, [pythonDrainScript, mode, JSON.stringify({ ...rest, ...tls })], {
+        stdio: ["ignore", "pipe", "inherit"],
+        env: { ...process.env, PYTHONPATH: pythonClientSrc },
+      });
+      let out = "";
+      child.stdout!.on("data", (chunk) => (out += chunk));
+      child.once("exit", (code) =>
+        code === 0 ? resolve(JSON.parse(out.trim().split("\n").at(-1)!)) : reject(new Error(`python_drain.py ${mode} exited with ${code}`)),
+      );
+    });
 }
 
 /**

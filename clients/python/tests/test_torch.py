@@ -68,7 +68,7 @@ print("done", flush=True)
 def test_a_rank_whose_worker_is_killed_leaves_what_it_had_not_used_to_the_other(client, endpoints, tmp_path):
     # A live stream (60 events/s), so that both ranks are still reading when one loses its worker.
     config = tof_request(events=240, batch_size=4)
-    config["producer"]["event_source"]["rate_hz"] = 60
+    config["producer"]["event_source"].update(rate_hz=60, paced=True)
     request = client.create_request(config)
     script = tmp_path / "rank.py"
     script.write_text(RANK)
@@ -81,7 +81,7 @@ def test_a_rank_whose_worker_is_killed_leaves_what_it_had_not_used_to_the_other(
     worker, used_by_slow = None, []
     while len(used_by_slow) < 16:
         line = slow.stdout.readline().split()
-        assert line, "the slow rank reads"
+        assert line, f"the slow rank reads: {slow.stderr.read()}"
         if line[0] == "worker":
             worker = int(line[1])
         elif line[0] == "events":

@@ -1,0 +1,97 @@
+"""A Python consumer draining batches a buffer stream already holds (`npm run bench`, scenario python).
+
+    python bench/python_drain.py MODE JSON
+
+MODE is how it reads:
+  grpcio  a bare grpcio reader: Subscribe, parse each message, acknowledge every 16 seqs (the floor)
+  client  lclstream_client's BatchStream: arrays decoded, each batch acknowledged once the next is taken
+  torch   lclstream_client.torch: a StreamLoader with 2 fork-started DataLoader workers sharing the group,
+          whole batches as tensors, acknowledged from the loop
+
+JSON has url, stream, group, count, warmupCount and the PEMs (caPem, certPem, keyPem). It times batches
+warmupCount + 1 to count, and prints {"bytes", "seconds", "cpuMs"} (cpuMs: this process's, so not the
+DataLoader workers' in torch mode).
+The bench's stream has no data request, so the client is told where it is instead of asking the
+request service: the path measured is the client's own, from Subscribe to the acknowledgement.
+"""
+import json
+import os
+import sys
+import time
+
+import grpc
+
+from lclstream.buffer.v1 import buffer_pb2, buffer_pb2_grpc
+from lclstream.request.v1 import request_pb2
+
+
+class Meter:
+    def __init__(self, count: int, warmup: int):
+        self.count, self.warmup, self.received, self.bytes = count, warmup, 0, 0
+
+    def add(self, nbytes: int) -> bool:
+        """Counts a batch; True when `count` have arrived (the figures are taken then)."""
+        self.received += 1
+        if self.received == self.warmup:
+            self.started, self.cpu = time.perf_counter(), time.process_time()
+        elif self.received > self.warmup:
+            self.bytes += nbytes
+        if self.received < self.count:
+            return False
+        self.result = {"bytes": self.bytes, "seconds": time.perf_counter() - self.started, "cpuMs": (time.process_time() - self.cpu) * 1000}
+        return True
+
+
+def bare_grpcio(args: dict, meter: Meter) -> None:
+    credentials = grpc.ssl_channel_credentials(args["caPem"].encode(), args["keyPem"].encode(), args["certPem"].encode())
+    options = [("grpc.max_receive_message_length", 64 << 20)]
+    with grpc.secure_channel(args["url"].removeprefix("https://"), credentials, options) as channel:
+        stub = buffer_pb2_grpc.BufferServiceStub(channel)
+        request = buffer_pb2.SubscribeRequest(stream=args["stream"], consumer_group=args["group"], max_in_flight=32)
+        consumer, pending, calls = "", [], []
+        for response in stub.Subscribe(request):
+            kind = response.WhichOneof("kind")
+            if kind == "started":
+                consumer = response.started.consumer_id
+            elif kind == "batch":
+                pending.append(response.seq)
+                if len(pending) == 16:
+                    # Kept until answered: grpcio cancels a call whose future is garbage collected.
+                    ack = stub.Ack.future(buffer_pb2.AckRequest(stream=args["stream"], consumer_group=args["group"], consumer_id=consumer, seqs=pending))
+                    calls = [c for c in calls if not c.done()] + [ack]
+                    pending = []
+                if meter.add(len(response.batch.columns.fields["frame"].data)):
+                    return
+
+
+def pointed_at_the_stream(args: dict):
+    """A Client that finds the bench's stream where it is (no request service)."""
+    from lclstream_client import Client
+
+    here = request_pb2.DataRequest(name="dataRequests/bench", stream=args["stream"], buffer_endpoint=args["url"])
+    Client.wait_for_stream = lambda self, name, timeout=120: here  # inherited by forked workers
+    return Client(args["url"], ca_pem=args["caPem"].encode(), cert_pem=args["certPem"].encode(), key_pem=args["keyPem"].encode())
+
+
+def client(args: dict, meter: Meter) -> None:
+    with pointed_at_the_stream(args) as c:
+        for batch in c.batches("bench", args["group"]):
+            if meter.add(batch.arrays["frame"].nbytes):
+                return
+
+
+def torch_loader(args: dict, meter: Meter) -> None:
+    from lclstream_client.torch import StreamDataset, StreamLoader
+
+    dataset = StreamDataset(pointed_at_the_stream(args), "bench", group=args["group"], per_event=False)
+    for batch in StreamLoader(dataset, batch_size=None, num_workers=2, multiprocessing_context="fork"):
+        if meter.add(batch["frame"].nbytes):
+            return
+
+
+if __name__ == "__main__":
+    mode, settings = sys.argv[1], json.loads(sys.argv[2])
+    meter = Meter(settings["count"], settings["warmupCount"])
+    {"grpcio": bare_grpcio, "client": client, "torch": torch_loader}[mode](settings, meter)
+    print(json.dumps(meter.result), flush=True)
+    os._exit(0)  # the stream is not drained to its end: leave without waiting on the calls still open

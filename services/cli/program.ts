@@ -9,6 +9,7 @@ import { registerJobsCommands } from "./jobs.js";
 import { registerBufferCommands } from "./buffer.js";
 import { registerProduceCommand } from "./produce.js";
 import { registerRequestCommands } from "./requests.js";
+import { registerSampleDataCommands } from "./sample-data.js";
 
 export function createProgram(): Command {
   const program = new Command("lclstream")
@@ -22,6 +23,7 @@ export function createProgram(): Command {
   registerConfigCommands(program);
   registerProduceCommand(program);
   registerRequestCommands(program);
+  registerSampleDataCommands(program);
   registerDemoCommand(program);
   return program;
 }

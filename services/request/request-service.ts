@@ -4,6 +4,7 @@
  * request, and hands it to the orchestrator; reads come with live metrics
  * from the buffer and the job queue.
  */
+import { isAbsolute, resolve } from "node:path";
 import { randomBytes } from "node:crypto";
 import { Code, type Client, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { clone, create } from "@bufbuild/protobuf";
@@ -52,6 +53,13 @@ export interface RequestServiceDeps {
 export function producerConfigOf(r: DataRequest, dataRoots: string[] | undefined): CheckedConfig {
   return checkConfig(r.producer ?? {}, dataRoots, "data_request.producer", (config) => {
     const notes: string[] = [];
+    // A request names files as the facility keeps them: a relative path lies under its (first) data
+    // directory, wherever the producer runs; the files are then checked against every data directory.
+    const source = config.event_source;
+    if (dataRoots?.length && source.type === "HDF5EventSource" && source.files.some((f) => !isAbsolute(f))) {
+      source.files = source.files.map((f) => resolve(dataRoots[0]!, f));
+      notes.push(`event_source.files: relative paths are read under the data directory ${resolve(dataRoots[0]!)}`);
+    }
     if (r.batchSize) config.processing_pipeline.batch_size = r.batchSize;
     // The request picks the format; the config's own settings of that format (compression: gzip) stay.
     if (r.serializer === Serializer.HDF5 && config.data_serializer.type !== "HDF5BinarySerializer") {

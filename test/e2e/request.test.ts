@@ -9,6 +9,8 @@ import { existsSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Dataset } from "h5wasm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
@@ -24,6 +26,8 @@ import { consume } from "../helpers/buffer.js";
 import { lclstream, lclstreamBin } from "../helpers/cli.js";
 import { failure } from "../helpers/errors.js";
 import { writeCorruptHdf5 } from "../helpers/hdf5.js";
+import { h5, h5InMemory } from "../../services/producer/hdf5.js";
+import { requestFromFile } from "../../services/cli/requests.js";
 import { hdf5Config, internalConfig } from "../helpers/producer-config.js";
 
 const producer = (events: number, extra: JsonObject = {}) => {
@@ -184,6 +188,47 @@ describe("data requests through the whole mesh", () => {
     expect(seqs.length).toBe(16);
     expect((await readdir(out)).filter((f) => f.endsWith(".pb"))).toHaveLength(16);
     expect((await waitFor(name, [State.SUCCEEDED, State.FAILED])).state).toBe(State.SUCCEEDED);
+  });
+
+  it("runs examples/ml-training.yaml as its header says: sample CXI files into the data directory, then get", { timeout: 90_000 }, async () => {
+    const env = { LCLSTREAM_STATE_DIR: stateDir };
+    const made = await lclstream(["sample-data", "cxi"], { env });
+    expect(made.code, made.stderr).toBe(0);
+    const cxi = ["r0042-0.cxi", "r0042-1.cxi"].map((f) => join(stateDir, "run42", f));
+    expect(made.stdout.trim().split("\n")).toEqual(cxi);
+    const out = join(stateDir, "ml-out");
+    const example = fileURLToPath(new URL("../../examples/ml-training.yaml", import.meta.url));
+    const got = await lclstream(["get", example, "--format", "hdf5", "--out", out], { env, timeoutMs: 60_000 });
+    expect(got.code, got.stderr).toBe(0);
+    expect(got.stderr).toContain(`relative paths are read under the data directory ${stateDir}`);
+    expect(got.stdout).toMatch(/16 events in 4 batches.*totals match/);
+    // Every frame arrives padded to PeakNet's input, with its label: the peak counts are the files' own, shuffled.
+    const lib = await h5();
+    const file = new lib.File(cxi[0]!, "r");
+    const sent = [...((file.get("entry_1/result_1/nPeaks") as Dataset).value as Int32Array)];
+    file.close();
+    const other = new lib.File(cxi[1]!, "r");
+    sent.push(...((other.get("entry_1/result_1/nPeaks") as Dataset).value as Int32Array));
+    other.close();
+    // The batches are compressed with bitshuffle: read them with the build that has the plugin.
+    const { lib: memory, fs } = await h5InMemory();
+    const received: number[] = [];
+    const batches = (await readdir(out)).filter((f) => f.endsWith(".h5"));
+    expect(batches).toHaveLength(4);
+    for (const batch of batches) {
+      fs.writeFile(`/${batch}`, await readFile(join(out, batch)));
+      const h5file = new memory.File(`/${batch}`, "r");
+      expect((h5file.get("data/images") as Dataset).shape).toEqual([4, 1, 1920, 1920]);
+      received.push(...((h5file.get("data/n_peaks") as Dataset).value as Int32Array));
+      h5file.close();
+      fs.unlink(`/${batch}`);
+    }
+    expect(received.sort((a, b) => a - b)).toEqual(sent.sort((a, b) => a - b));
+    // A relative path stays under the data directory.
+    const config = requestFromFile(await readFile(example, "utf8")) as { producer: { event_source: { files: string[] } } };
+    config.producer.event_source.files = ["../outside.cxi"];
+    const refused = await failure(requestsAs(me).createDataRequest({ dataRequest: config as never }));
+    expect(refused).toMatchObject({ code: Code.PermissionDenied, reason: "PATH_NOT_ALLOWED" });
   });
 
   it("refuses to resume into a directory that holds another request", async () => {

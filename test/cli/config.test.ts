@@ -36,7 +36,7 @@ describe("lclstream config check", () => {
   it("checks a request file: its producer part, as the request service runs it", async () => {
     const r = await lclstream(["config", "check", example("ml-training.yaml")]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain("valid request: HDF5EventSource (1 data sources) -> PeaknetPreprocessingPipeline (batch_size 16) -> HDF5BinarySerializer");
+    expect(r.stdout).toContain("valid request: HDF5EventSource (2 data sources) -> PeaknetPreprocessingPipeline (batch_size 4) -> HDF5BinarySerializer");
   });
 
   it("refuses lclstreamer's pre-November-2025 layout, and a missing file, plainly", async () => {

@@ -81,6 +81,13 @@ def test_feeds_an_iterable_dataset_one_event_at_a_time(client):
     assert sorted(int(i) for i, _ in samples) == list(range(24))
 
 
+def test_an_hdf5_batch_gives_its_events_too(client):
+    request = client.create_request(tof_request(events=16, batch_size=8, serializer="SERIALIZER_HDF5"))
+    samples = list(EventDataset(client, request.name, fields=["tof"]))
+    assert sorted(int(s["event_index"]) for s in samples) == list(range(16))
+    assert samples[0]["tof"].shape == (2, 256) and samples[0]["tof"].any()
+
+
 def test_leaving_the_loop_early_cancels_the_request_it_created(client):
     stream = client.stream(tof_request(events=4000, batch_size=8))
     for _ in stream:

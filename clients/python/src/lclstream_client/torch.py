@@ -1,7 +1,7 @@
 """PyTorch datasets over lclstream data requests (importing this module imports torch).
 
     from lclstream_client import Client
-    from lclstream_client.torch import StreamDataset, collate
+    from lclstream_client.torch import StreamDataset, StreamLoader
 
     client = Client.from_cert_dir("https://facility:8443", "~/.lclstream/certs/user")
     with StreamDataset.from_config(client, "training.yaml", fields=["frame"]) as events:

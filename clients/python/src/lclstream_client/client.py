@@ -311,8 +311,12 @@ class BatchStream:
                 elif kind == "end_of_stream":
                     acker.flush()
                     self.totals = response.end_of_stream
-                    short = self.totals.batch_count != self.batches or self.totals.event_count != self.events
-                    if short if not self._shared else self.batches > self.totals.batch_count:
+                    # A consumer sharing its group gets a part of the totals: it can only check it got no more.
+                    if self._shared:
+                        wrong = self.batches > self.totals.batch_count
+                    else:
+                        wrong = (self.batches, self.events) != (self.totals.batch_count, self.totals.event_count)
+                    if wrong:
                         raise LclstreamError(
                             "DATA_LOSS",
                             f"the stream ended with {self.totals.batch_count} batches and {self.totals.event_count} events, but {self.batches} batches and {self.events} events arrived",

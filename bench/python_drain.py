@@ -68,7 +68,9 @@ def pointed_at_the_stream(args: dict):
     """A Client that finds the bench's stream where it is (no request service)."""
     from lclstream_client import Client
 
-    here = request_pb2.DataRequest(name="dataRequests/bench", stream=args["stream"], buffer_endpoint=args["url"])
+    # The bench's stream has one group, g0, of 32 batches in flight.
+    group = buffer_pb2.ConsumerGroup(name=args["group"], max_in_flight=32)
+    here = request_pb2.DataRequest(name="dataRequests/bench", stream=args["stream"], buffer_endpoint=args["url"], consumer_groups=[group])
     Client.wait_for_stream = lambda self, name, timeout=120: here  # inherited by forked workers
     return Client(args["url"], ca_pem=args["caPem"].encode(), cert_pem=args["certPem"].encode(), key_pem=args["keyPem"].encode())
 

@@ -206,7 +206,7 @@ class BatchStream:
         name: str,
         group: str | None,
         journal_dir: str | os.PathLike | None,
-        ack_every: int,
+        ack_every: int | None,
         cancel_on_stop: bool = False,
         *,
         shared: bool = False,
@@ -291,7 +291,10 @@ class BatchStream:
         self._acker.add(seq)
 
     def _read(self, request, responses) -> Iterator[Batch]:
-        acker = self._acker = _Acker(self._client._buffer(request.buffer_endpoint), request.stream, self.group, self._ack_every)
+        # Half the window by default: the buffer keeps sending while the other half is acknowledged.
+        window = self._max_in_flight or next((g.max_in_flight for g in request.consumer_groups if g.name == self.group), 0) or 16
+        every = self._ack_every or max(1, window // 2)
+        acker = self._acker = _Acker(self._client._buffer(request.buffer_endpoint), request.stream, self.group, every)
         try:
             for response in responses:
                 kind = response.WhichOneof("kind")
@@ -345,6 +348,7 @@ class _Acker:
         self._buffer, self._stream, self._group, self._every = buffer, stream, group, every
         self.consumer_id = ""
         self._pending: list[int] = []
+        self._first_at = 0.0
         self._calls: list[grpc.Future] = []
         self._cond = threading.Condition()
         self._closed = False
@@ -353,11 +357,12 @@ class _Acker:
 
     def add(self, seq: int) -> None:
         with self._cond:
+            if not self._pending:
+                self._first_at = time.monotonic()  # the flusher's 20 ms count from here
+                self._cond.notify()
             self._pending.append(seq)
             if len(self._pending) >= self._every:
                 self._send()
-            elif len(self._pending) == 1:
-                self._cond.notify()
 
     def send(self) -> None:
         """Sends what is pending now, as one asynchronous Ack, without waiting for the answer."""
@@ -376,11 +381,10 @@ class _Acker:
             while not self._closed:
                 if not self._pending:
                     self._cond.wait()
-                    continue
-                deadline = time.monotonic() + 0.02
-                while self._pending and not self._closed and (left := deadline - time.monotonic()) > 0:
-                    self._cond.wait(left)
-                self._send()
+                elif (left := self._first_at + 0.02 - time.monotonic()) > 0:
+                    self._cond.wait(left)  # a full group sent meanwhile starts the count again
+                else:
+                    self._send()
 
     def flush(self) -> None:
         """Sends what is pending and waits until every acknowledgement sent has been answered."""
@@ -477,7 +481,7 @@ class Client:
         name: str,
         group: str | None = None,
         journal_dir: str | os.PathLike | None = None,
-        ack_every: int = 8,
+        ack_every: int | None = None,
         *,
         shared: bool = False,
         manual_ack: bool = False,
@@ -487,13 +491,14 @@ class Client:
 
         `shared`: other consumers read the same group (DataLoader workers, DDP ranks), so this one gets a part
         of the stream. `manual_ack`: see BatchStream. `max_in_flight`: unacknowledged batches this consumer
-        may hold (0: the group's own limit, 16 unless the request sets it)."""
+        may hold (0: the group's own limit, 16 unless the request sets it). `ack_every`: batches acknowledged
+        in one call (default: half of max_in_flight; what is left goes 20 ms after it was taken)."""
         return BatchStream(self, _name(name), group, journal_dir, ack_every, shared=shared, manual_ack=manual_ack, max_in_flight=max_in_flight)
 
     def stream(self, config: Mapping[str, Any] | str | os.PathLike, group: str | None = None, journal_dir: str | os.PathLike | None = None, keep: bool = False) -> BatchStream:
         """Creates a request and returns its batches (`.request` is the request). Ctrl-C, an exception in the loop, or leaving it before the end cancels the request, unless `keep`."""
         request = self.create_request(config)
-        stream = BatchStream(self, request.name, group, journal_dir, 8, cancel_on_stop=not keep)
+        stream = BatchStream(self, request.name, group, journal_dir, None, cancel_on_stop=not keep)
         stream.request = request
         return stream
 

@@ -76,7 +76,7 @@ class StreamDataset(IterableDataset):
         seed: int = 0,
         journal_dir: str | os.PathLike | None = None,
         transform: Callable[[dict[str, Any]], Any] | None = None,
-        ack_every: int = 8,
+        ack_every: int | None = None,
     ):
         super().__init__()
         if shuffle_buffer < 0:
@@ -322,7 +322,7 @@ class _LoopAcks:
         request = client.wait_for_stream(dataset.name)
         group = dataset.group or default_group(request)
         self._buffer, self._stream, self._group = client._buffer(request.buffer_endpoint), request.stream, group
-        self._acker = _Acker(self._buffer, request.stream, group, dataset.ack_every)
+        self._acker = _Acker(self._buffer, request.stream, group, dataset.ack_every or 16)  # sent per loader batch anyway
         self._journal = Journal(dataset.journal_dir, dataset.name, group) if dataset.journal_dir else None
         self._left: dict[int, int] = {}
 

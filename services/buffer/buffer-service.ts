@@ -106,8 +106,8 @@ export function createBufferService(deps: BufferServiceDeps): BufferImplementati
         bufferedBatches: BigInt(live.entries.size),
         bufferedBytes: BigInt(live.bufferedBytes),
         publishBytesPerSecond: rate.publish,
-        producers: live.producers.map((p, rank) => ({
-          producerRank: rank,
+        producers: live.producers.map((p, slot) => ({
+          producerRank: live.rankOf(slot),
           nextSeq: p.nextSeq,
           events: BigInt(p.events),
           done: p.done,
@@ -152,6 +152,8 @@ export function createBufferService(deps: BufferServiceDeps): BufferImplementati
       retentionBytes: s.retentionBytes,
       durable: s.durable,
       producerCount: s.producerCount || 1,
+      shardCount: s.shardCount > 1 ? s.shardCount : 0,
+      shardIndex: s.shardCount > 1 ? s.shardIndex : 0,
       consumerGroups: s.consumerGroups.length ? s.consumerGroups : [{ name: defaultConsumerGroup }],
       request: s.request,
     });
@@ -159,6 +161,9 @@ export function createBufferService(deps: BufferServiceDeps): BufferImplementati
       v.push({ field: "stream_id", description: "letters, digits and -, at most 63 characters" });
     if (definition.capacityBytes < 64n * 1024n) v.push({ field: "stream.capacity_bytes", description: "at least 65536 bytes" });
     if (definition.producerCount > maxProducers) v.push({ field: "stream.producer_count", description: `at most ${maxProducers}` });
+    if (definition.shardCount && definition.shardIndex >= definition.shardCount) {
+      v.push({ field: "stream.shard_index", description: `must be below shard_count ${definition.shardCount}` });
+    }
     for (const [i, reader] of s.readers.entries()) {
       try {
         definition.readers.push(resolveIdentity(reader, caller.trustDomain).uri);
@@ -253,14 +258,7 @@ export function createBufferService(deps: BufferServiceDeps): BufferImplementati
         );
       }
       const live = entry.live;
-      if (open.producerRank >= live.config.producerCount) {
-        throw invalidArgument(
-          bufferDomain,
-          [{ field: "open.producer_rank", description: `must be below the stream's producer_count ${live.config.producerCount}` }],
-          "RANK_OUT_OF_RANGE",
-        );
-      }
-      const producer = live.producers[open.producerRank]!;
+      const producer = live.producer(open.producerRank);
       producer.connected++;
       let accepted = 0n;
       let duplicates = 0n;

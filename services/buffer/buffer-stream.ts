@@ -31,6 +31,8 @@ export interface StreamConfig {
   capacityBytes: number;
   retentionBytes: number;
   producerCount: number;
+  /** For one shard of a sharded stream: ranks r with r % count == index publish here (default: not sharded). */
+  shard?: { index: number; count: number };
   groups: GroupConfig[];
 }
 
@@ -230,7 +232,7 @@ export class BufferStream {
       batchCount: this.nextSeq - 1,
       eventCount: this.publishedEvents,
       payloadBytes: this.publishedBytes,
-      producers: this.producers.map((p, rank) => ({ rank, batchCount: p.batches, eventCount: p.events, skippedEventCount: p.skipped })),
+      producers: this.producers.map((p, slot) => ({ rank: this.rankOf(slot), batchCount: p.batches, eventCount: p.events, skippedEventCount: p.skipped })),
     };
   }
 
@@ -239,7 +241,7 @@ export class BufferStream {
    * `false` for a duplicate (a retry of an accepted batch).
    */
   async publish(rank: number, bytes: ByteParts, header: { producerRank: number; seq: bigint; eventCount: number }, signal: AbortSignal): Promise<boolean> {
-    const producer = this.#producer(rank);
+    const producer = this.producer(rank);
     if (header.producerRank !== rank) {
       throw rpcError(
         Code.InvalidArgument,
@@ -292,7 +294,7 @@ export class BufferStream {
   #accept(entry: Entry, counted = false) {
     this.entries.set(entry.seq, entry);
     if (!counted) {
-      const producer = this.producers[entry.rank]!;
+      const producer = this.producers[this.#slot(entry.rank)]!;
       this.nextSeq = entry.seq + 1;
       producer.nextSeq = entry.producerSeq + 1n;
       producer.batches++;
@@ -332,7 +334,7 @@ export class BufferStream {
       this.publishedEvents = this.producers.reduce((sum, p) => sum + p.events, 0);
     }
     for (const batch of replay.batches) this.#accept({ ...batch, ackedBy: 0 }, batch.seq < (c?.nextSeq ?? 0));
-    for (const { rank, skippedEventCount } of replay.done) Object.assign(this.producers[rank]!, { done: true, skipped: skippedEventCount });
+    for (const { rank, skippedEventCount } of replay.done) Object.assign(this.producers[this.#slot(rank)]!, { done: true, skipped: skippedEventCount });
     if (this.complete) this.state = "complete";
     for (const { groupIndex, seq } of replay.acks) {
       const group = this.groups[groupIndex];
@@ -350,7 +352,7 @@ export class BufferStream {
 
   /** Marks `rank` done after checking it sent what it says. */
   done(rank: number, batchCount: bigint, eventCount: bigint, skippedEventCount = 0n): void {
-    const producer = this.#producer(rank);
+    const producer = this.producer(rank);
     this.#assertOpen();
     if (producer.done) return;
     if (batchCount !== producer.nextSeq) {
@@ -611,18 +613,31 @@ export class BufferStream {
     for (const wake of this.#spaceWaiters) wake();
   }
 
-  #producer(rank: number): ProducerState {
-    const producer = this.producers[rank];
+  /** The producer rank of a slot of `producers` (its rank itself, unless the stream is a shard). */
+  rankOf(slot: number): number {
+    const shard = this.config.shard;
+    return shard ? slot * shard.count + shard.index : slot;
+  }
+
+  /** Where a rank sits in `producers`: -1 for a rank that does not publish here. */
+  #slot(rank: number): number {
+    const shard = this.config.shard;
+    if (!shard) return rank < this.producers.length ? rank : -1;
+    const slot = Math.floor(rank / shard.count);
+    return rank % shard.count === shard.index && slot < this.producers.length ? slot : -1;
+  }
+
+  /** A rank's state; INVALID_ARGUMENT for a rank that does not publish to this stream. */
+  producer(rank: number): ProducerState {
+    const producer = this.producers[this.#slot(rank)];
     if (!producer) {
-      throw rpcError(
-        Code.InvalidArgument,
-        bufferDomain,
-        "RANK_OUT_OF_RANGE",
-        `producer_rank ${rank} is not below the stream's producer_count ${this.producers.length}`,
-        {
-          violations: [{ field: "open.producer_rank", description: `must be below ${this.producers.length}` }],
-        },
-      );
+      const shard = this.config.shard;
+      const which = shard
+        ? `one of ${Array.from(this.producers, (_, slot) => this.rankOf(slot)).join(", ")} (shard ${shard.index} of ${shard.count} takes ranks r with r % ${shard.count} == ${shard.index})`
+        : `below the stream's producer_count ${this.producers.length}`;
+      throw rpcError(Code.InvalidArgument, bufferDomain, "RANK_OUT_OF_RANGE", `producer_rank ${rank} does not publish to this stream: it must be ${which}`, {
+        violations: [{ field: "open.producer_rank", description: `must be ${which}` }],
+      });
     }
     return producer;
   }

@@ -40,6 +40,7 @@ export function streamConfig(id: string, definition: Stream): StreamConfig {
     capacityBytes: Number(definition.capacityBytes),
     retentionBytes: Number(definition.retentionBytes),
     producerCount: definition.producerCount,
+    ...(definition.shardCount > 1 ? { shard: { index: definition.shardIndex, count: definition.shardCount } } : {}),
     groups: definition.consumerGroups.map((g) => ({
       name: g.name,
       mode: g.mode === DeliveryMode.LATEST_ONLY ? "latest" : "reliable",

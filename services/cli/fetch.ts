@@ -1,26 +1,29 @@
 /**
  * A consumer of a data request, as `lclstream get` and the demo run it:
- * waits for the request's stream, subscribes as one consumer of a group,
- * writes what arrives (optionally), acknowledges it, and checks the totals
- * of the end of stream against what it received.
+ * waits for the request's stream, subscribes as one consumer of a group (to
+ * every shard of a sharded request), writes what arrives (optionally),
+ * acknowledges it, and checks the totals of the end of stream against what
+ * it received.
  *
  * With an output directory it keeps a journal there (`received.jsonl`, one
  * line per batch written, before the batch is acknowledged), so a consumer
  * killed mid-stream and started again on the same directory counts what it
- * already has, skips redeliveries of it by seq, and checks the totals over
- * both runs.
+ * already has, skips redeliveries of it by (shard, seq), and checks the
+ * totals over both runs.
  */
 import { existsSync } from "node:fs";
 import { appendFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { createClient, type Client, type Transport } from "@connectrpc/connect";
-import { toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { BufferService, DeliveryMode } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
-import { EventBatchSchema, type EventBatch, type StreamTotals } from "../../gen/lclstream/data/v1/data_pb.js";
-import { type DataRequestService, DataRequest_State as State, type DataRequest } from "../../gen/lclstream/request/v1/request_pb.js";
+import { EventBatchSchema, type EventBatch, type StreamTotals, StreamTotalsSchema } from "../../gen/lclstream/data/v1/data_pb.js";
+import { type DataRequestService, DataRequest_State as State, type DataRequest, type StreamShard } from "../../gen/lclstream/request/v1/request_pb.js";
 import { Acker } from "../common/acker.js";
+import { backoffMs, sleep } from "../common/backoff.js";
 import { defaultConsumerGroup } from "../common/data-path.js";
 import { dtypeFromProto, typedView } from "../producer/ndarray.js";
+import { shardsOf } from "../common/shards.js";
 
 export type OutputFormat = "native" | "hdf5" | "npy";
 
@@ -40,6 +43,8 @@ export interface FetchProgress {
 
 /** One line of the journal: a batch received and written. */
 interface Received {
+  /** The shard it came from, for a sharded request (absent: shard 0). */
+  shard?: number;
   seq: string;
   events: number;
   bytes: number;
@@ -147,74 +152,173 @@ async function openJournal(out: string, request: string, group: string): Promise
   return { received, append: (r) => appendFile(journal, `${JSON.stringify(r)}\n`) };
 }
 
-/** Consumes the request's stream to its end; resolves with the totals it checked. */
+/** One shard's end of stream, checked against what arrived from it. */
+function checkShard(shard: StreamShard, totals: StreamTotals, got: { batches: number; events: number }, sharded: boolean) {
+  if (totals.eventCount !== BigInt(got.events) || totals.batchCount !== BigInt(got.batches)) {
+    const what = sharded ? `shard ${shard.index} (${shard.stream})` : "the stream";
+    throw new Error(
+      `${what} ended with ${totals.batchCount} batches and ${totals.eventCount} events, but ${got.batches} batches and ${got.events} events arrived`,
+    );
+  }
+  const ranks = totals.producerTotals.map((p) => p.producerRank).sort((a, b) => a - b);
+  if (sharded && ranks.join() !== [...shard.producerRanks].sort((a, b) => a - b).join()) {
+    throw new Error(
+      `shard ${shard.index} (${shard.stream}) ended with the totals of ranks ${ranks.join(", ")}, but ranks ${shard.producerRanks.join(", ")} publish to it`,
+    );
+  }
+}
+
+/** The shards' totals as one stream's; every rank must be counted exactly once. */
+export function mergeTotals(shards: StreamTotals[], parallelism: number): StreamTotals {
+  const producerTotals = shards.flatMap((t) => t.producerTotals).sort((a, b) => a.producerRank - b.producerRank);
+  const ranks = producerTotals.map((p) => p.producerRank);
+  if (ranks.length !== parallelism || ranks.some((r, i) => r !== i)) {
+    throw new Error(`the shards' totals cover ranks ${ranks.join(", ")}, not each of the ${parallelism} ranks 0-${parallelism - 1} once`);
+  }
+  return create(StreamTotalsSchema, {
+    batchCount: shards.reduce((n, t) => n + t.batchCount, 0n),
+    eventCount: shards.reduce((n, t) => n + t.eventCount, 0n),
+    payloadBytes: shards.reduce((n, t) => n + t.payloadBytes, 0n),
+    producerTotals,
+  });
+}
+
+/**
+ * Consumes the request's stream to its end, every shard at once (one
+ * subscription each, merged as they arrive); resolves with the totals it
+ * checked: each shard's against what came from it, and all of them against
+ * the request's ranks.
+ */
 export async function fetchRequest(o: FetchOptions): Promise<{ request: DataRequest; totals: StreamTotals; progress: FetchProgress }> {
   const request = await streamOf(o);
-  const buffer = createClient(BufferService, o.transportFor(request.bufferEndpoint));
+  const shards = shardsOf(request);
+  const sharded = shards.length > 1;
   const group = o.group ?? defaultGroup(request.consumerGroups);
   const journal = o.out ? await openJournal(o.out, request.name, group) : undefined;
   const started = performance.now();
   const progress: FetchProgress = { events: 0, batches: 0, bytes: 0, hits: 0, seconds: 0, bytesPerSecond: 0, resumedBatches: 0, lag: 0 };
-  const seen = new Set<bigint>();
+  const seen = new Set<string>();
+  const perShard = shards.map(() => ({ batches: 0, events: 0 }));
   const count = (r: Received) => {
-    seen.add(BigInt(r.seq));
+    seen.add(`${r.shard ?? 0}:${r.seq}`);
     progress.events += r.events;
     progress.batches++;
     progress.bytes += r.bytes;
     progress.hits += r.hits;
+    perShard[r.shard ?? 0]!.batches++;
+    perShard[r.shard ?? 0]!.events += r.events;
   };
-  for (const r of journal?.received ?? []) if (!seen.has(BigInt(r.seq))) count(r);
+  for (const r of journal?.received ?? []) if (!seen.has(`${r.shard ?? 0}:${r.seq}`)) count(r);
   progress.resumedBatches = progress.batches;
   const resumedBytes = progress.bytes;
-  let consumerId = "";
-  // Acknowledgements go in small groups beside the stream; the end of stream waits for them.
-  const acker = new Acker((seqs) => buffer.ack({ stream: request.stream, consumerGroup: group, consumerId, seqs }, { signal: o.signal }), {
-    groupSize: 4,
-    intervalMs: 20,
-  });
+  const tick = () => {
+    progress.seconds = (performance.now() - started) / 1000;
+    progress.bytesPerSecond = (progress.bytes - resumedBytes) / progress.seconds;
+  };
+  const buffers = shards.map((s) => createClient(BufferService, o.transportFor(s.bufferEndpoint)));
+  const lags = shards.map(() => 0);
   const lagTimer = setInterval(() => {
-    buffer.getStream({ name: request.stream }).then(
-      (s) => (progress.lag = Number(s.stream?.metrics?.groups.find((g) => g.group === group)?.lagBatches ?? 0)),
-      () => undefined,
+    shards.forEach((s, i) =>
+      buffers[i]!.getStream({ name: s.stream }).then(
+        (x) => {
+          lags[i] = Number(x.stream?.metrics?.groups.find((g) => g.group === group)?.lagBatches ?? 0);
+          progress.lag = lags.reduce((a, b) => a + b, 0);
+        },
+        () => undefined,
+      ),
     );
   }, 1000);
-  try {
-    for await (const r of buffer.subscribe({ stream: request.stream, consumerGroup: group }, { signal: o.signal })) {
-      if (r.kind.case === "started") consumerId = r.kind.value.consumerId;
-      else if (r.kind.case === "batch") {
-        const batch = r.kind.value;
-        // A redelivered batch already written is only acknowledged again.
-        if (!seen.has(r.seq)) {
-          if (o.out) await write(batch, o.out, o.format ?? "native");
-          const got: Received = { seq: String(r.seq), events: batch.eventIndices.length, bytes: payloadBytes(batch), hits: hitsOf(batch) };
-          await journal?.append(got);
-          count(got);
-          progress.seconds = (performance.now() - started) / 1000;
-          progress.bytesPerSecond = (progress.bytes - resumedBytes) / progress.seconds;
-          o.onProgress?.(progress);
+  // One shard failing ends the others.
+  const abort = new AbortController();
+  const signal = AbortSignal.any([o.signal, abort.signal]);
+  // Journal lines and progress in arrival order across shards.
+  let writing = Promise.resolve();
+
+  /** One subscription to a shard, to its end of stream. */
+  async function subscribeOnce(shard: StreamShard, buffer: Client<typeof BufferService>): Promise<StreamTotals | undefined> {
+    let consumerId = "";
+    // Acknowledgements go in small groups beside the stream; the end of stream waits for them.
+    const acker = new Acker((seqs) => buffer.ack({ stream: shard.stream, consumerGroup: group, consumerId, seqs }, { signal }), {
+      groupSize: 4,
+      intervalMs: 20,
+    });
+    try {
+      for await (const r of buffer.subscribe({ stream: shard.stream, consumerGroup: group }, { signal })) {
+        if (r.kind.case === "started") consumerId = r.kind.value.consumerId;
+        else if (r.kind.case === "batch") {
+          const batch = r.kind.value;
+          // A redelivered batch already written is only acknowledged again.
+          if (!seen.has(`${shard.index}:${r.seq}`)) {
+            const got: Received = { seq: String(r.seq), events: batch.eventIndices.length, bytes: payloadBytes(batch), hits: hitsOf(batch) };
+            if (sharded) got.shard = shard.index;
+            const written = writing.then(async () => {
+              if (o.out) await write(batch, o.out, o.format ?? "native");
+              await journal?.append(got);
+            });
+            writing = written.catch(() => undefined);
+            await written;
+            count(got);
+            tick();
+            o.onProgress?.(progress);
+          }
+          acker.add(r.seq);
+        } else if (r.kind.case === "endOfStream") {
+          await acker.flush();
+          checkShard(shard, r.kind.value, perShard[shard.index]!, sharded);
+          return r.kind.value;
         }
-        acker.add(r.seq);
-      } else if (r.kind.case === "endOfStream") {
-        await acker.flush();
-        const totals = r.kind.value;
-        progress.seconds = (performance.now() - started) / 1000;
-        progress.bytesPerSecond = (progress.bytes - resumedBytes) / progress.seconds;
-        if (totals.eventCount !== BigInt(progress.events) || totals.batchCount !== BigInt(progress.batches)) {
-          throw new Error(
-            `the stream ended with ${totals.batchCount} batches and ${totals.eventCount} events, but ${progress.batches} batches and ${progress.events} events arrived`,
-          );
-        }
-        return { request, totals, progress };
+      }
+      return undefined;
+    } finally {
+      acker.close();
+    }
+  }
+
+  /**
+   * A shard to its end of stream, subscribing again while its buffer is
+   * unreachable or restarting (for a minute at most): what was received is
+   * skipped when it comes again, by (shard, seq).
+   */
+  async function readShard(shard: StreamShard, buffer: Client<typeof BufferService>): Promise<StreamTotals> {
+    const giveUpAt = Date.now() + 60_000;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const totals = await subscribeOnce(shard, buffer);
+        if (totals) return totals;
+        throw new Error(`${sharded ? `shard ${shard.index} (${shard.stream})` : "the stream"} of ${o.name} ended without its end-of-stream message`);
+      } catch (error) {
+        const code = error instanceof ConnectError ? error.code : undefined;
+        if (signal.aborted || (code !== Code.Unavailable && code !== Code.Canceled) || Date.now() > giveUpAt) throw error;
+        await sleep(backoffMs(attempt), signal);
       }
     }
-    throw new Error(`the stream of ${o.name} ended without its end-of-stream message`);
+  }
+
+  try {
+    const ended = await Promise.all(
+      shards.map((s, i) =>
+        readShard(s, buffers[i]!).catch((error: unknown) => {
+          abort.abort(error);
+          throw error;
+        }),
+      ),
+    );
+    tick();
+    const totals = sharded ? mergeTotals(ended, request.parallelism || 1) : ended[0]!;
+    return { request, totals, progress };
   } catch (error) {
-    // A stream that goes away usually means the request ended: say why.
-    const { dataRequest: now } = await o.requests.getDataRequest({ name: o.name }).catch(() => ({ dataRequest: undefined }));
-    if (now && (now.state === State.FAILED || now.state === State.CANCELED)) throw new Error(`${o.name} ${State[now.state].toLowerCase()}: ${now.stateReason}`);
+    // A stream that goes away usually means the request ended (or is about to, once the service sees it): say why.
+    const gone = error instanceof ConnectError && (error.code === Code.FailedPrecondition || error.code === Code.NotFound);
+    for (let i = 0; i < (gone ? 20 : 1); i++) {
+      const { dataRequest: now } = await o.requests.getDataRequest({ name: o.name }).catch(() => ({ dataRequest: undefined }));
+      if (now && (now.state === State.FAILED || now.state === State.CANCELED))
+        throw new Error(`${o.name} ${State[now.state].toLowerCase()}: ${now.stateReason}`);
+      if (!now || now.state === State.SUCCEEDED || o.signal.aborted) break;
+      await sleep(250, o.signal);
+    }
     throw error;
   } finally {
-    acker.close();
+    abort.abort();
     clearInterval(lagTimer);
   }
 }

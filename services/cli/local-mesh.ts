@@ -41,6 +41,8 @@ export interface Endpoints {
   enroll: string;
   jobs: string;
   buffer: string;
+  /** Every buffer of the pool, `buffer` first. */
+  buffers: string[];
   producer: string;
   request: string;
   /** The local user's cert directory. */
@@ -52,8 +54,12 @@ export interface LocalMesh {
   endpoints: Endpoints;
   /** Stops one service and starts it again on the same port with the same state, as an operator's restart does. */
   restart(service: RestartableService): Promise<void>;
-  /** SIGKILLs the buffer (with `bufferProcess`) and starts it again on the same port with the same state: a crash. */
-  crashBuffer(): Promise<void>;
+  /**
+   * SIGKILLs a buffer (the first needs `bufferProcess`; the others always run
+   * as processes) and, unless `restart` is false, starts it again on the same
+   * port with the same state: a crash.
+   */
+  crashBuffer(index?: number, restart?: boolean): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -95,6 +101,8 @@ export interface LocalMeshOptions {
   jobBackends?: JobsConfig["backends"];
   /** Runs the buffer as its own process (`lclstream buffer serve`), so that it can be killed like a real one. */
   bufferProcess?: boolean;
+  /** How many buffers the request service places streams on (default 1); the ones after the first run as processes of their own. */
+  buffers?: number;
 }
 
 export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMesh> {
@@ -116,6 +124,26 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
   const proxyIdentity = options.front ? identityUri(localTrustDomain, "service", "front") : undefined;
   const ca = await buildCa({ stateDir, admins, proxyIdentity }, logger("ca"));
   const deps = async (name: string) => ({ revocations: ca.revocations, tls: await readCertDir(join(certs, name)), logger: logger(name) });
+  /** `lclstream buffer serve` in a process of its own, on `port`, keeping its state in `dir`. */
+  const bufferInProcess = (dir: string, port: number) =>
+    serveInProcess([
+      "buffer",
+      "serve",
+      "--state-dir",
+      dir,
+      "--cert-dir",
+      join(certs, "buffer"),
+      "--ca-url",
+      ca.url,
+      "--port",
+      String(port),
+      ...admins.flatMap((a) => ["--admin", a]),
+      ...submitters.flatMap((s) => ["--submitter", s]),
+      ...(proxyIdentity ? ["--proxy-identity", proxyIdentity] : []),
+    ]);
+  // The pool's other buffers, each with a state directory of its own, started before the request service.
+  const moreBuffers: Running[] = [];
+  const moreBufferDir = (i: number) => join(stateDir, "buffers", String(i + 1));
   // Each service's build at a port (0 at first start, its own port at a restart), in start order.
   const urls = {} as Record<RestartableService, string>;
   const builders: Record<RestartableService, (port: number) => Promise<Running>> = {
@@ -127,21 +155,7 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
       ),
     buffer: async (port) =>
       options.bufferProcess
-        ? serveInProcess([
-            "buffer",
-            "serve",
-            "--state-dir",
-            stateDir,
-            "--cert-dir",
-            join(certs, "buffer"),
-            "--ca-url",
-            ca.url,
-            "--port",
-            String(port),
-            ...admins.flatMap((a) => ["--admin", a]),
-            ...submitters.flatMap((s) => ["--submitter", s]),
-            ...(proxyIdentity ? ["--proxy-identity", proxyIdentity] : []),
-          ])
+        ? bufferInProcess(stateDir, port)
         : buildBuffer({ stateDir, admins, submitters, port, proxyIdentity, heartbeatMs: options.heartbeatMs }, await deps("buffer")),
     producer: async (port) => buildProducer({ dataRoots: [stateDir], admins, submitters, port, proxyIdentity }, await deps("producer")),
     request: async (port) =>
@@ -153,6 +167,7 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
           port,
           proxyIdentity,
           bufferUrl: urls.buffer,
+          moreBufferUrls: moreBuffers.map((b) => b.url),
           consumerBufferUrl: options.front?.url,
           jobsUrl: urls.jobs,
           producerCertDir: join(certs, "producer"),
@@ -173,15 +188,24 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
     // The request service first, the CA last: nothing is left calling a stopped service.
     for (const service of [...running.values()].reverse()) await service.close().catch(() => undefined);
     running.clear();
+    await Promise.all(moreBuffers.map((b) => b.close().catch(() => undefined)));
     await ca.close();
   };
   try {
+    for (let i = 0; i < (options.buffers ?? 1) - 1; i++) moreBuffers.push(await bufferInProcess(moreBufferDir(i), 0));
     for (const name of Object.keys(builders) as RestartableService[]) {
       const service = await builders[name](0);
       running.set(name, service);
       urls[name] = service.url;
     }
-    const endpoints: Endpoints = { ca: ca.url, enroll: ca.enrollUrl, ...urls, certDir: userDir, user: `spiffe://${localTrustDomain}/user/${user}` };
+    const endpoints: Endpoints = {
+      ca: ca.url,
+      enroll: ca.enrollUrl,
+      ...urls,
+      buffers: [urls.buffer, ...moreBuffers.map((b) => b.url)],
+      certDir: userDir,
+      user: `spiffe://${localTrustDomain}/user/${user}`,
+    };
     await writeFile(join(stateDir, "endpoints.json"), `${JSON.stringify(endpoints, null, 2)}\n`);
     return {
       endpoints,
@@ -189,11 +213,14 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
         await running.get(name)!.close();
         running.set(name, await builders[name](Number(new URL(urls[name]).port)));
       },
-      async crashBuffer() {
-        const buffer = running.get("buffer")!;
+      async crashBuffer(index = 0, restart = true) {
+        const buffer = index ? moreBuffers[index - 1]! : running.get("buffer")!;
         if (!buffer.kill) throw new Error("only a buffer in its own process can be killed: start the mesh with bufferProcess");
         await buffer.kill();
-        running.set("buffer", await builders.buffer(Number(new URL(urls.buffer).port)));
+        if (!restart) return;
+        const port = Number(new URL(buffer.url).port);
+        if (index) moreBuffers[index - 1] = await bufferInProcess(moreBufferDir(index - 1), port);
+        else running.set("buffer", await builders.buffer(port));
       },
       close: closeAll,
     };

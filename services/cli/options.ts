@@ -23,6 +23,13 @@ export function parsePort(text: string): number {
   return port;
 }
 
+/** Parses a whole number of at least 1, up to 64 (commander argument parser). */
+export function parseCount(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new InvalidArgumentError(`"${text}" is not a count from 1 to 64`);
+  return n;
+}
+
 /** Collects a repeatable option into a list. */
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];

@@ -13,6 +13,20 @@ import { addServeOptions, collect, serveConfig, serveUntilSignal } from "./optio
 
 const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
 
+/**
+ * A sharded stream's buffer URLs, streams and tokens come as comma-separated
+ * lists, one entry per shard; rank r publishes to shard r % N. Returns this
+ * rank's entry of each list.
+ */
+export function shardOf(lists: string[], rank: number): string[] {
+  const split = lists.map((l) => l.split(",").map((x) => x.trim()));
+  const n = split[0]!.length;
+  if (split.some((l) => l.length !== n)) {
+    throw new Error(`the buffer URL, stream and token lists differ in length (${split.map((l) => l.length).join(", ")}); give one entry per shard in each`);
+  }
+  return split.map((l) => l[rank % n]!);
+}
+
 export function registerProduceCommand(program: Command): void {
   const producer = program.command("producer").description("the producer service: its catalog, and batches streamed straight to the caller");
   addServeOptions(producer.command("serve").description("run the producer service"), "producer service")
@@ -43,9 +57,9 @@ export function registerProduceCommand(program: Command): void {
     .option("--ranks <n>", "the rank count (default: $LCLSTREAM_RANK_COUNT, $SLURM_NTASKS, $PMI_SIZE, or 1)", Number)
     .option("--start-event <n>", "resume from this position of the source's event order", Number, 0)
     .option("--max-events <n>", "stop after this many of this rank's events", Number, 0)
-    .option("--buffer-url <url>", "the buffer, for a buffer handler (default: $LCLSTREAM_BUFFER_URL)")
-    .option("--stream <name>", "the stream, streams/ID (default: $LCLSTREAM_STREAM)")
-    .option("--token <token>", "the stream's publish token (default: $LCLSTREAM_PUBLISH_TOKEN)")
+    .option("--buffer-url <url>", "the buffer, for a buffer handler (default: $LCLSTREAM_BUFFER_URL); for a sharded stream, one per shard, comma-separated")
+    .option("--stream <name>", "the stream, streams/ID (default: $LCLSTREAM_STREAM); sharded: one per shard, comma-separated")
+    .option("--token <token>", "the stream's publish token (default: $LCLSTREAM_PUBLISH_TOKEN); sharded: one per shard, comma-separated")
     .option("--cert-dir <dir>", "cert directory for the buffer (default: $LCLSTREAM_CERT_DIR)")
     .action(async (o) => {
       const { config, notes } = readProducerConfig(parseYaml(await readFile(o.config, "utf8")), o.config);
@@ -66,7 +80,8 @@ export function registerProduceCommand(program: Command): void {
             "the buffer handler needs --buffer-url, --stream, --token and --cert-dir (or LCLSTREAM_BUFFER_URL, LCLSTREAM_STREAM, LCLSTREAM_PUBLISH_TOKEN, LCLSTREAM_CERT_DIR)",
           );
         }
-        buffer = { transport: await createMeshTransportFromCertDir(url, certDir), stream, token };
+        const shard = shardOf([url, stream, token], rank);
+        buffer = { transport: await createMeshTransportFromCertDir(shard[0]!, certDir), stream: shard[1]!, token: shard[2]! };
       }
 
       const abort = new AbortController();

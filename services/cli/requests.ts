@@ -15,7 +15,7 @@ import { startLocalMesh, type Endpoints } from "./local-mesh.js";
 import { build as buildRequestService, type RequestConfig } from "../request/server.js";
 import { packageInfo } from "../common/package-info.js";
 import { startViewerGateway } from "../viewer/gateway.js";
-import { addServeOptions, collect, defaultStateDir, runUntilSignal, serveConfig, serveUntilSignal } from "./options.js";
+import { addServeOptions, collect, defaultStateDir, parseCount, runUntilSignal, serveConfig, serveUntilSignal } from "./options.js";
 
 /** Where to reach the request service and with which certificate: flags, environment, or a running `lclstream up`. */
 async function connectionOf(o: { url?: string; certDir?: string; stateDir: string }) {
@@ -58,12 +58,14 @@ export function registerRequestCommands(program: Command): void {
     .command("up")
     .description("run the whole mesh on loopback (CA, job queue, buffer, producer, request service) until Ctrl-C")
     .option("--state-dir <dir>", "where the dev PKI, databases and jobs live", defaultStateDir())
-    .action(async (o: { stateDir: string }) => {
-      const mesh = await startLocalMesh({ stateDir: o.stateDir });
+    .option("--buffers <n>", "buffers in the pool that requests' shards are placed on (shard_count: in a request)", parseCount, 1)
+    .action(async (o: { stateDir: string; buffers: number }) => {
+      const mesh = await startLocalMesh({ stateDir: o.stateDir, buffers: o.buffers });
       const stopped = runUntilSignal(() => mesh.close());
       const e = mesh.endpoints;
       console.log(`lclstream is up (state in ${o.stateDir}); you are ${e.user}`);
-      for (const [name, url] of Object.entries(e)) if (url.startsWith("https://")) console.log(`  ${name.padEnd(9)} ${url}`);
+      for (const [name, url] of Object.entries(e)) if (typeof url === "string" && url.startsWith("https://")) console.log(`  ${name.padEnd(9)} ${url}`);
+      for (const url of e.buffers.slice(1)) console.log(`  ${"buffer".padEnd(9)} ${url}`);
       console.log(`  cert dir  ${e.certDir}`);
       console.log(`try: lclstream get examples/crystallography.yaml --state-dir ${o.stateDir}`);
       await stopped;
@@ -141,7 +143,12 @@ export function registerRequestCommands(program: Command): void {
   });
 
   addServeOptions(requests.command("serve").description("run the data request service, orchestrating a buffer and a job queue"), "request service")
-    .option("--buffer-url <url>", "the buffer this service creates streams on")
+    .option(
+      "--buffer-url <url>",
+      "a buffer this service creates streams on; repeat it for a pool, over which requests' shards are placed (the first may sit behind --producer-buffer-url and --consumer-buffer-url)",
+      collect,
+      [],
+    )
     .option("--jobs-url <url>", "the job queue producer jobs are submitted to")
     .option("--producer-cert-dir <dir>", "the cert directory producer jobs present to the buffer (on the nodes that run them)")
     .option("--producer-buffer-url <url>", "the buffer as producer jobs reach it (default: --buffer-url)")
@@ -152,7 +159,8 @@ export function registerRequestCommands(program: Command): void {
       const pick = (flag: string | undefined, key: string) => flag ?? base[key];
       const server = await buildRequestService({
         ...base,
-        bufferUrl: pick(o.bufferUrl, "bufferUrl"),
+        bufferUrl: o.bufferUrl[0] ?? base.bufferUrl,
+        moreBufferUrls: o.bufferUrl.length > 1 ? o.bufferUrl.slice(1) : base.moreBufferUrls,
         jobsUrl: pick(o.jobsUrl, "jobsUrl"),
         producerCertDir: pick(o.producerCertDir, "producerCertDir"),
         producerBufferUrl: pick(o.producerBufferUrl, "producerBufferUrl"),

@@ -1,8 +1,10 @@
 /**
- * Carries a data request through: a buffer stream with a fresh publish
- * token, a producer job with the token in its environment, the job followed
- * to its end, then the stream followed until every group drained it. Each
- * step is idempotent (keyed by the request's id), so after a restart the
+ * Carries a data request through: its shards placed on the buffer pool, a
+ * buffer stream per shard with a fresh publish token, a producer job with
+ * every shard's stream and token in its environment (rank r publishes to
+ * shard r % N), the job followed to its end, then every shard followed until
+ * every group drained it. Each step is idempotent (keyed by the request's
+ * id, the placement saved before any stream is made), so after a restart the
  * orchestrator simply runs every unfinished request again from the top.
  *
  * Beside each run a watchdog checks that every group that must drain the
@@ -10,25 +12,25 @@
  * producer jobs forever, so after `abandonAfterMs` without one it fails.
  */
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { type BufferService, DeliveryMode, Stream_State } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
+import { DeliveryMode, Stream_State } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { type JobQueueService, Job_State, LogStream } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
-import { DataRequest_State as State, type DataRequest } from "../../gen/lclstream/request/v1/request_pb.js";
+import { DataRequest_State as State, type DataRequest, type StreamShard, StreamShardSchema } from "../../gen/lclstream/request/v1/request_pb.js";
 import { backoffMs, sleep } from "../common/backoff.js";
 import { defaultConsumerGroup } from "../common/data-path.js";
 import type { Logger } from "../common/logger.js";
 import type { ProducerConfig } from "../producer/config.js";
 import { findProducerFailure } from "../producer/run.js";
+import { ranksOfShard, shardsOf } from "../common/shards.js";
+import { type BufferMember, placeShards, probeLoads } from "./buffer-pool.js";
 import { finalStates, type RequestStore } from "./request-store.js";
 
 export interface OrchestratorOptions {
   store: RequestStore;
-  buffer: Client<typeof BufferService>;
+  /** The buffers request streams are placed on; an unsharded request goes to the least loaded. */
+  buffers: BufferMember[];
   jobs: Client<typeof JobQueueService>;
-  /** The buffer as producer jobs reach it. */
-  bufferUrl: string;
-  /** The buffer as consumers reach it (the front door, when there is one); default bufferUrl. */
-  consumerBufferUrl?: string;
   /** The cert directory producer jobs present to the buffer. */
   producerCertDir: string;
   /** The `lclstream` command producer jobs run: node and the script. */
@@ -41,6 +43,11 @@ export interface OrchestratorOptions {
 }
 
 const idOf = (name: string) => name.slice(name.indexOf("/") + 1);
+
+/** A shard in words, for reasons a user reads. */
+const shardInWords = (s: StreamShard) => `shard ${s.index} (${s.stream} on ${s.bufferEndpoint})`;
+/** What a request lost with a shard: "its stream", or which shard when it has several. */
+const lostInWords = (r: DataRequest, s: StreamShard) => (r.shards.length > 1 ? `its ${shardInWords(s)}` : "its stream");
 
 export class Orchestrator {
   readonly #options: OrchestratorOptions;
@@ -75,8 +82,28 @@ export class Orchestrator {
     this.#running.get(id)?.abort();
     const r = this.#options.store.get(id)!;
     for (const job of r.jobs) await this.#options.jobs.cancelJob({ name: job }).catch(ignore(Code.FailedPrecondition, Code.NotFound));
-    if (r.stream) await this.#options.buffer.deleteStream({ name: r.stream }).catch(ignore(Code.NotFound));
+    await this.#deleteStreams(r);
     return this.#update(id, (x) => this.#end(x, state, reason));
+  }
+
+  /** The buffer that holds a shard, found by the endpoint the request names. */
+  #bufferOf(shard: StreamShard): BufferMember {
+    const member = this.#options.buffers.find((b) => b.consumerUrl === shard.bufferEndpoint);
+    if (!member) throw new ConnectError(`${shardInWords(shard)} is on a buffer this service no longer has in its pool`, Code.FailedPrecondition);
+    return member;
+  }
+
+  /** Deletes every shard's stream (best effort: a buffer that is gone keeps nothing of a non-durable stream). */
+  async #deleteStreams(r: DataRequest) {
+    await Promise.all(
+      shardsOf(r)
+        .filter((s) => s.stream)
+        .map((s) =>
+          this.#bufferOf(s)
+            .client.deleteStream({ name: s.stream })
+            .catch(ignore(Code.NotFound, Code.Unavailable, Code.FailedPrecondition)),
+        ),
+    );
   }
 
   /** Stops following requests (they go on; a new orchestrator picks them up). */
@@ -101,30 +128,52 @@ export class Orchestrator {
 
   async #run(id: string, config: ProducerConfig, signal: AbortSignal) {
     let r = this.#options.store.get(id)!;
-    const { stream, publishToken } = await this.#options.buffer.createStream(
-      {
-        stream: {
-          readers: [r.owner, ...r.readers],
-          capacityBytes: r.bufferCapacityBytes,
-          durable: r.durable,
-          producerCount: r.parallelism,
-          consumerGroups: r.consumerGroups,
-          request: r.name,
+    const count = r.shardCount || 1;
+    // Placement first, saved before any stream is made, so a restart makes the same streams.
+    if (r.shards.length !== count) {
+      // A request from before shards has its stream already.
+      const placed = r.stream ? undefined : placeShards(await probeLoads(this.#options.buffers, signal), count);
+      r = this.#update(id, (x) => {
+        x.shards = placed
+          ? placed.map((b, index) =>
+              create(StreamShardSchema, { index, bufferEndpoint: b.consumerUrl, producerRanks: ranksOfShard(index, count, x.parallelism) }),
+            )
+          : shardsOf(x);
+      });
+    }
+    const tokens: string[] = [];
+    for (const shard of r.shards) {
+      const { stream, publishToken } = await this.#bufferOf(shard).client.createStream(
+        {
+          stream: {
+            readers: [r.owner, ...r.readers],
+            capacityBytes: r.bufferCapacityBytes,
+            durable: r.durable,
+            producerCount: shard.producerRanks.length,
+            consumerGroups: r.consumerGroups,
+            request: r.name,
+            shardCount: count > 1 ? count : 0,
+            shardIndex: shard.index,
+          },
+          // Shard 0's key is the request's id, as it was before requests had shards.
+          requestId: shard.index ? `${id}-${shard.index}` : id,
         },
-        requestId: id,
-      },
-      { signal },
-    );
+        { signal },
+      );
+      shard.stream = stream!.name;
+      tokens.push(publishToken);
+    }
     r = this.#update(id, (x) => {
-      x.stream = stream!.name;
-      x.bufferEndpoint = this.#options.consumerBufferUrl ?? this.#options.bufferUrl;
+      x.shards = r.shards;
+      x.stream = r.shards[0]!.stream;
+      x.bufferEndpoint = r.shards[0]!.bufferEndpoint;
     });
     const watchdog = new AbortController();
     void this.#watchConsumers(id, r, AbortSignal.any([signal, watchdog.signal])).catch((error: unknown) =>
       this.#options.logger.error({ err: error, request: r.name }, "the consumer watchdog failed"),
     );
     try {
-      await this.#follow(id, r, publishToken, config, signal);
+      await this.#follow(id, r, tokens, config, signal);
     } finally {
       watchdog.abort();
     }
@@ -138,9 +187,21 @@ export class Orchestrator {
     const lastSeen = new Map([...mustDrain].map((g) => [g, Date.now()]));
     while (!signal.aborted) {
       await sleep(Math.min(1000, limitMs / 4), signal);
-      const s = (await this.#options.buffer.getStream({ name: r.stream }, { signal }).catch(() => undefined))?.stream;
-      if (!s || signal.aborted) continue;
-      for (const g of s.metrics?.groups ?? []) if (g.consumers > 0 || g.endOfStreamDelivered) lastSeen.set(g.group, Date.now());
+      // A group has a consumer when any shard sees one (a consumer may read some shards only).
+      for (const shard of r.shards) {
+        const s = (
+          await this.#bufferOf(shard)
+            .client.getStream({ name: shard.stream }, { signal })
+            .catch(() => undefined)
+        )?.stream;
+        // A shard lost while its producers run (its buffer restarted without it) ends the request now, saying which.
+        if (s?.state === Stream_State.LOST && !signal.aborted) {
+          await this.#stop(id, State.FAILED, `${lostInWords(r, shard)} was lost: ${s.stateReason}`);
+          return;
+        }
+        for (const g of s?.metrics?.groups ?? []) if (g.consumers > 0 || g.endOfStreamDelivered) lastSeen.set(g.group, Date.now());
+      }
+      if (signal.aborted) continue;
       const abandoned = [...lastSeen].find(([, at]) => Date.now() - at > limitMs)?.[0];
       if (abandoned !== undefined) {
         const why = `abandoned: consumer group "${abandoned}" had no consumer for ${Math.round(limitMs / 1000)} s, so the jobs were canceled and the stream deleted`;
@@ -170,9 +231,22 @@ export class Orchestrator {
     return findProducerFailure(tail);
   }
 
+  /** Why the request failed when one of its shards was lost (its producers fail with it): which shard, and why; else undefined. */
+  async #lostShard(r: DataRequest, signal: AbortSignal): Promise<string | undefined> {
+    for (const shard of r.shards) {
+      const s = (
+        await this.#bufferOf(shard)
+          .client.getStream({ name: shard.stream }, { signal })
+          .catch(() => undefined)
+      )?.stream;
+      if (s?.state === Stream_State.LOST) return `${lostInWords(r, shard)} was lost: ${s.stateReason}`;
+    }
+    return undefined;
+  }
+
   /** Submits the producer job, follows it to its end, then the stream until it drained. */
-  async #follow(id: string, r: DataRequest, publishToken: string, config: ProducerConfig, signal: AbortSignal) {
-    const { buffer, jobs } = this.#options;
+  async #follow(id: string, r: DataRequest, publishTokens: string[], config: ProducerConfig, signal: AbortSignal) {
+    const { jobs } = this.#options;
 
     const script = [
       "cat > producer.json <<'LCLSTREAM_PRODUCER_CONFIG'",
@@ -191,9 +265,10 @@ export class Orchestrator {
           environment: {
             LCLSTREAM_NODE: this.#options.command.node,
             LCLSTREAM_CLI: this.#options.command.cli,
-            LCLSTREAM_BUFFER_URL: this.#options.bufferUrl,
-            LCLSTREAM_STREAM: r.stream,
-            LCLSTREAM_PUBLISH_TOKEN: publishToken,
+            // One entry per shard: rank r takes the r % N-th (lclstream produce).
+            LCLSTREAM_BUFFER_URL: r.shards.map((s) => this.#bufferOf(s).producerUrl).join(","),
+            LCLSTREAM_STREAM: r.shards.map((s) => s.stream).join(","),
+            LCLSTREAM_PUBLISH_TOKEN: publishTokens.join(","),
             LCLSTREAM_CERT_DIR: this.#options.producerCertDir,
             LCLSTREAM_LOG_LEVEL: "warn",
           },
@@ -218,24 +293,29 @@ export class Orchestrator {
       const why =
         last?.state === Job_State.CANCELED
           ? "its producer job was canceled"
-          : ((await this.#producerFailure(job!.name, signal)) ?? `its producer job failed: ${last?.info ?? "unknown"}`);
+          : ((await this.#lostShard(r, signal)) ?? (await this.#producerFailure(job!.name, signal)) ?? `its producer job failed: ${last?.info ?? "unknown"}`);
       // Ended first: a consumer told its stream is gone then finds the request's reason.
       this.#update(id, (x) => this.#end(x, last?.state === Job_State.CANCELED ? State.CANCELED : State.FAILED, why));
-      await buffer.deleteStream({ name: r.stream }).catch(ignore(Code.NotFound));
+      await this.#deleteStreams(r);
       return;
     }
     this.#update(id, (x) => (x.state = State.DRAINING));
 
-    // The consumers: until every group has the end of stream.
-    for (;;) {
+    // The consumers: until every group has the end of stream of every shard.
+    const pending = new Set(r.shards);
+    while (pending.size) {
       signal.throwIfAborted();
-      const { stream: s } = await retryWhileUnavailable(() => buffer.getStream({ name: r.stream }, { signal }), signal);
-      if (s!.state === Stream_State.DRAINED) break;
-      if (s!.state === Stream_State.LOST) {
-        this.#update(id, (x) => this.#end(x, State.FAILED, `its stream was lost: ${s!.stateReason}`));
-        return;
+      for (const shard of pending) {
+        const buffer = this.#bufferOf(shard).client;
+        const { stream: s } = await retryWhileUnavailable(() => buffer.getStream({ name: shard.stream }, { signal }), signal);
+        if (s!.state === Stream_State.DRAINED) pending.delete(shard);
+        else if (s!.state === Stream_State.LOST) {
+          this.#update(id, (x) => this.#end(x, State.FAILED, `${lostInWords(r, shard)} was lost: ${s!.stateReason}`));
+          await this.#deleteStreams(r);
+          return;
+        }
       }
-      await sleep(this.#options.pollMs ?? 250, signal);
+      if (pending.size) await sleep(this.#options.pollMs ?? 250, signal);
     }
     this.#update(id, (x) => this.#end(x, State.SUCCEEDED, "every producer finished and every consumer group drained the stream"));
   }

@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { Code, type Client, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { clone, create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { type BufferService, ConsumerGroupSchema } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
+import { ConsumerGroupSchema, GroupMetricsSchema, type StreamMetrics, StreamMetricsSchema } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import type { JobQueueService } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import {
   DataRequestMetricsSchema,
@@ -29,7 +29,9 @@ import { callerOf } from "../common/peer.js";
 import type { Policy } from "../common/policy.js";
 import { checkConfig } from "../producer/producer-service.js";
 import type { CheckedConfig } from "../producer/config.js";
+import type { BufferMember } from "./buffer-pool.js";
 import type { Orchestrator } from "./orchestrator.js";
+import { shardsOf } from "../common/shards.js";
 import { finalStates, type RequestStore } from "./request-store.js";
 
 export const requestDomain = "lclstream.request";
@@ -38,7 +40,7 @@ export interface RequestServiceDeps {
   store: RequestStore;
   orchestrator: Orchestrator;
   policy: Policy;
-  buffer: Client<typeof BufferService>;
+  buffers: BufferMember[];
   jobs: Client<typeof JobQueueService>;
   /** Directories HDF5 sources of requests may read. */
   dataRoots: string[];
@@ -80,6 +82,38 @@ export function producerConfigOf(r: DataRequest, dataRoots: string[] | undefined
   });
 }
 
+/** Several shards' stream metrics as one stream's: counters and rates summed, groups by name. */
+export function sumMetrics(shards: StreamMetrics[]): StreamMetrics | undefined {
+  if (shards.length <= 1) return shards[0];
+  const total = clone(StreamMetricsSchema, shards[0]!);
+  total.producers = shards.flatMap((m) => m.producers).sort((a, b) => a.producerRank - b.producerRank);
+  for (const m of shards.slice(1)) {
+    total.publishedBatches += m.publishedBatches;
+    total.publishedEvents += m.publishedEvents;
+    total.publishedBytes += m.publishedBytes;
+    total.bufferedBatches += m.bufferedBatches;
+    total.bufferedBytes += m.bufferedBytes;
+    total.publishBytesPerSecond += m.publishBytesPerSecond;
+    for (const g of m.groups) {
+      const t = total.groups.find((x) => x.group === g.group);
+      if (!t) {
+        total.groups.push(clone(GroupMetricsSchema, g));
+        continue;
+      }
+      // A consumer of a merged group reads every shard: the most any shard sees is how many there are.
+      t.consumers = Math.max(t.consumers, g.consumers);
+      t.deliveredBatches += g.deliveredBatches;
+      t.deliveredBytes += g.deliveredBytes;
+      t.ackedBatches += g.ackedBatches;
+      t.redeliveredBatches += g.redeliveredBatches;
+      t.lagBatches += g.lagBatches;
+      t.deliverBytesPerSecond += g.deliverBytesPerSecond;
+      t.endOfStreamDelivered &&= g.endOfStreamDelivered;
+    }
+  }
+  return total;
+}
+
 export function createRequestService(deps: RequestServiceDeps): ServiceImpl<typeof DataRequestService> {
   const { store, policy } = deps;
 
@@ -96,12 +130,21 @@ export function createRequestService(deps: RequestServiceDeps): ServiceImpl<type
     return r;
   }
 
-  /** The request with live metrics from its stream and jobs. */
+  /** The request with live metrics from its shards' streams (summed) and its jobs. */
   async function withMetrics(r: DataRequest, signal?: AbortSignal): Promise<DataRequest> {
     const out = clone(DataRequestSchema, r);
-    if (!r.stream) return out;
-    const s = await deps.buffer.getStream({ name: r.stream }, { signal }).catch(() => undefined);
-    const m = s?.stream?.metrics;
+    const shards = shardsOf(r).filter((s) => s.stream);
+    if (!shards.length) return out;
+    const streams = await Promise.all(
+      shards.map((shard) =>
+        deps.buffers
+          .find((b) => b.consumerUrl === shard.bufferEndpoint)
+          ?.client.getStream({ name: shard.stream }, { signal })
+          .then((s) => s.stream?.metrics)
+          .catch(() => undefined),
+      ),
+    );
+    const m = sumMetrics(streams.filter((x): x is StreamMetrics => x !== undefined));
     const jobs = await Promise.all(r.jobs.map((name) => deps.jobs.getJob({ name }, { signal }).catch(() => undefined)));
     out.metrics = create(DataRequestMetricsSchema, {
       events: m?.publishedEvents ?? 0n,
@@ -157,6 +200,12 @@ export function createRequestService(deps: RequestServiceDeps): ServiceImpl<type
         }
       }
       if (d.parallelism > 256) v.push({ field: "data_request.parallelism", description: "at most 256 producer ranks" });
+      if (d.shardCount > Math.max(1, d.parallelism)) {
+        v.push({
+          field: "data_request.shard_count",
+          description: `${d.shardCount} shards for ${Math.max(1, d.parallelism)} producer ranks would leave shards no rank publishes to; at most the parallelism`,
+        });
+      }
       if (!d.producer) v.push({ field: "data_request.producer", description: "is required: the producer config (see examples/)" });
       if (v.length) throw invalidArgument(requestDomain, v);
       const id = `${Date.now().toString(36)}${randomBytes(4).toString("hex")}`;
@@ -172,6 +221,8 @@ export function createRequestService(deps: RequestServiceDeps): ServiceImpl<type
         consumerGroups: d.consumerGroups.length ? d.consumerGroups : [create(ConsumerGroupSchema, { name: defaultConsumerGroup, maxInFlight: 16 })],
         state: State.PENDING,
         stateReason: "",
+        shardCount: d.shardCount || 1,
+        shards: [],
         stream: "",
         bufferEndpoint: "",
         jobs: [],

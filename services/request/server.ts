@@ -10,6 +10,7 @@ import { packageInfo } from "../common/package-info.js";
 import { Policy } from "../common/policy.js";
 import { serve } from "../common/server.js";
 import { joinAsService, policySettingsShape, serviceSettingsShape, serveInMesh, type ServiceDeps } from "../common/service-config.js";
+import type { BufferMember } from "./buffer-pool.js";
 import { Orchestrator } from "./orchestrator.js";
 import { RequestStore } from "./request-store.js";
 import { createRequestService, producerConfigOf } from "./request-service.js";
@@ -22,6 +23,8 @@ export const requestConfigSchema = z.strictObject({
   ...policySettingsShape,
   /** The buffer and job queue this service orchestrates. */
   bufferUrl: z.string().url(),
+  /** More buffers for the pool request streams and their shards are placed on, reached directly by producers and consumers. */
+  moreBufferUrls: z.array(z.string().url()).default([]),
   jobsUrl: z.string().url(),
   /** The buffer as producer jobs reach it (default: bufferUrl). */
   producerBufferUrl: z.string().url().optional(),
@@ -55,14 +58,19 @@ export async function build(input: RequestConfig, deps: ServiceDeps = {}): Promi
   const { membership, logger } = await joinAsService("request", config, deps);
   const policy = Policy.fromConfig(config, membership.identity.trustDomain);
   const store = new RequestStore(join(config.stateDir, "requests", "requests.db"));
-  const buffer = createClient(BufferService, membership.transport(config.bufferUrl));
+  const buffers: BufferMember[] = [
+    {
+      client: createClient(BufferService, membership.transport(config.bufferUrl)),
+      producerUrl: config.producerBufferUrl ?? config.bufferUrl,
+      consumerUrl: config.consumerBufferUrl ?? config.bufferUrl,
+    },
+    ...config.moreBufferUrls.map((url) => ({ client: createClient(BufferService, membership.transport(url)), producerUrl: url, consumerUrl: url })),
+  ];
   const jobs = createClient(JobQueueService, membership.transport(config.jobsUrl));
   const orchestrator = new Orchestrator({
     store,
-    buffer,
+    buffers,
     jobs,
-    bufferUrl: config.producerBufferUrl ?? config.bufferUrl,
-    consumerBufferUrl: config.consumerBufferUrl ?? config.bufferUrl,
     producerCertDir: config.producerCertDir,
     command: { node: process.execPath, cli: cliPath },
     logger,
@@ -79,7 +87,7 @@ export async function build(input: RequestConfig, deps: ServiceDeps = {}): Promi
       [
         serve(
           DataRequestService,
-          createRequestService({ store, orchestrator, policy, buffer, jobs, dataRoots: config.dataRoots, defaultBackend: config.defaultBackend }),
+          createRequestService({ store, orchestrator, policy, buffers, jobs, dataRoots: config.dataRoots, defaultBackend: config.defaultBackend }),
         ),
       ],
       {

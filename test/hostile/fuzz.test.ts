@@ -26,7 +26,7 @@ import { CertificateAuthorityService } from "../../gen/lclstream/ca/v1/ca_pb.js"
 import { JobQueueService } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { ProducerService } from "../../gen/lclstream/producer/v1/producer_pb.js";
 import { DataRequestService } from "../../gen/lclstream/request/v1/request_pb.js";
-import { startLocalMesh, type Endpoints, type LocalMesh } from "../../services/cli/local-mesh.js";
+import { startLocalMesh, type LocalMesh } from "../../services/cli/local-mesh.js";
 import { createMeshTransport } from "../../services/common/client.js";
 import { errorInfo } from "../../services/common/errors.js";
 import { frameHeader } from "../../services/common/grpc-frames.js";
@@ -37,7 +37,7 @@ const budgetMs = Number(process.env.LCLSTREAM_FUZZ_MS ?? 500);
 /** How long a server stream may stay open before the fuzzer leaves it (an open stream is a fine answer). */
 const streamPatienceMs = 100;
 
-const services: [DescService, keyof Endpoints][] = [
+const services: [DescService, "ca" | "jobs" | "buffer" | "producer" | "request"][] = [
   [CertificateAuthorityService, "ca"],
   [JobQueueService, "jobs"],
   [BufferService, "buffer"],

@@ -351,4 +351,22 @@ describe("BufferStream against a model", () => {
     expect(stream.totals().producers.map((p) => p.skippedEventCount)).toEqual([3, 0]);
     stream.close();
   });
+
+  it("as shard 1 of 3, takes ranks 1 and 4 under their own numbers and refuses the others", async () => {
+    const stream = new BufferStream({ id: "s", capacityBytes: 100, retentionBytes: 0, producerCount: 2, shard: { index: 1, count: 3 }, groups: [] });
+    const publish = (rank: number) =>
+      stream.publish(rank, new ByteParts([new Uint8Array(4)]), { producerRank: rank, seq: 0n, eventCount: 2 }, new AbortController().signal);
+    await expect(publish(4)).resolves.toBe(true);
+    for (const rank of [0, 2, 3, 7]) await expect(publish(rank)).rejects.toSatisfy((e) => reasonOf(e) === "RANK_OUT_OF_RANGE");
+    expect(() => stream.done(0, 0n, 0n)).toThrow(/ranks r with r % 3 == 1/);
+    stream.done(1, 0n, 0n);
+    expect(stream.complete).toBe(false);
+    stream.done(4, 1n, 2n);
+    expect(stream.complete).toBe(true);
+    expect(stream.totals().producers.map((p) => [p.rank, p.batchCount, p.eventCount])).toEqual([
+      [1, 0, 0],
+      [4, 1, 2],
+    ]);
+    stream.close();
+  });
 });

@@ -30,11 +30,24 @@ interface Fakes {
   unavailableFor: number;
   streamState: Stream_State;
   calls: string[];
+  /** Streams each buffer of a pool (by URL) holds already. */
+  activeStreams?: Record<string, string[]>;
+  /** Buffers of a pool (by URL) that do not answer. */
+  down?: string[];
+  /** The producer job's environment, as submitted. */
+  environment?: Record<string, string>;
 }
 
-function buffer(f: Fakes): Partial<ServiceImpl<typeof BufferService>> {
+function buffer(f: Fakes, at = ""): Partial<ServiceImpl<typeof BufferService>> {
   return {
-    createStream: (req) => (f.calls.push(`createStream ${req.stream?.producerCount}`), { stream: { name: "streams/s1" }, publishToken: "t" }),
+    listStreams: () => {
+      if (f.down?.includes(at)) throw new ConnectError("connection refused", Code.Unavailable);
+      return { streams: (f.activeStreams?.[at] ?? []).map((name) => ({ name, state: Stream_State.OPEN })) };
+    },
+    createStream: (req) => {
+      f.calls.push(`createStream ${req.stream?.producerCount}${at && ` on ${at} as shard ${req.stream?.shardIndex} of ${req.stream?.shardCount}`}`);
+      return { stream: { name: `streams/s${req.stream?.shardIndex ?? 0}` }, publishToken: `t${req.stream?.shardIndex ?? 0}` };
+    },
     getStream: () => {
       f.calls.push("getStream");
       if (f.unavailableFor-- > 0) throw new ConnectError("restarting", Code.Unavailable);
@@ -46,7 +59,11 @@ function buffer(f: Fakes): Partial<ServiceImpl<typeof BufferService>> {
 
 function jobs(f: Fakes): Partial<ServiceImpl<typeof JobQueueService>> {
   return {
-    submitJob: (req) => (f.calls.push(`submitJob ${req.spec?.resources?.processCount}`), { job: { name: "jobs/j1" } }),
+    submitJob: (req) => {
+      f.calls.push(`submitJob ${req.spec?.resources?.processCount}`);
+      f.environment = req.spec?.environment;
+      return { job: { name: "jobs/j1" } };
+    },
     async *watchJob() {
       for (const state of f.transitions) yield { transition: { state, info: state === Job_State.FAILED ? "exit code 1" : "", jobndx: 1 } };
     },
@@ -71,16 +88,20 @@ describe("Orchestrator", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  function run(f: Fakes) {
-    const transport = createRouterTransport((router) => {
-      router.service(BufferService, buffer(f));
-      router.service(JobQueueService, jobs(f));
+  /** Runs a request of `parallelism` ranks over `shardCount` shards, on a pool of buffers named by their URLs. */
+  function run(f: Fakes, { pool = ["https://buffer"], parallelism = 2, shardCount = 0 } = {}) {
+    const transport = createRouterTransport((router) => router.service(JobQueueService, jobs(f)));
+    const buffers = pool.map((url) => {
+      const client = createClient(
+        BufferService,
+        createRouterTransport((router) => router.service(BufferService, buffer(f, pool.length > 1 ? url : ""))),
+      );
+      return { client, producerUrl: url, consumerUrl: url };
     });
     orchestrator = new Orchestrator({
       store,
-      buffer: createClient(BufferService, transport),
+      buffers,
       jobs: createClient(JobQueueService, transport),
-      bufferUrl: "https://buffer",
       producerCertDir: "certs",
       command: { node: "node", cli: "cli.js" },
       logger: createLogger("test"),
@@ -89,7 +110,8 @@ describe("Orchestrator", () => {
     const r = create(DataRequestSchema, {
       name: "dataRequests/r1",
       owner: "spiffe://test/user/alice",
-      parallelism: 2,
+      parallelism,
+      shardCount,
       state: State.PENDING,
       consumerGroups: [{ name: "default" }],
     });
@@ -120,7 +142,7 @@ describe("Orchestrator", () => {
     run(f);
     const r = await ended();
     expect(r!.state).toBe(State.SUCCEEDED);
-    expect(r!.stream).toBe("streams/s1");
+    expect(r!.stream).toBe("streams/s0");
     expect(r!.jobs).toEqual(["jobs/j1"]);
     expect(f.calls.slice(0, 2)).toEqual(["createStream 2", "submitJob 2"]);
   });
@@ -141,6 +163,52 @@ describe("Orchestrator", () => {
     const f = fakes({ transitions: [Job_State.ACTIVE, Job_State.FAILED] });
     run(f);
     expect((await ended())!.stateReason).toBe("its producer job failed: exit code 1");
+  });
+
+  it("places 3 shards on the least-loaded buffers, a stream each, and gives rank r shard r % 3", async () => {
+    const f = fakes({ activeStreams: { "https://a": ["streams/x", "streams/y"], "https://b": [], "https://c": ["streams/z"] } });
+    run(f, { pool: ["https://a", "https://b", "https://c"], parallelism: 4, shardCount: 3 });
+    const r = await ended();
+    expect(r!.state).toBe(State.SUCCEEDED);
+    // One shard a buffer, the emptiest first: b (no streams), c (one), a (two).
+    expect(r!.shards.map((s) => [s.index, s.bufferEndpoint, s.stream, s.producerRanks])).toEqual([
+      [0, "https://b", "streams/s0", [0, 3]],
+      [1, "https://c", "streams/s1", [1]],
+      [2, "https://a", "streams/s2", [2]],
+    ]);
+    expect([r!.stream, r!.bufferEndpoint]).toEqual(["streams/s0", "https://b"]);
+    expect(f.calls.filter((c) => c.startsWith("createStream"))).toEqual([
+      "createStream 2 on https://b as shard 0 of 3",
+      "createStream 1 on https://c as shard 1 of 3",
+      "createStream 1 on https://a as shard 2 of 3",
+    ]);
+    expect(f.environment).toMatchObject({
+      LCLSTREAM_BUFFER_URL: "https://b,https://c,https://a",
+      LCLSTREAM_STREAM: "streams/s0,streams/s1,streams/s2",
+      LCLSTREAM_PUBLISH_TOKEN: "t0,t1,t2",
+    });
+  });
+
+  it("fails naming a lost shard, and deletes the other shards' streams", async () => {
+    const f = fakes({ streamState: Stream_State.LOST, activeStreams: {} });
+    run(f, { pool: ["https://a", "https://b"], parallelism: 2, shardCount: 2 });
+    const r = await ended();
+    expect(r!.state).toBe(State.FAILED);
+    expect(r!.stateReason).toMatch(/^its shard 0 \(streams\/s0 on https:\/\/a\) was lost: /);
+    await vi.waitFor(() => expect(f.calls.filter((c) => c === "deleteStream").length).toBe(2));
+  });
+
+  it("leaves out a buffer that does not answer, and fails when none does", async () => {
+    const f = fakes({ activeStreams: {}, down: ["https://a"] });
+    run(f, { pool: ["https://a", "https://b"], parallelism: 2, shardCount: 2 });
+    expect((await ended())!.shards.map((s) => s.bufferEndpoint)).toEqual(["https://b", "https://b"]);
+    store.close();
+    store = new RequestStore(join(dir, "requests-2.db"));
+    const g = fakes({ activeStreams: {}, down: ["https://a", "https://b"] });
+    run(g, { pool: ["https://a", "https://b"] });
+    const r = await ended();
+    expect(r!.state).toBe(State.FAILED);
+    expect(r!.stateReason).toContain("none of the 2 buffers of the pool answered");
   });
 
   it("retries while the buffer is unavailable, then carries on", async () => {

@@ -18,7 +18,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file lclstream/request/v1/request.proto.
  */
 export const file_lclstream_request_v1_request: GenFile = /*@__PURE__*/
-  fileDesc("CiJsY2xzdHJlYW0vcmVxdWVzdC92MS9yZXF1ZXN0LnByb3RvEhRsY2xzdHJlYW0ucmVxdWVzdC52MSLvBgoLRGF0YVJlcXVlc3QSDAoEbmFtZRgBIAEoCRINCgVvd25lchgCIAEoCRISCgpleHBlcmltZW50GAMgASgJEikKCHByb2R1Y2VyGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBI7Cg9jb25zdW1lcl9ncm91cHMYBSADKAsyIi5sY2xzdHJlYW0uYnVmZmVyLnYxLkNvbnN1bWVyR3JvdXASDwoHcmVhZGVycxgGIAMoCRITCgtwYXJhbGxlbGlzbRgHIAEoDRIPCgdiYWNrZW5kGAggASgJEhIKCmJhdGNoX3NpemUYCSABKA0SNAoKc2VyaWFsaXplchgKIAEoDjIgLmxjbHN0cmVhbS5yZXF1ZXN0LnYxLlNlcmlhbGl6ZXISHQoVYnVmZmVyX2NhcGFjaXR5X2J5dGVzGAsgASgEEg8KB2R1cmFibGUYDCABKAgSGgoScmVzdGFydF9vbl9mYWlsdXJlGA0gASgIEjYKBXN0YXRlGA4gASgOMicubGNsc3RyZWFtLnJlcXVlc3QudjEuRGF0YVJlcXVlc3QuU3RhdGUSFAoMc3RhdGVfcmVhc29uGA8gASgJEg4KBnN0cmVhbRgQIAEoCRIXCg9idWZmZXJfZW5kcG9pbnQYESABKAkSDAoEam9icxgSIAMoCRI5CgdtZXRyaWNzGBMgASgLMigubGNsc3RyZWFtLnJlcXVlc3QudjEuRGF0YVJlcXVlc3RNZXRyaWNzEi8KC2NyZWF0ZV90aW1lGBQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgVIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYFiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNvbmZpZ19ub3RlcxgXIAMoCSKTAQoFU3RhdGUSFQoRU1RBVEVfVU5TUEVDSUZJRUQQABIRCg1TVEFURV9QRU5ESU5HEAESEQoNU1RBVEVfUlVOTklORxACEhIKDlNUQVRFX0RSQUlOSU5HEAMSEwoPU1RBVEVfU1VDQ0VFREVEEAQSEAoMU1RBVEVfRkFJTEVEEAUSEgoOU1RBVEVfQ0FOQ0VMRUQQBiLbAQoSRGF0YVJlcXVlc3RNZXRyaWNzEg4KBmV2ZW50cxgBIAEoBBIPCgdiYXRjaGVzGAIgASgEEg0KBWJ5dGVzGAMgASgEEhkKEWV2ZW50c19wZXJfc2Vjb25kGAQgASgBEhgKEGJ5dGVzX3Blcl9zZWNvbmQYBSABKAESMQoGZ3JvdXBzGAYgAygLMiEubGNsc3RyZWFtLmJ1ZmZlci52MS5Hcm91cE1ldHJpY3MSLQoEam9icxgHIAMoCzIfLmxjbHN0cmVhbS5yZXF1ZXN0LnYxLkpvYlN0YXR1cyJFCglKb2JTdGF0dXMSCwoDam9iGAEgASgJEg0KBXN0YXRlGAIgASgJEgwKBGluZm8YAyABKAkSDgoGam9ibmR4GAQgASgNIn4KGENyZWF0ZURhdGFSZXF1ZXN0UmVxdWVzdBI3CgxkYXRhX3JlcXVlc3QYASABKAsyIS5sY2xzdHJlYW0ucmVxdWVzdC52MS5EYXRhUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAIgASgJEhUKDXZhbGlkYXRlX29ubHkYAyABKAgiVAoZQ3JlYXRlRGF0YVJlcXVlc3RSZXNwb25zZRI3CgxkYXRhX3JlcXVlc3QYASABKAsyIS5sY2xzdHJlYW0ucmVxdWVzdC52MS5EYXRhUmVxdWVzdCIlChVHZXREYXRhUmVxdWVzdFJlcXVlc3QSDAoEbmFtZRgBIAEoCSJRChZHZXREYXRhUmVxdWVzdFJlc3BvbnNlEjcKDGRhdGFfcmVxdWVzdBgBIAEoCzIhLmxjbHN0cmVhbS5yZXF1ZXN0LnYxLkRhdGFSZXF1ZXN0IocBChdMaXN0RGF0YVJlcXVlc3RzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRI2CgVzdGF0ZRgDIAEoDjInLmxjbHN0cmVhbS5yZXF1ZXN0LnYxLkRhdGFSZXF1ZXN0LlN0YXRlEg0KBW93bmVyGAQgASgJIm0KGExpc3REYXRhUmVxdWVzdHNSZXNwb25zZRI4Cg1kYXRhX3JlcXVlc3RzGAEgAygLMiEubGNsc3RyZWFtLnJlcXVlc3QudjEuRGF0YVJlcXVlc3QSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjgKGENhbmNlbERhdGFSZXF1ZXN0UmVxdWVzdBIMCgRuYW1lGAEgASgJEg4KBnJlYXNvbhgCIAEoCSJUChlDYW5jZWxEYXRhUmVxdWVzdFJlc3BvbnNlEjcKDGRhdGFfcmVxdWVzdBgBIAEoCzIhLmxjbHN0cmVhbS5yZXF1ZXN0LnYxLkRhdGFSZXF1ZXN0IjwKF1dhdGNoRGF0YVJlcXVlc3RSZXF1ZXN0EgwKBG5hbWUYASABKAkSEwoLaW50ZXJ2YWxfbXMYAiABKA0iUwoYV2F0Y2hEYXRhUmVxdWVzdFJlc3BvbnNlEjcKDGRhdGFfcmVxdWVzdBgBIAEoCzIhLmxjbHN0cmVhbS5yZXF1ZXN0LnYxLkRhdGFSZXF1ZXN0KlQKClNlcmlhbGl6ZXISGgoWU0VSSUFMSVpFUl9VTlNQRUNJRklFRBAAEhUKEVNFUklBTElaRVJfTkFUSVZFEAESEwoPU0VSSUFMSVpFUl9IREY1EAIy1QQKEkRhdGFSZXF1ZXN0U2VydmljZRJ0ChFDcmVhdGVEYXRhUmVxdWVzdBIuLmxjbHN0cmVhbS5yZXF1ZXN0LnYxLkNyZWF0ZURhdGFSZXF1ZXN0UmVxdWVzdBovLmxjbHN0cmVhbS5yZXF1ZXN0LnYxLkNyZWF0ZURhdGFSZXF1ZXN0UmVzcG9uc2USawoOR2V0RGF0YVJlcXVlc3QSKy5sY2xzdHJlYW0ucmVxdWVzdC52MS5HZXREYXRhUmVxdWVzdFJlcXVlc3QaLC5sY2xzdHJlYW0ucmVxdWVzdC52MS5HZXREYXRhUmVxdWVzdFJlc3BvbnNlEnEKEExpc3REYXRhUmVxdWVzdHMSLS5sY2xzdHJlYW0ucmVxdWVzdC52MS5MaXN0RGF0YVJlcXVlc3RzUmVxdWVzdBouLmxjbHN0cmVhbS5yZXF1ZXN0LnYxLkxpc3REYXRhUmVxdWVzdHNSZXNwb25zZRJ0ChFDYW5jZWxEYXRhUmVxdWVzdBIuLmxjbHN0cmVhbS5yZXF1ZXN0LnYxLkNhbmNlbERhdGFSZXF1ZXN0UmVxdWVzdBovLmxjbHN0cmVhbS5yZXF1ZXN0LnYxLkNhbmNlbERhdGFSZXF1ZXN0UmVzcG9uc2UScwoQV2F0Y2hEYXRhUmVxdWVzdBItLmxjbHN0cmVhbS5yZXF1ZXN0LnYxLldhdGNoRGF0YVJlcXVlc3RSZXF1ZXN0Gi4ubGNsc3RyZWFtLnJlcXVlc3QudjEuV2F0Y2hEYXRhUmVxdWVzdFJlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_lclstream_buffer_v1_buffer]);
+  fileDesc("CiJsY2xzdHJlYW0vcmVxdWVzdC92MS9yZXF1ZXN0LnByb3RvEhRsY2xzdHJlYW0ucmVxdWVzdC52MSK3BwoLRGF0YVJlcXVlc3QSDAoEbmFtZRgBIAEoCRINCgVvd25lchgCIAEoCRISCgpleHBlcmltZW50GAMgASgJEikKCHByb2R1Y2VyGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBI7Cg9jb25zdW1lcl9ncm91cHMYBSADKAsyIi5sY2xzdHJlYW0uYnVmZmVyLnYxLkNvbnN1bWVyR3JvdXASDwoHcmVhZGVycxgGIAMoCRITCgtwYXJhbGxlbGlzbRgHIAEoDRIPCgdiYWNrZW5kGAggASgJEhIKCmJhdGNoX3NpemUYCSABKA0SNAoKc2VyaWFsaXplchgKIAEoDjIgLmxjbHN0cmVhbS5yZXF1ZXN0LnYxLlNlcmlhbGl6ZXISHQoVYnVmZmVyX2NhcGFjaXR5X2J5dGVzGAsgASgEEg8KB2R1cmFibGUYDCABKAgSGgoScmVzdGFydF9vbl9mYWlsdXJlGA0gASgIEjYKBXN0YXRlGA4gASgOMicubGNsc3RyZWFtLnJlcXVlc3QudjEuRGF0YVJlcXVlc3QuU3RhdGUSFAoMc3RhdGVfcmVhc29uGA8gASgJEg4KBnN0cmVhbRgQIAEoCRIXCg9idWZmZXJfZW5kcG9pbnQYESABKAkSDAoEam9icxgSIAMoCRI5CgdtZXRyaWNzGBMgASgLMigubGNsc3RyZWFtLnJlcXVlc3QudjEuRGF0YVJlcXVlc3RNZXRyaWNzEi8KC2NyZWF0ZV90aW1lGBQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgVIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYFiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNvbmZpZ19ub3RlcxgXIAMoCRITCgtzaGFyZF9jb3VudBgYIAEoDRIxCgZzaGFyZHMYGSADKAsyIS5sY2xzdHJlYW0ucmVxdWVzdC52MS5TdHJlYW1TaGFyZCKTAQoFU3RhdGUSFQoRU1RBVEVfVU5TUEVDSUZJRUQQABIRCg1TVEFURV9QRU5ESU5HEAESEQoNU1RBVEVfUlVOTklORxACEhIKDlNUQVRFX0RSQUlOSU5HEAMSEwoPU1RBVEVfU1VDQ0VFREVEEAQSEAoMU1RBVEVfRkFJTEVEEAUSEgoOU1RBVEVfQ0FOQ0VMRUQQBiLbAQoSRGF0YVJlcXVlc3RNZXRyaWNzEg4KBmV2ZW50cxgBIAEoBBIPCgdiYXRjaGVzGAIgASgEEg0KBWJ5dGVzGAMgASgEEhkKEWV2ZW50c19wZXJfc2Vjb25kGAQgASgBEhgKEGJ5dGVzX3Blcl9zZWNvbmQYBSABKAESMQoGZ3JvdXBzGAYgAygLMiEubGNsc3RyZWFtLmJ1ZmZlci52MS5Hcm91cE1ldHJpY3MSLQoEam9icxgHIAMoCzIfLmxjbHN0cmVhbS5yZXF1ZXN0LnYxLkpvYlN0YXR1cyJdCgtTdHJlYW1TaGFyZBINCgVpbmRleBgBIAEoDRIXCg9idWZmZXJfZW5kcG9pbnQYAiABKAkSDgoGc3RyZWFtGAMgASgJEhYKDnByb2R1Y2VyX3JhbmtzGAQgAygNIkUKCUpvYlN0YXR1cxILCgNqb2IYASABKAkSDQoFc3RhdGUYAiABKAkSDAoEaW5mbxgDIAEoCRIOCgZqb2JuZHgYBCABKA0ifgoYQ3JlYXRlRGF0YVJlcXVlc3RSZXF1ZXN0EjcKDGRhdGFfcmVxdWVzdBgBIAEoCzIhLmxjbHN0cmVhbS5yZXF1ZXN0LnYxLkRhdGFSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYAiABKAkSFQoNdmFsaWRhdGVfb25seRgDIAEoCCJUChlDcmVhdGVEYXRhUmVxdWVzdFJlc3BvbnNlEjcKDGRhdGFfcmVxdWVzdBgBIAEoCzIhLmxjbHN0cmVhbS5yZXF1ZXN0LnYxLkRhdGFSZXF1ZXN0IiUKFUdldERhdGFSZXF1ZXN0UmVxdWVzdBIMCgRuYW1lGAEgASgJIlEKFkdldERhdGFSZXF1ZXN0UmVzcG9uc2USNwoMZGF0YV9yZXF1ZXN0GAEgASgLMiEubGNsc3RyZWFtLnJlcXVlc3QudjEuRGF0YVJlcXVlc3QihwEKF0xpc3REYXRhUmVxdWVzdHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEjYKBXN0YXRlGAMgASgOMicubGNsc3RyZWFtLnJlcXVlc3QudjEuRGF0YVJlcXVlc3QuU3RhdGUSDQoFb3duZXIYBCABKAkibQoYTGlzdERhdGFSZXF1ZXN0c1Jlc3BvbnNlEjgKDWRhdGFfcmVxdWVzdHMYASADKAsyIS5sY2xzdHJlYW0ucmVxdWVzdC52MS5EYXRhUmVxdWVzdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiOAoYQ2FuY2VsRGF0YVJlcXVlc3RSZXF1ZXN0EgwKBG5hbWUYASABKAkSDgoGcmVhc29uGAIgASgJIlQKGUNhbmNlbERhdGFSZXF1ZXN0UmVzcG9uc2USNwoMZGF0YV9yZXF1ZXN0GAEgASgLMiEubGNsc3RyZWFtLnJlcXVlc3QudjEuRGF0YVJlcXVlc3QiPAoXV2F0Y2hEYXRhUmVxdWVzdFJlcXVlc3QSDAoEbmFtZRgBIAEoCRITCgtpbnRlcnZhbF9tcxgCIAEoDSJTChhXYXRjaERhdGFSZXF1ZXN0UmVzcG9uc2USNwoMZGF0YV9yZXF1ZXN0GAEgASgLMiEubGNsc3RyZWFtLnJlcXVlc3QudjEuRGF0YVJlcXVlc3QqVAoKU2VyaWFsaXplchIaChZTRVJJQUxJWkVSX1VOU1BFQ0lGSUVEEAASFQoRU0VSSUFMSVpFUl9OQVRJVkUQARITCg9TRVJJQUxJWkVSX0hERjUQAjLVBAoSRGF0YVJlcXVlc3RTZXJ2aWNlEnQKEUNyZWF0ZURhdGFSZXF1ZXN0Ei4ubGNsc3RyZWFtLnJlcXVlc3QudjEuQ3JlYXRlRGF0YVJlcXVlc3RSZXF1ZXN0Gi8ubGNsc3RyZWFtLnJlcXVlc3QudjEuQ3JlYXRlRGF0YVJlcXVlc3RSZXNwb25zZRJrCg5HZXREYXRhUmVxdWVzdBIrLmxjbHN0cmVhbS5yZXF1ZXN0LnYxLkdldERhdGFSZXF1ZXN0UmVxdWVzdBosLmxjbHN0cmVhbS5yZXF1ZXN0LnYxLkdldERhdGFSZXF1ZXN0UmVzcG9uc2UScQoQTGlzdERhdGFSZXF1ZXN0cxItLmxjbHN0cmVhbS5yZXF1ZXN0LnYxLkxpc3REYXRhUmVxdWVzdHNSZXF1ZXN0Gi4ubGNsc3RyZWFtLnJlcXVlc3QudjEuTGlzdERhdGFSZXF1ZXN0c1Jlc3BvbnNlEnQKEUNhbmNlbERhdGFSZXF1ZXN0Ei4ubGNsc3RyZWFtLnJlcXVlc3QudjEuQ2FuY2VsRGF0YVJlcXVlc3RSZXF1ZXN0Gi8ubGNsc3RyZWFtLnJlcXVlc3QudjEuQ2FuY2VsRGF0YVJlcXVlc3RSZXNwb25zZRJzChBXYXRjaERhdGFSZXF1ZXN0Ei0ubGNsc3RyZWFtLnJlcXVlc3QudjEuV2F0Y2hEYXRhUmVxdWVzdFJlcXVlc3QaLi5sY2xzdHJlYW0ucmVxdWVzdC52MS5XYXRjaERhdGFSZXF1ZXN0UmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_lclstream_buffer_v1_buffer]);
 
 /**
  * DataRequest is a request for a stream of data.
@@ -195,6 +195,26 @@ export type DataRequest = Message<"lclstream.request.v1.DataRequest"> & {
    * @generated from field: repeated string config_notes = 23;
    */
   configNotes: string[];
+
+  /**
+   * shard_count spreads the request's stream over this many buffer streams,
+   * on the least-loaded healthy buffers of the request service's pool, as
+   * Kafka partitions a topic: producer rank r publishes to shard
+   * r % shard_count. 0 means 1; at most the parallelism.
+   *
+   * @generated from field: uint32 shard_count = 24;
+   */
+  shardCount: number;
+
+  /**
+   * shards are the request's buffer streams, one per shard, in index order;
+   * shard 0 is also `stream` and `buffer_endpoint`. A consumer reads every
+   * shard (one subscription each) and has the whole stream once every shard
+   * ended and their per-rank totals cover each rank once. Output only.
+   *
+   * @generated from field: repeated lclstream.request.v1.StreamShard shards = 25;
+   */
+  shards: StreamShard[];
 };
 
 /**
@@ -330,6 +350,50 @@ export const DataRequestMetricsSchema: GenMessage<DataRequestMetrics> = /*@__PUR
   messageDesc(file_lclstream_request_v1_request, 1);
 
 /**
+ * StreamShard is one shard of a data request's stream: a buffer stream on
+ * one buffer.
+ *
+ * @generated from message lclstream.request.v1.StreamShard
+ */
+export type StreamShard = Message<"lclstream.request.v1.StreamShard"> & {
+  /**
+   * index is the shard's number, from 0.
+   *
+   * @generated from field: uint32 index = 1;
+   */
+  index: number;
+
+  /**
+   * buffer_endpoint is the URL of the buffer service that holds the shard, as
+   * consumers reach it.
+   *
+   * @generated from field: string buffer_endpoint = 2;
+   */
+  bufferEndpoint: string;
+
+  /**
+   * stream is the shard's buffer stream, `streams/{id}`.
+   *
+   * @generated from field: string stream = 3;
+   */
+  stream: string;
+
+  /**
+   * producer_ranks are the producer ranks that publish to this shard.
+   *
+   * @generated from field: repeated uint32 producer_ranks = 4;
+   */
+  producerRanks: number[];
+};
+
+/**
+ * Describes the message lclstream.request.v1.StreamShard.
+ * Use `create(StreamShardSchema)` to create a new message.
+ */
+export const StreamShardSchema: GenMessage<StreamShard> = /*@__PURE__*/
+  messageDesc(file_lclstream_request_v1_request, 2);
+
+/**
  * JobStatus is the state of one producer job.
  *
  * @generated from message lclstream.request.v1.JobStatus
@@ -369,7 +433,7 @@ export type JobStatus = Message<"lclstream.request.v1.JobStatus"> & {
  * Use `create(JobStatusSchema)` to create a new message.
  */
 export const JobStatusSchema: GenMessage<JobStatus> = /*@__PURE__*/
-  messageDesc(file_lclstream_request_v1_request, 2);
+  messageDesc(file_lclstream_request_v1_request, 3);
 
 /**
  * CreateDataRequestRequest creates a data request.
@@ -407,7 +471,7 @@ export type CreateDataRequestRequest = Message<"lclstream.request.v1.CreateDataR
  * Use `create(CreateDataRequestRequestSchema)` to create a new message.
  */
 export const CreateDataRequestRequestSchema: GenMessage<CreateDataRequestRequest> = /*@__PURE__*/
-  messageDesc(file_lclstream_request_v1_request, 3);
+  messageDesc(file_lclstream_request_v1_request, 4);
 
 /**
  * CreateDataRequestResponse is the created request.
@@ -428,7 +492,7 @@ export type CreateDataRequestResponse = Message<"lclstream.request.v1.CreateData
  * Use `create(CreateDataRequestResponseSchema)` to create a new message.
  */
 export const CreateDataRequestResponseSchema: GenMessage<CreateDataRequestResponse> = /*@__PURE__*/
-  messageDesc(file_lclstream_request_v1_request, 4);
+  messageDesc(file_lclstream_request_v1_request, 5);
 
 /**
  * GetDataRequestRequest names a request.
@@ -449,7 +513,7 @@ export type GetDataRequestRequest = Message<"lclstream.request.v1.GetDataRequest
  * Use `create(GetDataRequestRequestSchema)` to create a new message.
  */
 export const GetDataRequestRequestSchema: GenMessage<GetDataRequestRequest> = /*@__PURE__*/
-  messageDesc(file_lclstream_request_v1_request, 5);
+  messageDesc(file_lclstream_request_v1_request, 6);
 
 /**
  * GetDataRequestResponse is the request.
@@ -470,7 +534,7 @@ export type GetDataRequestResponse = Message<"lclstream.request.v1.GetDataReques
  * Use `create(GetDataRequestResponseSchema)` to create a new message.
  */
 export const GetDataRequestResponseSchema: GenMessage<GetDataRequestResponse> = /*@__PURE__*/
-  messageDesc(file_lclstream_request_v1_request, 6);
+  messageDesc(file_lclstream_request_v1_request, 7);
 
 /**
  * ListDataRequestsRequest pages through requests.
@@ -512,7 +576,7 @@ export type ListDataRequestsRequest = Message<"lclstream.request.v1.ListDataRequ
  * Use `create(ListDataRequestsRequestSchema)` to create a new message.
  */
 export const ListDataRequestsRequestSchema: GenMessage<ListDataRequestsRequest> = /*@__PURE__*/
-  messageDesc(file_lclstream_request_v1_request, 7);
+  messageDesc(file_lclstream_request_v1_request, 8);
 
 /**
  * ListDataRequestsResponse is one page of requests.
@@ -540,7 +604,7 @@ export type ListDataRequestsResponse = Message<"lclstream.request.v1.ListDataReq
  * Use `create(ListDataRequestsResponseSchema)` to create a new message.
  */
 export const ListDataRequestsResponseSchema: GenMessage<ListDataRequestsResponse> = /*@__PURE__*/
-  messageDesc(file_lclstream_request_v1_request, 8);
+  messageDesc(file_lclstream_request_v1_request, 9);
 
 /**
  * CancelDataRequestRequest names a request to cancel.
@@ -568,7 +632,7 @@ export type CancelDataRequestRequest = Message<"lclstream.request.v1.CancelDataR
  * Use `create(CancelDataRequestRequestSchema)` to create a new message.
  */
 export const CancelDataRequestRequestSchema: GenMessage<CancelDataRequestRequest> = /*@__PURE__*/
-  messageDesc(file_lclstream_request_v1_request, 9);
+  messageDesc(file_lclstream_request_v1_request, 10);
 
 /**
  * CancelDataRequestResponse is the request after cancelling.
@@ -589,7 +653,7 @@ export type CancelDataRequestResponse = Message<"lclstream.request.v1.CancelData
  * Use `create(CancelDataRequestResponseSchema)` to create a new message.
  */
 export const CancelDataRequestResponseSchema: GenMessage<CancelDataRequestResponse> = /*@__PURE__*/
-  messageDesc(file_lclstream_request_v1_request, 10);
+  messageDesc(file_lclstream_request_v1_request, 11);
 
 /**
  * WatchDataRequestRequest names a request to watch.
@@ -618,7 +682,7 @@ export type WatchDataRequestRequest = Message<"lclstream.request.v1.WatchDataReq
  * Use `create(WatchDataRequestRequestSchema)` to create a new message.
  */
 export const WatchDataRequestRequestSchema: GenMessage<WatchDataRequestRequest> = /*@__PURE__*/
-  messageDesc(file_lclstream_request_v1_request, 11);
+  messageDesc(file_lclstream_request_v1_request, 12);
 
 /**
  * WatchDataRequestResponse is a snapshot of the request.
@@ -639,7 +703,7 @@ export type WatchDataRequestResponse = Message<"lclstream.request.v1.WatchDataRe
  * Use `create(WatchDataRequestResponseSchema)` to create a new message.
  */
 export const WatchDataRequestResponseSchema: GenMessage<WatchDataRequestResponse> = /*@__PURE__*/
-  messageDesc(file_lclstream_request_v1_request, 12);
+  messageDesc(file_lclstream_request_v1_request, 13);
 
 /**
  * Serializer is a batch format.

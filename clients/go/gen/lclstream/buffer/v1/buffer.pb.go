@@ -177,7 +177,16 @@ type Stream struct {
 	// metrics are live counters; filled by GetStream and ListStreams.
 	Metrics *StreamMetrics `protobuf:"bytes,12,opt,name=metrics,proto3" json:"metrics,omitempty"`
 	// create_time is when the stream was created.
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// shard_count is the number of shards of the sharded stream this stream is
+	// one of (a data request's shard_count); 0 or 1 means it is not sharded.
+	// Producer rank r publishes to shard r % shard_count.
+	ShardCount uint32 `protobuf:"varint,14,opt,name=shard_count,json=shardCount,proto3" json:"shard_count,omitempty"`
+	// shard_index is which of the shard_count shards this stream is, from 0. It
+	// takes producer ranks r with r % shard_count == shard_index, and its
+	// producer_count counts only those; batches, totals and the end of stream
+	// keep the ranks' own numbers.
+	ShardIndex    uint32 `protobuf:"varint,15,opt,name=shard_index,json=shardIndex,proto3" json:"shard_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -301,6 +310,20 @@ func (x *Stream) GetCreateTime() *timestamppb.Timestamp {
 		return x.CreateTime
 	}
 	return nil
+}
+
+func (x *Stream) GetShardCount() uint32 {
+	if x != nil {
+		return x.ShardCount
+	}
+	return 0
+}
+
+func (x *Stream) GetShardIndex() uint32 {
+	if x != nil {
+		return x.ShardIndex
+	}
+	return 0
 }
 
 // ConsumerGroup is a set of consumers that share a stream's batches.
@@ -1851,7 +1874,7 @@ var File_lclstream_buffer_v1_buffer_proto protoreflect.FileDescriptor
 
 const file_lclstream_buffer_v1_buffer_proto_rawDesc = "" +
 	"\n" +
-	" lclstream/buffer/v1/buffer.proto\x12\x13lclstream.buffer.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1clclstream/data/v1/data.proto\"\x82\x05\n" +
+	" lclstream/buffer/v1/buffer.proto\x12\x13lclstream.buffer.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1clclstream/data/v1/data.proto\"\xc4\x05\n" +
 	"\x06Stream\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x18\n" +
@@ -1867,7 +1890,11 @@ const file_lclstream_buffer_v1_buffer_proto_rawDesc = "" +
 	"\fstate_reason\x18\v \x01(\tR\vstateReason\x12<\n" +
 	"\ametrics\x18\f \x01(\v2\".lclstream.buffer.v1.StreamMetricsR\ametrics\x12;\n" +
 	"\vcreate_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"e\n" +
+	"createTime\x12\x1f\n" +
+	"\vshard_count\x18\x0e \x01(\rR\n" +
+	"shardCount\x12\x1f\n" +
+	"\vshard_index\x18\x0f \x01(\rR\n" +
+	"shardIndex\"e\n" +
 	"\x05State\x12\x15\n" +
 	"\x11STATE_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +

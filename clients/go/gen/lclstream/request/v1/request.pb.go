@@ -207,7 +207,17 @@ type DataRequest struct {
 	// config_notes say what the service changed in the producer config or
 	// noticed about it: handlers replaced by the buffer stream, an old
 	// spelling translated, settings ignored. Output only.
-	ConfigNotes   []string `protobuf:"bytes,23,rep,name=config_notes,json=configNotes,proto3" json:"config_notes,omitempty"`
+	ConfigNotes []string `protobuf:"bytes,23,rep,name=config_notes,json=configNotes,proto3" json:"config_notes,omitempty"`
+	// shard_count spreads the request's stream over this many buffer streams,
+	// on the least-loaded healthy buffers of the request service's pool, as
+	// Kafka partitions a topic: producer rank r publishes to shard
+	// r % shard_count. 0 means 1; at most the parallelism.
+	ShardCount uint32 `protobuf:"varint,24,opt,name=shard_count,json=shardCount,proto3" json:"shard_count,omitempty"`
+	// shards are the request's buffer streams, one per shard, in index order;
+	// shard 0 is also `stream` and `buffer_endpoint`. A consumer reads every
+	// shard (one subscription each) and has the whole stream once every shard
+	// ended and their per-rank totals cover each rank once. Output only.
+	Shards        []*StreamShard `protobuf:"bytes,25,rep,name=shards,proto3" json:"shards,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -403,6 +413,20 @@ func (x *DataRequest) GetConfigNotes() []string {
 	return nil
 }
 
+func (x *DataRequest) GetShardCount() uint32 {
+	if x != nil {
+		return x.ShardCount
+	}
+	return 0
+}
+
+func (x *DataRequest) GetShards() []*StreamShard {
+	if x != nil {
+		return x.Shards
+	}
+	return nil
+}
+
 // DataRequestMetrics are live counters for a request.
 type DataRequestMetrics struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -503,6 +527,81 @@ func (x *DataRequestMetrics) GetJobs() []*JobStatus {
 	return nil
 }
 
+// StreamShard is one shard of a data request's stream: a buffer stream on
+// one buffer.
+type StreamShard struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// index is the shard's number, from 0.
+	Index uint32 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// buffer_endpoint is the URL of the buffer service that holds the shard, as
+	// consumers reach it.
+	BufferEndpoint string `protobuf:"bytes,2,opt,name=buffer_endpoint,json=bufferEndpoint,proto3" json:"buffer_endpoint,omitempty"`
+	// stream is the shard's buffer stream, `streams/{id}`.
+	Stream string `protobuf:"bytes,3,opt,name=stream,proto3" json:"stream,omitempty"`
+	// producer_ranks are the producer ranks that publish to this shard.
+	ProducerRanks []uint32 `protobuf:"varint,4,rep,packed,name=producer_ranks,json=producerRanks,proto3" json:"producer_ranks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamShard) Reset() {
+	*x = StreamShard{}
+	mi := &file_lclstream_request_v1_request_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamShard) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamShard) ProtoMessage() {}
+
+func (x *StreamShard) ProtoReflect() protoreflect.Message {
+	mi := &file_lclstream_request_v1_request_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamShard.ProtoReflect.Descriptor instead.
+func (*StreamShard) Descriptor() ([]byte, []int) {
+	return file_lclstream_request_v1_request_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *StreamShard) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *StreamShard) GetBufferEndpoint() string {
+	if x != nil {
+		return x.BufferEndpoint
+	}
+	return ""
+}
+
+func (x *StreamShard) GetStream() string {
+	if x != nil {
+		return x.Stream
+	}
+	return ""
+}
+
+func (x *StreamShard) GetProducerRanks() []uint32 {
+	if x != nil {
+		return x.ProducerRanks
+	}
+	return nil
+}
+
 // JobStatus is the state of one producer job.
 type JobStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -520,7 +619,7 @@ type JobStatus struct {
 
 func (x *JobStatus) Reset() {
 	*x = JobStatus{}
-	mi := &file_lclstream_request_v1_request_proto_msgTypes[2]
+	mi := &file_lclstream_request_v1_request_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -532,7 +631,7 @@ func (x *JobStatus) String() string {
 func (*JobStatus) ProtoMessage() {}
 
 func (x *JobStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_lclstream_request_v1_request_proto_msgTypes[2]
+	mi := &file_lclstream_request_v1_request_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -545,7 +644,7 @@ func (x *JobStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobStatus.ProtoReflect.Descriptor instead.
 func (*JobStatus) Descriptor() ([]byte, []int) {
-	return file_lclstream_request_v1_request_proto_rawDescGZIP(), []int{2}
+	return file_lclstream_request_v1_request_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *JobStatus) GetJob() string {
@@ -594,7 +693,7 @@ type CreateDataRequestRequest struct {
 
 func (x *CreateDataRequestRequest) Reset() {
 	*x = CreateDataRequestRequest{}
-	mi := &file_lclstream_request_v1_request_proto_msgTypes[3]
+	mi := &file_lclstream_request_v1_request_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -606,7 +705,7 @@ func (x *CreateDataRequestRequest) String() string {
 func (*CreateDataRequestRequest) ProtoMessage() {}
 
 func (x *CreateDataRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lclstream_request_v1_request_proto_msgTypes[3]
+	mi := &file_lclstream_request_v1_request_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -619,7 +718,7 @@ func (x *CreateDataRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDataRequestRequest.ProtoReflect.Descriptor instead.
 func (*CreateDataRequestRequest) Descriptor() ([]byte, []int) {
-	return file_lclstream_request_v1_request_proto_rawDescGZIP(), []int{3}
+	return file_lclstream_request_v1_request_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CreateDataRequestRequest) GetDataRequest() *DataRequest {
@@ -654,7 +753,7 @@ type CreateDataRequestResponse struct {
 
 func (x *CreateDataRequestResponse) Reset() {
 	*x = CreateDataRequestResponse{}
-	mi := &file_lclstream_request_v1_request_proto_msgTypes[4]
+	mi := &file_lclstream_request_v1_request_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -666,7 +765,7 @@ func (x *CreateDataRequestResponse) String() string {
 func (*CreateDataRequestResponse) ProtoMessage() {}
 
 func (x *CreateDataRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lclstream_request_v1_request_proto_msgTypes[4]
+	mi := &file_lclstream_request_v1_request_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -679,7 +778,7 @@ func (x *CreateDataRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDataRequestResponse.ProtoReflect.Descriptor instead.
 func (*CreateDataRequestResponse) Descriptor() ([]byte, []int) {
-	return file_lclstream_request_v1_request_proto_rawDescGZIP(), []int{4}
+	return file_lclstream_request_v1_request_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CreateDataRequestResponse) GetDataRequest() *DataRequest {
@@ -700,7 +799,7 @@ type GetDataRequestRequest struct {
 
 func (x *GetDataRequestRequest) Reset() {
 	*x = GetDataRequestRequest{}
-	mi := &file_lclstream_request_v1_request_proto_msgTypes[5]
+	mi := &file_lclstream_request_v1_request_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -712,7 +811,7 @@ func (x *GetDataRequestRequest) String() string {
 func (*GetDataRequestRequest) ProtoMessage() {}
 
 func (x *GetDataRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lclstream_request_v1_request_proto_msgTypes[5]
+	mi := &file_lclstream_request_v1_request_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -725,7 +824,7 @@ func (x *GetDataRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDataRequestRequest.ProtoReflect.Descriptor instead.
 func (*GetDataRequestRequest) Descriptor() ([]byte, []int) {
-	return file_lclstream_request_v1_request_proto_rawDescGZIP(), []int{5}
+	return file_lclstream_request_v1_request_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetDataRequestRequest) GetName() string {
@@ -746,7 +845,7 @@ type GetDataRequestResponse struct {
 
 func (x *GetDataRequestResponse) Reset() {
 	*x = GetDataRequestResponse{}
-	mi := &file_lclstream_request_v1_request_proto_msgTypes[6]
+	mi := &file_lclstream_request_v1_request_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -758,7 +857,7 @@ func (x *GetDataRequestResponse) String() string {
 func (*GetDataRequestResponse) ProtoMessage() {}
 
 func (x *GetDataRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lclstream_request_v1_request_proto_msgTypes[6]
+	mi := &file_lclstream_request_v1_request_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -771,7 +870,7 @@ func (x *GetDataRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDataRequestResponse.ProtoReflect.Descriptor instead.
 func (*GetDataRequestResponse) Descriptor() ([]byte, []int) {
-	return file_lclstream_request_v1_request_proto_rawDescGZIP(), []int{6}
+	return file_lclstream_request_v1_request_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetDataRequestResponse) GetDataRequest() *DataRequest {
@@ -798,7 +897,7 @@ type ListDataRequestsRequest struct {
 
 func (x *ListDataRequestsRequest) Reset() {
 	*x = ListDataRequestsRequest{}
-	mi := &file_lclstream_request_v1_request_proto_msgTypes[7]
+	mi := &file_lclstream_request_v1_request_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -810,7 +909,7 @@ func (x *ListDataRequestsRequest) String() string {
 func (*ListDataRequestsRequest) ProtoMessage() {}
 
 func (x *ListDataRequestsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lclstream_request_v1_request_proto_msgTypes[7]
+	mi := &file_lclstream_request_v1_request_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -823,7 +922,7 @@ func (x *ListDataRequestsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDataRequestsRequest.ProtoReflect.Descriptor instead.
 func (*ListDataRequestsRequest) Descriptor() ([]byte, []int) {
-	return file_lclstream_request_v1_request_proto_rawDescGZIP(), []int{7}
+	return file_lclstream_request_v1_request_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListDataRequestsRequest) GetPageSize() int32 {
@@ -867,7 +966,7 @@ type ListDataRequestsResponse struct {
 
 func (x *ListDataRequestsResponse) Reset() {
 	*x = ListDataRequestsResponse{}
-	mi := &file_lclstream_request_v1_request_proto_msgTypes[8]
+	mi := &file_lclstream_request_v1_request_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -879,7 +978,7 @@ func (x *ListDataRequestsResponse) String() string {
 func (*ListDataRequestsResponse) ProtoMessage() {}
 
 func (x *ListDataRequestsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lclstream_request_v1_request_proto_msgTypes[8]
+	mi := &file_lclstream_request_v1_request_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -892,7 +991,7 @@ func (x *ListDataRequestsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDataRequestsResponse.ProtoReflect.Descriptor instead.
 func (*ListDataRequestsResponse) Descriptor() ([]byte, []int) {
-	return file_lclstream_request_v1_request_proto_rawDescGZIP(), []int{8}
+	return file_lclstream_request_v1_request_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListDataRequestsResponse) GetDataRequests() []*DataRequest {
@@ -922,7 +1021,7 @@ type CancelDataRequestRequest struct {
 
 func (x *CancelDataRequestRequest) Reset() {
 	*x = CancelDataRequestRequest{}
-	mi := &file_lclstream_request_v1_request_proto_msgTypes[9]
+	mi := &file_lclstream_request_v1_request_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -934,7 +1033,7 @@ func (x *CancelDataRequestRequest) String() string {
 func (*CancelDataRequestRequest) ProtoMessage() {}
 
 func (x *CancelDataRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lclstream_request_v1_request_proto_msgTypes[9]
+	mi := &file_lclstream_request_v1_request_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -947,7 +1046,7 @@ func (x *CancelDataRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelDataRequestRequest.ProtoReflect.Descriptor instead.
 func (*CancelDataRequestRequest) Descriptor() ([]byte, []int) {
-	return file_lclstream_request_v1_request_proto_rawDescGZIP(), []int{9}
+	return file_lclstream_request_v1_request_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CancelDataRequestRequest) GetName() string {
@@ -975,7 +1074,7 @@ type CancelDataRequestResponse struct {
 
 func (x *CancelDataRequestResponse) Reset() {
 	*x = CancelDataRequestResponse{}
-	mi := &file_lclstream_request_v1_request_proto_msgTypes[10]
+	mi := &file_lclstream_request_v1_request_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -987,7 +1086,7 @@ func (x *CancelDataRequestResponse) String() string {
 func (*CancelDataRequestResponse) ProtoMessage() {}
 
 func (x *CancelDataRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lclstream_request_v1_request_proto_msgTypes[10]
+	mi := &file_lclstream_request_v1_request_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1000,7 +1099,7 @@ func (x *CancelDataRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelDataRequestResponse.ProtoReflect.Descriptor instead.
 func (*CancelDataRequestResponse) Descriptor() ([]byte, []int) {
-	return file_lclstream_request_v1_request_proto_rawDescGZIP(), []int{10}
+	return file_lclstream_request_v1_request_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CancelDataRequestResponse) GetDataRequest() *DataRequest {
@@ -1024,7 +1123,7 @@ type WatchDataRequestRequest struct {
 
 func (x *WatchDataRequestRequest) Reset() {
 	*x = WatchDataRequestRequest{}
-	mi := &file_lclstream_request_v1_request_proto_msgTypes[11]
+	mi := &file_lclstream_request_v1_request_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1036,7 +1135,7 @@ func (x *WatchDataRequestRequest) String() string {
 func (*WatchDataRequestRequest) ProtoMessage() {}
 
 func (x *WatchDataRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lclstream_request_v1_request_proto_msgTypes[11]
+	mi := &file_lclstream_request_v1_request_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1049,7 +1148,7 @@ func (x *WatchDataRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchDataRequestRequest.ProtoReflect.Descriptor instead.
 func (*WatchDataRequestRequest) Descriptor() ([]byte, []int) {
-	return file_lclstream_request_v1_request_proto_rawDescGZIP(), []int{11}
+	return file_lclstream_request_v1_request_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *WatchDataRequestRequest) GetName() string {
@@ -1077,7 +1176,7 @@ type WatchDataRequestResponse struct {
 
 func (x *WatchDataRequestResponse) Reset() {
 	*x = WatchDataRequestResponse{}
-	mi := &file_lclstream_request_v1_request_proto_msgTypes[12]
+	mi := &file_lclstream_request_v1_request_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1089,7 +1188,7 @@ func (x *WatchDataRequestResponse) String() string {
 func (*WatchDataRequestResponse) ProtoMessage() {}
 
 func (x *WatchDataRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lclstream_request_v1_request_proto_msgTypes[12]
+	mi := &file_lclstream_request_v1_request_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1102,7 +1201,7 @@ func (x *WatchDataRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchDataRequestResponse.ProtoReflect.Descriptor instead.
 func (*WatchDataRequestResponse) Descriptor() ([]byte, []int) {
-	return file_lclstream_request_v1_request_proto_rawDescGZIP(), []int{12}
+	return file_lclstream_request_v1_request_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WatchDataRequestResponse) GetDataRequest() *DataRequest {
@@ -1116,7 +1215,7 @@ var File_lclstream_request_v1_request_proto protoreflect.FileDescriptor
 
 const file_lclstream_request_v1_request_proto_rawDesc = "" +
 	"\n" +
-	"\"lclstream/request/v1/request.proto\x12\x14lclstream.request.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a lclstream/buffer/v1/buffer.proto\"\xf1\b\n" +
+	"\"lclstream/request/v1/request.proto\x12\x14lclstream.request.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a lclstream/buffer/v1/buffer.proto\"\xcd\t\n" +
 	"\vDataRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x1e\n" +
@@ -1148,7 +1247,10 @@ const file_lclstream_request_v1_request_proto_rawDesc = "" +
 	"\vupdate_time\x18\x15 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x125\n" +
 	"\bend_time\x18\x16 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12!\n" +
-	"\fconfig_notes\x18\x17 \x03(\tR\vconfigNotes\"\x93\x01\n" +
+	"\fconfig_notes\x18\x17 \x03(\tR\vconfigNotes\x12\x1f\n" +
+	"\vshard_count\x18\x18 \x01(\rR\n" +
+	"shardCount\x129\n" +
+	"\x06shards\x18\x19 \x03(\v2!.lclstream.request.v1.StreamShardR\x06shards\"\x93\x01\n" +
 	"\x05State\x12\x15\n" +
 	"\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTATE_PENDING\x10\x01\x12\x11\n" +
@@ -1164,7 +1266,12 @@ const file_lclstream_request_v1_request_proto_rawDesc = "" +
 	"\x11events_per_second\x18\x04 \x01(\x01R\x0feventsPerSecond\x12(\n" +
 	"\x10bytes_per_second\x18\x05 \x01(\x01R\x0ebytesPerSecond\x129\n" +
 	"\x06groups\x18\x06 \x03(\v2!.lclstream.buffer.v1.GroupMetricsR\x06groups\x123\n" +
-	"\x04jobs\x18\a \x03(\v2\x1f.lclstream.request.v1.JobStatusR\x04jobs\"_\n" +
+	"\x04jobs\x18\a \x03(\v2\x1f.lclstream.request.v1.JobStatusR\x04jobs\"\x8b\x01\n" +
+	"\vStreamShard\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\rR\x05index\x12'\n" +
+	"\x0fbuffer_endpoint\x18\x02 \x01(\tR\x0ebufferEndpoint\x12\x16\n" +
+	"\x06stream\x18\x03 \x01(\tR\x06stream\x12%\n" +
+	"\x0eproducer_ranks\x18\x04 \x03(\rR\rproducerRanks\"_\n" +
 	"\tJobStatus\x12\x10\n" +
 	"\x03job\x18\x01 \x01(\tR\x03job\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x12\n" +
@@ -1227,61 +1334,63 @@ func file_lclstream_request_v1_request_proto_rawDescGZIP() []byte {
 }
 
 var file_lclstream_request_v1_request_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_lclstream_request_v1_request_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_lclstream_request_v1_request_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_lclstream_request_v1_request_proto_goTypes = []any{
 	(Serializer)(0),                   // 0: lclstream.request.v1.Serializer
 	(DataRequest_State)(0),            // 1: lclstream.request.v1.DataRequest.State
 	(*DataRequest)(nil),               // 2: lclstream.request.v1.DataRequest
 	(*DataRequestMetrics)(nil),        // 3: lclstream.request.v1.DataRequestMetrics
-	(*JobStatus)(nil),                 // 4: lclstream.request.v1.JobStatus
-	(*CreateDataRequestRequest)(nil),  // 5: lclstream.request.v1.CreateDataRequestRequest
-	(*CreateDataRequestResponse)(nil), // 6: lclstream.request.v1.CreateDataRequestResponse
-	(*GetDataRequestRequest)(nil),     // 7: lclstream.request.v1.GetDataRequestRequest
-	(*GetDataRequestResponse)(nil),    // 8: lclstream.request.v1.GetDataRequestResponse
-	(*ListDataRequestsRequest)(nil),   // 9: lclstream.request.v1.ListDataRequestsRequest
-	(*ListDataRequestsResponse)(nil),  // 10: lclstream.request.v1.ListDataRequestsResponse
-	(*CancelDataRequestRequest)(nil),  // 11: lclstream.request.v1.CancelDataRequestRequest
-	(*CancelDataRequestResponse)(nil), // 12: lclstream.request.v1.CancelDataRequestResponse
-	(*WatchDataRequestRequest)(nil),   // 13: lclstream.request.v1.WatchDataRequestRequest
-	(*WatchDataRequestResponse)(nil),  // 14: lclstream.request.v1.WatchDataRequestResponse
-	(*structpb.Struct)(nil),           // 15: google.protobuf.Struct
-	(*v1.ConsumerGroup)(nil),          // 16: lclstream.buffer.v1.ConsumerGroup
-	(*timestamppb.Timestamp)(nil),     // 17: google.protobuf.Timestamp
-	(*v1.GroupMetrics)(nil),           // 18: lclstream.buffer.v1.GroupMetrics
+	(*StreamShard)(nil),               // 4: lclstream.request.v1.StreamShard
+	(*JobStatus)(nil),                 // 5: lclstream.request.v1.JobStatus
+	(*CreateDataRequestRequest)(nil),  // 6: lclstream.request.v1.CreateDataRequestRequest
+	(*CreateDataRequestResponse)(nil), // 7: lclstream.request.v1.CreateDataRequestResponse
+	(*GetDataRequestRequest)(nil),     // 8: lclstream.request.v1.GetDataRequestRequest
+	(*GetDataRequestResponse)(nil),    // 9: lclstream.request.v1.GetDataRequestResponse
+	(*ListDataRequestsRequest)(nil),   // 10: lclstream.request.v1.ListDataRequestsRequest
+	(*ListDataRequestsResponse)(nil),  // 11: lclstream.request.v1.ListDataRequestsResponse
+	(*CancelDataRequestRequest)(nil),  // 12: lclstream.request.v1.CancelDataRequestRequest
+	(*CancelDataRequestResponse)(nil), // 13: lclstream.request.v1.CancelDataRequestResponse
+	(*WatchDataRequestRequest)(nil),   // 14: lclstream.request.v1.WatchDataRequestRequest
+	(*WatchDataRequestResponse)(nil),  // 15: lclstream.request.v1.WatchDataRequestResponse
+	(*structpb.Struct)(nil),           // 16: google.protobuf.Struct
+	(*v1.ConsumerGroup)(nil),          // 17: lclstream.buffer.v1.ConsumerGroup
+	(*timestamppb.Timestamp)(nil),     // 18: google.protobuf.Timestamp
+	(*v1.GroupMetrics)(nil),           // 19: lclstream.buffer.v1.GroupMetrics
 }
 var file_lclstream_request_v1_request_proto_depIdxs = []int32{
-	15, // 0: lclstream.request.v1.DataRequest.producer:type_name -> google.protobuf.Struct
-	16, // 1: lclstream.request.v1.DataRequest.consumer_groups:type_name -> lclstream.buffer.v1.ConsumerGroup
+	16, // 0: lclstream.request.v1.DataRequest.producer:type_name -> google.protobuf.Struct
+	17, // 1: lclstream.request.v1.DataRequest.consumer_groups:type_name -> lclstream.buffer.v1.ConsumerGroup
 	0,  // 2: lclstream.request.v1.DataRequest.serializer:type_name -> lclstream.request.v1.Serializer
 	1,  // 3: lclstream.request.v1.DataRequest.state:type_name -> lclstream.request.v1.DataRequest.State
 	3,  // 4: lclstream.request.v1.DataRequest.metrics:type_name -> lclstream.request.v1.DataRequestMetrics
-	17, // 5: lclstream.request.v1.DataRequest.create_time:type_name -> google.protobuf.Timestamp
-	17, // 6: lclstream.request.v1.DataRequest.update_time:type_name -> google.protobuf.Timestamp
-	17, // 7: lclstream.request.v1.DataRequest.end_time:type_name -> google.protobuf.Timestamp
-	18, // 8: lclstream.request.v1.DataRequestMetrics.groups:type_name -> lclstream.buffer.v1.GroupMetrics
-	4,  // 9: lclstream.request.v1.DataRequestMetrics.jobs:type_name -> lclstream.request.v1.JobStatus
-	2,  // 10: lclstream.request.v1.CreateDataRequestRequest.data_request:type_name -> lclstream.request.v1.DataRequest
-	2,  // 11: lclstream.request.v1.CreateDataRequestResponse.data_request:type_name -> lclstream.request.v1.DataRequest
-	2,  // 12: lclstream.request.v1.GetDataRequestResponse.data_request:type_name -> lclstream.request.v1.DataRequest
-	1,  // 13: lclstream.request.v1.ListDataRequestsRequest.state:type_name -> lclstream.request.v1.DataRequest.State
-	2,  // 14: lclstream.request.v1.ListDataRequestsResponse.data_requests:type_name -> lclstream.request.v1.DataRequest
-	2,  // 15: lclstream.request.v1.CancelDataRequestResponse.data_request:type_name -> lclstream.request.v1.DataRequest
-	2,  // 16: lclstream.request.v1.WatchDataRequestResponse.data_request:type_name -> lclstream.request.v1.DataRequest
-	5,  // 17: lclstream.request.v1.DataRequestService.CreateDataRequest:input_type -> lclstream.request.v1.CreateDataRequestRequest
-	7,  // 18: lclstream.request.v1.DataRequestService.GetDataRequest:input_type -> lclstream.request.v1.GetDataRequestRequest
-	9,  // 19: lclstream.request.v1.DataRequestService.ListDataRequests:input_type -> lclstream.request.v1.ListDataRequestsRequest
-	11, // 20: lclstream.request.v1.DataRequestService.CancelDataRequest:input_type -> lclstream.request.v1.CancelDataRequestRequest
-	13, // 21: lclstream.request.v1.DataRequestService.WatchDataRequest:input_type -> lclstream.request.v1.WatchDataRequestRequest
-	6,  // 22: lclstream.request.v1.DataRequestService.CreateDataRequest:output_type -> lclstream.request.v1.CreateDataRequestResponse
-	8,  // 23: lclstream.request.v1.DataRequestService.GetDataRequest:output_type -> lclstream.request.v1.GetDataRequestResponse
-	10, // 24: lclstream.request.v1.DataRequestService.ListDataRequests:output_type -> lclstream.request.v1.ListDataRequestsResponse
-	12, // 25: lclstream.request.v1.DataRequestService.CancelDataRequest:output_type -> lclstream.request.v1.CancelDataRequestResponse
-	14, // 26: lclstream.request.v1.DataRequestService.WatchDataRequest:output_type -> lclstream.request.v1.WatchDataRequestResponse
-	22, // [22:27] is the sub-list for method output_type
-	17, // [17:22] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	18, // 5: lclstream.request.v1.DataRequest.create_time:type_name -> google.protobuf.Timestamp
+	18, // 6: lclstream.request.v1.DataRequest.update_time:type_name -> google.protobuf.Timestamp
+	18, // 7: lclstream.request.v1.DataRequest.end_time:type_name -> google.protobuf.Timestamp
+	4,  // 8: lclstream.request.v1.DataRequest.shards:type_name -> lclstream.request.v1.StreamShard
+	19, // 9: lclstream.request.v1.DataRequestMetrics.groups:type_name -> lclstream.buffer.v1.GroupMetrics
+	5,  // 10: lclstream.request.v1.DataRequestMetrics.jobs:type_name -> lclstream.request.v1.JobStatus
+	2,  // 11: lclstream.request.v1.CreateDataRequestRequest.data_request:type_name -> lclstream.request.v1.DataRequest
+	2,  // 12: lclstream.request.v1.CreateDataRequestResponse.data_request:type_name -> lclstream.request.v1.DataRequest
+	2,  // 13: lclstream.request.v1.GetDataRequestResponse.data_request:type_name -> lclstream.request.v1.DataRequest
+	1,  // 14: lclstream.request.v1.ListDataRequestsRequest.state:type_name -> lclstream.request.v1.DataRequest.State
+	2,  // 15: lclstream.request.v1.ListDataRequestsResponse.data_requests:type_name -> lclstream.request.v1.DataRequest
+	2,  // 16: lclstream.request.v1.CancelDataRequestResponse.data_request:type_name -> lclstream.request.v1.DataRequest
+	2,  // 17: lclstream.request.v1.WatchDataRequestResponse.data_request:type_name -> lclstream.request.v1.DataRequest
+	6,  // 18: lclstream.request.v1.DataRequestService.CreateDataRequest:input_type -> lclstream.request.v1.CreateDataRequestRequest
+	8,  // 19: lclstream.request.v1.DataRequestService.GetDataRequest:input_type -> lclstream.request.v1.GetDataRequestRequest
+	10, // 20: lclstream.request.v1.DataRequestService.ListDataRequests:input_type -> lclstream.request.v1.ListDataRequestsRequest
+	12, // 21: lclstream.request.v1.DataRequestService.CancelDataRequest:input_type -> lclstream.request.v1.CancelDataRequestRequest
+	14, // 22: lclstream.request.v1.DataRequestService.WatchDataRequest:input_type -> lclstream.request.v1.WatchDataRequestRequest
+	7,  // 23: lclstream.request.v1.DataRequestService.CreateDataRequest:output_type -> lclstream.request.v1.CreateDataRequestResponse
+	9,  // 24: lclstream.request.v1.DataRequestService.GetDataRequest:output_type -> lclstream.request.v1.GetDataRequestResponse
+	11, // 25: lclstream.request.v1.DataRequestService.ListDataRequests:output_type -> lclstream.request.v1.ListDataRequestsResponse
+	13, // 26: lclstream.request.v1.DataRequestService.CancelDataRequest:output_type -> lclstream.request.v1.CancelDataRequestResponse
+	15, // 27: lclstream.request.v1.DataRequestService.WatchDataRequest:output_type -> lclstream.request.v1.WatchDataRequestResponse
+	23, // [23:28] is the sub-list for method output_type
+	18, // [18:23] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_lclstream_request_v1_request_proto_init() }
@@ -1295,7 +1404,7 @@ func file_lclstream_request_v1_request_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lclstream_request_v1_request_proto_rawDesc), len(file_lclstream_request_v1_request_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

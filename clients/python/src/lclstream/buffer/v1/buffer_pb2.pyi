@@ -21,7 +21,7 @@ DELIVERY_MODE_RELIABLE: DeliveryMode
 DELIVERY_MODE_LATEST_ONLY: DeliveryMode
 
 class Stream(_message.Message):
-    __slots__ = ("name", "owner", "readers", "capacity_bytes", "retention_bytes", "durable", "producer_count", "consumer_groups", "request", "state", "state_reason", "metrics", "create_time")
+    __slots__ = ("name", "owner", "readers", "capacity_bytes", "retention_bytes", "durable", "producer_count", "consumer_groups", "request", "state", "state_reason", "metrics", "create_time", "shard_count", "shard_index")
     class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATE_UNSPECIFIED: _ClassVar[Stream.State]
@@ -47,6 +47,8 @@ class Stream(_message.Message):
     STATE_REASON_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    SHARD_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SHARD_INDEX_FIELD_NUMBER: _ClassVar[int]
     name: str
     owner: str
     readers: _containers.RepeatedScalarFieldContainer[str]
@@ -60,7 +62,9 @@ class Stream(_message.Message):
     state_reason: str
     metrics: StreamMetrics
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., owner: _Optional[str] = ..., readers: _Optional[_Iterable[str]] = ..., capacity_bytes: _Optional[int] = ..., retention_bytes: _Optional[int] = ..., durable: bool = ..., producer_count: _Optional[int] = ..., consumer_groups: _Optional[_Iterable[_Union[ConsumerGroup, _Mapping]]] = ..., request: _Optional[str] = ..., state: _Optional[_Union[Stream.State, str]] = ..., state_reason: _Optional[str] = ..., metrics: _Optional[_Union[StreamMetrics, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    shard_count: int
+    shard_index: int
+    def __init__(self, name: _Optional[str] = ..., owner: _Optional[str] = ..., readers: _Optional[_Iterable[str]] = ..., capacity_bytes: _Optional[int] = ..., retention_bytes: _Optional[int] = ..., durable: bool = ..., producer_count: _Optional[int] = ..., consumer_groups: _Optional[_Iterable[_Union[ConsumerGroup, _Mapping]]] = ..., request: _Optional[str] = ..., state: _Optional[_Union[Stream.State, str]] = ..., state_reason: _Optional[str] = ..., metrics: _Optional[_Union[StreamMetrics, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., shard_count: _Optional[int] = ..., shard_index: _Optional[int] = ...) -> None: ...
 
 class ConsumerGroup(_message.Message):
     __slots__ = ("name", "mode", "max_in_flight", "ack_timeout_ms")

@@ -22,7 +22,7 @@ SERIALIZER_NATIVE: Serializer
 SERIALIZER_HDF5: Serializer
 
 class DataRequest(_message.Message):
-    __slots__ = ("name", "owner", "experiment", "producer", "consumer_groups", "readers", "parallelism", "backend", "batch_size", "serializer", "buffer_capacity_bytes", "durable", "restart_on_failure", "state", "state_reason", "stream", "buffer_endpoint", "jobs", "metrics", "create_time", "update_time", "end_time", "config_notes")
+    __slots__ = ("name", "owner", "experiment", "producer", "consumer_groups", "readers", "parallelism", "backend", "batch_size", "serializer", "buffer_capacity_bytes", "durable", "restart_on_failure", "state", "state_reason", "stream", "buffer_endpoint", "jobs", "metrics", "create_time", "update_time", "end_time", "config_notes", "shard_count", "shards")
     class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATE_UNSPECIFIED: _ClassVar[DataRequest.State]
@@ -62,6 +62,8 @@ class DataRequest(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     CONFIG_NOTES_FIELD_NUMBER: _ClassVar[int]
+    SHARD_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_FIELD_NUMBER: _ClassVar[int]
     name: str
     owner: str
     experiment: str
@@ -85,7 +87,9 @@ class DataRequest(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
     config_notes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., owner: _Optional[str] = ..., experiment: _Optional[str] = ..., producer: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., consumer_groups: _Optional[_Iterable[_Union[_buffer_pb2.ConsumerGroup, _Mapping]]] = ..., readers: _Optional[_Iterable[str]] = ..., parallelism: _Optional[int] = ..., backend: _Optional[str] = ..., batch_size: _Optional[int] = ..., serializer: _Optional[_Union[Serializer, str]] = ..., buffer_capacity_bytes: _Optional[int] = ..., durable: bool = ..., restart_on_failure: bool = ..., state: _Optional[_Union[DataRequest.State, str]] = ..., state_reason: _Optional[str] = ..., stream: _Optional[str] = ..., buffer_endpoint: _Optional[str] = ..., jobs: _Optional[_Iterable[str]] = ..., metrics: _Optional[_Union[DataRequestMetrics, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., config_notes: _Optional[_Iterable[str]] = ...) -> None: ...
+    shard_count: int
+    shards: _containers.RepeatedCompositeFieldContainer[StreamShard]
+    def __init__(self, name: _Optional[str] = ..., owner: _Optional[str] = ..., experiment: _Optional[str] = ..., producer: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., consumer_groups: _Optional[_Iterable[_Union[_buffer_pb2.ConsumerGroup, _Mapping]]] = ..., readers: _Optional[_Iterable[str]] = ..., parallelism: _Optional[int] = ..., backend: _Optional[str] = ..., batch_size: _Optional[int] = ..., serializer: _Optional[_Union[Serializer, str]] = ..., buffer_capacity_bytes: _Optional[int] = ..., durable: bool = ..., restart_on_failure: bool = ..., state: _Optional[_Union[DataRequest.State, str]] = ..., state_reason: _Optional[str] = ..., stream: _Optional[str] = ..., buffer_endpoint: _Optional[str] = ..., jobs: _Optional[_Iterable[str]] = ..., metrics: _Optional[_Union[DataRequestMetrics, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., config_notes: _Optional[_Iterable[str]] = ..., shard_count: _Optional[int] = ..., shards: _Optional[_Iterable[_Union[StreamShard, _Mapping]]] = ...) -> None: ...
 
 class DataRequestMetrics(_message.Message):
     __slots__ = ("events", "batches", "bytes", "events_per_second", "bytes_per_second", "groups", "jobs")
@@ -104,6 +108,18 @@ class DataRequestMetrics(_message.Message):
     groups: _containers.RepeatedCompositeFieldContainer[_buffer_pb2.GroupMetrics]
     jobs: _containers.RepeatedCompositeFieldContainer[JobStatus]
     def __init__(self, events: _Optional[int] = ..., batches: _Optional[int] = ..., bytes: _Optional[int] = ..., events_per_second: _Optional[float] = ..., bytes_per_second: _Optional[float] = ..., groups: _Optional[_Iterable[_Union[_buffer_pb2.GroupMetrics, _Mapping]]] = ..., jobs: _Optional[_Iterable[_Union[JobStatus, _Mapping]]] = ...) -> None: ...
+
+class StreamShard(_message.Message):
+    __slots__ = ("index", "buffer_endpoint", "stream", "producer_ranks")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    BUFFER_ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    PRODUCER_RANKS_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    buffer_endpoint: str
+    stream: str
+    producer_ranks: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, index: _Optional[int] = ..., buffer_endpoint: _Optional[str] = ..., stream: _Optional[str] = ..., producer_ranks: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class JobStatus(_message.Message):
     __slots__ = ("job", "state", "info", "jobndx")

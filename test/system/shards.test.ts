@@ -1,0 +1,110 @@
+/**
+ * Sharded requests on a mesh with a pool of 3 buffers, 2 of them processes of
+ * their own: 4 producer ranks over 3 shards read by two consumer groups, each
+ * reading every shard merged; a durable shard's buffer SIGKILLed mid-request,
+ * with nothing lost; a non-durable one, failing the request with the shard's
+ * name. Each ends with the totals checked against what the producers made.
+ */
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fromBinary } from "@bufbuild/protobuf";
+import { createClient } from "@connectrpc/connect";
+import { describe, expect, it } from "vitest";
+import { EventBatchSchema } from "../../gen/lclstream/data/v1/data_pb.js";
+import { DataRequestService, DataRequest_State as State } from "../../gen/lclstream/request/v1/request_pb.js";
+import { fetchRequest, type FetchProgress } from "../../services/cli/fetch.js";
+import { createMeshTransport } from "../../services/common/client.js";
+import { useLocalMesh } from "../helpers/mesh.js";
+import { internalConfig } from "../helpers/producer-config.js";
+
+const events = 120;
+const producer = internalConfig(events, { tof: { type: "SyntheticDigitizer", channels: 1, samples: 64 } }, { seed: 7, rateHz: 60, paced: true, batchSize: 3 });
+
+describe("sharded requests over a pool of 3 buffers", () => {
+  const m = useLocalMesh({ buffers: 3 });
+  const requests = () => createClient(DataRequestService, createMeshTransport({ baseUrl: m.mesh.endpoints.request, tls: m.tls }));
+  const fetch = (name: string, o: { group?: string; out?: string; onProgress?: (p: FetchProgress) => void } = {}) =>
+    fetchRequest({
+      requests: requests(),
+      transportFor: (baseUrl) => createMeshTransport({ baseUrl, tls: m.tls }),
+      name,
+      signal: new AbortController().signal,
+      ...o,
+    });
+  const state = async (name: string) => (await requests().getDataRequest({ name })).dataRequest!;
+
+  it("spreads 4 ranks over 3 shards on 3 buffers; two groups each get every event once, merged from every shard", async () => {
+    const { dataRequest } = await requests().createDataRequest({
+      dataRequest: { producer, parallelism: 4, shardCount: 3, consumerGroups: [{ name: "analysis" }, { name: "archive" }] } as never,
+    });
+    const name = dataRequest!.name;
+    const out = join(m.dir, "sharded");
+    const [analysis, archive] = await Promise.all([fetch(name, { group: "analysis", out }), fetch(name, { group: "archive" })]);
+    for (const got of [analysis, archive]) {
+      expect(got.totals).toMatchObject({ eventCount: BigInt(events) });
+      expect(got.totals.producerTotals.map((p) => p.producerRank)).toEqual([0, 1, 2, 3]);
+      expect(got.progress.events).toBe(events);
+    }
+    const r = analysis.request;
+    expect(r.shards.map((s) => [s.index, s.producerRanks])).toEqual([
+      [0, [0, 3]],
+      [1, [1]],
+      [2, [2]],
+    ]);
+    expect(new Set(r.shards.map((s) => s.bufferEndpoint))).toEqual(new Set(m.mesh.endpoints.buffers));
+    expect([r.stream, r.bufferEndpoint]).toEqual([r.shards[0]!.stream, r.shards[0]!.bufferEndpoint]);
+    // Every event once, from the ranks of the shard it came through.
+    const indices: number[] = [];
+    for (const file of (await readdir(out)).filter((f) => f.endsWith(".pb"))) {
+      const batch = fromBinary(EventBatchSchema, await readFile(join(out, file)));
+      indices.push(...batch.eventIndices.map(Number));
+    }
+    expect(indices.sort((a, b) => a - b)).toEqual(Array.from({ length: events }, (_, i) => i));
+    const journal = (await readFile(join(out, "received.jsonl"), "utf8"))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { shard: number });
+    expect(new Set(journal.map((j) => j.shard))).toEqual(new Set([0, 1, 2]));
+    await expect.poll(async () => (await state(name)).state, { timeout: 30_000 }).toBe(State.SUCCEEDED);
+    const ended = await state(name);
+    expect(ended.metrics?.events).toBe(BigInt(events));
+    expect(ended.metrics?.groups.map((g) => [g.group, g.lagBatches])).toEqual([
+      ["analysis", 0n],
+      ["archive", 0n],
+    ]);
+  }, 90_000);
+
+  it("keeps a durable shard across a SIGKILL of its buffer: the consumer resumes from its journal and nothing is lost", async () => {
+    const { dataRequest } = await requests().createDataRequest({ dataRequest: { producer, parallelism: 3, shardCount: 3, durable: true } as never });
+    const name = dataRequest!.name;
+    const out = join(m.dir, "durable-shards");
+    let crashed: Promise<void> | undefined;
+    const first = await fetch(name, {
+      out,
+      onProgress: (p) => void (crashed ??= p.batches >= 6 ? m.mesh.crashBuffer(2) : undefined),
+    }).then(
+      (r) => r,
+      (e: unknown) => e as Error,
+    );
+    await crashed;
+    expect(crashed, "buffer 2 was killed mid-stream").toBeDefined();
+    const { totals, progress } = first instanceof Error ? await fetch(name, { out }) : first;
+    expect(totals).toMatchObject({ eventCount: BigInt(events) });
+    expect(totals.producerTotals.map((p) => p.producerRank)).toEqual([0, 1, 2]);
+    expect(progress.events).toBe(events);
+    await expect.poll(async () => (await state(name)).state, { timeout: 30_000 }).toBe(State.SUCCEEDED);
+  }, 120_000);
+
+  it("fails a request whose non-durable shard is lost with its buffer, naming the shard", async () => {
+    const { dataRequest } = await requests().createDataRequest({ dataRequest: { producer, parallelism: 3, shardCount: 3 } as never });
+    const name = dataRequest!.name;
+    let crashed: Promise<void> | undefined;
+    const result = fetch(name, { onProgress: (p) => void (crashed ??= p.batches >= 6 ? m.mesh.crashBuffer(1) : undefined) });
+    await expect(result).rejects.toThrow(/failed: its shard \d \(streams\/\S+ on https:\/\/127\.0\.0\.1:\d+\) was lost/);
+    await crashed;
+    const r = await state(name);
+    const lost = r.shards.find((s) => s.bufferEndpoint === m.mesh.endpoints.buffers[1]);
+    expect(r.state).toBe(State.FAILED);
+    expect(r.stateReason).toContain(`its shard ${lost!.index} (${lost!.stream} on ${lost!.bufferEndpoint}) was lost`);
+  }, 90_000);
+});

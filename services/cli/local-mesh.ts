@@ -245,7 +245,7 @@ function serveInProcess(args: string[]): Promise<Running> {
     let out = "";
     const onData = (chunk: Buffer) => {
       out += chunk.toString();
-      const url = /(https:\/\/[^\s]+)/.exec(out)?.[1];
+      const url = /^\S+: (https:\/\/\S+) \(mTLS\)$/m.exec(out)?.[1];
       if (!url) return;
       child.stdout!.off("data", onData);
       child.stdout!.resume();

@@ -42,6 +42,16 @@ def test_two_workers_share_the_stream_every_event_once(client, start):
     assert client.get_request(events.name).state == SUCCEEDED
 
 
+def test_two_workers_read_a_sharded_request_every_event_once(client):
+    config = tof_request(events=240, batch_size=8, parallelism=3, shard_count=3)
+    with StreamDataset.from_config(client, config, fields=["tof"]) as events:
+        indices = [i for batch in StreamLoader(events, batch_size=16, num_workers=2) for i in batch["event_index"].tolist()]
+        assert sorted(indices) == list(range(240)), "every event exactly once across the workers and the shards"
+        assert len(events) == 240
+        assert [p.producer_rank for p in events.totals.producer_totals] == [0, 1, 2]
+    assert client.get_request(events.name).state == SUCCEEDED
+
+
 def test_a_plain_dataloader_shares_the_stream_too(client):
     with StreamDataset.from_config(client, tof_request(events=200, batch_size=8), fields=["tof"]) as events:
         indices = [i for batch in DataLoader(events, batch_size=10, num_workers=2, collate_fn=collate) for i in batch["event_index"].tolist()]

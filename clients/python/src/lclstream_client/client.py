@@ -5,6 +5,7 @@ import gzip
 import io
 import json
 import os
+import queue
 import re
 import threading
 import time
@@ -92,6 +93,8 @@ class Batch:
     #: Serialized payload (HDF5 file bytes), when the request asked for it.
     serialized: bytes | None = None
     redelivery: bool = False
+    #: The shard of a sharded request it came from (0 when the request has one stream); seq counts within it.
+    shard: int = 0
 
     @property
     def nbytes(self) -> int:
@@ -127,8 +130,15 @@ class Batch:
         return h5py.File(io.BytesIO(self.serialized), "r")
 
     @classmethod
-    def from_proto(cls, seq: int, batch: data_pb2.EventBatch, redelivery: bool = False) -> "Batch":
-        out = cls(seq=seq, producer_rank=batch.producer_rank, producer_seq=batch.seq, event_indices=np.array(batch.event_indices, dtype=np.uint64), redelivery=redelivery)
+    def from_proto(cls, seq: int, batch: data_pb2.EventBatch, redelivery: bool = False, shard: int = 0) -> "Batch":
+        out = cls(
+            seq=seq,
+            producer_rank=batch.producer_rank,
+            producer_seq=batch.seq,
+            event_indices=np.array(batch.event_indices, dtype=np.uint64),
+            redelivery=redelivery,
+            shard=shard,
+        )
         if batch.WhichOneof("payload") == "serialized":
             out.serialized = batch.serialized.data
         elif batch.WhichOneof("payload") == "columns":
@@ -156,26 +166,31 @@ class Journal:
         else:
             owner.write_text(json.dumps({"request": request, "group": group}) + "\n")
         self.path = self.dir / "received.jsonl"
-        self.received: dict[int, dict[str, Any]] = {}
+        #: What was received, by (shard, seq); a line without a shard is shard 0's.
+        self.received: dict[tuple[int, int], dict[str, Any]] = {}
         if self.path.exists():
             for line in self.path.read_text().splitlines():
                 try:
                     entry = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # a line cut by a kill: that batch was never acknowledged and comes again
-                self.received[int(entry["seq"])] = entry
+                self.received[(int(entry.get("shard", 0)), int(entry["seq"]))] = entry
         self._file = open(self.path, "a")
+        self._lock = threading.Lock()  # shards' readers record from threads of their own
 
-    def add(self, batch: Batch) -> None:
-        self.record(batch.seq, len(batch.event_indices), batch.nbytes)
+    def add(self, batch: Batch, sharded: bool = False) -> None:
+        self.record(batch.seq, len(batch.event_indices), batch.nbytes, batch.shard if sharded else None)
 
-    def record(self, seq: int, events: int, nbytes: int) -> None:
-        """Records batch `seq` as received and done."""
-        entry = {"seq": str(seq), "events": events, "bytes": nbytes, "hits": 0}
-        self._file.write(json.dumps(entry) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self.received[seq] = entry
+    def record(self, seq: int, events: int, nbytes: int, shard: int | None = None) -> None:
+        """Records batch `seq` (of `shard`, for a sharded request) as received and done."""
+        entry: dict[str, Any] = {"seq": str(seq), "events": events, "bytes": nbytes, "hits": 0}
+        if shard is not None:
+            entry = {"shard": shard, **entry}
+        with self._lock:
+            self._file.write(json.dumps(entry) + "\n")
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self.received[(shard or 0, seq)] = entry
 
     def close(self) -> None:
         self._file.close()
@@ -234,10 +249,12 @@ class BatchStream:
         #: The request, when this stream created it (Client.stream).
         self.request: request_pb2.DataRequest | None = None
         self._journal: Journal | None = None
-        self._acker: _Acker | None = None
-        self._seen: set[int] = set()
-        self._responses = None
+        self._ackers: dict[int, _Acker] = {}
+        self._seen: set[tuple[int, int]] = set()
+        self._responses: list = []
         self._cancelled = False
+        self._sharded = False
+        self._closing = False
 
     def __iter__(self) -> Iterator[Batch]:
         request = self._client.wait_for_stream(self.name)
@@ -249,13 +266,28 @@ class BatchStream:
             self.resumed_batches = len(self._seen)
             self.batches = len(self._seen)
             self.events = sum(e["events"] for e in journal.received.values())
-        responses = self._responses = self._client._buffer(request.buffer_endpoint).Subscribe(
-            buffer_pb2.SubscribeRequest(stream=request.stream, consumer_group=self.group, max_in_flight=self._max_in_flight)
-        )
-        if self._cancelled:
-            responses.cancel()
+        shards = shards_of(request)
+        self._sharded = len(shards) > 1
+        self._closing = False
+        self._ackers = {}
+        self._counts = {s.index: [0, 0] for s in shards}  # batches and events taken from each shard
+        for (shard, _), entry in journal.received.items() if journal else ():
+            self._counts[shard][0] += 1
+            self._counts[shard][1] += entry["events"]
+        # Half the window by default: the buffer keeps sending while the other half is acknowledged.
+        window = self._max_in_flight or next((g.max_in_flight for g in request.consumer_groups if g.name == self.group), 0) or 16
+        every = self._ack_every or max(1, window // 2)
+        if self._sharded:
+            batches = self._merged(request, shards, every)
+        else:
+            batches = self._read(request, shards[0], every, self._on_caught_up)
         try:
-            yield from self._read(request, responses)
+            for batch in batches:
+                yield batch  # the consumer's work happens here, before the acknowledgement
+                if not self._manual_ack:
+                    self.ack(batch)
+            if self._sharded:
+                self.totals = merge_totals(self._shard_totals, request.parallelism or 1)
         except BaseException as stopped:
             # Ctrl-C, a loop that stopped early, or an error in it or in the stream: a
             # request this stream created is cancelled, its jobs stopped.
@@ -267,72 +299,163 @@ class BatchStream:
                     pass  # already ended (the stream's own failure): keep the error that stopped us
             raise
         finally:
-            responses.cancel()
+            self._closing = True
+            self._close_responses()
+            batches.close()
+            for acker in self._ackers.values():
+                acker.close()
+            self._responses = []
             if journal:
                 journal.close()
 
     def cancel(self) -> None:
         """Ends the subscription from another thread; what was not acknowledged goes to the group's other consumers."""
         self._cancelled = True
-        if self._responses is not None:
-            self._responses.cancel()
+        self._close_responses()
+
+    def _close_responses(self) -> None:
+        for responses in list(self._responses):
+            responses.cancel()
 
     def ack(self, batch: Batch) -> None:
         """Records `batch` as done (journal, counts) and acknowledges it; with `manual_ack`, the consumer calls it."""
         if self._journal:
-            self._journal.add(batch)
-        self._seen.add(batch.seq)
+            self._journal.add(batch, self._sharded)
+        self._seen.add((batch.shard, batch.seq))
         self.batches += 1
         self.events += len(batch.event_indices)
-        self._acker.add(batch.seq)
+        counts = self._counts[batch.shard]
+        counts[0] += 1
+        counts[1] += len(batch.event_indices)
+        self._ackers[batch.shard].add(batch.seq)
 
-    def release(self, seq: int) -> None:
-        """Acknowledges `seq` without recording it as done here (the process that uses it records it)."""
-        self._acker.add(seq)
+    def release(self, seq: int, shard: int = 0) -> None:
+        """Acknowledges `seq` (of `shard`) without recording it as done here (the process that uses it records it)."""
+        self._ackers[shard].add(seq)
 
-    def _read(self, request, responses) -> Iterator[Batch]:
-        # Half the window by default: the buffer keeps sending while the other half is acknowledged.
-        window = self._max_in_flight or next((g.max_in_flight for g in request.consumer_groups if g.name == self.group), 0) or 16
-        every = self._ack_every or max(1, window // 2)
-        acker = self._acker = _Acker(self._client._buffer(request.buffer_endpoint), request.stream, self.group, every)
+    def _merged(self, request, shards, every: int) -> Iterator[Batch]:
+        """Every shard's batches as they arrive, each shard read by a thread of its own; ends when all have ended."""
+        merged: queue.Queue = queue.Queue(maxsize=2 * len(shards))
+        caught_up: set[int] = set()
+        self._shard_totals: list[data_pb2.StreamTotals] = []
+        done = object()
+        stop = threading.Event()
+
+        def put(item: Any) -> None:
+            while not stop.is_set():
+                try:
+                    merged.put(item, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+
+        def caught_up_on(index: int) -> Callable[[], None]:
+            def note() -> None:
+                caught_up.add(index)
+                if len(caught_up) == len(shards) and self._on_caught_up:
+                    self._on_caught_up()  # every shard has handed out everything
+            return note
+
+        def run(shard) -> None:
+            try:
+                for batch in self._read(request, shard, every, caught_up_on(shard.index)):
+                    put(batch)
+                caught_up_on(shard.index)()
+                put(done)
+            except BaseException as error:  # noqa: BLE001 - raised in the consumer's thread
+                put(error)
+
+        threads = [threading.Thread(target=run, args=(shard,), name=f"lclstream-shard-{shard.index}", daemon=True) for shard in shards]
+        for thread in threads:
+            thread.start()
+        ended = 0
+        try:
+            while ended < len(shards):
+                got = merged.get()
+                if got is done:
+                    ended += 1
+                elif isinstance(got, BaseException):
+                    raise got
+                else:
+                    yield got
+        finally:
+            stop.set()
+            self._close_responses()
+            for thread in threads:
+                thread.join(timeout=10)
+
+    def _read(self, request, shard, every: int, on_caught_up: Callable[[], None] | None) -> Iterator[Batch]:
+        """One shard's batches to its end of stream, its totals checked (the consumer acknowledges each batch)."""
+        responses = self._client._buffer(shard.buffer_endpoint).Subscribe(
+            buffer_pb2.SubscribeRequest(stream=shard.stream, consumer_group=self.group, max_in_flight=self._max_in_flight)
+        )
+        self._responses.append(responses)
+        if self._cancelled:
+            responses.cancel()
+        acker = self._ackers[shard.index] = _Acker(self._client._buffer(shard.buffer_endpoint), shard.stream, self.group, every)
+        what = f"shard {shard.index} ({shard.stream})" if self._sharded else "the stream"
         try:
             for response in responses:
                 kind = response.WhichOneof("kind")
                 if kind == "started":
                     acker.consumer_id = response.started.consumer_id
                 elif kind == "batch":
-                    if response.seq in self._seen:
+                    if (shard.index, response.seq) in self._seen:
                         acker.add(response.seq)  # a batch this journal had already: only the buffer must hear of it
                         continue
-                    batch = Batch.from_proto(response.seq, response.batch, response.redelivery)
-                    yield batch  # the consumer's work happens here, before the acknowledgement
-                    if not self._manual_ack:
-                        self.ack(batch)
+                    yield Batch.from_proto(response.seq, response.batch, response.redelivery, shard.index)
                 elif kind == "heartbeat":
-                    if response.heartbeat.caught_up and self._on_caught_up:
-                        self._on_caught_up()
+                    if response.heartbeat.caught_up and on_caught_up:
+                        on_caught_up()
                 elif kind == "end_of_stream":
                     acker.flush()
-                    self.totals = response.end_of_stream
+                    totals = response.end_of_stream
+                    batches, events = self._counts[shard.index]
                     # A consumer sharing its group gets a part of the totals: it can only check it got no more.
-                    if self._shared:
-                        wrong = self.batches > self.totals.batch_count
-                    else:
-                        wrong = (self.batches, self.events) != (self.totals.batch_count, self.totals.event_count)
+                    wrong = batches > totals.batch_count if self._shared else (batches, events) != (totals.batch_count, totals.event_count)
                     if wrong:
                         raise LclstreamError(
                             "DATA_LOSS",
-                            f"the stream ended with {self.totals.batch_count} batches and {self.totals.event_count} events, but {self.batches} batches and {self.events} events arrived",
+                            f"{what} ended with {totals.batch_count} batches and {totals.event_count} events, but {batches} batches and {events} events arrived",
                         )
+                    if self._sharded:
+                        ranks = sorted(p.producer_rank for p in totals.producer_totals)
+                        if ranks != sorted(shard.producer_ranks):
+                            raise LclstreamError("DATA_LOSS", f"{what} ended with the totals of ranks {ranks}, but ranks {list(shard.producer_ranks)} publish to it")
+                        self._shard_totals.append(totals)
+                    else:
+                        self.totals = totals
                     return
-            raise LclstreamError("UNAVAILABLE", f"the stream of {self.name} ended without its end-of-stream message; iterate again with the same journal_dir to resume")
+            raise LclstreamError("UNAVAILABLE", f"{what} of {self.name} ended without its end-of-stream message; iterate again with the same journal_dir to resume")
         except grpc.RpcError as error:
+            if self._closing:
+                return  # our own cancel, as the consumer stopped
             now = self._client.get_request(self.name)
             if now.state in _ENDED:
                 raise LclstreamError(request_pb2.DataRequest.State.Name(now.state), f"{self.name}: {now.state_reason}") from None
             raise LclstreamError.from_rpc(error, self._client._has_certificate) from None
-        finally:
-            acker.close()
+
+
+def shards_of(request: request_pb2.DataRequest) -> list[request_pb2.StreamShard]:
+    """A request's shards; a request from before shards (or a service that has none) has its one stream."""
+    if request.shards:
+        return list(request.shards)
+    ranks = range(request.parallelism or 1)
+    return [request_pb2.StreamShard(index=0, buffer_endpoint=request.buffer_endpoint, stream=request.stream, producer_ranks=ranks)]
+
+
+def merge_totals(shards: list[data_pb2.StreamTotals], parallelism: int) -> data_pb2.StreamTotals:
+    """The shards' totals as one stream's; every producer rank must be counted exactly once."""
+    producers = sorted((p for t in shards for p in t.producer_totals), key=lambda p: p.producer_rank)
+    ranks = [p.producer_rank for p in producers]
+    if ranks != list(range(parallelism)):
+        raise LclstreamError("DATA_LOSS", f"the shards' totals cover ranks {ranks}, not each of the {parallelism} ranks 0-{parallelism - 1} once")
+    return data_pb2.StreamTotals(
+        batch_count=sum(t.batch_count for t in shards),
+        event_count=sum(t.event_count for t in shards),
+        payload_bytes=sum(t.payload_bytes for t in shards),
+        producer_totals=producers,
+    )
 
 
 class _Acker:

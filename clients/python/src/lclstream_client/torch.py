@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from lclstream.buffer.v1 import buffer_pb2
 from lclstream.request.v1 import request_pb2
 
-from .client import Batch, BatchStream, Client, Journal, LclstreamError, _Acker, default_group
+from .client import Batch, BatchStream, Client, Journal, LclstreamError, _Acker, default_group, merge_totals, shards_of
 
 _PRODUCERS_DONE = (request_pb2.DataRequest.STATE_DRAINING, request_pb2.DataRequest.STATE_SUCCEEDED)
 _LIVE = (request_pb2.DataRequest.STATE_PENDING, request_pb2.DataRequest.STATE_RUNNING, request_pb2.DataRequest.STATE_DRAINING)
@@ -147,8 +147,8 @@ class StreamDataset(IterableDataset):
                         # The loader waits for more items to fill its batch, and none come: the stream ends
                         # only when everything is acknowledged, so the items of that partial batch are
                         # acknowledged here, at handing out, rather than in the loop.
-                        for seq in {hold.batch.seq for hold in list(recent)[-(handed % loader_batch) :]}:
-                            stream.release(seq)
+                        for shard, seq in {(hold.batch.shard, hold.batch.seq) for hold in list(recent)[-(handed % loader_batch) :]}:
+                            stream.release(seq, shard)
                     continue
                 item, hold = entry
                 if not acks_here:
@@ -321,44 +321,56 @@ class _LoopAcks:
         client = dataset._client_here()
         request = client.wait_for_stream(dataset.name)
         group = dataset.group or default_group(request)
-        self._buffer, self._stream, self._group = client._buffer(request.buffer_endpoint), request.stream, group
-        self._acker = _Acker(self._buffer, request.stream, group, dataset.ack_every or 16)  # sent per loader batch anyway
+        self._group, self._parallelism = group, request.parallelism or 1
+        self._shards = shards_of(request)
+        self._sharded = len(self._shards) > 1
+        self._buffers = {s.index: client._buffer(s.buffer_endpoint) for s in self._shards}
+        # One per shard, sent per loader batch anyway.
+        self._ackers = {s.index: _Acker(self._buffers[s.index], s.stream, group, dataset.ack_every or 16) for s in self._shards}
         self._journal = Journal(dataset.journal_dir, dataset.name, group) if dataset.journal_dir else None
-        self._left: dict[int, int] = {}
+        self._left: dict[tuple[int, int], int] = {}
 
-    def done(self, tags: list[tuple[int, int, int, int]]) -> None:
-        for seq, items, events, nbytes in tags:
-            left = self._left.pop(seq, items) - 1
+    def done(self, tags: list[tuple[int, int, int, int, int]]) -> None:
+        for shard, seq, items, events, nbytes in tags:
+            left = self._left.pop((shard, seq), items) - 1
             if left:
-                self._left[seq] = left
+                self._left[(shard, seq)] = left
                 continue
             if self._journal:
-                self._journal.record(seq, events, nbytes)
-            self._acker.add(seq)
+                self._journal.record(seq, events, nbytes, shard if self._sharded else None)
+            self._ackers[shard].add(seq)
         # At once, one call per loader batch: a worker that dies now must not have these taken back
         # and delivered again.
-        self._acker.send()
+        for acker in self._ackers.values():
+            acker.send()
 
     def end(self, wait: float = 30):
-        """The end of the stream, with its totals, once the buffer has every acknowledgement; None if
-        batches come instead (another consumer left some unacknowledged: they are for the next epoch)."""
-        self._acker.flush()
-        responses = self._buffer.Subscribe(buffer_pb2.SubscribeRequest(stream=self._stream, consumer_group=self._group), timeout=wait)
-        try:
-            for response in responses:
-                kind = response.WhichOneof("kind")
-                if kind == "end_of_stream":
-                    return response.end_of_stream
-                if kind == "batch":
+        """The end of the stream (every shard's), with its totals, once the buffer has every
+        acknowledgement; None if batches come instead (another consumer left some unacknowledged:
+        they are for the next epoch)."""
+        ended = []
+        for shard in self._shards:
+            self._ackers[shard.index].flush()
+            responses = self._buffers[shard.index].Subscribe(buffer_pb2.SubscribeRequest(stream=shard.stream, consumer_group=self._group), timeout=wait)
+            try:
+                for response in responses:
+                    kind = response.WhichOneof("kind")
+                    if kind == "end_of_stream":
+                        ended.append(response.end_of_stream)
+                        break
+                    if kind == "batch":
+                        return None
+                else:
                     return None
-        except grpc.RpcError as error:
-            raise LclstreamError.from_rpc(error) from None
-        finally:
-            responses.cancel()
-        return None
+            except grpc.RpcError as error:
+                raise LclstreamError.from_rpc(error) from None
+            finally:
+                responses.cancel()
+        return merge_totals(ended, self._parallelism) if self._sharded else ended[0]
 
     def close(self) -> None:
-        self._acker.close()
+        for acker in self._ackers.values():
+            acker.close()
         if self._journal:
             self._journal.close()
 
@@ -370,7 +382,7 @@ class _Held:
 
     def __init__(self, batch: Batch, items: int):
         self.batch, self.left = batch, items
-        self.tag = (batch.seq, items, len(batch.event_indices), batch.nbytes)
+        self.tag = (batch.shard, batch.seq, items, len(batch.event_indices), batch.nbytes)
 
     def take(self, stream: BatchStream) -> None:
         self.left -= 1

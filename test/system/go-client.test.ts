@@ -24,17 +24,18 @@ describe("the Go client against the real mesh", () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "lclstream-go-"));
-    mesh = await startLocalMesh({ stateDir: dir });
+    mesh = await startLocalMesh({ stateDir: dir, buffers: 3 });
   }, 60_000);
   afterAll(async () => {
     await mesh?.close();
     await rm(dir, { recursive: true, force: true });
   });
 
-  it("passes its go test: a whole request with totals checked, a bad request refused", async () => {
+  it("passes its go test: a whole request with totals checked, a sharded one, a bad request refused", async () => {
     const result = await go(["test", "-count=1", "-v", "./..."], { LCLSTREAM_ENDPOINTS: join(dir, "endpoints.json") });
     expect(result.code, result.output).toBe(0);
     expect(result.output).toContain("--- PASS: TestConsumesAWholeRequestAndChecksTheTotals");
+    expect(result.output).toContain("--- PASS: TestConsumesEveryShardOfAShardedRequest");
     expect(result.output).toContain("--- PASS: TestRefusesABadRequestWithInvalidArgument");
   }, 300_000);
 

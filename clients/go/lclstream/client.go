@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -101,7 +103,11 @@ type Consumed struct {
 }
 
 // Consume subscribes to request name as one consumer of group, calls onBatch
-// for each batch, acknowledges it, and checks the end-of-stream totals.
+// for each batch, acknowledges it, and checks the end-of-stream totals. A
+// sharded request is read from every shard at once (onBatch is called for one
+// batch at a time; seq counts within the batch's shard, which is its
+// producer rank modulo the shard count); it has ended when every shard has,
+// and the shards' totals must cover each producer rank once.
 func (c *Client) Consume(ctx context.Context, name, group string, onBatch func(seq uint64, b *datav1.EventBatch) error) (*Consumed, error) {
 	var req *requestv1.DataRequest
 	for {
@@ -118,44 +124,115 @@ func (c *Client) Consume(ctx context.Context, name, group string, onBatch func(s
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	conn, err := c.conn(req.BufferEndpoint)
+	shards := req.Shards
+	if len(shards) == 0 { // a request service from before shards
+		ranks := make([]uint32, max(1, int(req.Parallelism)))
+		for i := range ranks {
+			ranks[i] = uint32(i)
+		}
+		shards = []*requestv1.StreamShard{{Index: 0, BufferEndpoint: req.BufferEndpoint, Stream: req.Stream, ProducerRanks: ranks}}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	out := &Consumed{}
+	var mu sync.Mutex // onBatch and the counts, one shard at a time
+	totals := make([]*datav1.StreamTotals, len(shards))
+	errs := make(chan error, len(shards))
+	for i, shard := range shards {
+		go func() {
+			t, err := c.consumeShard(ctx, shard, len(shards) > 1, group, func(seq uint64, b *datav1.EventBatch) error {
+				mu.Lock()
+				defer mu.Unlock()
+				if err := onBatch(seq, b); err != nil {
+					return err
+				}
+				out.Batches++
+				out.Events += uint64(len(b.EventIndices))
+				out.PayloadBytes += payloadBytes(b)
+				return nil
+			})
+			totals[i] = t
+			if err != nil {
+				cancel() // one shard failing ends the others
+			}
+			errs <- err
+		}()
+	}
+	var first error
+	for range shards {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	if first != nil {
+		return out, first
+	}
+	if len(shards) == 1 {
+		out.Totals = totals[0]
+		return out, nil
+	}
+	out.Totals = &datav1.StreamTotals{}
+	for _, t := range totals {
+		out.Totals.BatchCount += t.BatchCount
+		out.Totals.EventCount += t.EventCount
+		out.Totals.PayloadBytes += t.PayloadBytes
+		out.Totals.ProducerTotals = append(out.Totals.ProducerTotals, t.ProducerTotals...)
+	}
+	sort.Slice(out.Totals.ProducerTotals, func(a, b int) bool {
+		return out.Totals.ProducerTotals[a].ProducerRank < out.Totals.ProducerTotals[b].ProducerRank
+	})
+	for i, p := range out.Totals.ProducerTotals {
+		if p.ProducerRank != uint32(i) || len(out.Totals.ProducerTotals) != max(1, int(req.Parallelism)) {
+			return out, fmt.Errorf("the shards' totals do not cover each of the %d producer ranks once", req.Parallelism)
+		}
+	}
+	return out, nil
+}
+
+// consumeShard reads one shard to its end of stream, acknowledging each
+// batch, and checks its totals against what arrived from it.
+func (c *Client) consumeShard(ctx context.Context, shard *requestv1.StreamShard, sharded bool, group string, onBatch func(seq uint64, b *datav1.EventBatch) error) (*datav1.StreamTotals, error) {
+	what := "the stream"
+	if sharded {
+		what = fmt.Sprintf("shard %d (%s)", shard.Index, shard.Stream)
+	}
+	conn, err := c.conn(shard.BufferEndpoint)
 	if err != nil {
 		return nil, err
 	}
 	buffer := bufferv1.NewBufferServiceClient(conn)
-	stream, err := buffer.Subscribe(ctx, &bufferv1.SubscribeRequest{Stream: req.Stream, ConsumerGroup: group})
+	stream, err := buffer.Subscribe(ctx, &bufferv1.SubscribeRequest{Stream: shard.Stream, ConsumerGroup: group})
 	if err != nil {
 		return nil, err
 	}
-	out := &Consumed{}
+	var batches, events uint64
 	consumerID := ""
 	for {
 		res, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
-			return out, fmt.Errorf("the stream of %s ended without its end-of-stream message", name)
+			return nil, fmt.Errorf("%s ended without its end-of-stream message", what)
 		}
 		if err != nil {
-			return out, err
+			return nil, err
 		}
 		switch kind := res.Kind.(type) {
 		case *bufferv1.SubscribeResponse_Started:
 			consumerID = kind.Started.ConsumerId
 		case *bufferv1.SubscribeResponse_Batch:
 			if err := onBatch(res.Seq, kind.Batch); err != nil {
-				return out, err
+				return nil, err
 			}
-			out.Batches++
-			out.Events += uint64(len(kind.Batch.EventIndices))
-			out.PayloadBytes += payloadBytes(kind.Batch)
-			if _, err := buffer.Ack(ctx, &bufferv1.AckRequest{Stream: req.Stream, ConsumerGroup: group, ConsumerId: consumerID, Seqs: []uint64{res.Seq}}); err != nil {
-				return out, err
+			batches++
+			events += uint64(len(kind.Batch.EventIndices))
+			if _, err := buffer.Ack(ctx, &bufferv1.AckRequest{Stream: shard.Stream, ConsumerGroup: group, ConsumerId: consumerID, Seqs: []uint64{res.Seq}}); err != nil {
+				return nil, err
 			}
 		case *bufferv1.SubscribeResponse_EndOfStream:
-			out.Totals = kind.EndOfStream
-			if out.Totals.BatchCount != out.Batches || out.Totals.EventCount != out.Events {
-				return out, fmt.Errorf("the stream ended with %d batches and %d events, but %d and %d arrived", out.Totals.BatchCount, out.Totals.EventCount, out.Batches, out.Events)
+			t := kind.EndOfStream
+			if t.BatchCount != batches || t.EventCount != events {
+				return t, fmt.Errorf("%s ended with %d batches and %d events, but %d and %d arrived", what, t.BatchCount, t.EventCount, batches, events)
 			}
-			return out, nil
+			return t, nil
 		}
 	}
 }

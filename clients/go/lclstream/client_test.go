@@ -14,7 +14,7 @@ import (
 )
 
 // The real mesh, started by test/system/go-client.test.ts, described by its endpoints.json.
-func endpoints(t *testing.T) map[string]string {
+func endpoints(t *testing.T) map[string]any {
 	path := os.Getenv("LCLSTREAM_ENDPOINTS")
 	if path == "" {
 		t.Fatal("LCLSTREAM_ENDPOINTS is not set: this test runs against a real mesh; run it with `npm run test:system`")
@@ -23,7 +23,7 @@ func endpoints(t *testing.T) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var e map[string]string
+	var e map[string]any
 	if err := json.Unmarshal(raw, &e); err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func endpoints(t *testing.T) map[string]string {
 // A client of the user `lclstream up` made, closed when the test ends.
 func userClient(t *testing.T) *Client {
 	e := endpoints(t)
-	client, err := FromCertDir(e["request"], e["certDir"])
+	client, err := FromCertDir(e["request"].(string), e["certDir"].(string))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,6 +71,37 @@ func TestConsumesAWholeRequestAndChecksTheTotals(t *testing.T) {
 	}
 	if got.Batches != 10 || got.Events != 80 || got.Totals.BatchCount != 10 || got.PayloadBytes == 0 {
 		t.Fatalf("got %+v, want 10 batches, 80 events", got)
+	}
+}
+
+func TestConsumesEveryShardOfAShardedRequest(t *testing.T) {
+	client := userClient(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	req, err := client.CreateRequest(ctx, []byte(`{"parallelism": 4, "shard_count": 3, "producer": {
+		"source_identifier": "synthetic:tof:run=3", "skip_incomplete_events": false,
+		"event_source": {"type": "InternalEventSource", "number_of_events_to_generate": 96, "seed": 3},
+		"data_sources": {"tof": {"type": "SyntheticDigitizer", "channels": 1, "samples": 64}},
+		"processing_pipeline": {"type": "BatchProcessingPipeline", "batch_size": 4},
+		"data_serializer": {"type": "NativeBinarySerializer"}, "data_handlers": []}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[uint64]bool{}
+	got, err := client.Consume(ctx, req.Name, "default", func(_ uint64, b *datav1.EventBatch) error {
+		for _, i := range b.EventIndices {
+			if seen[i] {
+				t.Errorf("event %d arrived twice", i)
+			}
+			seen[i] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 96 || got.Events != 96 || got.Totals.EventCount != 96 || len(got.Totals.ProducerTotals) != 4 {
+		t.Fatalf("got %+v and %d distinct events, want 96 events from 4 ranks", got, len(seen))
 	}
 }
 

@@ -9,7 +9,8 @@
  * hop (a producer publishing to the buffer, nobody downstream; and a consumer
  * draining batches the buffer already holds, with the CPU it spends per MiB
  * beside a bare HTTP/2 client's and the raw TLS receiver's), producer ->
- * buffer -> consumer, fan-out to 1, 2 and 4 consumer groups,
+ * buffer -> consumer, the same sharded over 1, 2 and 4 buffers (CPU per MiB
+ * of each kind of process), fan-out to 1, 2 and 4 consumer groups,
  * publish-to-deliver latency at a moderate rate, the buffer's memory with a
  * stalled consumer, and on the whole mesh (`lclstream up`): setup time
  * (CreateDataRequest to the first batch) and a full data request with peak
@@ -21,7 +22,7 @@
  * BENCH_BUFFER_NODE_ARGS passes flags to the buffer's node (for example
  * `--cpu-prof --cpu-prof-dir=prof` to profile it), BENCH_ROLE_NODE_ARGS to
  * the producers', consumers' and raw TLS processes'; BENCH_ONLY picks
- * scenarios by a regular expression (memory, 64KiB, 1MiB, 4MiB, python, fan-out, latency, mesh, slurm, psana, front).
+ * scenarios by a regular expression (memory, 64KiB, 1MiB, 4MiB, python, shards, fan-out, latency, mesh, slurm, psana, front).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -161,13 +162,21 @@ async function main() {
 
   // The buffer, as deployed: the real `lclstream buffer serve`, one process per group of scenarios.
   const bufferNodeArgs = (process.env.BENCH_BUFFER_NODE_ARGS ?? "").split(" ").filter(Boolean);
-  async function launchBuffer() {
+  async function launchBuffer(stateName = "state") {
     const proc = start(
       cliJs,
-      ["buffer", "serve", "--state-dir", join(dir, "state"), "--cert-dir", join(dir, "buffer"), "--submitter", "user/bench"],
+      ["buffer", "serve", "--state-dir", join(dir, stateName), "--cert-dir", join(dir, "buffer"), "--submitter", "user/bench"],
       bufferNodeArgs,
     );
-    const url = await new Promise<string>((resolve) => createInterface({ input: proc.child.stdout! }).once("line", (l) => resolve(l.split(" ")[1]!)));
+    // Its banner, `buffer: URL (mTLS)`, whatever it logs before.
+    const url = await new Promise<string>((resolve) => {
+      const lines = createInterface({ input: proc.child.stdout! });
+      lines.on("line", (l) => {
+        const banner = /^buffer: (https:\/\/\S+) \(mTLS\)$/.exec(l);
+        // Not closed: closing would pause the process's stdout, which the other reader of it needs flowing.
+        if (banner) resolve(banner[1]!);
+      });
+    });
     const client = createClient(BufferService, createMeshTransport({ baseUrl: url, tls: user }));
     return { proc, url, client };
   }
@@ -226,6 +235,50 @@ async function main() {
     const r = await reader({ ...common, group: "g0", warmupCount: warmup });
     await buffer.client.deleteStream({ name: stream!.name });
     return { mbps: mbps(r), cpuMsPerMiB: r.cpuMs / (r.bytes / MiB) };
+  }
+
+  /**
+   * A relay sharded `shards` ways, as a sharded request runs: one buffer
+   * process per shard, each with its stream, one producer and one consumer.
+   * Over one window after a warm-up: the aggregate delivered MB/s (from the
+   * buffers' counters) and the CPU per MiB delivered of the buffers, the
+   * producers and the consumers (from /proc), so that what a shard costs can
+   * be compared from 1 to 4 shards.
+   */
+  let shardedRuns = 0;
+  async function shardedRelay(shards: number) {
+    const run = shardedRuns++;
+    const buffers = await Promise.all(Array.from({ length: shards }, (_, i) => launchBuffer(`sharded-${run}-${i}`)));
+    const streams = await Promise.all(
+      buffers.map((b) =>
+        b.client.createStream({ stream: { capacityBytes: BigInt(256 * MiB), consumerGroups: [{ name: "g0", maxInFlight: 32, mode: DeliveryMode.RELIABLE }] } }),
+      ),
+    );
+    const common = (i: number) => ({ tls: user, url: buffers[i]!.url, stream: streams[i]!.stream!.name, chunkBytes: MiB });
+    // The consumers outlive the window: it is measured here, not by them.
+    const consumers = buffers.map((_, i) => role("subscribe", { ...common(i), group: "g0", measureMs: measureMs + 60_000 }));
+    const producers = buffers.map((_, i) => role("publish", { ...common(i), token: streams[i]!.publishToken }));
+    const delivered = async () =>
+      (await Promise.all(buffers.map((b, i) => b.client.getStream({ name: streams[i]!.stream!.name })))).reduce(
+        (sum, r) => sum + Number(r.stream?.metrics?.groups[0]?.deliveredBytes ?? 0n),
+        0,
+      );
+    const cpu = (procs: Proc[]) => procs.reduce((sum, p) => sum + cpuMsOf(p.child.pid!), 0);
+    const classes = { buffer: buffers.map((b) => b.proc), producer: producers, consumer: consumers };
+    try {
+      await new Promise((r) => setTimeout(r, 1500));
+      const [bytes0, cpu0] = [await delivered(), Object.values(classes).map(cpu)];
+      const t0 = performance.now();
+      await new Promise((r) => setTimeout(r, measureMs));
+      const [bytes1, cpu1] = [await delivered(), Object.values(classes).map(cpu)];
+      const seconds = (performance.now() - t0) / 1000;
+      const mib = (bytes1 - bytes0) / MiB;
+      const [buffer, producer, consumer] = cpu1.map((c, i) => (c - cpu0[i]!) / mib);
+      return { mbps: (bytes1 - bytes0) / 1e6 / seconds, buffer: buffer!, producer: producer!, consumer: consumer!, total: buffer! + producer! + consumer! };
+    } finally {
+      [...producers, ...consumers].forEach((p) => p.stop());
+      buffers.forEach((b) => b.proc.stop());
+    }
   }
 
   const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model, totalMemBytes: totalmem(), node: process.version, platform: process.platform };
@@ -307,6 +360,26 @@ async function main() {
             );
         }
       }
+      if (only.test("shards")) {
+        // Interleaved, so every shard count sees the same machine.
+        const counts = [1, 2, 4];
+        const runs = counts.map(() => [] as Awaited<ReturnType<typeof shardedRelay>>[]);
+        for (let i = 0; i < reps; i++) for (const [j, n] of counts.entries()) runs[j]!.push(await shardedRelay(n));
+        for (const [j, n] of counts.entries()) {
+          const label = `${n} shard${n > 1 ? "s" : ""}`;
+          record(
+            `sharded relay 1MiB, ${label}, aggregate`,
+            "MB/s",
+            runs[j]!.map((r) => r.mbps),
+          );
+          for (const part of ["buffer", "producer", "consumer", "total"] as const)
+            record(
+              `sharded relay 1MiB, ${label}, ${part} CPU`,
+              "ms/MiB",
+              runs[j]!.map((r) => r[part]),
+            );
+        }
+      }
       if (only.test("fan-out")) {
         for (const groups of [2, 4])
           record(`buffer fan-out ${groups} groups 1MiB`, "MB/s", await repeat(async () => (await throughBuffer(buffer, MiB, groups)).mbps));
@@ -342,7 +415,7 @@ async function main() {
 
   if (Object.keys(results).length === 0) {
     console.error(
-      `BENCH_ONLY=${only.source} matched no scenario (memory, 64KiB, 1MiB, 4MiB, python, fan-out, latency, mesh, slurm, psana, front); nothing written`,
+      `BENCH_ONLY=${only.source} matched no scenario (memory, 64KiB, 1MiB, 4MiB, python, shards, fan-out, latency, mesh, slurm, psana, front); nothing written`,
     );
     process.exit(2);
   }
@@ -390,6 +463,13 @@ async function main() {
       ratio("torch DataLoader 2 workers drain 1MiB", "bare grpcio drain 1MiB"),
       ">=",
       0.7,
+    ],
+    [
+      "CPU per MiB, 4 shards vs 1",
+      ["sharded relay 1MiB, 4 shards, total CPU", "sharded relay 1MiB, 1 shard, total CPU"],
+      ratio("sharded relay 1MiB, 4 shards, total CPU", "sharded relay 1MiB, 1 shard, total CPU"),
+      "<",
+      1.15,
     ],
     ["p50 latency 64KiB (ms)", ["latency p50 64KiB at 200/s"], () => m("latency p50 64KiB at 200/s"), "<", 2],
     // What the stream makes the buffer hold, over the idle process (V8 and code are not the buffer's memory).
@@ -692,6 +772,16 @@ export interface Target {
 
 function target(name: string, value: number, op: Target["op"], limit: number): Target {
   return { name, value, op, limit, met: op === ">=" ? value >= limit : value < limit };
+}
+
+/** Clock ticks per second of /proc's CPU times. */
+const clockTicks = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout) || 100;
+
+/** The CPU a process has used so far (user and system, all its threads), in ms. */
+function cpuMsOf(pid: number): number {
+  // The fields after the command name, which is in parentheses and may hold spaces.
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks;
 }
 
 async function rssOf(pid: number): Promise<number> {

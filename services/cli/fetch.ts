@@ -15,15 +15,15 @@ import { existsSync } from "node:fs";
 import { appendFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
-import { create, toBinary } from "@bufbuild/protobuf";
+import { toBinary } from "@bufbuild/protobuf";
 import { BufferService, DeliveryMode } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
-import { EventBatchSchema, type EventBatch, type StreamTotals, StreamTotalsSchema } from "../../gen/lclstream/data/v1/data_pb.js";
+import { EventBatchSchema, type EventBatch, type StreamTotals } from "../../gen/lclstream/data/v1/data_pb.js";
 import { type DataRequestService, DataRequest_State as State, type DataRequest, type StreamShard } from "../../gen/lclstream/request/v1/request_pb.js";
 import { Acker } from "../common/acker.js";
 import { backoffMs, sleep } from "../common/backoff.js";
 import { defaultConsumerGroup } from "../common/data-path.js";
 import { dtypeFromProto, typedView } from "../producer/ndarray.js";
-import { shardsOf } from "../common/shards.js";
+import { mergeTotals, shardsOf } from "../common/shards.js";
 
 export type OutputFormat = "native" | "hdf5" | "npy";
 
@@ -166,21 +166,6 @@ function checkShard(shard: StreamShard, totals: StreamTotals, got: { batches: nu
       `shard ${shard.index} (${shard.stream}) ended with the totals of ranks ${ranks.join(", ")}, but ranks ${shard.producerRanks.join(", ")} publish to it`,
     );
   }
-}
-
-/** The shards' totals as one stream's; every rank must be counted exactly once. */
-export function mergeTotals(shards: StreamTotals[], parallelism: number): StreamTotals {
-  const producerTotals = shards.flatMap((t) => t.producerTotals).sort((a, b) => a.producerRank - b.producerRank);
-  const ranks = producerTotals.map((p) => p.producerRank);
-  if (ranks.length !== parallelism || ranks.some((r, i) => r !== i)) {
-    throw new Error(`the shards' totals cover ranks ${ranks.join(", ")}, not each of the ${parallelism} ranks 0-${parallelism - 1} once`);
-  }
-  return create(StreamTotalsSchema, {
-    batchCount: shards.reduce((n, t) => n + t.batchCount, 0n),
-    eventCount: shards.reduce((n, t) => n + t.eventCount, 0n),
-    payloadBytes: shards.reduce((n, t) => n + t.payloadBytes, 0n),
-    producerTotals,
-  });
 }
 
 /**

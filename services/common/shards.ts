@@ -4,6 +4,7 @@
  * one `stream` and `buffer_endpoint`.
  */
 import { create } from "@bufbuild/protobuf";
+import { type StreamTotals, StreamTotalsSchema } from "../../gen/lclstream/data/v1/data_pb.js";
 import { type DataRequest, type StreamShard, StreamShardSchema } from "../../gen/lclstream/request/v1/request_pb.js";
 
 /** The producer ranks of shard `index` of `count` over `ranks` ranks: r with r % count == index. */
@@ -19,4 +20,19 @@ export function shardsOf(r: DataRequest): StreamShard[] {
   return r.stream
     ? [create(StreamShardSchema, { index: 0, bufferEndpoint: r.bufferEndpoint, stream: r.stream, producerRanks: ranksOfShard(0, 1, r.parallelism || 1) })]
     : [];
+}
+
+/** The shards' totals as one stream's; every rank must be counted exactly once. */
+export function mergeTotals(shards: StreamTotals[], parallelism: number): StreamTotals {
+  const producerTotals = shards.flatMap((t) => t.producerTotals).sort((a, b) => a.producerRank - b.producerRank);
+  const ranks = producerTotals.map((p) => p.producerRank);
+  if (ranks.length !== parallelism || ranks.some((r, i) => r !== i)) {
+    throw new Error(`the shards' totals cover ranks ${ranks.join(", ")}, not each of the ${parallelism} ranks 0-${parallelism - 1} once`);
+  }
+  return create(StreamTotalsSchema, {
+    batchCount: shards.reduce((n, t) => n + t.batchCount, 0n),
+    eventCount: shards.reduce((n, t) => n + t.eventCount, 0n),
+    payloadBytes: shards.reduce((n, t) => n + t.payloadBytes, 0n),
+    producerTotals,
+  });
 }

@@ -6,16 +6,21 @@
  * call must carry the random token printed in the viewer's URL.
  *
  * The viewer only reads and cancels: the user's requests (list, get, watch,
- * cancel) and Subscribe, for the latest-only group a request offers.
+ * cancel) and Subscribe, for the latest-only group a request offers (every
+ * shard of a sharded request, merged here).
  */
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { Code, ConnectError, createClient, type Client, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
+import { create } from "@bufbuild/protobuf";
+import { BufferService, type SubscribeRequest, type SubscribeResponse, SubscribeResponseSchema } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
+import type { StreamTotals } from "../../gen/lclstream/data/v1/data_pb.js";
 import { DataRequestService } from "../../gen/lclstream/request/v1/request_pb.js";
+import { AsyncQueue } from "../common/async-queue.js";
 import { createMeshTransport } from "../common/client.js";
+import { mergeTotals, shardsOf } from "../common/shards.js";
 import type { CertMaterial } from "../common/pki.js";
 import { createStaticHandler } from "../common/static-files.js";
 
@@ -35,14 +40,58 @@ export async function startViewerGateway(o: ViewerGatewayOptions) {
   const requests = createClient(DataRequestService, createMeshTransport({ baseUrl: o.requestUrl, tls: o.tls }));
   const buffers = new Map<string, Client<typeof BufferService>>();
 
-  /** The buffer holding `stream`: the one the user's request with that stream names. */
-  async function bufferOf(stream: string, signal: AbortSignal) {
-    const { dataRequests } = await requests.listDataRequests({ pageSize: 1000 }, { signal });
-    const endpoint = dataRequests.find((r) => r.stream === stream)?.bufferEndpoint;
-    if (!endpoint) throw new ConnectError(`none of your requests streams ${stream}`, Code.NotFound);
+  const bufferAt = (endpoint: string) => {
     let buffer = buffers.get(endpoint);
     if (!buffer) buffers.set(endpoint, (buffer = createClient(BufferService, createMeshTransport({ baseUrl: endpoint, tls: o.tls }))));
     return buffer;
+  };
+
+  /** The request whose stream (shard 0's, for a sharded one) is `stream`, of the user's. */
+  async function requestOf(stream: string, signal: AbortSignal) {
+    const { dataRequests } = await requests.listDataRequests({ pageSize: 1000 }, { signal });
+    const r = dataRequests.find((x) => x.stream === stream);
+    if (!r) throw new ConnectError(`none of your requests streams ${stream}`, Code.NotFound);
+    return r;
+  }
+
+  /**
+   * Every shard of the request as one Subscribe stream: the first shard's
+   * `started`, then batches and heartbeats as they come, and one end of
+   * stream, with the shards' totals, once every shard has ended.
+   */
+  async function* subscribeAll(req: SubscribeRequest, signal: AbortSignal): AsyncGenerator<SubscribeResponse> {
+    const r = await requestOf(req.stream, signal);
+    const shards = shardsOf(r);
+    if (shards.length === 1) {
+      yield* bufferAt(shards[0]!.bufferEndpoint).subscribe(req, { signal });
+      return;
+    }
+    const merged = new AsyncQueue<SubscribeResponse>();
+    const ended: StreamTotals[] = [];
+    const stop = new AbortController();
+    const both = AbortSignal.any([signal, stop.signal]);
+    let started = false;
+    for (const shard of shards) {
+      void (async () => {
+        for await (const m of bufferAt(shard.bufferEndpoint).subscribe({ ...req, stream: shard.stream }, { signal: both })) {
+          if (m.kind.case === "started") {
+            if (!started) merged.push(m);
+            started = true;
+          } else if (m.kind.case === "endOfStream") {
+            ended.push(m.kind.value);
+            if (ended.length === shards.length) {
+              merged.push(create(SubscribeResponseSchema, { kind: { case: "endOfStream", value: mergeTotals(ended, r.parallelism || 1) } }));
+              merged.close();
+            }
+          } else merged.push(m);
+        }
+      })().catch((error: unknown) => merged.fail(error));
+    }
+    try {
+      yield* merged.drain(signal);
+    } finally {
+      stop.abort();
+    }
   }
 
   const expected = Buffer.from(`Bearer ${token}`);
@@ -61,9 +110,7 @@ export async function startViewerGateway(o: ViewerGatewayOptions) {
       watchDataRequest: (req, ctx) => requests.watchDataRequest(req, { signal: ctx.signal }),
     });
     router.service(BufferService, {
-      async *subscribe(req, ctx) {
-        yield* (await bufferOf(req.stream, ctx.signal)).subscribe(req, { signal: ctx.signal });
-      },
+      subscribe: (req, ctx) => subscribeAll(req, ctx.signal),
     });
   };
   const api = connectNodeAdapter({ routes, interceptors: [requireToken], acceptCompression: [] });

@@ -3,17 +3,20 @@
  * their own: 4 producer ranks over 3 shards read by two consumer groups, each
  * reading every shard merged; a durable shard's buffer SIGKILLed mid-request,
  * with nothing lost; a non-durable one, failing the request with the shard's
- * name. Each ends with the totals checked against what the producers made.
+ * name; the viewer's gateway showing every shard. Each ends with the totals checked against what the producers made.
  */
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fromBinary } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
 import { describe, expect, it } from "vitest";
-import { EventBatchSchema } from "../../gen/lclstream/data/v1/data_pb.js";
+import { BufferService, DeliveryMode } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
+import { EventBatchSchema, type StreamTotals } from "../../gen/lclstream/data/v1/data_pb.js";
 import { DataRequestService, DataRequest_State as State } from "../../gen/lclstream/request/v1/request_pb.js";
 import { fetchRequest, type FetchProgress } from "../../services/cli/fetch.js";
 import { createMeshTransport } from "../../services/common/client.js";
+import { startViewerGateway } from "../../services/viewer/gateway.js";
 import { useLocalMesh } from "../helpers/mesh.js";
 import { internalConfig } from "../helpers/producer-config.js";
 
@@ -94,6 +97,47 @@ describe("sharded requests over a pool of 3 buffers", () => {
     expect(progress.events).toBe(events);
     await expect.poll(async () => (await state(name)).state, { timeout: 30_000 }).toBe(State.SUCCEEDED);
   }, 120_000);
+
+  it("shows the viewer every shard: its gateway merges the shards' latest-only subscriptions and ends once all have", async () => {
+    const viewer = await startViewerGateway({ requestUrl: m.mesh.endpoints.request, tls: m.tls, staticDir: m.dir });
+    try {
+      const { dataRequest } = await requests().createDataRequest({
+        dataRequest: {
+          producer,
+          parallelism: 4,
+          shardCount: 3,
+          consumerGroups: [{ name: "analysis" }, { name: "viewer", mode: DeliveryMode.LATEST_ONLY }],
+        } as never,
+      });
+      const [page, token] = viewer.url.split("#") as [string, string];
+      const gateway = createClient(
+        BufferService,
+        createConnectTransport({
+          baseUrl: page,
+          httpVersion: "1.1",
+          interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))],
+        }),
+      );
+      const analysis = fetch(dataRequest!.name, { group: "analysis" });
+      await expect.poll(async () => (await state(dataRequest!.name)).stream, { timeout: 20_000 }).not.toBe("");
+      const { stream } = await state(dataRequest!.name);
+      const ranks = new Set<number>();
+      let end: StreamTotals | undefined;
+      let started = 0;
+      for await (const r of gateway.subscribe({ stream, consumerGroup: "viewer" })) {
+        if (r.kind.case === "started") started++;
+        if (r.kind.case === "batch") ranks.add(r.kind.value.producerRank);
+        if (r.kind.case === "endOfStream") end = r.kind.value;
+      }
+      await analysis;
+      expect(started, "one started message for the merged stream").toBe(1);
+      expect(new Set([...ranks].map((rank) => rank % 3)).size, "batches from every shard").toBe(3);
+      expect(end?.eventCount).toBe(BigInt(events));
+      expect(end?.producerTotals.map((p) => p.producerRank)).toEqual([0, 1, 2, 3]);
+    } finally {
+      await viewer.close();
+    }
+  }, 90_000);
 
   it("fails a request whose non-durable shard is lost with its buffer, naming the shard", async () => {
     const { dataRequest } = await requests().createDataRequest({ dataRequest: { producer, parallelism: 3, shardCount: 3 } as never });

@@ -23,7 +23,7 @@ import { Acker } from "../common/acker.js";
 import { backoffMs, sleep } from "../common/backoff.js";
 import { defaultConsumerGroup } from "../common/data-path.js";
 import { dtypeFromProto, typedView } from "../producer/ndarray.js";
-import { mergeTotals, shardsOf } from "../common/shards.js";
+import { mergeTotals, shardCallHeaders, shardsOf } from "../common/shards.js";
 
 export type OutputFormat = "native" | "hdf5" | "npy";
 
@@ -204,7 +204,7 @@ export async function fetchRequest(o: FetchOptions): Promise<{ request: DataRequ
   const lags = shards.map(() => 0);
   const lagTimer = setInterval(() => {
     shards.forEach((s, i) =>
-      buffers[i]!.getStream({ name: s.stream }).then(
+      buffers[i]!.getStream({ name: s.stream }, shardCallHeaders(s)).then(
         (x) => {
           lags[i] = Number(x.stream?.metrics?.groups.find((g) => g.group === group)?.lagBatches ?? 0);
           progress.lag = lags.reduce((a, b) => a + b, 0);
@@ -223,12 +223,13 @@ export async function fetchRequest(o: FetchOptions): Promise<{ request: DataRequ
   async function subscribeOnce(shard: StreamShard, buffer: Client<typeof BufferService>): Promise<StreamTotals | undefined> {
     let consumerId = "";
     // Acknowledgements go in small groups beside the stream; the end of stream waits for them.
-    const acker = new Acker((seqs) => buffer.ack({ stream: shard.stream, consumerGroup: group, consumerId, seqs }, { signal }), {
+    const route = shardCallHeaders(shard);
+    const acker = new Acker((seqs) => buffer.ack({ stream: shard.stream, consumerGroup: group, consumerId, seqs }, { signal, ...route }), {
       groupSize: 4,
       intervalMs: 20,
     });
     try {
-      for await (const r of buffer.subscribe({ stream: shard.stream, consumerGroup: group }, { signal })) {
+      for await (const r of buffer.subscribe({ stream: shard.stream, consumerGroup: group }, { signal, ...route })) {
         if (r.kind.case === "started") consumerId = r.kind.value.consumerId;
         else if (r.kind.case === "batch") {
           const batch = r.kind.value;

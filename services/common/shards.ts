@@ -7,6 +7,14 @@ import { create } from "@bufbuild/protobuf";
 import { type StreamTotals, StreamTotalsSchema } from "../../gen/lclstream/data/v1/data_pb.js";
 import { type DataRequest, type StreamShard, StreamShardSchema } from "../../gen/lclstream/request/v1/request_pb.js";
 
+/** The header whose value (a shard's buffer_route) routes a call through the front door to one buffer of the pool. */
+export const bufferRouteHeader = "lclstream-buffer";
+
+/** Call options that take a call about `shard` to its buffer (its route through the front door, if any). */
+export function shardCallHeaders(shard: StreamShard): { headers?: Record<string, string> } {
+  return shard.bufferRoute ? { headers: { [bufferRouteHeader]: shard.bufferRoute } } : {};
+}
+
 /** The producer ranks of shard `index` of `count` over `ranks` ranks: r with r % count == index. */
 export function ranksOfShard(index: number, count: number, ranks: number): number[] {
   const out: number[] = [];

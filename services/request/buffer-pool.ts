@@ -14,6 +14,8 @@ export interface BufferMember {
   producerUrl: string;
   /** The buffer as consumers reach it (the front door, when there is one), told to them in each request. */
   consumerUrl: string;
+  /** Behind the front door, the `lclstream-buffer` header value that routes to this buffer (none for the first). */
+  route?: string;
 }
 
 /** A buffer's load as placement weighs it: its streams still in use, then the bytes they hold. */

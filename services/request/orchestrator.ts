@@ -88,7 +88,7 @@ export class Orchestrator {
 
   /** The buffer that holds a shard, found by the endpoint the request names. */
   #bufferOf(shard: StreamShard): BufferMember {
-    const member = this.#options.buffers.find((b) => b.consumerUrl === shard.bufferEndpoint);
+    const member = this.#options.buffers.find((b) => b.consumerUrl === shard.bufferEndpoint && (b.route ?? "") === shard.bufferRoute);
     if (!member) throw new ConnectError(`${shardInWords(shard)} is on a buffer this service no longer has in its pool`, Code.FailedPrecondition);
     return member;
   }
@@ -136,7 +136,12 @@ export class Orchestrator {
       r = this.#update(id, (x) => {
         x.shards = placed
           ? placed.map((b, index) =>
-              create(StreamShardSchema, { index, bufferEndpoint: b.consumerUrl, producerRanks: ranksOfShard(index, count, x.parallelism) }),
+              create(StreamShardSchema, {
+                index,
+                bufferEndpoint: b.consumerUrl,
+                bufferRoute: b.route ?? "",
+                producerRanks: ranksOfShard(index, count, x.parallelism),
+              }),
             )
           : shardsOf(x);
       });

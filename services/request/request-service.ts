@@ -138,7 +138,7 @@ export function createRequestService(deps: RequestServiceDeps): ServiceImpl<type
     const streams = await Promise.all(
       shards.map((shard) =>
         deps.buffers
-          .find((b) => b.consumerUrl === shard.bufferEndpoint)
+          .find((b) => b.consumerUrl === shard.bufferEndpoint && (b.route ?? "") === shard.bufferRoute)
           ?.client.getStream({ name: shard.stream }, { signal })
           .then((s) => s.stream?.metrics)
           .catch(() => undefined),

@@ -23,7 +23,11 @@ export const requestConfigSchema = z.strictObject({
   ...policySettingsShape,
   /** The buffer and job queue this service orchestrates. */
   bufferUrl: z.string().url(),
-  /** More buffers for the pool request streams and their shards are placed on, reached directly by producers and consumers. */
+  /**
+   * More buffers for the pool request streams and their shards are placed on, reached directly by
+   * producers. Consumers reach them directly too, or, with consumerBufferUrl, through the front
+   * door: the n-th of these (from 1) with the `lclstream-buffer: n` header, which the front routes on.
+   */
   moreBufferUrls: z.array(z.string().url()).default([]),
   jobsUrl: z.string().url(),
   /** The buffer as producer jobs reach it (default: bufferUrl). */
@@ -64,7 +68,11 @@ export async function build(input: RequestConfig, deps: ServiceDeps = {}): Promi
       producerUrl: config.producerBufferUrl ?? config.bufferUrl,
       consumerUrl: config.consumerBufferUrl ?? config.bufferUrl,
     },
-    ...config.moreBufferUrls.map((url) => ({ client: createClient(BufferService, membership.transport(url)), producerUrl: url, consumerUrl: url })),
+    ...config.moreBufferUrls.map((url, i) => ({
+      client: createClient(BufferService, membership.transport(url)),
+      producerUrl: url,
+      ...(config.consumerBufferUrl ? { consumerUrl: config.consumerBufferUrl, route: String(i + 1) } : { consumerUrl: url }),
+    })),
   ];
   const jobs = createClient(JobQueueService, membership.transport(config.jobsUrl));
   const orchestrator = new Orchestrator({

@@ -20,7 +20,7 @@ import type { StreamTotals } from "../../gen/lclstream/data/v1/data_pb.js";
 import { DataRequestService } from "../../gen/lclstream/request/v1/request_pb.js";
 import { AsyncQueue } from "../common/async-queue.js";
 import { createMeshTransport } from "../common/client.js";
-import { mergeTotals, shardsOf } from "../common/shards.js";
+import { mergeTotals, shardCallHeaders, shardsOf } from "../common/shards.js";
 import type { CertMaterial } from "../common/pki.js";
 import { createStaticHandler } from "../common/static-files.js";
 
@@ -63,7 +63,7 @@ export async function startViewerGateway(o: ViewerGatewayOptions) {
     const r = await requestOf(req.stream, signal);
     const shards = shardsOf(r);
     if (shards.length === 1) {
-      yield* bufferAt(shards[0]!.bufferEndpoint).subscribe(req, { signal });
+      yield* bufferAt(shards[0]!.bufferEndpoint).subscribe(req, { signal, ...shardCallHeaders(shards[0]!) });
       return;
     }
     const merged = new AsyncQueue<SubscribeResponse>();
@@ -73,7 +73,7 @@ export async function startViewerGateway(o: ViewerGatewayOptions) {
     let started = false;
     for (const shard of shards) {
       void (async () => {
-        for await (const m of bufferAt(shard.bufferEndpoint).subscribe({ ...req, stream: shard.stream }, { signal: both })) {
+        for await (const m of bufferAt(shard.bufferEndpoint).subscribe({ ...req, stream: shard.stream }, { signal: both, ...shardCallHeaders(shard) })) {
           if (m.kind.case === "started") {
             if (!started) merged.push(m);
             started = true;

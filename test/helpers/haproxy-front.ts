@@ -4,6 +4,7 @@
  * mesh CA and CRL, the admins, and the service addresses, as the config's
  * environment. Used by the system tests and the benchmark.
  */
+import { createServer } from "node:net";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
@@ -41,6 +42,16 @@ export function haproxyBinary(): string | undefined {
     if (dir && existsSync(join(dir, "haproxy"))) return join(dir, "haproxy");
   }
   return undefined;
+}
+
+/** A free TCP port on loopback, for a proxy that must be told its port before it starts. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 /**
@@ -85,6 +96,8 @@ export async function startHaproxyFront(o: {
       ...(o.idleTimeout ? { LCLSTREAM_FRONT_IDLE_TIMEOUT: o.idleTimeout } : {}),
       LCLSTREAM_REQUEST_ADDR: address(mesh.endpoints.request),
       LCLSTREAM_BUFFER_ADDR: address(mesh.endpoints.buffer),
+      // The pool's other buffers, routed by the lclstream-buffer header.
+      ...Object.fromEntries(mesh.endpoints.buffers.slice(1).map((url, i) => [`LCLSTREAM_BUFFER_${i + 1}_ADDR`, address(url)])),
       LCLSTREAM_CA_ADDR: address(mesh.endpoints.ca),
       LCLSTREAM_CA_ENROLL_ADDR: address(mesh.endpoints.enroll),
       LCLSTREAM_JOBS_ADDR: address(mesh.endpoints.jobs),

@@ -6,7 +6,7 @@
  */
 import { X509Certificate } from "node:crypto";
 import { copyFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { createConnection, createServer } from "node:net";
+import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -21,7 +21,7 @@ import { issueOffline } from "../../services/ca/offline.js";
 import { createMeshTransport } from "../../services/common/client.js";
 import { createCertificateAuthority, issueMaterial, readCertDir, type CertMaterial } from "../../services/common/pki.js";
 import { fetchRequest } from "../../services/cli/fetch.js";
-import { startHaproxyFront, type HaproxyFront } from "../helpers/haproxy-front.js";
+import { freePort, startHaproxyFront, type HaproxyFront } from "../helpers/haproxy-front.js";
 import { startLocalMesh, localTrustDomain, type LocalMesh } from "../../services/cli/local-mesh.js";
 import { failure } from "../helpers/errors.js";
 import { debianTool, run, tool } from "../helpers/tools.js";
@@ -34,15 +34,6 @@ const producer = (events: number, pacing: { rateHz?: number; paced?: boolean } =
     { det: { type: "SyntheticAreaDetector", geometry: "small" }, ts: { type: "SyntheticTimestamp" } },
     { seed: 3, ...pacing, steps: [{ type: "PeakFinder", data_source: "det" }] },
   );
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** One command on HAProxy's runtime API socket; resolves with its answer. */
 function runtimeApi(socket: string, command: string): Promise<string> {
@@ -318,7 +309,7 @@ describe("mesh/envoy.yaml against Envoy's API", () => {
 
   it("passes the validator", async () => {
     const { code, stdout } = await validate(join(meshDir, "envoy.yaml"));
-    expect(stdout).toMatch(/envoy\.yaml: valid \(3 listeners, 7 clusters, 13 routes\)/);
+    expect(stdout).toMatch(/envoy\.yaml: valid \(3 listeners, 9 clusters, 15 routes\)/);
     expect(code).toBe(0);
   });
 

@@ -3,20 +3,26 @@
  * their own: 4 producer ranks over 3 shards read by two consumer groups, each
  * reading every shard merged; a durable shard's buffer SIGKILLed mid-request,
  * with nothing lost; a non-durable one, failing the request with the shard's
- * name; the viewer's gateway showing every shard. Each ends with the totals checked against what the producers made.
+ * name; the viewer's gateway showing every shard; and every shard reached
+ * through the front door (HAProxy) by its route. Each ends with the totals checked against what the producers made.
  */
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fromBinary } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { describe, expect, it } from "vitest";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BufferService, DeliveryMode } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { EventBatchSchema, type StreamTotals } from "../../gen/lclstream/data/v1/data_pb.js";
 import { DataRequestService, DataRequest_State as State } from "../../gen/lclstream/request/v1/request_pb.js";
 import { fetchRequest, type FetchProgress } from "../../services/cli/fetch.js";
 import { createMeshTransport } from "../../services/common/client.js";
 import { startViewerGateway } from "../../services/viewer/gateway.js";
+import { startLocalMesh, type LocalMesh } from "../../services/cli/local-mesh.js";
+import { readCertDir, type CertMaterial } from "../../services/common/pki.js";
+import { freePort, startHaproxyFront, type HaproxyFront } from "../helpers/haproxy-front.js";
 import { useLocalMesh } from "../helpers/mesh.js";
 import { internalConfig } from "../helpers/producer-config.js";
 
@@ -150,5 +156,43 @@ describe("sharded requests over a pool of 3 buffers", () => {
     const lost = r.shards.find((s) => s.bufferEndpoint === m.mesh.endpoints.buffers[1]);
     expect(r.state).toBe(State.FAILED);
     expect(r.stateReason).toContain(`its shard ${lost!.index} (${lost!.stream} on ${lost!.bufferEndpoint}) was lost`);
+  }, 90_000);
+});
+
+describe("a sharded request through the front door (HAProxy, mesh/haproxy.cfg)", () => {
+  let dir: string;
+  let mesh: LocalMesh;
+  let haproxy: HaproxyFront;
+  let tls: CertMaterial;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "lclstream-shards-front-"));
+    const [frontPort, enrollPort] = [await freePort(), await freePort()];
+    mesh = await startLocalMesh({ stateDir: join(dir, "state"), logLevel: "silent", buffers: 3, front: { url: `https://127.0.0.1:${frontPort}` } });
+    tls = await readCertDir(mesh.endpoints.certDir);
+    haproxy = await startHaproxyFront({ mesh, stateDir: join(dir, "state"), dir, frontPort, enrollPort });
+  }, 60_000);
+  afterAll(async () => {
+    await haproxy?.close();
+    await mesh?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("reaches every shard's buffer through the front by its route, and gets every event once", async () => {
+    const requests = createClient(DataRequestService, createMeshTransport({ baseUrl: haproxy.url, tls }));
+    const { dataRequest } = await requests.createDataRequest({ dataRequest: { producer, parallelism: 3, shardCount: 3 } as never });
+    const got = await fetchRequest({
+      requests,
+      transportFor: (url) => {
+        expect(url, "consumers are sent to the front door for every shard").toBe(haproxy.url);
+        return createMeshTransport({ baseUrl: url, tls });
+      },
+      name: dataRequest!.name,
+      signal: new AbortController().signal,
+    });
+    expect(got.request.shards.map((s) => s.bufferRoute)).toEqual(["", "1", "2"]);
+    expect(got.totals.eventCount).toBe(BigInt(events));
+    expect(got.totals.producerTotals.map((p) => p.producerRank)).toEqual([0, 1, 2]);
+    expect(got.progress.events).toBe(events);
   }, 90_000);
 });

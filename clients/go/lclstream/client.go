@@ -19,6 +19,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	bufferv1 "lclstream/client/gen/lclstream/buffer/v1"
@@ -201,6 +202,9 @@ func (c *Client) consumeShard(ctx context.Context, shard *requestv1.StreamShard,
 		return nil, err
 	}
 	buffer := bufferv1.NewBufferServiceClient(conn)
+	if shard.BufferRoute != "" { // through the front door: the route to this shard's buffer, on every call
+		ctx = metadata.AppendToOutgoingContext(ctx, "lclstream-buffer", shard.BufferRoute)
+	}
 	stream, err := buffer.Subscribe(ctx, &bufferv1.SubscribeRequest{Stream: shard.Stream, ConsumerGroup: group})
 	if err != nil {
 		return nil, err

@@ -386,13 +386,14 @@ class BatchStream:
 
     def _read(self, request, shard, every: int, on_caught_up: Callable[[], None] | None) -> Iterator[Batch]:
         """One shard's batches to its end of stream, its totals checked (the consumer acknowledges each batch)."""
+        metadata = route_metadata(shard)
         responses = self._client._buffer(shard.buffer_endpoint).Subscribe(
-            buffer_pb2.SubscribeRequest(stream=shard.stream, consumer_group=self.group, max_in_flight=self._max_in_flight)
+            buffer_pb2.SubscribeRequest(stream=shard.stream, consumer_group=self.group, max_in_flight=self._max_in_flight), metadata=metadata
         )
         self._responses.append(responses)
         if self._cancelled:
             responses.cancel()
-        acker = self._ackers[shard.index] = _Acker(self._client._buffer(shard.buffer_endpoint), shard.stream, self.group, every)
+        acker = self._ackers[shard.index] = _Acker(self._client._buffer(shard.buffer_endpoint), shard.stream, self.group, every, metadata)
         what = f"shard {shard.index} ({shard.stream})" if self._sharded else "the stream"
         try:
             for response in responses:
@@ -444,6 +445,11 @@ def shards_of(request: request_pb2.DataRequest) -> list[request_pb2.StreamShard]
     return [request_pb2.StreamShard(index=0, buffer_endpoint=request.buffer_endpoint, stream=request.stream, producer_ranks=ranks)]
 
 
+def route_metadata(shard: request_pb2.StreamShard) -> tuple[tuple[str, str], ...]:
+    """The metadata that takes calls about `shard` to its buffer: through the front door, its route."""
+    return (("lclstream-buffer", shard.buffer_route),) if shard.buffer_route else ()
+
+
 def merge_totals(shards: list[data_pb2.StreamTotals], parallelism: int) -> data_pb2.StreamTotals:
     """The shards' totals as one stream's; every producer rank must be counted exactly once."""
     producers = sorted((p for t in shards for p in t.producer_totals), key=lambda p: p.producer_rank)
@@ -467,8 +473,8 @@ class _Acker:
     A failed Ack loses nothing: the buffer redelivers what it did not hear of.
     """
 
-    def __init__(self, buffer: buffer_pb2_grpc.BufferServiceStub, stream: str, group: str, every: int):
-        self._buffer, self._stream, self._group, self._every = buffer, stream, group, every
+    def __init__(self, buffer: buffer_pb2_grpc.BufferServiceStub, stream: str, group: str, every: int, metadata: tuple = ()):
+        self._buffer, self._stream, self._group, self._every, self._metadata = buffer, stream, group, every, metadata
         self.consumer_id = ""
         self._pending: list[int] = []
         self._first_at = 0.0
@@ -497,7 +503,7 @@ class _Acker:
         seqs, self._pending = self._pending, []
         if seqs:
             request = buffer_pb2.AckRequest(stream=self._stream, consumer_group=self._group, consumer_id=self.consumer_id, seqs=seqs)
-            self._calls = [c for c in self._calls if not c.done()] + [self._buffer.Ack.future(request, timeout=30)]
+            self._calls = [c for c in self._calls if not c.done()] + [self._buffer.Ack.future(request, timeout=30, metadata=self._metadata)]
 
     def _flush_late(self) -> None:
         with self._cond:

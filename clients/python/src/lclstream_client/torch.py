@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from lclstream.buffer.v1 import buffer_pb2
 from lclstream.request.v1 import request_pb2
 
-from .client import Batch, BatchStream, Client, Journal, LclstreamError, _Acker, default_group, merge_totals, shards_of
+from .client import Batch, BatchStream, Client, Journal, LclstreamError, _Acker, default_group, merge_totals, route_metadata, shards_of
 
 _PRODUCERS_DONE = (request_pb2.DataRequest.STATE_DRAINING, request_pb2.DataRequest.STATE_SUCCEEDED)
 _LIVE = (request_pb2.DataRequest.STATE_PENDING, request_pb2.DataRequest.STATE_RUNNING, request_pb2.DataRequest.STATE_DRAINING)
@@ -326,7 +326,7 @@ class _LoopAcks:
         self._sharded = len(self._shards) > 1
         self._buffers = {s.index: client._buffer(s.buffer_endpoint) for s in self._shards}
         # One per shard, sent per loader batch anyway.
-        self._ackers = {s.index: _Acker(self._buffers[s.index], s.stream, group, dataset.ack_every or 16) for s in self._shards}
+        self._ackers = {s.index: _Acker(self._buffers[s.index], s.stream, group, dataset.ack_every or 16, route_metadata(s)) for s in self._shards}
         self._journal = Journal(dataset.journal_dir, dataset.name, group) if dataset.journal_dir else None
         self._left: dict[tuple[int, int], int] = {}
 
@@ -351,7 +351,9 @@ class _LoopAcks:
         ended = []
         for shard in self._shards:
             self._ackers[shard.index].flush()
-            responses = self._buffers[shard.index].Subscribe(buffer_pb2.SubscribeRequest(stream=shard.stream, consumer_group=self._group), timeout=wait)
+            responses = self._buffers[shard.index].Subscribe(
+                buffer_pb2.SubscribeRequest(stream=shard.stream, consumer_group=self._group), timeout=wait, metadata=route_metadata(shard)
+            )
             try:
                 for response in responses:
                     kind = response.WhichOneof("kind")

@@ -540,6 +540,12 @@ type StreamShard struct {
 	Stream string `protobuf:"bytes,3,opt,name=stream,proto3" json:"stream,omitempty"`
 	// producer_ranks are the producer ranks that publish to this shard.
 	ProducerRanks []uint32 `protobuf:"varint,4,rep,packed,name=producer_ranks,json=producerRanks,proto3" json:"producer_ranks,omitempty"`
+	// buffer_route, when set, is the value of the `lclstream-buffer` request
+	// header that takes a call to buffer_endpoint (the front door) on to this
+	// shard's buffer; consumers send it on every call about the shard (Subscribe,
+	// Ack, GetStream). Empty: buffer_endpoint is the buffer itself, or the front
+	// door's first buffer.
+	BufferRoute   string `protobuf:"bytes,5,opt,name=buffer_route,json=bufferRoute,proto3" json:"buffer_route,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -600,6 +606,13 @@ func (x *StreamShard) GetProducerRanks() []uint32 {
 		return x.ProducerRanks
 	}
 	return nil
+}
+
+func (x *StreamShard) GetBufferRoute() string {
+	if x != nil {
+		return x.BufferRoute
+	}
+	return ""
 }
 
 // JobStatus is the state of one producer job.
@@ -1266,12 +1279,13 @@ const file_lclstream_request_v1_request_proto_rawDesc = "" +
 	"\x11events_per_second\x18\x04 \x01(\x01R\x0feventsPerSecond\x12(\n" +
 	"\x10bytes_per_second\x18\x05 \x01(\x01R\x0ebytesPerSecond\x129\n" +
 	"\x06groups\x18\x06 \x03(\v2!.lclstream.buffer.v1.GroupMetricsR\x06groups\x123\n" +
-	"\x04jobs\x18\a \x03(\v2\x1f.lclstream.request.v1.JobStatusR\x04jobs\"\x8b\x01\n" +
+	"\x04jobs\x18\a \x03(\v2\x1f.lclstream.request.v1.JobStatusR\x04jobs\"\xae\x01\n" +
 	"\vStreamShard\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12'\n" +
 	"\x0fbuffer_endpoint\x18\x02 \x01(\tR\x0ebufferEndpoint\x12\x16\n" +
 	"\x06stream\x18\x03 \x01(\tR\x06stream\x12%\n" +
-	"\x0eproducer_ranks\x18\x04 \x03(\rR\rproducerRanks\"_\n" +
+	"\x0eproducer_ranks\x18\x04 \x03(\rR\rproducerRanks\x12!\n" +
+	"\fbuffer_route\x18\x05 \x01(\tR\vbufferRoute\"_\n" +
 	"\tJobStatus\x12\x10\n" +
 	"\x03job\x18\x01 \x01(\tR\x03job\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x12\n" +

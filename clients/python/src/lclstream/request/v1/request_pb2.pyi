@@ -110,16 +110,18 @@ class DataRequestMetrics(_message.Message):
     def __init__(self, events: _Optional[int] = ..., batches: _Optional[int] = ..., bytes: _Optional[int] = ..., events_per_second: _Optional[float] = ..., bytes_per_second: _Optional[float] = ..., groups: _Optional[_Iterable[_Union[_buffer_pb2.GroupMetrics, _Mapping]]] = ..., jobs: _Optional[_Iterable[_Union[JobStatus, _Mapping]]] = ...) -> None: ...
 
 class StreamShard(_message.Message):
-    __slots__ = ("index", "buffer_endpoint", "stream", "producer_ranks")
+    __slots__ = ("index", "buffer_endpoint", "stream", "producer_ranks", "buffer_route")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     BUFFER_ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     STREAM_FIELD_NUMBER: _ClassVar[int]
     PRODUCER_RANKS_FIELD_NUMBER: _ClassVar[int]
+    BUFFER_ROUTE_FIELD_NUMBER: _ClassVar[int]
     index: int
     buffer_endpoint: str
     stream: str
     producer_ranks: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, index: _Optional[int] = ..., buffer_endpoint: _Optional[str] = ..., stream: _Optional[str] = ..., producer_ranks: _Optional[_Iterable[int]] = ...) -> None: ...
+    buffer_route: str
+    def __init__(self, index: _Optional[int] = ..., buffer_endpoint: _Optional[str] = ..., stream: _Optional[str] = ..., producer_ranks: _Optional[_Iterable[int]] = ..., buffer_route: _Optional[str] = ...) -> None: ...
 
 class JobStatus(_message.Message):
     __slots__ = ("job", "state", "info", "jobndx")

@@ -8,9 +8,11 @@ certs="${LCLSTREAM_PKI_CERTS:-/certs}"
 domain="${LCLSTREAM_TRUST_DOMAIN:?set LCLSTREAM_TRUST_DOMAIN, e.g. lclstream.example.org}"
 public="${LCLSTREAM_PUBLIC_HOST:?set LCLSTREAM_PUBLIC_HOST, the front door's host name}"
 [ -f "$state/ca/ca.key" ] || lclstream ca init --trust-domain "$domain" --state-dir "$state"
-for name in jobs buffer producer request; do
+for name in jobs producer request; do
   lclstream ca issue --state-dir "$state" --identity "service/$name" --dns "$name" --out "$certs/$name"
 done
+# One identity for the pool of buffers, under each of their names.
+lclstream ca issue --state-dir "$state" --identity service/buffer --dns buffer --dns buffer-1 --dns buffer-2 --out "$certs/buffer"
 # The front proxy answers as the facility's public name, and as service/front to the services.
 lclstream ca issue --state-dir "$state" --identity service/front --dns "$public" --dns front --out "$certs/front"
 # The first admin, who makes enrollment tokens for everyone else; keep it safe and delete it here.

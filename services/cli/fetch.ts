@@ -16,14 +16,14 @@ import { appendFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
 import { toBinary } from "@bufbuild/protobuf";
-import { BufferService, DeliveryMode } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
+import { BufferService, DeliveryMode, ShardAssignment } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { EventBatchSchema, type EventBatch, type StreamTotals } from "../../gen/lclstream/data/v1/data_pb.js";
 import { type DataRequestService, DataRequest_State as State, type DataRequest, type StreamShard } from "../../gen/lclstream/request/v1/request_pb.js";
 import { Acker } from "../common/acker.js";
 import { backoffMs, sleep } from "../common/backoff.js";
 import { defaultConsumerGroup } from "../common/data-path.js";
 import { dtypeFromProto, typedView } from "../producer/ndarray.js";
-import { mergeTotals, shardCallHeaders, shardsOf } from "../common/shards.js";
+import { mergeTotals, shardCallHeaders, shardsOf, sumTotals } from "../common/shards.js";
 
 export type OutputFormat = "native" | "hdf5" | "npy";
 
@@ -152,9 +152,14 @@ async function openJournal(out: string, request: string, group: string): Promise
   return { received, append: (r) => appendFile(journal, `${JSON.stringify(r)}\n`) };
 }
 
-/** One shard's end of stream, checked against what arrived from it. */
-function checkShard(shard: StreamShard, totals: StreamTotals, got: { batches: number; events: number }, sharded: boolean) {
-  if (totals.eventCount !== BigInt(got.events) || totals.batchCount !== BigInt(got.batches)) {
+/**
+ * One shard's end of stream, checked against what arrived from it; `shared`
+ * (assigned mode: another consumer may have read part of the shard before a
+ * rebalance) checks only that no more arrived.
+ */
+function checkShard(shard: StreamShard, totals: StreamTotals, got: { batches: number; events: number }, sharded: boolean, shared: boolean) {
+  const wrong = shared ? BigInt(got.batches) > totals.batchCount : totals.eventCount !== BigInt(got.events) || totals.batchCount !== BigInt(got.batches);
+  if (wrong) {
     const what = sharded ? `shard ${shard.index} (${shard.stream})` : "the stream";
     throw new Error(
       `${what} ended with ${totals.batchCount} batches and ${totals.eventCount} events, but ${got.batches} batches and ${got.events} events arrived`,
@@ -179,6 +184,8 @@ export async function fetchRequest(o: FetchOptions): Promise<{ request: DataRequ
   const shards = shardsOf(request);
   const sharded = shards.length > 1;
   const group = o.group ?? defaultGroup(request.consumerGroups);
+  // Assigned mode: this consumer reads the shards the request service gives it, not all of them.
+  const assigned = sharded && request.consumerGroups.find((g) => g.name === group)?.shardAssignment === ShardAssignment.ASSIGNED;
   const journal = o.out ? await openJournal(o.out, request.name, group) : undefined;
   const started = performance.now();
   const progress: FetchProgress = { events: 0, batches: 0, bytes: 0, hits: 0, seconds: 0, bytesPerSecond: 0, resumedBatches: 0, lag: 0 };
@@ -219,15 +226,23 @@ export async function fetchRequest(o: FetchOptions): Promise<{ request: DataRequ
   // Journal lines and progress in arrival order across shards.
   let writing = Promise.resolve();
 
+  /** How one shard is read: until `signal` (a rebalance takes the shard away), its acknowledgements in `acks`. */
+  interface ShardReading {
+    signal: AbortSignal;
+    acks?: Acker;
+  }
+
   /** One subscription to a shard, to its end of stream. */
-  async function subscribeOnce(shard: StreamShard, buffer: Client<typeof BufferService>): Promise<StreamTotals | undefined> {
+  async function subscribeOnce(shard: StreamShard, buffer: Client<typeof BufferService>, reading: ShardReading): Promise<StreamTotals | undefined> {
     let consumerId = "";
+    const signal = reading.signal;
     // Acknowledgements go in small groups beside the stream; the end of stream waits for them.
     const route = shardCallHeaders(shard);
     const acker = new Acker((seqs) => buffer.ack({ stream: shard.stream, consumerGroup: group, consumerId, seqs }, { signal, ...route }), {
       groupSize: 4,
       intervalMs: 20,
     });
+    reading.acks = acker;
     try {
       for await (const r of buffer.subscribe({ stream: shard.stream, consumerGroup: group }, { signal, ...route })) {
         if (r.kind.case === "started") consumerId = r.kind.value.consumerId;
@@ -250,7 +265,7 @@ export async function fetchRequest(o: FetchOptions): Promise<{ request: DataRequ
           acker.add(r.seq);
         } else if (r.kind.case === "endOfStream") {
           await acker.flush();
-          checkShard(shard, r.kind.value, perShard[shard.index]!, sharded);
+          checkShard(shard, r.kind.value, perShard[shard.index]!, sharded, assigned);
           return r.kind.value;
         }
       }
@@ -265,34 +280,73 @@ export async function fetchRequest(o: FetchOptions): Promise<{ request: DataRequ
    * unreachable or restarting (for a minute at most): what was received is
    * skipped when it comes again, by (shard, seq).
    */
-  async function readShard(shard: StreamShard, buffer: Client<typeof BufferService>): Promise<StreamTotals> {
+  async function readShard(shard: StreamShard, buffer: Client<typeof BufferService>, reading: ShardReading = { signal }): Promise<StreamTotals> {
     const giveUpAt = Date.now() + 60_000;
     for (let attempt = 0; ; attempt++) {
       try {
-        const totals = await subscribeOnce(shard, buffer);
+        const totals = await subscribeOnce(shard, buffer, reading);
         if (totals) return totals;
         throw new Error(`${sharded ? `shard ${shard.index} (${shard.stream})` : "the stream"} of ${o.name} ended without its end-of-stream message`);
       } catch (error) {
         const code = error instanceof ConnectError ? error.code : undefined;
-        if (signal.aborted || (code !== Code.Unavailable && code !== Code.Canceled) || Date.now() > giveUpAt) throw error;
-        await sleep(backoffMs(attempt), signal);
+        if (reading.signal.aborted || (code !== Code.Unavailable && code !== Code.Canceled) || Date.now() > giveUpAt) throw error;
+        await sleep(backoffMs(attempt), reading.signal);
       }
     }
   }
 
+  /**
+   * Assigned mode: the shards this consumer is given, read until a rebalance
+   * takes them away (what was done is acknowledged first; the rest goes to
+   * their next reader), until the service says every shard is complete. The
+   * totals are those of the shards whose end this consumer received.
+   */
+  async function readAssigned(): Promise<StreamTotals[]> {
+    const readers = new Map<number, { reading: ShardReading; stop: AbortController; done: Promise<StreamTotals | undefined> }>();
+    const take = (index: number) => {
+      const stop = new AbortController();
+      const reading: ShardReading = { signal: AbortSignal.any([signal, stop.signal]) };
+      const done = readShard(shards[index]!, buffers[index]!, reading).catch((error: unknown) => {
+        if (stop.signal.aborted && !signal.aborted) return undefined; // let go at a rebalance
+        abort.abort(error);
+        throw error;
+      });
+      done.catch(() => undefined); // awaited at the end, or let go; never left unhandled when the watch ends first
+      readers.set(index, { reading, stop, done });
+    };
+    const letGo = async (index: number) => {
+      const r = readers.get(index)!;
+      readers.delete(index);
+      await r.reading.acks?.flush().catch(() => undefined);
+      r.stop.abort();
+      await r.done.catch(() => undefined);
+    };
+    for await (const a of o.requests.watchShardAssignment({ name: o.name, consumerGroup: group }, { signal })) {
+      for (const index of [...readers.keys()]) if (!a.shards.includes(index)) await letGo(index);
+      for (const index of a.shards) if (!readers.has(index)) take(index);
+      if (a.complete) break;
+    }
+    signal.throwIfAborted();
+    return (await Promise.all([...readers.values()].map((r) => r.done))).filter((t): t is StreamTotals => t !== undefined);
+  }
+
   try {
-    const ended = await Promise.all(
-      shards.map((s, i) =>
-        readShard(s, buffers[i]!).catch((error: unknown) => {
-          abort.abort(error);
-          throw error;
-        }),
-      ),
-    );
+    const ended = assigned
+      ? await readAssigned()
+      : await Promise.all(
+          shards.map((s, i) =>
+            readShard(s, buffers[i]!).catch((error: unknown) => {
+              abort.abort(error);
+              throw error;
+            }),
+          ),
+        );
     tick();
-    const totals = sharded ? mergeTotals(ended, request.parallelism || 1) : ended[0]!;
+    const totals = assigned ? sumTotals(ended) : sharded ? mergeTotals(ended, request.parallelism || 1) : ended[0]!;
     return { request, totals, progress };
-  } catch (error) {
+  } catch (caught) {
+    // A shard's reader that failed ends the rest with its error: that one is the cause.
+    const error = abort.signal.aborted && abort.signal.reason instanceof Error && !o.signal.aborted ? abort.signal.reason : caught;
     // A stream that goes away usually means the request ended (or is about to, once the service sees it): say why.
     const gone = error instanceof ConnectError && (error.code === Code.FailedPrecondition || error.code === Code.NotFound);
     for (let i = 0; i < (gone ? 20 : 1); i++) {

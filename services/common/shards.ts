@@ -30,17 +30,22 @@ export function shardsOf(r: DataRequest): StreamShard[] {
     : [];
 }
 
-/** The shards' totals as one stream's; every rank must be counted exactly once. */
-export function mergeTotals(shards: StreamTotals[], parallelism: number): StreamTotals {
-  const producerTotals = shards.flatMap((t) => t.producerTotals).sort((a, b) => a.producerRank - b.producerRank);
-  const ranks = producerTotals.map((p) => p.producerRank);
-  if (ranks.length !== parallelism || ranks.some((r, i) => r !== i)) {
-    throw new Error(`the shards' totals cover ranks ${ranks.join(", ")}, not each of the ${parallelism} ranks 0-${parallelism - 1} once`);
-  }
+/** Totals added up, producer ranks in order (some shards' totals: no rank is checked). */
+export function sumTotals(shards: StreamTotals[]): StreamTotals {
   return create(StreamTotalsSchema, {
     batchCount: shards.reduce((n, t) => n + t.batchCount, 0n),
     eventCount: shards.reduce((n, t) => n + t.eventCount, 0n),
     payloadBytes: shards.reduce((n, t) => n + t.payloadBytes, 0n),
-    producerTotals,
+    producerTotals: shards.flatMap((t) => t.producerTotals).sort((a, b) => a.producerRank - b.producerRank),
   });
+}
+
+/** The shards' totals as one stream's; every rank must be counted exactly once. */
+export function mergeTotals(shards: StreamTotals[], parallelism: number): StreamTotals {
+  const total = sumTotals(shards);
+  const ranks = total.producerTotals.map((p) => p.producerRank);
+  if (ranks.length !== parallelism || ranks.some((r, i) => r !== i)) {
+    throw new Error(`the shards' totals cover ranks ${ranks.join(", ")}, not each of the ${parallelism} ranks 0-${parallelism - 1} once`);
+  }
+  return total;
 }

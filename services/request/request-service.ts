@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { Code, type Client, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { clone, create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { ConsumerGroupSchema, GroupMetricsSchema, type StreamMetrics, StreamMetricsSchema } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
+import { ConsumerGroupSchema, GroupMetricsSchema, ShardAssignment, type StreamMetrics, StreamMetricsSchema } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import type { JobQueueService } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import {
   DataRequestMetricsSchema,
@@ -18,11 +18,13 @@ import {
   DataRequest_State as State,
   Serializer,
   type DataRequest,
+  type StreamShard,
 } from "../../gen/lclstream/request/v1/request_pb.js";
 import { Job_State } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { defaultConsumerGroup } from "../common/data-path.js";
 import { invalidArgument, rpcError, type FieldViolation } from "../common/errors.js";
 import { abortable } from "../common/abortable.js";
+import { AsyncQueue, idle } from "../common/async-queue.js";
 import { resolveIdentity, resolveIdentityField, type Identity } from "../common/identity.js";
 import { pageOf, readPage } from "../common/paging.js";
 import { callerOf } from "../common/peer.js";
@@ -33,6 +35,7 @@ import type { BufferMember } from "./buffer-pool.js";
 import type { Orchestrator } from "./orchestrator.js";
 import { shardsOf } from "../common/shards.js";
 import { finalStates, type RequestStore } from "./request-store.js";
+import { type Assignment, ShardAssigner } from "./shard-assignment.js";
 
 export const requestDomain = "lclstream.request";
 
@@ -117,18 +120,22 @@ export function sumMetrics(shards: StreamMetrics[]): StreamMetrics | undefined {
 export function createRequestService(deps: RequestServiceDeps): ServiceImpl<typeof DataRequestService> {
   const { store, policy } = deps;
 
-  function own(name: string, ctx: HandlerContext): DataRequest {
+  /** The request `name`, for its owner, an admin, or (with `asReader`) an identity it names as a reader. */
+  function own(name: string, ctx: HandlerContext, asReader = false): DataRequest {
     const caller = callerOf(ctx);
     const id = /^dataRequests\/([a-z0-9]{1,64})$/.exec(name)?.[1];
     if (!id) throw invalidArgument(requestDomain, [{ field: "name", description: `"${name}" is not a data request name; they look like dataRequests/ID` }]);
     const r = store.get(id);
-    if (!r || (r.owner !== caller.uri && !policy.isAdmin(caller))) {
+    if (!r || (r.owner !== caller.uri && !policy.isAdmin(caller) && !(asReader && r.readers.includes(caller.uri)))) {
       throw rpcError(Code.NotFound, requestDomain, "REQUEST_NOT_FOUND", `no data request ${name} of yours; see \`lclstream requests list\``, {
         metadata: { name },
       });
     }
     return r;
   }
+
+  const assigner = new ShardAssigner();
+  const bufferFor = (shard: StreamShard) => deps.buffers.find((b) => b.consumerUrl === shard.bufferEndpoint && (b.route ?? "") === shard.bufferRoute);
 
   /** The request with live metrics from its shards' streams (summed) and its jobs. */
   async function withMetrics(r: DataRequest, signal?: AbortSignal): Promise<DataRequest> {
@@ -137,8 +144,7 @@ export function createRequestService(deps: RequestServiceDeps): ServiceImpl<type
     if (!shards.length) return out;
     const streams = await Promise.all(
       shards.map((shard) =>
-        deps.buffers
-          .find((b) => b.consumerUrl === shard.bufferEndpoint && (b.route ?? "") === shard.bufferRoute)
+        bufferFor(shard)
           ?.client.getStream({ name: shard.stream }, { signal })
           .then((s) => s.stream?.metrics)
           .catch(() => undefined),
@@ -265,6 +271,73 @@ export function createRequestService(deps: RequestServiceDeps): ServiceImpl<type
         throw rpcError(Code.FailedPrecondition, requestDomain, "REQUEST_ALREADY_ENDED", `${req.name} already ended ${State[r.state]}`);
       }
       return { dataRequest: await deps.orchestrator.cancel(req.name.slice("dataRequests/".length), req.reason) };
+    },
+
+    async *watchShardAssignment(req, ctx) {
+      let r = own(req.name, ctx, true);
+      const id = r.name.slice("dataRequests/".length);
+      const group = r.consumerGroups.find((g) => g.name === req.consumerGroup);
+      if (!group) {
+        throw invalidArgument(requestDomain, [
+          {
+            field: "consumer_group",
+            description: `${r.name} has no group "${req.consumerGroup}"; its groups are ${r.consumerGroups.map((g) => g.name).join(", ")}`,
+          },
+        ]);
+      }
+      if (group.shardAssignment !== ShardAssignment.ASSIGNED) {
+        throw rpcError(
+          Code.FailedPrecondition,
+          requestDomain,
+          "GROUP_NOT_ASSIGNED",
+          `group "${group.name}" of ${r.name} reads every shard merged (its shard_assignment is not SHARD_ASSIGNMENT_ASSIGNED): subscribe to every shard instead`,
+          { metadata: { name: r.name, group: group.name } },
+        );
+      }
+      // The shards exist once the request's streams do.
+      while (!r.shards.length || r.shards.some((s) => !s.stream)) {
+        if (finalStates.has(r.state)) break;
+        await abortable(new Promise((resolve) => setTimeout(resolve, 100)), ctx.signal);
+        r = store.get(id)!;
+      }
+      const ended = () => {
+        const now = store.get(id)!;
+        return now.state === State.FAILED || now.state === State.CANCELED
+          ? rpcError(Code.FailedPrecondition, requestDomain, "REQUEST_ENDED", `${r.name} ended ${State[now.state]}: ${now.stateReason}`)
+          : undefined;
+      };
+      const failure = ended();
+      if (failure) throw failure;
+      const key = `${id}/${group.name}`;
+      const told = new AsyncQueue<Assignment>();
+      const member = assigner.join(key, r.shards.length, (a) => told.push(a));
+      // Done when every shard delivered its end of stream to the group; ends with the request.
+      const watch = setInterval(async () => {
+        const gone = ended();
+        if (gone) return told.fail(gone);
+        const metrics = await Promise.all(
+          r.shards.map((s) =>
+            bufferFor(s)
+              ?.client.getStream({ name: s.stream }, { signal: ctx.signal })
+              .then((x) => x.stream?.metrics?.groups.find((g) => g.group === group.name)?.endOfStreamDelivered)
+              .catch(() => false),
+          ),
+        );
+        if (metrics.every(Boolean) && !ctx.signal.aborted) {
+          told.push({ ...assigner.current(key, member)!, complete: true });
+          told.close();
+        }
+      }, 500);
+      try {
+        // At least every 15 s, like the buffer's heartbeats, so proxies keep the stream open.
+        for await (const a of told.drain(ctx.signal, 15_000)) {
+          const now = a === idle ? assigner.current(key, member)! : a;
+          yield { ...now, complete: now.complete ?? false };
+        }
+      } finally {
+        clearInterval(watch);
+        assigner.leave(key, member);
+      }
     },
 
     async *watchDataRequest(req, ctx) {

@@ -14,7 +14,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BufferService, DeliveryMode } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
+import { BufferService, DeliveryMode, ShardAssignment } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { EventBatchSchema, type StreamTotals } from "../../gen/lclstream/data/v1/data_pb.js";
 import { DataRequestService, DataRequest_State as State } from "../../gen/lclstream/request/v1/request_pb.js";
 import { fetchRequest, type FetchProgress } from "../../services/cli/fetch.js";
@@ -82,6 +82,79 @@ describe("sharded requests over a pool of 3 buffers", () => {
       ["archive", 0n],
     ]);
   }, 90_000);
+
+  /** The event indices of the batches written to `out`. */
+  const writtenEvents = async (out: string) => {
+    const indices: number[] = [];
+    for (const file of (await readdir(out)).filter((f) => f.endsWith(".pb"))) {
+      indices.push(...fromBinary(EventBatchSchema, await readFile(join(out, file))).eventIndices.map(Number));
+    }
+    return indices;
+  };
+  const assignedRequest = async () =>
+    (
+      await requests().createDataRequest({
+        dataRequest: {
+          producer,
+          parallelism: 4,
+          shardCount: 3,
+          consumerGroups: [{ name: "analysis" }, { name: "workers", shardAssignment: ShardAssignment.ASSIGNED }],
+        } as never,
+      })
+    ).dataRequest!.name;
+
+  it("divides the shards among an assigned group's consumers while a merged group reads them all", async () => {
+    const name = await assignedRequest();
+    const merged = fetch(name, { group: "analysis" });
+    const [a, b] = [join(m.dir, "assigned-a"), join(m.dir, "assigned-b")];
+    let second: ReturnType<typeof fetch> | undefined;
+    // The second consumer joins once the first is reading: the group rebalances.
+    const first = fetch(name, {
+      group: "workers",
+      out: a,
+      onProgress: (p) => void (second ??= p.batches >= 2 ? fetch(name, { group: "workers", out: b }) : undefined),
+    });
+    const [all, one] = await Promise.all([merged, first]);
+    const two = await second!;
+    expect(all.totals.eventCount).toBe(BigInt(events));
+    const [fromA, fromB] = [await writtenEvents(a), await writtenEvents(b)];
+    expect(fromA.length, "the first consumer read part").toBeLessThan(events);
+    expect(fromB.length, "the second consumer read part").toBeGreaterThan(0);
+    expect([...new Set([...fromA, ...fromB])].sort((x, y) => x - y)).toEqual(Array.from({ length: events }, (_, i) => i));
+    expect(one.progress.events + two.progress.events).toBeGreaterThanOrEqual(events);
+    await expect.poll(async () => (await state(name)).state, { timeout: 30_000 }).toBe(State.SUCCEEDED);
+  }, 90_000);
+
+  it("moves the shards of an assigned consumer that goes away to the one left", async () => {
+    const name = await assignedRequest();
+    const merged = fetch(name, { group: "analysis" });
+    const [a, b] = [join(m.dir, "leaving-a"), join(m.dir, "leaving-b")];
+    const gone = new AbortController();
+    const leaving = fetchRequest({
+      requests: requests(),
+      transportFor: (baseUrl) => createMeshTransport({ baseUrl, tls: m.tls }),
+      name,
+      group: "workers",
+      out: a,
+      signal: gone.signal,
+      onProgress: (p) => void (p.batches >= 4 && gone.abort()),
+    }).catch((e: unknown) => e);
+    const staying = fetch(name, { group: "workers", out: b });
+    await leaving;
+    const [, kept] = await Promise.all([merged, staying]);
+    const [fromA, fromB] = [await writtenEvents(a), await writtenEvents(b)];
+    expect(gone.signal.aborted, "the first consumer left mid-stream").toBe(true);
+    expect([...new Set([...fromA, ...fromB])].sort((x, y) => x - y)).toEqual(Array.from({ length: events }, (_, i) => i));
+    expect(kept.progress.events).toBeGreaterThan(events / 2);
+    await expect.poll(async () => (await state(name)).state, { timeout: 30_000 }).toBe(State.SUCCEEDED);
+  }, 90_000);
+
+  it("refuses assignment to a group that reads the shards merged", async () => {
+    const name = await assignedRequest();
+    const watch = requests().watchShardAssignment({ name, consumerGroup: "analysis" });
+    await expect(watch[Symbol.asyncIterator]().next()).rejects.toThrow(/reads every shard merged/);
+    await requests().cancelDataRequest({ name });
+  });
 
   it("keeps a durable shard across a SIGKILL of its buffer: the consumer resumes from its journal and nothing is lost", async () => {
     const { dataRequest } = await requests().createDataRequest({ dataRequest: { producer, parallelism: 3, shardCount: 3, durable: true } as never });

@@ -28,6 +28,62 @@ const (
 )
 
 // DeliveryMode is how a consumer group receives batches.
+// ShardAssignment is how a consumer group reads the shards of a sharded stream.
+type ShardAssignment int32
+
+const (
+	// SHARD_ASSIGNMENT_UNSPECIFIED is SHARD_ASSIGNMENT_MERGED.
+	ShardAssignment_SHARD_ASSIGNMENT_UNSPECIFIED ShardAssignment = 0
+	// SHARD_ASSIGNMENT_MERGED: every consumer reads every shard, the batches of
+	// each shard shared among the group's consumers.
+	ShardAssignment_SHARD_ASSIGNMENT_MERGED ShardAssignment = 1
+	// SHARD_ASSIGNMENT_ASSIGNED: the group's consumers divide the shards between
+	// them, each shard read by one consumer, rebalanced when a consumer comes or
+	// goes (Kafka's consumer groups); see DataRequestService.WatchShardAssignment.
+	ShardAssignment_SHARD_ASSIGNMENT_ASSIGNED ShardAssignment = 2
+)
+
+// Enum value maps for ShardAssignment.
+var (
+	ShardAssignment_name = map[int32]string{
+		0: "SHARD_ASSIGNMENT_UNSPECIFIED",
+		1: "SHARD_ASSIGNMENT_MERGED",
+		2: "SHARD_ASSIGNMENT_ASSIGNED",
+	}
+	ShardAssignment_value = map[string]int32{
+		"SHARD_ASSIGNMENT_UNSPECIFIED": 0,
+		"SHARD_ASSIGNMENT_MERGED":      1,
+		"SHARD_ASSIGNMENT_ASSIGNED":    2,
+	}
+)
+
+func (x ShardAssignment) Enum() *ShardAssignment {
+	p := new(ShardAssignment)
+	*p = x
+	return p
+}
+
+func (x ShardAssignment) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ShardAssignment) Descriptor() protoreflect.EnumDescriptor {
+	return file_lclstream_buffer_v1_buffer_proto_enumTypes[0].Descriptor()
+}
+
+func (ShardAssignment) Type() protoreflect.EnumType {
+	return &file_lclstream_buffer_v1_buffer_proto_enumTypes[0]
+}
+
+func (x ShardAssignment) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ShardAssignment.Descriptor instead.
+func (ShardAssignment) EnumDescriptor() ([]byte, []int) {
+	return file_lclstream_buffer_v1_buffer_proto_rawDescGZIP(), []int{0}
+}
+
 type DeliveryMode int32
 
 const (
@@ -66,11 +122,11 @@ func (x DeliveryMode) String() string {
 }
 
 func (DeliveryMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_lclstream_buffer_v1_buffer_proto_enumTypes[0].Descriptor()
+	return file_lclstream_buffer_v1_buffer_proto_enumTypes[1].Descriptor()
 }
 
 func (DeliveryMode) Type() protoreflect.EnumType {
-	return &file_lclstream_buffer_v1_buffer_proto_enumTypes[0]
+	return &file_lclstream_buffer_v1_buffer_proto_enumTypes[1]
 }
 
 func (x DeliveryMode) Number() protoreflect.EnumNumber {
@@ -79,7 +135,7 @@ func (x DeliveryMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DeliveryMode.Descriptor instead.
 func (DeliveryMode) EnumDescriptor() ([]byte, []int) {
-	return file_lclstream_buffer_v1_buffer_proto_rawDescGZIP(), []int{0}
+	return file_lclstream_buffer_v1_buffer_proto_rawDescGZIP(), []int{1}
 }
 
 // State is a stream's state.
@@ -128,11 +184,11 @@ func (x Stream_State) String() string {
 }
 
 func (Stream_State) Descriptor() protoreflect.EnumDescriptor {
-	return file_lclstream_buffer_v1_buffer_proto_enumTypes[1].Descriptor()
+	return file_lclstream_buffer_v1_buffer_proto_enumTypes[2].Descriptor()
 }
 
 func (Stream_State) Type() protoreflect.EnumType {
-	return &file_lclstream_buffer_v1_buffer_proto_enumTypes[1]
+	return &file_lclstream_buffer_v1_buffer_proto_enumTypes[2]
 }
 
 func (x Stream_State) Number() protoreflect.EnumNumber {
@@ -339,9 +395,13 @@ type ConsumerGroup struct {
 	MaxInFlight uint32 `protobuf:"varint,3,opt,name=max_in_flight,json=maxInFlight,proto3" json:"max_in_flight,omitempty"`
 	// ack_timeout_ms redelivers a batch a consumer holds unacknowledged longer
 	// than this; 0 means only when the consumer disconnects.
-	AckTimeoutMs  uint32 `protobuf:"varint,4,opt,name=ack_timeout_ms,json=ackTimeoutMs,proto3" json:"ack_timeout_ms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	AckTimeoutMs uint32 `protobuf:"varint,4,opt,name=ack_timeout_ms,json=ackTimeoutMs,proto3" json:"ack_timeout_ms,omitempty"`
+	// shard_assignment is how the group's consumers read a sharded data
+	// request's shards (the data request service's business; the buffer keeps it
+	// with the group but does not use it).
+	ShardAssignment ShardAssignment `protobuf:"varint,5,opt,name=shard_assignment,json=shardAssignment,proto3,enum=lclstream.buffer.v1.ShardAssignment" json:"shard_assignment,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ConsumerGroup) Reset() {
@@ -400,6 +460,13 @@ func (x *ConsumerGroup) GetAckTimeoutMs() uint32 {
 		return x.AckTimeoutMs
 	}
 	return 0
+}
+
+func (x *ConsumerGroup) GetShardAssignment() ShardAssignment {
+	if x != nil {
+		return x.ShardAssignment
+	}
+	return ShardAssignment_SHARD_ASSIGNMENT_UNSPECIFIED
 }
 
 // StreamMetrics are live counters for a stream.
@@ -1902,12 +1969,13 @@ const file_lclstream_buffer_v1_buffer_proto_rawDesc = "" +
 	"\x0eSTATE_COMPLETE\x10\x02\x12\x11\n" +
 	"\rSTATE_DRAINED\x10\x03\x12\x0e\n" +
 	"\n" +
-	"STATE_LOST\x10\x04\"\xa4\x01\n" +
+	"STATE_LOST\x10\x04\"\xf5\x01\n" +
 	"\rConsumerGroup\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x125\n" +
 	"\x04mode\x18\x02 \x01(\x0e2!.lclstream.buffer.v1.DeliveryModeR\x04mode\x12\"\n" +
 	"\rmax_in_flight\x18\x03 \x01(\rR\vmaxInFlight\x12$\n" +
-	"\x0eack_timeout_ms\x18\x04 \x01(\rR\fackTimeoutMs\"\x9a\x03\n" +
+	"\x0eack_timeout_ms\x18\x04 \x01(\rR\fackTimeoutMs\x12O\n" +
+	"\x10shard_assignment\x18\x05 \x01(\x0e2$.lclstream.buffer.v1.ShardAssignmentR\x0fshardAssignment\"\x9a\x03\n" +
 	"\rStreamMetrics\x12+\n" +
 	"\x11published_batches\x18\x01 \x01(\x04R\x10publishedBatches\x12)\n" +
 	"\x10published_events\x18\x02 \x01(\x04R\x0fpublishedEvents\x12'\n" +
@@ -2006,7 +2074,11 @@ const file_lclstream_buffer_v1_buffer_proto_rawDesc = "" +
 	"\x04seqs\x18\x04 \x03(\x04R\x04seqs\".\n" +
 	"\vAckResponse\x12\x1f\n" +
 	"\vacked_count\x18\x01 \x01(\x04R\n" +
-	"ackedCount*h\n" +
+	"ackedCount*o\n" +
+	"\x0fShardAssignment\x12 \n" +
+	"\x1cSHARD_ASSIGNMENT_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17SHARD_ASSIGNMENT_MERGED\x10\x01\x12\x1d\n" +
+	"\x19SHARD_ASSIGNMENT_ASSIGNED\x10\x02*h\n" +
 	"\fDeliveryMode\x12\x1d\n" +
 	"\x19DELIVERY_MODE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16DELIVERY_MODE_RELIABLE\x10\x01\x12\x1d\n" +
@@ -2033,76 +2105,78 @@ func file_lclstream_buffer_v1_buffer_proto_rawDescGZIP() []byte {
 	return file_lclstream_buffer_v1_buffer_proto_rawDescData
 }
 
-var file_lclstream_buffer_v1_buffer_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_lclstream_buffer_v1_buffer_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
 var file_lclstream_buffer_v1_buffer_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_lclstream_buffer_v1_buffer_proto_goTypes = []any{
-	(DeliveryMode)(0),             // 0: lclstream.buffer.v1.DeliveryMode
-	(Stream_State)(0),             // 1: lclstream.buffer.v1.Stream.State
-	(*Stream)(nil),                // 2: lclstream.buffer.v1.Stream
-	(*ConsumerGroup)(nil),         // 3: lclstream.buffer.v1.ConsumerGroup
-	(*StreamMetrics)(nil),         // 4: lclstream.buffer.v1.StreamMetrics
-	(*ProducerMetrics)(nil),       // 5: lclstream.buffer.v1.ProducerMetrics
-	(*GroupMetrics)(nil),          // 6: lclstream.buffer.v1.GroupMetrics
-	(*CreateStreamRequest)(nil),   // 7: lclstream.buffer.v1.CreateStreamRequest
-	(*CreateStreamResponse)(nil),  // 8: lclstream.buffer.v1.CreateStreamResponse
-	(*GetStreamRequest)(nil),      // 9: lclstream.buffer.v1.GetStreamRequest
-	(*GetStreamResponse)(nil),     // 10: lclstream.buffer.v1.GetStreamResponse
-	(*ListStreamsRequest)(nil),    // 11: lclstream.buffer.v1.ListStreamsRequest
-	(*ListStreamsResponse)(nil),   // 12: lclstream.buffer.v1.ListStreamsResponse
-	(*DeleteStreamRequest)(nil),   // 13: lclstream.buffer.v1.DeleteStreamRequest
-	(*DeleteStreamResponse)(nil),  // 14: lclstream.buffer.v1.DeleteStreamResponse
-	(*PublishRequest)(nil),        // 15: lclstream.buffer.v1.PublishRequest
-	(*PublishOpen)(nil),           // 16: lclstream.buffer.v1.PublishOpen
-	(*PublishDone)(nil),           // 17: lclstream.buffer.v1.PublishDone
-	(*PublishResponse)(nil),       // 18: lclstream.buffer.v1.PublishResponse
-	(*SubscribeRequest)(nil),      // 19: lclstream.buffer.v1.SubscribeRequest
-	(*SubscribeResponse)(nil),     // 20: lclstream.buffer.v1.SubscribeResponse
-	(*SubscribeStarted)(nil),      // 21: lclstream.buffer.v1.SubscribeStarted
-	(*SubscribeHeartbeat)(nil),    // 22: lclstream.buffer.v1.SubscribeHeartbeat
-	(*AckRequest)(nil),            // 23: lclstream.buffer.v1.AckRequest
-	(*AckResponse)(nil),           // 24: lclstream.buffer.v1.AckResponse
-	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
-	(*v1.EventBatch)(nil),         // 26: lclstream.data.v1.EventBatch
-	(*v1.StreamTotals)(nil),       // 27: lclstream.data.v1.StreamTotals
+	(ShardAssignment)(0),          // 0: lclstream.buffer.v1.ShardAssignment
+	(DeliveryMode)(0),             // 1: lclstream.buffer.v1.DeliveryMode
+	(Stream_State)(0),             // 2: lclstream.buffer.v1.Stream.State
+	(*Stream)(nil),                // 3: lclstream.buffer.v1.Stream
+	(*ConsumerGroup)(nil),         // 4: lclstream.buffer.v1.ConsumerGroup
+	(*StreamMetrics)(nil),         // 5: lclstream.buffer.v1.StreamMetrics
+	(*ProducerMetrics)(nil),       // 6: lclstream.buffer.v1.ProducerMetrics
+	(*GroupMetrics)(nil),          // 7: lclstream.buffer.v1.GroupMetrics
+	(*CreateStreamRequest)(nil),   // 8: lclstream.buffer.v1.CreateStreamRequest
+	(*CreateStreamResponse)(nil),  // 9: lclstream.buffer.v1.CreateStreamResponse
+	(*GetStreamRequest)(nil),      // 10: lclstream.buffer.v1.GetStreamRequest
+	(*GetStreamResponse)(nil),     // 11: lclstream.buffer.v1.GetStreamResponse
+	(*ListStreamsRequest)(nil),    // 12: lclstream.buffer.v1.ListStreamsRequest
+	(*ListStreamsResponse)(nil),   // 13: lclstream.buffer.v1.ListStreamsResponse
+	(*DeleteStreamRequest)(nil),   // 14: lclstream.buffer.v1.DeleteStreamRequest
+	(*DeleteStreamResponse)(nil),  // 15: lclstream.buffer.v1.DeleteStreamResponse
+	(*PublishRequest)(nil),        // 16: lclstream.buffer.v1.PublishRequest
+	(*PublishOpen)(nil),           // 17: lclstream.buffer.v1.PublishOpen
+	(*PublishDone)(nil),           // 18: lclstream.buffer.v1.PublishDone
+	(*PublishResponse)(nil),       // 19: lclstream.buffer.v1.PublishResponse
+	(*SubscribeRequest)(nil),      // 20: lclstream.buffer.v1.SubscribeRequest
+	(*SubscribeResponse)(nil),     // 21: lclstream.buffer.v1.SubscribeResponse
+	(*SubscribeStarted)(nil),      // 22: lclstream.buffer.v1.SubscribeStarted
+	(*SubscribeHeartbeat)(nil),    // 23: lclstream.buffer.v1.SubscribeHeartbeat
+	(*AckRequest)(nil),            // 24: lclstream.buffer.v1.AckRequest
+	(*AckResponse)(nil),           // 25: lclstream.buffer.v1.AckResponse
+	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
+	(*v1.EventBatch)(nil),         // 27: lclstream.data.v1.EventBatch
+	(*v1.StreamTotals)(nil),       // 28: lclstream.data.v1.StreamTotals
 }
 var file_lclstream_buffer_v1_buffer_proto_depIdxs = []int32{
-	3,  // 0: lclstream.buffer.v1.Stream.consumer_groups:type_name -> lclstream.buffer.v1.ConsumerGroup
-	1,  // 1: lclstream.buffer.v1.Stream.state:type_name -> lclstream.buffer.v1.Stream.State
-	4,  // 2: lclstream.buffer.v1.Stream.metrics:type_name -> lclstream.buffer.v1.StreamMetrics
-	25, // 3: lclstream.buffer.v1.Stream.create_time:type_name -> google.protobuf.Timestamp
-	0,  // 4: lclstream.buffer.v1.ConsumerGroup.mode:type_name -> lclstream.buffer.v1.DeliveryMode
-	5,  // 5: lclstream.buffer.v1.StreamMetrics.producers:type_name -> lclstream.buffer.v1.ProducerMetrics
-	6,  // 6: lclstream.buffer.v1.StreamMetrics.groups:type_name -> lclstream.buffer.v1.GroupMetrics
-	2,  // 7: lclstream.buffer.v1.CreateStreamRequest.stream:type_name -> lclstream.buffer.v1.Stream
-	2,  // 8: lclstream.buffer.v1.CreateStreamResponse.stream:type_name -> lclstream.buffer.v1.Stream
-	2,  // 9: lclstream.buffer.v1.GetStreamResponse.stream:type_name -> lclstream.buffer.v1.Stream
-	2,  // 10: lclstream.buffer.v1.ListStreamsResponse.streams:type_name -> lclstream.buffer.v1.Stream
-	16, // 11: lclstream.buffer.v1.PublishRequest.open:type_name -> lclstream.buffer.v1.PublishOpen
-	26, // 12: lclstream.buffer.v1.PublishRequest.batch:type_name -> lclstream.data.v1.EventBatch
-	17, // 13: lclstream.buffer.v1.PublishRequest.done:type_name -> lclstream.buffer.v1.PublishDone
-	21, // 14: lclstream.buffer.v1.SubscribeResponse.started:type_name -> lclstream.buffer.v1.SubscribeStarted
-	26, // 15: lclstream.buffer.v1.SubscribeResponse.batch:type_name -> lclstream.data.v1.EventBatch
-	27, // 16: lclstream.buffer.v1.SubscribeResponse.end_of_stream:type_name -> lclstream.data.v1.StreamTotals
-	22, // 17: lclstream.buffer.v1.SubscribeResponse.heartbeat:type_name -> lclstream.buffer.v1.SubscribeHeartbeat
-	7,  // 18: lclstream.buffer.v1.BufferService.CreateStream:input_type -> lclstream.buffer.v1.CreateStreamRequest
-	9,  // 19: lclstream.buffer.v1.BufferService.GetStream:input_type -> lclstream.buffer.v1.GetStreamRequest
-	11, // 20: lclstream.buffer.v1.BufferService.ListStreams:input_type -> lclstream.buffer.v1.ListStreamsRequest
-	13, // 21: lclstream.buffer.v1.BufferService.DeleteStream:input_type -> lclstream.buffer.v1.DeleteStreamRequest
-	15, // 22: lclstream.buffer.v1.BufferService.Publish:input_type -> lclstream.buffer.v1.PublishRequest
-	19, // 23: lclstream.buffer.v1.BufferService.Subscribe:input_type -> lclstream.buffer.v1.SubscribeRequest
-	23, // 24: lclstream.buffer.v1.BufferService.Ack:input_type -> lclstream.buffer.v1.AckRequest
-	8,  // 25: lclstream.buffer.v1.BufferService.CreateStream:output_type -> lclstream.buffer.v1.CreateStreamResponse
-	10, // 26: lclstream.buffer.v1.BufferService.GetStream:output_type -> lclstream.buffer.v1.GetStreamResponse
-	12, // 27: lclstream.buffer.v1.BufferService.ListStreams:output_type -> lclstream.buffer.v1.ListStreamsResponse
-	14, // 28: lclstream.buffer.v1.BufferService.DeleteStream:output_type -> lclstream.buffer.v1.DeleteStreamResponse
-	18, // 29: lclstream.buffer.v1.BufferService.Publish:output_type -> lclstream.buffer.v1.PublishResponse
-	20, // 30: lclstream.buffer.v1.BufferService.Subscribe:output_type -> lclstream.buffer.v1.SubscribeResponse
-	24, // 31: lclstream.buffer.v1.BufferService.Ack:output_type -> lclstream.buffer.v1.AckResponse
-	25, // [25:32] is the sub-list for method output_type
-	18, // [18:25] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	4,  // 0: lclstream.buffer.v1.Stream.consumer_groups:type_name -> lclstream.buffer.v1.ConsumerGroup
+	2,  // 1: lclstream.buffer.v1.Stream.state:type_name -> lclstream.buffer.v1.Stream.State
+	5,  // 2: lclstream.buffer.v1.Stream.metrics:type_name -> lclstream.buffer.v1.StreamMetrics
+	26, // 3: lclstream.buffer.v1.Stream.create_time:type_name -> google.protobuf.Timestamp
+	1,  // 4: lclstream.buffer.v1.ConsumerGroup.mode:type_name -> lclstream.buffer.v1.DeliveryMode
+	0,  // 5: lclstream.buffer.v1.ConsumerGroup.shard_assignment:type_name -> lclstream.buffer.v1.ShardAssignment
+	6,  // 6: lclstream.buffer.v1.StreamMetrics.producers:type_name -> lclstream.buffer.v1.ProducerMetrics
+	7,  // 7: lclstream.buffer.v1.StreamMetrics.groups:type_name -> lclstream.buffer.v1.GroupMetrics
+	3,  // 8: lclstream.buffer.v1.CreateStreamRequest.stream:type_name -> lclstream.buffer.v1.Stream
+	3,  // 9: lclstream.buffer.v1.CreateStreamResponse.stream:type_name -> lclstream.buffer.v1.Stream
+	3,  // 10: lclstream.buffer.v1.GetStreamResponse.stream:type_name -> lclstream.buffer.v1.Stream
+	3,  // 11: lclstream.buffer.v1.ListStreamsResponse.streams:type_name -> lclstream.buffer.v1.Stream
+	17, // 12: lclstream.buffer.v1.PublishRequest.open:type_name -> lclstream.buffer.v1.PublishOpen
+	27, // 13: lclstream.buffer.v1.PublishRequest.batch:type_name -> lclstream.data.v1.EventBatch
+	18, // 14: lclstream.buffer.v1.PublishRequest.done:type_name -> lclstream.buffer.v1.PublishDone
+	22, // 15: lclstream.buffer.v1.SubscribeResponse.started:type_name -> lclstream.buffer.v1.SubscribeStarted
+	27, // 16: lclstream.buffer.v1.SubscribeResponse.batch:type_name -> lclstream.data.v1.EventBatch
+	28, // 17: lclstream.buffer.v1.SubscribeResponse.end_of_stream:type_name -> lclstream.data.v1.StreamTotals
+	23, // 18: lclstream.buffer.v1.SubscribeResponse.heartbeat:type_name -> lclstream.buffer.v1.SubscribeHeartbeat
+	8,  // 19: lclstream.buffer.v1.BufferService.CreateStream:input_type -> lclstream.buffer.v1.CreateStreamRequest
+	10, // 20: lclstream.buffer.v1.BufferService.GetStream:input_type -> lclstream.buffer.v1.GetStreamRequest
+	12, // 21: lclstream.buffer.v1.BufferService.ListStreams:input_type -> lclstream.buffer.v1.ListStreamsRequest
+	14, // 22: lclstream.buffer.v1.BufferService.DeleteStream:input_type -> lclstream.buffer.v1.DeleteStreamRequest
+	16, // 23: lclstream.buffer.v1.BufferService.Publish:input_type -> lclstream.buffer.v1.PublishRequest
+	20, // 24: lclstream.buffer.v1.BufferService.Subscribe:input_type -> lclstream.buffer.v1.SubscribeRequest
+	24, // 25: lclstream.buffer.v1.BufferService.Ack:input_type -> lclstream.buffer.v1.AckRequest
+	9,  // 26: lclstream.buffer.v1.BufferService.CreateStream:output_type -> lclstream.buffer.v1.CreateStreamResponse
+	11, // 27: lclstream.buffer.v1.BufferService.GetStream:output_type -> lclstream.buffer.v1.GetStreamResponse
+	13, // 28: lclstream.buffer.v1.BufferService.ListStreams:output_type -> lclstream.buffer.v1.ListStreamsResponse
+	15, // 29: lclstream.buffer.v1.BufferService.DeleteStream:output_type -> lclstream.buffer.v1.DeleteStreamResponse
+	19, // 30: lclstream.buffer.v1.BufferService.Publish:output_type -> lclstream.buffer.v1.PublishResponse
+	21, // 31: lclstream.buffer.v1.BufferService.Subscribe:output_type -> lclstream.buffer.v1.SubscribeResponse
+	25, // 32: lclstream.buffer.v1.BufferService.Ack:output_type -> lclstream.buffer.v1.AckResponse
+	26, // [26:33] is the sub-list for method output_type
+	19, // [19:26] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_lclstream_buffer_v1_buffer_proto_init() }
@@ -2126,7 +2200,7 @@ func file_lclstream_buffer_v1_buffer_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lclstream_buffer_v1_buffer_proto_rawDesc), len(file_lclstream_buffer_v1_buffer_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      3,
 			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,

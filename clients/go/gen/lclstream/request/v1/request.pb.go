@@ -1224,6 +1224,146 @@ func (x *WatchDataRequestResponse) GetDataRequest() *DataRequest {
 	return nil
 }
 
+// WatchShardAssignmentRequest joins a consumer group in assigned mode.
+type WatchShardAssignmentRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the request's resource name, `dataRequests/{id}`.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// consumer_group is the group to join; its shard_assignment must be
+	// SHARD_ASSIGNMENT_ASSIGNED.
+	ConsumerGroup string `protobuf:"bytes,2,opt,name=consumer_group,json=consumerGroup,proto3" json:"consumer_group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchShardAssignmentRequest) Reset() {
+	*x = WatchShardAssignmentRequest{}
+	mi := &file_lclstream_request_v1_request_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchShardAssignmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchShardAssignmentRequest) ProtoMessage() {}
+
+func (x *WatchShardAssignmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lclstream_request_v1_request_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchShardAssignmentRequest.ProtoReflect.Descriptor instead.
+func (*WatchShardAssignmentRequest) Descriptor() ([]byte, []int) {
+	return file_lclstream_request_v1_request_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *WatchShardAssignmentRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *WatchShardAssignmentRequest) GetConsumerGroup() string {
+	if x != nil {
+		return x.ConsumerGroup
+	}
+	return ""
+}
+
+// WatchShardAssignmentResponse is the consumer's share of the shards now.
+type WatchShardAssignmentResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// member_id is this consumer's id in the group.
+	MemberId string `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	// generation counts the group's rebalances; it grows with each.
+	Generation uint64 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	// shards are the indices of the shards this consumer reads now; it lets go
+	// of any other it reads (acknowledging what it has done first).
+	Shards []uint32 `protobuf:"varint,3,rep,packed,name=shards,proto3" json:"shards,omitempty"`
+	// member_count is the number of consumers in the group now.
+	MemberCount uint32 `protobuf:"varint,4,opt,name=member_count,json=memberCount,proto3" json:"member_count,omitempty"`
+	// complete is true when every shard has delivered its end of stream to the
+	// group: the consumer is done. It is the last message.
+	Complete      bool `protobuf:"varint,5,opt,name=complete,proto3" json:"complete,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchShardAssignmentResponse) Reset() {
+	*x = WatchShardAssignmentResponse{}
+	mi := &file_lclstream_request_v1_request_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchShardAssignmentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchShardAssignmentResponse) ProtoMessage() {}
+
+func (x *WatchShardAssignmentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lclstream_request_v1_request_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchShardAssignmentResponse.ProtoReflect.Descriptor instead.
+func (*WatchShardAssignmentResponse) Descriptor() ([]byte, []int) {
+	return file_lclstream_request_v1_request_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *WatchShardAssignmentResponse) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *WatchShardAssignmentResponse) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *WatchShardAssignmentResponse) GetShards() []uint32 {
+	if x != nil {
+		return x.Shards
+	}
+	return nil
+}
+
+func (x *WatchShardAssignmentResponse) GetMemberCount() uint32 {
+	if x != nil {
+		return x.MemberCount
+	}
+	return 0
+}
+
+func (x *WatchShardAssignmentResponse) GetComplete() bool {
+	if x != nil {
+		return x.Complete
+	}
+	return false
+}
+
 var File_lclstream_request_v1_request_proto protoreflect.FileDescriptor
 
 const file_lclstream_request_v1_request_proto_rawDesc = "" +
@@ -1321,18 +1461,30 @@ const file_lclstream_request_v1_request_proto_rawDesc = "" +
 	"\vinterval_ms\x18\x02 \x01(\rR\n" +
 	"intervalMs\"`\n" +
 	"\x18WatchDataRequestResponse\x12D\n" +
-	"\fdata_request\x18\x01 \x01(\v2!.lclstream.request.v1.DataRequestR\vdataRequest*T\n" +
+	"\fdata_request\x18\x01 \x01(\v2!.lclstream.request.v1.DataRequestR\vdataRequest\"X\n" +
+	"\x1bWatchShardAssignmentRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +
+	"\x0econsumer_group\x18\x02 \x01(\tR\rconsumerGroup\"\xb2\x01\n" +
+	"\x1cWatchShardAssignmentResponse\x12\x1b\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x02 \x01(\x04R\n" +
+	"generation\x12\x16\n" +
+	"\x06shards\x18\x03 \x03(\rR\x06shards\x12!\n" +
+	"\fmember_count\x18\x04 \x01(\rR\vmemberCount\x12\x1a\n" +
+	"\bcomplete\x18\x05 \x01(\bR\bcomplete*T\n" +
 	"\n" +
 	"Serializer\x12\x1a\n" +
 	"\x16SERIALIZER_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11SERIALIZER_NATIVE\x10\x01\x12\x13\n" +
-	"\x0fSERIALIZER_HDF5\x10\x022\xd5\x04\n" +
+	"\x0fSERIALIZER_HDF5\x10\x022\xd6\x05\n" +
 	"\x12DataRequestService\x12t\n" +
 	"\x11CreateDataRequest\x12..lclstream.request.v1.CreateDataRequestRequest\x1a/.lclstream.request.v1.CreateDataRequestResponse\x12k\n" +
 	"\x0eGetDataRequest\x12+.lclstream.request.v1.GetDataRequestRequest\x1a,.lclstream.request.v1.GetDataRequestResponse\x12q\n" +
 	"\x10ListDataRequests\x12-.lclstream.request.v1.ListDataRequestsRequest\x1a..lclstream.request.v1.ListDataRequestsResponse\x12t\n" +
 	"\x11CancelDataRequest\x12..lclstream.request.v1.CancelDataRequestRequest\x1a/.lclstream.request.v1.CancelDataRequestResponse\x12s\n" +
-	"\x10WatchDataRequest\x12-.lclstream.request.v1.WatchDataRequestRequest\x1a..lclstream.request.v1.WatchDataRequestResponse0\x01B\xcf\x01\n" +
+	"\x10WatchDataRequest\x12-.lclstream.request.v1.WatchDataRequestRequest\x1a..lclstream.request.v1.WatchDataRequestResponse0\x01\x12\x7f\n" +
+	"\x14WatchShardAssignment\x121.lclstream.request.v1.WatchShardAssignmentRequest\x1a2.lclstream.request.v1.WatchShardAssignmentResponse0\x01B\xcf\x01\n" +
 	"\x18com.lclstream.request.v1B\fRequestProtoP\x01Z3lclstream/client/gen/lclstream/request/v1;requestv1\xa2\x02\x03LRX\xaa\x02\x14Lclstream.Request.V1\xca\x02\x14Lclstream\\Request\\V1\xe2\x02 Lclstream\\Request\\V1\\GPBMetadata\xea\x02\x16Lclstream::Request::V1b\x06proto3"
 
 var (
@@ -1348,40 +1500,42 @@ func file_lclstream_request_v1_request_proto_rawDescGZIP() []byte {
 }
 
 var file_lclstream_request_v1_request_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_lclstream_request_v1_request_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_lclstream_request_v1_request_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_lclstream_request_v1_request_proto_goTypes = []any{
-	(Serializer)(0),                   // 0: lclstream.request.v1.Serializer
-	(DataRequest_State)(0),            // 1: lclstream.request.v1.DataRequest.State
-	(*DataRequest)(nil),               // 2: lclstream.request.v1.DataRequest
-	(*DataRequestMetrics)(nil),        // 3: lclstream.request.v1.DataRequestMetrics
-	(*StreamShard)(nil),               // 4: lclstream.request.v1.StreamShard
-	(*JobStatus)(nil),                 // 5: lclstream.request.v1.JobStatus
-	(*CreateDataRequestRequest)(nil),  // 6: lclstream.request.v1.CreateDataRequestRequest
-	(*CreateDataRequestResponse)(nil), // 7: lclstream.request.v1.CreateDataRequestResponse
-	(*GetDataRequestRequest)(nil),     // 8: lclstream.request.v1.GetDataRequestRequest
-	(*GetDataRequestResponse)(nil),    // 9: lclstream.request.v1.GetDataRequestResponse
-	(*ListDataRequestsRequest)(nil),   // 10: lclstream.request.v1.ListDataRequestsRequest
-	(*ListDataRequestsResponse)(nil),  // 11: lclstream.request.v1.ListDataRequestsResponse
-	(*CancelDataRequestRequest)(nil),  // 12: lclstream.request.v1.CancelDataRequestRequest
-	(*CancelDataRequestResponse)(nil), // 13: lclstream.request.v1.CancelDataRequestResponse
-	(*WatchDataRequestRequest)(nil),   // 14: lclstream.request.v1.WatchDataRequestRequest
-	(*WatchDataRequestResponse)(nil),  // 15: lclstream.request.v1.WatchDataRequestResponse
-	(*structpb.Struct)(nil),           // 16: google.protobuf.Struct
-	(*v1.ConsumerGroup)(nil),          // 17: lclstream.buffer.v1.ConsumerGroup
-	(*timestamppb.Timestamp)(nil),     // 18: google.protobuf.Timestamp
-	(*v1.GroupMetrics)(nil),           // 19: lclstream.buffer.v1.GroupMetrics
+	(Serializer)(0),                      // 0: lclstream.request.v1.Serializer
+	(DataRequest_State)(0),               // 1: lclstream.request.v1.DataRequest.State
+	(*DataRequest)(nil),                  // 2: lclstream.request.v1.DataRequest
+	(*DataRequestMetrics)(nil),           // 3: lclstream.request.v1.DataRequestMetrics
+	(*StreamShard)(nil),                  // 4: lclstream.request.v1.StreamShard
+	(*JobStatus)(nil),                    // 5: lclstream.request.v1.JobStatus
+	(*CreateDataRequestRequest)(nil),     // 6: lclstream.request.v1.CreateDataRequestRequest
+	(*CreateDataRequestResponse)(nil),    // 7: lclstream.request.v1.CreateDataRequestResponse
+	(*GetDataRequestRequest)(nil),        // 8: lclstream.request.v1.GetDataRequestRequest
+	(*GetDataRequestResponse)(nil),       // 9: lclstream.request.v1.GetDataRequestResponse
+	(*ListDataRequestsRequest)(nil),      // 10: lclstream.request.v1.ListDataRequestsRequest
+	(*ListDataRequestsResponse)(nil),     // 11: lclstream.request.v1.ListDataRequestsResponse
+	(*CancelDataRequestRequest)(nil),     // 12: lclstream.request.v1.CancelDataRequestRequest
+	(*CancelDataRequestResponse)(nil),    // 13: lclstream.request.v1.CancelDataRequestResponse
+	(*WatchDataRequestRequest)(nil),      // 14: lclstream.request.v1.WatchDataRequestRequest
+	(*WatchDataRequestResponse)(nil),     // 15: lclstream.request.v1.WatchDataRequestResponse
+	(*WatchShardAssignmentRequest)(nil),  // 16: lclstream.request.v1.WatchShardAssignmentRequest
+	(*WatchShardAssignmentResponse)(nil), // 17: lclstream.request.v1.WatchShardAssignmentResponse
+	(*structpb.Struct)(nil),              // 18: google.protobuf.Struct
+	(*v1.ConsumerGroup)(nil),             // 19: lclstream.buffer.v1.ConsumerGroup
+	(*timestamppb.Timestamp)(nil),        // 20: google.protobuf.Timestamp
+	(*v1.GroupMetrics)(nil),              // 21: lclstream.buffer.v1.GroupMetrics
 }
 var file_lclstream_request_v1_request_proto_depIdxs = []int32{
-	16, // 0: lclstream.request.v1.DataRequest.producer:type_name -> google.protobuf.Struct
-	17, // 1: lclstream.request.v1.DataRequest.consumer_groups:type_name -> lclstream.buffer.v1.ConsumerGroup
+	18, // 0: lclstream.request.v1.DataRequest.producer:type_name -> google.protobuf.Struct
+	19, // 1: lclstream.request.v1.DataRequest.consumer_groups:type_name -> lclstream.buffer.v1.ConsumerGroup
 	0,  // 2: lclstream.request.v1.DataRequest.serializer:type_name -> lclstream.request.v1.Serializer
 	1,  // 3: lclstream.request.v1.DataRequest.state:type_name -> lclstream.request.v1.DataRequest.State
 	3,  // 4: lclstream.request.v1.DataRequest.metrics:type_name -> lclstream.request.v1.DataRequestMetrics
-	18, // 5: lclstream.request.v1.DataRequest.create_time:type_name -> google.protobuf.Timestamp
-	18, // 6: lclstream.request.v1.DataRequest.update_time:type_name -> google.protobuf.Timestamp
-	18, // 7: lclstream.request.v1.DataRequest.end_time:type_name -> google.protobuf.Timestamp
+	20, // 5: lclstream.request.v1.DataRequest.create_time:type_name -> google.protobuf.Timestamp
+	20, // 6: lclstream.request.v1.DataRequest.update_time:type_name -> google.protobuf.Timestamp
+	20, // 7: lclstream.request.v1.DataRequest.end_time:type_name -> google.protobuf.Timestamp
 	4,  // 8: lclstream.request.v1.DataRequest.shards:type_name -> lclstream.request.v1.StreamShard
-	19, // 9: lclstream.request.v1.DataRequestMetrics.groups:type_name -> lclstream.buffer.v1.GroupMetrics
+	21, // 9: lclstream.request.v1.DataRequestMetrics.groups:type_name -> lclstream.buffer.v1.GroupMetrics
 	5,  // 10: lclstream.request.v1.DataRequestMetrics.jobs:type_name -> lclstream.request.v1.JobStatus
 	2,  // 11: lclstream.request.v1.CreateDataRequestRequest.data_request:type_name -> lclstream.request.v1.DataRequest
 	2,  // 12: lclstream.request.v1.CreateDataRequestResponse.data_request:type_name -> lclstream.request.v1.DataRequest
@@ -1395,13 +1549,15 @@ var file_lclstream_request_v1_request_proto_depIdxs = []int32{
 	10, // 20: lclstream.request.v1.DataRequestService.ListDataRequests:input_type -> lclstream.request.v1.ListDataRequestsRequest
 	12, // 21: lclstream.request.v1.DataRequestService.CancelDataRequest:input_type -> lclstream.request.v1.CancelDataRequestRequest
 	14, // 22: lclstream.request.v1.DataRequestService.WatchDataRequest:input_type -> lclstream.request.v1.WatchDataRequestRequest
-	7,  // 23: lclstream.request.v1.DataRequestService.CreateDataRequest:output_type -> lclstream.request.v1.CreateDataRequestResponse
-	9,  // 24: lclstream.request.v1.DataRequestService.GetDataRequest:output_type -> lclstream.request.v1.GetDataRequestResponse
-	11, // 25: lclstream.request.v1.DataRequestService.ListDataRequests:output_type -> lclstream.request.v1.ListDataRequestsResponse
-	13, // 26: lclstream.request.v1.DataRequestService.CancelDataRequest:output_type -> lclstream.request.v1.CancelDataRequestResponse
-	15, // 27: lclstream.request.v1.DataRequestService.WatchDataRequest:output_type -> lclstream.request.v1.WatchDataRequestResponse
-	23, // [23:28] is the sub-list for method output_type
-	18, // [18:23] is the sub-list for method input_type
+	16, // 23: lclstream.request.v1.DataRequestService.WatchShardAssignment:input_type -> lclstream.request.v1.WatchShardAssignmentRequest
+	7,  // 24: lclstream.request.v1.DataRequestService.CreateDataRequest:output_type -> lclstream.request.v1.CreateDataRequestResponse
+	9,  // 25: lclstream.request.v1.DataRequestService.GetDataRequest:output_type -> lclstream.request.v1.GetDataRequestResponse
+	11, // 26: lclstream.request.v1.DataRequestService.ListDataRequests:output_type -> lclstream.request.v1.ListDataRequestsResponse
+	13, // 27: lclstream.request.v1.DataRequestService.CancelDataRequest:output_type -> lclstream.request.v1.CancelDataRequestResponse
+	15, // 28: lclstream.request.v1.DataRequestService.WatchDataRequest:output_type -> lclstream.request.v1.WatchDataRequestResponse
+	17, // 29: lclstream.request.v1.DataRequestService.WatchShardAssignment:output_type -> lclstream.request.v1.WatchShardAssignmentResponse
+	24, // [24:30] is the sub-list for method output_type
+	18, // [18:24] is the sub-list for method input_type
 	18, // [18:18] is the sub-list for extension type_name
 	18, // [18:18] is the sub-list for extension extendee
 	0,  // [0:18] is the sub-list for field type_name
@@ -1418,7 +1574,7 @@ func file_lclstream_request_v1_request_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lclstream_request_v1_request_proto_rawDesc), len(file_lclstream_request_v1_request_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   14,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,11 +23,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	DataRequestService_CreateDataRequest_FullMethodName = "/lclstream.request.v1.DataRequestService/CreateDataRequest"
-	DataRequestService_GetDataRequest_FullMethodName    = "/lclstream.request.v1.DataRequestService/GetDataRequest"
-	DataRequestService_ListDataRequests_FullMethodName  = "/lclstream.request.v1.DataRequestService/ListDataRequests"
-	DataRequestService_CancelDataRequest_FullMethodName = "/lclstream.request.v1.DataRequestService/CancelDataRequest"
-	DataRequestService_WatchDataRequest_FullMethodName  = "/lclstream.request.v1.DataRequestService/WatchDataRequest"
+	DataRequestService_CreateDataRequest_FullMethodName    = "/lclstream.request.v1.DataRequestService/CreateDataRequest"
+	DataRequestService_GetDataRequest_FullMethodName       = "/lclstream.request.v1.DataRequestService/GetDataRequest"
+	DataRequestService_ListDataRequests_FullMethodName     = "/lclstream.request.v1.DataRequestService/ListDataRequests"
+	DataRequestService_CancelDataRequest_FullMethodName    = "/lclstream.request.v1.DataRequestService/CancelDataRequest"
+	DataRequestService_WatchDataRequest_FullMethodName     = "/lclstream.request.v1.DataRequestService/WatchDataRequest"
+	DataRequestService_WatchShardAssignment_FullMethodName = "/lclstream.request.v1.DataRequestService/WatchShardAssignment"
 )
 
 // DataRequestServiceClient is the client API for DataRequestService service.
@@ -52,6 +53,14 @@ type DataRequestServiceClient interface {
 	// WatchDataRequest streams the request whenever its state or metrics change,
 	// and ends after a final state.
 	WatchDataRequest(ctx context.Context, in *WatchDataRequestRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchDataRequestResponse], error)
+	// WatchShardAssignment joins a consumer group of the request whose
+	// shard_assignment is SHARD_ASSIGNMENT_ASSIGNED, as one consumer, and
+	// streams the shards it is to read: again whenever the group's consumers
+	// change (a rebalance), and every 15 s. The consumer reads exactly the shards
+	// of the latest message; ending the call leaves the group, and its shards go
+	// to the others. The last message says `complete` when every shard has
+	// delivered its end of stream to the group.
+	WatchShardAssignment(ctx context.Context, in *WatchShardAssignmentRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchShardAssignmentResponse], error)
 }
 
 type dataRequestServiceClient struct {
@@ -121,6 +130,25 @@ func (c *dataRequestServiceClient) WatchDataRequest(ctx context.Context, in *Wat
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type DataRequestService_WatchDataRequestClient = grpc.ServerStreamingClient[WatchDataRequestResponse]
 
+func (c *dataRequestServiceClient) WatchShardAssignment(ctx context.Context, in *WatchShardAssignmentRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchShardAssignmentResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &DataRequestService_ServiceDesc.Streams[1], DataRequestService_WatchShardAssignment_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchShardAssignmentRequest, WatchShardAssignmentResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DataRequestService_WatchShardAssignmentClient = grpc.ServerStreamingClient[WatchShardAssignmentResponse]
+
 // DataRequestServiceServer is the server API for DataRequestService service.
 // All implementations must embed UnimplementedDataRequestServiceServer
 // for forward compatibility.
@@ -143,6 +171,14 @@ type DataRequestServiceServer interface {
 	// WatchDataRequest streams the request whenever its state or metrics change,
 	// and ends after a final state.
 	WatchDataRequest(*WatchDataRequestRequest, grpc.ServerStreamingServer[WatchDataRequestResponse]) error
+	// WatchShardAssignment joins a consumer group of the request whose
+	// shard_assignment is SHARD_ASSIGNMENT_ASSIGNED, as one consumer, and
+	// streams the shards it is to read: again whenever the group's consumers
+	// change (a rebalance), and every 15 s. The consumer reads exactly the shards
+	// of the latest message; ending the call leaves the group, and its shards go
+	// to the others. The last message says `complete` when every shard has
+	// delivered its end of stream to the group.
+	WatchShardAssignment(*WatchShardAssignmentRequest, grpc.ServerStreamingServer[WatchShardAssignmentResponse]) error
 	mustEmbedUnimplementedDataRequestServiceServer()
 }
 
@@ -167,6 +203,9 @@ func (UnimplementedDataRequestServiceServer) CancelDataRequest(context.Context, 
 }
 func (UnimplementedDataRequestServiceServer) WatchDataRequest(*WatchDataRequestRequest, grpc.ServerStreamingServer[WatchDataRequestResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method WatchDataRequest not implemented")
+}
+func (UnimplementedDataRequestServiceServer) WatchShardAssignment(*WatchShardAssignmentRequest, grpc.ServerStreamingServer[WatchShardAssignmentResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method WatchShardAssignment not implemented")
 }
 func (UnimplementedDataRequestServiceServer) mustEmbedUnimplementedDataRequestServiceServer() {}
 func (UnimplementedDataRequestServiceServer) testEmbeddedByValue()                            {}
@@ -272,6 +311,17 @@ func _DataRequestService_WatchDataRequest_Handler(srv interface{}, stream grpc.S
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type DataRequestService_WatchDataRequestServer = grpc.ServerStreamingServer[WatchDataRequestResponse]
 
+func _DataRequestService_WatchShardAssignment_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchShardAssignmentRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(DataRequestServiceServer).WatchShardAssignment(m, &grpc.GenericServerStream[WatchShardAssignmentRequest, WatchShardAssignmentResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DataRequestService_WatchShardAssignmentServer = grpc.ServerStreamingServer[WatchShardAssignmentResponse]
+
 // DataRequestService_ServiceDesc is the grpc.ServiceDesc for DataRequestService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -300,6 +350,11 @@ var DataRequestService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "WatchDataRequest",
 			Handler:       _DataRequestService_WatchDataRequest_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchShardAssignment",
+			Handler:       _DataRequestService_WatchShardAssignment_Handler,
 			ServerStreams: true,
 		},
 	},

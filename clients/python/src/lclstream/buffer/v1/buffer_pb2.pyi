@@ -11,11 +11,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ShardAssignment(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SHARD_ASSIGNMENT_UNSPECIFIED: _ClassVar[ShardAssignment]
+    SHARD_ASSIGNMENT_MERGED: _ClassVar[ShardAssignment]
+    SHARD_ASSIGNMENT_ASSIGNED: _ClassVar[ShardAssignment]
+
 class DeliveryMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     DELIVERY_MODE_UNSPECIFIED: _ClassVar[DeliveryMode]
     DELIVERY_MODE_RELIABLE: _ClassVar[DeliveryMode]
     DELIVERY_MODE_LATEST_ONLY: _ClassVar[DeliveryMode]
+SHARD_ASSIGNMENT_UNSPECIFIED: ShardAssignment
+SHARD_ASSIGNMENT_MERGED: ShardAssignment
+SHARD_ASSIGNMENT_ASSIGNED: ShardAssignment
 DELIVERY_MODE_UNSPECIFIED: DeliveryMode
 DELIVERY_MODE_RELIABLE: DeliveryMode
 DELIVERY_MODE_LATEST_ONLY: DeliveryMode
@@ -67,16 +76,18 @@ class Stream(_message.Message):
     def __init__(self, name: _Optional[str] = ..., owner: _Optional[str] = ..., readers: _Optional[_Iterable[str]] = ..., capacity_bytes: _Optional[int] = ..., retention_bytes: _Optional[int] = ..., durable: bool = ..., producer_count: _Optional[int] = ..., consumer_groups: _Optional[_Iterable[_Union[ConsumerGroup, _Mapping]]] = ..., request: _Optional[str] = ..., state: _Optional[_Union[Stream.State, str]] = ..., state_reason: _Optional[str] = ..., metrics: _Optional[_Union[StreamMetrics, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., shard_count: _Optional[int] = ..., shard_index: _Optional[int] = ...) -> None: ...
 
 class ConsumerGroup(_message.Message):
-    __slots__ = ("name", "mode", "max_in_flight", "ack_timeout_ms")
+    __slots__ = ("name", "mode", "max_in_flight", "ack_timeout_ms", "shard_assignment")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     MAX_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     ACK_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    SHARD_ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
     name: str
     mode: DeliveryMode
     max_in_flight: int
     ack_timeout_ms: int
-    def __init__(self, name: _Optional[str] = ..., mode: _Optional[_Union[DeliveryMode, str]] = ..., max_in_flight: _Optional[int] = ..., ack_timeout_ms: _Optional[int] = ...) -> None: ...
+    shard_assignment: ShardAssignment
+    def __init__(self, name: _Optional[str] = ..., mode: _Optional[_Union[DeliveryMode, str]] = ..., max_in_flight: _Optional[int] = ..., ack_timeout_ms: _Optional[int] = ..., shard_assignment: _Optional[_Union[ShardAssignment, str]] = ...) -> None: ...
 
 class StreamMetrics(_message.Message):
     __slots__ = ("published_batches", "published_events", "published_bytes", "buffered_batches", "buffered_bytes", "publish_bytes_per_second", "producers", "groups")

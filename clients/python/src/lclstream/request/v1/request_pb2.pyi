@@ -210,3 +210,25 @@ class WatchDataRequestResponse(_message.Message):
     DATA_REQUEST_FIELD_NUMBER: _ClassVar[int]
     data_request: DataRequest
     def __init__(self, data_request: _Optional[_Union[DataRequest, _Mapping]] = ...) -> None: ...
+
+class WatchShardAssignmentRequest(_message.Message):
+    __slots__ = ("name", "consumer_group")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONSUMER_GROUP_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    consumer_group: str
+    def __init__(self, name: _Optional[str] = ..., consumer_group: _Optional[str] = ...) -> None: ...
+
+class WatchShardAssignmentResponse(_message.Message):
+    __slots__ = ("member_id", "generation", "shards", "member_count", "complete")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_COUNT_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    generation: int
+    shards: _containers.RepeatedScalarFieldContainer[int]
+    member_count: int
+    complete: bool
+    def __init__(self, member_id: _Optional[str] = ..., generation: _Optional[int] = ..., shards: _Optional[_Iterable[int]] = ..., member_count: _Optional[int] = ..., complete: bool = ...) -> None: ...

@@ -64,6 +64,11 @@ class DataRequestServiceStub(object):
                 request_serializer=lclstream_dot_request_dot_v1_dot_request__pb2.WatchDataRequestRequest.SerializeToString,
                 response_deserializer=lclstream_dot_request_dot_v1_dot_request__pb2.WatchDataRequestResponse.FromString,
                 _registered_method=True)
+        self.WatchShardAssignment = channel.unary_stream(
+                '/lclstream.request.v1.DataRequestService/WatchShardAssignment',
+                request_serializer=lclstream_dot_request_dot_v1_dot_request__pb2.WatchShardAssignmentRequest.SerializeToString,
+                response_deserializer=lclstream_dot_request_dot_v1_dot_request__pb2.WatchShardAssignmentResponse.FromString,
+                _registered_method=True)
 
 
 class DataRequestServiceServicer(object):
@@ -111,6 +116,19 @@ class DataRequestServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchShardAssignment(self, request, context):
+        """WatchShardAssignment joins a consumer group of the request whose
+        shard_assignment is SHARD_ASSIGNMENT_ASSIGNED, as one consumer, and
+        streams the shards it is to read: again whenever the group's consumers
+        change (a rebalance), and every 15 s. The consumer reads exactly the shards
+        of the latest message; ending the call leaves the group, and its shards go
+        to the others. The last message says `complete` when every shard has
+        delivered its end of stream to the group.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DataRequestServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -138,6 +156,11 @@ def add_DataRequestServiceServicer_to_server(servicer, server):
                     servicer.WatchDataRequest,
                     request_deserializer=lclstream_dot_request_dot_v1_dot_request__pb2.WatchDataRequestRequest.FromString,
                     response_serializer=lclstream_dot_request_dot_v1_dot_request__pb2.WatchDataRequestResponse.SerializeToString,
+            ),
+            'WatchShardAssignment': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchShardAssignment,
+                    request_deserializer=lclstream_dot_request_dot_v1_dot_request__pb2.WatchShardAssignmentRequest.FromString,
+                    response_serializer=lclstream_dot_request_dot_v1_dot_request__pb2.WatchShardAssignmentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -280,6 +303,33 @@ class DataRequestService(object):
             '/lclstream.request.v1.DataRequestService/WatchDataRequest',
             lclstream_dot_request_dot_v1_dot_request__pb2.WatchDataRequestRequest.SerializeToString,
             lclstream_dot_request_dot_v1_dot_request__pb2.WatchDataRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchShardAssignment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/lclstream.request.v1.DataRequestService/WatchShardAssignment',
+            lclstream_dot_request_dot_v1_dot_request__pb2.WatchShardAssignmentRequest.SerializeToString,
+            lclstream_dot_request_dot_v1_dot_request__pb2.WatchShardAssignmentResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -396,6 +396,7 @@ async function main() {
       buffer.proc.stop();
     }
     if (only.test("mesh")) await onTheMesh(join(dir, "mesh"), record);
+    if (only.test("shards")) await shardControlPath(join(dir, "shard-control"), record);
     if (only.test("slurm")) {
       if (existsSync("/usr/sbin/slurmctld")) await setupOnSlurm(join(dir, "slurm"), record);
       else console.log("setup on Slurm: skipped, Slurm is not installed (scripts/install-system-deps.sh installs it)");
@@ -553,6 +554,55 @@ async function onTheMesh(stateDir: string, record: (name: string, unit: string, 
     record("end to end MB/s, Jungfrau 4M + peaks", "MB/s", [progress.bytesPerSecond / 1e6]);
   } finally {
     up.stop();
+  }
+}
+
+/**
+ * The control path of sharding, with empty payloads (one small event per
+ * rank, 32 ranks), on a mesh with a pool of 4 buffers: how long placement
+ * takes (CreateDataRequest until every shard has its stream) and how long a
+ * consumer takes to drain the finished stream (subscriptions, merge, end of
+ * stream, totals), with 32 shards against 1. The difference over 31 is what a
+ * shard adds.
+ */
+async function shardControlPath(stateDir: string, record: (name: string, unit: string, values: number[]) => void) {
+  const mesh = await startLocalMesh({ stateDir, logLevel: "error", buffers: 4 });
+  try {
+    const tls = await readCertDir(mesh.endpoints.certDir);
+    const requests = createClient(DataRequestService, createMeshTransport({ baseUrl: mesh.endpoints.request, tls }));
+    const placement: Record<number, number[]> = { 1: [], 32: [] };
+    const drain: Record<number, number[]> = { 1: [], 32: [] };
+    for (let i = 0; i < reps; i++) {
+      for (const shards of [1, 32]) {
+        const producer = syntheticRequest(32, { n: { type: "SyntheticScalar" } }, 1);
+        const started = performance.now();
+        const { dataRequest } = await requests.createDataRequest({ dataRequest: { producer, parallelism: 32, shardCount: shards } as never });
+        const name = dataRequest!.name;
+        for (;;) {
+          const { dataRequest: r } = await requests.getDataRequest({ name });
+          if (r!.shards.length === shards && r!.shards.every((s) => s.stream)) break;
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+        placement[shards]!.push(performance.now() - started);
+        // The producers done first: what follows is the consumer's part alone.
+        for (;;) {
+          const { dataRequest: r } = await requests.getDataRequest({ name });
+          const jobs = r!.metrics?.jobs ?? [];
+          if (jobs.length && jobs.every((j) => j.state === "COMPLETED")) break;
+          if (r!.metrics?.jobs.some((j) => j.state === "FAILED")) throw new Error(`${name}'s producers failed: ${r!.stateReason}`);
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        const drained = performance.now();
+        await fetchRequest({ requests, transportFor: (baseUrl) => createMeshTransport({ baseUrl, tls }), name, signal: new AbortController().signal });
+        drain[shards]!.push(performance.now() - drained);
+      }
+    }
+    record("placement, 1 shard", "ms", placement[1]!);
+    record("placement, 32 shards", "ms", placement[32]!);
+    record("drain of 32 empty batches, 1 shard", "ms", drain[1]!);
+    record("drain of 32 empty batches, 32 shards", "ms", drain[32]!);
+  } finally {
+    await mesh.close();
   }
 }
 

@@ -11,6 +11,7 @@
  * already has, skips redeliveries of it by (shard, seq), and checks the
  * totals over both runs.
  */
+import { setMaxListeners } from "node:events";
 import { existsSync } from "node:fs";
 import { appendFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -207,7 +208,13 @@ export async function fetchRequest(o: FetchOptions): Promise<{ request: DataRequ
     progress.seconds = (performance.now() - started) / 1000;
     progress.bytesPerSecond = (progress.bytes - resumedBytes) / progress.seconds;
   };
-  const buffers = shards.map((s) => createClient(BufferService, o.transportFor(s.bufferEndpoint)));
+  // One connection per buffer endpoint, whatever the number of shards on it.
+  const byEndpoint = new Map<string, Client<typeof BufferService>>();
+  const buffers = shards.map((s) => {
+    let client = byEndpoint.get(s.bufferEndpoint);
+    if (!client) byEndpoint.set(s.bufferEndpoint, (client = createClient(BufferService, o.transportFor(s.bufferEndpoint))));
+    return client;
+  });
   const lags = shards.map(() => 0);
   const lagTimer = setInterval(() => {
     shards.forEach((s, i) =>
@@ -223,6 +230,8 @@ export async function fetchRequest(o: FetchOptions): Promise<{ request: DataRequ
   // One shard failing ends the others.
   const abort = new AbortController();
   const signal = AbortSignal.any([o.signal, abort.signal]);
+  // Every shard's subscription, acknowledgements and reader listen on it.
+  setMaxListeners(10 + 4 * shards.length, signal);
   // Journal lines and progress in arrival order across shards.
   let writing = Promise.resolve();
 

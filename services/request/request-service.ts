@@ -4,6 +4,7 @@
  * request, and hands it to the orchestrator; reads come with live metrics
  * from the buffer and the job queue.
  */
+import { setMaxListeners } from "node:events";
 import { isAbsolute, resolve } from "node:path";
 import { randomBytes } from "node:crypto";
 import { Code, type Client, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
@@ -142,6 +143,8 @@ export function createRequestService(deps: RequestServiceDeps): ServiceImpl<type
     const out = clone(DataRequestSchema, r);
     const shards = shardsOf(r).filter((s) => s.stream);
     if (!shards.length) return out;
+    // One call per shard listens on the caller's signal at once.
+    if (signal) setMaxListeners(16 + shards.length, signal);
     const streams = await Promise.all(
       shards.map((shard) =>
         bufferFor(shard)
@@ -309,6 +312,7 @@ export function createRequestService(deps: RequestServiceDeps): ServiceImpl<type
       const failure = ended();
       if (failure) throw failure;
       const key = `${id}/${group.name}`;
+      setMaxListeners(16 + r.shards.length, ctx.signal);
       const told = new AsyncQueue<Assignment>();
       const member = assigner.join(key, r.shards.length, (a) => told.push(a));
       // Done when every shard delivered its end of stream to the group; ends with the request.

@@ -36,6 +36,7 @@ describe("the Go client against the real mesh", () => {
     expect(result.code, result.output).toBe(0);
     expect(result.output).toContain("--- PASS: TestConsumesAWholeRequestAndChecksTheTotals");
     expect(result.output).toContain("--- PASS: TestConsumesEveryShardOfAShardedRequest");
+    expect(result.output).toContain("--- PASS: TestConsumersOfAnAssignedGroupDivideTheShards");
     expect(result.output).toContain("--- PASS: TestRefusesABadRequestWithInvalidArgument");
   }, 300_000);
 

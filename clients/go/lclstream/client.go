@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -137,21 +138,27 @@ func (c *Client) Consume(ctx context.Context, name, group string, onBatch func(s
 	defer cancel()
 	out := &Consumed{}
 	var mu sync.Mutex // onBatch and the counts, one shard at a time
+	counted := func(seq uint64, b *datav1.EventBatch) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if err := onBatch(seq, b); err != nil {
+			return err
+		}
+		out.Batches++
+		out.Events += uint64(len(b.EventIndices))
+		out.PayloadBytes += payloadBytes(b)
+		return nil
+	}
+	for _, g := range req.ConsumerGroups {
+		if g.Name == group && g.ShardAssignment == bufferv1.ShardAssignment_SHARD_ASSIGNMENT_ASSIGNED && len(shards) > 1 {
+			return out, c.consumeAssigned(ctx, name, group, shards, out, counted)
+		}
+	}
 	totals := make([]*datav1.StreamTotals, len(shards))
 	errs := make(chan error, len(shards))
 	for i, shard := range shards {
 		go func() {
-			t, err := c.consumeShard(ctx, shard, len(shards) > 1, group, func(seq uint64, b *datav1.EventBatch) error {
-				mu.Lock()
-				defer mu.Unlock()
-				if err := onBatch(seq, b); err != nil {
-					return err
-				}
-				out.Batches++
-				out.Events += uint64(len(b.EventIndices))
-				out.PayloadBytes += payloadBytes(b)
-				return nil
-			})
+			t, err := c.consumeShard(ctx, shard, len(shards) > 1, false, group, counted)
 			totals[i] = t
 			if err != nil {
 				cancel() // one shard failing ends the others
@@ -190,9 +197,84 @@ func (c *Client) Consume(ctx context.Context, name, group string, onBatch func(s
 	return out, nil
 }
 
+// consumeAssigned reads, in assigned mode, the shards the request service
+// gives this consumer, letting go of a shard at a rebalance (each batch is
+// acknowledged as it is handled, so nothing done is read again), until the
+// service says every shard is complete. Totals are those of the shards whose
+// end this consumer received.
+func (c *Client) consumeAssigned(ctx context.Context, name, group string, shards []*requestv1.StreamShard, out *Consumed, counted func(uint64, *datav1.EventBatch) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	watch, err := c.Requests.WatchShardAssignment(ctx, &requestv1.WatchShardAssignmentRequest{Name: name, ConsumerGroup: group})
+	if err != nil {
+		return err
+	}
+	type reader struct {
+		stop context.CancelFunc
+		done chan struct{}
+	}
+	readers := map[uint32]*reader{}
+	var mu sync.Mutex
+	var ended []*datav1.StreamTotals
+	for {
+		a, err := watch.Recv()
+		if err != nil {
+			if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+				return cause
+			}
+			return err
+		}
+		for index, r := range readers {
+			if !slices.Contains(a.Shards, index) {
+				r.stop()
+				<-r.done
+				delete(readers, index)
+			}
+		}
+		for _, index := range a.Shards {
+			if readers[index] != nil {
+				continue
+			}
+			shardCtx, stop := context.WithCancel(ctx)
+			r := &reader{stop: stop, done: make(chan struct{})}
+			readers[index] = r
+			go func() {
+				defer close(r.done)
+				t, err := c.consumeShard(shardCtx, shards[index], true, true, group, counted)
+				if err != nil && shardCtx.Err() == nil {
+					cancel(err) // a shard that fails ends the consumer
+					return
+				}
+				if t != nil {
+					mu.Lock()
+					ended = append(ended, t)
+					mu.Unlock()
+				}
+			}()
+		}
+		if a.Complete {
+			for _, r := range readers {
+				<-r.done
+			}
+			if cause := context.Cause(ctx); cause != nil {
+				return cause
+			}
+			out.Totals = &datav1.StreamTotals{}
+			for _, t := range ended {
+				out.Totals.BatchCount += t.BatchCount
+				out.Totals.EventCount += t.EventCount
+				out.Totals.PayloadBytes += t.PayloadBytes
+				out.Totals.ProducerTotals = append(out.Totals.ProducerTotals, t.ProducerTotals...)
+			}
+			return nil
+		}
+	}
+}
+
 // consumeShard reads one shard to its end of stream, acknowledging each
-// batch, and checks its totals against what arrived from it.
-func (c *Client) consumeShard(ctx context.Context, shard *requestv1.StreamShard, sharded bool, group string, onBatch func(seq uint64, b *datav1.EventBatch) error) (*datav1.StreamTotals, error) {
+// batch, and checks its totals against what arrived from it (partial: only
+// that no more arrived, as another consumer may have read part of it).
+func (c *Client) consumeShard(ctx context.Context, shard *requestv1.StreamShard, sharded, partial bool, group string, onBatch func(seq uint64, b *datav1.EventBatch) error) (*datav1.StreamTotals, error) {
 	what := "the stream"
 	if sharded {
 		what = fmt.Sprintf("shard %d (%s)", shard.Index, shard.Stream)
@@ -233,7 +315,7 @@ func (c *Client) consumeShard(ctx context.Context, shard *requestv1.StreamShard,
 			}
 		case *bufferv1.SubscribeResponse_EndOfStream:
 			t := kind.EndOfStream
-			if t.BatchCount != batches || t.EventCount != events {
+			if batches > t.BatchCount || (!partial && (t.BatchCount != batches || t.EventCount != events)) {
 				return t, fmt.Errorf("%s ended with %d batches and %d events, but %d and %d arrived", what, t.BatchCount, t.EventCount, batches, events)
 			}
 			return t, nil

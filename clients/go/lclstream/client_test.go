@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -102,6 +103,55 @@ func TestConsumesEveryShardOfAShardedRequest(t *testing.T) {
 	}
 	if len(seen) != 96 || got.Events != 96 || got.Totals.EventCount != 96 || len(got.Totals.ProducerTotals) != 4 {
 		t.Fatalf("got %+v and %d distinct events, want 96 events from 4 ranks", got, len(seen))
+	}
+}
+
+func TestConsumersOfAnAssignedGroupDivideTheShards(t *testing.T) {
+	client := userClient(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	req, err := client.CreateRequest(ctx, []byte(`{"parallelism": 4, "shard_count": 3,
+		"consumer_groups": [{"name": "workers", "shard_assignment": "SHARD_ASSIGNMENT_ASSIGNED"}],
+		"producer": {
+		"source_identifier": "synthetic:tof:run=4", "skip_incomplete_events": false,
+		"event_source": {"type": "InternalEventSource", "number_of_events_to_generate": 96, "seed": 4, "rate_hz": 60, "paced": true},
+		"data_sources": {"tof": {"type": "SyntheticDigitizer", "channels": 1, "samples": 64}},
+		"processing_pipeline": {"type": "BatchProcessingPipeline", "batch_size": 4},
+		"data_serializer": {"type": "NativeBinarySerializer"}, "data_handlers": []}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[uint64]bool{}
+	perConsumer := [2]int{}
+	firstRead := make(chan struct{})
+	var once sync.Once
+	consume := func(who int) error {
+		_, err := client.Consume(ctx, req.Name, "workers", func(_ uint64, b *datav1.EventBatch) error {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, i := range b.EventIndices {
+				seen[i] = true
+			}
+			perConsumer[who]++
+			if perConsumer[0] >= 2 {
+				once.Do(func() { close(firstRead) })
+			}
+			return nil
+		})
+		return err
+	}
+	errs := make(chan error, 2)
+	go func() { errs <- consume(0) }()
+	<-firstRead
+	go func() { errs <- consume(1) }() // joins: the group rebalances
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(seen) != 96 || perConsumer[1] == 0 {
+		t.Fatalf("%d distinct events (want 96), batches per consumer %v (the second must have had shards)", len(seen), perConsumer)
 	}
 }
 

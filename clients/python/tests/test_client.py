@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -51,6 +52,34 @@ def test_reads_every_shard_of_a_sharded_request_as_one_stream(client, tmp_path):
     # Iterated again on the same journal: nothing new arrives, and the totals still check.
     again = client.batches(request.name, journal_dir=tmp_path / "journal")
     assert list(again) == [] and again.totals.event_count == 120
+
+
+def test_consumers_of_an_assigned_group_divide_the_shards(client):
+    config = tof_request(events=120, batch_size=4, parallelism=4, shard_count=3)
+    config["producer"]["event_source"].update(rate_hz=60, paced=True)
+    config["consumer_groups"] = [{"name": "workers", "shard_assignment": "SHARD_ASSIGNMENT_ASSIGNED"}]
+    request = client.create_request(config)
+    got: dict[str, list] = {"first": [], "second": []}
+    joined = threading.Event()
+
+    def consume(who: str) -> None:
+        for batch in client.batches(request.name, "workers"):
+            got[who].append((batch.shard, batch.event_indices.tolist()))
+            if len(got["first"]) >= 2:
+                joined.set()
+
+    first = threading.Thread(target=consume, args=("first",))
+    first.start()
+    assert joined.wait(30), "the first consumer reads"
+    second = threading.Thread(target=consume, args=("second",))  # joins: the group rebalances
+    second.start()
+    first.join(60)
+    second.join(60)
+    events = [i for who in got for _, indices in got[who] for i in indices]
+    assert sorted(set(events)) == list(range(120)), "every event, at least once, between the two"
+    assert got["second"], "the second consumer was given shards"
+    late = {shard for shard, _ in got["second"]}
+    assert len(late) < 3, "the second consumer read only its share of the shards"
 
 
 def test_reads_hdf5_payloads_with_h5py(client, tmp_path):

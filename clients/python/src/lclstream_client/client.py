@@ -254,6 +254,8 @@ class BatchStream:
         self._responses: list = []
         self._cancelled = False
         self._sharded = False
+        self._assigned = False
+        self._shard_responses: dict[int, Any] = {}
         self._closing = False
 
     def __iter__(self) -> Iterator[Batch]:
@@ -268,8 +270,12 @@ class BatchStream:
             self.events = sum(e["events"] for e in journal.received.values())
         shards = shards_of(request)
         self._sharded = len(shards) > 1
+        self._assigned = self._sharded and any(
+            g.name == self.group and g.shard_assignment == buffer_pb2.SHARD_ASSIGNMENT_ASSIGNED for g in request.consumer_groups
+        )
         self._closing = False
         self._ackers = {}
+        self._shard_responses: dict[int, Any] = {}
         self._counts = {s.index: [0, 0] for s in shards}  # batches and events taken from each shard
         for (shard, _), entry in journal.received.items() if journal else ():
             self._counts[shard][0] += 1
@@ -277,7 +283,9 @@ class BatchStream:
         # Half the window by default: the buffer keeps sending while the other half is acknowledged.
         window = self._max_in_flight or next((g.max_in_flight for g in request.consumer_groups if g.name == self.group), 0) or 16
         every = self._ack_every or max(1, window // 2)
-        if self._sharded:
+        if self._assigned:
+            batches = self._assigned_shards(request, shards, every)
+        elif self._sharded:
             batches = self._merged(request, shards, every)
         else:
             batches = self._read(request, shards[0], every, self._on_caught_up)
@@ -286,7 +294,9 @@ class BatchStream:
                 yield batch  # the consumer's work happens here, before the acknowledgement
                 if not self._manual_ack:
                     self.ack(batch)
-            if self._sharded:
+            if self._assigned:
+                self.totals = sum_totals(self._shard_totals)  # the shards whose end this consumer saw
+            elif self._sharded:
                 self.totals = merge_totals(self._shard_totals, request.parallelism or 1)
         except BaseException as stopped:
             # Ctrl-C, a loop that stopped early, or an error in it or in the stream: a
@@ -384,13 +394,101 @@ class BatchStream:
             for thread in threads:
                 thread.join(timeout=10)
 
-    def _read(self, request, shard, every: int, on_caught_up: Callable[[], None] | None) -> Iterator[Batch]:
-        """One shard's batches to its end of stream, its totals checked (the consumer acknowledges each batch)."""
+    def _assigned_shards(self, request, shards, every: int) -> Iterator[Batch]:
+        """Assigned mode: the shards the request service gives this consumer (WatchShardAssignment), each
+        read by a thread of its own, let go at a rebalance (what was done acknowledged first, the rest
+        redelivered to its next reader), until the service says every shard is complete."""
+        merged: queue.Queue = queue.Queue(maxsize=2 * len(shards))
+        self._shard_totals = []
+        done = object()
+        stop = threading.Event()
+        readers: dict[int, tuple[threading.Thread, threading.Event]] = {}
+
+        def put(item: Any) -> None:
+            while not stop.is_set():
+                try:
+                    merged.put(item, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+
+        def read(shard, let_go: threading.Event) -> None:
+            try:
+                for batch in self._read(request, shard, every, None, let_go):
+                    put(batch)
+            except BaseException as error:  # noqa: BLE001 - raised in the consumer's thread
+                if not let_go.is_set():
+                    put(error)
+
+        def take(index: int) -> None:
+            let_go = threading.Event()
+            thread = threading.Thread(target=read, args=(shards[index], let_go), name=f"lclstream-shard-{index}", daemon=True)
+            readers[index] = (thread, let_go)
+            thread.start()
+
+        def release(index: int) -> None:
+            thread, let_go = readers.pop(index)
+            acker = self._ackers.get(index)
+            if acker:
+                acker.flush()
+            let_go.set()
+            responses = self._shard_responses.get(index)
+            if responses is not None:
+                responses.cancel()
+            thread.join(timeout=10)
+
+        def watch() -> None:
+            try:
+                calls = self._client._requests.WatchShardAssignment(
+                    request_pb2.WatchShardAssignmentRequest(name=self.name, consumer_group=self.group)
+                )
+                self._responses.append(calls)
+                for assignment in calls:
+                    for index in [i for i in readers if i not in assignment.shards]:
+                        release(index)
+                    for index in assignment.shards:
+                        if index not in readers:
+                            take(index)
+                    if assignment.complete:
+                        for thread, _ in list(readers.values()):
+                            thread.join()
+                        put(done)
+                        return
+                put(LclstreamError("UNAVAILABLE", f"the shard assignment of {self.name} ended before the group completed; iterate again to rejoin"))
+            except grpc.RpcError as error:
+                if not self._closing:
+                    put(LclstreamError.from_rpc(error, self._client._has_certificate))
+            except BaseException as error:  # noqa: BLE001 - raised in the consumer's thread
+                put(error)
+
+        watcher = threading.Thread(target=watch, name="lclstream-assignment", daemon=True)
+        watcher.start()
+        try:
+            while True:
+                got = merged.get()
+                if got is done:
+                    return
+                if isinstance(got, BaseException):
+                    raise got
+                yield got
+        finally:
+            stop.set()
+            self._close_responses()
+            watcher.join(timeout=10)
+            for thread, _ in list(readers.values()):
+                thread.join(timeout=10)
+
+    def _read(
+        self, request, shard, every: int, on_caught_up: Callable[[], None] | None, let_go: threading.Event | None = None
+    ) -> Iterator[Batch]:
+        """One shard's batches to its end of stream, its totals checked (the consumer acknowledges each batch);
+        `let_go` set ends it quietly (assigned mode: the shard went to another consumer)."""
         metadata = route_metadata(shard)
         responses = self._client._buffer(shard.buffer_endpoint).Subscribe(
             buffer_pb2.SubscribeRequest(stream=shard.stream, consumer_group=self.group, max_in_flight=self._max_in_flight), metadata=metadata
         )
         self._responses.append(responses)
+        self._shard_responses[shard.index] = responses
         if self._cancelled:
             responses.cancel()
         acker = self._ackers[shard.index] = _Acker(self._client._buffer(shard.buffer_endpoint), shard.stream, self.group, every, metadata)
@@ -413,7 +511,9 @@ class BatchStream:
                     totals = response.end_of_stream
                     batches, events = self._counts[shard.index]
                     # A consumer sharing its group gets a part of the totals: it can only check it got no more.
-                    wrong = batches > totals.batch_count if self._shared else (batches, events) != (totals.batch_count, totals.event_count)
+                    # Assigned mode too: a consumer before a rebalance may have read part of the shard.
+                    partial = self._shared or self._assigned
+                    wrong = batches > totals.batch_count if partial else (batches, events) != (totals.batch_count, totals.event_count)
                     if wrong:
                         raise LclstreamError(
                             "DATA_LOSS",
@@ -429,8 +529,8 @@ class BatchStream:
                     return
             raise LclstreamError("UNAVAILABLE", f"{what} of {self.name} ended without its end-of-stream message; iterate again with the same journal_dir to resume")
         except grpc.RpcError as error:
-            if self._closing:
-                return  # our own cancel, as the consumer stopped
+            if self._closing or (let_go is not None and let_go.is_set()):
+                return  # our own cancel, as the consumer stopped or let go of the shard
             now = self._client.get_request(self.name)
             if now.state in _ENDED:
                 raise LclstreamError(request_pb2.DataRequest.State.Name(now.state), f"{self.name}: {now.state_reason}") from None
@@ -450,18 +550,23 @@ def route_metadata(shard: request_pb2.StreamShard) -> tuple[tuple[str, str], ...
     return (("lclstream-buffer", shard.buffer_route),) if shard.buffer_route else ()
 
 
-def merge_totals(shards: list[data_pb2.StreamTotals], parallelism: int) -> data_pb2.StreamTotals:
-    """The shards' totals as one stream's; every producer rank must be counted exactly once."""
-    producers = sorted((p for t in shards for p in t.producer_totals), key=lambda p: p.producer_rank)
-    ranks = [p.producer_rank for p in producers]
-    if ranks != list(range(parallelism)):
-        raise LclstreamError("DATA_LOSS", f"the shards' totals cover ranks {ranks}, not each of the {parallelism} ranks 0-{parallelism - 1} once")
+def sum_totals(shards: list[data_pb2.StreamTotals]) -> data_pb2.StreamTotals:
+    """Totals added up, producer ranks in order (some shards' totals: no rank is checked)."""
     return data_pb2.StreamTotals(
         batch_count=sum(t.batch_count for t in shards),
         event_count=sum(t.event_count for t in shards),
         payload_bytes=sum(t.payload_bytes for t in shards),
-        producer_totals=producers,
+        producer_totals=sorted((p for t in shards for p in t.producer_totals), key=lambda p: p.producer_rank),
     )
+
+
+def merge_totals(shards: list[data_pb2.StreamTotals], parallelism: int) -> data_pb2.StreamTotals:
+    """The shards' totals as one stream's; every producer rank must be counted exactly once."""
+    total = sum_totals(shards)
+    ranks = [p.producer_rank for p in total.producer_totals]
+    if ranks != list(range(parallelism)):
+        raise LclstreamError("DATA_LOSS", f"the shards' totals cover ranks {ranks}, not each of the {parallelism} ranks 0-{parallelism - 1} once")
+    return total
 
 
 class _Acker:

@@ -179,22 +179,26 @@ func (c *Client) Consume(ctx context.Context, name, group string, onBatch func(s
 		out.Totals = totals[0]
 		return out, nil
 	}
-	out.Totals = &datav1.StreamTotals{}
-	for _, t := range totals {
-		out.Totals.BatchCount += t.BatchCount
-		out.Totals.EventCount += t.EventCount
-		out.Totals.PayloadBytes += t.PayloadBytes
-		out.Totals.ProducerTotals = append(out.Totals.ProducerTotals, t.ProducerTotals...)
-	}
-	sort.Slice(out.Totals.ProducerTotals, func(a, b int) bool {
-		return out.Totals.ProducerTotals[a].ProducerRank < out.Totals.ProducerTotals[b].ProducerRank
-	})
+	out.Totals = sumTotals(totals)
 	for i, p := range out.Totals.ProducerTotals {
 		if p.ProducerRank != uint32(i) || len(out.Totals.ProducerTotals) != max(1, int(req.Parallelism)) {
 			return out, fmt.Errorf("the shards' totals do not cover each of the %d producer ranks once", req.Parallelism)
 		}
 	}
 	return out, nil
+}
+
+// sumTotals adds shards' totals up, producer ranks in order.
+func sumTotals(shards []*datav1.StreamTotals) *datav1.StreamTotals {
+	sum := &datav1.StreamTotals{}
+	for _, t := range shards {
+		sum.BatchCount += t.BatchCount
+		sum.EventCount += t.EventCount
+		sum.PayloadBytes += t.PayloadBytes
+		sum.ProducerTotals = append(sum.ProducerTotals, t.ProducerTotals...)
+	}
+	sort.Slice(sum.ProducerTotals, func(a, b int) bool { return sum.ProducerTotals[a].ProducerRank < sum.ProducerTotals[b].ProducerRank })
+	return sum
 }
 
 // consumeAssigned reads, in assigned mode, the shards the request service
@@ -259,13 +263,7 @@ func (c *Client) consumeAssigned(ctx context.Context, name, group string, shards
 			if cause := context.Cause(ctx); cause != nil {
 				return cause
 			}
-			out.Totals = &datav1.StreamTotals{}
-			for _, t := range ended {
-				out.Totals.BatchCount += t.BatchCount
-				out.Totals.EventCount += t.EventCount
-				out.Totals.PayloadBytes += t.PayloadBytes
-				out.Totals.ProducerTotals = append(out.Totals.ProducerTotals, t.ProducerTotals...)
-			}
+			out.Totals = sumTotals(ended)
 			return nil
 		}
 	}

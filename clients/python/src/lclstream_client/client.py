@@ -345,19 +345,11 @@ class BatchStream:
 
     def _merged(self, request, shards, every: int) -> Iterator[Batch]:
         """Every shard's batches as they arrive, each shard read by a thread of its own; ends when all have ended."""
-        merged: queue.Queue = queue.Queue(maxsize=2 * len(shards))
+        merged = _Merged(2 * len(shards))
         caught_up: set[int] = set()
         self._shard_totals: list[data_pb2.StreamTotals] = []
         done = object()
-        stop = threading.Event()
-
-        def put(item: Any) -> None:
-            while not stop.is_set():
-                try:
-                    merged.put(item, timeout=0.1)
-                    return
-                except queue.Full:
-                    continue
+        put = merged.put
 
         def caught_up_on(index: int) -> Callable[[], None]:
             def note() -> None:
@@ -381,7 +373,7 @@ class BatchStream:
         ended = 0
         try:
             while ended < len(shards):
-                got = merged.get()
+                got = merged.queue.get()
                 if got is done:
                     ended += 1
                 elif isinstance(got, BaseException):
@@ -389,7 +381,7 @@ class BatchStream:
                 else:
                     yield got
         finally:
-            stop.set()
+            merged.stop.set()
             self._close_responses()
             for thread in threads:
                 thread.join(timeout=10)
@@ -398,19 +390,11 @@ class BatchStream:
         """Assigned mode: the shards the request service gives this consumer (WatchShardAssignment), each
         read by a thread of its own, let go at a rebalance (what was done acknowledged first, the rest
         redelivered to its next reader), until the service says every shard is complete."""
-        merged: queue.Queue = queue.Queue(maxsize=2 * len(shards))
+        merged = _Merged(2 * len(shards))
         self._shard_totals = []
         done = object()
-        stop = threading.Event()
+        put = merged.put
         readers: dict[int, tuple[threading.Thread, threading.Event]] = {}
-
-        def put(item: Any) -> None:
-            while not stop.is_set():
-                try:
-                    merged.put(item, timeout=0.1)
-                    return
-                except queue.Full:
-                    continue
 
         def read(shard, let_go: threading.Event) -> None:
             try:
@@ -465,14 +449,14 @@ class BatchStream:
         watcher.start()
         try:
             while True:
-                got = merged.get()
+                got = merged.queue.get()
                 if got is done:
                     return
                 if isinstance(got, BaseException):
                     raise got
                 yield got
         finally:
-            stop.set()
+            merged.stop.set()
             self._close_responses()
             watcher.join(timeout=10)
             for thread, _ in list(readers.values()):
@@ -567,6 +551,23 @@ def merge_totals(shards: list[data_pb2.StreamTotals], parallelism: int) -> data_
     if ranks != list(range(parallelism)):
         raise LclstreamError("DATA_LOSS", f"the shards' totals cover ranks {ranks}, not each of the {parallelism} ranks 0-{parallelism - 1} once")
     return total
+
+
+class _Merged:
+    """The shards' readers' batches (and their ends and errors) for the consumer's thread: a bounded
+    queue whose `put` gives up once `stop` is set, so a reader never blocks on a consumer that left."""
+
+    def __init__(self, size: int):
+        self.queue: queue.Queue = queue.Queue(maxsize=size)
+        self.stop = threading.Event()
+
+    def put(self, item: Any) -> None:
+        while not self.stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
 
 
 class _Acker:

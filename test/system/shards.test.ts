@@ -1,10 +1,12 @@
 /**
- * Sharded requests on a mesh with a pool of 3 buffers, 2 of them processes of
- * their own: 4 producer ranks over 3 shards read by two consumer groups, each
- * reading every shard merged; a durable shard's buffer SIGKILLed mid-request,
- * with nothing lost; a non-durable one, failing the request with the shard's
- * name; the viewer's gateway showing every shard; and every shard reached
- * through the front door (HAProxy) by its route. Each ends with the totals checked against what the producers made.
+ * Sharded requests on a mesh with a pool of 3 buffer processes: 4 producer
+ * ranks over 3 shards read by a merged group and by an assigned group (its
+ * consumers dividing the shards, one of them killed with SIGKILL); a durable
+ * shard's buffer SIGKILLed mid-request, with nothing lost; a non-durable one,
+ * failing the request with the shard's name while another request goes on;
+ * the viewer's gateway showing every shard; and every shard reached through
+ * the front door (HAProxy) by its route. Each ends with the totals checked
+ * against what the producers made.
  */
 import { spawn } from "node:child_process";
 import { readdir, readFile } from "node:fs/promises";
@@ -32,7 +34,8 @@ const events = 120;
 const producer = internalConfig(events, { tof: { type: "SyntheticDigitizer", channels: 1, samples: 64 } }, { seed: 7, rateHz: 60, paced: true, batchSize: 3 });
 
 describe("sharded requests over a pool of 3 buffers", () => {
-  const m = useLocalMesh({ buffers: 3 });
+  // Every buffer a process of its own, as deployed, so that any of them can be killed.
+  const m = useLocalMesh({ buffers: 3, bufferProcess: true });
   const requests = () => createClient(DataRequestService, createMeshTransport({ baseUrl: m.mesh.endpoints.request, tls: m.tls }));
   const fetch = (name: string, o: { group?: string; out?: string; onProgress?: (p: FetchProgress) => void } = {}) =>
     fetchRequest({
@@ -222,17 +225,26 @@ describe("sharded requests over a pool of 3 buffers", () => {
     }
   }, 90_000);
 
-  it("fails a request whose non-durable shard is lost with its buffer, naming the shard", async () => {
+  it("fails a request whose non-durable shard is lost with its buffer, naming the shard; another request on the other buffers is unaffected", async () => {
     const { dataRequest } = await requests().createDataRequest({ dataRequest: { producer, parallelism: 3, shardCount: 3 } as never });
     const name = dataRequest!.name;
+    await expect.poll(async () => (await state(name)).shards.every((s) => s.stream), { timeout: 20_000 }).toBe(true);
+    // Another request, with one shard: placed beside one of the first's.
+    const other = (await requests().createDataRequest({ dataRequest: { producer } as never })).dataRequest!.name;
+    await expect.poll(async () => (await state(other)).bufferEndpoint, { timeout: 20_000 }).not.toBe("");
+    const otherBuffer = (await state(other)).bufferEndpoint;
+    const victim = m.mesh.endpoints.buffers.findIndex((url, i) => i > 0 && url !== otherBuffer);
     let crashed: Promise<void> | undefined;
-    const result = fetch(name, { onProgress: (p) => void (crashed ??= p.batches >= 6 ? m.mesh.crashBuffer(1) : undefined) });
+    const result = fetch(name, { onProgress: (p) => void (crashed ??= p.batches >= 6 ? m.mesh.crashBuffer(victim) : undefined) });
+    const untouched = fetch(other);
     await expect(result).rejects.toThrow(/failed: its shard \d \(streams\/\S+ on https:\/\/127\.0\.0\.1:\d+\) was lost/);
     await crashed;
     const r = await state(name);
-    const lost = r.shards.find((s) => s.bufferEndpoint === m.mesh.endpoints.buffers[1]);
+    const lost = r.shards.find((s) => s.bufferEndpoint === m.mesh.endpoints.buffers[victim]);
     expect(r.state).toBe(State.FAILED);
     expect(r.stateReason).toContain(`its shard ${lost!.index} (${lost!.stream} on ${lost!.bufferEndpoint}) was lost`);
+    expect((await untouched).totals.eventCount, "the request on the other buffers got everything").toBe(BigInt(events));
+    await expect.poll(async () => (await state(other)).state, { timeout: 30_000 }).toBe(State.SUCCEEDED);
   }, 90_000);
 });
 

@@ -7,6 +7,8 @@ MODE is how it reads:
   client  lclstream_client's BatchStream: arrays decoded, each batch acknowledged once the next is taken
   torch   lclstream_client.torch: a StreamLoader with 2 fork-started DataLoader workers sharing the group,
           whole batches as tensors, acknowledged from the loop
+  torch-alone  the same DataLoader (2 fork-started workers, 1 MiB tensors made from fresh bytes, as a
+          message's are) with no network at all: what torch's worker-to-loop handing costs here
 
 JSON has url, stream, group, count, warmupCount and the PEMs (caPem, certPem, keyPem). It times batches
 warmupCount + 1 to count, and prints {"bytes", "seconds", "cpuMs"} (cpuMs: this process's, so not the
@@ -91,9 +93,27 @@ def torch_loader(args: dict, meter: Meter) -> None:
             return
 
 
+def torch_alone(args: dict, meter: Meter) -> None:
+    import numpy as np
+    import torch
+    from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+    chunk = bytes(args["chunkBytes"])
+
+    class Frames(IterableDataset):
+        def __iter__(self):
+            workers = get_worker_info().num_workers
+            for _ in range(args["count"] // workers + 1):
+                yield {"frame": torch.from_numpy(np.frombuffer(bytearray(chunk), dtype=np.float32))}
+
+    for batch in DataLoader(Frames(), batch_size=None, num_workers=2, multiprocessing_context="fork"):
+        if meter.add(batch["frame"].nbytes):
+            return
+
+
 if __name__ == "__main__":
     mode, settings = sys.argv[1], json.loads(sys.argv[2])
     meter = Meter(settings["count"], settings["warmupCount"])
-    {"grpcio": bare_grpcio, "client": client, "torch": torch_loader}[mode](settings, meter)
+    {"grpcio": bare_grpcio, "client": client, "torch": torch_loader, "torch-alone": torch_alone}[mode](settings, meter)
     print(json.dumps(meter.result), flush=True)
     os._exit(0)  # the stream is not drained to its end: leave without waiting on the calls still open

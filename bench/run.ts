@@ -345,6 +345,9 @@ async function main() {
         ];
         const runs = readers.map(() => [] as { mbps: number; cpuMsPerMiB: number }[]);
         for (let i = 0; i < reps; i++) for (const [j, [, read]] of readers.entries()) runs[j]!.push(await drainHeld(buffer, MiB, 600, 200, read, true));
+        // torch's own handing from workers to the loop, with no network: with the grpcio reader, it bounds the DataLoader.
+        const alone = await repeat(async () => mbps(await pythonReader("torch-alone")({ chunkBytes: MiB, count: 800, warmupCount: 200 } as DrainArgs)));
+        record("torch DataLoader 2 workers alone (no network) 1MiB", "MB/s", alone);
         for (const [j, [name]] of readers.entries()) {
           record(
             name,
@@ -484,9 +487,17 @@ async function main() {
   // Not a target: the fan-out ratio raw TLS itself reaches here, where every process shares the same cores.
   const ceiling = has("raw TLS fan-out 4 sinks 1MiB", "raw TLS relay 1MiB") ? m("raw TLS fan-out 4 sinks 1MiB") / m("raw TLS relay 1MiB") : undefined;
   if (ceiling !== undefined) console.log(`  ${"raw TLS: 4 sinks vs 1 (the ceiling)".padEnd(46)} ${ceiling.toFixed(2).padStart(6)}`);
+  // Not a target either: the DataLoader ratio two cores allow, each of the grpcio reader and torch's own handing
+  // from workers to the loop (measured alone) keeping both busy, so that at best their times per MiB add up.
+  const alone = "torch DataLoader 2 workers alone (no network) 1MiB";
+  const loaderCeiling = has(alone, "bare grpcio drain 1MiB") ? m(alone) / (m(alone) + m("bare grpcio drain 1MiB")) : undefined;
+  if (loaderCeiling !== undefined) console.log(`  ${"DataLoader vs grpcio reader: the ceiling".padEnd(46)} ${loaderCeiling.toFixed(2).padStart(6)}`);
   mkdirSync(resultsDir, { recursive: true });
   const file = join(resultsDir, `${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
-  writeFileSync(file, `${JSON.stringify({ machine, reps, measureMs, only: only.source, results, targets, unmeasured, fanOutCeiling: ceiling }, null, 2)}\n`);
+  writeFileSync(
+    file,
+    `${JSON.stringify({ machine, reps, measureMs, only: only.source, results, targets, unmeasured, fanOutCeiling: ceiling, loaderCeiling }, null, 2)}\n`,
+  );
   console.log(`\nwritten to ${file}`);
   if (!unmeasured.length) console.log(`bench/README.md now shows ${updateBenchReadme(benchSourceDir)}`);
 }
@@ -498,6 +509,7 @@ interface DrainArgs {
   stream: string;
   group: string;
   count: number;
+  chunkBytes?: number;
   warmupCount: number;
 }
 
@@ -507,7 +519,7 @@ const pythonDrainScript = fileURLToPath(new URL("../../bench/python_drain.py", i
 const pythonClientSrc = fileURLToPath(new URL("../../clients/python/src", import.meta.url));
 
 /** A Python consumer of held batches (bench/python_drain.py, in the client's environment), reading as `mode` says. */
-function pythonReader(mode: "grpcio" | "client" | "torch") {
+function pythonReader(mode: "grpcio" | "client" | "torch" | "torch-alone") {
   return (args: DrainArgs) =>
     new Promise<any>((resolve, reject) => {
       const { tls, ...rest } = args;

@@ -18,6 +18,8 @@ export interface BenchResult {
   results: Record<string, { values: number[]; median: number; spread: number; unit: string }>;
   targets: Target[];
   fanOutCeiling?: number;
+  /** What two cores allow the DataLoader against the grpcio reader (torch alone and the reader each keep both busy). */
+  loaderCeiling?: number;
 }
 
 const start = "<!-- bench-table:start (made by `npm run bench:table`; do not edit) -->";
@@ -50,6 +52,9 @@ export function renderBenchTables(file: string, result: BenchResult): string {
   ];
   if (result.fanOutCeiling !== undefined) {
     lines.push(`| (not a target) raw TLS, 4 sinks vs 1: the machine's fan-out ceiling | ${figure(result.fanOutCeiling)} | | |`);
+  }
+  if (result.loaderCeiling !== undefined) {
+    lines.push(`| (not a target) DataLoader vs grpcio reader: the ceiling two cores allow | ${figure(result.loaderCeiling)} | | |`);
   }
   lines.push("", "| measure | median | runs | spread (max − min) / median |", "|---|---|---|---|");
   for (const [name, r] of Object.entries(result.results)) {

@@ -492,11 +492,18 @@ async function main() {
   const alone = "torch DataLoader 2 workers alone (no network) 1MiB";
   const loaderCeiling = has(alone, "bare grpcio drain 1MiB") ? m(alone) / (m(alone) + m("bare grpcio drain 1MiB")) : undefined;
   if (loaderCeiling !== undefined) console.log(`  ${"DataLoader vs grpcio reader: the ceiling".padEnd(46)} ${loaderCeiling.toFixed(2).padStart(6)}`);
+  // And the psana ratio two cores allow: psana's own CPU per MiB plus what raw TLS one hop costs with both cores
+  // busy (no gRPC, pipe or buffer at all), against the bare loop.
+  const bare = "psana bare loop, 4 MiB frames";
+  const psanaCeiling = has(bare, `${bare}, CPU`, "raw TLS one hop 1MiB")
+    ? 2000 / (m(`${bare}, CPU`) + 2000 / (m("raw TLS one hop 1MiB") / 1.048576)) / (m(bare) / 1.048576)
+    : undefined;
+  if (psanaCeiling !== undefined) console.log(`  ${"psana producer vs bare loop: the ceiling".padEnd(46)} ${psanaCeiling.toFixed(2).padStart(6)}`);
   mkdirSync(resultsDir, { recursive: true });
   const file = join(resultsDir, `${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
   writeFileSync(
     file,
-    `${JSON.stringify({ machine, reps, measureMs, only: only.source, results, targets, unmeasured, fanOutCeiling: ceiling, loaderCeiling }, null, 2)}\n`,
+    `${JSON.stringify({ machine, reps, measureMs, only: only.source, results, targets, unmeasured, fanOutCeiling: ceiling, loaderCeiling, psanaCeiling }, null, 2)}\n`,
   );
   console.log(`\nwritten to ${file}`);
   if (!unmeasured.length) console.log(`bench/README.md now shows ${updateBenchReadme(benchSourceDir)}`);

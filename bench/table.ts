@@ -20,6 +20,8 @@ export interface BenchResult {
   fanOutCeiling?: number;
   /** What two cores allow the DataLoader against the grpcio reader (torch alone and the reader each keep both busy). */
   loaderCeiling?: number;
+  /** What two cores allow a psana producer against the bare loop (psana's CPU and raw TLS one hop's, added up). */
+  psanaCeiling?: number;
 }
 
 const start = "<!-- bench-table:start (made by `npm run bench:table`; do not edit) -->";
@@ -55,6 +57,9 @@ export function renderBenchTables(file: string, result: BenchResult): string {
   }
   if (result.loaderCeiling !== undefined) {
     lines.push(`| (not a target) DataLoader vs grpcio reader: the ceiling two cores allow | ${figure(result.loaderCeiling)} | | |`);
+  }
+  if (result.psanaCeiling !== undefined) {
+    lines.push(`| (not a target) psana producer vs bare loop: the ceiling two cores allow | ${figure(result.psanaCeiling)} | | |`);
   }
   lines.push("", "| measure | median | runs | spread (max − min) / median |", "|---|---|---|---|");
   for (const [name, r] of Object.entries(result.results)) {

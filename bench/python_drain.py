@@ -7,7 +7,7 @@ MODE is how it reads:
   client  lclstream_client's BatchStream: arrays decoded, each batch acknowledged once the next is taken
   torch   lclstream_client.torch: a StreamLoader with 2 fork-started DataLoader workers sharing the group,
           whole batches as tensors, acknowledged from the loop
-  torch-alone  the same DataLoader (2 fork-started workers, 1 MiB tensors made from fresh bytes, as a
+  torch-alone  the same DataLoader (2 fork-started workers, 1 MiB read-only tensors over bytes, as a
           message's are) with no network at all: what torch's worker-to-loop handing costs here
 
 JSON has url, stream, group, count, warmupCount and the PEMs (caPem, certPem, keyPem). It times batches
@@ -98,17 +98,33 @@ def torch_alone(args: dict, meter: Meter) -> None:
     import torch
     from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-    chunk = bytes(args["chunkBytes"])
+    # 64 distinct buffers, more than the caches hold, handed out in turn: memory as cold as a new
+    # message's, without a copy the real path does not make.
+    chunks = [bytes([i]) * args["chunkBytes"] for i in range(64)]
 
     class Frames(IterableDataset):
         def __iter__(self):
             workers = get_worker_info().num_workers
-            for _ in range(args["count"] // workers + 1):
-                yield {"frame": torch.from_numpy(np.frombuffer(bytearray(chunk), dtype=np.float32))}
+            for i in range(args["count"] // workers + 1):
+                yield {"frame": torch.from_numpy(np.frombuffer(chunks[i % len(chunks)], dtype=np.float32))}
 
-    for batch in DataLoader(Frames(), batch_size=None, num_workers=2, multiprocessing_context="fork"):
+    import gc
+    import resource
+
+    def cpu_seconds() -> float:
+        """This process's CPU and its finished children's (the workers, once joined)."""
+        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+    before = cpu_seconds()
+    batches = iter(DataLoader(Frames(), batch_size=None, num_workers=2, multiprocessing_context="fork"))
+    for batch in batches:
         if meter.add(batch["frame"].nbytes):
-            return
+            break
+    del batches, batch  # the workers stop and are joined: their CPU is counted
+    gc.collect()
+    # Every process's CPU per MiB handed over, workers and loop alike.
+    meter.result["allCpuMsPerMiB"] = (cpu_seconds() - before) * 1000 / (meter.received * args["chunkBytes"] / 2**20)
 
 
 if __name__ == "__main__":

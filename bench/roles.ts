@@ -141,6 +141,8 @@ async function tlsSource() {
   };
   socket.on("secureConnect", write);
   socket.on("drain", write);
+  // The sink closes the connection once it has measured: the end of this role, not a failure.
+  socket.on("error", () => process.exit(0));
 }
 
 /**

@@ -291,6 +291,8 @@ func (c *Client) consumeShard(ctx context.Context, shard *requestv1.StreamShard,
 	}
 	var batches, events uint64
 	consumerID := ""
+	acks := newAcker(ctx, buffer, shard.Stream, group, &consumerID)
+	defer acks.close()
 	for {
 		res, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -308,7 +310,7 @@ func (c *Client) consumeShard(ctx context.Context, shard *requestv1.StreamShard,
 			}
 			batches++
 			events += uint64(len(kind.Batch.EventIndices))
-			if _, err := buffer.Ack(ctx, &bufferv1.AckRequest{Stream: shard.Stream, ConsumerGroup: group, ConsumerId: consumerID, Seqs: []uint64{res.Seq}}); err != nil {
+			if err := acks.add(res.Seq); err != nil {
 				return nil, err
 			}
 		case *bufferv1.SubscribeResponse_EndOfStream:
@@ -320,6 +322,72 @@ func (c *Client) consumeShard(ctx context.Context, shard *requestv1.StreamShard,
 		}
 	}
 }
+
+// acker acknowledges a subscription's seqs beside it, without holding up the
+// reading: in groups of 16, or 20 ms after the first of a group, one Ack
+// call at a time. A failed Ack ends the subscription (what was not
+// acknowledged is delivered again).
+type acker struct {
+	seqs chan uint64
+	err  chan error
+	once sync.Once
+}
+
+func newAcker(ctx context.Context, buffer bufferv1.BufferServiceClient, stream, group string, consumerID *string) *acker {
+	a := &acker{seqs: make(chan uint64, 64), err: make(chan error, 1)}
+	go func() {
+		var pending []uint64
+		timer := time.NewTimer(time.Hour)
+		timer.Stop()
+		send := func() bool {
+			if len(pending) == 0 {
+				return true
+			}
+			// consumerID was set by the started message, before the first batch came through the channel.
+			_, err := buffer.Ack(ctx, &bufferv1.AckRequest{Stream: stream, ConsumerGroup: group, ConsumerId: *consumerID, Seqs: pending})
+			pending = nil
+			if err != nil {
+				a.err <- err
+				return false
+			}
+			return true
+		}
+		for {
+			select {
+			case seq, open := <-a.seqs:
+				if !open {
+					return
+				}
+				pending = append(pending, seq)
+				if len(pending) >= 16 {
+					timer.Stop()
+					if !send() {
+						return
+					}
+				} else if len(pending) == 1 {
+					timer.Reset(20 * time.Millisecond)
+				}
+			case <-timer.C:
+				if !send() {
+					return
+				}
+			}
+		}
+	}()
+	return a
+}
+
+// add queues seq for acknowledgement; it reports an Ack that failed earlier.
+func (a *acker) add(seq uint64) error {
+	select {
+	case err := <-a.err:
+		return err
+	case a.seqs <- seq:
+		return nil
+	}
+}
+
+func (a *acker) close() { a.once.Do(func() { close(a.seqs) }) }
 
 func payloadBytes(b *datav1.EventBatch) uint64 {
 	if s := b.GetSerialized(); s != nil {

@@ -131,6 +131,10 @@ export function createBufferHandler(options: BufferHandlerOptions): BatchHandler
   const signal = AbortSignal.any([options.signal, closed.signal]);
   const retained: Retained[] = [];
   let retainedBytes = 0;
+  // One past the last seq handed to the transport (the publish call took it), and one past the last queued:
+  // the difference is the pipeline's lead.
+  let taken = 0;
+  let queued = 0;
   let wake: (() => void) | undefined;
   let ended: { batches: number; events: number; skipped?: number } | undefined;
   let failure: unknown;
@@ -140,6 +144,18 @@ export function createBufferHandler(options: BufferHandlerOptions): BatchHandler
     wake = undefined;
   };
   const waitForNews = () => new Promise<void>((resolve) => (wake = resolve));
+  // The pipeline waits here while more than `maxAhead` batches wait for the transport: HTTP/2 flow control
+  // (and the buffer's capacity behind it) paces the producer, not sleeps.
+  const maxAhead = 2;
+  let onTaken: (() => void) | undefined;
+  const wakePipeline = () => {
+    onTaken?.();
+    onTaken = undefined;
+  };
+  const took = (seq: number) => {
+    taken = Math.max(taken, seq + 1);
+    wakePipeline();
+  };
 
   const open = { kind: { case: "open", value: { stream: options.stream, producerRank: options.rank, publishToken: options.token } } };
 
@@ -148,7 +164,13 @@ export function createBufferHandler(options: BufferHandlerOptions): BatchHandler
    * answers with the rank's next seq, for anyone holding the token) and
    * forgets what it has.
    */
-  async function confirm(): Promise<number> {
+  let confirming: Promise<number> | undefined;
+  /** One confirmation at a time: a caller while one is under way shares it. */
+  function confirm(): Promise<number> {
+    confirming ??= confirmOnce().finally(() => (confirming = undefined));
+    return confirming;
+  }
+  async function confirmOnce(): Promise<number> {
     const { nextSeq } = await wire.publish(
       (async function* () {
         yield open;
@@ -172,6 +194,7 @@ export function createBufferHandler(options: BufferHandlerOptions): BatchHandler
       if (item) {
         next = item.seq + 1;
         yield { kind: { case: "batch", value: item.bytes } };
+        took(item.seq);
         continue;
       }
       if (ended) break;
@@ -205,6 +228,7 @@ export function createBufferHandler(options: BufferHandlerOptions): BatchHandler
   })().catch((error) => {
     failure = error;
     notify();
+    wakePipeline();
     throw error;
   });
   publishing.catch(() => undefined);
@@ -222,14 +246,21 @@ export function createBufferHandler(options: BufferHandlerOptions): BatchHandler
           Code.ResourceExhausted,
         );
       }
+      // Sent but not yet confirmed stays bounded: the buffer says how far it got. What it has not confirmed is
+      // at most the HTTP/2 windows' worth in flight, so one ask is enough; it pauses only when the buffer took
+      // nothing since the last.
       while (retainedBytes > maxUnconfirmed) {
+        const before = retainedBytes;
         await confirm().catch(() => undefined);
         if (failure) throw failure;
-        if (retainedBytes > maxUnconfirmed) await new Promise((r) => setTimeout(r, 20));
+        if (retainedBytes >= before) await new Promise((r) => setTimeout(r, 5)); // the buffer took nothing more yet
       }
       retained.push({ seq: Number(b.batch.seq), bytes: b.bytes });
       retainedBytes += b.bytes.byteLength;
+      queued = Number(b.batch.seq) + 1;
       notify();
+      while (queued - taken > maxAhead && !failure && !signal.aborted) await new Promise<void>((r) => (onTaken = r));
+      if (failure) throw failure;
     },
     async finish(totals) {
       ended = totals;
@@ -243,6 +274,7 @@ export function createBufferHandler(options: BufferHandlerOptions): BatchHandler
     close() {
       clearInterval(confirmer);
       closed.abort(new ConnectError("the producer stopped", Code.Canceled));
+      wakePipeline();
     },
   };
 }

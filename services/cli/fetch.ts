@@ -153,6 +153,9 @@ async function openJournal(out: string, request: string, group: string): Promise
   return { received, append: (r) => appendFile(journal, `${JSON.stringify(r)}\n`) };
 }
 
+/** A shard in an error message: "the stream" when the request has only one. */
+const shardName = (shard: StreamShard, sharded: boolean) => (sharded ? `shard ${shard.index} (${shard.stream})` : "the stream");
+
 /**
  * One shard's end of stream, checked against what arrived from it; `shared`
  * (assigned mode: another consumer may have read part of the shard before a
@@ -161,15 +164,14 @@ async function openJournal(out: string, request: string, group: string): Promise
 function checkShard(shard: StreamShard, totals: StreamTotals, got: { batches: number; events: number }, sharded: boolean, shared: boolean) {
   const wrong = shared ? BigInt(got.batches) > totals.batchCount : totals.eventCount !== BigInt(got.events) || totals.batchCount !== BigInt(got.batches);
   if (wrong) {
-    const what = sharded ? `shard ${shard.index} (${shard.stream})` : "the stream";
     throw new Error(
-      `${what} ended with ${totals.batchCount} batches and ${totals.eventCount} events, but ${got.batches} batches and ${got.events} events arrived`,
+      `${shardName(shard, sharded)} ended with ${totals.batchCount} batches and ${totals.eventCount} events, but ${got.batches} batches and ${got.events} events arrived`,
     );
   }
   const ranks = totals.producerTotals.map((p) => p.producerRank).sort((a, b) => a - b);
   if (sharded && ranks.join() !== [...shard.producerRanks].sort((a, b) => a - b).join()) {
     throw new Error(
-      `shard ${shard.index} (${shard.stream}) ended with the totals of ranks ${ranks.join(", ")}, but ranks ${shard.producerRanks.join(", ")} publish to it`,
+      `${shardName(shard, sharded)} ended with the totals of ranks ${ranks.join(", ")}, but ranks ${shard.producerRanks.join(", ")} publish to it`,
     );
   }
 }
@@ -232,7 +234,7 @@ export async function fetchRequest(o: FetchOptions): Promise<{ request: DataRequ
   const signal = AbortSignal.any([o.signal, abort.signal]);
   // Every shard's subscription, acknowledgements and reader listen on it.
   setMaxListeners(10 + 4 * shards.length, signal);
-  // Journal lines and progress in arrival order across shards.
+  // What is written and journaled, in arrival order across shards.
   let writing = Promise.resolve();
 
   /** How one shard is read: until `signal` (a rebalance takes the shard away), its acknowledgements in `acks`. */
@@ -261,12 +263,15 @@ export async function fetchRequest(o: FetchOptions): Promise<{ request: DataRequ
           if (!seen.has(`${shard.index}:${r.seq}`)) {
             const got: Received = { seq: String(r.seq), events: batch.eventIndices.length, bytes: payloadBytes(batch), hits: hitsOf(batch) };
             if (sharded) got.shard = shard.index;
-            const written = writing.then(async () => {
-              if (o.out) await write(batch, o.out, o.format ?? "native");
-              await journal?.append(got);
-            });
-            writing = written.catch(() => undefined);
-            await written;
+            if (o.out) {
+              // In arrival order across shards, one batch at a time.
+              const written = writing.then(async () => {
+                await write(batch, o.out!, o.format ?? "native");
+                await journal?.append(got);
+              });
+              writing = written.catch(() => undefined);
+              await written;
+            }
             count(got);
             tick();
             o.onProgress?.(progress);
@@ -295,7 +300,7 @@ export async function fetchRequest(o: FetchOptions): Promise<{ request: DataRequ
       try {
         const totals = await subscribeOnce(shard, buffer, reading);
         if (totals) return totals;
-        throw new Error(`${sharded ? `shard ${shard.index} (${shard.stream})` : "the stream"} of ${o.name} ended without its end-of-stream message`);
+        throw new Error(`${shardName(shard, sharded)} of ${o.name} ended without its end-of-stream message`);
       } catch (error) {
         const code = error instanceof ConnectError ? error.code : undefined;
         if (reading.signal.aborted || (code !== Code.Unavailable && code !== Code.Canceled) || Date.now() > giveUpAt) throw error;

@@ -6,6 +6,7 @@
  */
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { type BufferService, Stream_State } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
+import type { StreamShard } from "../../gen/lclstream/request/v1/request_pb.js";
 
 /** One buffer of the pool. */
 export interface BufferMember {
@@ -16,6 +17,11 @@ export interface BufferMember {
   consumerUrl: string;
   /** Behind the front door, the `lclstream-buffer` header value that routes to this buffer (none for the first). */
   route?: string;
+}
+
+/** The buffer of `pool` that holds `shard`: the one consumers reach by its endpoint and route. */
+export function memberOf(pool: BufferMember[], shard: StreamShard): BufferMember | undefined {
+  return pool.find((b) => b.consumerUrl === shard.bufferEndpoint && (b.route ?? "") === shard.bufferRoute);
 }
 
 /** A buffer's load as placement weighs it: its streams still in use, then the bytes they hold. */

@@ -23,7 +23,7 @@ import type { Logger } from "../common/logger.js";
 import type { ProducerConfig } from "../producer/config.js";
 import { findProducerFailure } from "../producer/run.js";
 import { ranksOfShard, shardsOf } from "../common/shards.js";
-import { type BufferMember, placeShards, probeLoads } from "./buffer-pool.js";
+import { type BufferMember, memberOf, placeShards, probeLoads } from "./buffer-pool.js";
 import { finalStates, type RequestStore } from "./request-store.js";
 
 export interface OrchestratorOptions {
@@ -88,9 +88,18 @@ export class Orchestrator {
 
   /** The buffer that holds a shard, found by the endpoint the request names. */
   #bufferOf(shard: StreamShard): BufferMember {
-    const member = this.#options.buffers.find((b) => b.consumerUrl === shard.bufferEndpoint && (b.route ?? "") === shard.bufferRoute);
+    const member = memberOf(this.#options.buffers, shard);
     if (!member) throw new ConnectError(`${shardInWords(shard)} is on a buffer this service no longer has in its pool`, Code.FailedPrecondition);
     return member;
+  }
+
+  /** A shard's stream now; undefined when its buffer does not answer. */
+  async #streamOf(shard: StreamShard, signal: AbortSignal) {
+    return (
+      await this.#bufferOf(shard)
+        .client.getStream({ name: shard.stream }, { signal })
+        .catch(() => undefined)
+    )?.stream;
   }
 
   /** Deletes every shard's stream (best effort: a buffer that is gone keeps nothing of a non-durable stream). */
@@ -194,11 +203,7 @@ export class Orchestrator {
       await sleep(Math.min(1000, limitMs / 4), signal);
       // A group has a consumer when any shard sees one (a consumer may read some shards only).
       for (const shard of r.shards) {
-        const s = (
-          await this.#bufferOf(shard)
-            .client.getStream({ name: shard.stream }, { signal })
-            .catch(() => undefined)
-        )?.stream;
+        const s = await this.#streamOf(shard, signal);
         // A shard lost while its producers run (its buffer restarted without it) ends the request now, saying which.
         if (s?.state === Stream_State.LOST && !signal.aborted) {
           await this.#stop(id, State.FAILED, `${lostInWords(r, shard)} was lost: ${s.stateReason}`);
@@ -239,11 +244,7 @@ export class Orchestrator {
   /** Why the request failed when one of its shards was lost (its producers fail with it): which shard, and why; else undefined. */
   async #lostShard(r: DataRequest, signal: AbortSignal): Promise<string | undefined> {
     for (const shard of r.shards) {
-      const s = (
-        await this.#bufferOf(shard)
-          .client.getStream({ name: shard.stream }, { signal })
-          .catch(() => undefined)
-      )?.stream;
+      const s = await this.#streamOf(shard, signal);
       if (s?.state === Stream_State.LOST) return `${lostInWords(r, shard)} was lost: ${s.stateReason}`;
     }
     return undefined;

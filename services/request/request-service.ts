@@ -32,7 +32,7 @@ import { callerOf } from "../common/peer.js";
 import type { Policy } from "../common/policy.js";
 import { checkConfig } from "../producer/producer-service.js";
 import type { CheckedConfig } from "../producer/config.js";
-import type { BufferMember } from "./buffer-pool.js";
+import { type BufferMember, memberOf } from "./buffer-pool.js";
 import type { Orchestrator } from "./orchestrator.js";
 import { shardsOf } from "../common/shards.js";
 import { finalStates, type RequestStore } from "./request-store.js";
@@ -136,7 +136,7 @@ export function createRequestService(deps: RequestServiceDeps): ServiceImpl<type
   }
 
   const assigner = new ShardAssigner();
-  const bufferFor = (shard: StreamShard) => deps.buffers.find((b) => b.consumerUrl === shard.bufferEndpoint && (b.route ?? "") === shard.bufferRoute);
+  const bufferFor = (shard: StreamShard) => memberOf(deps.buffers, shard);
 
   /** The request with live metrics from its shards' streams (summed) and its jobs. */
   async function withMetrics(r: DataRequest, signal?: AbortSignal): Promise<DataRequest> {

@@ -182,8 +182,11 @@ class StreamDataset(IterableDataset):
                 yield tensors, _Held(batch, 1)
 
     def __len__(self) -> int:
-        """Events (batches with `per_event=False`) in the whole stream, once the producers have finished;
-        until then the length is unknown (TypeError, as for any iterable without one)."""
+        """Events (batches with `per_event=False`) in the whole stream, once the producers have finished
+        (or this process has seen the stream's end); until then the length is unknown (TypeError, as
+        for any iterable without one)."""
+        if self.totals is not None:  # the end of stream's own count: the request may not have moved on yet
+            return int(self.totals.event_count if self.per_event else self.totals.batch_count)
         request = self._client_here().get_request(self.name)
         if request.state not in _PRODUCERS_DONE:
             raise TypeError(f"the length of {self.name} is known once its producers have finished (it is {request_pb2.DataRequest.State.Name(request.state)})")
@@ -327,7 +330,7 @@ class _LoopAcks:
         self._buffers = {s.index: client._buffer(s.buffer_endpoint) for s in self._shards}
         # One per shard (see done for when they send).
         self._ackers = {s.index: _Acker(self._buffers[s.index], s.stream, group, dataset.ack_every or 8, route_metadata(s)) for s in self._shards}
-        self._sent_at = 0.0
+        self._sent_at = self._done_at = 0.0
         self._journal = Journal(dataset.journal_dir, dataset.name, group) if dataset.journal_dir else None
         self._left: dict[tuple[int, int], int] = {}
 
@@ -340,12 +343,17 @@ class _LoopAcks:
             if self._journal:
                 self._journal.record(seq, events, nbytes, shard if self._sharded else None)
             self._ackers[shard].add(seq)
-        # At once when the loop is slower than one loader batch per 5 ms, so that a worker that dies leaves
-        # only the loader batch the loop was in to be delivered again. A faster loop acknowledges in groups
-        # (8 seqs, or 20 ms after the first): an Ack call per 1 MiB batch cost the loop and the buffer a
-        # fifth of the throughput, and a crash then gives back at most those 5 ms of batches.
+        # A loop slower than one loader batch per 20 ms waits for the buffer's answer (under a millisecond
+        # on a warm channel, so under 5% of its time): a worker that dies then leaves only the loader batch
+        # the loop was in to be delivered again. A faster loop sends at once from 5 ms apart, and below
+        # that in groups (8 seqs, or 20 ms after the first): an Ack call per 1 MiB batch cost the loop and
+        # the buffer a fifth of the throughput, and a crash then gives back at most those 20 ms of batches.
         now = time.monotonic()
-        if now - self._sent_at >= 0.005:
+        slow, self._done_at = now - self._done_at >= 0.02, now
+        if slow:
+            for acker in self._ackers.values():
+                acker.flush()
+        elif now - self._sent_at >= 0.005:
             self._sent_at = now
             for acker in self._ackers.values():
                 acker.send()

@@ -16,7 +16,7 @@ import { createPeaknetStep, createStep, type Step } from "./processing.js";
 import { Hdf5Source } from "./sources/hdf5.js";
 import { createSimplonSerializer } from "./simplon.js";
 import { InternalSource } from "./sources/internal.js";
-import { Psana2Source } from "./sources/psana.js";
+import { Psana2Source, type RankShare } from "./sources/psana.js";
 
 /** Says that psana1 cannot run here (the check of a config that names it fails with this). */
 function psana1Refused(): ConfigError {
@@ -32,8 +32,8 @@ function psana1Refused(): ConfigError {
   );
 }
 
-/** Opens the event source a config names. */
-export async function openSource(config: ProducerConfig): Promise<EventSource> {
+/** Opens the event source a config names; `reading` says which rank's events will be read, when known (psana starts reading them at once). */
+export async function openSource(config: ProducerConfig, reading?: RankShare): Promise<EventSource> {
   switch (config.event_source.type) {
     case "InternalEventSource":
       return new InternalSource(config);
@@ -42,7 +42,7 @@ export async function openSource(config: ProducerConfig): Promise<EventSource> {
     case "Psana1EventSource":
       throw psana1Refused();
     case "Psana2EventSource":
-      return Psana2Source.open(config);
+      return Psana2Source.open(config, reading);
   }
 }
 

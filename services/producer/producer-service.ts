@@ -178,7 +178,7 @@ export function createProducerService(deps: ProducerServiceDeps): ServiceImpl<ty
       }
       const ranks = req.rankCount || 1;
       if (req.rank >= ranks) throw invalidArgument(producerDomain, [{ field: "rank", description: `must be below rank_count ${ranks}` }]);
-      const source = await openSource(config).catch(refuseConfig("config"));
+      const source = await openSource(config, { rank: req.rank, ranks, start: Number(req.startEvent) }).catch(refuseConfig("config"));
       try {
         pipelineFields(config, source); // an HDF5 source's fields are known only now
       } catch (error) {

@@ -86,7 +86,7 @@ export async function produce(config: ProducerConfig, options: ProduceOptions): 
   if (!Number.isInteger(options.rank) || !Number.isInteger(options.ranks) || options.rank < 0 || options.rank >= options.ranks) {
     throw new Error(`rank ${options.rank} of ${options.ranks} makes no sense: ranks count from 0 and stay below the rank count`);
   }
-  const source = await openSource(config);
+  const source = await openSource(config, { rank: options.rank, ranks: options.ranks, start: options.startEvent ?? 0 });
   const handlers = await handlersFor(config, options).catch((error) => {
     source.close();
     throw error;

@@ -111,13 +111,20 @@ describe("an XTC2 run through the whole mesh, read by psana", () => {
     expect(got.stderr).toMatch(/failed: producer rank 0 failed: .*data_sources\.detector_data: no detector 'nope' in this run .*the run has .*xppcspad/);
   });
 
-  it("ends the psana reader when its producer rank is killed", { timeout: 60_000 }, async () => {
-    // A rank stuck sending to a ZeroMQ peer that never comes, its reader blocked behind it.
-    const config = parseYaml(readFileSync(join(fixtures, "lclstreamer-psana2-mfx.yaml"), "utf8"));
-    config.source_identifier = `exp=xpptut15,run=14,dir=${xtc}`;
-    config.data_sources.detector_data.psana_name = "xppcspad";
-    config.processing_pipeline.batch_size = 1;
-    config.data_handlers = [{ type: "BinaryDataStreamingDataHandler", urls: ["tcp://127.0.0.1:9"], role: "client" }];
+  it("starts one psana reader for a rank, and ends it when the rank is killed", { timeout: 60_000 }, async () => {
+    // A rank stuck sending to a ZeroMQ peer that never comes, its reader blocked behind it: 80 MiB of frames, more than it reads ahead.
+    const dir = join(stateDir, "big");
+    await mkdir(dir);
+    execFileSync(psanaPython(), [frameWriter, join(dir, "xpptut15-r0015-s000-c000.xtc2"), "--events", "80", "--shape", "1,512,1024", "--run", "15"], { stdio: "ignore" });
+    const config = {
+      source_identifier: `exp=xpptut15,run=15,dir=${dir}`,
+      skip_incomplete_events: false,
+      event_source: { type: "Psana2EventSource" },
+      data_sources: { frames: { type: "Psana2DetectorInterface", psana_name: "jungfrau", psana_fields: "raw.raw", dtype: "uint16" } },
+      processing_pipeline: { type: "BatchProcessingPipeline", batch_size: 1 },
+      data_serializer: { type: "NativeBinarySerializer" },
+      data_handlers: [{ type: "BinaryDataStreamingDataHandler", urls: ["tcp://127.0.0.1:9"], role: "client" }],
+    };
     const file = join(stateDir, "stuck.yaml");
     await writeFile(file, stringify(config));
     const producer = spawn(process.execPath, [lclstreamBin, "produce", "--config", file], { stdio: "ignore" });
@@ -128,6 +135,10 @@ describe("an XTC2 run through the whole mesh, read by psana", () => {
       reader = Number(/^\s*(\d+) .*psana_reader\.py/m.exec(children)?.[1]) || undefined;
     }
     expect(reader).toBeDefined();
+    // The reader that found the run's fields is the one that reads the rank's events (psana starts once).
+    await new Promise((r) => setTimeout(r, 1500));
+    const readers = spawnSync("ps", ["-o", "pid=,args=", "--ppid", String(producer.pid)], { encoding: "utf8" }).stdout.match(/^\s*\d+ .*psana_reader\.py/gm);
+    expect(readers?.map((line) => Number(line.trim().split(" ")[0]))).toEqual([reader]);
     producer.kill("SIGKILL");
     let alive = true;
     for (let i = 0; i < 50 && alive; i++) {

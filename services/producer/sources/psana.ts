@@ -1,14 +1,16 @@
 /**
  * lclstreamer's Psana2EventSource: LCLS-II XTC2 runs read by the real psana,
  * in a Python reader process per producer rank (psana_reader.py), whose
- * arrays arrive as their bytes on a pipe (one copy into a typed array, no
- * per-element conversion). The reader dies with its rank.
+ * arrays arrive as their bytes on a pipe, read into the memory the event's
+ * typed arrays view (no per-element conversion). The reader dies with its rank.
  */
-import { type ChildProcessByStdio, execFile, spawn } from "node:child_process";
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { type ChildProcessByStdio, execFile, execFileSync, spawn } from "node:child_process";
+import { closeSync, constants, existsSync, mkdtempSync, openSync, read, readdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
+import { AsyncQueue } from "../../common/async-queue.js";
 import { ConfigError, type DataSourceConfig, type ProducerConfig } from "../config.js";
 import type { DetectorEvent, EventSource, FieldInfo } from "../event.js";
 import { type Dtype, type NdArray, size as elements, typedView, zeros } from "../ndarray.js";
@@ -90,6 +92,9 @@ const readerScript = fileURLToPath(
   ),
 );
 
+/** Which events a rank reads: every `ranks`-th from `start`, from the `rank`-th on. */
+export type RankShare = { rank: number; ranks: number; start: number };
+
 type ReaderSpec = {
   files: string[];
   max_events: number;
@@ -100,6 +105,9 @@ type ReaderSpec = {
   start: number;
   probe?: boolean;
 };
+
+/** A header and the payload its sizes `n` describe. */
+type Frame = { header: Header; payload: Buffer };
 
 interface Header {
   fields?: ({ name: string; dtype: Dtype; shape: number[] } | { name: string; text: true })[];
@@ -112,14 +120,48 @@ interface Header {
   end?: boolean;
 }
 
-/** A reader process and the frames it writes. */
+/** fs.read as a promise: the bytes read (0 at the end of the pipe). */
+const readInto = (fd: number, into: Buffer, at: number): Promise<number> =>
+  new Promise((done, fail) => read(fd, into, at, into.length - at, null, (error, n) => (error ? fail(error) : done(n))));
+
+/**
+ * A reader process and the frames it writes. They come on a real pipe (a FIFO
+ * made for it and unlinked at once; the child's stdout through libuv would be
+ * a socket read in 64 KiB chunks), with Linux's 1 MiB pipe buffer, read by
+ * fs.read straight into each payload's own memory: no chunks to gather, no
+ * copy, a few reads a frame.
+ */
 class Reader {
-  readonly child: ChildProcessByStdio<Writable, Readable, Readable>;
+  readonly child: ChildProcessByStdio<Writable, null, Readable>;
   #stderr = "";
   readonly #exited: Promise<number | null>;
+  /** The pipe's reading end; closed once no read is in flight (closing under a read could read another file that took its number). */
+  readonly #fd: number;
+  #reading = false;
+  #closed = false;
 
   constructor(spec: ReaderSpec) {
-    this.child = spawn(psanaPython(), [readerScript, JSON.stringify(spec)], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, PS_PARALLEL: "none" } });
+    const dir = mkdtempSync(join(tmpdir(), "lclstream-psana-"));
+    const fifo = join(dir, "frames");
+    let writing: number;
+    try {
+      execFileSync("mkfifo", ["-m", "600", fifo]);
+      // Opened in this order none of them blocks: a non-blocking reader lets the writer open, the writer the blocking reader.
+      const opening = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+      writing = openSync(fifo, constants.O_WRONLY);
+      this.#fd = openSync(fifo, constants.O_RDONLY);
+      closeSync(opening);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    try {
+      this.child = spawn(psanaPython(), [readerScript, JSON.stringify(spec)], {
+        stdio: ["pipe", writing, "pipe"],
+        env: { ...process.env, PS_PARALLEL: "none" },
+      }) as ChildProcessByStdio<Writable, null, Readable>;
+    } finally {
+      closeSync(writing); // the child's is now the only writer: its exit ends the pipe
+    }
     this.child.stderr.setEncoding("utf8").on("data", (s: string) => {
       this.#stderr = (this.#stderr + s).slice(-8192);
     });
@@ -132,65 +174,88 @@ class Reader {
     });
   }
 
-  /** Frames (header and payload) as they arrive; throws the reader's own last line when it fails. */
-  async *frames(): AsyncGenerator<{ header: Header; payload: Buffer }> {
-    // Chunks as they came (64 KiB pipe reads); a payload is copied out of them once, into its own memory.
-    const chunks: Buffer[] = [];
-    let buffered = 0;
-    const take = (n: number): Buffer => {
-      buffered -= n;
-      const first = chunks[0];
-      if (first && first.length >= n) {
-        chunks[0] = first.subarray(n);
-        if (!chunks[0].length) chunks.shift();
-        return first.subarray(0, n);
-      }
-      const out = Buffer.allocUnsafeSlow(n);
-      for (let at = 0; at < n; ) {
-        const c = chunks[0]!;
-        const used = Math.min(c.length, n - at);
-        c.copy(out, at, 0, used);
-        at += used;
-        if (used === c.length) chunks.shift();
-        else chunks[0] = c.subarray(used);
-      }
-      return out;
-    };
-    let header: Header | undefined;
-    let want = 0;
-    for await (const chunk of this.child.stdout as AsyncIterable<Buffer>) {
-      chunks.push(chunk);
-      buffered += chunk.length;
-      for (;;) {
-        if (!header) {
-          if (buffered < 4) break;
-          // The length, read in place (a pipe read may end inside it).
-          const length = (chunks[0]!.length >= 4 ? chunks[0]! : Buffer.concat(chunks)).readUInt32LE(0);
-          if (buffered < 4 + length) break;
-          take(4);
-          header = JSON.parse(take(length).toString("utf8")) as Header;
-          want = (header.n ?? []).reduce((a, b) => a + Math.max(0, b), 0);
-        }
-        if (buffered < want) break;
-        const payload = want ? take(want) : Buffer.alloc(0);
-        const done = header;
-        header = undefined;
-        yield { header: done, payload };
-        if (done.end) return;
-      }
+  /** The next n bytes of the pipe in memory of their own; undefined at its end. */
+  async #next(n: number, own = false): Promise<Buffer | undefined> {
+    const out = own ? Buffer.allocUnsafeSlow(n) : Buffer.allocUnsafe(n);
+    for (let at = 0; at < n; ) {
+      const got = await readInto(this.#fd, out, at);
+      if (!got) return undefined;
+      at += got;
     }
+    return out;
+  }
+
+  /** The next frame on the pipe; undefined at its end. */
+  async #frame(): Promise<Frame | undefined> {
+    const length = await this.#next(4);
+    const text = length && (await this.#next(length.readUInt32LE(0)));
+    if (!text) return undefined;
+    const header = JSON.parse(text.toString("utf8")) as Header;
+    const want = (header.n ?? []).reduce((a, b) => a + Math.max(0, b), 0);
+    const payload = want ? await this.#next(want, true) : Buffer.alloc(0);
+    return payload && { header, payload };
+  }
+
+  /**
+   * Frames (header and payload), read up to `aheadBytes` ahead of the caller,
+   * so that psana goes on reading while the rank encodes and publishes (the
+   * pipe alone holds 1 MiB); throws the reader's own last line when it fails.
+   */
+  async *frames(aheadBytes = 0): AsyncGenerator<Frame> {
+    const queue = new AsyncQueue<Frame>();
+    let held = 0;
+    let taken: (() => void) | undefined;
+    let stopped = false;
+    const pump = async () => {
+      this.#reading = true;
+      try {
+        for (let frame = await this.#frame(); frame; frame = await this.#frame()) {
+          queue.push(frame);
+          held += frame.payload.length;
+          if (frame.header.end) return queue.close();
+          while (held > aheadBytes && !stopped) await new Promise<void>((resolve) => (taken = resolve));
+          if (stopped) return;
+        }
+      } finally {
+        this.#reading = false;
+        this.#closeFd();
+      }
+      queue.fail(await this.#failure());
+    };
+    pump().catch((error) => queue.fail(error));
+    try {
+      for await (const frame of queue.drain()) {
+        held -= frame.payload.length;
+        taken?.();
+        yield frame;
+      }
+    } finally {
+      stopped = true;
+      taken?.();
+    }
+  }
+
+  /** Why the pipe ended early: the reader's own last line, else its exit. */
+  async #failure(): Promise<Error> {
     const code = await this.#exited;
     const last = this.#stderr
       .trim()
       .split("\n")
       .filter((l) => l.startsWith("psana: "))
       .at(-1);
-    throw new Error(last ?? `the psana reader stopped (exit ${code}): ${this.#stderr.trim().split("\n").at(-1) ?? "no message"}`);
+    return new Error(last ?? `the psana reader stopped (exit ${code}): ${this.#stderr.trim().split("\n").at(-1) ?? "no message"}`);
+  }
+
+  #closeFd() {
+    if (this.#closed) return;
+    this.#closed = true;
+    closeSync(this.#fd);
   }
 
   close() {
     this.child.stdin.end();
-    if (this.child.exitCode === null) this.child.kill();
+    if (this.child.exitCode === null) this.child.kill(); // a read under way then ends with the pipe
+    if (!this.#reading) this.#closeFd();
   }
 }
 
@@ -207,6 +272,9 @@ function psanaSources(config: ProducerConfig): object[] {
     .map(([name, s]) => ({ name, ...(s as DataSourceConfig) }));
 }
 
+/** How far a rank's reader runs ahead of its pipeline: a few 4 MiB frames. */
+const readAheadBytes = 32 << 20;
+
 export class Psana2Source implements EventSource {
   /** Unknown until the run is read through. */
   readonly eventCount = 0;
@@ -214,6 +282,8 @@ export class Psana2Source implements EventSource {
   readonly #spec: Omit<ReaderSpec, "rank" | "ranks" | "start">;
   readonly #config: ProducerConfig;
   #readers = new Set<Reader>();
+  /** The reader open() started for a rank, its first frame read, until that rank's events() takes it. */
+  #kept: (RankShare & { reader: Reader; frames: AsyncGenerator<Frame> }) | undefined;
 
   private constructor(config: ProducerConfig, spec: Omit<ReaderSpec, "rank" | "ranks" | "start">, fields: FieldInfo[]) {
     this.#config = config;
@@ -221,34 +291,41 @@ export class Psana2Source implements EventSource {
     this.#fields = fields;
   }
 
-  /** Opens the run: its fields' types and shapes come from its first events. */
-  static async open(config: ProducerConfig): Promise<Psana2Source> {
+  /**
+   * Opens the run: its fields' types and shapes come from its first events.
+   * Given the rank that will read it, the reader that found them goes on to
+   * read that rank's events (psana's start, about 0.4 s, paid once).
+   */
+  static async open(config: ProducerConfig, reading?: RankShare): Promise<Psana2Source> {
     const run = parseSourceIdentifier(config.source_identifier);
     const spec = { files: run.files, max_events: run.maxEvents, source_identifier: config.source_identifier, sources: psanaSources(config) };
-    const reader = new Reader({ ...spec, rank: 0, ranks: 1, start: 0, probe: true });
+    const reader = new Reader({ ...spec, ...(reading ?? { rank: 0, ranks: 1, start: 0, probe: true }) });
+    const frames = reader.frames(readAheadBytes);
     try {
-      for await (const { header } of reader.frames()) {
-        if (!header.fields) continue;
-        const fields: FieldInfo[] = header.fields.flatMap((f) =>
-          "text" in f
-            ? []
-            : [
-                {
-                  name: f.name,
-                  dtype: f.dtype,
-                  shape: f.shape,
-                  description: `${describe(config.data_sources[f.name]!)} in ${header.run?.expt} run ${header.run?.runnum}`,
-                },
-              ],
-        );
-        fields.push(...randomFields(config));
-        return new Psana2Source(config, spec, fields);
-      }
-      throw new Error("psana: the reader described no fields");
+      const next = await frames.next();
+      const first = next.done ? undefined : next.value;
+      const described = first?.header.fields;
+      if (!described) throw new Error("psana: the reader described no fields");
+      const fields: FieldInfo[] = described.flatMap((f) =>
+        "text" in f
+          ? []
+          : [
+              {
+                name: f.name,
+                dtype: f.dtype,
+                shape: f.shape,
+                description: `${describe(config.data_sources[f.name]!)} in ${first.header.run?.expt} run ${first.header.run?.runnum}`,
+              },
+            ],
+      );
+      fields.push(...randomFields(config));
+      const source = new Psana2Source(config, spec, fields);
+      if (reading) source.#kept = { ...reading, reader, frames };
+      else reader.close();
+      return source;
     } catch (error) {
-      throw new ConfigError([{ path: "event_source", message: (error as Error).message.replace(/^psana: /, "") }], "the psana2 source");
-    } finally {
       reader.close();
+      throw new ConfigError([{ path: "event_source", message: (error as Error).message.replace(/^psana: /, "") }], "the psana2 source");
     }
   }
 
@@ -257,14 +334,19 @@ export class Psana2Source implements EventSource {
   }
 
   async *events(rank: number, ranks: number, start: number, signal: AbortSignal): AsyncGenerator<DetectorEvent> {
-    const reader = new Reader({ ...this.#spec, rank, ranks, start });
+    const kept = this.#kept;
+    this.#kept = undefined;
+    const same = kept && kept.rank === rank && kept.ranks === ranks && kept.start === start ? kept : undefined;
+    if (!same) kept?.reader.close();
+    const reader = same?.reader ?? new Reader({ ...this.#spec, rank, ranks, start });
+    const frames = same?.frames ?? reader.frames(readAheadBytes);
     this.#readers.add(reader);
     const onAbort = () => reader.close();
     signal.addEventListener("abort", onAbort, { once: true });
     // Each field's bytes per event, as the first events gave them.
     const byName = new Map(this.#fields.map((f) => [f.name, { ...f, bytes: elements(f.shape) * zeros(f.dtype, []).data.BYTES_PER_ELEMENT }]));
     try {
-      for await (const { header, payload } of reader.frames()) {
+      for await (const { header, payload } of frames) {
         if (header.fields) continue;
         if (header.end) return;
         signal.throwIfAborted();
@@ -293,6 +375,7 @@ export class Psana2Source implements EventSource {
   }
 
   close(): void {
+    this.#kept?.reader.close();
     for (const r of this.#readers) r.close();
   }
 }

@@ -22,7 +22,7 @@
  * BENCH_BUFFER_NODE_ARGS passes flags to the buffer's node (for example
  * `--cpu-prof --cpu-prof-dir=prof` to profile it), BENCH_ROLE_NODE_ARGS to
  * the producers', consumers' and raw TLS processes'; BENCH_ONLY picks
- * scenarios by a regular expression (memory, 64KiB, 1MiB, 4MiB, python, shards, fan-out, latency, mesh, slurm, psana, front).
+ * scenarios by a regular expression (memory, 64KiB, 1MiB, 4MiB, python, shards, fan-out, contention, latency, mesh, slurm, psana, front).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -79,8 +79,8 @@ interface Proc {
   stop(): void;
 }
 
-function start(file: string, argv: string[], nodeArgs: string[] = []): Proc {
-  const child = spawn(process.execPath, [...nodeArgs, file, ...argv], {
+function start(file: string, argv: string[], nodeArgs: string[] = [], command = process.execPath): Proc {
+  const child = spawn(command, [...nodeArgs, file, ...argv], {
     stdio: ["ignore", "pipe", "inherit"],
     env: { ...process.env, LCLSTREAM_LOG_LEVEL: "warn" },
   });
@@ -114,6 +114,10 @@ function parse(line: string): any {
 
 const roleNodeArgs = (process.env.BENCH_ROLE_NODE_ARGS ?? "").split(" ").filter(Boolean);
 const role = (name: string, args: object) => start(rolesJs, [name, JSON.stringify({ measureMs, ...args })], roleNodeArgs);
+/** The transport lclstream replaces (pyzmq PUSH/PULL on plain TCP), in the system Python, when it has pyzmq. */
+const seedScript = fileURLToPath(new URL("../../bench/seed_transport.py", import.meta.url));
+const seedRole = (name: string, args: object) => start(seedScript, [name, JSON.stringify({ measureMs, ...args })], [], "python3");
+const hasPyzmq = () => spawnSync("python3", ["-c", "import zmq"]).status === 0;
 const mbps = (r: { bytes: number; seconds: number }) => r.bytes / r.seconds / 1e6;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const spread = (xs: number[]) => (Math.max(...xs) - Math.min(...xs)) / median(xs);
@@ -160,6 +164,25 @@ async function main() {
     return outs.reduce((sum, r) => sum + mbps(r), 0);
   };
 
+  /** The seed's transport: pyzmq PUSH -> PULL on plain TCP, and the receiver's CPU per MiB. */
+  const seedHop = async (chunkBytes: number) => {
+    const sink = seedRole("sink", {});
+    const source = seedRole("source", { port: (await sink.next()).port, chunkBytes });
+    const r = await sink.next();
+    source.stop();
+    return { mbps: mbps(r), cpuMsPerMiB: r.cpuMs / (r.bytes / MiB) };
+  };
+  /** pyzmq PUSH -> a relay process (PULL, PUSH) -> PULL, as lclstreamer's data reaches a consumer through a forwarder. */
+  const seedRelay = async (chunkBytes: number) => {
+    const sink = seedRole("sink", {});
+    const relay = seedRole("relay", { to: (await sink.next()).port });
+    const source = seedRole("source", { port: (await relay.next()).port, chunkBytes });
+    const r = await sink.next();
+    source.stop();
+    relay.stop();
+    return mbps(r);
+  };
+
   // The buffer, as deployed: the real `lclstream buffer serve`, one process per group of scenarios.
   const bufferNodeArgs = (process.env.BENCH_BUFFER_NODE_ARGS ?? "").split(" ").filter(Boolean);
   async function launchBuffer(stateName = "state") {
@@ -190,14 +213,20 @@ async function main() {
       },
     });
     const common = { tls: user, url: buffer.url, stream: stream!.name, rate: opts.rate, chunkBytes, stall: opts.stall };
-    const consumers = Array.from({ length: groups }, (_, i) => role("subscribe", { ...common, group: `g${i}` }));
+    // One group: the CPU of all three processes over the consumer's window, beside what it received.
+    const announce = groups === 1 && !opts.stall;
+    const consumers = Array.from({ length: groups }, (_, i) => role("subscribe", { ...common, group: `g${i}`, announce }));
     const producer = role("publish", { ...common, token: publishToken });
     const rss = opts.stall ? await sampleRss(buffer.proc.child.pid!, measureMs + 500) : 0;
+    const pids = [buffer.proc, producer, ...consumers].map((p) => p.child.pid!);
+    const cpu = () => pids.reduce((sum, pid) => sum + cpuMsOf(pid), 0);
+    const cpuAtStart = announce ? (await consumers[0]!.next(), cpu()) : 0;
     const outs = await Promise.all(consumers.map((c) => c.next()));
+    const cpuMsPerMiB = announce ? (cpu() - cpuAtStart) / (outs[0].bytes / MiB) : Number.NaN;
     producer.stop();
     consumers.forEach((c) => c.stop());
     await buffer.client.deleteStream({ name: stream!.name });
-    return { mbps: outs.reduce((sum, o) => sum + mbps(o), 0), latencies: outs.flatMap((o) => o.latenciesMs ?? []), rss };
+    return { mbps: outs.reduce((sum, o) => sum + mbps(o), 0), latencies: outs.flatMap((o) => o.latenciesMs ?? []), rss, cpuMsPerMiB };
   }
 
   /** One hop: a producer publishing into a stream only a latest-only group reads (nothing holds it back). */
@@ -334,7 +363,51 @@ async function main() {
           }
         }
         record(`raw TLS relay ${label}`, "MB/s", await repeat(() => rawRelay(size)));
-        record(`buffer relay ${label}`, "MB/s", await repeat(async () => (await throughBuffer(buffer, size, 1)).mbps));
+        const relays = await repeat(() => throughBuffer(buffer, size, 1));
+        record(
+          `buffer relay ${label}`,
+          "MB/s",
+          relays.map((r) => r.mbps),
+        );
+        if (size !== MiB) continue;
+        record(
+          `buffer relay ${label}, CPU of producer, buffer and consumer`,
+          "ms/MiB",
+          relays.map((r) => r.cpuMsPerMiB),
+        );
+        // The floor under that: what encrypting and decrypting at both hops, and the kernel's four socket copies, cost at least.
+        const limits = await repeat(async () => role("floor", {}).next());
+        record(
+          "AES-GCM, one pass, in-process",
+          "ms/MiB",
+          limits.map((l) => l.aesMsPerMiB),
+        );
+        record(
+          "memory copy, in-process",
+          "ms/MiB",
+          limits.map((l) => l.copyMsPerMiB),
+        );
+        if (!hasPyzmq()) {
+          console.log("pyzmq baselines: skipped, python3 has no pyzmq (scripts/install-system-deps.sh installs it)");
+          continue;
+        }
+        const seed = [] as { hop: Awaited<ReturnType<typeof seedHop>>; relay: number }[];
+        for (let i = 0; i < reps; i++) seed.push({ hop: await seedHop(size), relay: await seedRelay(size) });
+        record(
+          `pyzmq one hop ${label} (plain TCP)`,
+          "MB/s",
+          seed.map((r) => r.hop.mbps),
+        );
+        record(
+          `pyzmq one hop ${label} (plain TCP), receiver CPU`,
+          "ms/MiB",
+          seed.map((r) => r.hop.cpuMsPerMiB),
+        );
+        record(
+          `pyzmq relay ${label} (plain TCP)`,
+          "MB/s",
+          seed.map((r) => r.relay),
+        );
       }
       if (only.test("python") && !existsSync(torchPython)) {
         console.log("Python drain: skipped, the Python client's environment is missing (scripts/install-system-deps.sh makes .tools/torch)");
@@ -408,6 +481,32 @@ async function main() {
         if (!results["raw TLS relay 1MiB"]) record("raw TLS relay 1MiB", "MB/s", await repeat(() => rawRelay(MiB)));
         record("raw TLS fan-out 4 sinks 1MiB", "MB/s", await repeat(() => rawRelay(MiB, 4)));
       }
+      if (only.test("contention")) {
+        // One busy loop per core beside the path and its baseline, as on a facility node that is never idle.
+        const busy = cpus().map(() => spawn(process.execPath, ["-e", "for (;;);"], { stdio: "ignore" }));
+        try {
+          for (const size of [64 * KiB, MiB]) {
+            const label = size >= MiB ? "1MiB" : "64KiB";
+            const runs = [] as { raw: number; relay: number }[];
+            for (let i = 0; i < reps; i++) runs.push({ raw: await rawRelay(size), relay: (await throughBuffer(buffer, size, 1)).mbps });
+            record(
+              `raw TLS relay ${label}, contended`,
+              "MB/s",
+              runs.map((r) => r.raw),
+            );
+            record(
+              `buffer relay ${label}, contended`,
+              "MB/s",
+              runs.map((r) => r.relay),
+            );
+          }
+          const latencies = (await throughBuffer(buffer, 64 * KiB, 1, { rate: 200 })).latencies;
+          record("latency p50 64KiB at 200/s, contended", "ms", [percentile(latencies, 50)]);
+          record("latency p99 64KiB at 200/s, contended", "ms", [percentile(latencies, 99)]);
+        } finally {
+          for (const b of busy) b.kill();
+        }
+      }
       if (only.test("latency")) {
         const latencies = (await throughBuffer(buffer, 64 * KiB, 1, { rate: 200 })).latencies;
         record("latency p50 64KiB at 200/s", "ms", [percentile(latencies, 50)]);
@@ -437,11 +536,12 @@ async function main() {
 
   if (Object.keys(results).length === 0) {
     console.error(
-      `BENCH_ONLY=${only.source} matched no scenario (memory, 64KiB, 1MiB, 4MiB, python, shards, fan-out, latency, mesh, slurm, psana, front); nothing written`,
+      `BENCH_ONLY=${only.source} matched no scenario (memory, 64KiB, 1MiB, 4MiB, python, shards, fan-out, contention, latency, mesh, slurm, psana, front); nothing written`,
     );
     process.exit(2);
   }
   const m = (name: string) => results[name]!.median;
+  const least = (name: string) => Math.min(...results[name]!.values);
   const bound = (capacity + 64 * MiB) / 1e6;
   const has = (...names: string[]) => names.every((n) => results[n]);
   const ratio = (a: string, b: string) => () => m(a) / m(b);
@@ -456,6 +556,21 @@ async function main() {
       0.7,
     ],
     ["relay 1MiB vs raw TLS relay", ["buffer relay 1MiB", "raw TLS relay 1MiB"], ratio("buffer relay 1MiB", "raw TLS relay 1MiB"), ">=", 0.5],
+    [
+      "relay 1MiB (mTLS) vs pyzmq relay (plain TCP)",
+      ["buffer relay 1MiB", "pyzmq relay 1MiB (plain TCP)"],
+      ratio("buffer relay 1MiB", "pyzmq relay 1MiB (plain TCP)"),
+      ">=",
+      1,
+    ],
+    [
+      "relay CPU per MiB vs 4 AES-GCM passes + 4 copies",
+      ["buffer relay 1MiB, CPU of producer, buffer and consumer", "AES-GCM, one pass, in-process", "memory copy, in-process"],
+      // The floor is the least each cost was seen at (a busy machine only adds to it).
+      () => m("buffer relay 1MiB, CPU of producer, buffer and consumer") / (4 * least("AES-GCM, one pass, in-process") + 4 * least("memory copy, in-process")),
+      "<",
+      2,
+    ],
     [
       "4 groups vs 1 group aggregate",
       ["buffer fan-out 4 groups 1MiB", "buffer relay 1MiB"],
@@ -494,6 +609,14 @@ async function main() {
       1.15,
     ],
     ["p50 latency 64KiB (ms)", ["latency p50 64KiB at 200/s"], () => m("latency p50 64KiB at 200/s"), "<", 2],
+    ...["64KiB", "1MiB"].map((label): (typeof wanted)[number] => [
+      `relay ${label} vs raw TLS relay, both contended`,
+      [`buffer relay ${label}, contended`, `raw TLS relay ${label}, contended`],
+      ratio(`buffer relay ${label}, contended`, `raw TLS relay ${label}, contended`),
+      ">=",
+      0.8,
+    ]),
+    ["p50 latency 64KiB, contended (ms)", ["latency p50 64KiB at 200/s, contended"], () => m("latency p50 64KiB at 200/s, contended"), "<", 5],
     // What the stream makes the buffer hold, over the idle process (V8 and code are not the buffer's memory).
     ["RSS growth vs capacity + 64 MiB", ["buffer RSS growth, stalled"], () => m("buffer RSS growth, stalled") / bound, "<", 1],
   ];

@@ -115,7 +115,9 @@ describe("an XTC2 run through the whole mesh, read by psana", () => {
     // A rank stuck sending to a ZeroMQ peer that never comes, its reader blocked behind it: 80 MiB of frames, more than it reads ahead.
     const dir = join(stateDir, "big");
     await mkdir(dir);
-    execFileSync(psanaPython(), [frameWriter, join(dir, "xpptut15-r0015-s000-c000.xtc2"), "--events", "80", "--shape", "1,512,1024", "--run", "15"], { stdio: "ignore" });
+    execFileSync(psanaPython(), [frameWriter, join(dir, "xpptut15-r0015-s000-c000.xtc2"), "--events", "80", "--shape", "1,512,1024", "--run", "15"], {
+      stdio: "ignore",
+    });
     const config = {
       source_identifier: `exp=xpptut15,run=15,dir=${dir}`,
       skip_incomplete_events: false,

@@ -167,14 +167,38 @@ class DigitizerModel {
   }
 }
 
-/** lclstreamer's GenericRandomNumpyArray: integers in [0, 254] (numpy's randint(0, 255)), floats in [0, 1). */
-function randomArray(rng: Prng, a: RandomArray): NdArray {
-  const arr = zeros(a.array_dtype, shapeOf(a.array_shape));
-  const d = arr.data;
+/** Fills `d` as lclstreamer's GenericRandomNumpyArray draws: integers in [0, 254] (numpy's randint(0, 255)), floats in [0, 1). */
+function fillRandom(rng: Prng, dtype: Dtype, d: NdArray["data"]): void {
   if (d instanceof Float32Array || d instanceof Float64Array) for (let i = 0; i < d.length; i++) d[i] = rng.uniform();
   else if (d instanceof BigInt64Array || d instanceof BigUint64Array) for (let i = 0; i < d.length; i++) d[i] = BigInt(rng.next() % 255);
-  else if (a.array_dtype === "bool") for (let i = 0; i < d.length; i++) d[i] = rng.next() % 255 ? 1 : 0;
+  else if (dtype === "bool") for (let i = 0; i < d.length; i++) d[i] = rng.next() % 255 ? 1 : 0;
   else for (let i = 0; i < d.length; i++) d[i] = rng.next() % 255;
+}
+
+/**
+ * Noise that events' random arrays are cut from, made once per data source
+ * (its seed, name, dtype and shape): twice an event's values and 64 Ki more.
+ * A draw per value cost 2-8 ms a MiB, which made a random source, not the
+ * path, the limit; a window of the pool costs a copy.
+ */
+const noisePools = new Map<string, NdArray["data"]>();
+function noisePool(seed: number, name: string, a: RandomArray, values: number): NdArray["data"] {
+  const key = `${seed}|${name}|${a.array_dtype}|${values}`;
+  let pool = noisePools.get(key);
+  if (!pool) {
+    pool = zeros(a.array_dtype, [2 * values + 65536]).data;
+    fillRandom(new Prng(seed, 0x6e6f), a.array_dtype, pool);
+    noisePools.set(key, pool);
+  }
+  return pool;
+}
+
+/** A GenericRandomNumpyArray's values for one event: a window of its noise pool at an offset the event's generator draws. */
+function randomArray(rng: Prng, seed: number, name: string, a: RandomArray): NdArray {
+  const arr = zeros(a.array_dtype, shapeOf(a.array_shape));
+  const pool = noisePool(seed, name, a, arr.data.length);
+  const at = rng.next() % (pool.length - arr.data.length + 1);
+  (arr.data as Uint8Array).set(pool.subarray(at, at + arr.data.length) as Uint8Array);
   return arr;
 }
 
@@ -197,7 +221,7 @@ export function randomFields(config: ProducerConfig): FieldInfo[] {
 export function randomArrays(config: ProducerConfig, index: number): Record<string, NdArray> {
   const seed = "seed" in config.event_source && typeof config.event_source.seed === "number" ? config.event_source.seed : 1;
   const rng = new Prng(seed, 0x4a4d ^ (index + 1));
-  return Object.fromEntries(randomSources(config).map(([name, a]) => [name, randomArray(rng, a)]));
+  return Object.fromEntries(randomSources(config).map(([name, a]) => [name, randomArray(rng, seed, name, a)]));
 }
 
 export class InternalSource implements EventSource {
@@ -255,7 +279,7 @@ export class InternalSource implements EventSource {
       fields[name] = a;
     }
     for (const name of this.#timestamps) fields[name] = { dtype: "uint64", shape: [], data: new BigUint64Array([timeNs]) };
-    for (const [name, a] of this.#random) fields[name] = randomArray(rng, a);
+    for (const [name, a] of this.#random) fields[name] = randomArray(rng, this.#config.seed, name, a);
     // Steps may change a field in place: each event gets its own copy.
     for (const [name, a] of this.#constants) fields[name] = { ...a, data: a.data.slice() };
     return { index, timeNs, fields };

@@ -22,7 +22,7 @@
  * BENCH_BUFFER_NODE_ARGS passes flags to the buffer's node (for example
  * `--cpu-prof --cpu-prof-dir=prof` to profile it), BENCH_ROLE_NODE_ARGS to
  * the producers', consumers' and raw TLS processes'; BENCH_ONLY picks
- * scenarios by a regular expression (memory, 64KiB, 1MiB, 4MiB, python, shards, fan-out, contention, latency, mesh, slurm, psana, front).
+ * scenarios by a regular expression (memory, 64KiB, 1MiB, 4MiB, python, shards, fan-out, contention, producer, latency, mesh, slurm, psana, front).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -131,6 +131,7 @@ async function main() {
   const server = await issueMaterial(ca, { identity: identityUri(trustDomain, "service", "bench"), dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"] });
   const user = await issueMaterial(ca, { identity: identityUri(trustDomain, "user", "bench") });
   await writeCertDir(join(dir, "buffer"), server);
+  await writeCertDir(join(dir, "user"), user);
   const results: Record<string, { values: number[]; median: number; spread: number; unit: string }> = {};
   const record = (name: string, unit: string, values: number[]) => {
     results[name] = { values, median: median(values), spread: spread(values), unit };
@@ -267,6 +268,68 @@ async function main() {
     const bufferCpuMsPerMiB = (cpuMsOf(buffer.proc.child.pid!) - bufferCpu) / ((count * chunkBytes) / MiB);
     await buffer.client.deleteStream({ name: stream!.name });
     return { mbps: mbps(r), cpuMsPerMiB: r.cpuMs / (r.bytes / MiB), bufferCpuMsPerMiB };
+  }
+
+  /**
+   * A producer rank as users run it (`lclstream produce`: a source of random
+   * 1 MiB float32 events, the pipeline, encoding and the buffer handler), or
+   * the bench's publish role sending one pre-encoded batch again and again,
+   * publishing into a stream of the buffer. With `consumer`, a consumer reads
+   * it as a live request's does, and the rate is what the group was
+   * delivered; without, nobody reads it (a latest-only group) and the rate is
+   * what the buffer took. Both from the buffer's counters over one window
+   * after a warm-up.
+   */
+  async function publishing(buffer: Buffer, publisher: "rank" | "role", consumer: boolean) {
+    const group = consumer ? { name: "g0", maxInFlight: 32, mode: DeliveryMode.RELIABLE } : { name: "viewer", mode: DeliveryMode.LATEST_ONLY };
+    const { stream, publishToken } = await buffer.client.createStream({ stream: { capacityBytes: BigInt(256 * MiB), consumerGroups: [group] } });
+    const name = stream!.name;
+    const common = { tls: user, url: buffer.url, stream: name, chunkBytes: MiB };
+    const reader = consumer ? role("subscribe", { ...common, group: "g0", measureMs: measureMs + 60_000 }) : undefined;
+    let writer: Proc;
+    if (publisher === "role") writer = role("publish", { ...common, token: publishToken });
+    else {
+      const config = join(dir, "random-rank.json");
+      writeFileSync(
+        config,
+        JSON.stringify({
+          source_identifier: "",
+          skip_incomplete_events: false,
+          event_source: { type: "InternalEventSource", number_of_events_to_generate: 1_000_000 },
+          data_sources: { frame: { type: "GenericRandomNumpyArray", array_shape: "512,512", array_dtype: "float32" } },
+          processing_pipeline: { type: "BatchProcessingPipeline", batch_size: 1 },
+          data_serializer: { type: "NativeBinarySerializer" },
+          data_handlers: [{ type: "BufferStreamingDataHandler" }],
+        }),
+      );
+      writer = start(cliJs, [
+        "produce",
+        "--config",
+        config,
+        "--buffer-url",
+        buffer.url,
+        "--stream",
+        name,
+        "--token",
+        publishToken,
+        "--cert-dir",
+        join(dir, "user"),
+      ]);
+    }
+    const counted = async () => {
+      const metrics = (await buffer.client.getStream({ name })).stream?.metrics;
+      return Number(consumer ? (metrics?.groups[0]?.deliveredBytes ?? 0n) : (metrics?.publishedBytes ?? 0n));
+    };
+    try {
+      await new Promise((r) => setTimeout(r, 1500));
+      const [bytes0, t0] = [await counted(), performance.now()];
+      await new Promise((r) => setTimeout(r, measureMs));
+      return ((await counted()) - bytes0) / 1e6 / ((performance.now() - t0) / 1000);
+    } finally {
+      writer.stop();
+      reader?.stop();
+      await buffer.client.deleteStream({ name });
+    }
   }
 
   /**
@@ -507,6 +570,17 @@ async function main() {
           for (const b of busy) b.kill();
         }
       }
+      if (only.test("producer")) {
+        // Interleaved, so that both see the same machine.
+        const kinds = [
+          ["producer rank publishing, random 1MiB events", "rank", false],
+          ["publish role publishing, pre-encoded 1MiB batches", "role", false],
+          ["live request, one producer rank, random 1MiB events, delivered", "rank", true],
+        ] as const;
+        const runs = kinds.map(() => [] as number[]);
+        for (let i = 0; i < reps; i++) for (const [j, [, publisher, consumer]] of kinds.entries()) runs[j]!.push(await publishing(buffer, publisher, consumer));
+        for (const [j, [name]] of kinds.entries()) record(name, "MB/s", runs[j]!);
+      }
       if (only.test("latency")) {
         const latencies = (await throughBuffer(buffer, 64 * KiB, 1, { rate: 200 })).latencies;
         record("latency p50 64KiB at 200/s", "ms", [percentile(latencies, 50)]);
@@ -536,7 +610,7 @@ async function main() {
 
   if (Object.keys(results).length === 0) {
     console.error(
-      `BENCH_ONLY=${only.source} matched no scenario (memory, 64KiB, 1MiB, 4MiB, python, shards, fan-out, contention, latency, mesh, slurm, psana, front); nothing written`,
+      `BENCH_ONLY=${only.source} matched no scenario (memory, 64KiB, 1MiB, 4MiB, python, shards, fan-out, contention, producer, latency, mesh, slurm, psana, front); nothing written`,
     );
     process.exit(2);
   }
@@ -609,6 +683,20 @@ async function main() {
       1.15,
     ],
     ["p50 latency 64KiB (ms)", ["latency p50 64KiB at 200/s"], () => m("latency p50 64KiB at 200/s"), "<", 2],
+    [
+      "producer rank vs pre-encoded publish role",
+      ["producer rank publishing, random 1MiB events", "publish role publishing, pre-encoded 1MiB batches"],
+      ratio("producer rank publishing, random 1MiB events", "publish role publishing, pre-encoded 1MiB batches"),
+      ">=",
+      0.8,
+    ],
+    [
+      "live request, one rank, vs relay 1MiB",
+      ["live request, one producer rank, random 1MiB events, delivered", "buffer relay 1MiB"],
+      ratio("live request, one producer rank, random 1MiB events, delivered", "buffer relay 1MiB"),
+      ">=",
+      0.8,
+    ],
     ...["64KiB", "1MiB"].map((label): (typeof wanted)[number] => [
       `relay ${label} vs raw TLS relay, both contended`,
       [`buffer relay ${label}, contended`, `raw TLS relay ${label}, contended`],

@@ -302,19 +302,11 @@ async function main() {
           data_handlers: [{ type: "BufferStreamingDataHandler" }],
         }),
       );
-      writer = start(cliJs, [
-        "produce",
-        "--config",
-        config,
-        "--buffer-url",
-        buffer.url,
-        "--stream",
-        name,
-        "--token",
-        publishToken,
-        "--cert-dir",
-        join(dir, "user"),
-      ]);
+      writer = start(
+        cliJs,
+        ["produce", "--config", config, "--buffer-url", buffer.url, "--stream", name, "--token", publishToken, "--cert-dir", join(dir, "user")],
+        roleNodeArgs,
+      );
     }
     const counted = async () => {
       const metrics = (await buffer.client.getStream({ name })).stream?.metrics;

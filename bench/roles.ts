@@ -235,7 +235,11 @@ async function subscribe() {
     if (r.kind.case !== "batch") continue;
     const batch = r.kind.value;
     if (args.rate && m.measuring) latencies.push(Number(process.hrtime.bigint() - batch.eventTimeUnixNs[0]!) / 1e6);
-    m.add(batch.payload.case === "serialized" ? batch.payload.value.data.byteLength : 0);
+    m.add(
+      batch.payload.case === "serialized"
+        ? batch.payload.value.data.byteLength
+        : Object.values(batch.payload.value?.fields ?? {}).reduce((n, a) => n + a.data.byteLength, 0),
+    );
     if (!args.stall) acker.add(r.seq);
   }
 }

@@ -22,7 +22,7 @@
  * BENCH_BUFFER_NODE_ARGS passes flags to the buffer's node (for example
  * `--cpu-prof --cpu-prof-dir=prof` to profile it), BENCH_ROLE_NODE_ARGS to
  * the producers', consumers' and raw TLS processes'; BENCH_ONLY picks
- * scenarios by a regular expression (memory, 64KiB, 1MiB, 4MiB, python, shards, fan-out, contention, producer, latency, mesh, slurm, psana, front).
+ * scenarios by a regular expression (memory, 64KiB, 1MiB, 4MiB, python, consumers, shards, fan-out, contention, producer, latency, mesh, slurm, psana, front).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -509,6 +509,18 @@ async function main() {
             );
         }
       }
+      if (only.test("consumers")) {
+        // 1 MiB columnar batches held, drained by each client in turn (interleaved), against a bare HTTP/2 reader.
+        const goDrain = buildGoDrain(dir);
+        const readers: [string, (args: DrainArgs) => Promise<any>][] = [
+          ["bare HTTP/2 (Node) drain 1MiB, consumers", (args) => role("subscribe-bare", args).next()],
+          ["TS consumer drain 1MiB", (args) => role("subscribe", args).next()],
+          ...(goDrain ? [["Go client drain 1MiB", goReader(goDrain, join(dir, "user"))] as [string, (args: DrainArgs) => Promise<any>]] : []),
+        ];
+        const runs = readers.map(() => [] as number[]);
+        for (let i = 0; i < reps; i++) for (const [j, [, read]] of readers.entries()) runs[j]!.push((await drainHeld(buffer, MiB, 600, 200, read, true)).mbps);
+        for (const [j, [name]] of readers.entries()) record(name, "MB/s", runs[j]!);
+      }
       if (only.test("shards")) {
         // Interleaved, so every shard count sees the same machine.
         const counts = [1, 2, 4];
@@ -602,7 +614,7 @@ async function main() {
 
   if (Object.keys(results).length === 0) {
     console.error(
-      `BENCH_ONLY=${only.source} matched no scenario (memory, 64KiB, 1MiB, 4MiB, python, shards, fan-out, contention, producer, latency, mesh, slurm, psana, front); nothing written`,
+      `BENCH_ONLY=${only.source} matched no scenario (memory, 64KiB, 1MiB, 4MiB, python, consumers, shards, fan-out, contention, producer, latency, mesh, slurm, psana, front); nothing written`,
     );
     process.exit(2);
   }
@@ -667,6 +679,13 @@ async function main() {
       ">=",
       0.7,
     ],
+    ...["TS consumer", "Go client"].map((client): (typeof wanted)[number] => [
+      `${client} drain vs bare HTTP/2 reader`,
+      [`${client} drain 1MiB`, "bare HTTP/2 (Node) drain 1MiB, consumers"],
+      ratio(`${client} drain 1MiB`, "bare HTTP/2 (Node) drain 1MiB, consumers"),
+      ">=",
+      0.9,
+    ]),
     [
       "CPU per MiB, 4 shards vs 1",
       ["sharded relay 1MiB, 4 shards, total CPU", "sharded relay 1MiB, 1 shard, total CPU"],
@@ -763,6 +782,45 @@ function pythonReader(mode: "grpcio" | "client" | "torch" | "torch-alone") {
       child.stdout!.on("data", (chunk) => (out += chunk));
       child.once("exit", (code) =>
         code === 0 ? resolve(JSON.parse(out.trim().split("\n").at(-1)!)) : reject(new Error(`python_drain.py ${mode} exited with ${code}`)),
+      );
+    });
+}
+
+/** The Go client's drain command (clients/go/cmd/lclstream-drain), built into `dir`; undefined, saying why, without Go. */
+function buildGoDrain(dir: string): string | undefined {
+  const out = join(dir, "lclstream-drain");
+  const built = spawnSync("go", ["build", "-o", out, "./cmd/lclstream-drain"], {
+    cwd: fileURLToPath(new URL("../../clients/go", import.meta.url)),
+    encoding: "utf8",
+  });
+  if (built.status === 0) return out;
+  console.log(`Go client drain: skipped, it did not build (${built.error?.message ?? built.stderr.trim().split("\n").at(-1)})`);
+  return undefined;
+}
+
+/** A reader of held batches with the Go client's consumer. */
+function goReader(binary: string, certDir: string) {
+  return (args: DrainArgs) =>
+    new Promise<any>((resolve, reject) => {
+      const argv = [
+        "-url",
+        args.url,
+        "-cert-dir",
+        certDir,
+        "-stream",
+        args.stream,
+        "-group",
+        args.group,
+        "-count",
+        String(args.count),
+        "-warmup",
+        String(args.warmupCount),
+      ];
+      const child = spawn(binary, argv, { stdio: ["ignore", "pipe", "inherit"] });
+      let out = "";
+      child.stdout!.on("data", (chunk) => (out += chunk));
+      child.once("exit", (code) =>
+        code === 0 ? resolve(JSON.parse(out.trim().split("\n").at(-1)!)) : reject(new Error(`lclstream-drain exited with ${code}`)),
       );
     });
 }

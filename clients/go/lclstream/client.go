@@ -269,6 +269,13 @@ func (c *Client) consumeAssigned(ctx context.Context, name, group string, shards
 	}
 }
 
+// ConsumeStream reads one buffer stream (streams/ID at bufferURL, as a data
+// request's shard names them) to its end of stream in a consumer group,
+// acknowledging each batch, and checks its totals against what arrived.
+func (c *Client) ConsumeStream(ctx context.Context, bufferURL, stream, group string, onBatch func(seq uint64, b *datav1.EventBatch) error) (*datav1.StreamTotals, error) {
+	return c.consumeShard(ctx, &requestv1.StreamShard{BufferEndpoint: bufferURL, Stream: stream}, false, false, group, onBatch)
+}
+
 // consumeShard reads one shard to its end of stream, acknowledging each
 // batch, and checks its totals against what arrived from it (partial: only
 // that no more arrived, as another consumer may have read part of it).

@@ -517,9 +517,20 @@ async function main() {
           ["TS consumer drain 1MiB", (args) => role("subscribe", args).next()],
           ...(goDrain ? [["Go client drain 1MiB", goReader(goDrain, join(dir, "user"))] as [string, (args: DrainArgs) => Promise<any>]] : []),
         ];
-        const runs = readers.map(() => [] as number[]);
-        for (let i = 0; i < reps; i++) for (const [j, [, read]] of readers.entries()) runs[j]!.push((await drainHeld(buffer, MiB, 600, 200, read, true)).mbps);
-        for (const [j, [name]] of readers.entries()) record(name, "MB/s", runs[j]!);
+        const runs = readers.map(() => [] as { mbps: number; cpuMsPerMiB: number }[]);
+        for (let i = 0; i < reps; i++) for (const [j, [, read]] of readers.entries()) runs[j]!.push(await drainHeld(buffer, MiB, 600, 200, read, true));
+        for (const [j, [name]] of readers.entries()) {
+          record(
+            name,
+            "MB/s",
+            runs[j]!.map((r) => r.mbps),
+          );
+          record(
+            `${name}, reader CPU`,
+            "ms/MiB",
+            runs[j]!.map((r) => r.cpuMsPerMiB),
+          );
+        }
       }
       if (only.test("shards")) {
         // Interleaved, so every shard count sees the same machine.

@@ -12,8 +12,8 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
-import { Code, ConnectError, createClient, type Client, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Code, ConnectError, createClient, createConnectRouter, type Client, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { create } from "@bufbuild/protobuf";
 import { BufferService, type SubscribeRequest, type SubscribeResponse, SubscribeResponseSchema } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import type { StreamTotals } from "../../gen/lclstream/data/v1/data_pb.js";
@@ -113,7 +113,21 @@ export async function startViewerGateway(o: ViewerGatewayOptions) {
       subscribe: (req, ctx) => subscribeAll(req, ctx.signal),
     });
   };
-  const api = connectNodeAdapter({ routes, interceptors: [requireToken], acceptCompression: [] });
+  const router = createConnectRouter({ interceptors: [requireToken], acceptCompression: [] });
+  routes(router);
+  const calls = new Map(router.handlers.map((h) => [h.requestPath, h]));
+  // connect-node's adapter, except that a call whose browser tab closed is no failure (it printed a stack for each).
+  const api = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const call = calls.get(req.url?.split("?", 1)[0] ?? "");
+    if (!call) return void res.writeHead(404).end();
+    call(universalRequestFromNodeRequest(req, res, undefined, undefined))
+      .then((answer) => universalResponseToNodeResponse(answer, res))
+      .catch((reason: unknown) => {
+        const error = ConnectError.from(reason);
+        if (res.destroyed || req.destroyed || error.code === Code.Aborted || error.code === Code.Canceled) return;
+        console.error(`viewer: ${call.method.name} failed: ${error.message}`);
+      });
+  };
   const page = createStaticHandler(o.staticDir);
   const server = http.createServer((req, res) => {
     if (!page(req, res)) api(req, res);

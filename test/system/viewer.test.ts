@@ -25,7 +25,7 @@ import { internalConfig } from "../helpers/producer-config.js";
 const staticDir = fileURLToPath(new URL("../../dist/viewer", import.meta.url));
 const artifacts = fileURLToPath(new URL("../../test-artifacts", import.meta.url));
 
-const crystallography = (events: number, rateHz: number) => ({
+const crystallography = (events: number, rateHz: number, paced?: boolean) => ({
   parallelism: 1,
   consumerGroups: [{ name: "analysis" }, { name: "viewer", mode: DeliveryMode.LATEST_ONLY }],
   producer: internalConfig(
@@ -34,6 +34,7 @@ const crystallography = (events: number, rateHz: number) => ({
     {
       seed: 9,
       rateHz,
+      paced,
       batchSize: 2,
       steps: [{ type: "PeakFinder", data_source: "frame", snr: 6, min_pixels: 2, max_peaks: 64, min_peaks_for_hit: 3 }],
     },
@@ -47,6 +48,7 @@ describe("the live viewer in a browser", () => {
   let viewer: Awaited<ReturnType<typeof startViewerGateway>>;
   let browser: Browser;
   let page: Page;
+  const consoleErrors: string[] = [];
   const requests = () => createClient(DataRequestService, createMeshTransport({ baseUrl: mesh.endpoints.request, tls }));
   const consume = (name: string, signal: AbortSignal) =>
     fetchRequest({ requests: requests(), transportFor: (baseUrl) => createMeshTransport({ baseUrl, tls }), name, group: "analysis", signal });
@@ -59,6 +61,8 @@ describe("the live viewer in a browser", () => {
     viewer = await startViewerGateway({ requestUrl: mesh.endpoints.request, tls, staticDir });
     browser = await chromium.launch({ executablePath: debianTool("chromium"), headless: true, args: ["--no-sandbox"] });
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.on("console", (m) => m.type() === "error" && consoleErrors.push(m.text()));
+    page.on("pageerror", (e) => consoleErrors.push(e.message));
   }, 60_000);
   afterAll(async () => {
     await browser?.close();
@@ -87,10 +91,37 @@ describe("the live viewer in a browser", () => {
         undefined,
         { timeout: 20_000 },
       );
-      expect(await page.textContent("#frame-info")).toMatch(/^frame, event \d+/);
+      expect(await page.textContent("#frame-info")).toMatch(/^frame, event \d+ \(batch \d+ of rank 0\) · \d+ peaks · (HIT|no hit)$/);
       expect(await page.locator("#groups tbody tr").count()).toBe(2);
+      // The throughput plot has its axes, with units, and a legend naming both series.
+      expect(await page.locator("#throughput .u-axis").count()).toBe(3);
+      expect(await page.textContent("#throughput")).toMatch(/events\/s[\s\S]*MB\/s/);
+      // Every circled peak is brighter than the frame's median (max-pooling keeps it), and a colour bar gives the values.
+      await page.waitForFunction(() => JSON.parse((document.getElementById("frame") as HTMLCanvasElement).dataset.peaks ?? "[]").length > 0, undefined, {
+        timeout: 20_000,
+      });
+      const brightness = await page.evaluate(() => {
+        const c = document.getElementById("frame") as HTMLCanvasElement;
+        const d = c.getContext("2d")!.getImageData(0, 0, c.width, c.height).data;
+        const lum = (x: number, y: number) => {
+          const o = (Math.round(y) * c.width + Math.round(x)) * 4;
+          return 0.2126 * d[o]! + 0.7152 * d[o + 1]! + 0.0722 * d[o + 2]!;
+        };
+        const all: number[] = [];
+        for (let y = 0; y < c.height; y += 2) for (let x = 0; x < c.width; x += 2) all.push(lum(x, y));
+        all.sort((a, b) => a - b);
+        const peaks = JSON.parse(c.dataset.peaks!) as { x: number; y: number }[];
+        return { median: all[Math.floor(all.length / 2)]!, peaks: peaks.map((p) => lum(p.x, p.y)) };
+      });
+      for (const p of brightness.peaks) expect(p).toBeGreaterThan(brightness.median);
+      expect(await page.isVisible("#colour-bar")).toBe(true);
+      // The pixel under the cursor, with its place.
+      const box = (await page.locator("#frame").boundingBox())!;
+      await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+      expect(await page.textContent("#cursor")).toMatch(/^row \d+, column \d+: [-\d.e+]+$/);
+      expect(consoleErrors, consoleErrors.join("\n")).toEqual([]);
       await mkdir(artifacts, { recursive: true });
-      await page.screenshot({ path: join(artifacts, "viewer.png"), fullPage: true });
+      await page.screenshot({ path: join(artifacts, "viewer-crystallography.png"), fullPage: true });
 
       await page.click("#cancel");
       await page.waitForFunction(() => document.getElementById("state")?.dataset.state === "CANCELED", undefined, { timeout: 20_000 });
@@ -98,6 +129,78 @@ describe("the live viewer in a browser", () => {
     } finally {
       analysis.abort();
       await consumer;
+    }
+  }, 90_000);
+
+  it("shows a time-of-flight request's waveforms with their hits, channels and axes", async () => {
+    const tof = {
+      parallelism: 1,
+      consumerGroups: [{ name: "analysis" }, { name: "viewer", mode: DeliveryMode.LATEST_ONLY }],
+      producer: internalConfig(
+        4000,
+        { tof: { type: "SyntheticDigitizer", channels: 4, samples: 2048 } },
+        { seed: 4, rateHz: 20, paced: true, batchSize: 2, steps: [{ type: "TimeOfFlightHits", data_source: "tof", threshold: 40 }] },
+      ),
+    };
+    const { dataRequest } = await requests().createDataRequest({ dataRequest: tof as never });
+    try {
+      await page.goto("about:blank");
+      await page.goto(viewer.url);
+      await page.waitForFunction(() => /^tof, event \d+ .* · \d+ hits$/.test(document.getElementById("frame-info")?.textContent ?? ""), undefined, {
+        timeout: 30_000,
+      });
+      // Four bands, each with a hit marked in red.
+      const red = await page.evaluate(() => {
+        const c = document.getElementById("frame") as HTMLCanvasElement;
+        const d = c.getContext("2d")!.getImageData(0, 0, c.width, c.height).data;
+        const bands = [0, 0, 0, 0];
+        for (let i = 0; i < d.length; i += 4) if (d[i]! > 200 && d[i + 1]! < 100 && d[i + 2]! < 100) bands[Math.min(3, Math.floor(i / 4 / c.width / 120))]!++;
+        return { bands, height: c.height };
+      });
+      expect(red.height).toBe(4 * 120 + 28);
+      for (const n of red.bands) expect(n).toBeGreaterThan(0);
+      expect(await page.isHidden("#colour-bar")).toBe(true);
+      await page.waitForFunction(() => /events\/s [1-9]/.test(document.getElementById("rates")?.textContent ?? ""), undefined, { timeout: 20_000 });
+      await mkdir(artifacts, { recursive: true });
+      await page.screenshot({ path: join(artifacts, "viewer-time-of-flight.png"), fullPage: true });
+      expect(consoleErrors, consoleErrors.join("\n")).toEqual([]);
+    } finally {
+      await requests().cancelDataRequest({ name: dataRequest!.name, reason: "test over" });
+    }
+  }, 90_000);
+
+  it("says it is waiting for the first batch until one comes", async () => {
+    // Two events a batch at one event every two seconds: the first batch is seconds away.
+    const slow = crystallography(40, 0.5, true);
+    const { dataRequest } = await requests().createDataRequest({ dataRequest: slow as never });
+    try {
+      await page.goto("about:blank");
+      await page.goto(viewer.url);
+      await page.waitForFunction((name) => document.getElementById("state")?.textContent?.startsWith(name), dataRequest!.name, { timeout: 20_000 });
+      expect(await page.getAttribute("#live", "data-waiting")).toBe("true");
+      expect(await page.textContent("#frame-info")).toBe("waiting for the first batch…");
+      await page.waitForFunction(() => document.getElementById("live")?.dataset.waiting === "false", undefined, { timeout: 30_000 });
+      expect(await page.textContent("#frame-info")).toMatch(/^frame, event \d+/);
+    } finally {
+      await requests().cancelDataRequest({ name: dataRequest!.name, reason: "test over" });
+    }
+  }, 90_000);
+
+  it("leaves the viewer group within a second of the tab closing", async () => {
+    const { dataRequest } = await requests().createDataRequest({ dataRequest: crystallography(4000, 20) as never });
+    const viewers = async () =>
+      (await requests().getDataRequest({ name: dataRequest!.name })).dataRequest?.metrics?.groups.find((g) => g.group === "viewer")?.consumers ?? 0;
+    const tab = await browser.newPage();
+    try {
+      await tab.goto(viewer.url);
+      for (let i = 0; i < 200 && (await viewers()) === 0; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(await viewers()).toBe(1);
+      await tab.close();
+      const closed = performance.now();
+      while ((await viewers()) > 0 && performance.now() - closed < 1000) await new Promise((r) => setTimeout(r, 50));
+      expect(await viewers()).toBe(0);
+    } finally {
+      await requests().cancelDataRequest({ name: dataRequest!.name, reason: "test over" });
     }
   }, 90_000);
 

@@ -12,7 +12,10 @@ import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/conn
 import { BufferService, DeliveryMode } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import type { EventBatch } from "../../gen/lclstream/data/v1/data_pb.js";
 import { DataRequestService, DataRequest_State as State, type DataRequest } from "../../gen/lclstream/request/v1/request_pb.js";
-import { drawImage, drawThroughput, drawWaveforms, eventOf } from "./render.js";
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+import { fitView, type ScaleKind, valueAt, type View } from "./detector.js";
+import { type DrawnImage, drawColourBar, drawImage, drawWaveforms, type EventArray, eventOf, formatValue } from "./render.js";
 
 const token = location.hash.slice(1);
 const auth: Interceptor = (next) => (req) => {
@@ -31,12 +34,46 @@ const cancelButton = $<HTMLButtonElement>("cancel");
 const ended = new Set([State.SUCCEEDED, State.FAILED, State.CANCELED]);
 
 let watching: AbortController | undefined;
-let points: { events: number; mb: number }[] = [];
+/** Cumulative counts as they came (seconds since the page opened), for rates over a sliding window. */
+let counts: { t: number; events: number; bytes: number }[] = [];
 let latest: EventBatch | undefined;
 let drawPending = false;
+/** The frame on screen, its view (undefined: the whole frame) and the shape it was drawn for. */
+let drawn: (DrawnImage & { image: EventArray }) | undefined;
+let zoom: View | undefined;
+let zoomShape = "";
+
+/** events/s and MB/s over the last two minutes, on two scales with units. */
+const flow = new uPlot(
+  {
+    width: 600,
+    height: 200,
+    scales: {
+      // The last two minutes, whatever the points (one point alone made uPlot span years).
+      x: { time: true, range: (_u, _lo, hi) => [(hi ?? Date.now() / 1000) - 120, hi ?? Date.now() / 1000] },
+      events: { auto: true, range: (_u, _lo, hi) => [0, Math.max(1, hi)] },
+      mb: { auto: true, range: (_u, _lo, hi) => [0, Math.max(1, hi)] },
+    },
+    series: [
+      {},
+      { label: "events/s", scale: "events", stroke: "#5ac8fa", width: 2, value: (_u, v) => (v == null ? "-" : v.toFixed(1)) },
+      { label: "MB/s", scale: "mb", stroke: "#ffcc00", width: 2, value: (_u, v) => (v == null ? "-" : v.toFixed(2)) },
+    ],
+    axes: [
+      { stroke: "#aaa", grid: { stroke: "#8883" } },
+      { scale: "events", label: "events/s", stroke: "#5ac8fa", grid: { stroke: "#8883" } },
+      { scale: "mb", label: "MB/s", side: 1, stroke: "#ffcc00", grid: { show: false } },
+    ],
+  },
+  [[], [], []],
+  $("throughput"),
+);
+const opened = Date.now() / 1000;
 
 async function refreshList() {
-  const { dataRequests } = await requests.listDataRequests({ pageSize: 100 });
+  const { dataRequests: listed } = await requests.listDataRequests({ pageSize: 100 });
+  // Newest first.
+  const dataRequests = [...listed].sort((a, b) => Number((b.createTime?.seconds ?? 0n) - (a.createTime?.seconds ?? 0n)) || b.name.localeCompare(a.name));
   const current = select.value;
   select.replaceChildren(
     ...dataRequests.map((r) => {
@@ -59,10 +96,21 @@ function showRequest(r: DataRequest) {
   cancelButton.disabled = ended.has(r.state);
   const m = r.metrics;
   if (!m) return;
-  const mb = m.bytesPerSecond / 1e6;
-  $("rates").textContent = `events/s ${m.eventsPerSecond.toFixed(1)} · MB/s ${mb.toFixed(2)} · events ${m.events}`;
-  points = [...points, { events: m.eventsPerSecond, mb }].slice(-120);
-  drawThroughput($<HTMLCanvasElement>("throughput"), points);
+  // Rates from the cumulative counts over the last five seconds: they cannot read 0 while bytes move.
+  const now = Date.now() / 1000;
+  counts = [...counts, { t: now, events: Number(m.events), bytes: Number(m.bytes) }].filter((c) => c.t > now - 125);
+  const from = counts.find((c) => c.t >= now - 5) ?? counts[0]!;
+  const seconds = now - from.t;
+  const eventsPerSecond = seconds > 0 ? (Number(m.events) - from.events) / seconds : m.eventsPerSecond;
+  const mbPerSecond = (seconds > 0 ? (Number(m.bytes) - from.bytes) / seconds : m.bytesPerSecond) / 1e6;
+  $("rates").textContent =
+    `events/s ${eventsPerSecond.toFixed(1)} · MB/s ${mbPerSecond.toFixed(2)} · events ${m.events} · ${formatValue(Number(m.bytes) / 1e6)} MB`;
+  const series = flow.data.map((a) => [...(a as number[])]) as number[][];
+  series[0]!.push(now);
+  series[1]!.push(eventsPerSecond);
+  series[2]!.push(mbPerSecond);
+  const keep = series[0]!.findIndex((t) => t > now - 120);
+  flow.setData(series.map((a) => a.slice(Math.max(0, keep))) as uPlot.AlignedData);
   $("groups")
     .querySelector("tbody")!
     .replaceChildren(...m.groups.map((g) => row(g.group, String(g.consumers), String(g.deliveredBatches), String(g.lagBatches))));
@@ -80,8 +128,11 @@ function row(...cells: string[]) {
 async function watch(name: string) {
   watching?.abort();
   const abort = (watching = new AbortController());
-  points = [];
+  counts = [];
+  flow.setData([[], [], []]);
   latest = undefined;
+  drawn = undefined;
+  showWaiting("waiting for the first batch…");
   let live: Promise<void> | undefined;
   try {
     for await (const { dataRequest } of requests.watchDataRequest({ name }, { signal: abort.signal })) {
@@ -126,6 +177,22 @@ function drawableFields(batch: EventBatch): string[] {
   );
 }
 
+/** The live view's state before any batch came: said in words, on the canvas and beside it. */
+function showWaiting(words: string) {
+  const canvas = $<HTMLCanvasElement>("frame");
+  canvas.width = 768;
+  canvas.height = 256;
+  const ctx = canvas.getContext("2d")!;
+  ctx.fillStyle = "#111";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.fillStyle = "#ccc";
+  ctx.font = "20px system-ui, sans-serif";
+  ctx.textAlign = "center";
+  ctx.fillText(words, canvas.width / 2, canvas.height / 2);
+  $("frame-info").textContent = words;
+  $("live").dataset.waiting = "true";
+}
+
 function draw() {
   drawPending = false;
   const batch = latest;
@@ -139,21 +206,93 @@ function draw() {
   const last = Number(array.shape[0]) - 1;
   const event = eventOf(array, last);
   if (!event) return;
+  $("live").dataset.waiting = "false";
   const canvas = $<HTMLCanvasElement>("frame");
+  const colourBar = $<HTMLCanvasElement>("colour-bar");
   const isImage = event.shape.length >= 2 && !fields[`${name}_hits`] && (event.shape.at(-2) ?? 0) >= 16;
+  let about = "";
   if (isImage) {
+    const shape = event.shape.join("x");
+    if (shape !== zoomShape) [zoom, zoomShape] = [undefined, shape];
     const peaks = fields[`${name}_peaks`];
-    drawImage(canvas, event, { log: $<HTMLInputElement>("log").checked, auto: $<HTMLInputElement>("auto").checked, peaks: peaks && eventOf(peaks, last) });
+    const kind = $<HTMLSelectElement>("scale").value as ScaleKind;
+    drawn = {
+      ...drawImage(canvas, event, { kind, auto: $<HTMLInputElement>("auto").checked, view: zoom, peaks: peaks && eventOf(peaks, last) }),
+      image: event,
+    };
+    canvas.dataset.peaks = JSON.stringify(drawn.peaks);
+    colourBar.hidden = false;
+    drawColourBar(colourBar, kind, drawn.lo, drawn.hi);
+    const npeaks = fields[`${name}_npeaks`] && eventOf(fields[`${name}_npeaks`]!, last)?.values[0];
+    const hit = fields[`${name}_hit`] && eventOf(fields[`${name}_hit`]!, last)?.values[0];
+    const parts = [drawn.layout.panels.length > 1 ? drawn.layout.name : "", zoom ? `zoomed ${formatValue(1 / zoom.pixelsPerScreenPixel)}x` : ""];
+    if (npeaks !== undefined) parts.push(`${npeaks} peaks`);
+    if (hit !== undefined) parts.push(hit ? "HIT" : "no hit");
+    about = parts.filter(Boolean).join(" · ");
   } else {
+    drawn = undefined;
+    colourBar.hidden = true;
     const hits = fields[`${name}_hits`];
     drawWaveforms(canvas, event, hits && eventOf(hits, last));
+    const nhits = fields[`${name}_nhits`] && eventOf(fields[`${name}_nhits`]!, last)?.values;
+    if (nhits) about = `${Array.from(nhits).reduce((a, b) => a + Number(b), 0)} hits`;
   }
-  $("frame-info").textContent = `${name}, event ${batch.eventIndices[last]} (batch ${batch.seq} of rank ${batch.producerRank})`;
+  $("frame-info").textContent = `${name}, event ${batch.eventIndices[last]} (batch ${batch.seq} of rank ${batch.producerRank})${about ? ` · ${about}` : ""}`;
 }
+
+/** The image pixel under a mouse event on the frame, in assembled coordinates. */
+function imagePixel(e: MouseEvent): { x: number; y: number } | undefined {
+  if (!drawn) return undefined;
+  const canvas = e.currentTarget as HTMLCanvasElement;
+  const box = canvas.getBoundingClientRect();
+  const sx = ((e.clientX - box.left) / box.width) * canvas.width;
+  const sy = ((e.clientY - box.top) / box.height) * canvas.height;
+  return { x: drawn.view.x0 + sx * drawn.view.pixelsPerScreenPixel, y: drawn.view.y0 + sy * drawn.view.pixelsPerScreenPixel };
+}
+
+const frame = $<HTMLCanvasElement>("frame");
+// Zoom with the wheel around the cursor, down to 8 screen pixels an image pixel; pan by dragging; double-click for the whole frame.
+frame.addEventListener(
+  "wheel",
+  (e) => {
+    const at = imagePixel(e);
+    if (!drawn || !at) return;
+    e.preventDefault();
+    const whole = fitView(drawn.layout, frame.width, frame.height).pixelsPerScreenPixel;
+    const k = Math.min(whole, Math.max(1 / 8, drawn.view.pixelsPerScreenPixel * (e.deltaY > 0 ? 1.25 : 0.8)));
+    const box = frame.getBoundingClientRect();
+    const sx = ((e.clientX - box.left) / box.width) * frame.width;
+    const sy = ((e.clientY - box.top) / box.height) * frame.height;
+    zoom = k >= whole ? undefined : { x0: at.x - sx * k, y0: at.y - sy * k, pixelsPerScreenPixel: k };
+    draw();
+  },
+  { passive: false },
+);
+let dragging: { x: number; y: number; view: View } | undefined;
+frame.addEventListener("mousedown", (e) => {
+  if (drawn) dragging = { x: e.clientX, y: e.clientY, view: drawn.view };
+});
+window.addEventListener("mouseup", () => (dragging = undefined));
+frame.addEventListener("mousemove", (e) => {
+  if (dragging && zoom) {
+    const scale = (frame.width / frame.getBoundingClientRect().width) * dragging.view.pixelsPerScreenPixel;
+    zoom = { ...dragging.view, x0: dragging.view.x0 - (e.clientX - dragging.x) * scale, y0: dragging.view.y0 - (e.clientY - dragging.y) * scale };
+    draw();
+  }
+  const at = imagePixel(e);
+  const under = drawn && at ? valueAt(drawn.layout, drawn.image.values, at.x, at.y) : undefined;
+  $("cursor").textContent = under
+    ? `${drawn!.layout.panels.length > 1 ? `panel ${under.panel}, ` : ""}row ${under.row}, column ${under.column}: ${formatValue(under.value)}`
+    : "";
+});
+frame.addEventListener("dblclick", () => {
+  zoom = undefined;
+  draw();
+});
 
 select.addEventListener("change", () => void watch(select.value));
 fieldSelect.addEventListener("change", draw);
-$("log").addEventListener("change", draw);
+$("scale").addEventListener("change", draw);
 $("auto").addEventListener("change", draw);
 cancelButton.addEventListener("click", async () => {
   cancelButton.disabled = true;

@@ -1,5 +1,6 @@
-/** Drawing: arrays from batches to false-colour images, waveforms and a throughput plot. */
+/** Drawing: arrays from batches to false-colour detector images with a colour bar, and waveforms. */
 import { DataType, type Array as ArrayMessage } from "../../gen/lclstream/data/v1/data_pb.js";
+import { fitView, type Layout, panelLayout, percentileRange, placeOf, pooled, saturationOf, type ScaleKind, scaled, type View } from "./detector.js";
 
 /** A field's values for one event, as numbers, with its per-event shape. */
 export interface EventArray {
@@ -47,77 +48,160 @@ const lut = Array.from({ length: 256 }, (_, i) => {
   return anchors[lo]!.map((c, k) => Math.round(c + (anchors[hi]![k]! - c) * f));
 });
 
+/** What a drawn frame was: its layout, the view, the contrast, and where its peaks were circled (canvas pixels). */
+export interface DrawnImage {
+  layout: Layout;
+  view: View;
+  lo: number;
+  hi: number;
+  peaks: { x: number; y: number }[];
+}
+
 /**
- * Draws an image (rows = every axis but the last) in false colour, at most
- * `maxSide` pixels a side (strided), with optional log scale and auto
- * contrast (1st to 99.5th percentile); peaks (row, column) are circled.
+ * Draws a detector frame in its panels' places (see detector.ts): the view
+ * given, or the whole frame fitted to the canvas, max-pooled, in false
+ * colour on the scale asked for, with contrast from the 1st to 99.5th
+ * percentile of unsaturated, unmasked pixels (or their whole range);
+ * peaks (stacked row, column) circled.
  */
-export function drawImage(canvas: HTMLCanvasElement, image: EventArray, opts: { log: boolean; auto: boolean; peaks?: EventArray }, maxSide = 1024) {
-  const width = image.shape.at(-1) ?? 1;
-  const height = image.values.length / width;
-  const stride = Math.max(1, Math.ceil(Math.max(width, height) / maxSide));
-  const w = Math.floor(width / stride);
-  const h = Math.floor(height / stride);
-  canvas.width = w;
-  canvas.height = h;
-  const sample: number[] = [];
-  for (let i = 0; i < image.values.length; i += Math.max(1, Math.floor(image.values.length / 20000))) sample.push(Number(image.values[i]));
-  sample.sort((a, b) => a - b);
-  const lo = opts.auto ? sample[Math.floor(sample.length * 0.01)]! : sample[0]!;
-  const hi = opts.auto ? sample[Math.floor(sample.length * 0.995)]! : sample.at(-1)!;
-  const scale = opts.log ? (v: number) => Math.log1p(Math.max(0, v - lo)) : (v: number) => v - lo;
-  const top = scale(hi) || 1;
+export function drawImage(
+  canvas: HTMLCanvasElement,
+  image: EventArray,
+  opts: { kind: ScaleKind; auto: boolean; view?: View; peaks?: EventArray },
+  side = 768,
+): DrawnImage {
+  const layout = panelLayout(image.shape);
+  canvas.width = side;
+  canvas.height = Math.max(1, Math.round(Math.min(side, (side * layout.height) / layout.width)));
+  const view = opts.view ?? fitView(layout, canvas.width, canvas.height);
+  const [lo, hi] = opts.auto ? percentileRange(image.values, 1, 99.5, saturationOf(image.values)) : percentileRange(image.values, 0, 100);
+  const toUnit = scaled(opts.kind, lo, hi);
+  const values = pooled(layout, image.values, view, canvas.width, canvas.height);
   const ctx = canvas.getContext("2d")!;
-  const pixels = ctx.createImageData(w, h);
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const v = scale(Number(image.values[y * stride * width + x * stride]));
-      const c = lut[Math.max(0, Math.min(255, Math.round((v / top) * 255)))]!;
-      const o = (y * w + x) * 4;
+  const pixels = ctx.createImageData(canvas.width, canvas.height);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    const o = i * 4;
+    if (Number.isNaN(v)) {
+      pixels.data[o] = pixels.data[o + 1] = pixels.data[o + 2] = 24; // gaps and masked pixels
+    } else {
+      const c = lut[Math.round(toUnit(v) * 255)]!;
       pixels.data[o] = c[0]!;
       pixels.data[o + 1] = c[1]!;
       pixels.data[o + 2] = c[2]!;
-      pixels.data[o + 3] = 255;
     }
+    pixels.data[o + 3] = 255;
   }
   ctx.putImageData(pixels, 0, 0);
+  const peaks: { x: number; y: number }[] = [];
   if (opts.peaks) {
     ctx.strokeStyle = "#ff3b30";
-    ctx.lineWidth = Math.max(1, w / 400);
+    ctx.lineWidth = 2;
+    const rows = image.shape.at(-2) ?? 1;
     const p = opts.peaks.values;
     for (let i = 0; i + 2 < p.length; i += 3) {
       if (Number.isNaN(p[i])) continue;
+      const stackedRow = Number(p[i]);
+      const at = placeOf(layout, image.shape.length >= 3 ? Math.floor(stackedRow / rows) : 0, stackedRow % rows, Number(p[i + 1]));
+      if (!at) continue;
+      const x = (at.x - view.x0) / view.pixelsPerScreenPixel;
+      const y = (at.y - view.y0) / view.pixelsPerScreenPixel;
+      if (x < 0 || y < 0 || x >= canvas.width || y >= canvas.height) continue;
+      peaks.push({ x, y });
       ctx.beginPath();
-      ctx.arc(Number(p[i + 1]) / stride, Number(p[i]) / stride, Math.max(4, w / 80), 0, 2 * Math.PI);
+      ctx.arc(x, y, 7, 0, 2 * Math.PI);
       ctx.stroke();
     }
   }
+  return { layout, view, lo, hi, peaks };
 }
 
-/** Draws waveforms (channels x samples), hit times (channels x hits, NaN unused) as vertical marks. */
+/** A colour bar for the scale: the colours from `lo` to `hi`, with five values marked. */
+export function drawColourBar(canvas: HTMLCanvasElement, kind: ScaleKind, lo: number, hi: number) {
+  const ctx = canvas.getContext("2d")!;
+  const w = canvas.width;
+  const barTop = 4;
+  const barHeight = 14;
+  ctx.clearRect(0, 0, w, canvas.height);
+  for (let x = 0; x < w; x++) {
+    const c = lut[Math.round((x / (w - 1)) * 255)]!;
+    ctx.fillStyle = `rgb(${c[0]},${c[1]},${c[2]})`;
+    ctx.fillRect(x, barTop, 1, barHeight);
+  }
+  // Where the scale puts a value, found by bisection (the scales are monotonic).
+  const toUnit = scaled(kind, lo, hi);
+  const valueAtUnit = (t: number) => {
+    let [a, b] = [lo, hi];
+    for (let i = 0; i < 40; i++) {
+      const m = (a + b) / 2;
+      if (toUnit(m) < t) a = m;
+      else b = m;
+    }
+    return (a + b) / 2;
+  };
+  ctx.font = "14px system-ui, sans-serif";
+  ctx.fillStyle = "#888"; // readable on a light page and a dark one
+  ctx.strokeStyle = ctx.fillStyle;
+  for (const t of [0, 0.25, 0.5, 0.75, 1]) {
+    const x = Math.round(t * (w - 1));
+    ctx.beginPath();
+    ctx.moveTo(x + 0.5, barTop + barHeight);
+    ctx.lineTo(x + 0.5, barTop + barHeight + 4);
+    ctx.stroke();
+    ctx.textAlign = t === 0 ? "left" : t === 1 ? "right" : "center";
+    ctx.fillText(formatValue(valueAtUnit(t)), x, barTop + barHeight + 16);
+  }
+}
+
+/** A value for a label: few digits, exponent when large or small. */
+export function formatValue(v: number): string {
+  const a = Math.abs(v);
+  return a !== 0 && (a >= 1e5 || a < 1e-2) ? v.toExponential(1) : Number(v.toPrecision(3)).toString();
+}
+
+/**
+ * Draws waveforms (channels x samples), one band a channel, labelled with
+ * the channel and its amplitude range, over a sample axis; hit times
+ * (channels x hits, NaN unused) as red marks. The digitizer's sample period
+ * is not in the data, so time is in samples.
+ */
 export function drawWaveforms(canvas: HTMLCanvasElement, wave: EventArray, hits?: EventArray) {
   const samples = wave.shape.at(-1) ?? wave.values.length;
   const channels = wave.values.length / samples;
+  const band = 120;
+  const left = 64;
+  const axis = 28;
   canvas.width = 800;
-  canvas.height = 120 * channels;
+  canvas.height = band * channels + axis;
+  const plotWidth = canvas.width - left - 8;
   const ctx = canvas.getContext("2d")!;
   ctx.fillStyle = "#111";
   ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.font = "14px system-ui, sans-serif";
+  const xOf = (sample: number) => left + (sample / samples) * plotWidth;
   for (let ch = 0; ch < channels; ch++) {
-    let min = Infinity;
-    let max = -Infinity;
+    let min = Number.POSITIVE_INFINITY;
+    let max = Number.NEGATIVE_INFINITY;
     for (let i = 0; i < samples; i++) {
       const v = Number(wave.values[ch * samples + i]);
       min = Math.min(min, v);
       max = Math.max(max, v);
     }
-    const y0 = ch * 120;
+    const y0 = ch * band;
+    const yOf = (v: number) => y0 + band - 10 - ((v - min) / (max - min || 1)) * (band - 20);
+    ctx.fillStyle = "#ccc";
+    ctx.textAlign = "right";
+    ctx.fillText(`ch ${ch}`, left - 6, y0 + band / 2 + 4);
+    ctx.fillText(formatValue(max), left - 6, y0 + 14);
+    ctx.fillText(formatValue(min), left - 6, y0 + band - 8);
+    ctx.strokeStyle = "#444";
+    ctx.strokeRect(left + 0.5, y0 + 0.5, plotWidth, band - 1);
     ctx.strokeStyle = "#5ac8fa";
     ctx.beginPath();
     for (let i = 0; i < samples; i++) {
-      const y = y0 + 110 - ((Number(wave.values[ch * samples + i]) - min) / (max - min || 1)) * 100;
-      if (i === 0) ctx.moveTo(0, y);
-      else ctx.lineTo((i / samples) * canvas.width, y);
+      const y = yOf(Number(wave.values[ch * samples + i]));
+      if (i === 0) ctx.moveTo(xOf(0), y);
+      else ctx.lineTo(xOf(i), y);
     }
     ctx.stroke();
     if (hits) {
@@ -127,38 +211,25 @@ export function drawWaveforms(canvas: HTMLCanvasElement, wave: EventArray, hits?
         const t = Number(hits.values[ch * perChannel + k]);
         if (Number.isNaN(t)) continue;
         ctx.beginPath();
-        ctx.moveTo((t / samples) * canvas.width, y0 + 5);
-        ctx.lineTo((t / samples) * canvas.width, y0 + 115);
+        ctx.moveTo(xOf(t), y0 + 5);
+        ctx.lineTo(xOf(t), y0 + band - 5);
         ctx.stroke();
       }
     }
   }
-}
-
-/** Two series over time (events/s, MB/s), each scaled to its own maximum, with a legend. */
-export function drawThroughput(canvas: HTMLCanvasElement, points: { events: number; mb: number }[]) {
-  const ctx = canvas.getContext("2d")!;
-  ctx.fillStyle = "#111";
-  ctx.fillRect(0, 0, canvas.width, canvas.height);
-  const series: [keyof (typeof points)[number], string, string][] = [
-    ["events", "#5ac8fa", "events/s"],
-    ["mb", "#ffcc00", "MB/s"],
-  ];
-  ctx.font = "12px system-ui, sans-serif";
-  series.forEach(([, colour, label], i) => {
-    ctx.fillStyle = colour;
-    ctx.fillText(label, 8 + i * 70, 14);
-  });
-  for (const [key, colour] of series) {
-    const max = Math.max(1e-9, ...points.map((p) => p[key]));
-    ctx.strokeStyle = colour;
+  // The sample axis.
+  ctx.fillStyle = "#ccc";
+  ctx.strokeStyle = "#ccc";
+  ctx.textAlign = "center";
+  const y = channels * band;
+  for (let k = 0; k <= 4; k++) {
+    const sample = Math.round((k / 4) * samples);
     ctx.beginPath();
-    points.forEach((p, i) => {
-      const x = (i / Math.max(1, points.length - 1)) * canvas.width;
-      const y = canvas.height - 10 - (p[key] / max) * (canvas.height - 20);
-      if (i === 0) ctx.moveTo(x, y);
-      else ctx.lineTo(x, y);
-    });
+    ctx.moveTo(xOf(sample) + 0.5, y);
+    ctx.lineTo(xOf(sample) + 0.5, y + 5);
     ctx.stroke();
+    ctx.fillText(String(sample), Math.min(xOf(sample), canvas.width - 20), y + 16);
   }
+  ctx.textAlign = "left";
+  ctx.fillText("sample", 4, y + 16);
 }

@@ -119,6 +119,12 @@ describe("the live viewer in a browser", () => {
       const box = (await page.locator("#frame").boundingBox())!;
       await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
       expect(await page.textContent("#cursor")).toMatch(/^row \d+, column \d+: [-\d.e+]+$/);
+      // The run panels: hit rate over time, and the peaks gathered on the powder pattern.
+      await page.waitForFunction(() => Number(document.getElementById("powder")?.dataset.peaks ?? 0) > 20, undefined, { timeout: 20_000 });
+      expect(await page.isVisible("#crystallography")).toBe(true);
+      expect(await page.isHidden("#time-of-flight")).toBe(true);
+      expect(await page.locator("#hit-rate .u-axis").count()).toBe(2);
+      expect(await page.locator("#lag .u-legend").textContent()).toMatch(/analysis[\s\S]*viewer/);
       expect(consoleErrors, consoleErrors.join("\n")).toEqual([]);
       await mkdir(artifacts, { recursive: true });
       await page.screenshot({ path: join(artifacts, "viewer-crystallography.png"), fullPage: true });
@@ -160,6 +166,7 @@ describe("the live viewer in a browser", () => {
       expect(red.height).toBe(4 * 120 + 28);
       for (const n of red.bands) expect(n).toBeGreaterThan(0);
       expect(await page.isHidden("#colour-bar")).toBe(true);
+      expect(await page.isVisible("#time-of-flight")).toBe(true);
       await page.waitForFunction(() => /events\/s [1-9]/.test(document.getElementById("rates")?.textContent ?? ""), undefined, { timeout: 20_000 });
       await mkdir(artifacts, { recursive: true });
       await page.screenshot({ path: join(artifacts, "viewer-time-of-flight.png"), fullPage: true });

@@ -15,6 +15,7 @@ import { DataRequestService, DataRequest_State as State, type DataRequest } from
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { fitView, type ScaleKind, valueAt, type View } from "./detector.js";
+import { RunPanels } from "./run-panels.js";
 import { type DrawnImage, drawColourBar, drawImage, drawWaveforms, type EventArray, eventOf, formatValue } from "./render.js";
 
 const token = location.hash.slice(1);
@@ -68,7 +69,7 @@ const flow = new uPlot(
   [[], [], []],
   $("throughput"),
 );
-const opened = Date.now() / 1000;
+const run = new RunPanels();
 
 async function refreshList() {
   const { dataRequests: listed } = await requests.listDataRequests({ pageSize: 100 });
@@ -111,6 +112,7 @@ function showRequest(r: DataRequest) {
   series[2]!.push(mbPerSecond);
   const keep = series[0]!.findIndex((t) => t > now - 120);
   flow.setData(series.map((a) => a.slice(Math.max(0, keep))) as uPlot.AlignedData);
+  run.lag(m.groups, now);
   $("groups")
     .querySelector("tbody")!
     .replaceChildren(...m.groups.map((g) => row(g.group, String(g.consumers), String(g.deliveredBatches), String(g.lagBatches))));
@@ -130,6 +132,7 @@ async function watch(name: string) {
   const abort = (watching = new AbortController());
   counts = [];
   flow.setData([[], [], []]);
+  run.reset();
   latest = undefined;
   drawn = undefined;
   showWaiting("waiting for the first batch…");
@@ -158,6 +161,7 @@ async function liveView(r: DataRequest, signal: AbortSignal) {
     for await (const res of buffer.subscribe({ stream: r.stream, consumerGroup: group.name }, { signal })) {
       if (res.kind.case !== "batch") continue;
       latest = res.kind.value;
+      run.add(latest, Date.now() / 1000);
       if (!drawPending) {
         drawPending = true;
         requestAnimationFrame(draw);

@@ -20,6 +20,12 @@ const typed: Partial<Record<DataType, (b: ArrayBuffer) => ArrayLike<number>>> = 
   [DataType.FLOAT64]: (b) => new Float64Array(b),
 };
 
+/** Every value of a columnar array, typed (a copy, aligned for the view: the message's bytes may start anywhere); undefined for types the viewer cannot draw. */
+export function valuesOf(a: ArrayMessage): ArrayLike<number> | undefined {
+  const view = typed[a.dtype];
+  return view && !a.compression ? view(a.data.slice().buffer) : undefined;
+}
+
 /** Event `index` of a columnar array (leading dimension = events); undefined for types the viewer cannot draw. */
 export function eventOf(a: ArrayMessage, index: number): EventArray | undefined {
   const view = typed[a.dtype];
@@ -27,7 +33,6 @@ export function eventOf(a: ArrayMessage, index: number): EventArray | undefined 
   const events = shape[0] ?? 0;
   if (!view || events === 0 || a.compression) return undefined;
   const per = a.data.byteLength / events;
-  // A copy, aligned for the typed view (the message's bytes may start anywhere).
   const bytes = a.data.slice(per * index, per * (index + 1));
   return { values: view(bytes.buffer), shape: shape.slice(1) };
 }
@@ -114,6 +119,22 @@ export function drawImage(
     }
   }
   return { layout, view, lo, hi, peaks };
+}
+
+/** Counts on a `width` x `height` grid as an image, on a log scale from none to the most (none stays dark). */
+export function drawHeatmap(canvas: HTMLCanvasElement, counts: ArrayLike<number>, width: number, height: number) {
+  canvas.width = width;
+  canvas.height = height;
+  let top = 0;
+  for (let i = 0; i < counts.length; i++) top = Math.max(top, counts[i]!);
+  const ctx = canvas.getContext("2d")!;
+  const pixels = ctx.createImageData(width, height);
+  for (let i = 0; i < width * height; i++) {
+    const n = counts[i]!;
+    const c = n > 0 ? lut[Math.round((Math.log1p(n) / Math.log1p(top || 1)) * 255)]! : [17, 17, 17];
+    pixels.data.set([c[0]!, c[1]!, c[2]!, 255], i * 4);
+  }
+  ctx.putImageData(pixels, 0, 0);
 }
 
 /** A colour bar for the scale: the colours from `lo` to `hi`, with five values marked. */

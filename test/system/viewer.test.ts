@@ -176,6 +176,32 @@ describe("the live viewer in a browser", () => {
     }
   }, 90_000);
 
+  it("keeps up with Jungfrau 4M frames: at least 5 drawn a second", async () => {
+    const big = {
+      parallelism: 1,
+      consumerGroups: [{ name: "viewer", mode: DeliveryMode.LATEST_ONLY }],
+      producer: internalConfig(
+        100_000,
+        { frame: { type: "SyntheticAreaDetector", geometry: "jungfrau4M", peaks: { min: 5, max: 20 } } },
+        { seed: 2, rateHz: 20, paced: true, batchSize: 1 },
+      ),
+    };
+    const { dataRequest } = await requests().createDataRequest({ dataRequest: big as never });
+    try {
+      await page.goto("about:blank");
+      await page.goto(viewer.url);
+      await page.waitForFunction(() => Number(document.getElementById("frame")?.dataset.draws ?? 0) > 2, undefined, { timeout: 30_000 });
+      const draws = async () => Number(await page.getAttribute("#frame", "data-draws"));
+      const [before, t0] = [await draws(), performance.now()];
+      await new Promise((r) => setTimeout(r, 4000));
+      const perSecond = ((await draws()) - before) / ((performance.now() - t0) / 1000);
+      expect(perSecond, `${await page.textContent("#rates")}`).toBeGreaterThanOrEqual(5);
+      expect(await page.textContent("#frame-info")).toMatch(/^frame, event \d+/);
+    } finally {
+      await requests().cancelDataRequest({ name: dataRequest!.name, reason: "test over" });
+    }
+  }, 90_000);
+
   it("says it is waiting for the first batch until one comes", async () => {
     // Two events a batch at one event every two seconds: the first batch is seconds away.
     const slow = crystallography(40, 0.5, true);

@@ -25,12 +25,12 @@ import { internalConfig } from "../helpers/producer-config.js";
 const staticDir = fileURLToPath(new URL("../../dist/viewer", import.meta.url));
 const artifacts = fileURLToPath(new URL("../../test-artifacts", import.meta.url));
 
-const crystallography = (events: number, rateHz: number, paced?: boolean) => ({
+const crystallography = (events: number, rateHz: number, paced?: boolean, geometry = "small") => ({
   parallelism: 1,
   consumerGroups: [{ name: "analysis" }, { name: "viewer", mode: DeliveryMode.LATEST_ONLY }],
   producer: internalConfig(
     events,
-    { frame: { type: "SyntheticAreaDetector", geometry: "small", peaks: { min: 5, max: 20 } } },
+    { frame: { type: "SyntheticAreaDetector", geometry, peaks: { min: 5, max: 20 } } },
     {
       seed: 9,
       rateHz,
@@ -72,7 +72,8 @@ describe("the live viewer in a browser", () => {
   });
 
   it("shows a streaming request's throughput and newest frame, and cancels it", async () => {
-    const { dataRequest } = await requests().createDataRequest({ dataRequest: crystallography(4000, 20) as never });
+    // ePix10k2M frames: sixteen panels in four quadrants.
+    const { dataRequest } = await requests().createDataRequest({ dataRequest: crystallography(4000, 10, true, "epix10k2M") as never });
     const analysis = new AbortController();
     const consumer = consume(dataRequest!.name, analysis.signal).catch(() => undefined);
     try {
@@ -91,7 +92,7 @@ describe("the live viewer in a browser", () => {
         undefined,
         { timeout: 20_000 },
       );
-      expect(await page.textContent("#frame-info")).toMatch(/^frame, event \d+ \(batch \d+ of rank 0\) · \d+ peaks · (HIT|no hit)$/);
+      expect(await page.textContent("#frame-info")).toMatch(/^frame, event \d+ \(batch \d+ of rank 0\) · ePix10k2M · \d+ peaks · (HIT|no hit)$/);
       expect(await page.locator("#groups tbody tr").count()).toBe(2);
       // The throughput plot has its axes, with units, and a legend naming both series.
       expect(await page.locator("#throughput .u-axis").count()).toBe(3);
@@ -117,8 +118,8 @@ describe("the live viewer in a browser", () => {
       expect(await page.isVisible("#colour-bar")).toBe(true);
       // The pixel under the cursor, with its place.
       const box = (await page.locator("#frame").boundingBox())!;
-      await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
-      expect(await page.textContent("#cursor")).toMatch(/^row \d+, column \d+: [-\d.e+]+$/);
+      await page.mouse.move(box.x + box.width * 0.12, box.y + box.height * 0.12);
+      expect(await page.textContent("#cursor")).toMatch(/^panel 0, row \d+, column \d+: [-\d.e+]+$/);
       // The run panels: hit rate over time, and the peaks gathered on the powder pattern.
       await page.waitForFunction(() => Number(document.getElementById("powder")?.dataset.peaks ?? 0) > 20, undefined, { timeout: 20_000 });
       expect(await page.isVisible("#crystallography")).toBe(true);

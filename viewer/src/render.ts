@@ -66,7 +66,7 @@ export interface DrawnImage {
  * Draws a detector frame in its panels' places (see detector.ts): the view
  * given, or the whole frame fitted to the canvas, max-pooled, in false
  * colour on the scale asked for, with contrast from the 1st to 99.5th
- * percentile of unsaturated, unmasked pixels (or their whole range);
+ * percentile of the unsaturated, unmasked pixels shown (or their whole range);
  * peaks (stacked row, column) circled.
  */
 export function drawImage(
@@ -79,9 +79,10 @@ export function drawImage(
   canvas.width = side;
   canvas.height = Math.max(1, Math.round(Math.min(side, (side * layout.height) / layout.width)));
   const view = opts.view ?? fitView(layout, canvas.width, canvas.height);
-  const [lo, hi] = opts.auto ? percentileRange(image.values, 1, 99.5, saturationOf(image.values)) : percentileRange(image.values, 0, 100);
-  const toUnit = scaled(opts.kind, lo, hi);
   const values = pooled(layout, image.values, view, canvas.width, canvas.height);
+  // Contrast from what is shown: max-pooling raises the background, and the raw frame's percentiles would wash it out.
+  const [lo, hi] = opts.auto ? percentileRange(values, 1, 99.5, saturationOf(image.values)) : percentileRange(values, 0, 100);
+  const toUnit = scaled(opts.kind, lo, hi);
   const ctx = canvas.getContext("2d")!;
   const pixels = ctx.createImageData(canvas.width, canvas.height);
   for (let i = 0; i < values.length; i++) {

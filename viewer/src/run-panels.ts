@@ -25,7 +25,11 @@ function plot(
     {
       width: 600,
       height: 180,
-      scales: { x: { time: !!x.time }, y: opts.yMax ? { range: [0, opts.yMax] } : {} },
+      scales: {
+        // Over time: the last five minutes, whatever the points (one point alone made uPlot span years).
+        x: x.time ? { time: true, range: (_u, _lo, hi) => [(hi ?? Date.now() / 1000) - 300, hi ?? Date.now() / 1000] } : { time: false },
+        y: opts.yMax ? { range: [0, opts.yMax] } : {},
+      },
       series: [
         { label: x.label },
         ...series.map((s) => ({

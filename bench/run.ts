@@ -79,9 +79,9 @@ interface Proc {
   stop(): void;
 }
 
-function start(file: string, argv: string[], nodeArgs: string[] = [], command = process.execPath): Proc {
+function start(file: string, argv: string[], nodeArgs: string[] = [], command = process.execPath, stderr: "inherit" | "ignore" = "inherit"): Proc {
   const child = spawn(command, [...nodeArgs, file, ...argv], {
-    stdio: ["ignore", "pipe", "inherit"],
+    stdio: ["ignore", "pipe", stderr],
     env: { ...process.env, LCLSTREAM_LOG_LEVEL: "warn" },
   });
   const lines: string[] = [];
@@ -306,6 +306,8 @@ async function main() {
         cliJs,
         ["produce", "--config", config, "--buffer-url", buffer.url, "--stream", name, "--token", publishToken, "--cert-dir", join(dir, "user")],
         roleNodeArgs,
+        process.execPath,
+        "ignore", // stopped, it says that it failed: terminated
       );
     }
     const counted = async () => {

@@ -5,13 +5,11 @@ import { toJsonString } from "@bufbuild/protobuf";
 import { BufferService, DeliveryMode, StreamSchema, Stream_State } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { createMeshTransportFromCertDir } from "../common/client.js";
 import { build, type BufferConfig } from "../buffer/server.js";
-import { addServeOptions, serveConfig, serveUntilSignal } from "./options.js";
+import { addServeOptions, serveConfig, serveUntilSignal, meshEndpoint, meshOptions } from "./options.js";
 
-const urlOption = () => new Option("--url <url>", "the buffer, https://HOST:PORT").env("LCLSTREAM_BUFFER_URL").makeOptionMandatory();
-const certDirOption = () => new Option("--cert-dir <dir>", "your cert directory (ca.crt, tls.crt, tls.key)").env("LCLSTREAM_CERT_DIR").makeOptionMandatory();
-
-async function bufferClient(o: { url: string; certDir: string }) {
-  return createClient(BufferService, await createMeshTransportFromCertDir(o.url, o.certDir));
+async function bufferClient(o: { url?: string; certDir?: string; stateDir?: string }) {
+  const { url, certDir } = meshEndpoint("buffer", o);
+  return createClient(BufferService, await createMeshTransportFromCertDir(url, certDir));
 }
 
 const streamName = (id: string) => (id.startsWith("streams/") ? id : `streams/${id}`);
@@ -28,8 +26,6 @@ export function registerBufferCommands(program: Command): void {
   buffer
     .command("streams")
     .description("list the streams you own or may read")
-    .addOption(urlOption())
-    .addOption(certDirOption())
     .action(async (o) => {
       const client = await bufferClient(o);
       console.log(["NAME", "STATE", "OWNER", "BATCHES", "BUFFERED", "CAPACITY", "GROUPS"].join("\t"));
@@ -59,8 +55,6 @@ export function registerBufferCommands(program: Command): void {
     .description("a stream's live metrics: producers, groups, lag, rates")
     .argument("<stream>", "the stream, ID or streams/ID")
     .option("--json", "the whole Stream as JSON")
-    .addOption(urlOption())
-    .addOption(certDirOption())
     .action(async (id: string, o) => {
       const { stream: s } = await (await bufferClient(o)).getStream({ name: streamName(id) });
       if (o.json) {
@@ -91,8 +85,6 @@ export function registerBufferCommands(program: Command): void {
     .option("--group <name>", "the consumer group (default: the stream's first)")
     // No bigint default: commander prints defaults with JSON.stringify, which refuses bigints.
     .option("--start-seq <seq>", "replay from this seq, if retained (default: from the start)", (v) => BigInt(v))
-    .addOption(urlOption())
-    .addOption(certDirOption())
     .action(async (id: string, o) => {
       const client = await bufferClient(o);
       const name = streamName(id);
@@ -119,4 +111,6 @@ export function registerBufferCommands(program: Command): void {
         }
       }
     });
+  // Every client command finds the buffer as the others find theirs.
+  for (const c of buffer.commands) if (!["serve"].includes(c.name())) meshOptions(c, "buffer", "the buffer");
 }

@@ -13,13 +13,11 @@ import { reportReached } from "../jobs/job-dir.js";
 import { psikStateNames } from "../jobs/job-states.js";
 import { readJobSpecDocument } from "../jobs/psik-spec.js";
 import { build, type JobsConfig } from "../jobs/server.js";
-import { addServeOptions, readStdin, serveConfig, serveUntilSignal } from "./options.js";
+import { addServeOptions, readStdin, serveConfig, serveUntilSignal, meshEndpoint, meshOptions } from "./options.js";
 
-const urlOption = () => new Option("--url <url>", "the job queue, https://HOST:PORT").env("LCLSTREAM_JOBS_URL").makeOptionMandatory();
-const certDirOption = () => new Option("--cert-dir <dir>", "your cert directory (ca.crt, tls.crt, tls.key)").env("LCLSTREAM_CERT_DIR").makeOptionMandatory();
-
-async function jobsClient(o: { url: string; certDir: string }) {
-  return createClient(JobQueueService, await createMeshTransportFromCertDir(o.url, o.certDir));
+async function jobsClient(o: { url?: string; certDir?: string; stateDir?: string }) {
+  const { url, certDir } = meshEndpoint("jobs", o);
+  return createClient(JobQueueService, await createMeshTransportFromCertDir(url, certDir));
 }
 
 /** `ID` or `jobs/ID` as a resource name. */
@@ -51,8 +49,6 @@ export function registerJobsCommands(program: Command): void {
   jobs
     .command("backends")
     .description("list the backends jobs can run on")
-    .addOption(urlOption())
-    .addOption(certDirOption())
     .action(async (o) => {
       for (const b of (await (await jobsClient(o)).listBackends({})).backends) {
         console.log([b.name, b.available ? "available" : "unavailable", b.statusMessage].join("\t"));
@@ -65,8 +61,6 @@ export function registerJobsCommands(program: Command): void {
     .argument("<spec>", "the JobSpec file")
     .option("--backend <name>", "run on this backend instead of the spec's")
     .option("--request-id <id>", "an idempotency key: submitting again with it returns the same job")
-    .addOption(urlOption())
-    .addOption(certDirOption())
     .action(async (path: string, o) => {
       const spec = await readSpec(path);
       if (o.backend) spec.backend = o.backend;
@@ -80,8 +74,6 @@ export function registerJobsCommands(program: Command): void {
     .addOption(new Option("--state <state>", "only jobs in this state").choices(["new", "queued", "active", "completed", "failed", "canceled"]))
     .option("--backend <name>", "only jobs on this backend")
     .option("--owner <id>", "only this owner's jobs (admins)")
-    .addOption(urlOption())
-    .addOption(certDirOption())
     .action(async (o) => {
       const client = await jobsClient(o);
       const state = o.state ? State[o.state.toUpperCase() as keyof typeof State] : State.UNSPECIFIED;
@@ -100,8 +92,6 @@ export function registerJobsCommands(program: Command): void {
     .command("get")
     .description("show a job with its spec and history, as JSON")
     .argument("<id>", "the job, ID or jobs/ID")
-    .addOption(urlOption())
-    .addOption(certDirOption())
     .action(async (id: string, o) => {
       const { job } = await (await jobsClient(o)).getJob({ name: jobName(id) });
       console.log(toJsonString(JobSchema, job!, { prettySpaces: 2 }));
@@ -111,8 +101,6 @@ export function registerJobsCommands(program: Command): void {
     .command("watch")
     .description("print a job's transitions until it ends; exits 0 only when it completed")
     .argument("<id>", "the job, ID or jobs/ID")
-    .addOption(urlOption())
-    .addOption(certDirOption())
     .action(async (id: string, o) => {
       let last = State.UNSPECIFIED;
       for await (const { transition: t } of (await jobsClient(o)).watchJob({ name: jobName(id) })) {
@@ -129,8 +117,6 @@ export function registerJobsCommands(program: Command): void {
     .option("-f, --follow", "keep printing until the run ends")
     .option("--run <n>", "which run (jobndx); default the current one", (v) => Number(v), 0)
     .addOption(new Option("--stream <stream>", "only one output").choices(["stdout", "stderr"]))
-    .addOption(urlOption())
-    .addOption(certDirOption())
     .action(async (id: string, o) => {
       const log = o.stream === "stdout" ? LogStream.STDOUT : o.stream === "stderr" ? LogStream.STDERR : LogStream.UNSPECIFIED;
       const stream = (await jobsClient(o)).streamJobLogs({ name: jobName(id), follow: Boolean(o.follow), jobndx: o.run, log });
@@ -141,8 +127,6 @@ export function registerJobsCommands(program: Command): void {
     .command("start")
     .description("run a finished job again, as a new run (psik's start)")
     .argument("<id>", "the job, ID or jobs/ID")
-    .addOption(urlOption())
-    .addOption(certDirOption())
     .action(async (id: string, o) => {
       const { job } = await (await jobsClient(o)).startJob({ name: jobName(id) });
       console.log(`${job!.name}: run ${job!.jobndx} ${State[job!.state].toLowerCase()}`);
@@ -164,10 +148,10 @@ export function registerJobsCommands(program: Command): void {
     .command("cancel")
     .description("cancel a job: its processes (or Slurm job) are stopped")
     .argument("<id>", "the job, ID or jobs/ID")
-    .addOption(urlOption())
-    .addOption(certDirOption())
     .action(async (id: string, o) => {
       const { job } = await (await jobsClient(o)).cancelJob({ name: jobName(id) });
       console.log(`${job!.name}: ${job!.state === State.CANCELED ? "canceled" : "canceling"}`);
     });
+  // Every client command finds the job queue as the others find theirs.
+  for (const c of jobs.commands) if (!["serve", "reached"].includes(c.name())) meshOptions(c, "jobs", "the job queue");
 }

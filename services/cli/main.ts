@@ -4,6 +4,15 @@ import { createProgram } from "./program.js";
 /** An error as a user reads it, with a hint where the cause is usually elsewhere. */
 function explain(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
+  // A file named on the command line that is not there: its name and the reason, not Node's errno text.
+  const file = error as NodeJS.ErrnoException;
+  const reasons: Record<string, string> = {
+    ENOENT: "no such file",
+    EACCES: "permission denied",
+    EISDIR: "is a directory, not a file",
+    ENOTDIR: "a part of the path is not a directory",
+  };
+  if (file.path && file.code && reasons[file.code]) return `${file.path}: ${reasons[file.code]}`;
   // A TLS 1.3 server checks the client certificate after the client thinks the
   // handshake is done, so a refused certificate shows up as a reset connection.
   if (/ECONNRESET|alert|socket hang up|stream closed with error code/i.test(message)) {

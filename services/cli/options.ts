@@ -1,6 +1,7 @@
 /** Option parsing the `lclstream` commands share. */
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { InvalidArgumentError, type Command } from "commander";
 import { parse as parseYaml } from "yaml";
@@ -103,4 +104,37 @@ export async function serveConfig(o: Record<string, any>): Promise<Record<string
     admins: [...(file.admins ?? []), ...o.admin],
     submitters: [...(file.submitters ?? []), ...o.submitter],
   };
+}
+
+/** The services of the mesh a command can be pointed at. */
+export type MeshService = "request" | "buffer" | "jobs" | "ca" | "producer";
+
+/**
+ * Adds --url, --cert-dir and --state-dir to a command: every client command
+ * finds its service the same way (see {@link meshEndpoint}).
+ */
+export function meshOptions(c: Command, service: MeshService, what: string): Command {
+  return c
+    .option("--url <url>", `${what}, https://HOST:PORT (default: $LCLSTREAM_${service.toUpperCase()}_URL, or the running \`lclstream up\`'s)`)
+    .option("--cert-dir <dir>", "your cert directory: ca.crt, tls.crt, tls.key (default: $LCLSTREAM_CERT_DIR, or the `lclstream up` user's)")
+    .option("--state-dir <dir>", "the `lclstream up` state directory, whose endpoints.json names the services", defaultStateDir());
+}
+
+/**
+ * Where a command's service is, and the cert directory to call it with: the
+ * flag, then the environment (LCLSTREAM_<SERVICE>_URL, LCLSTREAM_CERT_DIR),
+ * then the endpoints of the running `lclstream up`.
+ */
+export function meshEndpoint(service: MeshService, o: { url?: string; certDir?: string; stateDir?: string }): { url: string; certDir: string } {
+  const file = join(o.stateDir ?? defaultStateDir(), "endpoints.json");
+  const up = existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as Partial<Record<MeshService | "certDir", string>>) : undefined;
+  const variable = `LCLSTREAM_${service.toUpperCase()}_URL`;
+  const url = o.url ?? process.env[variable] ?? up?.[service];
+  const certDir = o.certDir ?? process.env.LCLSTREAM_CERT_DIR ?? up?.certDir;
+  if (!url || !certDir) {
+    throw new Error(
+      `no ${service} service found: start the mesh with \`lclstream up\`, or pass --url and --cert-dir (or set ${variable} and LCLSTREAM_CERT_DIR)`,
+    );
+  }
+  return { url, certDir };
 }

@@ -14,7 +14,7 @@ import { registerSampleDataCommands } from "./sample-data.js";
 export function createProgram(): Command {
   const program = new Command("lclstream")
     .description("Stream X-ray facility detector data over mutually authenticated gRPC.")
-    .version(packageInfo().version, "-v, --version", "print the lclstream version")
+    .version(packageInfo().version, "-V, --version", "print the lclstream version")
     .showHelpAfterError("(run with --help for usage)");
   registerHealthCommand(program);
   registerCaCommands(program);

@@ -1,8 +1,7 @@
 /** `lclstream up`, `lclstream get` and `lclstream requests …`: the mesh on loopback, and data requests on it. */
-import { existsSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type Command, Option } from "commander";
+import { type Command, InvalidArgumentError, Option } from "commander";
 import { SingleBar } from "cli-progress";
 import { createClient, type Client } from "@connectrpc/connect";
 import { fromJson, toJsonString, type JsonObject } from "@bufbuild/protobuf";
@@ -11,36 +10,23 @@ import { DataRequestSchema, DataRequestService, DataRequest_State as State } fro
 import { createMeshTransport } from "../common/client.js";
 import { readCertDir } from "../common/pki.js";
 import { fetchRequest, type OutputFormat } from "./fetch.js";
-import { startLocalMesh, type Endpoints } from "./local-mesh.js";
+import { startLocalMesh } from "./local-mesh.js";
 import { build as buildRequestService, type RequestConfig } from "../request/server.js";
 import { packageInfo } from "../common/package-info.js";
 import { startViewerGateway } from "../viewer/gateway.js";
-import { addServeOptions, collect, defaultStateDir, parseCount, runUntilSignal, serveConfig, serveUntilSignal } from "./options.js";
+import { addServeOptions, collect, defaultStateDir, meshEndpoint, meshOptions, parseCount, runUntilSignal, serveConfig, serveUntilSignal } from "./options.js";
 
 /** Where to reach the request service and with which certificate: flags, environment, or a running `lclstream up`. */
-async function connectionOf(o: { url?: string; certDir?: string; stateDir: string }) {
-  const endpointsFile = join(o.stateDir, "endpoints.json");
-  const local = existsSync(endpointsFile) ? (JSON.parse(readFileSync(endpointsFile, "utf8")) as Endpoints) : undefined;
-  const url = o.url ?? process.env.LCLSTREAM_REQUEST_URL ?? local?.request;
-  const certDir = o.certDir ?? process.env.LCLSTREAM_CERT_DIR ?? local?.certDir;
-  if (!url || !certDir)
-    throw new Error("no request service: start one with `lclstream up`, or pass --url and --cert-dir (or LCLSTREAM_REQUEST_URL and LCLSTREAM_CERT_DIR)");
-  return { url, tls: await readCertDir(certDir) };
-}
-
 async function connect(o: { url?: string; certDir?: string; stateDir: string }) {
-  const { url, tls } = await connectionOf(o);
+  const { url, certDir } = meshEndpoint("request", o);
+  const tls = await readCertDir(certDir);
   return {
     requests: createClient(DataRequestService, createMeshTransport({ baseUrl: url, tls })) as Client<typeof DataRequestService>,
     transportFor: (baseUrl: string) => createMeshTransport({ baseUrl, tls }),
   };
 }
 
-const connectionOptions = (c: Command) =>
-  c
-    .option("--url <url>", "the request service (default: $LCLSTREAM_REQUEST_URL, or the running `lclstream up`)")
-    .option("--cert-dir <dir>", "your cert directory (default: $LCLSTREAM_CERT_DIR, or the `lclstream up` user's)")
-    .option("--state-dir <dir>", "the `lclstream up` state directory", defaultStateDir());
+const connectionOptions = (c: Command) => meshOptions(c, "request", "the data request service");
 
 const requestName = (id: string) => (id.startsWith("dataRequests/") ? id : `dataRequests/${id}`);
 
@@ -53,14 +39,28 @@ export function requestFromFile(text: string): JsonObject {
   return "producer" in value ? value : { producer: value };
 }
 
+/** `--grant user/alice:xpp1234` options as a policy's experiments (undefined when none). */
+export function grantsOf(grants: string[]): Record<string, string[]> | undefined {
+  if (!grants.length) return undefined;
+  const experiments: Record<string, string[]> = {};
+  for (const grant of grants) {
+    const m = /^((?:user|service)\/[A-Za-z0-9_.@-]+):([A-Za-z0-9_.-]+)$/.exec(grant);
+    if (!m) throw new InvalidArgumentError(`--grant ${grant}: give IDENTITY:EXPERIMENT, for example user/alice:xpp1234`);
+    (experiments[m[2]!] ??= []).push(m[1]!);
+  }
+  return experiments;
+}
+
 export function registerRequestCommands(program: Command): void {
   program
     .command("up")
     .description("run the whole mesh on loopback (CA, job queue, buffer, producer, request service) until Ctrl-C")
     .option("--state-dir <dir>", "where the dev PKI, databases and jobs live", defaultStateDir())
     .option("--buffers <n>", "buffers in the pool that requests' shards are placed on (shard_count: in a request)", parseCount, 1)
-    .action(async (o: { stateDir: string; buffers: number }) => {
-      const mesh = await startLocalMesh({ stateDir: o.stateDir, buffers: o.buffers });
+    .option("--grant <identity:experiment>", "let another identity ask for an experiment's data, for example user/alice:xpp1234 (repeatable)", collect, [])
+    .action(async (o: { stateDir: string; buffers: number; grant: string[] }) => {
+      const experiments = grantsOf(o.grant);
+      const mesh = await startLocalMesh({ stateDir: o.stateDir, buffers: o.buffers, experiments });
       const stopped = runUntilSignal(() => mesh.close());
       const e = mesh.endpoints;
       console.log(`lclstream is up (state in ${o.stateDir}); you are ${e.user}`);
@@ -75,7 +75,7 @@ export function registerRequestCommands(program: Command): void {
     program
       .command("get")
       .description(
-        "create a data request from a file (or --resume one), stream it here (writing it with --out), and check the totals; Ctrl-C cancels the request",
+        "create a data request from a file (or --resume one), stream it here (writing it with --out), and check the totals; Ctrl-C detaches (the request goes on: --resume joins it again), a second Ctrl-C or --cancel-on-exit cancels it",
       )
       .argument("[request]", "a request YAML/JSON (or a bare producer config)")
       .option(
@@ -84,27 +84,40 @@ export function registerRequestCommands(program: Command): void {
       )
       .option("--out <dir>", "write the batches here (with a journal of what arrived, for --resume)")
       .addOption(new Option("--format <format>", "how batches are written").choices(["native", "hdf5", "npy"]).default("native"))
-      .option("--group <name>", "the consumer group to join"),
+      .option("--group <name>", "the consumer group to join")
+      .option("--cancel-on-exit", "Ctrl-C cancels the request instead of leaving it running"),
   ).action(async (file: string | undefined, o) => {
     if (!file === !o.resume) throw new Error("give a request file to create a request, or --resume ID to join one again (not both)");
+    // The file first: a missing one is known before any connection.
+    const body = file ? requestFromFile(await readFile(file, "utf8")) : undefined;
     const { requests, transportFor } = await connect(o);
     let name: string;
-    if (o.resume) name = requestName(o.resume);
+    if (!body) name = requestName(o.resume);
     else {
-      const body = requestFromFile(await readFile(file!, "utf8"));
       if (o.format === "hdf5" && !body.serializer) body.serializer = "SERIALIZER_HDF5";
       const created = (await requests.createDataRequest({ dataRequest: dataRequestFromJson(body) })).dataRequest!;
       name = created.name;
       for (const note of created.configNotes) console.error(`note: ${note}`);
     }
     console.error(`${name}: ${o.resume ? "resuming" : "streaming"}${o.out ? ` into ${o.out}` : ""}`);
+    // Ctrl-C detaches: the request goes on and --resume joins it again. With --cancel-on-exit, or a second Ctrl-C, it cancels.
     const abort = new AbortController();
-    const cancel = () => {
-      abort.abort();
-      void requests.cancelDataRequest({ name, reason: "the consumer pressed Ctrl-C" }).finally(() => process.exit(130));
+    let detached = false;
+    const interrupted = () => {
+      if (o.cancelOnExit || detached) {
+        abort.abort();
+        void requests.cancelDataRequest({ name, reason: "the consumer pressed Ctrl-C" }).finally(() => process.exit(130));
+        return;
+      }
+      detached = true;
+      abort.abort(new Error("detached"));
     };
-    process.once("SIGINT", cancel);
-    const bar = process.stderr.isTTY ? new SingleBar({ format: "[{bar}] {value} events | {mbps} MB/s | lag {lag}", hideCursor: true }) : undefined;
+    process.on("SIGINT", interrupted);
+    let got = { events: 0, batches: 0 };
+    // No bar: the request does not say how many events its producers will make (a bar of what arrived was always full).
+    const bar = process.stderr.isTTY
+      ? new SingleBar({ format: "{value} events | {mbps} MB/s | lag {lag} batches | {duration_formatted}", hideCursor: true })
+      : undefined;
     bar?.start(0, 0, { mbps: 0, lag: 0 });
     const result = await fetchRequest({
       requests,
@@ -115,12 +128,25 @@ export function registerRequestCommands(program: Command): void {
       group: o.group,
       signal: abort.signal,
       onProgress: (p) => {
+        got = p;
         bar?.setTotal(p.events);
         bar?.update(p.events, { mbps: (p.bytesPerSecond / 1e6).toFixed(1), lag: p.lag });
       },
+    }).catch(async (error: unknown) => {
+      if (!detached) throw error;
+      bar?.stop();
+      const id = name.replace("dataRequests/", "");
+      const where = o.out ? ` --out ${o.out}` : "";
+      console.error(
+        `\n${name}: detached after ${got.events} events in ${got.batches} batches${o.out ? `, written to ${o.out}` : " (not written: no --out)"}; the request goes on.`,
+      );
+      console.error(`  resume: lclstream get --resume ${id}${where}`);
+      console.error(`  cancel: lclstream requests cancel ${id}  (or press Ctrl-C again within 3 s)`);
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      process.exit(130);
     });
     bar?.stop();
-    process.off("SIGINT", cancel);
+    process.off("SIGINT", interrupted);
     const p = result.progress;
     const resumed = p.resumedBatches ? ` (${p.resumedBatches} of them from before the resume)` : "";
     console.log(
@@ -135,7 +161,8 @@ export function registerRequestCommands(program: Command): void {
       .description("open the live viewer: your requests, their throughput, groups and jobs, and the newest data, in a browser on this machine")
       .option("--port <port>", "the loopback port to serve it on", (v) => Number(v), 0),
   ).action(async (o) => {
-    const { url, tls } = await connectionOf(o);
+    const { url, certDir } = meshEndpoint("request", o);
+    const tls = await readCertDir(certDir);
     const viewer = await startViewerGateway({ requestUrl: url, tls, port: o.port, staticDir: join(packageInfo().root, "dist", "viewer") });
     console.log(`viewer: ${viewer.url}`);
     console.error("open that URL in a browser on this machine (it carries the access token); Ctrl-C stops the viewer");
@@ -191,9 +218,19 @@ export function registerRequestCommands(program: Command): void {
       let last = State.UNSPECIFIED;
       for await (const { dataRequest: r } of client.watchDataRequest({ name: requestName(id), intervalMs: 1000 })) {
         const m = r!.metrics;
-        console.log(
-          `${State[r!.state].toLowerCase()}\t${m?.events ?? 0} events\t${((m?.bytesPerSecond ?? 0) / 1e6).toFixed(1)} MB/s\t${m?.jobs.map((j) => `${j.job} ${j.state}`).join(", ") ?? ""}${r!.stateReason ? `\t${r!.stateReason}` : ""}`,
-        );
+        // Elapsed since the request was created, then its totals, rate, jobs and why it is in its state.
+        const created = r!.createTime ? Number(r!.createTime.seconds) * 1000 + r!.createTime.nanos / 1e6 : Date.now();
+        const fields = [
+          `${((Date.now() - created) / 1000).toFixed(0)}s`,
+          State[r!.state].toLowerCase(),
+          `${m?.events ?? 0} events`,
+          `${m?.batches ?? 0} batches`,
+          `${(Number(m?.bytes ?? 0) / 1e6).toFixed(1)} MB`,
+          `${((m?.bytesPerSecond ?? 0) / 1e6).toFixed(1)} MB/s`,
+          m?.jobs.map((j) => `${j.job} ${j.state}`).join(", ") ?? "",
+          r!.stateReason,
+        ];
+        console.log(fields.filter(Boolean).join("\t"));
         last = r!.state;
       }
       process.exitCode = last === State.SUCCEEDED ? 0 : 1;

@@ -14,6 +14,7 @@ import { transformInvokeImplementation } from "@connectrpc/connect/protocol";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { Logger } from "pino";
 import { AsyncQueue } from "./async-queue.js";
+import { peerGone } from "./node-handler.js";
 import { rpcError, runtimeDomain } from "./errors.js";
 import { decodeFrame, encodeFrameParts, GrpcFrameReader } from "./grpc-frames.js";
 
@@ -56,7 +57,8 @@ export function createDirectGrpcHandler(options: DirectGrpcOptions) {
     // Anything but a gRPC POST (another verb, gRPC-Web, Connect) is connect's to answer.
     if (!direct || req.method !== "POST" || !/^application\/grpc(\+proto)?$/.test(req.headers["content-type"] ?? "")) return false;
     void serveCall(direct, req, res, options).catch((error: unknown) => {
-      options.logger.error({ err: error, procedure: req.url }, "serving a direct gRPC call failed");
+      if (peerGone(req, res)) options.logger.debug({ err: error, procedure: req.url }, "the caller left before the call ended");
+      else options.logger.error({ err: error, procedure: req.url }, "serving a direct gRPC call failed");
       res.stream.close();
     });
     return true;

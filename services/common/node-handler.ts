@@ -105,6 +105,8 @@ export function createNodeHandler(router: ConnectRouter, options: NodeHandlerOpt
       .then((uRes) => universalResponseToNodeResponse(correctGrpcStatus(uRes, handler, options.maxMessageBytes), res))
       .catch((reason: unknown) => {
         if (ConnectError.from(reason).code === Code.Aborted) return;
+        // A caller that went away mid-stream (a closed viewer tab, a stopped consumer) is no failure of ours.
+        if (peerGone(req, res)) return options.logger.debug({ err: reason, procedure: handler.requestPath }, "the caller left before the response ended");
         options.logger.error({ err: reason, procedure: handler.requestPath }, "writing the response failed");
       });
   };
@@ -168,4 +170,9 @@ function correctGrpcStatus(uRes: UniversalServerResponse, handler: UniversalHand
     }
   }
   return { ...uRes, body: corrected() };
+}
+
+/** Whether the caller closed its side: its request or the response's stream is gone. */
+export function peerGone(req: { destroyed: boolean }, res: { destroyed?: boolean; stream?: { destroyed: boolean } | null }): boolean {
+  return req.destroyed || !!res.destroyed || !!res.stream?.destroyed;
 }

@@ -12,13 +12,33 @@ import { startServer } from "../helpers/servers.js";
 import { capture, lclstream, startLclstream } from "../helpers/cli.js";
 import type { Command } from "commander";
 import { createProgram } from "../../services/cli/program.js";
+import { grantsOf } from "../../services/cli/requests.js";
 
 describe("lclstream command", () => {
   it("prints the package version", async () => {
     const pkg = JSON.parse(await readFile(new URL("../../package.json", import.meta.url), "utf8"));
-    const { code, stdout } = await lclstream(["--version"]);
-    expect(code).toBe(0);
-    expect(stdout.trim()).toBe(pkg.version);
+    for (const flag of ["--version", "-V"]) {
+      const { code, stdout } = await lclstream([flag]);
+      expect(code).toBe(0);
+      expect(stdout.trim()).toBe(pkg.version);
+    }
+  });
+
+  it("takes up --grant as IDENTITY:EXPERIMENT, and says how to write it when it is not", async () => {
+    expect(grantsOf(["user/alice:xpp1234", "user/bob:xpp1234", "service/viewer:mfx99"])).toEqual({
+      xpp1234: ["user/alice", "user/bob"],
+      mfx99: ["service/viewer"],
+    });
+    expect(grantsOf([])).toBeUndefined();
+    const { code, stderr } = await lclstream(["up", "--grant", "alice", "--state-dir", "/nonexistent/never-made"]);
+    expect(code).toBe(1);
+    expect(stderr.trim()).toBe("lclstream: --grant alice: give IDENTITY:EXPERIMENT, for example user/alice:xpp1234");
+  });
+
+  it("names a missing file in one plain line", async () => {
+    const { code, stderr } = await lclstream(["get", "no-such-request.yaml", "--url", "https://127.0.0.1:9", "--cert-dir", "."]);
+    expect(code).toBe(1);
+    expect(stderr.trim()).toBe("lclstream: no-such-request.yaml: no such file");
   });
 
   it("prints help listing its commands", async () => {

@@ -83,6 +83,10 @@ describe("data requests through the whole mesh", () => {
     expect(done.state).toBe(State.SUCCEEDED);
     expect(done.metrics?.events).toBe(40n);
     expect(done.metrics?.jobs[0]?.state).toBe("COMPLETED");
+    // `requests watch` says, a line at a time: elapsed time, state, totals, rate and jobs.
+    const watched = await lclstream(["requests", "watch", name, "--state-dir", stateDir]);
+    expect(watched.code).toBe(0);
+    expect(watched.stdout.trim().split("\n").at(-1)).toMatch(/^\d+s\tsucceeded\t40 events\t10 batches\t[\d.]+ MB\t[\d.]+ MB\/s\tjobs\/\S+ COMPLETED/);
   });
 
   it("refuses a producer config with an error before any job starts", async () => {
@@ -188,6 +192,39 @@ describe("data requests through the whole mesh", () => {
     expect(seqs.length).toBe(16);
     expect((await readdir(out)).filter((f) => f.endsWith(".pb"))).toHaveLength(16);
     expect((await waitFor(name, [State.SUCCEEDED, State.FAILED])).state).toBe(State.SUCCEEDED);
+  });
+
+  it("detaches on Ctrl-C, saying what was written and how to resume; a second Ctrl-C cancels", { timeout: 90_000 }, async () => {
+    const file = join(stateDir, "detach.yaml");
+    await writeFile(file, JSON.stringify({ producer: producer(400, { rate_hz: 40, paced: true }) }));
+    const out = join(stateDir, "detach-out");
+    const get = (args: string[]) => {
+      const child = spawn(process.execPath, [lclstreamBin, ...args, "--state-dir", stateDir], { stdio: ["ignore", "ignore", "pipe"] });
+      let stderr = "";
+      child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+      return { child, exited, stderr: () => stderr };
+    };
+    const journal = join(out, "received.jsonl");
+    const lines = async () => (existsSync(journal) ? (await readFile(journal, "utf8")).trim().split("\n").length : 0);
+    const first = get(["get", file, "--out", out]);
+    await expect.poll(lines, { timeout: 20_000 }).toBeGreaterThan(4);
+    first.child.kill("SIGINT");
+    expect(await first.exited).toBe(130);
+    const { request: name } = JSON.parse(await readFile(join(out, "request.json"), "utf8")) as { request: string };
+    const id = name.replace("dataRequests/", "");
+    expect(first.stderr()).toMatch(new RegExp(`${name}: detached after \\d+ events in \\d+ batches, written to ${out}; the request goes on`));
+    expect(first.stderr()).toContain(`resume: lclstream get --resume ${id} --out ${out}`);
+    expect([State.RUNNING, State.DRAINING]).toContain((await requestsAs(me).getDataRequest({ name })).dataRequest!.state);
+
+    // Joined again as it says, and interrupted twice: the second Ctrl-C cancels the request.
+    const second = get(["get", "--resume", id, "--out", out]);
+    await expect.poll(() => second.stderr(), { timeout: 20_000 }).toContain("resuming");
+    second.child.kill("SIGINT");
+    await expect.poll(() => second.stderr(), { timeout: 10_000 }).toContain("detached");
+    second.child.kill("SIGINT");
+    expect(await second.exited).toBe(130);
+    expect((await waitFor(name, [State.CANCELED, State.SUCCEEDED, State.FAILED])).state).toBe(State.CANCELED);
   });
 
   it("runs examples/ml-training.yaml as its header says: sample CXI files into the data directory, then get", { timeout: 90_000 }, async () => {

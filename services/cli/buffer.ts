@@ -1,11 +1,10 @@
 /** `lclstream buffer …`: run the buffer, and look at its streams. */
 import { type Command, Option } from "commander";
 import { createClient } from "@connectrpc/connect";
-import { toJsonString } from "@bufbuild/protobuf";
 import { BufferService, DeliveryMode, StreamSchema, Stream_State } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { createMeshTransportFromCertDir } from "../common/client.js";
 import { build, type BufferConfig } from "../buffer/server.js";
-import { addServeOptions, serveConfig, serveUntilSignal, meshEndpoint, meshOptions } from "./options.js";
+import { addServeOptions, asJson, serveConfig, serveUntilSignal, meshEndpoint, meshOptions } from "./options.js";
 
 async function bufferClient(o: { url?: string; certDir?: string; stateDir?: string }) {
   const { url, certDir } = meshEndpoint("buffer", o);
@@ -26,13 +25,18 @@ export function registerBufferCommands(program: Command): void {
   buffer
     .command("streams")
     .description("list the streams you own or may read")
+    .option("--json", "one JSON object per stream, a line each")
     .action(async (o) => {
       const client = await bufferClient(o);
-      console.log(["NAME", "STATE", "OWNER", "BATCHES", "BUFFERED", "CAPACITY", "GROUPS"].join("\t"));
+      if (!o.json) console.log(["NAME", "STATE", "OWNER", "BATCHES", "BUFFERED", "CAPACITY", "GROUPS"].join("\t"));
       let pageToken = "";
       do {
         const page = await client.listStreams({ pageToken, pageSize: 500 });
         for (const s of page.streams) {
+          if (o.json) {
+            console.log(asJson(StreamSchema, s));
+            continue;
+          }
           const m = s.metrics!;
           console.log(
             [
@@ -58,7 +62,7 @@ export function registerBufferCommands(program: Command): void {
     .action(async (id: string, o) => {
       const { stream: s } = await (await bufferClient(o)).getStream({ name: streamName(id) });
       if (o.json) {
-        console.log(toJsonString(StreamSchema, s!, { prettySpaces: 2 }));
+        console.log(asJson(StreamSchema, s!, true));
         return;
       }
       const m = s!.metrics!;

@@ -4,7 +4,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Argument, type Command, Option } from "commander";
 import { createClient } from "@connectrpc/connect";
-import { create, toJsonString } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { parse as parseYaml } from "yaml";
 import { JobQueueService, JobSchema, JobSpecSchema, Job_State as State, LogStream } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
@@ -13,7 +13,7 @@ import { reportReached } from "../jobs/job-dir.js";
 import { psikStateNames } from "../jobs/job-states.js";
 import { readJobSpecDocument } from "../jobs/psik-spec.js";
 import { build, type JobsConfig } from "../jobs/server.js";
-import { addServeOptions, readStdin, serveConfig, serveUntilSignal, meshEndpoint, meshOptions } from "./options.js";
+import { addServeOptions, asJson, readStdin, serveConfig, serveUntilSignal, meshEndpoint, meshOptions } from "./options.js";
 
 async function jobsClient(o: { url?: string; certDir?: string; stateDir?: string }) {
   const { url, certDir } = meshEndpoint("jobs", o);
@@ -74,15 +74,20 @@ export function registerJobsCommands(program: Command): void {
     .addOption(new Option("--state <state>", "only jobs in this state").choices(["new", "queued", "active", "completed", "failed", "canceled"]))
     .option("--backend <name>", "only jobs on this backend")
     .option("--owner <id>", "only this owner's jobs (admins)")
+    .option("--json", "one JSON object per job, a line each")
     .action(async (o) => {
       const client = await jobsClient(o);
       const state = o.state ? State[o.state.toUpperCase() as keyof typeof State] : State.UNSPECIFIED;
-      console.log(["NAME", "STATE", "RUN", "BACKEND", "OWNER", "CREATED", "JOB NAME"].join("\t"));
+      if (!o.json) console.log(["NAME", "STATE", "RUN", "BACKEND", "OWNER", "CREATED", "JOB NAME"].join("\t"));
       let pageToken = "";
       do {
         const page = await client.listJobs({ state, backend: o.backend ?? "", owner: o.owner ?? "", pageToken, pageSize: 500 });
         for (const j of page.jobs) {
-          console.log([j.name, State[j.state].toLowerCase(), j.jobndx, j.spec?.backend || "local", j.owner, time(j.createTime), j.spec?.name ?? ""].join("\t"));
+          if (o.json) console.log(asJson(JobSchema, j));
+          else
+            console.log(
+              [j.name, State[j.state].toLowerCase(), j.jobndx, j.spec?.backend || "local", j.owner, time(j.createTime), j.spec?.name ?? ""].join("\t"),
+            );
         }
         pageToken = page.nextPageToken;
       } while (pageToken);
@@ -94,7 +99,7 @@ export function registerJobsCommands(program: Command): void {
     .argument("<id>", "the job, ID or jobs/ID")
     .action(async (id: string, o) => {
       const { job } = await (await jobsClient(o)).getJob({ name: jobName(id) });
-      console.log(toJsonString(JobSchema, job!, { prettySpaces: 2 }));
+      console.log(asJson(JobSchema, job!, true));
     });
 
   jobs

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { existsSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { InvalidArgumentError, type Command } from "commander";
+import { type DescMessage, type MessageShape, toJsonString } from "@bufbuild/protobuf";
 import { parse as parseYaml } from "yaml";
 
 const unitMs = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
@@ -137,4 +138,13 @@ export function meshEndpoint(service: MeshService, o: { url?: string; certDir?: 
     );
   }
   return { url, certDir };
+}
+
+/**
+ * A resource as the command line prints JSON: the proto's own field names
+ * (snake_case, as a producer config inside it is written), so one spelling
+ * throughout; `pretty` for one object, else one line (`--json` on lists).
+ */
+export function asJson<D extends DescMessage>(schema: D, message: MessageShape<D>, pretty = false): string {
+  return toJsonString(schema, message, { useProtoFieldName: true, ...(pretty ? { prettySpaces: 2 } : {}) });
 }

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { SingleBar } from "cli-progress";
 import { createClient, type Client } from "@connectrpc/connect";
-import { fromJson, toJsonString, type JsonObject } from "@bufbuild/protobuf";
+import { fromJson, type JsonObject } from "@bufbuild/protobuf";
 import { parse as parseYaml } from "yaml";
 import { DataRequestSchema, DataRequestService, DataRequest_State as State } from "../../gen/lclstream/request/v1/request_pb.js";
 import { createMeshTransport } from "../common/client.js";
@@ -14,7 +14,18 @@ import { startLocalMesh } from "./local-mesh.js";
 import { build as buildRequestService, type RequestConfig } from "../request/server.js";
 import { packageInfo } from "../common/package-info.js";
 import { startViewerGateway } from "../viewer/gateway.js";
-import { addServeOptions, collect, defaultStateDir, meshEndpoint, meshOptions, parseCount, runUntilSignal, serveConfig, serveUntilSignal } from "./options.js";
+import {
+  addServeOptions,
+  asJson,
+  collect,
+  defaultStateDir,
+  meshEndpoint,
+  meshOptions,
+  parseCount,
+  runUntilSignal,
+  serveConfig,
+  serveUntilSignal,
+} from "./options.js";
 
 /** Where to reach the request service and with which certificate: flags, environment, or a running `lclstream up`. */
 async function connect(o: { url?: string; certDir?: string; stateDir: string }) {
@@ -197,20 +208,23 @@ export function registerRequestCommands(program: Command): void {
       await serveUntilSignal("request", server);
     });
 
-  connectionOptions(requests.command("list").description("list your data requests (admins: everyone's)")).action(async (o) => {
+  connectionOptions(
+    requests.command("list").description("list your data requests (admins: everyone's)").option("--json", "one JSON object per request, a line each"),
+  ).action(async (o) => {
     const { requests: client } = await connect(o);
-    console.log(["NAME", "STATE", "OWNER", "STREAM", "REASON"].join("\t"));
+    if (!o.json) console.log(["NAME", "STATE", "OWNER", "STREAM", "REASON"].join("\t"));
     let pageToken = "";
     do {
       const page = await client.listDataRequests({ pageToken, pageSize: 500 });
-      for (const r of page.dataRequests) console.log([r.name, State[r.state].toLowerCase(), r.owner, r.stream, r.stateReason].join("\t"));
+      for (const r of page.dataRequests)
+        console.log(o.json ? asJson(DataRequestSchema, r) : [r.name, State[r.state].toLowerCase(), r.owner, r.stream, r.stateReason].join("\t"));
       pageToken = page.nextPageToken;
     } while (pageToken);
   });
   connectionOptions(requests.command("get").description("show a data request with live metrics, as JSON").argument("<id>")).action(async (id: string, o) => {
     const { requests: client } = await connect(o);
     const { dataRequest } = await client.getDataRequest({ name: requestName(id) });
-    console.log(toJsonString(DataRequestSchema, dataRequest!, { prettySpaces: 2 }));
+    console.log(asJson(DataRequestSchema, dataRequest!, true));
   });
   connectionOptions(requests.command("watch").description("follow a data request's state and metrics until it ends").argument("<id>")).action(
     async (id: string, o) => {

@@ -157,7 +157,7 @@ describe("psik's JobSpecs", () => {
       }
       expect(receiver.received.filter((r) => JSON.parse(r.body).jobid === first.slice(5)).every((r) => r.signature === undefined)).toBe(true);
       // The secret is never shown again.
-      expect((await jobs("get", name)).stdout).toContain('"cbSecret": "*****"');
+      expect((await jobs("get", name)).stdout).toContain('"cb_secret": "*****"');
     });
 
     it("starts a finished job again as a new run, and lets a script report its own end", async () => {

@@ -86,6 +86,17 @@ describe("data requests through the whole mesh", () => {
     // `requests watch` says, a line at a time: elapsed time, state, totals, rate and jobs.
     const watched = await lclstream(["requests", "watch", name, "--state-dir", stateDir]);
     expect(watched.code).toBe(0);
+    // JSON in one spelling, the proto's (snake_case, as the producer config inside is written): a line a request from list.
+    const listed = await lclstream(["requests", "list", "--json", "--state-dir", stateDir]);
+    const mine = listed.stdout
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as { name: string; state: string; create_time?: string })
+      .find((r) => r.name === name);
+    expect(mine).toMatchObject({ state: "STATE_SUCCEEDED", create_time: expect.any(String) });
+    const got = await lclstream(["requests", "get", name, "--state-dir", stateDir]);
+    expect(got.stdout).toContain('"consumer_groups"');
+    expect(got.stdout).not.toContain('"consumerGroups"');
     expect(watched.stdout.trim().split("\n").at(-1)).toMatch(/^\d+s\tsucceeded\t40 events\t10 batches\t[\d.]+ MB\t[\d.]+ MB\/s\tjobs\/\S+ COMPLETED/);
   });
 

@@ -105,7 +105,7 @@ export function registerCaCommands(program: Command): void {
     .addOption(caUrlOption())
     .addOption(certDirOption())
     .requiredOption("--identity <id>", "who the token enrolls: user/NAME or service/NAME")
-    .option("--ttl <duration>", "how long the token stays usable", parseDuration, 3_600_000)
+    .addOption(new Option("--ttl <duration>", "how long the token stays usable, e.g. 30m or 1h").argParser(parseDuration).default(3_600_000, "1h"))
     .option("--dns <name>", "a DNS name a service may put in its certificate (repeatable)", collect, [])
     .option("--ip <address>", "an IP address a service may put in its certificate (repeatable)", collect, [])
     .action(async (o: { ca: string; certDir: string; identity: string; ttl: number; dns: string[]; ip: string[] }) => {

@@ -1,5 +1,6 @@
 /** `lclstream health`: asks a server whether it (or one of its services) is serving. */
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
+import { parseDuration } from "./options.js";
 import { createClient } from "@connectrpc/connect";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/grpc/health/v1/health_pb.js";
 import { createMeshTransportFromCertDir } from "../common/client.js";
@@ -11,10 +12,10 @@ export function registerHealthCommand(program: Command): void {
     .requiredOption("--url <url>", "server address, https://HOST:PORT")
     .requiredOption("--cert-dir <dir>", "directory with ca.crt, tls.crt and tls.key")
     .option("--service <name>", "a fully qualified service name; empty checks the whole server", "")
-    .option("--timeout <ms>", "give up after this many milliseconds", "5000")
-    .action(async (options: { url: string; certDir: string; service: string; timeout: string }) => {
+    .addOption(new Option("--timeout <duration>", "give up after this long, e.g. 500ms or 5s").argParser(parseDuration).default(5000, "5s"))
+    .action(async (options: { url: string; certDir: string; service: string; timeout: number }) => {
       const client = createClient(Health, await createMeshTransportFromCertDir(options.url, options.certDir));
-      const { status } = await client.check({ service: options.service }, { timeoutMs: Number(options.timeout) });
+      const { status } = await client.check({ service: options.service }, { timeoutMs: options.timeout });
       console.log(Status[status]);
       process.exitCode = status === Status.SERVING ? 0 : 1;
     });

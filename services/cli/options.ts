@@ -83,7 +83,7 @@ export function addServeOptions(command: Command, what: string): Command {
     .option("--host <address>", "address to bind", "127.0.0.1")
     .option("--port <port>", "port (0 picks one)", parsePort, 0)
     .option("--admin <id>", "an admin identity (repeatable)", collect, [])
-    .option("--submitter <id>", "an identity that may submit jobs, create streams and stream from the producer: the request service (repeatable)", collect, [])
+    .option("--submitter <id>", "an identity this server serves as a submitter, as it serves the request service (repeatable)", collect, [])
     .option("--metrics-port <port>", "serve Prometheus metrics on this port", parsePort)
     .option("--proxy-identity <uri>", "the front proxy's identity, allowed to forward client identities (x-forwarded-client-cert)");
 }

@@ -5,6 +5,7 @@ import { registerHealthCommand } from "./health.js";
 import { registerDemoCommand } from "./demo.js";
 import { registerCaCommands } from "./ca.js";
 import { registerConfigCommands } from "./config.js";
+import { addExamples } from "./examples.js";
 import { registerJobsCommands } from "./jobs.js";
 import { registerBufferCommands } from "./buffer.js";
 import { registerProduceCommand } from "./produce.js";
@@ -25,5 +26,6 @@ export function createProgram(): Command {
   registerRequestCommands(program);
   registerSampleDataCommands(program);
   registerDemoCommand(program);
+  addExamples(program);
   return program;
 }

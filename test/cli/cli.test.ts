@@ -13,6 +13,7 @@ import { capture, lclstream, startLclstream } from "../helpers/cli.js";
 import type { Command } from "commander";
 import { createProgram } from "../../services/cli/program.js";
 import { grantsOf } from "../../services/cli/requests.js";
+import { examplesOf } from "../../services/cli/examples.js";
 
 describe("lclstream command", () => {
   it("prints the package version", async () => {
@@ -41,9 +42,11 @@ describe("lclstream command", () => {
     expect(stderr.trim()).toBe("lclstream: no-such-request.yaml: no such file");
   });
 
-  it("prints help listing its commands", async () => {
+  it("prints help listing its commands, with examples", async () => {
     const { code, stdout } = await lclstream(["--help"]);
     expect(code).toBe(0);
+    expect(stdout).toContain("Examples:\n  $ lclstream up &");
+    expect((await lclstream(["get", "--help"])).stdout).toContain("$ lclstream get --resume ID --out run1");
     expect(stdout).toContain("Usage: lclstream");
     expect(stdout).toMatch(/health \[options\]/);
     expect(stdout).toMatch(/demo/);
@@ -54,6 +57,9 @@ describe("lclstream command", () => {
     const commands = all(createProgram());
     expect(commands.length).toBeGreaterThan(20);
     for (const c of commands) expect(c.helpInformation(), c.name()).toContain(`Usage: `);
+    // And an Examples section, for every command (commander prints it after the help).
+    const path = (c: Command): string[] => (c.parent ? [...path(c.parent), c.name()] : []);
+    for (const c of commands) expect(examplesOf(path(c).join(" ")), path(c).join(" ") || "lclstream").toBeDefined();
   });
 
   it("refuses an unknown command", async () => {

@@ -33,7 +33,7 @@ export function registerDemoCommand(program: Command): void {
         console.log(
           `mesh up in ${((performance.now() - started) / 1000).toFixed(1)} s: CA, job queue, buffer, producer and request service on loopback, mTLS everywhere`,
         );
-        console.log(`you are ${e.user}; request service ${e.request}`);
+        console.log(`you have a certificate of this mesh's own CA, as ${e.user.replace(/^spiffe:\/\/[^/]+\//, "")}; every call below is made with it`);
         const tls = await readCertDir(e.certDir);
         const requests = createClient(DataRequestService, createMeshTransport({ baseUrl: e.request, tls }));
         // The hit threshold printed below is the peak finder's own, as the config parses it.
@@ -58,7 +58,10 @@ export function registerDemoCommand(program: Command): void {
           },
         });
         console.log(`${dataRequest!.name}: ${o.events} Jungfrau 4M events (8 MiB each), peak finding on, ${o.ranks} producer ranks`);
-        const bar = process.stdout.isTTY ? new SingleBar({ format: "[{bar}] {value}/{total} events | {mbps} MB/s | lag {lag}", hideCursor: true }) : undefined;
+        console.log("the job queue runs the producer ranks; they batch the events into the buffer, and this consumer reads them (lag: batches waiting for it)");
+        const bar = process.stdout.isTTY
+          ? new SingleBar({ format: "[{bar}] {value}/{total} events | {mbps} MB/s | lag {lag} batches | {duration_formatted}", hideCursor: true })
+          : undefined;
         bar?.start(o.events, 0, { mbps: 0, lag: 0 });
         const result = await fetchRequest({
           requests,
@@ -85,6 +88,15 @@ export function registerDemoCommand(program: Command): void {
         );
         console.log(`request ${State[final.state].toLowerCase()}: ${final.stateReason}`);
         if (final.state !== State.SUCCEEDED) process.exitCode = 1;
+        console.log(
+          [
+            "",
+            "next, with `npm link` (or as `npx lclstream`):",
+            "  lclstream up &                                                        # the same mesh, kept running",
+            "  lclstream get examples/crystallography.yaml --out run1 --format hdf5   # a request of your own, into files",
+            "  lclstream view                                                        # watch it live in a browser",
+          ].join("\n"),
+        );
       } finally {
         await mesh.close();
         await rm(stateDir, { recursive: true, force: true });

@@ -75,6 +75,9 @@ describe("lclstream command", () => {
     expect(stdout).toMatch(/received 6 events in 4 batches/);
     expect(stdout).toContain("end of stream: 4 batches, 6 events from 2 ranks: every event arrived once");
     expect(stdout).toContain("request succeeded");
+    // In plain words, and where to go next.
+    expect(stdout).toMatch(/lag: batches waiting for it/);
+    expect(stdout).toMatch(/next, with `npm link`[\s\S]*lclstream up &[\s\S]*lclstream get examples\/crystallography\.yaml[\s\S]*lclstream view/);
   });
 
   describe("health", () => {

@@ -16,6 +16,11 @@ lclstream ca issue --state-dir "$state" --identity service/buffer --dns buffer -
 # The front proxy answers as the facility's public name, and as service/front to the services.
 lclstream ca issue --state-dir "$state" --identity service/front --dns "$public" --dns front --out "$certs/front"
 # The first admin, who makes enrollment tokens for everyone else; keep it safe and delete it here.
-[ -f "$certs/admin/tls.crt" ] || lclstream ca issue --state-dir "$state" --identity user/admin --lifetime 7d --out "$certs/admin"
+# Made once in the CA's life (the mark is in the CA's state): deleting certs/admin, as you should,
+# does not make another admin key at the next start. Another admin enrolls with a token from this one.
+if [ ! -f "$state/ca/first-admin-issued" ]; then
+  lclstream ca issue --state-dir "$state" --identity user/admin --lifetime 7d --out "$certs/admin"
+  date -u +%Y-%m-%dT%H:%M:%SZ > "$state/ca/first-admin-issued"
+fi
 # Envoy's image runs as the user envoy (uid 101): let it read the front door's key.
 chown 101 "$certs/front/tls.key" 2>/dev/null || true

@@ -3,7 +3,7 @@
  * `<state-dir>/buffer/`, per-stream and per-group Prometheus gauges.
  */
 import { join } from "node:path";
-import { Gauge } from "prom-client";
+import { Counter, Gauge } from "prom-client";
 import { z } from "zod";
 import type { HandlerContext } from "@connectrpc/connect";
 import { BufferService, type SubscribeRequest } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
@@ -111,7 +111,7 @@ export async function build(input: BufferConfig, deps: ServiceDeps = {}): Promis
         createBufferService({ streams, policy, rates, limits: { defaultCapacityBytes: config.defaultCapacityBytes }, heartbeatMs: config.heartbeatMs }),
       ),
     ]);
-    registerStreamGauges(server, streams);
+    registerStreamMetrics(server, streams);
     return {
       url: server.url,
       server,
@@ -131,42 +131,48 @@ export async function build(input: BufferConfig, deps: ServiceDeps = {}): Promis
   }
 }
 
-/** Per-stream and per-group gauges, read from the live streams at each scrape. */
-function registerStreamGauges(server: LclstreamServer, streams: Streams) {
-  const registers = [server.metrics.registry];
-  const perStream = (name: string, help: string, value: (e: ReturnType<Streams["all"]>[number]) => number) =>
-    new Gauge({
-      name,
-      help,
-      labelNames: ["stream"],
-      registers,
-      collect() {
-        this.reset();
-        for (const e of streams.all()) this.set({ stream: e.record.id }, value(e));
-      },
-    });
-  const perGroup = (
-    name: string,
-    help: string,
-    value: (g: ReturnType<Streams["all"]>[number]["live"]["groups"][number], e: ReturnType<Streams["all"]>[number]) => number,
-  ) =>
-    new Gauge({
-      name,
-      help,
-      labelNames: ["stream", "group"],
-      registers,
-      collect() {
-        this.reset();
-        for (const e of streams.all()) for (const g of e.live.groups) this.set({ stream: e.record.id, group: g.config.name }, value(g, e));
-      },
-    });
-  perStream("lclstream_buffer_published_bytes", "Bytes of batches accepted from producers.", (e) => e.live.publishedBytes);
-  perStream("lclstream_buffer_published_batches", "Batches accepted from producers.", (e) => e.live.nextSeq - 1);
-  perStream("lclstream_buffer_buffered_bytes", "Bytes held for groups that have not acknowledged them (bounded by the capacity).", (e) => e.live.bufferedBytes);
-  perStream("lclstream_buffer_capacity_bytes", "The stream's capacity.", (e) => e.live.config.capacityBytes);
-  perGroup("lclstream_buffer_delivered_bytes", "Bytes delivered to a group, redeliveries included.", (g) => g.counters.deliveredBytes);
-  perGroup("lclstream_buffer_redelivered_batches", "Batches delivered again after a consumer left or timed out.", (g) => g.counters.redeliveredBatches);
-  perGroup("lclstream_buffer_lag_batches", "Batches published and not yet acknowledged by the group.", (g, e) =>
+/**
+ * Per-stream and per-group metrics, read from the live streams at each
+ * scrape: cumulative values as counters (`_total`, for rate()), the others
+ * as gauges.
+ */
+function registerStreamMetrics(server: LclstreamServer, streams: Streams) {
+  type Entry = ReturnType<Streams["all"]>[number];
+  type Group = Entry["live"]["groups"][number];
+  type Row = [Record<string, string>, number];
+  const metric = (kind: "counter" | "gauge", name: string, help: string, labelNames: string[], rows: () => Row[]) => {
+    const options = { name, help, labelNames, registers: [server.metrics.registry] };
+    // A counter's value is the stream's own count: cleared and added to at each scrape.
+    if (kind === "counter")
+      new Counter({
+        ...options,
+        collect() {
+          this.reset();
+          for (const [labels, value] of rows()) this.inc(labels, value);
+        },
+      });
+    else
+      new Gauge({
+        ...options,
+        collect() {
+          this.reset();
+          for (const [labels, value] of rows()) this.set(labels, value);
+        },
+      });
+  };
+  const perStream = (kind: "counter" | "gauge", name: string, help: string, value: (e: Entry) => number) =>
+    metric(kind, name, help, ["stream"], () => streams.all().map((e): Row => [{ stream: e.record.id }, value(e)]));
+  const perGroup = (kind: "counter" | "gauge", name: string, help: string, value: (g: Group, e: Entry) => number) =>
+    metric(kind, name, help, ["stream", "group"], () =>
+      streams.all().flatMap((e) => e.live.groups.map((g): Row => [{ stream: e.record.id, group: g.config.name }, value(g, e)])),
+    );
+  perStream("counter", "lclstream_buffer_published_bytes_total", "Bytes of batches accepted from producers.", (e) => e.live.publishedBytes);
+  perStream("counter", "lclstream_buffer_published_batches_total", "Batches accepted from producers.", (e) => e.live.nextSeq - 1);
+  perStream("gauge", "lclstream_buffer_buffered_bytes", "Bytes held for groups that have not acknowledged them (bounded by the capacity).", (e) => e.live.bufferedBytes);
+  perStream("gauge", "lclstream_buffer_capacity_bytes", "The stream's capacity.", (e) => e.live.config.capacityBytes);
+  perGroup("counter", "lclstream_buffer_delivered_bytes_total", "Bytes delivered to a group, redeliveries included.", (g) => g.counters.deliveredBytes);
+  perGroup("counter", "lclstream_buffer_redelivered_batches_total", "Batches delivered again after a consumer left or timed out.", (g) => g.counters.redeliveredBatches);
+  perGroup("gauge", "lclstream_buffer_lag_batches", "Batches published and not yet acknowledged by the group.", (g, e) =>
     g.config.mode === "reliable" ? e.live.nextSeq - 1 - g.counters.ackedBatches : 0,
   );
 }

@@ -39,7 +39,7 @@ describe("buffer", () => {
     pki = await createTestPki();
     stateDir = await mkdtemp(join(tmpdir(), "lclstream-buffer-"));
     buffer = await build(
-      { stateDir, submitters: ["user/alice"], admins: ["user/admin"], heartbeatMs: 300 },
+      { stateDir, submitters: ["user/alice"], admins: ["user/admin"], heartbeatMs: 300, metricsPort: 0 },
       { tls: pki.server, revocations: new RevocationSet() },
     );
   });
@@ -83,6 +83,15 @@ describe("buffer", () => {
       ["analysis", 40n, 0n, true],
       ["archive", 40n, 0n, true],
     ]);
+    // Prometheus: cumulative values as counters, the stream's own counts.
+    const scraped = await (await fetch(buffer.server.metricsUrl!)).text();
+    const id = name.replace("streams/", "");
+    expect(scraped).toContain("# TYPE lclstream_buffer_published_batches_total counter");
+    expect(scraped).toContain("# TYPE lclstream_buffer_delivered_bytes_total counter");
+    expect(scraped).toContain("# TYPE lclstream_buffer_lag_batches gauge");
+    expect(scraped).toContain(`lclstream_buffer_published_batches_total{stream="${id}",server="buffer"} 40`);
+    expect(scraped).toContain(`lclstream_buffer_published_bytes_total{stream="${id}",server="buffer"} ${stream!.metrics!.publishedBytes}`);
+    expect(scraped).toContain(`lclstream_buffer_lag_batches{stream="${id}",group="archive",server="buffer"} 0`);
   });
 
   it("redelivers a departed consumer's unacknowledged batches to another, losing nothing", async () => {

@@ -168,10 +168,20 @@ function registerStreamMetrics(server: LclstreamServer, streams: Streams) {
     );
   perStream("counter", "lclstream_buffer_published_bytes_total", "Bytes of batches accepted from producers.", (e) => e.live.publishedBytes);
   perStream("counter", "lclstream_buffer_published_batches_total", "Batches accepted from producers.", (e) => e.live.nextSeq - 1);
-  perStream("gauge", "lclstream_buffer_buffered_bytes", "Bytes held for groups that have not acknowledged them (bounded by the capacity).", (e) => e.live.bufferedBytes);
+  perStream(
+    "gauge",
+    "lclstream_buffer_buffered_bytes",
+    "Bytes held for groups that have not acknowledged them (bounded by the capacity).",
+    (e) => e.live.bufferedBytes,
+  );
   perStream("gauge", "lclstream_buffer_capacity_bytes", "The stream's capacity.", (e) => e.live.config.capacityBytes);
   perGroup("counter", "lclstream_buffer_delivered_bytes_total", "Bytes delivered to a group, redeliveries included.", (g) => g.counters.deliveredBytes);
-  perGroup("counter", "lclstream_buffer_redelivered_batches_total", "Batches delivered again after a consumer left or timed out.", (g) => g.counters.redeliveredBatches);
+  perGroup(
+    "counter",
+    "lclstream_buffer_redelivered_batches_total",
+    "Batches delivered again after a consumer left or timed out.",
+    (g) => g.counters.redeliveredBatches,
+  );
   perGroup("gauge", "lclstream_buffer_lag_batches", "Batches published and not yet acknowledged by the group.", (g, e) =>
     g.config.mode === "reliable" ? e.live.nextSeq - 1 - g.counters.ackedBatches : 0,
   );

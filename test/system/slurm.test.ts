@@ -192,7 +192,7 @@ describe("job queue, Slurm backend", () => {
       const slurmJob = async (name: string) => {
         const job = JSON.parse((await queue.jobs(["get", name])).stdout);
         expect(job).toMatchObject({ state: "STATE_QUEUED", spec: { backend: "defiant" } });
-        const shown = (await slurm("scontrol", "show", "job", "-o", job.backendJobId)).stdout;
+        const shown = (await slurm("scontrol", "show", "job", "-o", job.backend_job_id)).stdout;
         return Object.fromEntries(
           shown
             .trim()
@@ -201,7 +201,7 @@ describe("job queue, Slurm backend", () => {
         );
       };
       await expect
-        .poll(async () => JSON.parse((await queue.jobs(["get", submitted["example.yaml"]!])).stdout).backendJobId, { timeout: 15_000 })
+        .poll(async () => JSON.parse((await queue.jobs(["get", submitted["example.yaml"]!])).stdout).backend_job_id, { timeout: 15_000 })
         .toMatch(/^\d+$/);
       // example.yaml: duration 30, 2 nodes, 4 processes per node, 16 cores each (psik's salloc -t30 -N2 --ntasks-per-node 4 -c16).
       expect(await slurmJob(submitted["example.yaml"]!)).toMatchObject({

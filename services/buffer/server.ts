@@ -182,6 +182,14 @@ function registerStreamMetrics(server: LclstreamServer, streams: Streams) {
     "Batches delivered again after a consumer left or timed out.",
     (g) => g.counters.redeliveredBatches,
   );
+  // Each producer rank, as the buffer sees it publish (a rank's job runs elsewhere, so its figures are here).
+  const perRank = (kind: "counter" | "gauge", name: string, help: string, value: (p: Entry["live"]["producers"][number]) => number) =>
+    metric(kind, name, help, ["stream", "rank"], () =>
+      streams.all().flatMap((e) => e.live.producers.map((p, slot): Row => [{ stream: e.record.id, rank: String(e.live.rankOf(slot)) }, value(p)])),
+    );
+  perRank("counter", "lclstream_buffer_producer_batches_total", "Batches a producer rank has published.", (p) => Number(p.nextSeq));
+  perRank("counter", "lclstream_buffer_producer_events_total", "Events in them.", (p) => p.events);
+  perRank("gauge", "lclstream_buffer_producer_connected", "1 while the rank has a Publish call open.", (p) => (p.connected > 0 ? 1 : 0));
   perGroup("gauge", "lclstream_buffer_lag_batches", "Batches published and not yet acknowledged by the group.", (g, e) =>
     g.config.mode === "reliable" ? e.live.nextSeq - 1 - g.counters.ackedBatches : 0,
   );

@@ -92,6 +92,7 @@ describe("buffer", () => {
     expect(scraped).toContain(`lclstream_buffer_published_batches_total{stream="${id}",server="buffer"} 40`);
     expect(scraped).toContain(`lclstream_buffer_published_bytes_total{stream="${id}",server="buffer"} ${stream!.metrics!.publishedBytes}`);
     expect(scraped).toContain(`lclstream_buffer_lag_batches{stream="${id}",group="archive",server="buffer"} 0`);
+    for (const rank of [0, 1]) expect(scraped).toContain(`lclstream_buffer_producer_events_total{stream="${id}",rank="${rank}",server="buffer"} 80`);
   });
 
   it("redelivers a departed consumer's unacknowledged batches to another, losing nothing", async () => {

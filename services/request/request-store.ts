@@ -60,6 +60,12 @@ export class RequestStore {
     return rows.map((r) => fromBinary(DataRequestSchema, r.record));
   }
 
+  /** How many requests are in each state (for the metrics). */
+  countByState(): Map<State, number> {
+    const rows = this.#db.prepare("SELECT state, COUNT(*) AS n FROM requests GROUP BY state").all() as { state: State; n: number }[];
+    return new Map(rows.map((r) => [r.state, r.n]));
+  }
+
   /** Requests not yet in a final state, for picking up after a restart. */
   unfinished(): DataRequest[] {
     const rows = this.#db.prepare(`SELECT record FROM requests WHERE state NOT IN (${[...finalStates].join(",")}) ORDER BY seq`).all() as {

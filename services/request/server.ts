@@ -5,10 +5,11 @@ import { createClient } from "@connectrpc/connect";
 import { z } from "zod";
 import { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { JobQueueService } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
-import { DataRequestService } from "../../gen/lclstream/request/v1/request_pb.js";
+import { DataRequestService, DataRequest_State as State } from "../../gen/lclstream/request/v1/request_pb.js";
 import { packageInfo } from "../common/package-info.js";
 import { Policy } from "../common/policy.js";
 import { serve } from "../common/server.js";
+import { Gauge } from "prom-client";
 import { joinAsService, policySettingsShape, serviceSettingsShape, serveInMesh, type ServiceDeps } from "../common/service-config.js";
 import type { BufferMember } from "./buffer-pool.js";
 import { Orchestrator } from "./orchestrator.js";
@@ -105,6 +106,18 @@ export async function build(input: RequestConfig, deps: ServiceDeps = {}): Promi
         allowHttp1: true,
       },
     );
+    new Gauge({
+      name: "lclstream_request_requests",
+      help: "Data requests in each state.",
+      labelNames: ["state"],
+      registers: [server.metrics.registry],
+      collect() {
+        this.reset();
+        const counts = store.countByState();
+        for (const state of [State.PENDING, State.RUNNING, State.DRAINING, State.SUCCEEDED, State.FAILED, State.CANCELED])
+          this.set({ state: State[state].toLowerCase() }, counts.get(state) ?? 0);
+      },
+    });
     return {
       url: server.url,
       async close() {

@@ -6,7 +6,10 @@ import { parse } from "yaml";
 
 type Volume = string | { type: string; source: string; target: string; volume?: { subpath?: string } };
 const compose = parse(readFileSync(fileURLToPath(new URL("../../mesh/compose.yaml", import.meta.url)), "utf8")) as {
-  services: Record<string, { command?: string[]; entrypoint?: string[]; volumes?: Volume[] }>;
+  services: Record<
+    string,
+    { command?: string[]; entrypoint?: string[]; volumes?: Volume[]; healthcheck?: { test: string[] }; depends_on?: Record<string, { condition: string }> }
+  >;
 };
 
 describe("mesh/compose.yaml", () => {
@@ -33,5 +36,16 @@ describe("mesh/compose.yaml", () => {
     const producerDir = /--producer-cert-dir[ ,]+(\S+?),?$/m.exec(compose.services.request!.command!.join(" ").replace(/ --/g, "\n--"))?.[1];
     expect(producerDir).toBe("/certs/producer");
     expect(compose.services.jobs!.volumes!.map((v) => (typeof v === "string" ? v : v.target))).toContain(producerDir);
+  });
+
+  it("checks each service's health by gRPC health, and starts the front door only once they are healthy", () => {
+    const services = Object.entries(compose.services).filter(([name]) => !["pki", "envoy", "crl"].includes(name));
+    for (const [name, service] of services) {
+      expect(service.healthcheck, name).toBeDefined();
+      if (name !== "ca") expect(service.healthcheck!.test.slice(0, 3), name).toEqual(["CMD", "lclstream", "health"]);
+    }
+    const front = compose.services.envoy!.depends_on!;
+    for (const [name] of services.filter(([n]) => n !== "ca")) expect(front[name]?.condition, name).toBe("service_healthy");
+    expect(compose.services.request!.depends_on!.jobs!.condition).toBe("service_healthy");
   });
 });

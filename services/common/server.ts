@@ -22,6 +22,7 @@ import { RpcMetrics, serveMetrics } from "./metrics.js";
 import { createDirectGrpcHandler, type DirectMethod } from "./direct-grpc.js";
 import { createNodeHandler, createUnaryCaller, type HttpRoute, type UnaryCall } from "./node-handler.js";
 import { createStaticHandler } from "./static-files.js";
+import { resolveIdentity } from "./identity.js";
 import { tlsPeerKey, tlsPeerOf } from "./peer.js";
 import type { CertMaterial } from "./pki.js";
 import { registerReflection } from "./reflection.js";
@@ -175,7 +176,8 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
     errorMappingInterceptor,
     createAuthInterceptor({
       trustDomain: options.trustDomain,
-      proxyIdentity: options.proxyIdentity,
+      // service/front as other identities are written, or its full spiffe:// URI.
+      proxyIdentity: options.proxyIdentity && resolveIdentity(options.proxyIdentity, options.trustDomain).uri,
       publicProcedures: new Set([...(options.publicProcedures ?? []), "/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"]),
     }),
     ...(options.revocations ? [createRevocationInterceptor(options.revocations)] : []),

@@ -74,6 +74,17 @@ describe("mTLS identity", () => {
     expect(job?.owner).toBe(pki.uri("user", "bob"));
   });
 
+  it("takes the proxy's identity written short (service/front), as the other identities of a config are", async () => {
+    const short = await startServer(pki, { services: [whoAmI], proxyIdentity: "service/proxy" });
+    try {
+      const header = formatXfcc({ By: [pki.uri("service", "proxy")], Hash: ["00ff"], URI: [pki.uri("user", "bob")] });
+      const { job } = await clientFor(JobQueueService, short, pki.proxy).getJob({ name: "jobs/1" }, { headers: { "x-forwarded-client-cert": header } });
+      expect(job?.owner).toBe(pki.uri("user", "bob"));
+    } finally {
+      await short.close();
+    }
+  });
+
   it("treats a proxied client without an identity in the trust domain as unauthenticated", async () => {
     const header = formatXfcc({ By: [pki.uri("service", "proxy")], URI: ["spiffe://elsewhere.org/user/bob"] });
     const result = await codeOf(clientFor(JobQueueService, server, pki.proxy).getJob({ name: "jobs/1" }, { headers: { "x-forwarded-client-cert": header } }));

@@ -49,6 +49,8 @@ export type BufferConfig = z.input<typeof bufferConfigSchema>;
 /** A running buffer. */
 export interface BufferServer {
   url: string;
+  /** The Prometheus endpoint, when a metrics port was given. */
+  metricsUrl: string | undefined;
   server: LclstreamServer;
   streams: Streams;
   close(): Promise<void>;
@@ -114,6 +116,7 @@ export async function build(input: BufferConfig, deps: ServiceDeps = {}): Promis
     registerStreamMetrics(server, streams);
     return {
       url: server.url,
+      metricsUrl: server.metricsUrl,
       server,
       streams,
       async close() {

@@ -60,9 +60,10 @@ export function runUntilSignal(close: () => Promise<void>): Promise<void> {
 }
 
 /** Prints where a server listens and keeps it up until SIGINT or SIGTERM (every `… serve` command). */
-export async function serveUntilSignal(name: string, server: { url: string; close(): Promise<void> }): Promise<void> {
+export async function serveUntilSignal(name: string, server: { url: string; metricsUrl?: string; close(): Promise<void> }): Promise<void> {
   const stopped = runUntilSignal(() => server.close());
   console.log(`${name}: ${server.url} (mTLS)`);
+  if (server.metricsUrl) console.log(`${name} metrics: ${server.metricsUrl}`);
   await stopped;
 }
 

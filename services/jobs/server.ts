@@ -93,6 +93,8 @@ export type JobsConfig = Omit<z.input<typeof jobsConfigObject>, "backends"> & { 
 /** A running job queue. */
 export interface JobsServer {
   url: string;
+  /** The Prometheus endpoint, when a metrics port was given. */
+  metricsUrl: string | undefined;
   queue: JobQueue;
   close(): Promise<void>;
 }
@@ -126,6 +128,7 @@ export async function build(input: JobsConfig, deps: ServiceDeps = {}): Promise<
     ]);
     return {
       url: server.url,
+      metricsUrl: server.metricsUrl,
       queue,
       async close() {
         await server.close();

@@ -59,6 +59,8 @@ export type ProducerServerConfig = z.input<typeof producerConfigSchemaForServer>
 
 export interface ProducerServer {
   url: string;
+  /** The Prometheus endpoint, when a metrics port was given. */
+  metricsUrl: string | undefined;
   close(): Promise<void>;
 }
 
@@ -72,6 +74,7 @@ export async function build(input: ProducerServerConfig, deps: ServiceDeps = {})
   ]);
   return {
     url: server.url,
+    metricsUrl: server.metricsUrl,
     async close() {
       await server.close();
       membership.leave();

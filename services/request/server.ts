@@ -52,6 +52,8 @@ export type RequestConfig = z.input<typeof requestConfigSchema>;
 
 export interface RequestServer {
   url: string;
+  /** The Prometheus endpoint, when a metrics port was given. */
+  metricsUrl: string | undefined;
   close(): Promise<void>;
 }
 
@@ -120,6 +122,7 @@ export async function build(input: RequestConfig, deps: ServiceDeps = {}): Promi
     });
     return {
       url: server.url,
+      metricsUrl: server.metricsUrl,
       async close() {
         await server.close();
         orchestrator.close();

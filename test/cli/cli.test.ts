@@ -125,9 +125,25 @@ describe("the services as separate processes, as a deployment runs them", () => 
     const common = ["--cert-dir", join(dir, "service"), "--state-dir", join(dir, "state"), "--proxy-identity", identityUri(trustDomain, "service", "front")];
     const producer = await startLclstream(["producer", "serve", ...common], [/^producer: https:/]);
     const request = await startLclstream(
-      ["requests", "serve", ...common, "--buffer-url", "https://127.0.0.1:9", "--jobs-url", "https://127.0.0.1:9", "--producer-cert-dir", join(dir, "service")],
-      [/^request: https:/],
+      [
+        "requests",
+        "serve",
+        ...common,
+        "--buffer-url",
+        "https://127.0.0.1:9",
+        "--jobs-url",
+        "https://127.0.0.1:9",
+        "--producer-cert-dir",
+        join(dir, "service"),
+        "--metrics-port",
+        "0",
+      ],
+      [/^request: https:/, /^request metrics: http:/],
     );
+    // Its metrics, at the URL it prints: the requests in each state among them.
+    const scraped = await (await fetch(capture(request.lines, /^request metrics: (http:\S+)/))).text();
+    expect(scraped).toContain("# TYPE lclstream_request_requests gauge");
+    expect(scraped).toMatch(/lclstream_request_requests\{state="running"[^}]*\} 0/);
     try {
       for (const [running, service] of [
         [producer, "lclstream.producer.v1.ProducerService"],

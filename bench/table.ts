@@ -18,6 +18,8 @@ export interface BenchResult {
   results: Record<string, { values: number[]; median: number; spread: number; unit: string }>;
   targets: Target[];
   fanOutCeiling?: number;
+  /** 4 groups' aggregate against one group's: 2x where cores are to spare. */
+  fanOutVsOneGroup?: number;
   /** What two cores allow the DataLoader against the grpcio reader (torch alone and the reader each keep both busy). */
   loaderCeiling?: number;
   /** What two cores allow a psana producer against the bare loop (psana's CPU and raw TLS one hop's, added up). */
@@ -54,6 +56,9 @@ export function renderBenchTables(file: string, result: BenchResult): string {
   ];
   if (result.fanOutCeiling !== undefined) {
     lines.push(`| (not a target) raw TLS, 4 sinks vs 1: the machine's fan-out ceiling | ${figure(result.fanOutCeiling)} | | |`);
+  }
+  if (result.fanOutVsOneGroup !== undefined) {
+    lines.push(`| (not a target) 4 groups vs 1 group aggregate: 2x on a machine with cores to spare | ${figure(result.fanOutVsOneGroup)} | | |`);
   }
   if (result.loaderCeiling !== undefined) {
     lines.push(`| (not a target) DataLoader vs grpcio reader: the ceiling two cores allow | ${figure(result.loaderCeiling)} | | |`);

@@ -790,19 +790,21 @@ const pythonClientSrc = fileURLToPath(new URL("../../clients/python/src", import
 
 /** A Python consumer of held batches (bench/python_drain.py, in the client's environment), reading as `mode` says. */
 function pythonReader(mode: "grpcio" | "client" | "torch" | "torch-alone") {
-  return (args: DrainArgs) =>
-    new Promise<any>((resolve, reject) => {
-      const { tls, ...rest } = args;
-      const child = spawn(torchPython, [pythonDrainScript, mode, JSON.stringify({ ...rest, ...tls })], {
-        stdio: ["ignore", "pipe", "inherit"],
-        env: { ...process.env, PYTHONPATH: pythonClientSrc },
-      });
-      let out = "";
-      child.stdout!.on("data", (chunk) => (out += chunk));
-      child.once("exit", (code) =>
-        code === 0 ? resolve(JSON.parse(out.trim().split("\n").at(-1)!)) : reject(new Error(`python_drain.py ${mode} exited with ${code}`)),
-      );
+  return ({ tls, ...rest }: DrainArgs) =>
+    lastJsonLine(`python_drain.py ${mode}`, torchPython, [pythonDrainScript, mode, JSON.stringify({ ...rest, ...tls })], {
+      ...process.env,
+      PYTHONPATH: pythonClientSrc,
     });
+}
+
+/** Runs a reader to its end; resolves with the JSON of the last line it printed. */
+function lastJsonLine(what: string, command: string, argv: string[], env?: NodeJS.ProcessEnv): Promise<any> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, argv, { stdio: ["ignore", "pipe", "inherit"], env });
+    let out = "";
+    child.stdout!.on("data", (chunk) => (out += chunk));
+    child.once("exit", (code) => (code === 0 ? resolve(JSON.parse(out.trim().split("\n").at(-1)!)) : reject(new Error(`${what} exited with ${code}`))));
+  });
 }
 
 /** The Go client's drain command (clients/go/cmd/lclstream-drain), built into `dir`; undefined, saying why, without Go. */
@@ -819,29 +821,21 @@ function buildGoDrain(dir: string): string | undefined {
 
 /** A reader of held batches with the Go client's consumer. */
 function goReader(binary: string, certDir: string) {
-  return (args: DrainArgs) =>
-    new Promise<any>((resolve, reject) => {
-      const argv = [
-        "-url",
-        args.url,
-        "-cert-dir",
-        certDir,
-        "-stream",
-        args.stream,
-        "-group",
-        args.group,
-        "-count",
-        String(args.count),
-        "-warmup",
-        String(args.warmupCount),
-      ];
-      const child = spawn(binary, argv, { stdio: ["ignore", "pipe", "inherit"] });
-      let out = "";
-      child.stdout!.on("data", (chunk) => (out += chunk));
-      child.once("exit", (code) =>
-        code === 0 ? resolve(JSON.parse(out.trim().split("\n").at(-1)!)) : reject(new Error(`lclstream-drain exited with ${code}`)),
-      );
-    });
+  return (a: DrainArgs) =>
+    lastJsonLine("lclstream-drain", binary, [
+      "-url",
+      a.url,
+      "-cert-dir",
+      certDir,
+      "-stream",
+      a.stream,
+      "-group",
+      a.group,
+      "-count",
+      String(a.count),
+      "-warmup",
+      String(a.warmupCount),
+    ]);
 }
 
 /**

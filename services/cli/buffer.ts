@@ -116,5 +116,5 @@ export function registerBufferCommands(program: Command): void {
       }
     });
   // Every client command finds the buffer as the others find theirs.
-  for (const c of buffer.commands) if (!["serve"].includes(c.name())) meshOptions(c, "buffer", "the buffer");
+  for (const c of buffer.commands) if (c.name() !== "serve") meshOptions(c, "buffer", "the buffer");
 }

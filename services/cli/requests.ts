@@ -140,7 +140,6 @@ export function registerRequestCommands(program: Command): void {
       signal: abort.signal,
       onProgress: (p) => {
         got = p;
-        bar?.setTotal(p.events);
         bar?.update(p.events, { mbps: (p.bytesPerSecond / 1e6).toFixed(1), lag: p.lag });
       },
     }).catch(async (error: unknown) => {

@@ -22,6 +22,7 @@ import { AsyncQueue } from "../common/async-queue.js";
 import { createMeshTransport } from "../common/client.js";
 import { mergeTotals, shardCallHeaders, shardsOf } from "../common/shards.js";
 import type { CertMaterial } from "../common/pki.js";
+import { peerGone } from "../common/node-handler.js";
 import { createStaticHandler } from "../common/static-files.js";
 
 /** Options of {@link startViewerGateway}. */
@@ -124,7 +125,7 @@ export async function startViewerGateway(o: ViewerGatewayOptions) {
       .then((answer) => universalResponseToNodeResponse(answer, res))
       .catch((reason: unknown) => {
         const error = ConnectError.from(reason);
-        if (res.destroyed || req.destroyed || error.code === Code.Aborted || error.code === Code.Canceled) return;
+        if (peerGone(req, res) || error.code === Code.Aborted || error.code === Code.Canceled) return;
         console.error(`viewer: ${call.method.name} failed: ${error.message}`);
       });
   };

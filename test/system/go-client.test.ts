@@ -31,13 +31,14 @@ describe("the Go client against the real mesh", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it("passes its go test: a whole request with totals checked, a sharded one, a bad request refused", async () => {
+  it("passes its go test: a whole request with totals checked, a sharded one, one stream by name, a bad request refused", async () => {
     const result = await go(["test", "-count=1", "-v", "./..."], { LCLSTREAM_ENDPOINTS: join(dir, "endpoints.json") });
     expect(result.code, result.output).toBe(0);
     expect(result.output).toContain("--- PASS: TestConsumesAWholeRequestAndChecksTheTotals");
     expect(result.output).toContain("--- PASS: TestConsumesEveryShardOfAShardedRequest");
     expect(result.output).toContain("--- PASS: TestConsumersOfAnAssignedGroupDivideTheShards");
     expect(result.output).toContain("--- PASS: TestRefusesABadRequestWithInvalidArgument");
+    expect(result.output).toContain("--- PASS: TestConsumesOneStreamByNameAndRefusesAnUnknownOne");
   }, 300_000);
 
   it("runs the example: subscribes and counts the bytes", async () => {

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	datav1 "lclstream/client/gen/lclstream/data/v1"
+	requestv1 "lclstream/client/gen/lclstream/request/v1"
 )
 
 // The real mesh, started by test/system/go-client.test.ts, described by its endpoints.json.
@@ -160,5 +161,44 @@ func TestRefusesABadRequestWithInvalidArgument(t *testing.T) {
 	_, err := client.CreateRequest(context.Background(), []byte(`{"producer": {"source_identifier": "synthetic:tof:run=1", "skip_incomplete_events": false, "event_source": {"type": "nope"}}}`))
 	if status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("got %v, want InvalidArgument", err)
+	}
+}
+
+func TestConsumesOneStreamByNameAndRefusesAnUnknownOne(t *testing.T) {
+	client := userClient(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	req, err := client.CreateRequest(ctx, []byte(`{"experiment": "default", "producer": {
+		"source_identifier": "synthetic:tof:run=3", "skip_incomplete_events": false,
+		"event_source": {"type": "InternalEventSource", "number_of_events_to_generate": 24, "seed": 3},
+		"data_sources": {"tof": {"type": "SyntheticDigitizer", "channels": 1, "samples": 64}},
+		"processing_pipeline": {"type": "BatchProcessingPipeline", "batch_size": 4},
+		"data_serializer": {"type": "NativeBinarySerializer"}, "data_handlers": []}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The stream is made once the request service has placed it.
+	for req.Stream == "" {
+		time.Sleep(100 * time.Millisecond)
+		res, err := client.Requests.GetDataRequest(ctx, &requestv1.GetDataRequestRequest{Name: req.Name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req = res.DataRequest
+	}
+	batches := 0
+	totals, err := client.ConsumeStream(ctx, req.BufferEndpoint, req.Stream, "default", func(uint64, *datav1.EventBatch) error {
+		batches++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if batches != 6 || totals.BatchCount != 6 || totals.EventCount != 24 {
+		t.Fatalf("got %d batches and totals %+v, want 6 batches of 24 events", batches, totals)
+	}
+	_, err = client.ConsumeStream(ctx, req.BufferEndpoint, "streams/nope", "default", func(uint64, *datav1.EventBatch) error { return nil })
+	if status.Code(err) != codes.NotFound {
+		t.Fatalf("got %v, want NotFound for an unknown stream", err)
 	}
 }

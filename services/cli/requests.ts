@@ -1,6 +1,6 @@
 /** `lclstream up`, `lclstream get` and `lclstream requests …`: the mesh on loopback, and data requests on it. */
 import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { SingleBar } from "cli-progress";
 import { createClient, type Client } from "@connectrpc/connect";
@@ -14,6 +14,7 @@ import { startLocalMesh } from "./local-mesh.js";
 import { build as buildRequestService, type RequestConfig } from "../request/server.js";
 import { packageInfo } from "../common/package-info.js";
 import { startViewerGateway } from "../viewer/gateway.js";
+import { parseGeometry, placePixels } from "../viewer/psana-geometry.js";
 import {
   addServeOptions,
   asJson,
@@ -169,11 +170,28 @@ export function registerRequestCommands(program: Command): void {
     program
       .command("view")
       .description("open the live viewer: your requests, their throughput, groups and jobs, and the newest data, in a browser on this machine")
-      .option("--port <port>", "the loopback port to serve it on", (v) => Number(v), 0),
+      .option("--port <port>", "the loopback port to serve it on", (v) => Number(v), 0)
+      .option(
+        "--geometry <file>",
+        "a psana geometry file (calib/<group>/<source>/geometry/*.data): frames of its shape are drawn in that geometry, as psana's det.raw.image() assembles them (repeatable)",
+        collect,
+        [],
+      ),
   ).action(async (o) => {
     const { url, certDir } = meshEndpoint("request", o);
     const tls = await readCertDir(certDir);
-    const viewer = await startViewerGateway({ requestUrl: url, tls, port: o.port, staticDir: join(packageInfo().root, "dist", "viewer") });
+    const geometries: { name: string; text: string }[] = [];
+    for (const file of o.geometry as string[]) {
+      const text = await readFile(file, "utf8");
+      try {
+        const g = placePixels(parseGeometry(text));
+        console.error(`geometry ${file}: ${g.segments} x ${g.rows} x ${g.columns} pixels, drawn as ${g.width} x ${g.height}`);
+      } catch (error) {
+        throw new Error(`${file}: ${(error as Error).message}`);
+      }
+      geometries.push({ name: basename(file), text });
+    }
+    const viewer = await startViewerGateway({ requestUrl: url, tls, port: o.port, staticDir: join(packageInfo().root, "dist", "viewer"), geometries });
     console.log(`viewer: ${viewer.url}`);
     console.error("open that URL in a browser on this machine (it carries the access token); Ctrl-C stops the viewer");
     await runUntilSignal(() => viewer.close());

@@ -161,6 +161,8 @@ const lclstreamDataSources = [
     amplitude: z.number().positive().default(400),
     /** Pulse width (Gaussian sigma) in samples. */
     width: z.number().positive().default(2.5),
+    /** Time between samples, ns (6.4 GS/s by default): the viewer's time axis. */
+    sample_interval_ns: z.number().positive().default(0.15625),
     noise: z.number().nonnegative().default(4),
     baseline: z.number().default(0),
     truth: z.boolean().default(false),

@@ -34,6 +34,8 @@ export interface ViewerGatewayOptions {
   /** The built page (dist/viewer). */
   staticDir: string;
   port?: number;
+  /** psana geometry files (their names and texts) the page draws frames of their shapes with. */
+  geometries?: { name: string; text: string }[];
 }
 
 export async function startViewerGateway(o: ViewerGatewayOptions) {
@@ -130,7 +132,9 @@ export async function startViewerGateway(o: ViewerGatewayOptions) {
       });
   };
   const page = createStaticHandler(o.staticDir);
+  const geometries = JSON.stringify(o.geometries ?? []);
   const server = http.createServer((req, res) => {
+    if (req.method === "GET" && req.url === "/geometry.json") return void res.writeHead(200, { "content-type": "application/json" }).end(geometries);
     if (!page(req, res)) api(req, res);
   });
   await new Promise<void>((done) => server.listen(o.port ?? 0, "127.0.0.1", done));

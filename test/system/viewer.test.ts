@@ -5,7 +5,7 @@
  * anything from the analysis group.
  */
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -166,6 +166,9 @@ describe("the live viewer in a browser", () => {
       });
       expect(red.height).toBe(4 * 120 + 28);
       for (const n of red.bands) expect(n).toBeGreaterThan(0);
+      // Time in ns (the synthetic digitizer's sample interval), on the waveforms and the hit-time histogram.
+      expect(await page.getAttribute("#frame", "data-time-axis")).toBe("ns");
+      await page.waitForFunction(() => document.getElementById("hit-times")?.dataset.unit === "ns", undefined, { timeout: 10_000 });
       expect(await page.isHidden("#colour-bar")).toBe(true);
       expect(await page.isVisible("#time-of-flight")).toBe(true);
       await page.waitForFunction(() => /events\/s [1-9]/.test(document.getElementById("rates")?.textContent ?? ""), undefined, { timeout: 20_000 });
@@ -200,6 +203,50 @@ describe("the live viewer in a browser", () => {
       expect(await page.textContent("#frame-info")).toMatch(/^frame, event \d+/);
     } finally {
       await requests().cancelDataRequest({ name: dataRequest!.name, reason: "test over" });
+    }
+  }, 90_000);
+
+  it("draws Jungfrau 4M frames in psana's geometry from a geometry file, and keeps up", async () => {
+    const geometryFile = join(import.meta.dirname, "..", "fixtures", "psana-geometry", "geometry-def-jungfrau4M.data");
+    const withGeometry = await startViewerGateway({
+      requestUrl: mesh.endpoints.request,
+      tls,
+      staticDir,
+      geometries: [{ name: "geometry-def-jungfrau4M.data", text: await readFile(geometryFile, "utf8") }],
+    });
+    const big = {
+      parallelism: 1,
+      consumerGroups: [{ name: "viewer", mode: DeliveryMode.LATEST_ONLY }],
+      producer: internalConfig(
+        100_000,
+        // Raw Jungfrau 4M frames, as psana's det.raw.raw() gives them: 8 modules of 512 x 1024.
+        { frame: { type: "SyntheticAreaDetector", geometry: { shape: [8, 512, 1024], dtype: "uint16" }, peaks: { min: 5, max: 20 } } },
+        { seed: 5, rateHz: 20, paced: true, batchSize: 1 },
+      ),
+    };
+    const { dataRequest } = await requests().createDataRequest({ dataRequest: big as never });
+    try {
+      await page.goto("about:blank");
+      await page.goto(withGeometry.url);
+      await page.waitForFunction(() => Number(document.getElementById("frame")?.dataset.draws ?? 0) > 2, undefined, { timeout: 30_000 });
+      expect(await page.textContent("#frame-info"), (await page.textContent("#live-note")) ?? "").toMatch(
+        /^frame, event \d+ .*· geometry-def-jungfrau4M\.data/,
+      );
+      // psana's Jungfrau 4M image is 2299 x 2203 pixels: the canvas keeps its aspect.
+      expect(await page.evaluate(() => (document.getElementById("frame") as HTMLCanvasElement).height)).toBe(Math.round((768 * 2203) / 2299));
+      // A draw costs well under the 200 ms that 5 a second allow (the rate itself is the source's: see the test above).
+      const costs: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        costs.push(Number(await page.getAttribute("#frame", "data-draw-ms")));
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      expect(costs.sort((a, b) => a - b)[2], costs.join(", ")).toBeLessThan(200);
+      await mkdir(artifacts, { recursive: true });
+      await page.screenshot({ path: join(artifacts, "viewer-psana-geometry.png"), fullPage: true });
+      expect(consoleErrors, consoleErrors.join("\n")).toEqual([]);
+    } finally {
+      await requests().cancelDataRequest({ name: dataRequest!.name, reason: "test over" });
+      await withGeometry.close();
     }
   }, 90_000);
 

@@ -6,6 +6,7 @@
  * pixels, and linear, log and asinh scales. Pure functions of arrays, so
  * they are tested without a browser.
  */
+import type { PixelPlacement } from "../../services/viewer/psana-geometry.js";
 
 /** Where one panel of a frame lands in the assembled image, in pixels. */
 export interface PanelPlace {
@@ -17,12 +18,43 @@ export interface PanelPlace {
   height: number;
 }
 
-/** An assembled detector: its size and its panels' places. */
+/** An assembled detector: its size and its panels' places, or, from a psana geometry file, every pixel's place. */
 export interface Layout {
   name: string;
   width: number;
   height: number;
   panels: PanelPlace[];
+  pixels?: PixelMap;
+}
+
+/** Every raw pixel's place in the image, and the raw pixel at each image pixel (-1 where none is). */
+export interface PixelMap {
+  imageRow: Uint32Array;
+  imageColumn: Uint32Array;
+  /** Raw pixels per panel: rows x columns. */
+  rows: number;
+  columns: number;
+  rawAt: Int32Array;
+}
+
+const geometries: Layout[] = [];
+
+/**
+ * Uses a psana geometry (see psana-geometry.ts) for frames of its shape
+ * (segments x rows x columns) from now on, instead of the built-in layouts.
+ */
+export function useGeometry(name: string, g: PixelPlacement): Layout {
+  const rawAt = new Int32Array(g.width * g.height).fill(-1);
+  for (let i = 0; i < g.imageRow.length; i++) rawAt[g.imageRow[i]! * g.width + g.imageColumn[i]!] = i;
+  const layout: Layout = {
+    name,
+    width: g.width,
+    height: g.height,
+    panels: Array.from({ length: g.segments }, (_, panel) => ({ panel, x: 0, y: 0, width: g.columns, height: g.rows })),
+    pixels: { imageRow: g.imageRow, imageColumn: g.imageColumn, rows: g.rows, columns: g.columns, rawAt },
+  };
+  geometries.push(layout);
+  return layout;
 }
 
 /**
@@ -31,10 +63,15 @@ export interface Layout {
  * 512 x 1024, two columns of four, 38 px gaps between modules), ePix10k2M
  * (16 panels of 352 x 384, four quadrants of two by two, 20 px gaps inside
  * a quadrant, 40 px between quadrants). These are approximations of the
- * instruments' arrangement; a psana geometry file is not read. Any other
- * stack of panels goes on a near-square grid with 8 px gaps.
+ * instruments' arrangement: a psana geometry given to useGeometry() for
+ * the shape wins. Any other stack of panels goes on a near-square grid with
+ * 8 px gaps.
  */
 export function panelLayout(shape: number[]): Layout {
+  const fromFile = geometries.find(
+    (g) => g.pixels!.rows === shape.at(-2) && g.pixels!.columns === shape.at(-1) && g.panels.length === (shape.length >= 3 ? shape.at(-3) : 1),
+  );
+  if (fromFile) return fromFile;
   if (shape.length < 3) {
     const height = shape.length === 2 ? shape[0]! : 1;
     const width = shape.at(-1) ?? 1;
@@ -83,6 +120,13 @@ export function valueAt(
   x: number,
   y: number,
 ): { value: number; panel: number; row: number; column: number } | undefined {
+  if (layout.pixels) {
+    const raw = x >= 0 && y >= 0 && x < layout.width && y < layout.height ? layout.pixels.rawAt[Math.floor(y) * layout.width + Math.floor(x)]! : -1;
+    if (raw < 0) return undefined;
+    const { rows, columns } = layout.pixels;
+    const row = Math.floor(raw / columns) % rows;
+    return { value: Number(values[raw]), panel: Math.floor(raw / (rows * columns)), row, column: raw % columns };
+  }
   for (const p of layout.panels) {
     if (x < p.x || y < p.y || x >= p.x + p.width || y >= p.y + p.height) continue;
     const row = Math.floor(y - p.y);
@@ -94,6 +138,12 @@ export function valueAt(
 
 /** The assembled pixel of a panel's (row, column), as peak finders report them. */
 export function placeOf(layout: Layout, panel: number, row: number, column: number): { x: number; y: number } | undefined {
+  if (layout.pixels) {
+    const { rows, columns } = layout.pixels;
+    if (panel < 0 || panel >= layout.panels.length || row < 0 || row >= rows || column < 0 || column >= columns) return undefined;
+    const raw = (panel * rows + row) * columns + column;
+    return { x: layout.pixels.imageColumn[raw]!, y: layout.pixels.imageRow[raw]! };
+  }
   const p = layout.panels.find((q) => q.panel === panel);
   return p && { x: p.x + column, y: p.y + row };
 }
@@ -118,6 +168,10 @@ export function fitView(layout: Layout, width: number, height: number): View {
 export function pooled(layout: Layout, values: ArrayLike<number>, view: View, width: number, height: number): Float32Array {
   const out = new Float32Array(width * height).fill(Number.NaN);
   const k = view.pixelsPerScreenPixel;
+  if (layout.pixels) {
+    pooledPixels(layout, layout.pixels, values, view, width, height, out);
+    return out;
+  }
   for (const p of layout.panels) {
     const base = p.panel * p.width * p.height;
     // The screen pixels this panel covers.
@@ -144,6 +198,49 @@ export function pooled(layout: Layout, values: ArrayLike<number>, view: View, wi
     }
   }
   return out;
+}
+
+/** Each raw pixel's screen pixel (-1 off screen) for the last view a pixel layout was shrunk into. */
+const screenIndexes = new WeakMap<PixelMap, { key: string; index: Int32Array }>();
+
+/**
+ * pooled() for a layout of pixels placed one by one. Shrunk (a screen pixel
+ * spans image pixels), every raw pixel goes to its screen pixel, in the
+ * raw frame's order, through an index kept while the view stays; zoomed in,
+ * each screen pixel looks up the raw pixel under it.
+ */
+function pooledPixels(layout: Layout, map: PixelMap, values: ArrayLike<number>, view: View, width: number, height: number, out: Float32Array) {
+  const k = view.pixelsPerScreenPixel;
+  if (k >= 1) {
+    const key = `${view.x0},${view.y0},${k},${width},${height}`;
+    let cached = screenIndexes.get(map);
+    if (cached?.key !== key) {
+      const index = new Int32Array(map.imageRow.length);
+      for (let i = 0; i < index.length; i++) {
+        const sx = Math.floor((map.imageColumn[i]! - view.x0) / k);
+        const sy = Math.floor((map.imageRow[i]! - view.y0) / k);
+        index[i] = sx >= 0 && sy >= 0 && sx < width && sy < height ? sy * width + sx : -1;
+      }
+      screenIndexes.set(map, (cached = { key, index }));
+    }
+    const index = cached.index;
+    for (let i = 0; i < index.length; i++) {
+      const at = index[i]!;
+      if (at < 0) continue;
+      const v = Number(values[i]);
+      const was = out[at]!;
+      if (v > was || Number.isNaN(was)) out[at] = v; // NaN: nothing there yet
+    }
+    return;
+  }
+  for (let sy = 0; sy < height; sy++) {
+    const y = Math.floor(view.y0 + sy * k);
+    for (let sx = 0; sx < width; sx++) {
+      const x = Math.floor(view.x0 + sx * k);
+      const raw = x >= 0 && y >= 0 && x < layout.width && y < layout.height ? map.rawAt[y * layout.width + x]! : -1;
+      if (raw >= 0) out[sy * width + sx] = Number(values[raw]);
+    }
+  }
 }
 
 /**

@@ -10,13 +10,16 @@
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-web";
 import { BufferService, DeliveryMode } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
-import type { EventBatch } from "../../gen/lclstream/data/v1/data_pb.js";
+import type { Array as ArrayMessage, EventBatch } from "../../gen/lclstream/data/v1/data_pb.js";
+import type { JsonObject } from "@bufbuild/protobuf";
 import { DataRequestService, DataRequest_State as State, type DataRequest } from "../../gen/lclstream/request/v1/request_pb.js";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
-import { fitView, type ScaleKind, valueAt, type View } from "./detector.js";
+import { parseGeometry, placePixels } from "../../services/viewer/psana-geometry.js";
+import { fitView, type ScaleKind, useGeometry, valueAt, type View } from "./detector.js";
 import { RunPanels } from "./run-panels.js";
 import { type DrawnImage, drawColourBar, drawImage, drawWaveforms, type EventArray, eventOf, formatValue } from "./render.js";
+import { type TimeAxis, waveformTime } from "./time-axis.js";
 
 const token = location.hash.slice(1);
 const auth: Interceptor = (next) => (req) => {
@@ -42,6 +45,8 @@ let watching: AbortController | undefined;
 let counts: { t: number; events: number; bytes: number }[] = [];
 let latest: EventBatch | undefined;
 let drawPending = false;
+/** The watched request's producer config: where a waveform's sample interval can come from. */
+let producerConfig: JsonObject | undefined;
 /** The frame on screen, its view (undefined: the whole frame) and the shape it was drawn for. */
 let drawn: (DrawnImage & { image: EventArray }) | undefined;
 let zoom: View | undefined;
@@ -153,6 +158,7 @@ async function watch(name: string) {
 
 /** Subscribes as the request's latest-only group and draws the newest batch when the screen can. */
 async function liveView(r: DataRequest, signal: AbortSignal) {
+  producerConfig = r.producer;
   const group = r.consumerGroups.find((g) => g.mode === DeliveryMode.LATEST_ONLY);
   const note = $("live-note");
   if (!group) {
@@ -164,7 +170,7 @@ async function liveView(r: DataRequest, signal: AbortSignal) {
     for await (const res of buffer.subscribe({ stream: r.stream, consumerGroup: group.name }, { signal })) {
       if (res.kind.case !== "batch") continue;
       latest = res.kind.value;
-      run.add(latest, Date.now() / 1000);
+      run.add(latest, Date.now() / 1000, timeAxisOf);
       if (!drawPending) {
         drawPending = true;
         requestAnimationFrame(draw);
@@ -175,12 +181,18 @@ async function liveView(r: DataRequest, signal: AbortSignal) {
   }
 }
 
+/** The time axis of waveform field `name` (event `index` of the batch's, by default its first). */
+function timeAxisOf(name: string, fields: { [name: string]: ArrayMessage }, index = 0): TimeAxis | undefined {
+  const times = fields[`${name}_times`];
+  return waveformTime(name, times && eventOf(times, index), producerConfig);
+}
+
 /** The fields a batch can show: images (2 or more axes an event) and waveforms; found peaks and hits go on top. */
 function drawableFields(batch: EventBatch): string[] {
   if (batch.payload.case !== "columns") return [];
   const fields = batch.payload.value.fields;
   return Object.keys(fields).filter(
-    (n) => !/_(peaks|hits|hit)$/.test(n) && (fields[n]!.shape.length >= 3 || (fields[n]!.shape.length === 2 && Number(fields[n]!.shape[1]) >= 64)),
+    (n) => !/_(peaks|hits|hit|times)$/.test(n) && (fields[n]!.shape.length >= 3 || (fields[n]!.shape.length === 2 && Number(fields[n]!.shape[1]) >= 64)),
   );
 }
 
@@ -202,6 +214,7 @@ function showWaiting(words: string) {
 
 function draw() {
   drawPending = false;
+  const started = performance.now();
   const batch = latest;
   if (batch?.payload.case !== "columns") return;
   const names = drawableFields(batch);
@@ -240,11 +253,12 @@ function draw() {
     drawn = undefined;
     colourBar.hidden = true;
     const hits = fields[`${name}_hits`];
-    drawWaveforms(canvas, event, hits && eventOf(hits, last));
+    drawWaveforms(canvas, event, hits && eventOf(hits, last), timeAxisOf(name, fields, last));
     const nhits = fields[`${name}_nhits`] && eventOf(fields[`${name}_nhits`]!, last)?.values;
     if (nhits) about = `${Array.from(nhits).reduce((a, b) => a + Number(b), 0)} hits`;
   }
   canvas.dataset.draws = String(Number(canvas.dataset.draws ?? 0) + 1); // frames drawn, for the frame-rate test
+  canvas.dataset.drawMs = (performance.now() - started).toFixed(1); // what one costs, whatever the data's rate
   $("frame-info").textContent = `${name}, event ${batch.eventIndices[last]} (batch ${batch.seq} of rank ${batch.producerRank})${about ? ` · ${about}` : ""}`;
 }
 
@@ -307,5 +321,16 @@ cancelButton.addEventListener("click", async () => {
   await requests.cancelDataRequest({ name: select.value, reason: "cancelled from the viewer" }).catch((e: Error) => (stateText.textContent = e.message));
 });
 
-void refreshList();
-setInterval(() => void refreshList().catch(() => undefined), 3000);
+/** The psana geometry files `lclstream view --geometry` was given: frames of their shapes are drawn in them. */
+async function loadGeometries() {
+  const answer = await fetch("geometry.json").catch(() => undefined);
+  if (!answer?.ok) return; // served by something other than `lclstream view`
+  for (const g of (await answer.json()) as { name: string; text: string }[]) useGeometry(g.name, placePixels(parseGeometry(g.text)));
+}
+
+void loadGeometries()
+  .catch((e: Error) => ($("live-note").textContent = `— geometry: ${e.message}`))
+  .finally(() => {
+    void refreshList();
+    setInterval(() => void refreshList().catch(() => undefined), 3000);
+  });

@@ -1,5 +1,6 @@
 /** Drawing: arrays from batches to false-colour detector images with a colour bar, and waveforms. */
 import { DataType, type Array as ArrayMessage } from "../../gen/lclstream/data/v1/data_pb.js";
+import { niceTicks, type TimeAxis } from "./time-axis.js";
 import { fitView, type Layout, panelLayout, percentileRange, placeOf, pooled, saturationOf, type ScaleKind, scaled, type View } from "./detector.js";
 
 /** A field's values for one event, as numbers, with its per-event shape. */
@@ -183,11 +184,11 @@ export function formatValue(v: number): string {
 
 /**
  * Draws waveforms (channels x samples), one band a channel, labelled with
- * the channel and its amplitude range, over a sample axis; hit times
- * (channels x hits, NaN unused) as red marks. The digitizer's sample period
- * is not in the data, so time is in samples.
+ * the channel and its amplitude range, over a time axis in ns when `time`
+ * gives the sample period (see time-axis.ts), else over samples; hit times
+ * (channels x hits in samples, NaN unused) as red marks.
  */
-export function drawWaveforms(canvas: HTMLCanvasElement, wave: EventArray, hits?: EventArray) {
+export function drawWaveforms(canvas: HTMLCanvasElement, wave: EventArray, hits?: EventArray, time?: TimeAxis) {
   const samples = wave.shape.at(-1) ?? wave.values.length;
   const channels = wave.values.length / samples;
   const band = 120;
@@ -239,19 +240,22 @@ export function drawWaveforms(canvas: HTMLCanvasElement, wave: EventArray, hits?
       }
     }
   }
-  // The sample axis.
+  // The time axis: round times in ns placed at their samples, or sample numbers.
   ctx.fillStyle = "#ccc";
   ctx.strokeStyle = "#ccc";
   ctx.textAlign = "center";
   const y = channels * band;
-  for (let k = 0; k <= 4; k++) {
-    const sample = Math.round((k / 4) * samples);
+  const [start, step] = time ? [time.startNs, time.stepNs] : [0, 1];
+  for (const t of niceTicks(start, start + samples * step)) {
+    const x = xOf((t - start) / step);
     ctx.beginPath();
-    ctx.moveTo(xOf(sample) + 0.5, y);
-    ctx.lineTo(xOf(sample) + 0.5, y + 5);
+    ctx.moveTo(x + 0.5, y);
+    ctx.lineTo(x + 0.5, y + 5);
     ctx.stroke();
-    ctx.fillText(String(sample), Math.min(xOf(sample), canvas.width - 20), y + 16);
+    ctx.fillText(formatValue(t), Math.min(x, canvas.width - 20), y + 16);
   }
-  ctx.textAlign = "left";
-  ctx.fillText("sample", 4, y + 16);
+  ctx.textAlign = "right";
+  ctx.font = "12px system-ui, sans-serif";
+  ctx.fillText(time ? "time (ns)" : "sample", left - 10, y + 16);
+  canvas.dataset.timeAxis = time ? "ns" : "sample";
 }

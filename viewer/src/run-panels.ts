@@ -10,6 +10,7 @@ import type { EventBatch, Array as ArrayMessage } from "../../gen/lclstream/data
 import { type Column, HitRate, Histogram, Peakogram, peaksOf, Powder } from "./accumulate.js";
 import { panelLayout } from "./detector.js";
 import { drawHeatmap, valuesOf } from "./render.js";
+import type { TimeAxis } from "./time-axis.js";
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
@@ -64,6 +65,7 @@ export class RunPanels {
   #peakogram: Peakogram | undefined;
   #shape = "";
   #hitTimes: Histogram | undefined;
+  #hitTimeAxis: TimeAxis | undefined;
   #hitsPerEvent = new Histogram(65, 65);
   #plots: { hitRate: uPlot; hitTimes: uPlot; hitsPerEvent: uPlot };
   #lag: uPlot | undefined;
@@ -74,7 +76,7 @@ export class RunPanels {
   constructor() {
     this.#plots = {
       hitRate: plot("hit-rate", { label: "time", time: true }, [{ label: "hit rate (%)", stroke: "#34c759" }], { yMax: 100 }),
-      hitTimes: plot("hit-times", { label: "hit time (sample)" }, [{ label: "hits", stroke: "#ff3b30" }], { bars: true }),
+      hitTimes: plot("hit-times", { label: "hit time" }, [{ label: "hits", stroke: "#ff3b30" }], { bars: true }),
       hitsPerEvent: plot("hits-per-event", { label: "hits in an event" }, [{ label: "events", stroke: "#5ac8fa" }], { bars: true }),
     };
     setInterval(() => this.#draw(), 1000);
@@ -83,7 +85,7 @@ export class RunPanels {
   /** Forgets the run (another request was chosen). */
   reset(): void {
     this.#hitRate = new HitRate();
-    this.#powder = this.#peakogram = this.#hitTimes = undefined;
+    this.#powder = this.#peakogram = this.#hitTimes = this.#hitTimeAxis = undefined;
     this.#shape = "";
     this.#hitsPerEvent = new Histogram(65, 65);
     this.#lagGroups = "";
@@ -94,8 +96,8 @@ export class RunPanels {
     this.#changed = true;
   }
 
-  /** Adds every event of a batch. */
-  add(batch: EventBatch, nowSeconds: number): void {
+  /** Adds every event of a batch; hit times go on the waveform's time axis in ns where `timeAxisOf` knows it. */
+  add(batch: EventBatch, nowSeconds: number, timeAxisOf?: (name: string, fields: { [name: string]: ArrayMessage }) => TimeAxis | undefined): void {
     if (batch.payload.case !== "columns") return;
     const fields = batch.payload.value.fields;
     for (const name of Object.keys(fields)) {
@@ -120,6 +122,7 @@ export class RunPanels {
       const counts = columnOf(fields, `${name}_nhits`);
       if (hits && counts) {
         this.#hitTimes ??= new Histogram(Number(fields[name]!.shape.at(-1) ?? 1), 128);
+        this.#hitTimeAxis = timeAxisOf?.(name, fields);
         for (let i = 0; i < hits.values.length; i++) this.#hitTimes.add(Number(hits.values[i]));
         for (let e = 0; e < counts.events; e++) {
           let n = 0;
@@ -172,7 +175,14 @@ export class RunPanels {
       $("powder").dataset.peaks = String(this.#powder.counts.reduce((a, b) => a + b, 0));
     }
     if (this.#peakogram) drawHeatmap($<HTMLCanvasElement>("peakogram"), this.#peakogram.counts, this.#peakogram.radiusBins, this.#peakogram.intensityBins);
-    if (this.#hitTimes) this.#plots.hitTimes.setData(this.#hitTimes.series() as uPlot.AlignedData);
+    if (this.#hitTimes) {
+      // Counted in samples; drawn in ns when the waveform's sample period is known.
+      const [samples, counts] = this.#hitTimes.series();
+      const axis = this.#hitTimeAxis;
+      this.#plots.hitTimes.axes[0]!.label = axis ? "hit time (ns)" : "hit time (sample)";
+      $("hit-times").dataset.unit = axis ? "ns" : "sample";
+      this.#plots.hitTimes.setData([axis ? samples.map((s) => axis.startNs + s * axis.stepNs) : samples, counts]);
+    }
     const [x, y] = this.#hitsPerEvent.series();
     const last = y.findLastIndex((n) => n > 0);
     this.#plots.hitsPerEvent.setData([x.slice(0, last + 2), y.slice(0, last + 2)] as uPlot.AlignedData);

@@ -51,6 +51,8 @@ export interface CaServer {
   store: CaStore;
   /** Revoked serials, kept current from the store (for servers in the same process). */
   revocations: RevocationSet;
+  /** The Prometheus endpoint, when a metrics port was given. */
+  metricsUrl: string | undefined;
   close(): Promise<void>;
 }
 
@@ -140,6 +142,7 @@ export async function build(input: CaConfig, logger: Logger = createLogger("ca")
     trustDomain,
     store,
     revocations,
+    metricsUrl: main.metricsUrl,
     async close() {
       clearInterval(renewal);
       await Promise.all(servers.map((s) => s.close()));

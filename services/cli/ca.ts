@@ -77,7 +77,9 @@ export function registerCaCommands(program: Command): void {
     .option("--user-lifetime <duration>", "validity of user certificates", parseDuration)
     .option("--service-lifetime <duration>", "validity of service certificates", parseDuration)
     .option("--metrics-port <port>", "serve Prometheus metrics on this port", parsePort)
+    .option("--log-file <file>", "append the JSON logs to this file instead of stderr")
     .action(async (o) => {
+      if (o.logFile) process.env.LCLSTREAM_LOG_FILE = o.logFile;
       const server = await build({
         stateDir: o.stateDir,
         host: o.host,
@@ -95,6 +97,7 @@ export function registerCaCommands(program: Command): void {
       const stopped = runUntilSignal(() => server.close());
       console.log(`ca: ${server.url} (mTLS)`);
       console.log(`enroll: ${server.enrollUrl} (no client certificate; GetTrustBundle and Enroll only)`);
+      if (server.metricsUrl) console.log(`ca metrics: ${server.metricsUrl}`);
       await stopped;
     });
 

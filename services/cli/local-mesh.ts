@@ -7,9 +7,10 @@
  */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { userInfo } from "node:os";
 import { join, resolve } from "node:path";
+import { parse as parseYaml } from "yaml";
 import { initAuthority } from "../ca/authority.js";
 import { issueOffline } from "../ca/offline.js";
 import { build as buildCa } from "../ca/server.js";
@@ -19,6 +20,7 @@ import { build as buildProducer } from "../producer/server.js";
 import { build as buildRequest } from "../request/server.js";
 import { identityUri } from "../common/identity.js";
 import { createLogger } from "../common/logger.js";
+import { Policy } from "../common/policy.js";
 import { packageInfo } from "../common/package-info.js";
 import { readCertDir, writeCertDir } from "../common/pki.js";
 import { describeCertificate } from "../common/renewal.js";
@@ -48,6 +50,8 @@ export interface Endpoints {
   /** The local user's cert directory. */
   certDir: string;
   user: string;
+  /** Each service's Prometheus endpoint, when the mesh serves metrics. */
+  metrics?: Record<string, string>;
 }
 
 export interface LocalMesh {
@@ -67,6 +71,7 @@ export type RestartableService = "jobs" | "buffer" | "producer" | "request";
 
 interface Running {
   url: string;
+  metricsUrl?: string;
   close(): Promise<void>;
   /** Ends the service at once, as a crash would (only a service in its own process can). */
   kill?(): Promise<void>;
@@ -97,6 +102,10 @@ export interface LocalMeshOptions {
   front?: { url: string };
   /** Who may request data of which experiment (a policy file's `experiments`); admins may always. */
   experiments?: Record<string, string[]>;
+  /** A policy file (see services/common/policy.ts) whose admins, submitters and experiments are added to the mesh's own. */
+  policyFile?: string;
+  /** Serve Prometheus metrics: each service on a port of its own from this one up (ca, jobs, buffer, producer, request), or any free ones with 0. */
+  metricsPort?: number;
   /** The job queue's backends (default: local processes), for example Slurm with its SLURM_CONF. */
   jobBackends?: JobsConfig["backends"];
   /** Runs the buffer as its own process (`lclstream buffer serve`), so that it can be killed like a real one. */
@@ -122,7 +131,12 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
   const admins = [`user/${user}`];
   const submitters = ["service/request", ...(options.submitters ?? [])];
   const proxyIdentity = options.front ? identityUri(localTrustDomain, "service", "front") : undefined;
-  const ca = await buildCa({ stateDir, admins, proxyIdentity }, logger("ca"));
+  const metricsPortOf = (service: "ca" | RestartableService) =>
+    options.metricsPort ? options.metricsPort + ["ca", "jobs", "buffer", "producer", "request"].indexOf(service) : options.metricsPort;
+  // A policy file given is read first: a mistake in it stops the mesh before anything starts.
+  const given = options.policyFile ? parseYaml(await readFile(options.policyFile, "utf8")) : undefined;
+  if (options.policyFile) Policy.parse(JSON.stringify(given ?? {}), localTrustDomain, options.policyFile);
+  const ca = await buildCa({ stateDir, admins, proxyIdentity, metricsPort: metricsPortOf("ca") }, logger("ca"));
   const deps = async (name: string) => ({ revocations: ca.revocations, tls: await readCertDir(join(certs, name)), logger: logger(name) });
   /** `lclstream buffer serve` in a process of its own, on `port`, keeping its state in `dir`. */
   const bufferInProcess = (dir: string, port: number) =>
@@ -150,20 +164,33 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
     jobs: async (port) =>
       buildJobs(
         // On one machine, psik's callback examples (to a receiver on loopback) run as they are.
-        { stateDir, admins, submitters, port, proxyIdentity, backends: options.jobBackends, callbackUrlPrefixes: loopbackCallbackPrefixes },
+        {
+          stateDir,
+          admins,
+          submitters,
+          port,
+          proxyIdentity,
+          backends: options.jobBackends,
+          callbackUrlPrefixes: loopbackCallbackPrefixes,
+          metricsPort: metricsPortOf("jobs"),
+        },
         await deps("jobs"),
       ),
     buffer: async (port) =>
       options.bufferProcess
         ? bufferInProcess(stateDir, port)
-        : buildBuffer({ stateDir, admins, submitters, port, proxyIdentity, heartbeatMs: options.heartbeatMs }, await deps("buffer")),
-    producer: async (port) => buildProducer({ dataRoots: [stateDir], admins, submitters, port, proxyIdentity }, await deps("producer")),
+        : buildBuffer(
+            { stateDir, admins, submitters, port, proxyIdentity, heartbeatMs: options.heartbeatMs, metricsPort: metricsPortOf("buffer") },
+            await deps("buffer"),
+          ),
+    producer: async (port) =>
+      buildProducer({ dataRoots: [stateDir], admins, submitters, port, proxyIdentity, metricsPort: metricsPortOf("producer") }, await deps("producer")),
     request: async (port) =>
       buildRequest(
         {
           stateDir,
           admins,
-          ...(options.experiments ? { policyFile: await writePolicy() } : {}),
+          ...(options.experiments || options.policyFile ? { policyFile: await writePolicy() } : {}),
           port,
           proxyIdentity,
           bufferUrl: urls.buffer,
@@ -173,14 +200,22 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
           producerCertDir: join(certs, "producer"),
           dataRoots: [stateDir],
           abandonAfterMs: options.abandonAfterMs,
+          metricsPort: metricsPortOf("request"),
         },
         await deps("request"),
       ),
   };
-  /** The request service's policy, when experiments are given: the admins and submitters as above, plus them. */
+  /** The request service's policy: the admins and submitters as above, the policy file's, and the experiments granted. */
   const writePolicy = async () => {
     const file = join(stateDir, "policy.json");
-    await writeFile(file, `${JSON.stringify({ admins, submitters, experiments: options.experiments }, null, 2)}\n`);
+    const experiments: Record<string, string[]> = { ...given?.experiments };
+    for (const [name, ids] of Object.entries(options.experiments ?? {})) experiments[name] = [...new Set([...(experiments[name] ?? []), ...ids])];
+    const policy = {
+      admins: [...new Set([...admins, ...(given?.admins ?? [])])],
+      submitters: [...new Set([...submitters, ...(given?.submitters ?? [])])],
+      experiments,
+    };
+    await writeFile(file, `${JSON.stringify(policy, null, 2)}\n`);
     return file;
   };
   const running = new Map<RestartableService, Running>();
@@ -206,6 +241,10 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
       certDir: userDir,
       user: `spiffe://${localTrustDomain}/user/${user}`,
     };
+    const metrics = Object.fromEntries(
+      [["ca", ca.metricsUrl] as const, ...[...running].map(([name, service]) => [name, service.metricsUrl] as const)].filter(([, url]) => url),
+    ) as Record<string, string>;
+    if (Object.keys(metrics).length) endpoints.metrics = metrics;
     await writeFile(join(stateDir, "endpoints.json"), `${JSON.stringify(endpoints, null, 2)}\n`);
     return {
       endpoints,

@@ -86,6 +86,7 @@ export function addServeOptions(command: Command, what: string): Command {
     .option("--admin <id>", "an admin identity (repeatable)", collect, [])
     .option("--submitter <id>", "an identity this server serves as a submitter, as it serves the request service (repeatable)", collect, [])
     .option("--metrics-port <port>", "serve Prometheus metrics on this port", parsePort)
+    .option("--log-file <file>", "append the JSON logs to this file instead of stderr")
     .option("--proxy-identity <uri>", "the front proxy's identity, allowed to forward client identities (x-forwarded-client-cert)");
 }
 
@@ -94,6 +95,7 @@ export function addServeOptions(command: Command, what: string): Command {
 export async function serveConfig(o: Record<string, any>): Promise<Record<string, any>> {
   // biome-ignore lint/suspicious/noExplicitAny: as above
   const file = o.config ? ((parseYaml(await readFile(o.config, "utf8")) ?? {}) as Record<string, any>) : {};
+  if (o.logFile ?? file.logFile) process.env.LCLSTREAM_LOG_FILE = o.logFile ?? file.logFile;
   return {
     ...file,
     stateDir: file.stateDir ?? o.stateDir,

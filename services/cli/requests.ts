@@ -23,6 +23,7 @@ import {
   meshEndpoint,
   meshOptions,
   parseCount,
+  parsePort,
   runUntilSignal,
   serveConfig,
   serveUntilSignal,
@@ -70,15 +71,25 @@ export function registerRequestCommands(program: Command): void {
     .option("--state-dir <dir>", "where the dev PKI, databases and jobs live", defaultStateDir())
     .option("--buffers <n>", "buffers in the pool that requests' shards are placed on (shard_count: in a request)", parseCount, 1)
     .option("--grant <identity:experiment>", "let another identity ask for an experiment's data, for example user/alice:xpp1234 (repeatable)", collect, [])
-    .action(async (o: { stateDir: string; buffers: number; grant: string[] }) => {
+    .option("--policy <file>", "a policy file (YAML: admins, submitters, experiments) added to the mesh's own; see docs/deployment.md")
+    .option(
+      "--metrics-port <port>",
+      "serve Prometheus metrics, each service on its own port from this one up (ca, jobs, buffer, producer, request); 0 picks free ones",
+      parsePort,
+    )
+    .option("--log-file <file>", "append the services' JSON logs to this file instead of stderr")
+    .action(async (o: { stateDir: string; buffers: number; grant: string[]; policy?: string; metricsPort?: number; logFile?: string }) => {
+      if (o.logFile) process.env.LCLSTREAM_LOG_FILE = o.logFile;
       const experiments = grantsOf(o.grant);
-      const mesh = await startLocalMesh({ stateDir: o.stateDir, buffers: o.buffers, experiments });
+      const mesh = await startLocalMesh({ stateDir: o.stateDir, buffers: o.buffers, experiments, policyFile: o.policy, metricsPort: o.metricsPort });
       const stopped = runUntilSignal(() => mesh.close());
       const e = mesh.endpoints;
       console.log(`lclstream is up (state in ${o.stateDir}); you are ${e.user}`);
       for (const [name, url] of Object.entries(e)) if (typeof url === "string" && url.startsWith("https://")) console.log(`  ${name.padEnd(9)} ${url}`);
       for (const url of e.buffers.slice(1)) console.log(`  ${"buffer".padEnd(9)} ${url}`);
       console.log(`  cert dir  ${e.certDir}`);
+      for (const [name, url] of Object.entries(e.metrics ?? {})) console.log(`  ${"metrics".padEnd(9)} ${url} (${name})`);
+      if (o.logFile) console.log(`  logs      ${o.logFile}`);
       console.log(`try: lclstream get examples/crystallography.yaml --state-dir ${o.stateDir}`);
       await stopped;
     });

@@ -13,7 +13,7 @@
  */
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { DeliveryMode, Stream_State } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { type JobQueueService, Job_State, LogStream } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { DataRequest_State as State, type DataRequest, type StreamShard, StreamShardSchema } from "../../gen/lclstream/request/v1/request_pb.js";
@@ -40,6 +40,8 @@ export interface OrchestratorOptions {
   pollMs?: number;
   /** How long a group that must drain the stream may go without a consumer before the request is abandoned; default 10 minutes. */
   abandonAfterMs?: number;
+  /** Told once per request this process started, when its first batch is in the buffer: seconds since the request was created. */
+  onFirstBatch?: (seconds: number) => void;
 }
 
 const idOf = (name: string) => name.slice(name.indexOf("/") + 1);
@@ -199,8 +201,11 @@ export class Orchestrator {
     const mustDrain = new Set(r.consumerGroups.filter((g) => g.mode !== DeliveryMode.LATEST_ONLY).map((g) => g.name));
     if (mustDrain.size === 0) mustDrain.add(defaultConsumerGroup);
     const lastSeen = new Map([...mustDrain].map((g) => [g, Date.now()]));
+    // Only for a request new to this process: one resumed after a restart may have had its first batch long ago.
+    let awaitingFirstBatch = r.state === State.PENDING && !!r.createTime;
     while (!signal.aborted) {
-      await sleep(Math.min(1000, limitMs / 4), signal);
+      // Quicker until the first batch, so that the time to it is measured to a fifth of a second.
+      await sleep(Math.min(awaitingFirstBatch ? 200 : 1000, limitMs / 4), signal);
       // A group has a consumer when any shard sees one (a consumer may read some shards only).
       for (const shard of r.shards) {
         const s = await this.#streamOf(shard, signal);
@@ -210,6 +215,10 @@ export class Orchestrator {
           return;
         }
         for (const g of s?.metrics?.groups ?? []) if (g.consumers > 0 || g.endOfStreamDelivered) lastSeen.set(g.group, Date.now());
+        if (awaitingFirstBatch && (s?.metrics?.publishedBatches ?? 0n) > 0n) {
+          awaitingFirstBatch = false;
+          this.#options.onFirstBatch?.((Date.now() - timestampMs(r.createTime!)) / 1000);
+        }
       }
       if (signal.aborted) continue;
       const abandoned = [...lastSeen].find(([, at]) => Date.now() - at > limitMs)?.[0];

@@ -9,7 +9,7 @@ import { DataRequestService, DataRequest_State as State } from "../../gen/lclstr
 import { packageInfo } from "../common/package-info.js";
 import { Policy } from "../common/policy.js";
 import { serve } from "../common/server.js";
-import { Gauge } from "prom-client";
+import { Gauge, Histogram } from "prom-client";
 import { joinAsService, policySettingsShape, serviceSettingsShape, serveInMesh, type ServiceDeps } from "../common/service-config.js";
 import type { BufferMember } from "./buffer-pool.js";
 import { Orchestrator } from "./orchestrator.js";
@@ -78,6 +78,13 @@ export async function build(input: RequestConfig, deps: ServiceDeps = {}): Promi
     })),
   ];
   const jobs = createClient(JobQueueService, membership.transport(config.jobsUrl));
+  // Registered with the server's metrics once it is up; the orchestrator observes it from the start.
+  const timeToFirstBatch = new Histogram({
+    name: "lclstream_request_time_to_first_batch_seconds",
+    help: "From a data request's creation to its first batch in the buffer (producer job start-up included).",
+    buckets: [0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600],
+    registers: [],
+  });
   const orchestrator = new Orchestrator({
     store,
     buffers,
@@ -86,6 +93,7 @@ export async function build(input: RequestConfig, deps: ServiceDeps = {}): Promi
     command: { node: process.execPath, cli: cliPath },
     logger,
     abandonAfterMs: config.abandonAfterMs,
+    onFirstBatch: (seconds) => timeToFirstBatch.observe(seconds),
   });
   // Requests a previous run left unfinished go on where they are.
   for (const r of store.unfinished()) orchestrator.start(r, producerConfigOf(r, config.dataRoots).config);
@@ -108,6 +116,7 @@ export async function build(input: RequestConfig, deps: ServiceDeps = {}): Promi
         allowHttp1: true,
       },
     );
+    server.metrics.registry.registerMetric(timeToFirstBatch);
     new Gauge({
       name: "lclstream_request_requests",
       help: "Data requests in each state.",

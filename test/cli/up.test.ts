@@ -1,0 +1,76 @@
+/**
+ * `lclstream up` as an operator runs it: a policy file added to the mesh's
+ * own, every service's metrics on a port printed in the banner (the time to
+ * the first batch among the request service's), and logs in a file rather
+ * than on the terminal.
+ */
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { stringify } from "yaml";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { DataRequestService } from "../../gen/lclstream/request/v1/request_pb.js";
+import { issueOffline } from "../../services/ca/offline.js";
+import { createMeshTransport } from "../../services/common/client.js";
+import { capture, lclstream, type RunningCommand, startLclstream } from "../helpers/cli.js";
+import { internalConfig } from "../helpers/producer-config.js";
+
+describe("lclstream up --policy --metrics-port --log-file", () => {
+  let dir: string;
+  let up: RunningCommand;
+  const logFile = () => join(dir, "logs", "mesh.log");
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "lclstream-up-"));
+    await writeFile(join(dir, "policy.yaml"), stringify({ experiments: { xpp1234: ["user/alice"] } }));
+    up = await startLclstream(
+      ["up", "--state-dir", join(dir, "state"), "--policy", join(dir, "policy.yaml"), "--metrics-port", "0", "--log-file", logFile()],
+      [/^lclstream is up/, /metrics .*\(request\)$/, /^ {2}logs /],
+      60_000,
+      { ...process.env, LCLSTREAM_LOG_LEVEL: "info" },
+    );
+  }, 90_000);
+  afterAll(async () => {
+    const { code, stderr } = await up.stop();
+    expect(code).toBe(0);
+    // The logs went to the file: nothing JSON on the terminal.
+    expect(stderr.split("\n").filter((l) => l.startsWith("{"))).toEqual([]);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("prints each service's metrics URL, and the request service's counts the time to each request's first batch", async () => {
+    for (const service of ["ca", "jobs", "buffer", "producer", "request"])
+      expect(up.lines.join("\n")).toMatch(new RegExp(`metrics +http://127\\.0\\.0\\.1:\\d+/metrics \\(${service}\\)`));
+    const metrics = capture(up.lines, /metrics +(http:\S+) \(request\)/);
+    expect(await (await fetch(metrics)).text()).toMatch(/^lclstream_request_time_to_first_batch_seconds_count(\{[^}]*\})? 0$/m);
+    const request = join(dir, "request.yaml");
+    await writeFile(request, stringify({ producer: internalConfig(20, { value: { type: "SyntheticScalar" } }) }));
+    const got = await lclstream(["get", request, "--state-dir", join(dir, "state")], { timeoutMs: 60_000 });
+    expect(got.code, got.stderr).toBe(0);
+    const scraped = await (await fetch(metrics)).text();
+    expect(scraped).toMatch(/^lclstream_request_time_to_first_batch_seconds_count(\{[^}]*\})? 1$/m);
+    expect(Number(/^lclstream_request_time_to_first_batch_seconds_sum(?:\{[^}]*\})? (\S+)$/m.exec(scraped)?.[1])).toBeGreaterThan(0);
+  }, 90_000);
+
+  it("lets the identities the policy file names ask for their experiment's data, and no other's", async () => {
+    const alice = await issueOffline(join(dir, "state"), { identity: "user/alice" });
+    const endpoints = JSON.parse(await readFile(join(dir, "state", "endpoints.json"), "utf8"));
+    const requests = createClient(DataRequestService, createMeshTransport({ baseUrl: endpoints.request, tls: alice }));
+    const producer = internalConfig(4, { value: { type: "SyntheticScalar" } });
+    const { dataRequest } = await requests.createDataRequest({ dataRequest: { experiment: "xpp1234", producer } });
+    expect(dataRequest!.owner).toMatch(/\/user\/alice$/);
+    await requests.cancelDataRequest({ name: dataRequest!.name });
+    const refused = await requests.createDataRequest({ dataRequest: { experiment: "mfx99", producer } }).catch((e: unknown) => ConnectError.from(e));
+    expect((refused as ConnectError).code).toBe(Code.PermissionDenied);
+    // The mesh's own admin (the local user) still may.
+    expect(endpoints.metrics.request).toMatch(/^http:/);
+  }, 60_000);
+
+  it("writes the services' JSON logs to the file", async () => {
+    const lines = (await readFile(logFile(), "utf8")).trim().split("\n");
+    expect(lines.length).toBeGreaterThan(3);
+    const names = new Set(lines.map((l) => (JSON.parse(l) as { name: string }).name));
+    expect(names).toContain("request");
+  });
+});

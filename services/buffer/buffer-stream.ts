@@ -89,6 +89,8 @@ interface ProducerState {
   nextSeq: bigint;
   events: number;
   batches: number;
+  /** Bytes of the rank's batches accepted since this buffer started (not kept across restarts, unlike the counts). */
+  bytes: number;
   done: boolean;
   connected: number;
   /** Events the rank read and left out as incomplete, as it said when done. */
@@ -206,7 +208,7 @@ export class BufferStream {
     this.config = config;
     this.#log = log;
     this.groups = config.groups.map((g, i) => new Group(g, i));
-    this.producers = Array.from({ length: config.producerCount }, () => ({ nextSeq: 0n, events: 0, batches: 0, done: false, connected: 0, skipped: 0 }));
+    this.producers = Array.from({ length: config.producerCount }, () => ({ nextSeq: 0n, events: 0, batches: 0, bytes: 0, done: false, connected: 0, skipped: 0 }));
     const timeouts = config.groups.map((g) => g.ackTimeoutMs).filter((ms) => ms > 0);
     if (timeouts.length) {
       this.#timer = setInterval(() => this.#expireAcks(), Math.max(10, Math.min(...timeouts) / 4));
@@ -299,6 +301,7 @@ export class BufferStream {
       producer.nextSeq = entry.producerSeq + 1n;
       producer.batches++;
       producer.events += entry.events;
+      producer.bytes += entry.bytes.byteLength;
       this.publishedBytes += entry.bytes.byteLength;
       this.publishedEvents += entry.events;
     }

@@ -192,6 +192,7 @@ function registerStreamMetrics(server: LclstreamServer, streams: Streams) {
     );
   perRank("counter", "lclstream_buffer_producer_batches_total", "Batches a producer rank has published.", (p) => Number(p.nextSeq));
   perRank("counter", "lclstream_buffer_producer_events_total", "Events in them.", (p) => p.events);
+  perRank("counter", "lclstream_buffer_producer_bytes_total", "Bytes of them accepted since this buffer started.", (p) => p.bytes);
   perRank("gauge", "lclstream_buffer_producer_connected", "1 while the rank has a Publish call open.", (p) => (p.connected > 0 ? 1 : 0));
   perGroup("gauge", "lclstream_buffer_lag_batches", "Batches published and not yet acknowledged by the group.", (g, e) =>
     g.config.mode === "reliable" ? e.live.nextSeq - 1 - g.counters.ackedBatches : 0,

@@ -42,6 +42,8 @@ export interface OrchestratorOptions {
   abandonAfterMs?: number;
   /** Told once per request this process started, when its first batch is in the buffer: seconds since the request was created. */
   onFirstBatch?: (seconds: number) => void;
+  /** Told when a request's producer job fails: the rank that said it failed, or "unknown" (killed, out of memory). */
+  onProducerFailure?: (rank: string) => void;
 }
 
 const idOf = (name: string) => name.slice(name.indexOf("/") + 1);
@@ -309,6 +311,7 @@ export class Orchestrator {
         last?.state === Job_State.CANCELED
           ? "its producer job was canceled"
           : ((await this.#lostShard(r, signal)) ?? (await this.#producerFailure(job!.name, signal)) ?? `its producer job failed: ${last?.info ?? "unknown"}`);
+      if (last?.state !== Job_State.CANCELED) this.#options.onProducerFailure?.(/^producer rank (\d+) failed/.exec(why)?.[1] ?? "unknown");
       // Ended first: a consumer told its stream is gone then finds the request's reason.
       this.#update(id, (x) => this.#end(x, last?.state === Job_State.CANCELED ? State.CANCELED : State.FAILED, why));
       await this.#deleteStreams(r);

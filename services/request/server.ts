@@ -9,7 +9,7 @@ import { DataRequestService, DataRequest_State as State } from "../../gen/lclstr
 import { packageInfo } from "../common/package-info.js";
 import { Policy } from "../common/policy.js";
 import { serve } from "../common/server.js";
-import { Gauge, Histogram } from "prom-client";
+import { Counter, Gauge, Histogram } from "prom-client";
 import { joinAsService, policySettingsShape, serviceSettingsShape, serveInMesh, type ServiceDeps } from "../common/service-config.js";
 import type { BufferMember } from "./buffer-pool.js";
 import { Orchestrator } from "./orchestrator.js";
@@ -85,6 +85,12 @@ export async function build(input: RequestConfig, deps: ServiceDeps = {}): Promi
     buckets: [0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600],
     registers: [],
   });
+  const producerFailures = new Counter({
+    name: "lclstream_request_producer_failures_total",
+    help: "Producer jobs of data requests that failed, by the rank that said so (unknown: killed, or out of memory).",
+    labelNames: ["rank"],
+    registers: [],
+  });
   const orchestrator = new Orchestrator({
     store,
     buffers,
@@ -94,6 +100,7 @@ export async function build(input: RequestConfig, deps: ServiceDeps = {}): Promi
     logger,
     abandonAfterMs: config.abandonAfterMs,
     onFirstBatch: (seconds) => timeToFirstBatch.observe(seconds),
+    onProducerFailure: (rank) => producerFailures.inc({ rank }),
   });
   // Requests a previous run left unfinished go on where they are.
   for (const r of store.unfinished()) orchestrator.start(r, producerConfigOf(r, config.dataRoots).config);
@@ -117,6 +124,7 @@ export async function build(input: RequestConfig, deps: ServiceDeps = {}): Promi
       },
     );
     server.metrics.registry.registerMetric(timeToFirstBatch);
+    server.metrics.registry.registerMetric(producerFailures);
     new Gauge({
       name: "lclstream_request_requests",
       help: "Data requests in each state.",

@@ -89,7 +89,7 @@ describe("Orchestrator", () => {
   });
 
   /** Runs a request of `parallelism` ranks over `shardCount` shards, on a pool of buffers named by their URLs. */
-  function run(f: Fakes, { pool = ["https://buffer"], parallelism = 2, shardCount = 0 } = {}) {
+  function run(f: Fakes, { pool = ["https://buffer"], parallelism = 2, shardCount = 0, failures = [] as string[] } = {}) {
     const transport = createRouterTransport((router) => router.service(JobQueueService, jobs(f)));
     const buffers = pool.map((url) => {
       const client = createClient(
@@ -106,6 +106,7 @@ describe("Orchestrator", () => {
       command: { node: "node", cli: "cli.js" },
       logger: createLogger("test"),
       pollMs: 5,
+      onProducerFailure: (rank) => failures.push(rank),
     });
     const r = create(DataRequestSchema, {
       name: "dataRequests/r1",
@@ -152,17 +153,21 @@ describe("Orchestrator", () => {
       transitions: [Job_State.ACTIVE, Job_State.FAILED],
       stderr: "noise\nlclstream: producer rank 1 failed: batch of 84 MB is over the 64 MiB message limit; lower batch_size\n",
     });
-    run(f);
+    const failures: string[] = [];
+    run(f, { failures });
     const r = await ended();
     expect(r!.state).toBe(State.FAILED);
     expect(r!.stateReason).toBe("producer rank 1 failed: batch of 84 MB is over the 64 MiB message limit; lower batch_size");
+    expect(failures).toEqual(["1"]); // counted for the request service's metrics, by rank
     await vi.waitFor(() => expect(f.calls).toContain("deleteStream"));
   });
 
   it("says the job's own words when no rank said anything", async () => {
     const f = fakes({ transitions: [Job_State.ACTIVE, Job_State.FAILED] });
-    run(f);
+    const failures: string[] = [];
+    run(f, { failures });
     expect((await ended())!.stateReason).toBe("its producer job failed: exit code 1");
+    expect(failures).toEqual(["unknown"]);
   });
 
   it("places 3 shards on the least-loaded buffers, a stream each, and gives rank r shard r % 3", async () => {

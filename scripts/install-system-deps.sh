@@ -53,6 +53,16 @@ done
 # The Envoy config validator (mesh/validate, on go-control-plane): the Go build cache makes reruns quick.
 echo "building the Envoy config validator"
 (cd mesh/validate && go build -o "$tools/envoy-validate" .)
+# Helm (its Go module) and the Kubernetes manifest validator (deploy/validate, on k8s.io/api and
+# client-go), for the Helm chart's test (test/system/helm.test.ts): no cluster needed.
+HELM_VERSION=v3.21.4
+if [ ! -x "$tools/helm" ] || [ "$(cat "$tools/helm.version" 2>/dev/null)" != "$HELM_VERSION" ]; then
+  echo "installing helm $HELM_VERSION"
+  GOBIN="$tools" GOFLAGS=-mod=mod go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  echo "$HELM_VERSION" > "$tools/helm.version"
+fi
+echo "building the Kubernetes manifest validator"
+(cd deploy/validate && go build -o "$tools/k8s-validate" .)
 # The Python client's dependencies and tests (grpcio-tools generates it; h5py, the HDF5 C
 # library's binding, reads what the HDF5 serializer writes).
 python_packages=(grpcio==1.76.0 grpcio-tools==1.76.0 grpcio-status==1.76.0 "protobuf>=6.31.1,<7" numpy h5py hdf5plugin==7.1.0 pyzmq==27.3.0 cbor2==6.2.1 bitshuffle==0.5.2 pyyaml cryptography pytest)

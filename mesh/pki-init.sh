@@ -14,6 +14,7 @@ done
 # One identity for the pool of buffers, under each of their names.
 lclstream ca issue --state-dir "$state" --identity service/buffer --dns buffer --dns buffer-1 --dns buffer-2 --out "$certs/buffer"
 # The front proxy answers as the facility's public name, and as service/front to the services.
+# The front-tls service hands it to Envoy (readable by Envoy's user there) and renews it (front-tls.sh).
 lclstream ca issue --state-dir "$state" --identity service/front --dns "$public" --dns front --out "$certs/front"
 # The first admin, who makes enrollment tokens for everyone else; keep it safe and delete it here.
 # Made once in the CA's life (the mark is in the CA's state): deleting certs/admin, as you should,
@@ -22,5 +23,3 @@ if [ ! -f "$state/ca/first-admin-issued" ]; then
   lclstream ca issue --state-dir "$state" --identity user/admin --lifetime 7d --out "$certs/admin"
   date -u +%Y-%m-%dT%H:%M:%SZ > "$state/ca/first-admin-issued"
 fi
-# Envoy's image runs as the user envoy (uid 101): let it read the front door's key.
-chown 101 "$certs/front/tls.key" 2>/dev/null || true

@@ -39,7 +39,7 @@ describe("mesh/compose.yaml", () => {
   });
 
   it("checks each service's health by gRPC health, and starts the front door only once they are healthy", () => {
-    const services = Object.entries(compose.services).filter(([name]) => !["pki", "envoy", "crl"].includes(name));
+    const services = Object.entries(compose.services).filter(([name]) => !["pki", "envoy", "front-tls"].includes(name));
     for (const [name, service] of services) {
       expect(service.healthcheck, name).toBeDefined();
       if (name !== "ca") expect(service.healthcheck!.test.slice(0, 3), name).toEqual(["CMD", "lclstream", "health"]);

@@ -4,17 +4,17 @@
  * mesh CA and CRL, the admins, and the service addresses, as the config's
  * environment. Used by the system tests and the benchmark.
  */
-import { createServer } from "node:net";
+import { createConnection, createServer } from "node:net";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { writeFile } from "node:fs/promises";
+import { rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { CertificateAuthorityService } from "../../gen/lclstream/ca/v1/ca_pb.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { createMeshTransport } from "../../services/common/client.js";
 import { packageInfo } from "../../services/common/package-info.js";
-import { readCertDir } from "../../services/common/pki.js";
+import { readCertDir, type CertMaterial } from "../../services/common/pki.js";
 import { localTrustDomain, type LocalMesh } from "../../services/cli/local-mesh.js";
 
 const meshDir = join(packageInfo().root, "mesh");
@@ -29,11 +29,46 @@ export interface HaproxyFront {
   socket: string;
   /** The CRL file HAProxy reads (update it through the runtime API). */
   crlFile: string;
+  /** The front's certificate and key, one PEM, on both listeners and every server line (update it with {@link renewFrontCertificate}). */
+  frontPem: string;
   process: ChildProcess;
   /** What HAProxy printed. */
   log(): string;
   /** Kills it and waits for it to exit. */
   close(): Promise<void>;
+}
+
+/** The front's certificate and key as HAProxy takes them: one PEM. */
+function pemOf(material: Pick<CertMaterial, "certPem" | "keyPem">): string {
+  return `${material.certPem.trim()}\n${material.keyPem.trim()}\n`;
+}
+
+/** One command on HAProxy's runtime API socket; resolves with its answer. */
+export function runtimeApi(socket: string, command: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let answer = "";
+    const connection = createConnection(socket, () => connection.end(`${command}\n`));
+    connection.on("data", (d) => (answer += d.toString()));
+    connection.on("end", () => resolve(answer));
+    connection.on("error", reject);
+  });
+}
+
+/**
+ * Puts a renewed certificate for the front in place with no restart, as an
+ * operator's renewal does: front.pem is replaced (a restart reads the new
+ * one), and HAProxy takes it through the runtime API, `set ssl cert` opening
+ * a transaction with the new PEM and `commit ssl cert` swapping it in on both
+ * listeners and every server line that name the file. New connections get
+ * the new certificate; open ones keep theirs. Resolves with the answers.
+ */
+export async function renewFrontCertificate(front: HaproxyFront, material: Pick<CertMaterial, "certPem" | "keyPem">) {
+  const pem = pemOf(material);
+  await writeFile(`${front.frontPem}.new`, pem, { mode: 0o600 });
+  await rename(`${front.frontPem}.new`, front.frontPem);
+  const set = await runtimeApi(front.socket, `set ssl cert ${front.frontPem} <<\n${pem}`);
+  const commit = await runtimeApi(front.socket, `commit ssl cert ${front.frontPem}`);
+  return { set, commit };
 }
 
 /** Where the haproxy binary is: on PATH, or in the sbin directories a user's PATH may lack. */
@@ -75,7 +110,8 @@ export async function startHaproxyFront(o: {
   const ca = createClient(CertificateAuthorityService, createMeshTransport({ baseUrl: mesh.endpoints.ca, tls: me }));
   const crlFile = join(dir, "ca.crl");
   await writeFile(crlFile, (await ca.getRevocationList({})).crlPem);
-  await writeFile(join(dir, "front.pem"), `${proxy.certPem.trim()}\n${proxy.keyPem.trim()}\n`);
+  const frontPem = join(dir, "front.pem");
+  await writeFile(frontPem, pemOf(proxy));
   await writeFile(join(dir, "ca.crt"), me.caPem);
   await writeFile(join(dir, "admins"), `${mesh.endpoints.user}\n`);
   const socket = join(dir, "haproxy.sock");
@@ -86,7 +122,7 @@ export async function startHaproxyFront(o: {
       ...process.env,
       LCLSTREAM_FRONT_ADDR: `127.0.0.1:${o.frontPort}`,
       LCLSTREAM_ENROLL_ADDR: `127.0.0.1:${o.enrollPort}`,
-      LCLSTREAM_FRONT_PEM: join(dir, "front.pem"),
+      LCLSTREAM_FRONT_PEM: frontPem,
       LCLSTREAM_FRONT_IDENTITY: `spiffe://${localTrustDomain}/service/front`,
       LCLSTREAM_MESH_CA: join(dir, "ca.crt"),
       LCLSTREAM_MESH_CRL: crlFile,
@@ -113,6 +149,7 @@ export async function startHaproxyFront(o: {
     enrollUrl: `https://127.0.0.1:${o.enrollPort}`,
     socket,
     crlFile,
+    frontPem,
     process: child,
     log: () => log,
     close: async () => {

@@ -1,12 +1,15 @@
 /**
  * The front door, live: mesh/haproxy.cfg (the stand-in for mesh/envoy.yaml,
  * with the same routes, mTLS, enrollment port and identity forwarding) on a
- * real HAProxy in front of the real mesh; and mesh/envoy.yaml checked by its
- * validator against Envoy's API.
+ * real HAProxy in front of the real mesh, taking a new CRL and its own renewed
+ * certificate through the runtime API with no restart; and mesh/envoy.yaml
+ * with the SDS files it reads those from (mesh/sds/) checked by its validator
+ * against Envoy's API.
  */
 import { X509Certificate } from "node:crypto";
-import { copyFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { createConnection } from "node:net";
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { connect as http2Connect, type ClientHttp2Session } from "node:http2";
+import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,9 +22,10 @@ import { DataRequestService, DataRequest_State as State } from "../../gen/lclstr
 import { enroll } from "../../services/ca/enroll-client.js";
 import { issueOffline } from "../../services/ca/offline.js";
 import { createMeshTransport } from "../../services/common/client.js";
+import { CertificateKeeper } from "../../services/common/renewal.js";
 import { createCertificateAuthority, issueMaterial, readCertDir, type CertMaterial } from "../../services/common/pki.js";
 import { fetchRequest } from "../../services/cli/fetch.js";
-import { freePort, startHaproxyFront, type HaproxyFront } from "../helpers/haproxy-front.js";
+import { freePort, renewFrontCertificate, runtimeApi, startHaproxyFront, type HaproxyFront } from "../helpers/haproxy-front.js";
 import { startLocalMesh, localTrustDomain, type LocalMesh } from "../../services/cli/local-mesh.js";
 import { failure } from "../helpers/errors.js";
 import { debianTool, run, tool } from "../helpers/tools.js";
@@ -35,14 +39,33 @@ const producer = (events: number, pacing: { rateHz?: number; paced?: boolean } =
     { seed: 3, ...pacing, steps: [{ type: "PeakFinder", data_source: "det" }] },
   );
 
-/** One command on HAProxy's runtime API socket; resolves with its answer. */
-function runtimeApi(socket: string, command: string): Promise<string> {
+/** Serial numbers as hex, compared whatever their case or leading zeros. */
+const hex = (serial: string) => serial.toUpperCase().replace(/^0+/, "");
+
+/** The serial of the certificate a new TLS connection to `url` is given. */
+function servedSerial(url: string, tls: CertMaterial): Promise<string> {
+  const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
-    let answer = "";
-    const connection = createConnection(socket, () => connection.end(`${command}\n`));
-    connection.on("data", (d) => (answer += d.toString()));
-    connection.on("end", () => resolve(answer));
-    connection.on("error", reject);
+    const socket = tlsConnect({ host: hostname, port: Number(port), ca: tls.caPem, cert: tls.certPem, key: tls.keyPem, ALPNProtocols: ["h2"] }, () => {
+      resolve(hex(socket.getPeerCertificate().serialNumber));
+      socket.destroy();
+    });
+    socket.on("error", reject);
+  });
+}
+
+/** grpc.health.v1.Health/Check on an HTTP/2 connection of one's own; resolves with the grpc-status. */
+function healthCheck(session: ClientHttp2Session): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request({ ":method": "POST", ":path": "/grpc.health.v1.Health/Check", "content-type": "application/grpc", te: "trailers" });
+    let status: string | undefined;
+    stream.on("response", (headers) => (status = (headers["grpc-status"] as string | undefined) ?? status));
+    stream.on("trailers", (trailers) => (status = trailers["grpc-status"] as string));
+    stream.on("data", () => {});
+    stream.on("end", () => resolve(status));
+    stream.on("error", reject);
+    // An empty HealthCheckRequest in its gRPC frame.
+    stream.end(Buffer.alloc(5));
   });
 }
 
@@ -267,6 +290,80 @@ print(json.dumps({"listed": [listed.status_code, listed.json()], "one": [one.sta
     expect(refused.message).toMatch(/alert certificate revoked/);
   });
 
+  it("takes its renewed certificate through the runtime API with no restart: new connections get it, open ones and their streams go on", async () => {
+    // A front of its own, which no CRL was committed to: HAProxy 2.6 (Debian 12's) leaves the
+    // mTLS listener out of a certificate commit made after a CRL commit, and crashes at the
+    // next CRL commit (haproxy/haproxy#3165; mesh/README.md says what to do there).
+    const renewing = join(dir, "renewing");
+    await mkdir(renewing);
+    const own = await startHaproxyFront({ mesh, stateDir: join(dir, "state"), dir: renewing, frontPort: await freePort(), enrollPort: await freePort() });
+    const showInfoPid = async () => /^Pid: (\d+)$/m.exec(await runtimeApi(own.socket, "show info"))?.[1];
+    const pid = await showInfoPid();
+    expect(pid).toBe(String(own.process.pid));
+    const current = await readCertDir(join(dir, "state", "certs", "front"));
+    const oldSerial = hex(new X509Certificate(current.certPem).serialNumber);
+    expect(await servedSerial(own.url, me)).toBe(oldSerial);
+
+    // Open before the renewal: an HTTP/2 connection that keeps making calls, and a paced data stream.
+    const session = http2Connect(own.url, { ca: me.caPem, cert: me.certPem, key: me.keyPem });
+    let calling = true;
+    let calls: Promise<(string | undefined)[]> = Promise.resolve([]);
+    try {
+      await new Promise((resolve, reject) => session.once("connect", resolve).once("error", reject));
+      expect(hex((session.socket as TLSSocket).getPeerCertificate().serialNumber)).toBe(oldSerial);
+      calls = (async () => {
+        const statuses: (string | undefined)[] = [];
+        while (calling) {
+          statuses.push(await healthCheck(session));
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+        return statuses;
+      })();
+      const requests = createClient(DataRequestService, createMeshTransport({ baseUrl: own.url, tls: me }));
+      const { dataRequest } = await requests.createDataRequest({ dataRequest: { batchSize: 1, producer: producer(4, { rateHz: 2, paced: true }) } });
+      let firstBatch!: () => void;
+      const streaming = new Promise<void>((resolve) => (firstBatch = resolve));
+      const fetched = fetchRequest({
+        requests,
+        // Through this front, not the one the request names.
+        transportFor: () => createMeshTransport({ baseUrl: own.url, tls: me }),
+        name: dataRequest!.name,
+        onProgress: (p) => p.batches > 0 && firstBatch(),
+        signal: new AbortController().signal,
+      });
+      await streaming;
+
+      // The front's renewal, as every service renews with the CA: a new key pair and serial, the same identity.
+      const renewed = await new CertificateKeeper({ material: current, caUrl: mesh.endpoints.ca }).renew();
+      const newSerial = hex(new X509Certificate(renewed.certPem).serialNumber);
+      expect(newSerial).not.toBe(oldSerial);
+      const answers = await renewFrontCertificate(own, renewed);
+      expect(answers.set).toMatch(/transaction created/i);
+      expect(answers.commit).toMatch(/Success/);
+
+      // A new connection is given the new certificate, on both listeners; HAProxy holds it for its server lines too.
+      expect(await servedSerial(own.url, me)).toBe(newSerial);
+      expect(await servedSerial(own.enrollUrl, me)).toBe(newSerial);
+      expect(await runtimeApi(own.socket, `show ssl cert ${own.frontPem}`)).toMatch(new RegExp(`^Serial: 0*${newSerial}$`, "im"));
+      expect((await requests.listDataRequests({})).dataRequests.length).toBeGreaterThan(0);
+      // The open connection keeps the certificate it began with and answered every call; the stream ends complete.
+      calling = false;
+      const statuses = await calls;
+      expect(statuses.length).toBeGreaterThan(1);
+      expect(statuses.every((status) => status === "0")).toBe(true);
+      expect(hex((session.socket as TLSSocket).getPeerCertificate().serialNumber)).toBe(oldSerial);
+      expect((await fetched).totals).toMatchObject({ eventCount: 4n, batchCount: 4n });
+      // No restart: the same process, still running.
+      expect(own.process.exitCode).toBeNull();
+      expect(await showInfoPid()).toBe(pid);
+    } finally {
+      calling = false;
+      session.destroy();
+      await calls.catch(() => undefined);
+      await own.close();
+    }
+  });
+
   it("forwards the identity it verified, not one a client claims in its own x-forwarded-client-cert", async () => {
     const { dataRequest } = await requestsAs(me).createDataRequest({ dataRequest: { producer: producer(4) } });
     const forged = { headers: { "x-forwarded-client-cert": `By=spiffe://${localTrustDomain}/service/front;URI=${mesh.endpoints.user}` } };
@@ -304,13 +401,18 @@ print(json.dumps({"listed": [listed.status_code, listed.json()], "one": [one.sta
   });
 });
 
-describe("mesh/envoy.yaml against Envoy's API", () => {
-  const validate = (...files: string[]) => run(tool("envoy-validate"), files);
+describe("mesh/envoy.yaml and its SDS files against Envoy's API", () => {
+  const validate = (...args: string[]) => run(tool("envoy-validate"), args);
+  const sdsDir = join(meshDir, "sds");
 
-  it("passes the validator", async () => {
-    const { code, stdout } = await validate(join(meshDir, "envoy.yaml"));
-    expect(stdout).toMatch(/envoy\.yaml: valid \(3 listeners, 9 clusters, 15 routes\)/);
+  it("passes the validator, with the SDS files it reads its secrets from", async () => {
+    const { code, stdout } = await validate("--sds", sdsDir, join(meshDir, "envoy.yaml"));
+    expect(stdout).toMatch(/front-cert\.yaml: valid \(secret "front_cert": tls_certificate\)/);
+    expect(stdout).toMatch(/mesh-ca\.yaml: valid \(secret "mesh_ca": validation_context\)/);
+    expect(stdout).toMatch(/envoy\.yaml: valid \(3 listeners, 9 clusters, 15 routes, 2 secrets by SDS \(front_cert, mesh_ca\) in 18 places\)/);
     expect(code).toBe(0);
+    // No certificate, key, CA or CRL is read from a file named in envoy.yaml itself (Envoy would never reload it).
+    expect(await readFile(join(meshDir, "envoy.yaml"), "utf8")).not.toMatch(/filename:|tls_certificates:|\bvalidation_context:/);
   });
 
   it("fails a copy with an unknown field, a route to a missing cluster, an unknown type or a bad value", async () => {
@@ -329,7 +431,7 @@ describe("mesh/envoy.yaml against Envoy's API", () => {
         await writeFile(join(dir, file), text);
       }
       await copyFile(join(meshDir, "envoy.yaml"), join(dir, "envoy.yaml"));
-      const { code, stdout } = await validate(...Object.keys(broken).map((f) => join(dir, f)), join(dir, "envoy.yaml"));
+      const { code, stdout } = await validate("--sds", sdsDir, ...Object.keys(broken).map((f) => join(dir, f)), join(dir, "envoy.yaml"));
       expect(code).toBe(1);
       expect(stdout).toMatch(/unknown-field\.yaml: INVALID\n.*unknown field "stream_idle_timout"/);
       expect(stdout).toMatch(/missing-cluster\.yaml: INVALID\n.*points at cluster "bufer", which is not defined/);
@@ -339,6 +441,39 @@ describe("mesh/envoy.yaml against Envoy's API", () => {
       expect(stdout).toMatch(/bad-port\.yaml: INVALID\n.*PortValue: value must be less than or equal to 65535/);
       expect(stdout).toMatch(/plaintext-cluster\.yaml: INVALID\n.*cluster "jobs" leaves the host without TLS/);
       expect(stdout).toMatch(/envoy\.yaml: valid/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("fails a secret asked for by a name its SDS file does not hold, and SDS files Envoy would reject", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "lclstream-envoy-sds-"));
+    try {
+      const original = await readFile(join(meshDir, "envoy.yaml"), "utf8");
+      const wrongName = original.replace("name: front_cert", "name: front_certificate");
+      expect(wrongName).not.toBe(original);
+      await writeFile(join(dir, "wrong-secret-name.yaml"), wrongName);
+      const named = await validate("--sds", sdsDir, join(dir, "wrong-secret-name.yaml"), join(meshDir, "envoy.yaml"));
+      expect(named.code).toBe(1);
+      expect(named.stdout).toMatch(
+        /wrong-secret-name\.yaml: INVALID\n {2}- secret "front_certificate" is read from .*front-cert\.yaml, whose secret is named "front_cert": Envoy would reject it\n(?! {2}-)/,
+      );
+      expect(named.stdout).toMatch(/\/envoy\.yaml: valid/);
+
+      // SDS files with a misspelt field, and a CRL outside the directory watched for it.
+      const brokenSds = join(dir, "sds");
+      await mkdir(brokenSds);
+      const cert = await readFile(join(sdsDir, "front-cert.yaml"), "utf8");
+      const ca = await readFile(join(sdsDir, "mesh-ca.yaml"), "utf8");
+      await writeFile(join(brokenSds, "front-cert.yaml"), cert.replace("private_key:", "private_kee:"));
+      await writeFile(join(brokenSds, "mesh-ca.yaml"), ca.replace(/crl: \{ filename: \S+ \}/, "crl: { filename: /etc/lclstream/crl/ca.crl }"));
+      const files = await validate("--sds", brokenSds, join(meshDir, "envoy.yaml"));
+      expect(files.code).toBe(1);
+      expect(files.stdout).toMatch(/front-cert\.yaml: INVALID\n.*unknown field "private_kee"/);
+      expect(files.stdout).toMatch(/mesh-ca\.yaml: INVALID\n.*crl \/etc\/lclstream\/crl\/ca\.crl is not under its watched_directory \/etc\/lclstream\/front/);
+      expect(files.stdout).toMatch(
+        /envoy\.yaml: INVALID\n.*secret "front_cert" is read from \/etc\/envoy\/sds\/front-cert\.yaml, but .* has no valid file front-cert\.yaml/,
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -106,6 +106,7 @@ export function createBufferService(deps: BufferServiceDeps): BufferImplementati
         bufferedBatches: BigInt(live.entries.size),
         bufferedBytes: BigInt(live.bufferedBytes),
         publishBytesPerSecond: rate.publish,
+        firstBatchTime: live.firstBatchAt === undefined ? undefined : timestampFromMs(live.firstBatchAt),
         producers: live.producers.map((p, slot) => ({
           producerRank: live.rankOf(slot),
           nextSeq: p.nextSeq,

@@ -185,6 +185,8 @@ export class BufferStream {
   readonly groups: Group[];
   readonly entries = new Map<number, Entry>();
   readonly producers: ProducerState[];
+  /** When the first batch was accepted (ms since the epoch), if this buffer saw it: the request service's time to first batch. */
+  firstBatchAt: number | undefined;
   state: StreamState = "open";
   stateReason = "";
   /** Bytes of batches some reliable group has not acknowledged: bounded by the capacity. */
@@ -208,7 +210,15 @@ export class BufferStream {
     this.config = config;
     this.#log = log;
     this.groups = config.groups.map((g, i) => new Group(g, i));
-    this.producers = Array.from({ length: config.producerCount }, () => ({ nextSeq: 0n, events: 0, batches: 0, bytes: 0, done: false, connected: 0, skipped: 0 }));
+    this.producers = Array.from({ length: config.producerCount }, () => ({
+      nextSeq: 0n,
+      events: 0,
+      batches: 0,
+      bytes: 0,
+      done: false,
+      connected: 0,
+      skipped: 0,
+    }));
     const timeouts = config.groups.map((g) => g.ackTimeoutMs).filter((ms) => ms > 0);
     if (timeouts.length) {
       this.#timer = setInterval(() => this.#expireAcks(), Math.max(10, Math.min(...timeouts) / 4));
@@ -288,6 +298,7 @@ export class BufferStream {
     const entry: Entry = { seq: this.nextSeq, bytes, rank, producerSeq: header.seq, events: header.eventCount, ackedBy: 0 };
     this.#log?.appendBatch(entry);
     this.#accept(entry);
+    if (entry.seq === 1) this.firstBatchAt = Date.now();
     this.dispatch();
     return true;
   }

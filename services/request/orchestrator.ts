@@ -14,7 +14,7 @@
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
-import { DeliveryMode, Stream_State } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
+import { DeliveryMode, type Stream, Stream_State } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { type JobQueueService, Job_State, LogStream } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { DataRequest_State as State, type DataRequest, type StreamShard, StreamShardSchema } from "../../gen/lclstream/request/v1/request_pb.js";
 import { backoffMs, sleep } from "../common/backoff.js";
@@ -56,6 +56,8 @@ const lostInWords = (r: DataRequest, s: StreamShard) => (r.shards.length > 1 ? `
 export class Orchestrator {
   readonly #options: OrchestratorOptions;
   readonly #running = new Map<string, AbortController>();
+  /** Requests started new here, whose first batch has not been seen yet. */
+  readonly #awaitingFirstBatch = new Set<string>();
 
   constructor(options: OrchestratorOptions) {
     this.#options = options;
@@ -65,6 +67,7 @@ export class Orchestrator {
   start(request: DataRequest, config: ProducerConfig): void {
     const id = idOf(request.name);
     if (this.#running.has(id)) return;
+    if (request.state === State.PENDING) this.#awaitingFirstBatch.add(id);
     const abort = new AbortController();
     this.#running.set(id, abort);
     void this.#run(id, config, abort.signal)
@@ -73,7 +76,10 @@ export class Orchestrator {
         this.#options.logger.error({ err: error, request: request.name }, "data request failed");
         this.#update(id, (r) => this.#end(r, State.FAILED, `the request could not be carried out: ${ConnectError.from(error).rawMessage}`));
       })
-      .finally(() => this.#running.delete(id));
+      .finally(() => {
+        this.#running.delete(id);
+        this.#awaitingFirstBatch.delete(id);
+      });
   }
 
   /** Cancels a request: its jobs are canceled and its stream deleted. */
@@ -98,6 +104,17 @@ export class Orchestrator {
   }
 
   /** A shard's stream now; undefined when its buffer does not answer. */
+  /**
+   * Reports the time to a request's first batch, once, from the buffer's own
+   * time of it, for requests new to this process (one resumed after a
+   * restart may have had its first batch long ago).
+   */
+  #noteFirstBatch(id: string, r: DataRequest, s: Stream | undefined) {
+    const first = s?.metrics?.firstBatchTime;
+    if (!first || !r.createTime || !this.#awaitingFirstBatch.delete(id)) return;
+    this.#options.onFirstBatch?.(Math.max(0, timestampMs(first) - timestampMs(r.createTime)) / 1000);
+  }
+
   async #streamOf(shard: StreamShard, signal: AbortSignal) {
     return (
       await this.#bufferOf(shard)
@@ -203,11 +220,8 @@ export class Orchestrator {
     const mustDrain = new Set(r.consumerGroups.filter((g) => g.mode !== DeliveryMode.LATEST_ONLY).map((g) => g.name));
     if (mustDrain.size === 0) mustDrain.add(defaultConsumerGroup);
     const lastSeen = new Map([...mustDrain].map((g) => [g, Date.now()]));
-    // Only for a request new to this process: one resumed after a restart may have had its first batch long ago.
-    let awaitingFirstBatch = r.state === State.PENDING && !!r.createTime;
     while (!signal.aborted) {
-      // Quicker until the first batch, so that the time to it is measured to a fifth of a second.
-      await sleep(Math.min(awaitingFirstBatch ? 200 : 1000, limitMs / 4), signal);
+      await sleep(Math.min(1000, limitMs / 4), signal);
       // A group has a consumer when any shard sees one (a consumer may read some shards only).
       for (const shard of r.shards) {
         const s = await this.#streamOf(shard, signal);
@@ -217,10 +231,7 @@ export class Orchestrator {
           return;
         }
         for (const g of s?.metrics?.groups ?? []) if (g.consumers > 0 || g.endOfStreamDelivered) lastSeen.set(g.group, Date.now());
-        if (awaitingFirstBatch && (s?.metrics?.publishedBatches ?? 0n) > 0n) {
-          awaitingFirstBatch = false;
-          this.#options.onFirstBatch?.((Date.now() - timestampMs(r.createTime!)) / 1000);
-        }
+        this.#noteFirstBatch(id, r, s);
       }
       if (signal.aborted) continue;
       const abandoned = [...lastSeen].find(([, at]) => Date.now() - at > limitMs)?.[0];
@@ -326,6 +337,7 @@ export class Orchestrator {
       for (const shard of pending) {
         const buffer = this.#bufferOf(shard).client;
         const { stream: s } = await retryWhileUnavailable(() => buffer.getStream({ name: shard.stream }, { signal }), signal);
+        this.#noteFirstBatch(id, r, s);
         if (s!.state === Stream_State.DRAINED) pending.delete(shard);
         else if (s!.state === Stream_State.LOST) {
           this.#update(id, (x) => this.#end(x, State.FAILED, `${lostInWords(r, shard)} was lost: ${s!.stateReason}`));

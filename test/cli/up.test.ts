@@ -67,6 +67,22 @@ describe("lclstream up --policy --metrics-port --log-file", () => {
     expect(endpoints.metrics.request).toMatch(/^http:/);
   }, 60_000);
 
+  it("exports every metric the Grafana dashboard plots (deploy/grafana/lclstream.json)", async () => {
+    const exported = new Set<string>();
+    for (const [, url] of up.lines.join("\n").matchAll(/metrics +(http:\S+) \(\w+\)/g)) {
+      for (const [, name, type] of (await (await fetch(url!)).text()).matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
+        exported.add(name!);
+        if (type === "histogram") for (const part of ["_bucket", "_sum", "_count"]) exported.add(`${name}${part}`);
+      }
+    }
+    expect(exported.size).toBeGreaterThan(30);
+    const dashboard = JSON.parse(await readFile(join(import.meta.dirname, "..", "..", "deploy", "grafana", "lclstream.json"), "utf8"));
+    const exprs: string[] = dashboard.panels.flatMap((p: { targets?: { expr: string }[] }) => (p.targets ?? []).map((t) => t.expr));
+    expect(exprs.length).toBeGreaterThan(15);
+    const plotted = new Set(exprs.flatMap((e) => e.match(/\blclstream_[a-z0-9_]+/g) ?? []));
+    expect([...plotted].filter((name) => !exported.has(name))).toEqual([]);
+  });
+
   it("writes the services' JSON logs to the file", async () => {
     const lines = (await readFile(logFile(), "utf8")).trim().split("\n");
     expect(lines.length).toBeGreaterThan(3);

@@ -487,9 +487,12 @@ type StreamMetrics struct {
 	// producers are per-rank counters.
 	Producers []*ProducerMetrics `protobuf:"bytes,7,rep,name=producers,proto3" json:"producers,omitempty"`
 	// groups are per-group counters.
-	Groups        []*GroupMetrics `protobuf:"bytes,8,rep,name=groups,proto3" json:"groups,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Groups []*GroupMetrics `protobuf:"bytes,8,rep,name=groups,proto3" json:"groups,omitempty"`
+	// first_batch_time is when the stream's first batch was accepted; unset
+	// before it, and after a restart of the buffer that did not see it.
+	FirstBatchTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=first_batch_time,json=firstBatchTime,proto3" json:"first_batch_time,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *StreamMetrics) Reset() {
@@ -574,6 +577,13 @@ func (x *StreamMetrics) GetProducers() []*ProducerMetrics {
 func (x *StreamMetrics) GetGroups() []*GroupMetrics {
 	if x != nil {
 		return x.Groups
+	}
+	return nil
+}
+
+func (x *StreamMetrics) GetFirstBatchTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FirstBatchTime
 	}
 	return nil
 }
@@ -1975,7 +1985,7 @@ const file_lclstream_buffer_v1_buffer_proto_rawDesc = "" +
 	"\x04mode\x18\x02 \x01(\x0e2!.lclstream.buffer.v1.DeliveryModeR\x04mode\x12\"\n" +
 	"\rmax_in_flight\x18\x03 \x01(\rR\vmaxInFlight\x12$\n" +
 	"\x0eack_timeout_ms\x18\x04 \x01(\rR\fackTimeoutMs\x12O\n" +
-	"\x10shard_assignment\x18\x05 \x01(\x0e2$.lclstream.buffer.v1.ShardAssignmentR\x0fshardAssignment\"\x9a\x03\n" +
+	"\x10shard_assignment\x18\x05 \x01(\x0e2$.lclstream.buffer.v1.ShardAssignmentR\x0fshardAssignment\"\xe0\x03\n" +
 	"\rStreamMetrics\x12+\n" +
 	"\x11published_batches\x18\x01 \x01(\x04R\x10publishedBatches\x12)\n" +
 	"\x10published_events\x18\x02 \x01(\x04R\x0fpublishedEvents\x12'\n" +
@@ -1984,7 +1994,8 @@ const file_lclstream_buffer_v1_buffer_proto_rawDesc = "" +
 	"\x0ebuffered_bytes\x18\x05 \x01(\x04R\rbufferedBytes\x127\n" +
 	"\x18publish_bytes_per_second\x18\x06 \x01(\x01R\x15publishBytesPerSecond\x12B\n" +
 	"\tproducers\x18\a \x03(\v2$.lclstream.buffer.v1.ProducerMetricsR\tproducers\x129\n" +
-	"\x06groups\x18\b \x03(\v2!.lclstream.buffer.v1.GroupMetricsR\x06groups\"\x9b\x01\n" +
+	"\x06groups\x18\b \x03(\v2!.lclstream.buffer.v1.GroupMetricsR\x06groups\x12D\n" +
+	"\x10first_batch_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x0efirstBatchTime\"\x9b\x01\n" +
 	"\x0fProducerMetrics\x12#\n" +
 	"\rproducer_rank\x18\x01 \x01(\rR\fproducerRank\x12\x19\n" +
 	"\bnext_seq\x18\x02 \x01(\x04R\anextSeq\x12\x16\n" +
@@ -2147,36 +2158,37 @@ var file_lclstream_buffer_v1_buffer_proto_depIdxs = []int32{
 	0,  // 5: lclstream.buffer.v1.ConsumerGroup.shard_assignment:type_name -> lclstream.buffer.v1.ShardAssignment
 	6,  // 6: lclstream.buffer.v1.StreamMetrics.producers:type_name -> lclstream.buffer.v1.ProducerMetrics
 	7,  // 7: lclstream.buffer.v1.StreamMetrics.groups:type_name -> lclstream.buffer.v1.GroupMetrics
-	3,  // 8: lclstream.buffer.v1.CreateStreamRequest.stream:type_name -> lclstream.buffer.v1.Stream
-	3,  // 9: lclstream.buffer.v1.CreateStreamResponse.stream:type_name -> lclstream.buffer.v1.Stream
-	3,  // 10: lclstream.buffer.v1.GetStreamResponse.stream:type_name -> lclstream.buffer.v1.Stream
-	3,  // 11: lclstream.buffer.v1.ListStreamsResponse.streams:type_name -> lclstream.buffer.v1.Stream
-	17, // 12: lclstream.buffer.v1.PublishRequest.open:type_name -> lclstream.buffer.v1.PublishOpen
-	27, // 13: lclstream.buffer.v1.PublishRequest.batch:type_name -> lclstream.data.v1.EventBatch
-	18, // 14: lclstream.buffer.v1.PublishRequest.done:type_name -> lclstream.buffer.v1.PublishDone
-	22, // 15: lclstream.buffer.v1.SubscribeResponse.started:type_name -> lclstream.buffer.v1.SubscribeStarted
-	27, // 16: lclstream.buffer.v1.SubscribeResponse.batch:type_name -> lclstream.data.v1.EventBatch
-	28, // 17: lclstream.buffer.v1.SubscribeResponse.end_of_stream:type_name -> lclstream.data.v1.StreamTotals
-	23, // 18: lclstream.buffer.v1.SubscribeResponse.heartbeat:type_name -> lclstream.buffer.v1.SubscribeHeartbeat
-	8,  // 19: lclstream.buffer.v1.BufferService.CreateStream:input_type -> lclstream.buffer.v1.CreateStreamRequest
-	10, // 20: lclstream.buffer.v1.BufferService.GetStream:input_type -> lclstream.buffer.v1.GetStreamRequest
-	12, // 21: lclstream.buffer.v1.BufferService.ListStreams:input_type -> lclstream.buffer.v1.ListStreamsRequest
-	14, // 22: lclstream.buffer.v1.BufferService.DeleteStream:input_type -> lclstream.buffer.v1.DeleteStreamRequest
-	16, // 23: lclstream.buffer.v1.BufferService.Publish:input_type -> lclstream.buffer.v1.PublishRequest
-	20, // 24: lclstream.buffer.v1.BufferService.Subscribe:input_type -> lclstream.buffer.v1.SubscribeRequest
-	24, // 25: lclstream.buffer.v1.BufferService.Ack:input_type -> lclstream.buffer.v1.AckRequest
-	9,  // 26: lclstream.buffer.v1.BufferService.CreateStream:output_type -> lclstream.buffer.v1.CreateStreamResponse
-	11, // 27: lclstream.buffer.v1.BufferService.GetStream:output_type -> lclstream.buffer.v1.GetStreamResponse
-	13, // 28: lclstream.buffer.v1.BufferService.ListStreams:output_type -> lclstream.buffer.v1.ListStreamsResponse
-	15, // 29: lclstream.buffer.v1.BufferService.DeleteStream:output_type -> lclstream.buffer.v1.DeleteStreamResponse
-	19, // 30: lclstream.buffer.v1.BufferService.Publish:output_type -> lclstream.buffer.v1.PublishResponse
-	21, // 31: lclstream.buffer.v1.BufferService.Subscribe:output_type -> lclstream.buffer.v1.SubscribeResponse
-	25, // 32: lclstream.buffer.v1.BufferService.Ack:output_type -> lclstream.buffer.v1.AckResponse
-	26, // [26:33] is the sub-list for method output_type
-	19, // [19:26] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	26, // 8: lclstream.buffer.v1.StreamMetrics.first_batch_time:type_name -> google.protobuf.Timestamp
+	3,  // 9: lclstream.buffer.v1.CreateStreamRequest.stream:type_name -> lclstream.buffer.v1.Stream
+	3,  // 10: lclstream.buffer.v1.CreateStreamResponse.stream:type_name -> lclstream.buffer.v1.Stream
+	3,  // 11: lclstream.buffer.v1.GetStreamResponse.stream:type_name -> lclstream.buffer.v1.Stream
+	3,  // 12: lclstream.buffer.v1.ListStreamsResponse.streams:type_name -> lclstream.buffer.v1.Stream
+	17, // 13: lclstream.buffer.v1.PublishRequest.open:type_name -> lclstream.buffer.v1.PublishOpen
+	27, // 14: lclstream.buffer.v1.PublishRequest.batch:type_name -> lclstream.data.v1.EventBatch
+	18, // 15: lclstream.buffer.v1.PublishRequest.done:type_name -> lclstream.buffer.v1.PublishDone
+	22, // 16: lclstream.buffer.v1.SubscribeResponse.started:type_name -> lclstream.buffer.v1.SubscribeStarted
+	27, // 17: lclstream.buffer.v1.SubscribeResponse.batch:type_name -> lclstream.data.v1.EventBatch
+	28, // 18: lclstream.buffer.v1.SubscribeResponse.end_of_stream:type_name -> lclstream.data.v1.StreamTotals
+	23, // 19: lclstream.buffer.v1.SubscribeResponse.heartbeat:type_name -> lclstream.buffer.v1.SubscribeHeartbeat
+	8,  // 20: lclstream.buffer.v1.BufferService.CreateStream:input_type -> lclstream.buffer.v1.CreateStreamRequest
+	10, // 21: lclstream.buffer.v1.BufferService.GetStream:input_type -> lclstream.buffer.v1.GetStreamRequest
+	12, // 22: lclstream.buffer.v1.BufferService.ListStreams:input_type -> lclstream.buffer.v1.ListStreamsRequest
+	14, // 23: lclstream.buffer.v1.BufferService.DeleteStream:input_type -> lclstream.buffer.v1.DeleteStreamRequest
+	16, // 24: lclstream.buffer.v1.BufferService.Publish:input_type -> lclstream.buffer.v1.PublishRequest
+	20, // 25: lclstream.buffer.v1.BufferService.Subscribe:input_type -> lclstream.buffer.v1.SubscribeRequest
+	24, // 26: lclstream.buffer.v1.BufferService.Ack:input_type -> lclstream.buffer.v1.AckRequest
+	9,  // 27: lclstream.buffer.v1.BufferService.CreateStream:output_type -> lclstream.buffer.v1.CreateStreamResponse
+	11, // 28: lclstream.buffer.v1.BufferService.GetStream:output_type -> lclstream.buffer.v1.GetStreamResponse
+	13, // 29: lclstream.buffer.v1.BufferService.ListStreams:output_type -> lclstream.buffer.v1.ListStreamsResponse
+	15, // 30: lclstream.buffer.v1.BufferService.DeleteStream:output_type -> lclstream.buffer.v1.DeleteStreamResponse
+	19, // 31: lclstream.buffer.v1.BufferService.Publish:output_type -> lclstream.buffer.v1.PublishResponse
+	21, // 32: lclstream.buffer.v1.BufferService.Subscribe:output_type -> lclstream.buffer.v1.SubscribeResponse
+	25, // 33: lclstream.buffer.v1.BufferService.Ack:output_type -> lclstream.buffer.v1.AckResponse
+	27, // [27:34] is the sub-list for method output_type
+	20, // [20:27] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_lclstream_buffer_v1_buffer_proto_init() }

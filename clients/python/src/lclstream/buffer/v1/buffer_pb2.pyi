@@ -90,7 +90,7 @@ class ConsumerGroup(_message.Message):
     def __init__(self, name: _Optional[str] = ..., mode: _Optional[_Union[DeliveryMode, str]] = ..., max_in_flight: _Optional[int] = ..., ack_timeout_ms: _Optional[int] = ..., shard_assignment: _Optional[_Union[ShardAssignment, str]] = ...) -> None: ...
 
 class StreamMetrics(_message.Message):
-    __slots__ = ("published_batches", "published_events", "published_bytes", "buffered_batches", "buffered_bytes", "publish_bytes_per_second", "producers", "groups")
+    __slots__ = ("published_batches", "published_events", "published_bytes", "buffered_batches", "buffered_bytes", "publish_bytes_per_second", "producers", "groups", "first_batch_time")
     PUBLISHED_BATCHES_FIELD_NUMBER: _ClassVar[int]
     PUBLISHED_EVENTS_FIELD_NUMBER: _ClassVar[int]
     PUBLISHED_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -99,6 +99,7 @@ class StreamMetrics(_message.Message):
     PUBLISH_BYTES_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     PRODUCERS_FIELD_NUMBER: _ClassVar[int]
     GROUPS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_BATCH_TIME_FIELD_NUMBER: _ClassVar[int]
     published_batches: int
     published_events: int
     published_bytes: int
@@ -107,7 +108,8 @@ class StreamMetrics(_message.Message):
     publish_bytes_per_second: float
     producers: _containers.RepeatedCompositeFieldContainer[ProducerMetrics]
     groups: _containers.RepeatedCompositeFieldContainer[GroupMetrics]
-    def __init__(self, published_batches: _Optional[int] = ..., published_events: _Optional[int] = ..., published_bytes: _Optional[int] = ..., buffered_batches: _Optional[int] = ..., buffered_bytes: _Optional[int] = ..., publish_bytes_per_second: _Optional[float] = ..., producers: _Optional[_Iterable[_Union[ProducerMetrics, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[GroupMetrics, _Mapping]]] = ...) -> None: ...
+    first_batch_time: _timestamp_pb2.Timestamp
+    def __init__(self, published_batches: _Optional[int] = ..., published_events: _Optional[int] = ..., published_bytes: _Optional[int] = ..., buffered_batches: _Optional[int] = ..., buffered_bytes: _Optional[int] = ..., publish_bytes_per_second: _Optional[float] = ..., producers: _Optional[_Iterable[_Union[ProducerMetrics, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[GroupMetrics, _Mapping]]] = ..., first_batch_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ProducerMetrics(_message.Message):
     __slots__ = ("producer_rank", "next_seq", "events", "done", "connected")

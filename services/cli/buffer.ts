@@ -1,5 +1,5 @@
 /** `lclstream buffer …`: run the buffer, and look at its streams. */
-import { type Command, Option } from "commander";
+import type { Command } from "commander";
 import { createClient } from "@connectrpc/connect";
 import { BufferService, DeliveryMode, StreamSchema, Stream_State } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { createMeshTransportFromCertDir } from "../common/client.js";

@@ -10,7 +10,7 @@
  * header says so); a transfer id is the data request's id, a string; the list
  * holds finished transfers too, newest first.
  */
-import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import type { Http2ServerRequest } from "node:http2";
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";

@@ -94,7 +94,9 @@ describe("buffer", () => {
     expect(scraped).toContain(`lclstream_buffer_lag_batches{stream="${id}",group="archive",server="buffer"} 0`);
     for (const rank of [0, 1]) expect(scraped).toContain(`lclstream_buffer_producer_events_total{stream="${id}",rank="${rank}",server="buffer"} 80`);
     // Each rank's bytes add up to the stream's.
-    const rankBytes = [...scraped.matchAll(new RegExp(`^lclstream_buffer_producer_bytes_total\\{stream="${id}",rank="\\d",server="buffer"\\} (\\d+)$`, "gm"))].map((m) => Number(m[1]));
+    const rankBytes = [
+      ...scraped.matchAll(new RegExp(`^lclstream_buffer_producer_bytes_total\\{stream="${id}",rank="\\d",server="buffer"\\} (\\d+)$`, "gm")),
+    ].map((m) => Number(m[1]));
     expect(rankBytes).toHaveLength(2);
     expect(rankBytes[0]! + rankBytes[1]!).toBe(Number(stream!.metrics!.publishedBytes));
   });

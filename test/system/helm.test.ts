@@ -46,7 +46,7 @@ function container(workload: K8sObject, name: string): K8sObject {
 
 /** The values following each occurrence of `flag` in an argument list. */
 function flagValues(args: string[], flag: string): string[] {
-  return args.flatMap((a, i) => (a === flag ? [args[i + 1]] : []));
+  return args.flatMap((a, i) => (a === flag && i + 1 < args.length ? [args[i + 1]!] : []));
 }
 
 /** An Envoy config with its upstream addresses and SNI taken out: what may differ between compose and the cluster. */
@@ -137,7 +137,7 @@ describe("the Helm chart", () => {
       ["StatefulSet", "buffer"],
       ["Deployment", "producer"],
       ["StatefulSet", "request"],
-    ]) {
+    ] as const) {
       const workload = find(objects, kind, `lclstream-${name}`);
       const server = container(workload, name);
       expect(flagValues(server.args, "--metrics-port")).toEqual(["9090"]);
@@ -376,7 +376,7 @@ describe("the Helm chart", () => {
       expect(bufferCert.subjectAltName).toContain("URI:spiffe://lclstream.example.org/service/buffer");
       for (const url of flagValues(request, "--buffer-url")) expect(bufferCert.checkHost(new URL(url).hostname)).toBe(new URL(url).hostname);
       expect(bufferCert.checkHost("lclstream-buffer-2.lclstream-buffer.science.svc.cluster.local")).toBeDefined();
-      const jobsHost = new URL(flagValues(request, "--jobs-url")[0]).hostname;
+      const jobsHost = new URL(flagValues(request, "--jobs-url")[0]!).hostname;
       expect(cert("jobs").checkHost(jobsHost)).toBe(jobsHost);
       // localhost, for each pod's own health probe.
       for (const name of ["jobs", "producer", "request", "buffer"]) expect(cert(name).checkHost("localhost")).toBe("localhost");
@@ -445,7 +445,7 @@ describe("the Helm chart", () => {
       const probe = (server.readinessProbe.exec.command as string[]).map((a) =>
         a.replace("https://localhost:8443", `https://localhost:${port}`).replace(/^\/certs\//, `${certs}/`),
       );
-      const health = await run(probe[0], probe.slice(1), 30_000, env);
+      const health = await run(probe[0]!, probe.slice(1), 30_000, env);
       expect({ code: health.code, stdout: health.stdout.trim() }).toEqual({ code: 0, stdout: "SERVING" });
 
       // The metrics relay, on the pod's address (here 127.0.0.2), to the buffer's 127.0.0.1 endpoint.

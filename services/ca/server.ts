@@ -36,6 +36,7 @@ export const caConfigSchema = z.strictObject({
   userLifetimeMs: z.number().int().positive().default(defaultLifetimes.userMs),
   serviceLifetimeMs: z.number().int().positive().default(defaultLifetimes.serviceMs),
   metricsPort: serverSettingsSchema.shape.metricsPort,
+  metricsHost: serverSettingsSchema.shape.metricsHost,
 });
 
 export type CaConfig = z.input<typeof caConfigSchema>;
@@ -99,6 +100,7 @@ export async function build(input: CaConfig, logger: Logger = createLogger("ca")
       name: "ca",
       port: config.port,
       metricsPort: config.metricsPort,
+      metricsHost: config.metricsHost,
       revocations,
       services: [serve(CertificateAuthorityService, ca.service)],
     });

@@ -77,6 +77,7 @@ export function registerCaCommands(program: Command): void {
     .option("--user-lifetime <duration>", "validity of user certificates", parseDuration)
     .option("--service-lifetime <duration>", "validity of service certificates", parseDuration)
     .option("--metrics-port <port>", "serve Prometheus metrics on this port", parsePort)
+    .option("--metrics-host <address>", "address the metrics port binds (default 127.0.0.1)")
     .option("--log-file <file>", "append the JSON logs to this file instead of stderr")
     .action(async (o) => {
       if (o.logFile) process.env.LCLSTREAM_LOG_FILE = o.logFile;
@@ -93,6 +94,7 @@ export function registerCaCommands(program: Command): void {
         userLifetimeMs: o.userLifetime,
         serviceLifetimeMs: o.serviceLifetime,
         metricsPort: o.metricsPort,
+        metricsHost: o.metricsHost,
       });
       const stopped = runUntilSignal(() => server.close());
       console.log(`ca: ${server.url} (mTLS)`);

@@ -86,6 +86,10 @@ export function addServeOptions(command: Command, what: string): Command {
     .option("--admin <id>", "an admin identity (repeatable)", collect, [])
     .option("--submitter <id>", "an identity this server serves as a submitter, as it serves the request service (repeatable)", collect, [])
     .option("--metrics-port <port>", "serve Prometheus metrics on this port", parsePort)
+    .option(
+      "--metrics-host <address>",
+      "address the metrics port binds (default 127.0.0.1; 0.0.0.0 for a Prometheus elsewhere: plain HTTP, so keep it on a private network)",
+    )
     .option("--log-file <file>", "append the JSON logs to this file instead of stderr")
     .option("--proxy-identity <uri>", "the front proxy's identity, allowed to forward client identities (x-forwarded-client-cert)");
 }
@@ -104,6 +108,7 @@ export async function serveConfig(o: Record<string, any>): Promise<Record<string
     host: o.host,
     port: o.port,
     metricsPort: o.metricsPort ?? file.metricsPort,
+    metricsHost: o.metricsHost ?? file.metricsHost,
     proxyIdentity: o.proxyIdentity ?? file.proxyIdentity,
     admins: [...(file.admins ?? []), ...o.admin],
     submitters: [...(file.submitters ?? []), ...o.submitter],

@@ -19,6 +19,7 @@ export const serviceSettingsShape = {
   host: z.string().default("127.0.0.1"),
   port: z.number().int().min(0).max(65535).default(0),
   metricsPort: serverSettingsSchema.shape.metricsPort,
+  metricsHost: serverSettingsSchema.shape.metricsHost,
   /** The front proxy's identity URI, the only peer allowed to forward client identities. */
   proxyIdentity: z.string().optional(),
 };
@@ -56,6 +57,7 @@ export interface ServingSettings {
   host: string;
   port: number;
   metricsPort?: number;
+  metricsHost?: string;
   proxyIdentity?: string;
   maxMessageBytes?: number;
 }
@@ -88,6 +90,7 @@ export async function serveInMesh(
     host: config.host,
     port: config.port,
     metricsPort: config.metricsPort,
+    metricsHost: config.metricsHost,
     maxMessageBytes: config.maxMessageBytes,
     logger,
     services,

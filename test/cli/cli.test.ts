@@ -137,11 +137,16 @@ describe("the services as separate processes, as a deployment runs them", () => 
         join(dir, "service"),
         "--metrics-port",
         "0",
+        // Another loopback address: the metrics bind where they are told (0.0.0.0 in a pod).
+        "--metrics-host",
+        "127.0.0.2",
       ],
       [/^request: https:/, /^request metrics: http:/],
     );
     // Its metrics, at the URL it prints: the requests in each state among them.
-    const scraped = await (await fetch(capture(request.lines, /^request metrics: (http:\S+)/))).text();
+    const metricsUrl = capture(request.lines, /^request metrics: (http:\S+)/);
+    expect(metricsUrl).toMatch(/^http:\/\/127\.0\.0\.2:\d+\/metrics$/);
+    const scraped = await (await fetch(metricsUrl)).text();
     expect(scraped).toContain("# TYPE lclstream_request_requests gauge");
     expect(scraped).toMatch(/lclstream_request_requests\{state="running"[^}]*\} 0/);
     try {

@@ -3,7 +3,8 @@
  * rendered object decoded strictly into Kubernetes' own API types with the chart's rules
  * (deploy/validate), the rendered Envoy config against Envoy's API and against mesh/envoy.yaml,
  * and the chart's own scripts run for real: the PKI making and publishing the certificates to a
- * stand-in API server, a pod taking its certificate, the health probe a pod runs, the metrics relay.
+ * stand-in API server, a pod taking its certificate, the health probe a pod runs, and its metrics
+ * served where its rendered --metrics-host and --metrics-port say.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { X509Certificate } from "node:crypto";
@@ -130,7 +131,8 @@ describe("the Helm chart", () => {
     expect(jobs.readinessProbe.exec.command).toEqual(probe);
     expect(jobs.livenessProbe.exec.command).toEqual(probe);
     expect(container(find(objects, "StatefulSet", "lclstream-ca"), "ca").readinessProbe.tcpSocket).toEqual({ port: "grpc" });
-    // Metrics on every service: --metrics-port, a port named metrics, Prometheus' annotations.
+    // Metrics on every service, on the pod's address: --metrics-port and --metrics-host 0.0.0.0, the
+    // service's own port named metrics (no relay beside it), Prometheus' annotations, the policy's port.
     for (const [kind, name] of [
       ["StatefulSet", "ca"],
       ["StatefulSet", "jobs"],
@@ -141,8 +143,16 @@ describe("the Helm chart", () => {
       const workload = find(objects, kind, `lclstream-${name}`);
       const server = container(workload, name);
       expect(flagValues(server.args, "--metrics-port")).toEqual(["9090"]);
-      expect(container(workload, "metrics").ports).toEqual([{ name: "metrics", containerPort: 9090 }]);
-      expect(workload.spec.template.metadata.annotations).toMatchObject({ "prometheus.io/scrape": "true", "prometheus.io/port": "9090" });
+      expect(flagValues(server.args, "--metrics-host")).toEqual(["0.0.0.0"]);
+      expect(server.ports).toContainEqual({ name: "metrics", containerPort: 9090 });
+      expect(workload.spec.template.spec.containers.map((c: K8sObject) => c.name)).toEqual(name === "ca" ? ["ca", "pki-refresh"] : [name]);
+      expect(workload.spec.template.metadata.annotations).toMatchObject({
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "9090",
+        "prometheus.io/path": "/metrics",
+      });
+      const policy = find(objects, "NetworkPolicy", `lclstream-${name}`);
+      expect(policy.spec.ingress).toContainEqual({ from: [{ namespaceSelector: {} }], ports: [{ port: "metrics" }] });
     }
   });
 
@@ -419,12 +429,17 @@ describe("the Helm chart", () => {
       ).toMatch(/buffer: keeping/);
 
       // The buffer with the pod's arguments, on this machine's ports (the CA is not running here).
-      const port = await freePort();
-      const metricsPort = await freePort();
+      // The pod's address is 127.0.0.2 here: the rendered 0.0.0.0 would bind every address of this
+      // machine, and the test keeps to loopback.
       const server = container(set, "buffer");
+      expect(flagValues(server.args, "--metrics-host")).toEqual(["0.0.0.0"]);
+      const podAddress = "127.0.0.2";
+      const port = await freePort();
+      const metricsPort = await freePort(podAddress);
       const args = (server.args as string[]).map((a, i, all) => {
         if (all[i - 1] === "--port") return String(port);
         if (all[i - 1] === "--metrics-port") return String(metricsPort);
+        if (all[i - 1] === "--metrics-host") return podAddress;
         if (all[i - 1] === "--host") return "127.0.0.1";
         if (a === "/state") return join(work, "buffer-state");
         return a.replace(/^\/certs\//, `${certs}/`);
@@ -448,20 +463,14 @@ describe("the Helm chart", () => {
       const health = await run(probe[0]!, probe.slice(1), 30_000, env);
       expect({ code: health.code, stdout: health.stdout.trim() }).toEqual({ code: 0, stdout: "SERVING" });
 
-      // The metrics relay, on the pod's address (here 127.0.0.2), to the buffer's 127.0.0.1 endpoint.
-      const relay = container(set, "metrics");
-      const relayProcess = spawn(relay.command[0], [join(work, "scripts", "metrics-relay.mjs")], {
-        env: { ...env, POD_IP: "127.0.0.2", METRICS_PORT: String(metricsPort) },
-        stdio: ["ignore", "pipe", "inherit"],
-      });
-      try {
-        await new Promise<void>((resolve) => relayProcess.stdout?.once("data", () => resolve()));
-        const response = await fetch(`http://127.0.0.2:${metricsPort}/metrics`);
-        expect(response.status).toBe(200);
-        expect(await response.text()).toMatch(/^# HELP /m);
-      } finally {
-        relayProcess.kill("SIGTERM");
-      }
+      // The metrics, from the buffer itself on the pod's address and the port Prometheus is told
+      // (the prometheus.io/port annotation, the container port named metrics).
+      expect(set.spec.template.metadata.annotations["prometheus.io/port"]).toBe(flagValues(server.args, "--metrics-port")[0]);
+      const response = await fetch(`http://${podAddress}:${metricsPort}${set.spec.template.metadata.annotations["prometheus.io/path"]}`);
+      expect(response.status).toBe(200);
+      const metrics = await response.text();
+      expect(metrics).toMatch(/^# HELP /m);
+      expect(metrics).toMatch(/^# TYPE lclstream_\w+ /m);
     });
   });
 });

@@ -60,18 +60,18 @@ app.kubernetes.io/name: lclstream
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
-{{/* Pod annotations: Prometheus scrapes the metrics port (served on the pod's address by the relay). */}}
+{{/* Pod annotations: Prometheus scrapes the services' metrics port on the pod's address. */}}
 {{- define "lclstream.metricsAnnotations" -}}
-{{- if .Values.metrics.relay -}}
 prometheus.io/scrape: "true"
 prometheus.io/port: {{ .Values.metrics.port | quote }}
 prometheus.io/path: /metrics
-{{- else -}}
-prometheus.io/scrape: "false"
-{{- end -}}
 {{- end -}}
 
-{{/* Flags every lclstream service is given as in mesh/compose.yaml: admins, the front door's identity, metrics. */}}
+{{/*
+Flags every lclstream service is given as in mesh/compose.yaml: admins, the front door's identity,
+metrics. The metrics port binds the pod's address (0.0.0.0), where Prometheus scrapes it; it is
+plain HTTP, and the NetworkPolicies let only networkPolicy.metricsFrom reach it.
+*/}}
 {{- define "lclstream.commonArgs" -}}
 {{- range .Values.admins }}
 - --admin
@@ -81,6 +81,8 @@ prometheus.io/scrape: "false"
 - service/front
 - --metrics-port
 - {{ .Values.metrics.port | quote }}
+- --metrics-host
+- 0.0.0.0
 {{- end -}}
 
 {{- define "lclstream.env" -}}
@@ -203,42 +205,6 @@ read-only, and a renewal the service cannot write fails. (dict "root" $ "names" 
 {{- range .names }}
 - name: certs-{{ . }}
   mountPath: /certs/{{ . }}
-{{- end }}
-{{- end -}}
-
-{{/*
-The metrics relay: the services serve /metrics on 127.0.0.1 only; this serves it on the pod's
-address, under the port name Prometheus is pointed at.
-*/}}
-{{- define "lclstream.metricsRelay" -}}
-{{- if .Values.metrics.relay }}
-- name: metrics
-  image: {{ include "lclstream.image" . }}
-  imagePullPolicy: {{ .Values.image.pullPolicy }}
-  command: [node, /etc/lclstream/chart/metrics-relay.mjs]
-  env:
-    - name: POD_IP
-      valueFrom:
-        fieldRef: { fieldPath: status.podIP }
-    - name: METRICS_PORT
-      value: {{ .Values.metrics.port | quote }}
-  ports:
-    - name: metrics
-      containerPort: {{ .Values.metrics.port }}
-  readinessProbe:
-    tcpSocket: { port: metrics }
-    periodSeconds: 10
-  livenessProbe:
-    tcpSocket: { port: metrics }
-    periodSeconds: 20
-  securityContext:
-    {{- toYaml .Values.containerSecurityContext | nindent 4 }}
-  resources:
-    {{- toYaml .Values.metrics.relayResources | nindent 4 }}
-  volumeMounts:
-    - name: chart-scripts
-      mountPath: /etc/lclstream/chart
-      readOnly: true
 {{- end }}
 {{- end -}}
 

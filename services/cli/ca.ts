@@ -16,14 +16,30 @@ import { build } from "../ca/server.js";
 import { createMeshTransportFromCertDir } from "../common/client.js";
 import { readCertDir, writeCertDir, type KeyType } from "../common/pki.js";
 import { CertificateKeeper, describeCertificate } from "../common/renewal.js";
-import { collect, defaultStateDir, parseDuration, parsePort, readStdin, runUntilSignal } from "./options.js";
+import { collect, defaultStateDir, enrollEndpoint, meshEndpoint, meshOptions, parseDuration, parsePort, readStdin, runUntilSignal } from "./options.js";
 
 const keyTypeOption = () => new Option("--key-type <type>", "key algorithm").choices(["p256", "ed25519"]).default("p256");
 const stateDirOption = () => new Option("--state-dir <dir>", "state directory holding ca/").default(defaultStateDir());
-const caUrlOption = () => new Option("--ca <url>", "the CA's mTLS endpoint, https://HOST:PORT").makeOptionMandatory();
-const certDirOption = () => new Option("--cert-dir <dir>", "your cert directory (ca.crt, tls.crt, tls.key)").makeOptionMandatory();
+/** The flag the CA commands took before --url, kept so that scripts written for it run on. */
+const legacyCaOption = () => new Option("--ca <url>", "the same as --url").hideHelp();
 
-async function caClient(url: string, certDir: string) {
+/** --url, --cert-dir and --state-dir, as every client command takes them, and --ca as --url. */
+const caOptions = (c: Command) => meshOptions(c, "ca", "the CA's mTLS endpoint").addOption(legacyCaOption());
+
+interface CaConnection {
+  url?: string;
+  ca?: string;
+  certDir?: string;
+  stateDir?: string;
+}
+
+/** The CA a command calls, found as every client command finds its service (see meshEndpoint). */
+function caEndpoint(o: CaConnection) {
+  return meshEndpoint("ca", { ...o, url: o.url ?? o.ca });
+}
+
+async function caClient(o: CaConnection) {
+  const { url, certDir } = caEndpoint(o);
   return createClient(CertificateAuthorityService, await createMeshTransportFromCertDir(url, certDir));
 }
 
@@ -104,50 +120,41 @@ export function registerCaCommands(program: Command): void {
     });
 
   const token = ca.command("token").description("enrollment tokens");
-  token
-    .command("create")
-    .description("create a one-time enrollment token for one identity (admin); the secret is shown once")
-    .addOption(caUrlOption())
-    .addOption(certDirOption())
+  caOptions(token.command("create").description("create a one-time enrollment token for one identity (admin); the secret is shown once"))
     .requiredOption("--identity <id>", "who the token enrolls: user/NAME or service/NAME")
     .addOption(new Option("--ttl <duration>", "how long the token stays usable, e.g. 30m or 1h").argParser(parseDuration).default(3_600_000, "1h"))
     .option("--dns <name>", "a DNS name a service may put in its certificate (repeatable)", collect, [])
     .option("--ip <address>", "an IP address a service may put in its certificate (repeatable)", collect, [])
-    .action(async (o: { ca: string; certDir: string; identity: string; ttl: number; dns: string[]; ip: string[] }) => {
-      const client = await caClient(o.ca, o.certDir);
+    .action(async (o: CaConnection & { identity: string; ttl: number; dns: string[]; ip: string[] }) => {
+      const client = await caClient(o);
       const seconds = BigInt(Math.ceil(o.ttl / 1000));
       const res = await client.createEnrollmentToken({ identity: o.identity, ttl: { seconds }, dnsNames: o.dns, ipAddresses: o.ip });
       console.error(`token for ${res.token?.identity}, usable once until ${new Date(timestampMs(res.token!.expireTime!)).toISOString()}:`);
       console.log(res.secret);
     });
 
-  ca.command("revoke")
-    .description("revoke a certificate (admin, or the holder for its own); every service drops it within seconds")
-    .addOption(caUrlOption())
-    .addOption(certDirOption())
+  caOptions(ca.command("revoke").description("revoke a certificate (admin, or the holder for its own); every service drops it within seconds"))
     .requiredOption("--serial <hex>", "serial number, as `lclstream ca list` or `openssl x509 -serial` shows it")
     .addOption(
       new Option("--reason <reason>", "RFC 5280 reason")
         .choices(["unspecified", "key-compromise", "affiliation-changed", "superseded", "cessation-of-operation", "privilege-withdrawn"])
         .default("unspecified"),
     )
-    .action(async (o: { ca: string; certDir: string; serial: string; reason: string }) => {
+    .action(async (o: CaConnection & { serial: string; reason: string }) => {
       const reason = RevocationReason[o.reason.toUpperCase().replaceAll("-", "_") as keyof typeof RevocationReason];
-      const res = await (await caClient(o.ca, o.certDir)).revoke({ serialNumber: o.serial, reason });
+      const res = await (await caClient(o)).revoke({ serialNumber: o.serial, reason });
       console.log(`revoked ${res.certificate?.serialNumber} (${res.certificate?.identity})`);
     });
 
-  ca.command("crl")
-    .description("fetch the CA's signed CRL (PEM), verified against your ca.crt; for proxies and `openssl verify -crl_check`")
-    .addOption(caUrlOption())
-    .addOption(certDirOption())
+  caOptions(ca.command("crl").description("fetch the CA's signed CRL (PEM), verified against your ca.crt; for proxies and `openssl verify -crl_check`"))
     .option("--out <file>", "write it here instead of standard output")
-    .action(async (o: { ca: string; certDir: string; out?: string }) => {
-      const res = await (await caClient(o.ca, o.certDir)).getRevocationList({});
+    .action(async (o: CaConnection & { out?: string }) => {
+      const { url, certDir } = caEndpoint(o);
+      const res = await (await caClient(o)).getRevocationList({});
       const crl = new x509.X509Crl(res.crlPem);
-      const { caPem } = await readCertDir(o.certDir);
+      const { caPem } = await readCertDir(certDir);
       if (!(await crl.verify({ publicKey: new x509.X509Certificate(caPem) }))) {
-        throw new Error(`the CRL from ${o.ca} is not signed by the CA in ${o.certDir}/ca.crt; check the URL`);
+        throw new Error(`the CRL from ${url} is not signed by the CA in ${certDir}/ca.crt; check the URL`);
       }
       if (o.out) {
         await writeFile(o.out, res.crlPem);
@@ -157,15 +164,12 @@ export function registerCaCommands(program: Command): void {
       }
     });
 
-  ca.command("list")
-    .description("list issued certificates, the CA's audit log (admin)")
-    .addOption(caUrlOption())
-    .addOption(certDirOption())
+  caOptions(ca.command("list").description("list issued certificates, the CA's audit log (admin)"))
     .option("--identity <id>", "only this identity")
     .addOption(new Option("--state <state>", "only this state").choices(["active", "expired", "revoked"]))
     .option("--json", "one JSON object per line")
-    .action(async (o: { ca: string; certDir: string; identity?: string; state?: string; json?: boolean }) => {
-      const client = await caClient(o.ca, o.certDir);
+    .action(async (o: CaConnection & { identity?: string; state?: string; json?: boolean }) => {
+      const client = await caClient(o);
       const state = o.state ? Certificate_State[o.state.toUpperCase() as keyof typeof Certificate_State] : Certificate_State.UNSPECIFIED;
       if (!o.json) console.log(["SERIAL", "IDENTITY", "STATE", "ISSUANCE", "REQUESTER", "NOT AFTER"].join("\t"));
       let pageToken = "";
@@ -190,27 +194,28 @@ export function registerCaCommands(program: Command): void {
   program
     .command("enroll")
     .description("get a certificate with a one-time token: pins the CA by the token's fingerprint, makes a key pair, writes a cert directory")
-    .requiredOption("--ca <url>", "the CA's enrollment endpoint, https://HOST:PORT")
+    .option("--url <url>", "the CA's enrollment endpoint, https://HOST:PORT (default: $LCLSTREAM_ENROLL_URL, or the running `lclstream up`'s)")
+    .option("--state-dir <dir>", "the `lclstream up` state directory, whose endpoints.json names the services", defaultStateDir())
+    .addOption(legacyCaOption())
     .requiredOption("--token <token>", "the token from `lclstream ca token create` (or - to read it from standard input)")
     .requiredOption("--out <dir>", "cert directory to write (ca.crt, tls.crt, tls.key)")
     .option("--dns <name>", "a DNS name the token grants (repeatable)", collect, [])
     .option("--ip <address>", "an IP address the token grants (repeatable)", collect, [])
     .addOption(keyTypeOption())
-    .action(async (o: { ca: string; token: string; out: string; dns: string[]; ip: string[]; keyType: KeyType }) => {
+    .action(async (o: { url?: string; ca?: string; stateDir: string; token: string; out: string; dns: string[]; ip: string[]; keyType: KeyType }) => {
       const token = o.token === "-" ? (await readStdin()).trim() : o.token;
-      const material = await enroll({ enrollUrl: o.ca, token, keyType: o.keyType, dnsNames: o.dns, ipAddresses: o.ip });
+      const enrollUrl = enrollEndpoint(o.url ?? o.ca, o.stateDir);
+      const material = await enroll({ enrollUrl, token, keyType: o.keyType, dnsNames: o.dns, ipAddresses: o.ip });
       await writeCertDir(o.out, material);
       printCertificate(material.certPem, o.out);
     });
 
-  program
-    .command("renew")
-    .description("renew the certificate in a cert directory now (new key pair, same identity and names)")
-    .addOption(caUrlOption())
-    .addOption(certDirOption())
-    .action(async (o: { ca: string; certDir: string }) => {
-      const keeper = new CertificateKeeper({ material: await readCertDir(o.certDir), caUrl: o.ca, certDir: o.certDir });
+  caOptions(program.command("renew").description("renew the certificate in a cert directory now (new key pair, same identity and names)")).action(
+    async (o: CaConnection) => {
+      const { url, certDir } = caEndpoint(o);
+      const keeper = new CertificateKeeper({ material: await readCertDir(certDir), caUrl: url, certDir });
       const material = await keeper.renew();
-      printCertificate(material.certPem, o.certDir);
-    });
+      printCertificate(material.certPem, certDir);
+    },
+  );
 }

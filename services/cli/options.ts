@@ -115,6 +115,19 @@ export async function serveConfig(o: Record<string, any>): Promise<Record<string
   };
 }
 
+/** The endpoints the running `lclstream up` wrote in its state directory, if it runs there. */
+function upEndpoints(stateDir = defaultStateDir()): Partial<Record<MeshService | "enroll" | "certDir", string>> | undefined {
+  const file = join(stateDir, "endpoints.json");
+  return existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : undefined;
+}
+
+/** The CA's enrollment endpoint (it takes no client certificate): the flag, then $LCLSTREAM_ENROLL_URL, then the running `lclstream up`'s. */
+export function enrollEndpoint(url: string | undefined, stateDir?: string): string {
+  const found = url ?? process.env.LCLSTREAM_ENROLL_URL ?? upEndpoints(stateDir)?.enroll;
+  if (!found) throw new Error("no enrollment endpoint found: pass --url https://CA:PORT (the CA's enrollment port), or set LCLSTREAM_ENROLL_URL");
+  return found;
+}
+
 /** The services of the mesh a command can be pointed at. */
 export type MeshService = "request" | "buffer" | "jobs" | "ca" | "producer";
 
@@ -135,8 +148,7 @@ export function meshOptions(c: Command, service: MeshService, what: string): Com
  * then the endpoints of the running `lclstream up`.
  */
 export function meshEndpoint(service: MeshService, o: { url?: string; certDir?: string; stateDir?: string }): { url: string; certDir: string } {
-  const file = join(o.stateDir ?? defaultStateDir(), "endpoints.json");
-  const up = existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as Partial<Record<MeshService | "certDir", string>>) : undefined;
+  const up = upEndpoints(o.stateDir);
   const variable = `LCLSTREAM_${service.toUpperCase()}_URL`;
   const url = o.url ?? process.env[variable] ?? up?.[service];
   const certDir = o.certDir ?? process.env.LCLSTREAM_CERT_DIR ?? up?.certDir;

@@ -20,7 +20,7 @@ describe("lclstream ca, enroll and renew", () => {
   let caUrl: string;
   let enrollUrl: string;
   const certDir = (name: string) => join(dir, name);
-  const asAdmin = ["--ca", "", "--cert-dir", ""];
+  const asAdmin = ["--url", "", "--cert-dir", ""];
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "lclstream-ca-cli-"));
@@ -33,7 +33,7 @@ describe("lclstream ca, enroll and renew", () => {
     serving = await startLclstream(["ca", "serve", "--state-dir", state, "--admin", "user/admin"], [/^ca: /, /^enroll: /]);
     caUrl = capture(serving.lines, /^ca: (\S+)/);
     enrollUrl = capture(serving.lines, /^enroll: (\S+)/);
-    asAdmin.splice(0, 4, "--ca", caUrl, "--cert-dir", certDir("admin"));
+    asAdmin.splice(0, 4, "--url", caUrl, "--cert-dir", certDir("admin"));
   });
   afterAll(async () => {
     await serving?.stop();
@@ -55,13 +55,18 @@ describe("lclstream ca, enroll and renew", () => {
     expect(token.code).toBe(0);
     const secret = token.stdout.trim();
     expect(secret).toMatch(/^lcls1\./);
-    const enrolled = await lclstream(["enroll", "--ca", enrollUrl, "--token", "-", "--out", certDir("alice")], { input: `${secret}\n` });
+    // The enrollment endpoint from the environment, as every client command takes its service's.
+    const enrolled = await lclstream(["enroll", "--token", "-", "--out", certDir("alice")], {
+      input: `${secret}\n`,
+      env: { ...process.env, LCLSTREAM_ENROLL_URL: enrollUrl },
+    });
     expect(enrolled.stderr).toBe("");
     expect(enrolled.stdout).toContain("spiffe://cli.lclstream/user/alice");
     const cert = new X509Certificate(await readFile(join(certDir("alice"), "tls.crt")));
     expect(cert.subjectAltName).toBe("URI:spiffe://cli.lclstream/user/alice");
     expect((await stat(join(certDir("alice"), "tls.key"))).mode & 0o777).toBe(0o600);
 
+    // --ca, the flag before --url, still works.
     const reused = await lclstream(["enroll", "--ca", enrollUrl, "--token", secret, "--out", certDir("mallory")]);
     expect(reused.code).toBe(1);
     expect(reused.stderr).toContain("unknown, expired or already used");
@@ -69,7 +74,7 @@ describe("lclstream ca, enroll and renew", () => {
 
   it("renews in place: same identity, new serial, listed as a renewal", async () => {
     const before = new X509Certificate(await readFile(join(certDir("alice"), "tls.crt")));
-    const renewed = await lclstream(["renew", "--ca", caUrl, "--cert-dir", certDir("alice")]);
+    const renewed = await lclstream(["renew"], { env: { ...process.env, LCLSTREAM_CA_URL: caUrl, LCLSTREAM_CERT_DIR: certDir("alice") } });
     expect(renewed.code).toBe(0);
     const after = new X509Certificate(await readFile(join(certDir("alice"), "tls.crt")));
     expect(after.subjectAltName).toBe(before.subjectAltName);

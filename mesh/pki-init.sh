@@ -11,8 +11,11 @@ public="${LCLSTREAM_PUBLIC_HOST:?set LCLSTREAM_PUBLIC_HOST, the front door's hos
 for name in jobs producer request; do
   lclstream ca issue --state-dir "$state" --identity "service/$name" --dns "$name" --out "$certs/$name"
 done
-# One identity for the pool of buffers, under each of their names.
-lclstream ca issue --state-dir "$state" --identity service/buffer --dns buffer --dns buffer-1 --dns buffer-2 --out "$certs/buffer"
+# One identity for the pool of buffers, under each of their names, in a directory per buffer:
+# each buffer renews its certificate (a new key) into its own directory.
+for name in buffer buffer-1 buffer-2; do
+  lclstream ca issue --state-dir "$state" --identity service/buffer --dns buffer --dns buffer-1 --dns buffer-2 --out "$certs/$name"
+done
 # The front proxy answers as the facility's public name, and as service/front to the services.
 # The front-tls service hands it to Envoy (readable by Envoy's user there) and renews it (front-tls.sh).
 lclstream ca issue --state-dir "$state" --identity service/front --dns "$public" --dns front --out "$certs/front"

@@ -1,10 +1,10 @@
-/** mesh/compose.yaml: every container gets only the certificate directories its command names. */
+/** mesh/compose.yaml: every container gets only the certificate directories its command names, its own writable for renewals. */
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 
-type Volume = string | { type: string; source: string; target: string; volume?: { subpath?: string } };
+type Volume = string | { type: string; source: string; target: string; read_only?: boolean; volume?: { subpath?: string } };
 const compose = parse(readFileSync(fileURLToPath(new URL("../../mesh/compose.yaml", import.meta.url)), "utf8")) as {
   services: Record<
     string,
@@ -13,7 +13,7 @@ const compose = parse(readFileSync(fileURLToPath(new URL("../../mesh/compose.yam
 };
 
 describe("mesh/compose.yaml", () => {
-  it("mounts each service's own certificates only, and the whole certs volume in pki alone", () => {
+  it("mounts each service's own certificates only, writable for its renewals, and the whole certs volume in pki alone", () => {
     for (const [name, service] of Object.entries(compose.services)) {
       const certMounts = (service.volumes ?? []).filter((v) => (typeof v === "string" ? v.startsWith("certs:") : v.source === "certs"));
       if (name === "pki") {
@@ -28,10 +28,26 @@ describe("mesh/compose.yaml", () => {
       }
       // And every cert directory the command names is one of them.
       const words = [...(service.command ?? []), ...(service.entrypoint ?? [])].join(" ");
-      const named = [...words.matchAll(/--cert-dir[ ,]+(\/certs\/[a-z]+)/g)].map((m) => m[1]);
+      const named = [...words.matchAll(/--cert-dir[ ,]+(\/certs\/[a-z0-9-]+)/g)].map((m) => m[1]);
       const mounted = certMounts.map((v) => (v as Exclude<Volume, string>).target);
       for (const dir of named) expect(mounted, `${name} names ${dir}`).toContain(dir);
+      // A service renews its certificate into its own --cert-dir, so that mount is writable; any
+      // other (the producer's in the jobs container, pki's front certificate in front-tls) is read-only.
+      for (const v of certMounts as Exclude<Volume, string>[]) {
+        if (named.includes(v.target)) expect(v.read_only, `${name}: its own ${v.target} must be writable, for renewals`).toBeFalsy();
+        else expect(v.read_only, `${name}: ${v.target} is not its own, so read-only`).toBe(true);
+      }
     }
+    // Every service with a certificate directory of its own, and each in a directory no other container writes.
+    const owners = new Map<string, string>();
+    for (const [name, service] of Object.entries(compose.services)) {
+      for (const v of (service.volumes ?? []) as Exclude<Volume, string>[]) {
+        if (typeof v !== "object" || v.source !== "certs" || v.read_only) continue;
+        expect(owners.get(v.volume!.subpath!), `${name} and ${owners.get(v.volume!.subpath!)} both write ${v.volume!.subpath}`).toBeUndefined();
+        owners.set(v.volume!.subpath!, name);
+      }
+    }
+    expect([...owners.keys()].sort()).toEqual(["buffer", "buffer-1", "buffer-2", "jobs", "producer", "request"]);
     // The producer jobs the request service submits run in the jobs container, with the producer's certificate.
     const producerDir = /--producer-cert-dir[ ,]+(\S+?),?$/m.exec(compose.services.request!.command!.join(" ").replace(/ --/g, "\n--"))?.[1];
     expect(producerDir).toBe("/certs/producer");

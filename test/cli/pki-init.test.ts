@@ -36,7 +36,8 @@ describe("mesh/pki-init.sh", () => {
   it("issues every service's certificate, and the first admin's only once, even after it is deleted", { timeout: 60_000 }, async () => {
     const first = await run("sh", [script], 50_000, env);
     expect(first.code, first.stderr).toBe(0);
-    for (const name of ["jobs", "producer", "request", "buffer", "front", "admin"]) expect(existsSync(join(dir, "certs", name, "tls.crt")), name).toBe(true);
+    for (const name of ["jobs", "producer", "request", "buffer", "buffer-1", "buffer-2", "front", "admin"])
+      expect(existsSync(join(dir, "certs", name, "tls.crt")), name).toBe(true);
     // The operator copies the admin out and deletes it, as the deployment guide says; the next start makes no new admin.
     await rm(join(dir, "certs", "admin"), { recursive: true });
     const again = await run("sh", [script], 50_000, env);

@@ -137,11 +137,18 @@ export function registerRequestCommands(program: Command): void {
     };
     process.on("SIGINT", interrupted);
     let got = { events: 0, batches: 0 };
-    // No bar: the request does not say how many events its producers will make (a bar of what arrived was always full).
+    // A bar with percent and ETA when the request knows how many events its producers will make; else counts and time.
+    const total = process.stderr.isTTY ? Number((await requests.getDataRequest({ name })).dataRequest?.expectedEventCount ?? 0n) : 0;
     const bar = process.stderr.isTTY
-      ? new SingleBar({ format: "{value} events | {mbps} MB/s | lag {lag} batches | {duration_formatted}", hideCursor: true })
+      ? new SingleBar({
+          format: total
+            ? "[{bar}] {percentage}% | {value}/{total} events | {mbps} MB/s | lag {lag} batches | {duration_formatted} elapsed, ETA {eta_formatted}"
+            : "{value} events | {mbps} MB/s | lag {lag} batches | {duration_formatted} elapsed",
+          hideCursor: true,
+          barsize: 24,
+        })
       : undefined;
-    bar?.start(0, 0, { mbps: 0, lag: 0 });
+    bar?.start(total, 0, { mbps: 0, lag: 0 });
     const result = await fetchRequest({
       requests,
       transportFor,

@@ -31,7 +31,8 @@ import { pageOf, readPage } from "../common/paging.js";
 import { callerOf } from "../common/peer.js";
 import type { Policy } from "../common/policy.js";
 import { checkConfig } from "../producer/producer-service.js";
-import type { CheckedConfig } from "../producer/config.js";
+import type { CheckedConfig, ProducerConfig } from "../producer/config.js";
+import { openSource } from "../producer/pipeline.js";
 import { type BufferMember, memberOf } from "./buffer-pool.js";
 import type { Orchestrator } from "./orchestrator.js";
 import { shardsOf } from "../common/shards.js";
@@ -49,6 +50,25 @@ export interface RequestServiceDeps {
   /** Directories HDF5 sources of requests may read. */
   dataRoots: string[];
   defaultBackend: string;
+}
+
+/**
+ * How many events a config's producers will make, when the config says
+ * without reading the data: an internal source's count, or the events in
+ * HDF5 files this service can open; 0 otherwise (psana runs, files only the
+ * producers' nodes see).
+ */
+async function expectedEvents(config: ProducerConfig): Promise<number> {
+  const source = config.event_source;
+  if (source.type === "InternalEventSource") return source.number_of_events_to_generate;
+  if (source.type !== "HDF5EventSource") return 0;
+  try {
+    const files = await openSource(config);
+    files.close();
+    return files.eventCount;
+  } catch {
+    return 0; // the producer says what is wrong with the files, where it reads them
+  }
 }
 
 /**
@@ -241,6 +261,7 @@ export function createRequestService(deps: RequestServiceDeps): ServiceImpl<type
       // The producer's own validation, before any job starts.
       const { config, notes } = producerConfigOf(r, deps.dataRoots);
       r.configNotes = notes;
+      r.expectedEventCount = BigInt(await expectedEvents(config));
       if (req.validateOnly) return { dataRequest: r };
       store.insert(id, r, req.requestId);
       deps.orchestrator.start(r, config);

@@ -13,7 +13,8 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { DataRequestService } from "../../gen/lclstream/request/v1/request_pb.js";
 import { issueOffline } from "../../services/ca/offline.js";
 import { createMeshTransport } from "../../services/common/client.js";
-import { capture, lclstream, type RunningCommand, startLclstream } from "../helpers/cli.js";
+import { capture, lclstream, lclstreamBin, type RunningCommand, startLclstream } from "../helpers/cli.js";
+import { run } from "../helpers/tools.js";
 import { internalConfig } from "../helpers/producer-config.js";
 
 describe("lclstream up --policy --metrics-port --log-file", () => {
@@ -51,6 +52,16 @@ describe("lclstream up --policy --metrics-port --log-file", () => {
     const scraped = await (await fetch(metrics)).text();
     expect(scraped).toMatch(/^lclstream_request_time_to_first_batch_seconds_count(\{[^}]*\})? 1$/m);
     expect(Number(/^lclstream_request_time_to_first_batch_seconds_sum(?:\{[^}]*\})? (\S+)$/m.exec(scraped)?.[1])).toBeGreaterThan(0);
+  }, 90_000);
+
+  it("shows get's progress on a terminal with the request's total, percent, elapsed time and ETA", async () => {
+    const request = join(dir, "counted.yaml");
+    await writeFile(request, stringify({ producer: internalConfig(40, { value: { type: "SyntheticScalar" } }, { rateHz: 40, paced: true }) }));
+    // `script` gives the command a terminal, as a user's shell does.
+    const command = [process.execPath, lclstreamBin, "get", request, "--state-dir", join(dir, "state")].map((w) => `'${w}'`).join(" ");
+    const { code, stdout, stderr } = await run("script", ["-qfec", command, "/dev/null"], 60_000);
+    expect(code, stderr).toBe(0);
+    expect(stdout).toMatch(/\[=+\] 100% \| 40\/40 events \| [\d.]+ MB\/s \| lag \d+ batches \| \S+ elapsed, ETA/);
   }, 90_000);
 
   it("lets the identities the policy file names ask for their experiment's data, and no other's", async () => {

@@ -129,6 +129,15 @@ describe("data requests through the whole mesh", () => {
     expect(jobsAfter).toBe(jobsBefore);
   });
 
+  it("says how many events a request's producers will make when the config tells: an internal source's count, an HDF5 file's events", async () => {
+    const path = join(stateDir, "counted.h5");
+    await writeCorruptHdf5(path, 24); // its metadata is whole: 24 events of /x
+    const expected = async (config: JsonObject) =>
+      (await requestsAs(me).createDataRequest({ validateOnly: true, dataRequest: { producer: config } })).dataRequest!.expectedEventCount;
+    expect(await expected(internalConfig(7, { v: { type: "SyntheticScalar" } }))).toBe(7n);
+    expect(await expected(hdf5Config([path], { x: { type: "HDF5Dataset", path: "/x" } }))).toBe(24n);
+  });
+
   // A rank that fails while its connection to the buffer is open ends its
   // process; the owner reads its last words in the request, not "exit code 1".
   it.each([

@@ -217,9 +217,15 @@ type DataRequest struct {
 	// shard 0 is also `stream` and `buffer_endpoint`. A consumer reads every
 	// shard (one subscription each) and has the whole stream once every shard
 	// ended and their per-rank totals cover each rank once. Output only.
-	Shards        []*StreamShard `protobuf:"bytes,25,rep,name=shards,proto3" json:"shards,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Shards []*StreamShard `protobuf:"bytes,25,rep,name=shards,proto3" json:"shards,omitempty"`
+	// expected_event_count is how many events the producers will make, when
+	// the service can tell from the producer config (InternalEventSource's
+	// count, HDF5 files' events); 0 when it cannot (a psana run is read to
+	// know it). Events left out as incomplete make the stream shorter. Output
+	// only.
+	ExpectedEventCount uint64 `protobuf:"varint,26,opt,name=expected_event_count,json=expectedEventCount,proto3" json:"expected_event_count,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *DataRequest) Reset() {
@@ -425,6 +431,13 @@ func (x *DataRequest) GetShards() []*StreamShard {
 		return x.Shards
 	}
 	return nil
+}
+
+func (x *DataRequest) GetExpectedEventCount() uint64 {
+	if x != nil {
+		return x.ExpectedEventCount
+	}
+	return 0
 }
 
 // DataRequestMetrics are live counters for a request.
@@ -1368,7 +1381,7 @@ var File_lclstream_request_v1_request_proto protoreflect.FileDescriptor
 
 const file_lclstream_request_v1_request_proto_rawDesc = "" +
 	"\n" +
-	"\"lclstream/request/v1/request.proto\x12\x14lclstream.request.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a lclstream/buffer/v1/buffer.proto\"\xcd\t\n" +
+	"\"lclstream/request/v1/request.proto\x12\x14lclstream.request.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a lclstream/buffer/v1/buffer.proto\"\xff\t\n" +
 	"\vDataRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x1e\n" +
@@ -1403,7 +1416,8 @@ const file_lclstream_request_v1_request_proto_rawDesc = "" +
 	"\fconfig_notes\x18\x17 \x03(\tR\vconfigNotes\x12\x1f\n" +
 	"\vshard_count\x18\x18 \x01(\rR\n" +
 	"shardCount\x129\n" +
-	"\x06shards\x18\x19 \x03(\v2!.lclstream.request.v1.StreamShardR\x06shards\"\x93\x01\n" +
+	"\x06shards\x18\x19 \x03(\v2!.lclstream.request.v1.StreamShardR\x06shards\x120\n" +
+	"\x14expected_event_count\x18\x1a \x01(\x04R\x12expectedEventCount\"\x93\x01\n" +
 	"\x05State\x12\x15\n" +
 	"\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTATE_PENDING\x10\x01\x12\x11\n" +

@@ -27,49 +27,49 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from lclstream.buffer.v1 import buffer_pb2 as lclstream_dot_buffer_dot_v1_dot_buffer__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"lclstream/request/v1/request.proto\x12\x14lclstream.request.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a lclstream/buffer/v1/buffer.proto\"\xb7\x07\n\x0b\x44\x61taRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x12\n\nexperiment\x18\x03 \x01(\t\x12)\n\x08producer\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12;\n\x0f\x63onsumer_groups\x18\x05 \x03(\x0b\x32\".lclstream.buffer.v1.ConsumerGroup\x12\x0f\n\x07readers\x18\x06 \x03(\t\x12\x13\n\x0bparallelism\x18\x07 \x01(\r\x12\x0f\n\x07\x62\x61\x63kend\x18\x08 \x01(\t\x12\x12\n\nbatch_size\x18\t \x01(\r\x12\x34\n\nserializer\x18\n \x01(\x0e\x32 .lclstream.request.v1.Serializer\x12\x1d\n\x15\x62uffer_capacity_bytes\x18\x0b \x01(\x04\x12\x0f\n\x07\x64urable\x18\x0c \x01(\x08\x12\x1a\n\x12restart_on_failure\x18\r \x01(\x08\x12\x36\n\x05state\x18\x0e \x01(\x0e\x32\'.lclstream.request.v1.DataRequest.State\x12\x14\n\x0cstate_reason\x18\x0f \x01(\t\x12\x0e\n\x06stream\x18\x10 \x01(\t\x12\x17\n\x0f\x62uffer_endpoint\x18\x11 \x01(\t\x12\x0c\n\x04jobs\x18\x12 \x03(\t\x12\x39\n\x07metrics\x18\x13 \x01(\x0b\x32(.lclstream.request.v1.DataRequestMetrics\x12/\n\x0b\x63reate_time\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x15 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x16 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63onfig_notes\x18\x17 \x03(\t\x12\x13\n\x0bshard_count\x18\x18 \x01(\r\x12\x31\n\x06shards\x18\x19 \x03(\x0b\x32!.lclstream.request.v1.StreamShard\"\x93\x01\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n\rSTATE_PENDING\x10\x01\x12\x11\n\rSTATE_RUNNING\x10\x02\x12\x12\n\x0eSTATE_DRAINING\x10\x03\x12\x13\n\x0fSTATE_SUCCEEDED\x10\x04\x12\x10\n\x0cSTATE_FAILED\x10\x05\x12\x12\n\x0eSTATE_CANCELED\x10\x06\"\xdb\x01\n\x12\x44\x61taRequestMetrics\x12\x0e\n\x06\x65vents\x18\x01 \x01(\x04\x12\x0f\n\x07\x62\x61tches\x18\x02 \x01(\x04\x12\r\n\x05\x62ytes\x18\x03 \x01(\x04\x12\x19\n\x11\x65vents_per_second\x18\x04 \x01(\x01\x12\x18\n\x10\x62ytes_per_second\x18\x05 \x01(\x01\x12\x31\n\x06groups\x18\x06 \x03(\x0b\x32!.lclstream.buffer.v1.GroupMetrics\x12-\n\x04jobs\x18\x07 \x03(\x0b\x32\x1f.lclstream.request.v1.JobStatus\"s\n\x0bStreamShard\x12\r\n\x05index\x18\x01 \x01(\r\x12\x17\n\x0f\x62uffer_endpoint\x18\x02 \x01(\t\x12\x0e\n\x06stream\x18\x03 \x01(\t\x12\x16\n\x0eproducer_ranks\x18\x04 \x03(\r\x12\x14\n\x0c\x62uffer_route\x18\x05 \x01(\t\"E\n\tJobStatus\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x0c\n\x04info\x18\x03 \x01(\t\x12\x0e\n\x06jobndx\x18\x04 \x01(\r\"~\n\x18\x43reateDataRequestRequest\x12\x37\n\x0c\x64\x61ta_request\x18\x01 \x01(\x0b\x32!.lclstream.request.v1.DataRequest\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x15\n\rvalidate_only\x18\x03 \x01(\x08\"T\n\x19\x43reateDataRequestResponse\x12\x37\n\x0c\x64\x61ta_request\x18\x01 \x01(\x0b\x32!.lclstream.request.v1.DataRequest\"%\n\x15GetDataRequestRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"Q\n\x16GetDataRequestResponse\x12\x37\n\x0c\x64\x61ta_request\x18\x01 \x01(\x0b\x32!.lclstream.request.v1.DataRequest\"\x87\x01\n\x17ListDataRequestsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x36\n\x05state\x18\x03 \x01(\x0e\x32\'.lclstream.request.v1.DataRequest.State\x12\r\n\x05owner\x18\x04 \x01(\t\"m\n\x18ListDataRequestsResponse\x12\x38\n\rdata_requests\x18\x01 \x03(\x0b\x32!.lclstream.request.v1.DataRequest\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"8\n\x18\x43\x61ncelDataRequestRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"T\n\x19\x43\x61ncelDataRequestResponse\x12\x37\n\x0c\x64\x61ta_request\x18\x01 \x01(\x0b\x32!.lclstream.request.v1.DataRequest\"<\n\x17WatchDataRequestRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0binterval_ms\x18\x02 \x01(\r\"S\n\x18WatchDataRequestResponse\x12\x37\n\x0c\x64\x61ta_request\x18\x01 \x01(\x0b\x32!.lclstream.request.v1.DataRequest\"C\n\x1bWatchShardAssignmentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0e\x63onsumer_group\x18\x02 \x01(\t\"}\n\x1cWatchShardAssignmentResponse\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x12\n\ngeneration\x18\x02 \x01(\x04\x12\x0e\n\x06shards\x18\x03 \x03(\r\x12\x14\n\x0cmember_count\x18\x04 \x01(\r\x12\x10\n\x08\x63omplete\x18\x05 \x01(\x08*T\n\nSerializer\x12\x1a\n\x16SERIALIZER_UNSPECIFIED\x10\x00\x12\x15\n\x11SERIALIZER_NATIVE\x10\x01\x12\x13\n\x0fSERIALIZER_HDF5\x10\x02\x32\xd6\x05\n\x12\x44\x61taRequestService\x12t\n\x11\x43reateDataRequest\x12..lclstream.request.v1.CreateDataRequestRequest\x1a/.lclstream.request.v1.CreateDataRequestResponse\x12k\n\x0eGetDataRequest\x12+.lclstream.request.v1.GetDataRequestRequest\x1a,.lclstream.request.v1.GetDataRequestResponse\x12q\n\x10ListDataRequests\x12-.lclstream.request.v1.ListDataRequestsRequest\x1a..lclstream.request.v1.ListDataRequestsResponse\x12t\n\x11\x43\x61ncelDataRequest\x12..lclstream.request.v1.CancelDataRequestRequest\x1a/.lclstream.request.v1.CancelDataRequestResponse\x12s\n\x10WatchDataRequest\x12-.lclstream.request.v1.WatchDataRequestRequest\x1a..lclstream.request.v1.WatchDataRequestResponse0\x01\x12\x7f\n\x14WatchShardAssignment\x12\x31.lclstream.request.v1.WatchShardAssignmentRequest\x1a\x32.lclstream.request.v1.WatchShardAssignmentResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"lclstream/request/v1/request.proto\x12\x14lclstream.request.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a lclstream/buffer/v1/buffer.proto\"\xd5\x07\n\x0b\x44\x61taRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x12\n\nexperiment\x18\x03 \x01(\t\x12)\n\x08producer\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12;\n\x0f\x63onsumer_groups\x18\x05 \x03(\x0b\x32\".lclstream.buffer.v1.ConsumerGroup\x12\x0f\n\x07readers\x18\x06 \x03(\t\x12\x13\n\x0bparallelism\x18\x07 \x01(\r\x12\x0f\n\x07\x62\x61\x63kend\x18\x08 \x01(\t\x12\x12\n\nbatch_size\x18\t \x01(\r\x12\x34\n\nserializer\x18\n \x01(\x0e\x32 .lclstream.request.v1.Serializer\x12\x1d\n\x15\x62uffer_capacity_bytes\x18\x0b \x01(\x04\x12\x0f\n\x07\x64urable\x18\x0c \x01(\x08\x12\x1a\n\x12restart_on_failure\x18\r \x01(\x08\x12\x36\n\x05state\x18\x0e \x01(\x0e\x32\'.lclstream.request.v1.DataRequest.State\x12\x14\n\x0cstate_reason\x18\x0f \x01(\t\x12\x0e\n\x06stream\x18\x10 \x01(\t\x12\x17\n\x0f\x62uffer_endpoint\x18\x11 \x01(\t\x12\x0c\n\x04jobs\x18\x12 \x03(\t\x12\x39\n\x07metrics\x18\x13 \x01(\x0b\x32(.lclstream.request.v1.DataRequestMetrics\x12/\n\x0b\x63reate_time\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x15 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x16 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63onfig_notes\x18\x17 \x03(\t\x12\x13\n\x0bshard_count\x18\x18 \x01(\r\x12\x31\n\x06shards\x18\x19 \x03(\x0b\x32!.lclstream.request.v1.StreamShard\x12\x1c\n\x14\x65xpected_event_count\x18\x1a \x01(\x04\"\x93\x01\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n\rSTATE_PENDING\x10\x01\x12\x11\n\rSTATE_RUNNING\x10\x02\x12\x12\n\x0eSTATE_DRAINING\x10\x03\x12\x13\n\x0fSTATE_SUCCEEDED\x10\x04\x12\x10\n\x0cSTATE_FAILED\x10\x05\x12\x12\n\x0eSTATE_CANCELED\x10\x06\"\xdb\x01\n\x12\x44\x61taRequestMetrics\x12\x0e\n\x06\x65vents\x18\x01 \x01(\x04\x12\x0f\n\x07\x62\x61tches\x18\x02 \x01(\x04\x12\r\n\x05\x62ytes\x18\x03 \x01(\x04\x12\x19\n\x11\x65vents_per_second\x18\x04 \x01(\x01\x12\x18\n\x10\x62ytes_per_second\x18\x05 \x01(\x01\x12\x31\n\x06groups\x18\x06 \x03(\x0b\x32!.lclstream.buffer.v1.GroupMetrics\x12-\n\x04jobs\x18\x07 \x03(\x0b\x32\x1f.lclstream.request.v1.JobStatus\"s\n\x0bStreamShard\x12\r\n\x05index\x18\x01 \x01(\r\x12\x17\n\x0f\x62uffer_endpoint\x18\x02 \x01(\t\x12\x0e\n\x06stream\x18\x03 \x01(\t\x12\x16\n\x0eproducer_ranks\x18\x04 \x03(\r\x12\x14\n\x0c\x62uffer_route\x18\x05 \x01(\t\"E\n\tJobStatus\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x0c\n\x04info\x18\x03 \x01(\t\x12\x0e\n\x06jobndx\x18\x04 \x01(\r\"~\n\x18\x43reateDataRequestRequest\x12\x37\n\x0c\x64\x61ta_request\x18\x01 \x01(\x0b\x32!.lclstream.request.v1.DataRequest\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x15\n\rvalidate_only\x18\x03 \x01(\x08\"T\n\x19\x43reateDataRequestResponse\x12\x37\n\x0c\x64\x61ta_request\x18\x01 \x01(\x0b\x32!.lclstream.request.v1.DataRequest\"%\n\x15GetDataRequestRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"Q\n\x16GetDataRequestResponse\x12\x37\n\x0c\x64\x61ta_request\x18\x01 \x01(\x0b\x32!.lclstream.request.v1.DataRequest\"\x87\x01\n\x17ListDataRequestsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x36\n\x05state\x18\x03 \x01(\x0e\x32\'.lclstream.request.v1.DataRequest.State\x12\r\n\x05owner\x18\x04 \x01(\t\"m\n\x18ListDataRequestsResponse\x12\x38\n\rdata_requests\x18\x01 \x03(\x0b\x32!.lclstream.request.v1.DataRequest\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"8\n\x18\x43\x61ncelDataRequestRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"T\n\x19\x43\x61ncelDataRequestResponse\x12\x37\n\x0c\x64\x61ta_request\x18\x01 \x01(\x0b\x32!.lclstream.request.v1.DataRequest\"<\n\x17WatchDataRequestRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0binterval_ms\x18\x02 \x01(\r\"S\n\x18WatchDataRequestResponse\x12\x37\n\x0c\x64\x61ta_request\x18\x01 \x01(\x0b\x32!.lclstream.request.v1.DataRequest\"C\n\x1bWatchShardAssignmentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0e\x63onsumer_group\x18\x02 \x01(\t\"}\n\x1cWatchShardAssignmentResponse\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x12\n\ngeneration\x18\x02 \x01(\x04\x12\x0e\n\x06shards\x18\x03 \x03(\r\x12\x14\n\x0cmember_count\x18\x04 \x01(\r\x12\x10\n\x08\x63omplete\x18\x05 \x01(\x08*T\n\nSerializer\x12\x1a\n\x16SERIALIZER_UNSPECIFIED\x10\x00\x12\x15\n\x11SERIALIZER_NATIVE\x10\x01\x12\x13\n\x0fSERIALIZER_HDF5\x10\x02\x32\xd6\x05\n\x12\x44\x61taRequestService\x12t\n\x11\x43reateDataRequest\x12..lclstream.request.v1.CreateDataRequestRequest\x1a/.lclstream.request.v1.CreateDataRequestResponse\x12k\n\x0eGetDataRequest\x12+.lclstream.request.v1.GetDataRequestRequest\x1a,.lclstream.request.v1.GetDataRequestResponse\x12q\n\x10ListDataRequests\x12-.lclstream.request.v1.ListDataRequestsRequest\x1a..lclstream.request.v1.ListDataRequestsResponse\x12t\n\x11\x43\x61ncelDataRequest\x12..lclstream.request.v1.CancelDataRequestRequest\x1a/.lclstream.request.v1.CancelDataRequestResponse\x12s\n\x10WatchDataRequest\x12-.lclstream.request.v1.WatchDataRequestRequest\x1a..lclstream.request.v1.WatchDataRequestResponse0\x01\x12\x7f\n\x14WatchShardAssignment\x12\x31.lclstream.request.v1.WatchShardAssignmentRequest\x1a\x32.lclstream.request.v1.WatchShardAssignmentResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lclstream.request.v1.request_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SERIALIZER']._serialized_start=2593
-  _globals['_SERIALIZER']._serialized_end=2677
+  _globals['_SERIALIZER']._serialized_start=2623
+  _globals['_SERIALIZER']._serialized_end=2707
   _globals['_DATAREQUEST']._serialized_start=158
-  _globals['_DATAREQUEST']._serialized_end=1109
-  _globals['_DATAREQUEST_STATE']._serialized_start=962
-  _globals['_DATAREQUEST_STATE']._serialized_end=1109
-  _globals['_DATAREQUESTMETRICS']._serialized_start=1112
-  _globals['_DATAREQUESTMETRICS']._serialized_end=1331
-  _globals['_STREAMSHARD']._serialized_start=1333
-  _globals['_STREAMSHARD']._serialized_end=1448
-  _globals['_JOBSTATUS']._serialized_start=1450
-  _globals['_JOBSTATUS']._serialized_end=1519
-  _globals['_CREATEDATAREQUESTREQUEST']._serialized_start=1521
-  _globals['_CREATEDATAREQUESTREQUEST']._serialized_end=1647
-  _globals['_CREATEDATAREQUESTRESPONSE']._serialized_start=1649
-  _globals['_CREATEDATAREQUESTRESPONSE']._serialized_end=1733
-  _globals['_GETDATAREQUESTREQUEST']._serialized_start=1735
-  _globals['_GETDATAREQUESTREQUEST']._serialized_end=1772
-  _globals['_GETDATAREQUESTRESPONSE']._serialized_start=1774
-  _globals['_GETDATAREQUESTRESPONSE']._serialized_end=1855
-  _globals['_LISTDATAREQUESTSREQUEST']._serialized_start=1858
-  _globals['_LISTDATAREQUESTSREQUEST']._serialized_end=1993
-  _globals['_LISTDATAREQUESTSRESPONSE']._serialized_start=1995
-  _globals['_LISTDATAREQUESTSRESPONSE']._serialized_end=2104
-  _globals['_CANCELDATAREQUESTREQUEST']._serialized_start=2106
-  _globals['_CANCELDATAREQUESTREQUEST']._serialized_end=2162
-  _globals['_CANCELDATAREQUESTRESPONSE']._serialized_start=2164
-  _globals['_CANCELDATAREQUESTRESPONSE']._serialized_end=2248
-  _globals['_WATCHDATAREQUESTREQUEST']._serialized_start=2250
-  _globals['_WATCHDATAREQUESTREQUEST']._serialized_end=2310
-  _globals['_WATCHDATAREQUESTRESPONSE']._serialized_start=2312
-  _globals['_WATCHDATAREQUESTRESPONSE']._serialized_end=2395
-  _globals['_WATCHSHARDASSIGNMENTREQUEST']._serialized_start=2397
-  _globals['_WATCHSHARDASSIGNMENTREQUEST']._serialized_end=2464
-  _globals['_WATCHSHARDASSIGNMENTRESPONSE']._serialized_start=2466
-  _globals['_WATCHSHARDASSIGNMENTRESPONSE']._serialized_end=2591
-  _globals['_DATAREQUESTSERVICE']._serialized_start=2680
-  _globals['_DATAREQUESTSERVICE']._serialized_end=3406
+  _globals['_DATAREQUEST']._serialized_end=1139
+  _globals['_DATAREQUEST_STATE']._serialized_start=992
+  _globals['_DATAREQUEST_STATE']._serialized_end=1139
+  _globals['_DATAREQUESTMETRICS']._serialized_start=1142
+  _globals['_DATAREQUESTMETRICS']._serialized_end=1361
+  _globals['_STREAMSHARD']._serialized_start=1363
+  _globals['_STREAMSHARD']._serialized_end=1478
+  _globals['_JOBSTATUS']._serialized_start=1480
+  _globals['_JOBSTATUS']._serialized_end=1549
+  _globals['_CREATEDATAREQUESTREQUEST']._serialized_start=1551
+  _globals['_CREATEDATAREQUESTREQUEST']._serialized_end=1677
+  _globals['_CREATEDATAREQUESTRESPONSE']._serialized_start=1679
+  _globals['_CREATEDATAREQUESTRESPONSE']._serialized_end=1763
+  _globals['_GETDATAREQUESTREQUEST']._serialized_start=1765
+  _globals['_GETDATAREQUESTREQUEST']._serialized_end=1802
+  _globals['_GETDATAREQUESTRESPONSE']._serialized_start=1804
+  _globals['_GETDATAREQUESTRESPONSE']._serialized_end=1885
+  _globals['_LISTDATAREQUESTSREQUEST']._serialized_start=1888
+  _globals['_LISTDATAREQUESTSREQUEST']._serialized_end=2023
+  _globals['_LISTDATAREQUESTSRESPONSE']._serialized_start=2025
+  _globals['_LISTDATAREQUESTSRESPONSE']._serialized_end=2134
+  _globals['_CANCELDATAREQUESTREQUEST']._serialized_start=2136
+  _globals['_CANCELDATAREQUESTREQUEST']._serialized_end=2192
+  _globals['_CANCELDATAREQUESTRESPONSE']._serialized_start=2194
+  _globals['_CANCELDATAREQUESTRESPONSE']._serialized_end=2278
+  _globals['_WATCHDATAREQUESTREQUEST']._serialized_start=2280
+  _globals['_WATCHDATAREQUESTREQUEST']._serialized_end=2340
+  _globals['_WATCHDATAREQUESTRESPONSE']._serialized_start=2342
+  _globals['_WATCHDATAREQUESTRESPONSE']._serialized_end=2425
+  _globals['_WATCHSHARDASSIGNMENTREQUEST']._serialized_start=2427
+  _globals['_WATCHSHARDASSIGNMENTREQUEST']._serialized_end=2494
+  _globals['_WATCHSHARDASSIGNMENTRESPONSE']._serialized_start=2496
+  _globals['_WATCHSHARDASSIGNMENTRESPONSE']._serialized_end=2621
+  _globals['_DATAREQUESTSERVICE']._serialized_start=2710
+  _globals['_DATAREQUESTSERVICE']._serialized_end=3436
 # @@protoc_insertion_point(module_scope)

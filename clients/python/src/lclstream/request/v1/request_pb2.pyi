@@ -22,7 +22,7 @@ SERIALIZER_NATIVE: Serializer
 SERIALIZER_HDF5: Serializer
 
 class DataRequest(_message.Message):
-    __slots__ = ("name", "owner", "experiment", "producer", "consumer_groups", "readers", "parallelism", "backend", "batch_size", "serializer", "buffer_capacity_bytes", "durable", "restart_on_failure", "state", "state_reason", "stream", "buffer_endpoint", "jobs", "metrics", "create_time", "update_time", "end_time", "config_notes", "shard_count", "shards")
+    __slots__ = ("name", "owner", "experiment", "producer", "consumer_groups", "readers", "parallelism", "backend", "batch_size", "serializer", "buffer_capacity_bytes", "durable", "restart_on_failure", "state", "state_reason", "stream", "buffer_endpoint", "jobs", "metrics", "create_time", "update_time", "end_time", "config_notes", "shard_count", "shards", "expected_event_count")
     class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATE_UNSPECIFIED: _ClassVar[DataRequest.State]
@@ -64,6 +64,7 @@ class DataRequest(_message.Message):
     CONFIG_NOTES_FIELD_NUMBER: _ClassVar[int]
     SHARD_COUNT_FIELD_NUMBER: _ClassVar[int]
     SHARDS_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_EVENT_COUNT_FIELD_NUMBER: _ClassVar[int]
     name: str
     owner: str
     experiment: str
@@ -89,7 +90,8 @@ class DataRequest(_message.Message):
     config_notes: _containers.RepeatedScalarFieldContainer[str]
     shard_count: int
     shards: _containers.RepeatedCompositeFieldContainer[StreamShard]
-    def __init__(self, name: _Optional[str] = ..., owner: _Optional[str] = ..., experiment: _Optional[str] = ..., producer: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., consumer_groups: _Optional[_Iterable[_Union[_buffer_pb2.ConsumerGroup, _Mapping]]] = ..., readers: _Optional[_Iterable[str]] = ..., parallelism: _Optional[int] = ..., backend: _Optional[str] = ..., batch_size: _Optional[int] = ..., serializer: _Optional[_Union[Serializer, str]] = ..., buffer_capacity_bytes: _Optional[int] = ..., durable: bool = ..., restart_on_failure: bool = ..., state: _Optional[_Union[DataRequest.State, str]] = ..., state_reason: _Optional[str] = ..., stream: _Optional[str] = ..., buffer_endpoint: _Optional[str] = ..., jobs: _Optional[_Iterable[str]] = ..., metrics: _Optional[_Union[DataRequestMetrics, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., config_notes: _Optional[_Iterable[str]] = ..., shard_count: _Optional[int] = ..., shards: _Optional[_Iterable[_Union[StreamShard, _Mapping]]] = ...) -> None: ...
+    expected_event_count: int
+    def __init__(self, name: _Optional[str] = ..., owner: _Optional[str] = ..., experiment: _Optional[str] = ..., producer: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., consumer_groups: _Optional[_Iterable[_Union[_buffer_pb2.ConsumerGroup, _Mapping]]] = ..., readers: _Optional[_Iterable[str]] = ..., parallelism: _Optional[int] = ..., backend: _Optional[str] = ..., batch_size: _Optional[int] = ..., serializer: _Optional[_Union[Serializer, str]] = ..., buffer_capacity_bytes: _Optional[int] = ..., durable: bool = ..., restart_on_failure: bool = ..., state: _Optional[_Union[DataRequest.State, str]] = ..., state_reason: _Optional[str] = ..., stream: _Optional[str] = ..., buffer_endpoint: _Optional[str] = ..., jobs: _Optional[_Iterable[str]] = ..., metrics: _Optional[_Union[DataRequestMetrics, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., config_notes: _Optional[_Iterable[str]] = ..., shard_count: _Optional[int] = ..., shards: _Optional[_Iterable[_Union[StreamShard, _Mapping]]] = ..., expected_event_count: _Optional[int] = ...) -> None: ...
 
 class DataRequestMetrics(_message.Message):
     __slots__ = ("events", "batches", "bytes", "events_per_second", "bytes_per_second", "groups", "jobs")

@@ -102,7 +102,7 @@ export interface LocalMeshOptions {
   front?: { url: string };
   /** Who may request data of which experiment (a policy file's `experiments`); admins may always. */
   experiments?: Record<string, string[]>;
-  /** A policy file (see services/common/policy.ts) whose admins, submitters and experiments are added to the mesh's own. */
+  /** A policy file (see services/common/policy.ts): its admins and submitters are every service's, beside the mesh's own; its experiments the request service's. */
   policyFile?: string;
   /** Serve Prometheus metrics: each service on a port of its own from this one up (ca, jobs, buffer, producer, request), or any free ones with 0. */
   metricsPort?: number;
@@ -128,18 +128,18 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
   const current = existsSync(join(userDir, "tls.crt")) ? describeCertificate((await readCertDir(userDir)).certPem) : undefined;
   if (!current || current.notAfter - Date.now() < 3_600_000) await writeCertDir(userDir, await issueOffline(stateDir, { identity: `user/${user}` }));
 
-  const admins = [`user/${user}`];
-  const submitters = ["service/request", ...(options.submitters ?? [])];
+  // A policy file given is read first: a mistake in it stops the mesh before anything starts. Its admins and submitters are every service's.
+  const given = options.policyFile ? parseYaml(await readFile(options.policyFile, "utf8")) : undefined;
+  if (options.policyFile) Policy.parse(JSON.stringify(given ?? {}), localTrustDomain, options.policyFile);
+  const admins = [...new Set([`user/${user}`, ...(given?.admins ?? [])])];
+  const submitters = [...new Set(["service/request", ...(options.submitters ?? []), ...(given?.submitters ?? [])])];
   const proxyIdentity = options.front ? identityUri(localTrustDomain, "service", "front") : undefined;
   const metricsPortOf = (service: "ca" | RestartableService) =>
     options.metricsPort ? options.metricsPort + ["ca", "jobs", "buffer", "producer", "request"].indexOf(service) : options.metricsPort;
-  // A policy file given is read first: a mistake in it stops the mesh before anything starts.
-  const given = options.policyFile ? parseYaml(await readFile(options.policyFile, "utf8")) : undefined;
-  if (options.policyFile) Policy.parse(JSON.stringify(given ?? {}), localTrustDomain, options.policyFile);
   const ca = await buildCa({ stateDir, admins, proxyIdentity, metricsPort: metricsPortOf("ca") }, logger("ca"));
   const deps = async (name: string) => ({ revocations: ca.revocations, tls: await readCertDir(join(certs, name)), logger: logger(name) });
-  /** `lclstream buffer serve` in a process of its own, on `port`, keeping its state in `dir`. */
-  const bufferInProcess = (dir: string, port: number) =>
+  /** `lclstream buffer serve` in a process of its own, on `port`, keeping its state in `dir`, with metrics on `metricsPort` if given. */
+  const bufferInProcess = (dir: string, port: number, metricsPort?: number) =>
     serveInProcess([
       "buffer",
       "serve",
@@ -154,6 +154,7 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
       ...admins.flatMap((a) => ["--admin", a]),
       ...submitters.flatMap((s) => ["--submitter", s]),
       ...(proxyIdentity ? ["--proxy-identity", proxyIdentity] : []),
+      ...(metricsPort === undefined ? [] : ["--metrics-port", String(metricsPort)]),
     ]);
   // The pool's other buffers, each with a state directory of its own, started before the request service.
   const moreBuffers: Running[] = [];
@@ -210,12 +211,7 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
     const file = join(stateDir, "policy.json");
     const experiments: Record<string, string[]> = { ...given?.experiments };
     for (const [name, ids] of Object.entries(options.experiments ?? {})) experiments[name] = [...new Set([...(experiments[name] ?? []), ...ids])];
-    const policy = {
-      admins: [...new Set([...admins, ...(given?.admins ?? [])])],
-      submitters: [...new Set([...submitters, ...(given?.submitters ?? [])])],
-      experiments,
-    };
-    await writeFile(file, `${JSON.stringify(policy, null, 2)}\n`);
+    await writeFile(file, `${JSON.stringify({ admins, submitters, experiments }, null, 2)}\n`);
     return file;
   };
   const running = new Map<RestartableService, Running>();
@@ -227,7 +223,9 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
     await ca.close();
   };
   try {
-    for (let i = 0; i < (options.buffers ?? 1) - 1; i++) moreBuffers.push(await bufferInProcess(moreBufferDir(i), 0));
+    // The pool's other buffers serve metrics on the ports after the request service's.
+    const moreMetricsPort = (i: number) => (options.metricsPort ? options.metricsPort + 5 + i : options.metricsPort);
+    for (let i = 0; i < (options.buffers ?? 1) - 1; i++) moreBuffers.push(await bufferInProcess(moreBufferDir(i), 0, moreMetricsPort(i)));
     for (const name of Object.keys(builders) as RestartableService[]) {
       const service = await builders[name](0);
       running.set(name, service);
@@ -242,7 +240,11 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
       user: `spiffe://${localTrustDomain}/user/${user}`,
     };
     const metrics = Object.fromEntries(
-      [["ca", ca.metricsUrl] as const, ...[...running].map(([name, service]) => [name, service.metricsUrl] as const)].filter(([, url]) => url),
+      [
+        ["ca", ca.metricsUrl] as const,
+        ...[...running].map(([name, service]) => [name, service.metricsUrl] as const),
+        ...moreBuffers.map((b, i) => [`buffer-${i + 1}`, b.metricsUrl] as const),
+      ].filter(([, url]) => url),
     ) as Record<string, string>;
     if (Object.keys(metrics).length) endpoints.metrics = metrics;
     await writeFile(join(stateDir, "endpoints.json"), `${JSON.stringify(endpoints, null, 2)}\n`);
@@ -258,7 +260,7 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
         await buffer.kill();
         if (!restart) return;
         const port = Number(new URL(buffer.url).port);
-        if (index) moreBuffers[index - 1] = await bufferInProcess(moreBufferDir(index - 1), port);
+        if (index) moreBuffers[index - 1] = await bufferInProcess(moreBufferDir(index - 1), port, moreMetricsPort(index - 1));
         else running.set("buffer", await builders.buffer(port));
       },
       close: closeAll,
@@ -285,10 +287,11 @@ function serveInProcess(args: string[]): Promise<Running> {
     const onData = (chunk: Buffer) => {
       out += chunk.toString();
       const url = /^\S+: (https:\/\/\S+) \(mTLS\)$/m.exec(out)?.[1];
-      if (!url) return;
+      const metricsUrl = /^\S+ metrics: (http:\/\/\S+)$/m.exec(out)?.[1];
+      if (!url || (args.includes("--metrics-port") && !metricsUrl)) return;
       child.stdout!.off("data", onData);
       child.stdout!.resume();
-      resolve({ url, close: stop("SIGTERM"), kill: stop("SIGKILL") });
+      resolve({ url, metricsUrl, close: stop("SIGTERM"), kill: stop("SIGKILL") });
     };
     child.stdout!.on("data", onData);
     child.once("exit", (code) => reject(new Error(`lclstream ${args.slice(0, 2).join(" ")} exited with ${code} before serving`)));

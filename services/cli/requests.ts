@@ -71,10 +71,13 @@ export function registerRequestCommands(program: Command): void {
     .option("--state-dir <dir>", "where the dev PKI, databases and jobs live", defaultStateDir())
     .option("--buffers <n>", "buffers in the pool that requests' shards are placed on (shard_count: in a request)", parseCount, 1)
     .option("--grant <identity:experiment>", "let another identity ask for an experiment's data, for example user/alice:xpp1234 (repeatable)", collect, [])
-    .option("--policy <file>", "a policy file (YAML: admins, submitters, experiments) added to the mesh's own; see docs/deployment.md")
+    .option(
+      "--policy <file>",
+      "a policy file (YAML: admins, submitters, experiments): its admins and submitters join the mesh's own on every service, its experiments are the request service's; see docs/deployment.md",
+    )
     .option(
       "--metrics-port <port>",
-      "serve Prometheus metrics, each service on its own port from this one up (ca, jobs, buffer, producer, request); 0 picks free ones",
+      "serve Prometheus metrics, each service on its own port from this one up (ca, jobs, buffer, producer, request, then the pool's other buffers); 0 picks free ones",
       parsePort,
     )
     .option("--log-file <file>", "append the services' JSON logs to this file instead of stderr")

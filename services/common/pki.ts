@@ -4,8 +4,8 @@
  * that every test file gets its own real PKI.
  */
 import "reflect-metadata";
-import { webcrypto } from "node:crypto";
-import { mkdir, readFile, writeFile, chmod } from "node:fs/promises";
+import { createPublicKey, webcrypto, X509Certificate } from "node:crypto";
+import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import * as x509 from "@peculiar/x509";
 import { parseIdentity } from "./identity.js";
@@ -198,14 +198,33 @@ export const certDirFiles = { ca: "ca.crt", cert: "tls.crt", key: "tls.key" } as
 /** Writes a cert directory: `ca.crt`, `tls.crt`, and `tls.key` with mode 0600. */
 export async function writeCertDir(dir: string, material: CertMaterial): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  await writeFile(join(dir, certDirFiles.ca), material.caPem);
-  await writeFile(join(dir, certDirFiles.cert), material.certPem);
-  const keyPath = join(dir, certDirFiles.key);
-  await writeFile(keyPath, material.keyPem, { mode: 0o600 });
-  await chmod(keyPath, 0o600);
+  // Each file whole or not at all (written aside, then renamed over); readCertDir waits out the moment between key and certificate.
+  const put = async (name: string, text: string, mode = 0o644) => {
+    const aside = join(dir, `.${name}.${process.pid}.tmp`);
+    await writeFile(aside, text, { mode });
+    await chmod(aside, mode);
+    await rename(aside, join(dir, name));
+  };
+  await put(certDirFiles.ca, material.caPem);
+  await put(certDirFiles.key, material.keyPem, 0o600);
+  await put(certDirFiles.cert, material.certPem);
 }
 
-/** Reads a cert directory written by {@link writeCertDir} or `lclstream enroll`. */
+/** True when the certificate certifies the private key (the same public key). */
+function keyMatches(certPem: string, keyPem: string): boolean {
+  try {
+    const fromCert = new X509Certificate(certPem).publicKey.export({ type: "spki", format: "der" });
+    return fromCert.equals(createPublicKey(keyPem).export({ type: "spki", format: "der" }));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Reads a cert directory written by {@link writeCertDir} or `lclstream enroll`.
+ * A key and certificate that do not belong together (read while a renewal
+ * replaced them) are read again, for up to a second, before it gives up.
+ */
 export async function readCertDir(dir: string): Promise<CertMaterial> {
   const read = async (name: string) => {
     try {
@@ -216,7 +235,14 @@ export async function readCertDir(dir: string): Promise<CertMaterial> {
       );
     }
   };
-  return { caPem: await read(certDirFiles.ca), certPem: await read(certDirFiles.cert), keyPem: await read(certDirFiles.key) };
+  for (let attempt = 0; ; attempt++) {
+    const material = { caPem: await read(certDirFiles.ca), certPem: await read(certDirFiles.cert), keyPem: await read(certDirFiles.key) };
+    if (keyMatches(material.certPem, material.keyPem)) return material;
+    if (attempt === 20) {
+      throw new Error(`${dir}: tls.key is not the key of tls.crt; write both from the same enrollment or renewal (lclstream enroll, lclstream renew)`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 /** Convenience for tests and bootstrapping: a CA plus material for one identity. */

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { CertificateAuthorityService } from "../../gen/lclstream/ca/v1/ca_pb.js";
 import { DataRequestService } from "../../gen/lclstream/request/v1/request_pb.js";
 import { issueOffline } from "../../services/ca/offline.js";
 import { createMeshTransport } from "../../services/common/client.js";
@@ -24,9 +25,9 @@ describe("lclstream up --policy --metrics-port --log-file", () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "lclstream-up-"));
-    await writeFile(join(dir, "policy.yaml"), stringify({ experiments: { xpp1234: ["user/alice"] } }));
+    await writeFile(join(dir, "policy.yaml"), stringify({ admins: ["user/carol"], experiments: { xpp1234: ["user/alice"] } }));
     up = await startLclstream(
-      ["up", "--state-dir", join(dir, "state"), "--policy", join(dir, "policy.yaml"), "--metrics-port", "0", "--log-file", logFile()],
+      ["up", "--state-dir", join(dir, "state"), "--buffers", "2", "--policy", join(dir, "policy.yaml"), "--metrics-port", "0", "--log-file", logFile()],
       [/^lclstream is up/, /metrics .*\(request\)$/, /^ {2}logs /],
       60_000,
       { ...process.env, LCLSTREAM_LOG_LEVEL: "info" },
@@ -41,7 +42,7 @@ describe("lclstream up --policy --metrics-port --log-file", () => {
   });
 
   it("prints each service's metrics URL, and the request service's counts the time to each request's first batch", async () => {
-    for (const service of ["ca", "jobs", "buffer", "producer", "request"])
+    for (const service of ["ca", "jobs", "buffer", "producer", "request", "buffer-1"])
       expect(up.lines.join("\n")).toMatch(new RegExp(`metrics +http://127\\.0\\.0\\.1:\\d+/metrics \\(${service}\\)`));
     const metrics = capture(up.lines, /metrics +(http:\S+) \(request\)/);
     expect(await (await fetch(metrics)).text()).toMatch(/^lclstream_request_time_to_first_batch_seconds_count(\{[^}]*\})? 0$/m);
@@ -74,8 +75,14 @@ describe("lclstream up --policy --metrics-port --log-file", () => {
     await requests.cancelDataRequest({ name: dataRequest!.name });
     const refused = await requests.createDataRequest({ dataRequest: { experiment: "mfx99", producer } }).catch((e: unknown) => ConnectError.from(e));
     expect((refused as ConnectError).code).toBe(Code.PermissionDenied);
-    // The mesh's own admin (the local user) still may.
-    expect(endpoints.metrics.request).toMatch(/^http:/);
+    // The policy's admins are every service's admins: carol may read the CA's audit log, alice may not.
+    const carol = await issueOffline(join(dir, "state"), { identity: "user/carol" });
+    const { certificates } = await createClient(CertificateAuthorityService, createMeshTransport({ baseUrl: endpoints.ca, tls: carol })).listCertificates({});
+    expect(certificates.map((c) => c.identity.replace(/^spiffe:\/\/[^/]+\//, ""))).toContain("user/alice");
+    const notAdmin = await createClient(CertificateAuthorityService, createMeshTransport({ baseUrl: endpoints.ca, tls: alice }))
+      .listCertificates({})
+      .catch((e: unknown) => ConnectError.from(e));
+    expect((notAdmin as ConnectError).code).toBe(Code.PermissionDenied);
   }, 60_000);
 
   it("exports every metric the Grafana dashboard plots (deploy/grafana/lclstream.json)", async () => {

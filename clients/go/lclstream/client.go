@@ -30,6 +30,15 @@ import (
 
 const maxMessageBytes = 64 << 20
 
+// Batches are megabytes: windows that hold several in flight (grpc-go's
+// own start at 64 KiB and grow by estimation), and reads of a TLS record's
+// worth or more at a time.
+const (
+	streamWindowBytes     = 16 << 20
+	connectionWindowBytes = 32 << 20
+	readBufferBytes       = 256 << 10
+)
+
 // Client talks to the data request service and the buffers it names.
 type Client struct {
 	creds    credentials.TransportCredentials
@@ -70,6 +79,8 @@ func (c *Client) conn(rawURL string) (*grpc.ClientConn, error) {
 		return conn, nil
 	}
 	conn, err := grpc.NewClient(u.Host, grpc.WithTransportCredentials(c.creds),
+		grpc.WithInitialWindowSize(streamWindowBytes), grpc.WithInitialConnWindowSize(connectionWindowBytes),
+		grpc.WithReadBufferSize(readBufferBytes),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageBytes), grpc.MaxCallSendMsgSize(maxMessageBytes)))
 	if err != nil {
 		return nil, err

@@ -59,8 +59,12 @@ export interface BatchHeader {
   eventCount: number;
 }
 
-/** Header fields come first in every encoder we know of: this much of a batch is read for them. */
-const headBytes = 64 * 1024;
+/**
+ * Header fields come first in every encoder we know of: a batch's first
+ * bytes are read for them (its first chunk, as a view, usually holds them),
+ * then more, then all of it.
+ */
+const headSizes = [4 * 1024, 64 * 1024];
 
 /**
  * Reads producer_rank, seq and the number of event indices of an encoded
@@ -68,11 +72,12 @@ const headBytes = 64 * 1024;
  * the batch's first bytes, or all of it when a field runs past them.
  */
 export function readBatchHeader(batch: ByteParts): BatchHeader {
-  if (batch.byteLength > headBytes) {
+  for (const size of headSizes) {
+    if (batch.byteLength <= size) break;
     try {
-      return readHeaderFrom(contiguous(takeHead(batch.parts, headBytes)), batch.byteLength);
+      return readHeaderFrom(contiguous(takeHead(batch.parts, size)), batch.byteLength);
     } catch {
-      // A field longer than the head (or fields in an unusual order): read the whole batch.
+      // A field longer than the head (or fields in an unusual order): read more.
     }
   }
   return readHeaderFrom(batch.contiguous(), batch.byteLength);

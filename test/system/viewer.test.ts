@@ -195,11 +195,21 @@ describe("the live viewer in a browser", () => {
       await page.goto("about:blank");
       await page.goto(viewer.url);
       await page.waitForFunction(() => Number(document.getElementById("frame")?.dataset.draws ?? 0) > 2, undefined, { timeout: 30_000 });
-      const draws = async () => Number(await page.getAttribute("#frame", "data-draws"));
-      const [before, t0] = [await draws(), performance.now()];
+      const counts = async () => ({
+        draws: Number(await page.getAttribute("#frame", "data-draws")),
+        arrived: Number(await page.getAttribute("#frame", "data-arrived")),
+        drawMs: Number(await page.getAttribute("#frame", "data-draw-ms")),
+      });
+      const [before, t0] = [await counts(), performance.now()];
       await new Promise((r) => setTimeout(r, 4000));
-      const perSecond = ((await draws()) - before) / ((performance.now() - t0) / 1000);
-      expect(perSecond, `${await page.textContent("#rates")}`).toBeGreaterThanOrEqual(5);
+      const after = await counts();
+      const seconds = (performance.now() - t0) / 1000;
+      const [drawn, arrived] = [(after.draws - before.draws) / seconds, (after.arrived - before.arrived) / seconds];
+      const about = `${drawn.toFixed(1)} drawn/s, ${arrived.toFixed(1)} arrived/s, last draw ${after.drawMs} ms; ${await page.textContent("#rates")}`;
+      // At least 5 a second, or, when a loaded machine's producer sends fewer, every one that came
+      // (a frame superseded before the screen's next paint is not drawn: within 20%).
+      expect(drawn, about).toBeGreaterThanOrEqual(Math.min(5, 0.8 * arrived));
+      expect(after.drawMs, about).toBeLessThan(200); // and one draw costs less than 5 a second allow
       expect(await page.textContent("#frame-info")).toMatch(/^frame, event \d+/);
     } finally {
       await requests().cancelDataRequest({ name: dataRequest!.name, reason: "test over" });

@@ -170,6 +170,7 @@ async function liveView(r: DataRequest, signal: AbortSignal) {
     for await (const res of buffer.subscribe({ stream: r.stream, consumerGroup: group.name }, { signal })) {
       if (res.kind.case !== "batch") continue;
       latest = res.kind.value;
+      frame.dataset.arrived = String(Number(frame.dataset.arrived ?? 0) + 1); // batches received, for the frame-rate test
       run.add(latest, Date.now() / 1000, timeAxisOf);
       if (!drawPending) {
         drawPending = true;

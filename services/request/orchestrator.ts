@@ -103,7 +103,6 @@ export class Orchestrator {
     return member;
   }
 
-  /** A shard's stream now; undefined when its buffer does not answer. */
   /**
    * Reports the time to a request's first batch, once, from the buffer's own
    * time of it, for requests new to this process (one resumed after a
@@ -115,6 +114,7 @@ export class Orchestrator {
     this.#options.onFirstBatch?.(Math.max(0, timestampMs(first) - timestampMs(r.createTime)) / 1000);
   }
 
+  /** A shard's stream now; undefined when its buffer does not answer. */
   async #streamOf(shard: StreamShard, signal: AbortSignal) {
     return (
       await this.#bufferOf(shard)

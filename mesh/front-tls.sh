@@ -56,7 +56,7 @@ publish() {
 
 # The CA's CRL into the file $2, fetched with the cert directory $1.
 fetch_crl() {
-  lclstream ca crl --ca "$ca" --cert-dir "$1" --out "$2"
+  lclstream ca crl --url "$ca" --cert-dir "$1" --out "$2"
 }
 
 mkdir -p "$out"
@@ -77,7 +77,7 @@ while sleep "$interval"; do
   if renewal_due "$out/current/tls.crt"; then
     # A new key pair and certificate, same identity and names: `lclstream renew`
     # writes them over the copy, then it is published with a fresh CRL.
-    if next=$(stage "$out/current") && lclstream renew --ca "$ca" --cert-dir "$next" && fetch_crl "$next" "$next/ca.crl" && publish "$next"; then
+    if next=$(stage "$out/current") && lclstream renew --url "$ca" --cert-dir "$next" && fetch_crl "$next" "$next/ca.crl" && publish "$next"; then
       continue
     fi
     echo "front-tls: renewing the front's certificate failed; retrying in $interval s" >&2

@@ -96,7 +96,6 @@ export function registerCaCommands(program: Command): void {
     .option("--metrics-host <address>", "address the metrics port binds (default 127.0.0.1)")
     .option("--log-file <file>", "append the JSON logs to this file instead of stderr")
     .action(async (o) => {
-      if (o.logFile) process.env.LCLSTREAM_LOG_FILE = o.logFile;
       const server = await build({
         stateDir: o.stateDir,
         host: o.host,

@@ -99,7 +99,8 @@ export function addServeOptions(command: Command, what: string): Command {
 export async function serveConfig(o: Record<string, any>): Promise<Record<string, any>> {
   // biome-ignore lint/suspicious/noExplicitAny: as above
   const file = o.config ? ((parseYaml(await readFile(o.config, "utf8")) ?? {}) as Record<string, any>) : {};
-  if (o.logFile ?? file.logFile) process.env.LCLSTREAM_LOG_FILE = o.logFile ?? file.logFile;
+  // --log-file is taken before any action (program.ts); a config file may name one too.
+  if (!o.logFile && file.logFile) process.env.LCLSTREAM_LOG_FILE = file.logFile;
   return {
     ...file,
     stateDir: file.stateDir ?? o.stateDir,

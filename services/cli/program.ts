@@ -16,7 +16,12 @@ export function createProgram(): Command {
   const program = new Command("lclstream")
     .description("Stream X-ray facility detector data over mutually authenticated gRPC.")
     .version(packageInfo().version, "-V, --version", "print the lclstream version")
-    .showHelpAfterError("(run with --help for usage)");
+    .showHelpAfterError("(run with --help for usage)")
+    // --log-file (on `up` and every serve command): the services' loggers append there (see common/logger.ts).
+    .hook("preAction", (_, command) => {
+      const { logFile } = command.opts<{ logFile?: string }>();
+      if (logFile) process.env.LCLSTREAM_LOG_FILE = logFile;
+    });
   registerHealthCommand(program);
   registerCaCommands(program);
   registerJobsCommands(program);

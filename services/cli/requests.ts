@@ -5,6 +5,7 @@ import { type Command, InvalidArgumentError, Option } from "commander";
 import { SingleBar } from "cli-progress";
 import { createClient, type Client } from "@connectrpc/connect";
 import { fromJson, type JsonObject } from "@bufbuild/protobuf";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { parse as parseYaml } from "yaml";
 import { DataRequestSchema, DataRequestService, DataRequest_State as State } from "../../gen/lclstream/request/v1/request_pb.js";
 import { createMeshTransport } from "../common/client.js";
@@ -82,7 +83,6 @@ export function registerRequestCommands(program: Command): void {
     )
     .option("--log-file <file>", "append the services' JSON logs to this file instead of stderr")
     .action(async (o: { stateDir: string; buffers: number; grant: string[]; policy?: string; metricsPort?: number; logFile?: string }) => {
-      if (o.logFile) process.env.LCLSTREAM_LOG_FILE = o.logFile;
       const experiments = grantsOf(o.grant);
       const mesh = await startLocalMesh({ stateDir: o.stateDir, buffers: o.buffers, experiments, policyFile: o.policy, metricsPort: o.metricsPort });
       const stopped = runUntilSignal(() => mesh.close());
@@ -271,7 +271,7 @@ export function registerRequestCommands(program: Command): void {
       for await (const { dataRequest: r } of client.watchDataRequest({ name: requestName(id), intervalMs: 1000 })) {
         const m = r!.metrics;
         // Elapsed since the request was created, then its totals, rate, jobs and why it is in its state.
-        const created = r!.createTime ? Number(r!.createTime.seconds) * 1000 + r!.createTime.nanos / 1e6 : Date.now();
+        const created = r!.createTime ? timestampMs(r!.createTime) : Date.now();
         const fields = [
           `${((Date.now() - created) / 1000).toFixed(0)}s`,
           State[r!.state].toLowerCase(),

@@ -18,7 +18,7 @@ export interface PanelPlace {
   height: number;
 }
 
-/** An assembled detector: its size and its panels' places, or, from a psana geometry file, every pixel's place. */
+/** An assembled detector: its size and its panels' places, or, from a psana geometry file, every pixel's place (and no panel places). */
 export interface Layout {
   name: string;
   width: number;
@@ -27,11 +27,15 @@ export interface Layout {
   pixels?: PixelMap;
 }
 
+/** How many panels (segments) a layout's frames have. */
+export const panelCount = (layout: Layout) => layout.pixels?.segments ?? layout.panels.length;
+
 /** Every raw pixel's place in the image, and the raw pixel at each image pixel (-1 where none is). */
 export interface PixelMap {
   imageRow: Uint32Array;
   imageColumn: Uint32Array;
-  /** Raw pixels per panel: rows x columns. */
+  /** Panels (segments), each of rows x columns raw pixels. */
+  segments: number;
   rows: number;
   columns: number;
   rawAt: Int32Array;
@@ -50,8 +54,8 @@ export function useGeometry(name: string, g: PixelPlacement): Layout {
     name,
     width: g.width,
     height: g.height,
-    panels: Array.from({ length: g.segments }, (_, panel) => ({ panel, x: 0, y: 0, width: g.columns, height: g.rows })),
-    pixels: { imageRow: g.imageRow, imageColumn: g.imageColumn, rows: g.rows, columns: g.columns, rawAt },
+    panels: [],
+    pixels: { imageRow: g.imageRow, imageColumn: g.imageColumn, segments: g.segments, rows: g.rows, columns: g.columns, rawAt },
   };
   geometries.push(layout);
   return layout;
@@ -69,7 +73,7 @@ export function useGeometry(name: string, g: PixelPlacement): Layout {
  */
 export function panelLayout(shape: number[]): Layout {
   const fromFile = geometries.find(
-    (g) => g.pixels!.rows === shape.at(-2) && g.pixels!.columns === shape.at(-1) && g.panels.length === (shape.length >= 3 ? shape.at(-3) : 1),
+    (g) => g.pixels!.rows === shape.at(-2) && g.pixels!.columns === shape.at(-1) && g.pixels!.segments === (shape.length >= 3 ? shape.at(-3) : 1),
   );
   if (fromFile) return fromFile;
   if (shape.length < 3) {
@@ -139,8 +143,8 @@ export function valueAt(
 /** The assembled pixel of a panel's (row, column), as peak finders report them. */
 export function placeOf(layout: Layout, panel: number, row: number, column: number): { x: number; y: number } | undefined {
   if (layout.pixels) {
-    const { rows, columns } = layout.pixels;
-    if (panel < 0 || panel >= layout.panels.length || row < 0 || row >= rows || column < 0 || column >= columns) return undefined;
+    const { segments, rows, columns } = layout.pixels;
+    if (panel < 0 || panel >= segments || row < 0 || row >= rows || column < 0 || column >= columns) return undefined;
     const raw = (panel * rows + row) * columns + column;
     return { x: layout.pixels.imageColumn[raw]!, y: layout.pixels.imageRow[raw]! };
   }

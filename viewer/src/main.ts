@@ -16,7 +16,7 @@ import { DataRequestService, DataRequest_State as State, type DataRequest } from
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { parseGeometry, placePixels } from "../../services/viewer/psana-geometry.js";
-import { fitView, type ScaleKind, useGeometry, valueAt, type View } from "./detector.js";
+import { fitView, panelCount, type ScaleKind, useGeometry, valueAt, type View } from "./detector.js";
 import { RunPanels } from "./run-panels.js";
 import { type DrawnImage, drawColourBar, drawImage, drawWaveforms, type EventArray, eventOf, formatValue } from "./render.js";
 import { type TimeAxis, waveformTime } from "./time-axis.js";
@@ -246,7 +246,7 @@ function draw() {
     drawColourBar(colourBar, kind, drawn.lo, drawn.hi);
     const npeaks = fields[`${name}_npeaks`] && eventOf(fields[`${name}_npeaks`]!, last)?.values[0];
     const hit = fields[`${name}_hit`] && eventOf(fields[`${name}_hit`]!, last)?.values[0];
-    const parts = [drawn.layout.panels.length > 1 ? drawn.layout.name : "", zoom ? `zoomed ${formatValue(1 / zoom.pixelsPerScreenPixel)}x` : ""];
+    const parts = [panelCount(drawn.layout) > 1 ? drawn.layout.name : "", zoom ? `zoomed ${formatValue(1 / zoom.pixelsPerScreenPixel)}x` : ""];
     if (npeaks !== undefined) parts.push(`${npeaks} peaks`);
     if (hit !== undefined) parts.push(hit ? "HIT" : "no hit");
     about = parts.filter(Boolean).join(" · ");
@@ -305,7 +305,7 @@ frame.addEventListener("mousemove", (e) => {
   const at = imagePixel(e);
   const under = drawn && at ? valueAt(drawn.layout, drawn.image.values, at.x, at.y) : undefined;
   $("cursor").textContent = under
-    ? `${drawn!.layout.panels.length > 1 ? `panel ${under.panel}, ` : ""}row ${under.row}, column ${under.column}: ${formatValue(under.value)}`
+    ? `${panelCount(drawn!.layout) > 1 ? `panel ${under.panel}, ` : ""}row ${under.row}, column ${under.column}: ${formatValue(under.value)}`
     : "";
 });
 frame.addEventListener("dblclick", () => {

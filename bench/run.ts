@@ -22,7 +22,7 @@
  * BENCH_BUFFER_NODE_ARGS passes flags to the buffer's node (for example
  * `--cpu-prof --cpu-prof-dir=prof` to profile it), BENCH_ROLE_NODE_ARGS to
  * the producers', consumers' and raw TLS processes'; BENCH_ONLY picks
- * scenarios by a regular expression (memory, 64KiB, 1MiB, 4MiB, python, consumers, shards, fan-out, contention, producer, latency, mesh, slurm, psana, front).
+ * scenarios by a regular expression (memory, 64KiB, 1MiB, 4MiB, python, consumers, shards, fan-out, contention, producer, latency, mesh, slurm, psana, front, viewer).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -43,6 +43,11 @@ import { psanaPython } from "../services/producer/sources/psana.js";
 import { createMeshTransport } from "../services/common/client.js";
 import { identityUri } from "../services/common/identity.js";
 import { createCertificateAuthority, issueMaterial, readCertDir, writeCertDir } from "../services/common/pki.js";
+import { startViewerGateway } from "../services/viewer/gateway.js";
+import { chromium } from "playwright-core";
+import type { JsonValue } from "@bufbuild/protobuf";
+import { debianTool } from "../test/helpers/tools.js";
+import { internalConfig } from "../test/helpers/producer-config.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -620,6 +625,10 @@ async function main() {
       if (haproxyBinary()) await throughTheFront(join(dir, "front"), record);
       else console.log("through the front proxy: skipped, haproxy is not installed (scripts/install-system-deps.sh installs it)");
     }
+    if (only.test("viewer")) {
+      if (hasChromium()) await viewerFrameRate(join(dir, "viewer"), record);
+      else console.log("the viewer in a browser: skipped, chromium is not installed (scripts/install-system-deps.sh installs it)");
+    }
   } finally {
     await new Promise((r) => setTimeout(r, 500));
     rmSync(dir, { recursive: true, force: true });
@@ -627,7 +636,7 @@ async function main() {
 
   if (Object.keys(results).length === 0) {
     console.error(
-      `BENCH_ONLY=${only.source} matched no scenario (memory, 64KiB, 1MiB, 4MiB, python, consumers, shards, fan-out, contention, producer, latency, mesh, slurm, psana, front); nothing written`,
+      `BENCH_ONLY=${only.source} matched no scenario (memory, 64KiB, 1MiB, 4MiB, python, consumers, shards, fan-out, contention, producer, latency, mesh, slurm, psana, front, viewer); nothing written`,
     );
     process.exit(2);
   }
@@ -709,6 +718,13 @@ async function main() {
       "<",
       1.15,
     ],
+    ...viewerLayouts.map(([layout]): (typeof wanted)[number] => [
+      `viewer frames drawn a second, ${layout}`,
+      [`viewer frames drawn a second, ${layout}`],
+      () => m(`viewer frames drawn a second, ${layout}`),
+      ">=",
+      5,
+    ]),
     ["p50 latency 64KiB (ms)", ["latency p50 64KiB at 200/s"], () => m("latency p50 64KiB at 200/s"), "<", 2],
     [
       "producer rank vs pre-encoded publish role",
@@ -1032,6 +1048,81 @@ async function psanaRun(dir: string, record: (name: string, unit: string, values
   record("psana bare loop, 4 MiB frames, CPU", "ms/MiB", bareCpu);
   record("psana producer rank reading and publishing to the buffer, 4 MiB frames", "MB/s", produced);
   record("psana run drained from the buffer by lclstream get, 4 MiB frames", "MB/s", drained);
+}
+
+/** The viewer's two ways of laying out a Jungfrau 4M frame: its own module layout, and psana's geometry file for raw frames. */
+const viewerLayouts: [layout: string, geometry: JsonValue, geometryFile?: string][] = [
+  ["Jungfrau 4M, module layout", "jungfrau4M"],
+  ["Jungfrau 4M raw, psana geometry", { shape: [8, 512, 1024], dtype: "uint16" }, "geometry-def-jungfrau4M.data"],
+];
+const hasChromium = () => {
+  try {
+    return Boolean(debianTool("chromium"));
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * The live viewer in headless chromium, reading a latest-only group of Jungfrau 4M
+ * frames sent at 20 a second: frames drawn a second (the issue's bound is 5),
+ * frames arrived, and what one draw costs, each layout in turn in every repetition.
+ */
+async function viewerFrameRate(dir: string, record: (name: string, unit: string, values: number[]) => void) {
+  const staticDir = fileURLToPath(new URL("../viewer", import.meta.url));
+  const fixtures = fileURLToPath(new URL("../../test/fixtures/psana-geometry", import.meta.url));
+  const mesh = await startLocalMesh({ stateDir: dir, logLevel: "error" });
+  const browser = await chromium.launch({ executablePath: debianTool("chromium"), headless: true, args: ["--no-sandbox"] });
+  const runs = viewerLayouts.map(() => ({ drawn: [] as number[], arrived: [] as number[], drawMs: [] as number[] }));
+  try {
+    const tls = await readCertDir(mesh.endpoints.certDir);
+    const requests = createClient(DataRequestService, createMeshTransport({ baseUrl: mesh.endpoints.request, tls }));
+    for (let i = 0; i < reps; i++) {
+      for (const [j, [, geometry, geometryFile]] of viewerLayouts.entries()) {
+        const geometries = geometryFile ? [{ name: geometryFile, text: readFileSync(join(fixtures, geometryFile), "utf8") }] : [];
+        const gateway = await startViewerGateway({ requestUrl: mesh.endpoints.request, tls, staticDir, geometries });
+        const producer = internalConfig(
+          100_000,
+          { frame: { type: "SyntheticAreaDetector", geometry, peaks: { min: 5, max: 20 } } },
+          { seed: 2, rateHz: 20, paced: true, batchSize: 1 },
+        );
+        const dataRequest = { parallelism: 1, consumerGroups: [{ name: "viewer", mode: DeliveryMode.LATEST_ONLY }], producer };
+        const { dataRequest: created } = await requests.createDataRequest({ dataRequest: dataRequest as never });
+        const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+        try {
+          await page.goto(gateway.url);
+          await page.waitForFunction(() => Number(document.getElementById("frame")?.dataset.draws ?? 0) > 2, undefined, { timeout: 60_000 });
+          const counts = async () => ({
+            draws: Number(await page.getAttribute("#frame", "data-draws")),
+            arrived: Number(await page.getAttribute("#frame", "data-arrived")),
+          });
+          const [before, t0] = [await counts(), performance.now()];
+          const drawMs: number[] = [];
+          while (performance.now() - t0 < Math.max(measureMs, 4000)) {
+            drawMs.push(Number(await page.getAttribute("#frame", "data-draw-ms")));
+            await new Promise((r) => setTimeout(r, 250));
+          }
+          const after = await counts();
+          const seconds = (performance.now() - t0) / 1000;
+          runs[j]!.drawn.push((after.draws - before.draws) / seconds);
+          runs[j]!.arrived.push((after.arrived - before.arrived) / seconds);
+          runs[j]!.drawMs.push(median(drawMs));
+        } finally {
+          await page.close();
+          await requests.cancelDataRequest({ name: created!.name, reason: "benchmark over" });
+          await gateway.close();
+        }
+      }
+    }
+  } finally {
+    await browser.close();
+    await mesh.close();
+  }
+  for (const [j, [layout]] of viewerLayouts.entries()) {
+    record(`viewer frames drawn a second, ${layout}`, "frames/s", runs[j]!.drawn);
+    record(`viewer frames arrived a second, ${layout}`, "frames/s", runs[j]!.arrived);
+    record(`viewer draw time, ${layout}`, "ms", runs[j]!.drawMs);
+  }
 }
 
 /** Setup time with the producers as Slurm jobs: a one-node cluster on loopback (scripts/slurm-cluster.sh). */

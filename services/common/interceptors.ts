@@ -137,6 +137,12 @@ async function* mapErrors<T>(messages: AsyncIterable<T>, onEnd: (error: ConnectE
   }
 }
 
+/** Whether a call failed only because its HTTP/2 stream was gone when the server wrote to it. */
+function callerGone(error: ConnectError): boolean {
+  const cause = error.cause as { code?: unknown } | undefined;
+  return error.code === Code.Internal && (cause?.code === "ERR_HTTP2_INVALID_STREAM" || cause?.code === "ERR_STREAM_DESTROYED");
+}
+
 /** One log line and the RPC metrics per call; bodies are never logged. */
 export function createTelemetryInterceptor(logger: Logger, metrics: RpcMetrics): Interceptor {
   return (next) => async (req) => {
@@ -145,8 +151,14 @@ export function createTelemetryInterceptor(logger: Logger, metrics: RpcMetrics):
     const method = req.method.name;
     metrics.started(service, method);
     const finish = (error: ConnectError | undefined) => {
-      // A stream closed without error after the call's signal aborted was cut short.
-      const reason = !error && req.signal.aborted ? ConnectError.from(req.signal.reason) : error;
+      // A stream closed without error after the call's signal aborted was cut short; one whose
+      // response could not be written because the caller had gone was cancelled by the caller.
+      const reason =
+        !error && req.signal.aborted
+          ? ConnectError.from(req.signal.reason)
+          : error && callerGone(error)
+            ? new ConnectError("the caller went away", Code.Canceled, undefined, undefined, error)
+            : error;
       const code = reason ? Code[reason.code] : "OK";
       const durationMs = performance.now() - started;
       metrics.finished(service, method, code, durationMs / 1000);

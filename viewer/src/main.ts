@@ -170,7 +170,7 @@ async function liveView(r: DataRequest, signal: AbortSignal) {
     for await (const res of buffer.subscribe({ stream: r.stream, consumerGroup: group.name }, { signal })) {
       if (res.kind.case !== "batch") continue;
       latest = res.kind.value;
-      frame.dataset.arrived = String(Number(frame.dataset.arrived ?? 0) + 1); // batches received, for the frame-rate test
+      frame.dataset.arrived = String(Number(frame.dataset.arrived ?? 0) + 1); // batches received, for the frame-rate benchmark and tests
       run.add(latest, Date.now() / 1000, timeAxisOf);
       if (!drawPending) {
         drawPending = true;
@@ -258,7 +258,7 @@ function draw() {
     const nhits = fields[`${name}_nhits`] && eventOf(fields[`${name}_nhits`]!, last)?.values;
     if (nhits) about = `${Array.from(nhits).reduce((a, b) => a + Number(b), 0)} hits`;
   }
-  canvas.dataset.draws = String(Number(canvas.dataset.draws ?? 0) + 1); // frames drawn, for the frame-rate test
+  canvas.dataset.draws = String(Number(canvas.dataset.draws ?? 0) + 1); // frames drawn, for the frame-rate benchmark and tests
   canvas.dataset.drawMs = (performance.now() - started).toFixed(1); // what one costs, whatever the data's rate
   $("frame-info").textContent = `${name}, event ${batch.eventIndices[last]} (batch ${batch.seq} of rank ${batch.producerRank})${about ? ` · ${about}` : ""}`;
 }

@@ -1002,7 +1002,7 @@ async function psanaRun(dir: string, record: (name: string, unit: string, values
   const bareCpu: number[] = [];
   const produced: number[] = [];
   const drained: number[] = [];
-  const mesh = await startLocalMesh({ stateDir: dir, logLevel: "error" });
+  const mesh = await startLocalMesh({ stateDir: dir, logLevel: "error", bufferProcess: true });
   try {
     const tls = await readCertDir(mesh.endpoints.certDir);
     const requests = createClient(DataRequestService, createMeshTransport({ baseUrl: mesh.endpoints.request, tls }));

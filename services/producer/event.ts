@@ -8,6 +8,29 @@ export interface DetectorEvent {
   fields: Record<string, NdArray>;
   /** Text a source gives beside the arrays (psana's run info); no serializer writes it. */
   text?: Record<string, string[]>;
+  /**
+   * The source's, when it can reuse the memory of the event's arrays: called once
+   * nothing reads them any more. An event dropped without it leaves its memory to
+   * the garbage collector, which is always safe.
+   */
+  release?: () => void;
+}
+
+/**
+ * Holds over memory that `releases` give back: they run once, when the last hold
+ * taken is let go; never if no hold is taken. Each let-go function works once.
+ */
+export function holdsOver(releases: (() => void)[]): () => () => void {
+  let holds = 0;
+  return () => {
+    holds++;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      if (--holds === 0) for (const release of releases.splice(0)) release();
+    };
+  };
 }
 
 /** A field an event source fills, as the catalog lists it. */

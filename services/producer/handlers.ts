@@ -17,7 +17,10 @@ import type { ProducedBatch } from "./pipeline.js";
 
 /** Takes batches in order; `finish` after the last one. */
 export interface BatchHandler {
+  /** Takes a batch; what it reads of it after this resolves, it holds (batch.retain). */
   handle(batch: ProducedBatch): Promise<void>;
+  /** Whether it may read a batch after handle() resolved without holding it (a ZeroMQ send may): then nothing is reused. */
+  readsLater?: boolean;
   /** After the last batch; `trailer` is what lclstreamer's handlers write then (SIMPLON's stop message). */
   finish(totals: { batches: number; events: number; skipped?: number }, trailer?: Uint8Array[]): Promise<void>;
   close(): void;
@@ -66,6 +69,7 @@ export async function createZmqHandler(config: StreamingHandlerConfig, logger: L
   }
   logger.info({ urls: config.urls, role: config.role }, "streaming batches over ZeroMQ PUSH");
   return {
+    readsLater: true, // a send may resolve before ZeroMQ is done with the message's memory
     async handle(b) {
       for (const m of b.messages) await socket.send(m);
     },
@@ -111,6 +115,8 @@ export interface BufferHandlerOptions {
 interface Retained {
   seq: number;
   bytes: ByteParts;
+  /** Lets go of the batch's memory (ProducedBatch.retain). */
+  letGo: () => void;
 }
 
 /**
@@ -178,7 +184,11 @@ export function createBufferHandler(options: BufferHandlerOptions): BatchHandler
       { signal },
     );
     const next = Number(nextSeq);
-    while (retained.length && retained[0]!.seq < next) retainedBytes -= retained.shift()!.bytes.byteLength;
+    while (retained.length && retained[0]!.seq < next) {
+      const done = retained.shift()!;
+      retainedBytes -= done.bytes.byteLength;
+      done.letGo();
+    }
     notify();
     return next;
   }
@@ -213,7 +223,7 @@ export function createBufferHandler(options: BufferHandlerOptions): BatchHandler
       try {
         if (attempt > 0) from = await confirm();
         await wire.publish(messages(from), { signal });
-        retained.length = 0;
+        for (const done of retained.splice(0)) done.letGo();
         retainedBytes = 0;
         return;
       } catch (error) {
@@ -255,7 +265,7 @@ export function createBufferHandler(options: BufferHandlerOptions): BatchHandler
         if (failure) throw failure;
         if (retainedBytes >= before) await new Promise((r) => setTimeout(r, 5)); // the buffer took nothing more yet
       }
-      retained.push({ seq: Number(b.batch.seq), bytes: b.bytes });
+      retained.push({ seq: Number(b.batch.seq), bytes: b.bytes, letGo: b.retain() });
       retainedBytes += b.bytes.byteLength;
       queued = Number(b.batch.seq) + 1;
       notify();

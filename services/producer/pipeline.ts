@@ -9,7 +9,7 @@ import { ByteParts } from "../common/byte-parts.js";
 import { encodeParts } from "../common/grpc-frames.js";
 import { ArraySchema, ColumnsSchema, SerializedPayloadSchema, EventBatchSchema, PayloadFormat, type EventBatch } from "../../gen/lclstream/data/v1/data_pb.js";
 import { ConfigError, type ProducerConfig } from "./config.js";
-import type { DetectorEvent, EventSource, FieldInfo } from "./event.js";
+import { type DetectorEvent, type EventSource, type FieldInfo, holdsOver } from "./event.js";
 import { bitshuffleFilter, h5InMemory, h5Dtype, zfpFilter } from "./hdf5.js";
 import { bytesOf, dtypeToProto, size, zeros, type NdArray } from "./ndarray.js";
 import { createPeaknetStep, createStep, type Step } from "./processing.js";
@@ -109,6 +109,13 @@ export interface ProducedBatch {
   messages: Uint8Array[];
   /** Events left out so far as incomplete (skip_incomplete_events). */
   skipped: number;
+  /**
+   * A hold on the memory the batch reads (its events' arrays, when their source
+   * reuses memory); the returned function lets go. The source gets the memory
+   * back when every hold taken is let go, so whoever still reads the batch after
+   * its turn must hold it.
+   */
+  retain(): () => void;
 }
 
 export interface RunOptions {
@@ -310,6 +317,7 @@ export async function* runPipeline(config: ProducerConfig, source: EventSource, 
         return written ?? [bytes.contiguous()];
       },
       skipped,
+      retain: holdsOver(events.flatMap((e) => (e.release ? [e.release] : []))),
     };
   };
 
@@ -320,6 +328,7 @@ export async function* runPipeline(config: ProducerConfig, source: EventSource, 
     taken++;
     if (config.skip_incomplete_events && sourceFields.some((name) => !event.fields[name])) {
       skipped++;
+      event.release?.();
       continue;
     }
     for (const step of steps) step.apply(event);

@@ -95,10 +95,14 @@ export async function produce(config: ProducerConfig, options: ProduceOptions): 
   const progress: Progress = { events: 0, batches: 0, bytes: 0, seconds: 0, skipped: 0 };
   try {
     const batches = runPipeline(config, source, { ...options, stream: options.buffer?.stream });
+    // The source may reuse a batch's memory once every handler is done with it, unless one may read it later.
+    const reuse = !handlers.some((h) => h.readsLater);
     let next = await batches.next();
     for (; !next.done; next = await batches.next()) {
       const b = next.value;
+      const letGo = b.retain();
       for (const h of handlers) await h.handle(b);
+      if (reuse) letGo();
       progress.events += b.events;
       progress.batches++;
       progress.bytes += b.bytes.byteLength;

@@ -13,6 +13,9 @@ import { createLogger } from "../../services/common/logger.js";
 import { build as buildBuffer, type BufferServer } from "../../services/buffer/server.js";
 import { parseProducerConfig } from "../../services/producer/config.js";
 import { produce } from "../../services/producer/run.js";
+import type { DetectorEvent, EventSource } from "../../services/producer/event.js";
+import { createBufferHandler } from "../../services/producer/handlers.js";
+import { runPipeline } from "../../services/producer/pipeline.js";
 import { build as buildProducer, type ProducerServer } from "../../services/producer/server.js";
 import { createTestPki, type TestPki } from "../helpers/pki.js";
 import { consume } from "../helpers/buffer.js";
@@ -156,5 +159,51 @@ describe("producer ranks publishing to a buffer", () => {
     const events = got.batches.flatMap((b) => b.eventIndices.map(Number)).sort((a, b) => a - b);
     expect(events).toEqual(Array.from({ length: 60 }, (_, i) => i));
     expect(got.end).toMatchObject({ batchCount: 16n, eventCount: 60n });
+  });
+
+  it("gives a batch's memory back to its source once the buffer has it, and never while the run keeps a hold", async () => {
+    const transport = () => createMeshTransport({ baseUrl: buffer.url, tls: pki.alice });
+    const alice = createClient(BufferService, transport());
+    // A source that reuses memory, as the psana source does: each event says when it is given back.
+    const released: number[] = [];
+    const source: EventSource = {
+      eventCount: 12,
+      fields: () => [{ name: "frame", dtype: "uint8", shape: [4096], description: "" }],
+      async *events() {
+        for (let index = 0; index < 12; index++) {
+          const event: DetectorEvent = { index, timeNs: 0n, fields: { frame: { dtype: "uint8", shape: [4096], data: new Uint8Array(4096).fill(index) } } };
+          yield { ...event, release: () => released.push(index) };
+        }
+      },
+      close() {},
+    };
+    const config = parseProducerConfig(smallSynthetic(12, { batchSize: 3, handlers: [{ type: "BufferStreamingDataHandler" }] }));
+    for (const runLetsGo of [true, false]) {
+      released.length = 0;
+      const { stream, publishToken } = await alice.createStream({ stream: { producerCount: 1, consumerGroups: [{ name: "g" }] } });
+      const signal = new AbortController().signal;
+      const handler = createBufferHandler({
+        transport: transport(),
+        stream: stream!.name,
+        token: publishToken,
+        rank: 0,
+        logger: createLogger("test", "silent"),
+        signal,
+      });
+      // As the run does: a hold while the handlers take the batch, let go after, unless a handler may read it later.
+      const batches = runPipeline(config, source, { rank: 0, ranks: 1, stream: stream!.name, signal });
+      let next = await batches.next();
+      for (; !next.done; next = await batches.next()) {
+        const letGo = next.value.retain();
+        await handler.handle(next.value);
+        if (runLetsGo) letGo();
+      }
+      await handler.finish({ batches: 4, events: 12 });
+      handler.close();
+      // Every event given back once, after the buffer confirmed it; or none while the run holds them.
+      expect(released.sort((a, b) => a - b)).toEqual(runLetsGo ? Array.from({ length: 12 }, (_, i) => i) : []);
+      const got = await consume(createClient(BufferService, transport()), stream!.name, "g");
+      expect(got.batches.flatMap((b) => b.eventIndices.map(Number))).toEqual(Array.from({ length: 12 }, (_, i) => i));
+    }
   });
 });

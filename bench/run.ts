@@ -26,7 +26,6 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -970,6 +969,7 @@ for evt in run.events():
 seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
 print(nbytes / 1e6 / seconds, cpu * 1000 / (nbytes / 2**20))
 `;
+import { freePort } from "../test/helpers/ports.js";
 
 /** The rate a producer job reports for its rank when it ends: the last JSON line of its log with `done`. */
 async function producerRate(jobs: Client<typeof JobQueueService>, job: string): Promise<number> {
@@ -1206,15 +1206,6 @@ async function throughTheFront(stateDir: string, record: (name: string, unit: st
     await front?.close();
     await mesh.close();
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createNetServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** A benchmark target: a ratio or figure of this run and the bound it must meet (`npm run bench:check`). */

@@ -3,7 +3,6 @@
  * `lclstream buffer serve`): producers and consumers resume and every batch
  * arrives once; a stream that was not durable is reported lost.
  */
-import { createServer } from "node:net";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,15 +13,7 @@ import { createMeshTransportFromCertDir } from "../../services/common/client.js"
 import { errorInfo } from "../../services/common/errors.js";
 import { lclstream, startLclstream, type RunningCommand } from "../helpers/cli.js";
 import { consume, publishMessages } from "../helpers/buffer.js";
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from "../helpers/ports.js";
 
 describe("durable stream across a buffer crash", () => {
   let dir: string;

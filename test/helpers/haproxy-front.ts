@@ -4,7 +4,7 @@
  * mesh CA and CRL, the admins, and the service addresses, as the config's
  * environment. Used by the system tests and the benchmark.
  */
-import { createConnection, createServer } from "node:net";
+import { createConnection } from "node:net";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { rename, writeFile } from "node:fs/promises";
@@ -79,15 +79,7 @@ export function haproxyBinary(): string | undefined {
   return undefined;
 }
 
-/** A free TCP port on loopback, for a proxy that must be told its port before it starts. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from "./ports.js";
 
 /**
  * Starts HAProxy on `frontPort` and `enrollPort` in front of `mesh` (started

@@ -1,22 +1,13 @@
 /** lclstreamer's BinaryDataStreamingDataHandler: batches as ZeroMQ PUSH messages, connecting (client) or binding (server), read by a PULL socket. */
-import { createServer } from "node:net";
 import { Pull } from "zeromq";
 import { describe, expect, it } from "vitest";
 import { createLogger } from "../../services/common/logger.js";
 import { createZmqHandler } from "../../services/producer/handlers.js";
 import type { ProducedBatch } from "../../services/producer/pipeline.js";
+import { freePort } from "../helpers/ports.js";
 
 const logger = createLogger("test", "silent");
 const batch = (n: number) => ({ messages: [new Uint8Array([n, n, n])] }) as ProducedBatch;
-
-/** A loopback port nobody listens on (for the handler to bind). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 async function receive(pull: Pull, count: number): Promise<number[]> {
   const got: number[] = [];

@@ -11,13 +11,14 @@ import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server } from "node:http";
-import { type AddressInfo, createServer as createNetServer } from "node:net";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, parseAllDocuments, stringify } from "yaml";
 import { run, tool } from "../helpers/tools.js";
+import { freePort } from "../helpers/ports.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const chart = join(root, "deploy", "helm", "lclstream");
@@ -59,14 +60,6 @@ function withoutUpstreamHosts(text: string): unknown {
     cluster.transport_socket.typed_config.sni = "HOST";
   }
   return config;
-}
-
-async function freePort(host = "127.0.0.1"): Promise<number> {
-  const server = createNetServer();
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 describe("the Helm chart", () => {

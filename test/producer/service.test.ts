@@ -1,6 +1,5 @@
 /** ProducerService over mTLS, and producer ranks publishing into a real buffer that restarts under them. */
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -19,6 +18,7 @@ import { runPipeline } from "../../services/producer/pipeline.js";
 import { build as buildProducer, type ProducerServer } from "../../services/producer/server.js";
 import { createTestPki, type TestPki } from "../helpers/pki.js";
 import { consume } from "../helpers/buffer.js";
+import { freePort } from "../helpers/ports.js";
 import { failure } from "../helpers/errors.js";
 import { hdf5Config, internalConfig } from "../helpers/producer-config.js";
 
@@ -118,12 +118,7 @@ describe("producer ranks publishing to a buffer", () => {
   beforeAll(async () => {
     pki = await createTestPki();
     stateDir = await mkdtemp(join(tmpdir(), "lclstream-produce-"));
-    port = await new Promise<number>((resolve) => {
-      const s = createNetServer().listen(0, "127.0.0.1", () => {
-        const p = (s.address() as { port: number }).port;
-        s.close(() => resolve(p));
-      });
-    });
+    port = await freePort(); // the buffer restarts on it
     await startBuffer();
   });
   afterAll(async () => {

@@ -46,7 +46,7 @@ import { startViewerGateway } from "../services/viewer/gateway.js";
 import { chromium } from "playwright-core";
 import type { JsonValue } from "@bufbuild/protobuf";
 import { debianTool } from "../test/helpers/tools.js";
-import { internalConfig } from "../test/helpers/producer-config.js";
+import { internalConfig, psanaFramesConfig } from "../test/helpers/producer-config.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -1007,15 +1007,7 @@ async function psanaRun(dir: string, record: (name: string, unit: string, values
     const tls = await readCertDir(mesh.endpoints.certDir);
     const requests = createClient(DataRequestService, createMeshTransport({ baseUrl: mesh.endpoints.request, tls }));
     const jobs = createClient(JobQueueService, createMeshTransport({ baseUrl: mesh.endpoints.jobs, tls }));
-    const producer = {
-      source_identifier: `files=${file}`,
-      skip_incomplete_events: false,
-      event_source: { type: "Psana2EventSource" },
-      data_sources: { frames: { type: "Psana2DetectorInterface", psana_name: "jungfrau", psana_fields: "raw.raw", dtype: "uint16" } },
-      processing_pipeline: { type: "BatchProcessingPipeline", batch_size: 1 },
-      data_serializer: { type: "NativeBinarySerializer" },
-      data_handlers: [],
-    };
+    const producer = psanaFramesConfig(file);
     // Interleaved, so both see the same machine.
     for (let i = 0; i < reps; i++) {
       const [mbps, cpuPerMiB] = spawnSync(psanaPython(), ["-c", barePsanaLoop, file], { encoding: "utf8" }).stdout.trim().split(" ").map(Number);

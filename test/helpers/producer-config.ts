@@ -50,3 +50,17 @@ export function hdf5Config(
     ...rest(parts),
   };
 }
+
+/**
+ * Psana2EventSource reading the jungfrau's raw frames (uint16) of XTC2 `file`,
+ * a batch of one each, natively serialized: a batch sends the frame's own memory.
+ */
+export function psanaFramesConfig(file: string): JsonObject {
+  return {
+    source_identifier: `files=${file}`,
+    skip_incomplete_events: false,
+    event_source: { type: "Psana2EventSource" },
+    data_sources: { frames: { type: "Psana2DetectorInterface", psana_name: "jungfrau", psana_fields: "raw.raw", dtype: "uint16" } },
+    ...rest({ batchSize: 1 }),
+  };
+}

@@ -25,6 +25,7 @@ import { readCertDir } from "../../services/common/pki.js";
 import { psanaPython } from "../../services/producer/sources/psana.js";
 import { lclstream, lclstreamBin } from "../helpers/cli.js";
 import { consume } from "../helpers/buffer.js";
+import { psanaFramesConfig } from "../helpers/producer-config.js";
 import { run } from "../helpers/tools.js";
 
 const fixtures = fileURLToPath(new URL("../fixtures/lclstreamer/", import.meta.url));
@@ -124,16 +125,8 @@ print(json.dumps([hashlib.sha256(det.raw.raw(e).tobytes()).hexdigest() for e in 
 
     const tls = await readCertDir(mesh.endpoints.certDir);
     const requests = createClient(DataRequestService, createMeshTransport({ baseUrl: mesh.endpoints.request, tls }));
-    const producer = {
-      source_identifier: `files=${file}`,
-      skip_incomplete_events: false,
-      event_source: { type: "Psana2EventSource" },
-      data_sources: { frames: { type: "Psana2DetectorInterface", psana_name: "jungfrau", psana_fields: "raw.raw", dtype: "uint16" } },
-      processing_pipeline: { type: "BatchProcessingPipeline", batch_size: 1 },
-      // The native serializer sends a batch of one with the frame's own memory: what is reused is what is sent.
-      data_serializer: { type: "NativeBinarySerializer" },
-      data_handlers: [],
-    };
+    // A batch of one, natively serialized, sends the frame's own memory: what is reused is what is sent.
+    const producer = psanaFramesConfig(file);
     const { dataRequest } = await requests.createDataRequest({ dataRequest: { producer, consumerGroups: [{ name: "check" }] } as never });
     let stream = dataRequest!.stream;
     for (let i = 0; !stream && i < 100; i++) {

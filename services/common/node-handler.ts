@@ -60,7 +60,7 @@ export function createUnaryCaller(router: ConnectRouter, contextValues: (req: Ht
   const handlers = new Map(router.handlers.map((h) => [h.requestPath, h]));
   return async (req, procedure, body, signal) => {
     const handler = handlers.get(procedure);
-    if (!handler || handler.method.methodKind !== "unary") throw new Error(`${procedure} is not a unary RPC of this server`);
+    if (handler?.method.methodKind !== "unary") throw new Error(`${procedure} is not a unary RPC of this server`);
     const header = new Headers({ "content-type": "application/json", "connect-protocol-version": "1" });
     for (const [name, value] of Object.entries(req.headers)) {
       if (!name.startsWith(":") && value !== undefined && !hopHeaders.has(name)) header.set(name, Array.isArray(value) ? value.join(", ") : value);

@@ -26,7 +26,9 @@ export class ByteParts {
 /** The parts as one buffer: the part itself when there is one, else a copy. */
 export function contiguous(parts: readonly Uint8Array[]): Uint8Array {
   if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  // Every byte is written below, so the memory is not zeroed first: zeroing 1 MiB costs about a third of copying it.
+  const memory = Buffer.allocUnsafeSlow(parts.reduce((n, p) => n + p.byteLength, 0));
+  const out = new Uint8Array(memory.buffer, memory.byteOffset, memory.byteLength);
   let at = 0;
   for (const p of parts) {
     out.set(p, at);

@@ -47,6 +47,7 @@ import { chromium } from "playwright-core";
 import type { JsonValue } from "@bufbuild/protobuf";
 import { debianTool } from "../test/helpers/tools.js";
 import { internalConfig, psanaFramesConfig } from "../test/helpers/producer-config.js";
+import { freePort } from "../test/helpers/ports.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -71,6 +72,8 @@ const regExp = (text: string) => {
 };
 const reps = setting("BENCH_REPS", 3, positiveInteger, "a positive whole number of repetitions");
 const measureMs = setting("BENCH_MEASURE_MS", 3000, positiveInteger, "a positive whole number of milliseconds");
+/** What BENCH_ONLY can pick. */
+const scenarios = "memory, 64KiB, 1MiB, 4MiB, python, consumers, shards, fan-out, contention, producer, latency, mesh, slurm, psana, front, viewer";
 const only = setting("BENCH_ONLY", /./, regExp, "a regular expression (for example 1MiB|fan-out)");
 const rolesJs = fileURLToPath(new URL("./roles.js", import.meta.url));
 const cliJs = fileURLToPath(new URL("../../bin/lclstream.js", import.meta.url));
@@ -634,9 +637,7 @@ async function main() {
   }
 
   if (Object.keys(results).length === 0) {
-    console.error(
-      `BENCH_ONLY=${only.source} matched no scenario (memory, 64KiB, 1MiB, 4MiB, python, consumers, shards, fan-out, contention, producer, latency, mesh, slurm, psana, front, viewer); nothing written`,
-    );
+    console.error(`BENCH_ONLY=${only.source} matched no scenario (${scenarios}); nothing written`);
     process.exit(2);
   }
   const m = (name: string) => results[name]!.median;
@@ -969,7 +970,6 @@ for evt in run.events():
 seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
 print(nbytes / 1e6 / seconds, cpu * 1000 / (nbytes / 2**20))
 `;
-import { freePort } from "../test/helpers/ports.js";
 
 /** The rate a producer job reports for its rank when it ends: the last JSON line of its log with `done`. */
 async function producerRate(jobs: Client<typeof JobQueueService>, job: string): Promise<number> {

@@ -79,8 +79,6 @@ export function haproxyBinary(): string | undefined {
   return undefined;
 }
 
-export { freePort } from "./ports.js";
-
 /**
  * Starts HAProxy on `frontPort` and `enrollPort` in front of `mesh` (started
  * with `front: { url: https://127.0.0.1:frontPort }`), files in `dir`; resolves

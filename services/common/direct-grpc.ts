@@ -16,7 +16,7 @@ import type { Logger } from "pino";
 import { AsyncQueue } from "./async-queue.js";
 import { peerGone } from "./node-handler.js";
 import { rpcError, runtimeDomain } from "./errors.js";
-import { decodeFrame, encodeFrameParts, GrpcFrameReader } from "./grpc-frames.js";
+import { decodeFrame, encodeFrameParts, GrpcFrameReader, writeAheadBytes } from "./grpc-frames.js";
 
 /**
  * A method to serve directly, with its implementation. Its requests' large
@@ -123,10 +123,9 @@ async function serveCall({ service, method, impl }: DirectMethod, req: Http2Serv
         sendHeaders();
         // One writev for the parts of a message.
         res.stream.cork();
-        let writable = true;
-        for (const part of parts) writable = res.write(part);
+        for (const part of parts) res.write(part);
         res.stream.uncork();
-        if (!writable) await drained(res, context.signal);
+        if (res.stream.writableLength > writeAheadBytes) await drained(res, context.signal);
       }
     } catch (error) {
       failure = ConnectError.from(error);

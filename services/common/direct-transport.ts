@@ -22,7 +22,7 @@ import { findTrailerError, validateResponse } from "@connectrpc/connect/protocol
 import type { Http2SessionManager } from "@connectrpc/connect-node";
 import { AsyncQueue } from "./async-queue.js";
 import { contiguous } from "./byte-parts.js";
-import { encodeFrameParts, GrpcFrameReader } from "./grpc-frames.js";
+import { encodeFrameParts, GrpcFrameReader, writeAheadBytes } from "./grpc-frames.js";
 
 /** What the transport needs of a session manager (connect's, or one that wraps it). */
 export type SessionManager = Pick<Http2SessionManager, "request" | "notifyResponseByteRead">;
@@ -116,10 +116,9 @@ export function createDirectStreamCall(sessions: SessionManager, maxMessageBytes
       for await (const init of input) {
         // One writev for the parts of a message, as the server writes them.
         h2.cork();
-        let writable = true;
-        for (const part of encodeFrameParts(method.input, create(method.input, init))) writable = h2.write(part);
+        for (const part of encodeFrameParts(method.input, create(method.input, init))) h2.write(part);
         h2.uncork();
-        if (!writable) await drained(h2);
+        if (h2.writableLength > writeAheadBytes) await drained(h2);
       }
       h2.end();
     })().catch((error: unknown) => fail(ConnectError.from(error)));

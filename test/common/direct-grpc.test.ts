@@ -19,10 +19,12 @@ import { readBatchHeader, WirePublishRequestSchema, WireSubscribeResponseSchema 
 import { createMeshTransport } from "../../services/common/client.js";
 import { errorInfo } from "../../services/common/errors.js";
 import { ByteParts, contiguous } from "../../services/common/byte-parts.js";
-import { decodeFrame, encodeFrameParts, frameHeader, GrpcFrameReader } from "../../services/common/grpc-frames.js";
+import { decodeFrame, encodeFrameParts, frameHeader, GrpcFrameReader, writeAheadBytes } from "../../services/common/grpc-frames.js";
+import { serve, type LclstreamServer } from "../../services/common/server.js";
 import { consume, makeBatch, publishMessages } from "../helpers/buffer.js";
 import { codeAndReason } from "../helpers/errors.js";
 import { createTestPki, type TestPki } from "../helpers/pki.js";
+import { startServer } from "../helpers/servers.js";
 
 const KiB = 1024;
 
@@ -274,5 +276,109 @@ describe("the buffer's data path over mTLS", () => {
     expect(got.seqs).toEqual([1, 2, 3]);
     expect(got.end?.batchCount).toBe(3n);
     expect(got.batches[1]).toEqual(makeBatch(stream!.name, 0, 1));
+  });
+});
+
+describe("writing ahead on the direct path", () => {
+  // 32 KiB batches: past Node's 16 KiB "full" mark each, so a writer that waited on every one would hold one window's worth.
+  const payloadBytes = 32 * KiB;
+  const count = 200; // 6.4 MiB: more than the write-ahead and one HTTP/2 window together
+  const framedBytes = (m: Uint8Array[]) => m.reduce((n, p) => n + p.byteLength, 0);
+  let pki: TestPki;
+  let server: LclstreamServer;
+  // Messages taken from the stream's source so far (the one being written included).
+  let yielded = 0;
+  let pulled = 0;
+  let release!: () => void;
+  let released: Promise<void>;
+
+  beforeAll(async () => {
+    pki = await createTestPki();
+    server = await startServer(pki, {
+      // One HTTP/2 window of 64 KiB, so what is sent beyond it is the writer's write-ahead.
+      http2WindowBytes: 65_535,
+      services: [
+        {
+          ...serve(BufferService, {
+            async *subscribe() {
+              for (yielded = 1; yielded <= count; yielded++)
+                yield { seq: BigInt(yielded), kind: { case: "batch", value: makeBatch("streams/s", 0, yielded, 1, payloadBytes) } };
+            },
+            async publish(requests) {
+              await released; // reads nothing until the test says so
+              let n = 0;
+              for await (const _ of requests) n++;
+              return { acceptedBatches: BigInt(n) };
+            },
+          }),
+          direct: ["Publish", "Subscribe"],
+        },
+      ],
+    });
+  });
+  afterAll(() => server?.close());
+
+  /** Polls `value` until it has not changed for 300 ms. */
+  async function settled(value: () => number): Promise<number> {
+    let last = -1;
+    for (let still = 0; still < 6; await new Promise((r) => setTimeout(r, 50))) still = value() === last ? still + 1 : ((last = value()), 0);
+    return last;
+  }
+
+  it("sends a server stream's messages ahead of a reader that has stopped, up to the write-ahead bound", async () => {
+    const messageBytes = framedBytes(
+      encodeFrameParts(
+        SubscribeResponseSchema,
+        create(SubscribeResponseSchema, { seq: 1n, kind: { case: "batch", value: makeBatch("streams/s", 0, 0, 1, payloadBytes) } }),
+      ),
+    );
+    const session = http2.connect(server.url, { ca: pki.alice.caPem, cert: pki.alice.certPem, key: pki.alice.keyPem });
+    try {
+      const call = session.request({
+        ":method": "POST",
+        ":path": "/lclstream.buffer.v1.BufferService/Subscribe",
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      const request = toBinary(SubscribeRequestSchema, create(SubscribeRequestSchema, { stream: "streams/s", consumerGroup: "g" }));
+      call.end(Buffer.concat([frameHeader(request.byteLength), request]));
+      await new Promise((resolve) => call.once("response", resolve));
+      call.pause(); // the client's 64 KiB window fills; the rest waits in the server
+      const ahead = (await settled(() => yielded)) * messageBytes;
+      expect(ahead, "written ahead of the reader").toBeGreaterThan(writeAheadBytes);
+      expect(ahead, "and no further than the bound, one window and one message").toBeLessThanOrEqual(writeAheadBytes + 2 * 65_535 + messageBytes);
+      // Everything still arrives, in order, once the reader reads.
+      const reader = new GrpcFrameReader(1 << 20);
+      const seqs: bigint[] = [];
+      call.on("data", (chunk: Buffer) => {
+        for (const parts of reader.push(chunk) as Uint8Array[][]) seqs.push(fromBinary(SubscribeResponseSchema, contiguous(parts)).seq);
+      });
+      call.resume();
+      await new Promise((resolve) => call.once("end", resolve));
+      expect(seqs).toEqual(Array.from({ length: count }, (_, i) => BigInt(i + 1)));
+    } finally {
+      session.close();
+    }
+  });
+
+  it("sends a client stream's messages ahead of a server that has stopped reading, up to the bound", async () => {
+    released = new Promise((resolve) => (release = resolve));
+    const messageBytes = framedBytes(
+      encodeFrameParts(
+        WirePublishRequestSchema,
+        create(WirePublishRequestSchema, { kind: { case: "batch", value: toBinary(EventBatchSchema, makeBatch("streams/s", 0, 0, 1, payloadBytes)) } }),
+      ),
+    );
+    async function* requests() {
+      for (pulled = 1; pulled <= count; pulled++) yield { kind: { case: "batch" as const, value: makeBatch("streams/s", 0, pulled, 1, payloadBytes) } };
+    }
+    const client = createClient(BufferService, createMeshTransport({ baseUrl: server.url, tls: pki.alice }));
+    const call = client.publish(requests());
+    const ahead = (await settled(() => pulled)) * messageBytes;
+    expect(ahead, "written ahead of the server").toBeGreaterThan(writeAheadBytes);
+    // The server's 64 KiB windows (stream and connection, as it sets them) bound what the network holds.
+    expect(ahead, "and no further than the bound, the windows and one message").toBeLessThanOrEqual(writeAheadBytes + 3 * 65_535 + messageBytes);
+    release();
+    expect((await call).acceptedBatches).toBe(BigInt(count));
   });
 });

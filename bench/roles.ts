@@ -22,7 +22,7 @@ import { BufferService, SubscribeRequestSchema } from "../gen/lclstream/buffer/v
 import { ColumnsSchema, DataType, EventBatchSchema, PayloadFormat, SerializedPayloadSchema } from "../gen/lclstream/data/v1/data_pb.js";
 import { createMeshTransport } from "../services/common/client.js";
 import type { CertMaterial } from "../services/common/pki.js";
-import { Acker } from "../services/common/acker.js";
+import { Acker, ackGroupSize } from "../services/common/acker.js";
 import { ByteParts } from "../services/common/byte-parts.js";
 import { frameHeader, GrpcFrameReader, bytesFieldPrefix } from "../services/common/grpc-frames.js";
 import { WireBufferService } from "../services/buffer/wire.js";
@@ -228,9 +228,13 @@ async function subscribe() {
   const latencies: number[] = [];
   const m = args.count ? countMeter(args.count, args.warmupCount) : meter(() => (args.rate ? { latenciesMs: latencies } : {}));
   let consumerId = "";
-  // As `lclstream get` acknowledges.
-  const acker = new Acker((seqs) => client.ack({ stream: args.stream!, consumerGroup: args.group!, consumerId, seqs }), { groupSize: 8, intervalMs: 20 });
-  for await (const r of client.subscribe({ stream: args.stream!, consumerGroup: args.group!, maxInFlight: 32 })) {
+  const window = 32;
+  // As `lclstream get` acknowledges: in groups of half its window.
+  const acker = new Acker((seqs) => client.ack({ stream: args.stream!, consumerGroup: args.group!, consumerId, seqs }), {
+    groupSize: ackGroupSize(window),
+    intervalMs: 20,
+  });
+  for await (const r of client.subscribe({ stream: args.stream!, consumerGroup: args.group!, maxInFlight: window })) {
     if (r.kind.case === "started") consumerId = r.kind.value.consumerId;
     if (r.kind.case !== "batch") continue;
     const batch = r.kind.value;

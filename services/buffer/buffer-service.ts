@@ -25,7 +25,7 @@ import {
   type SubscribeRequest,
 } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { idle } from "../common/async-queue.js";
-import { defaultConsumerGroup } from "../common/data-path.js";
+import { defaultConsumerGroup, defaultMaxInFlight } from "../common/data-path.js";
 import type { ByteParts } from "../common/byte-parts.js";
 import { invalidArgument, rpcError, type FieldViolation } from "../common/errors.js";
 import { resolveIdentity, type Identity } from "../common/identity.js";
@@ -179,7 +179,7 @@ export function createBufferService(deps: BufferServiceDeps): BufferImplementati
       if (names.has(g.name)) v.push({ field: `stream.consumer_groups[${i}].name`, description: `"${g.name}" is named twice` });
       names.add(g.name);
       if (g.maxInFlight > 10_000) v.push({ field: `stream.consumer_groups[${i}].max_in_flight`, description: "at most 10000" });
-      g.maxInFlight ||= 16;
+      g.maxInFlight ||= defaultMaxInFlight;
       if (g.mode === DeliveryMode.UNSPECIFIED) g.mode = DeliveryMode.RELIABLE;
     }
     if (definition.consumerGroups.length > 64) v.push({ field: "stream.consumer_groups", description: "at most 64 groups" });

@@ -20,9 +20,9 @@ import { toBinary } from "@bufbuild/protobuf";
 import { BufferService, DeliveryMode, ShardAssignment } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { EventBatchSchema, type EventBatch, type StreamTotals } from "../../gen/lclstream/data/v1/data_pb.js";
 import { type DataRequestService, DataRequest_State as State, type DataRequest, type StreamShard } from "../../gen/lclstream/request/v1/request_pb.js";
-import { Acker } from "../common/acker.js";
+import { Acker, ackGroupSize } from "../common/acker.js";
 import { backoffMs, sleep } from "../common/backoff.js";
-import { defaultConsumerGroup } from "../common/data-path.js";
+import { defaultConsumerGroup, defaultMaxInFlight } from "../common/data-path.js";
 import { dtypeFromProto, typedView } from "../producer/ndarray.js";
 import { mergeTotals, shardCallHeaders, shardsOf, sumTotals } from "../common/shards.js";
 
@@ -188,7 +188,9 @@ export async function fetchRequest(o: FetchOptions): Promise<{ request: DataRequ
   const sharded = shards.length > 1;
   const group = o.group ?? defaultGroup(request.consumerGroups);
   // Assigned mode: this consumer reads the shards the request service gives it, not all of them.
-  const assigned = sharded && request.consumerGroups.find((g) => g.name === group)?.shardAssignment === ShardAssignment.ASSIGNED;
+  const groupConfig = request.consumerGroups.find((g) => g.name === group);
+  const assigned = sharded && groupConfig?.shardAssignment === ShardAssignment.ASSIGNED;
+  const ackGroup = ackGroupSize(groupConfig?.maxInFlight || defaultMaxInFlight);
   const journal = o.out ? await openJournal(o.out, request.name, group) : undefined;
   const started = performance.now();
   const progress: FetchProgress = { events: 0, batches: 0, bytes: 0, hits: 0, seconds: 0, bytesPerSecond: 0, resumedBatches: 0, lag: 0 };
@@ -247,10 +249,10 @@ export async function fetchRequest(o: FetchOptions): Promise<{ request: DataRequ
   async function subscribeOnce(shard: StreamShard, buffer: Client<typeof BufferService>, reading: ShardReading): Promise<StreamTotals | undefined> {
     let consumerId = "";
     const signal = reading.signal;
-    // Acknowledgements go in small groups beside the stream; the end of stream waits for them.
+    // Acknowledgements go in groups beside the stream; the end of stream waits for them.
     const route = shardCallHeaders(shard);
     const acker = new Acker((seqs) => buffer.ack({ stream: shard.stream, consumerGroup: group, consumerId, seqs }, { signal, ...route }), {
-      groupSize: 4,
+      groupSize: ackGroup,
       intervalMs: 20,
     });
     reading.acks = acker;

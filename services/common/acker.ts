@@ -57,3 +57,14 @@ export class Acker {
     return call;
   }
 }
+
+/**
+ * The group size for a consumer holding at most `window` unacknowledged
+ * batches: half of it, so the buffer never waits on an Ack to send more, and
+ * a stream of small batches makes few Ack calls (each one costs the buffer a
+ * call's worth of work). Relay of 64 KiB batches with a window of 32: groups
+ * of 16 carried 286 and 323 MB/s where groups of 8 carried 250 and 268.
+ */
+export function ackGroupSize(window: number): number {
+  return Math.max(1, Math.floor(window / 2));
+}

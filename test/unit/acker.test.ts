@@ -1,6 +1,6 @@
 /** Acker (services/common/acker.ts): acknowledgements in groups, one call at a time, with a fake send. */
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { Acker } from "../../services/common/acker.js";
+import { Acker, ackGroupSize } from "../../services/common/acker.js";
 
 describe("Acker", () => {
   beforeEach(() => vi.useFakeTimers());
@@ -63,5 +63,13 @@ describe("Acker", () => {
     acker.close();
     await vi.advanceTimersByTimeAsync(100);
     expect(calls).toHaveLength(0);
+  });
+
+  it("sizes groups at half the window, so a consumer with a window of one or two never waits for the interval", async () => {
+    expect([1, 2, 3, 16, 32].map(ackGroupSize)).toEqual([1, 1, 1, 8, 16]);
+    const { calls, send } = fakeSend();
+    const acker = new Acker(send, { groupSize: ackGroupSize(2), intervalMs: 20 });
+    acker.add(1n);
+    expect(calls.map((c) => c.seqs), "sent without waiting for the timer").toEqual([[1n]]);
   });
 });

@@ -247,7 +247,9 @@ export function createRequestService(deps: RequestServiceDeps): ServiceImpl<type
         readers,
         parallelism: d.parallelism || 1,
         backend: d.backend || deps.defaultBackend,
-        consumerGroups: d.consumerGroups.length ? d.consumerGroups : [create(ConsumerGroupSchema, { name: defaultConsumerGroup, maxInFlight: defaultMaxInFlight })],
+        consumerGroups: d.consumerGroups.length
+          ? d.consumerGroups
+          : [create(ConsumerGroupSchema, { name: defaultConsumerGroup, maxInFlight: defaultMaxInFlight })],
         state: State.PENDING,
         stateReason: "",
         shardCount: d.shardCount || 1,

@@ -70,6 +70,9 @@ describe("Acker", () => {
     const { calls, send } = fakeSend();
     const acker = new Acker(send, { groupSize: ackGroupSize(2), intervalMs: 20 });
     acker.add(1n);
-    expect(calls.map((c) => c.seqs), "sent without waiting for the timer").toEqual([[1n]]);
+    expect(
+      calls.map((c) => c.seqs),
+      "sent without waiting for the timer",
+    ).toEqual([[1n]]);
   });
 });

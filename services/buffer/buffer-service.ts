@@ -25,6 +25,7 @@ import {
   type SubscribeRequest,
 } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { idle } from "../common/async-queue.js";
+import { writeAheadKey } from "../common/direct-grpc.js";
 import { defaultConsumerGroup, defaultMaxInFlight } from "../common/data-path.js";
 import type { ByteParts } from "../common/byte-parts.js";
 import { invalidArgument, rpcError, type FieldViolation } from "../common/errors.js";
@@ -307,6 +308,8 @@ export function createBufferService(deps: BufferServiceDeps): BufferImplementati
       }
       if (req.maxInFlight > 10_000) throw invalidArgument(bufferDomain, [{ field: "max_in_flight", description: "at most 10000" }]);
       const consumer = live.subscribe(req.consumerGroup, req.maxInFlight, Number(req.startSeq));
+      // The newest batch when the reader is ready, not several that queued while it was slow.
+      if (group.config.mode === "latest") ctx.values.set(writeAheadKey, 0);
       try {
         yield { kind: { case: "started", value: { consumerId: consumer.id, consumerGroup: group.config.name } } };
         for await (const d of consumer.outbox.drain(ctx.signal, deps.heartbeatMs ?? 15_000)) {

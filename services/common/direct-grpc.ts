@@ -9,7 +9,7 @@
  */
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, createHandlerContext, createMethodImplSpec, type ContextValues, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey, createHandlerContext, createMethodImplSpec, type ContextValues, type Interceptor } from "@connectrpc/connect";
 import { transformInvokeImplementation } from "@connectrpc/connect/protocol";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { Logger } from "pino";
@@ -42,6 +42,14 @@ export interface DirectGrpcOptions {
   shutdownSignal: AbortSignal;
   logger: Logger;
 }
+
+/**
+ * How far a call's responses may get ahead of its reader (bytes unsent before
+ * the writer waits): `writeAheadBytes` unless the implementation sets less in
+ * its context's values, as a latest-only subscription does (0: what it sends
+ * next should be the newest, not what queued while the reader was slow).
+ */
+export const writeAheadKey = createContextKey(writeAheadBytes, { description: "bytes a response stream may hold unsent" });
 
 /** Decoded requests queued beyond this pause reading (HTTP/2 flow control pushes back on the client). */
 const queuedRequestsBeforePause = 2;
@@ -125,7 +133,8 @@ async function serveCall({ service, method, impl }: DirectMethod, req: Http2Serv
         res.stream.cork();
         for (const part of parts) res.write(part);
         res.stream.uncork();
-        if (res.stream.writableLength > writeAheadBytes) await drained(res, context.signal);
+        // (Node emits "drain" only after a write found the stream full.)
+        if (res.stream.writableNeedDrain && res.stream.writableLength > context.values.get(writeAheadKey)) await drained(res, context.signal);
       }
     } catch (error) {
       failure = ConnectError.from(error);

@@ -118,7 +118,7 @@ export function createDirectStreamCall(sessions: SessionManager, maxMessageBytes
         h2.cork();
         for (const part of encodeFrameParts(method.input, create(method.input, init))) h2.write(part);
         h2.uncork();
-        if (h2.writableLength > writeAheadBytes) await drained(h2);
+        if (h2.writableNeedDrain && h2.writableLength > writeAheadBytes) await drained(h2);
       }
       h2.end();
     })().catch((error: unknown) => fail(ConnectError.from(error)));

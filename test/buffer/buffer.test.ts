@@ -6,9 +6,18 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, createClient, type Client } from "@connectrpc/connect";
 import type * as grpc from "@grpc/grpc-js";
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { EventBatchSchema, type EventBatch } from "../../gen/lclstream/data/v1/data_pb.js";
-import { BufferService, DeliveryMode, Stream_State, SubscribeRequestSchema, type SubscribeResponse } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
+import {
+  BufferService,
+  DeliveryMode,
+  Stream_State,
+  SubscribeRequestSchema,
+  SubscribeResponseSchema,
+  type SubscribeResponse,
+} from "../../gen/lclstream/buffer/v1/buffer_pb.js";
+import { contiguous } from "../../services/common/byte-parts.js";
+import { frameHeader, GrpcFrameReader } from "../../services/common/grpc-frames.js";
 import { createMeshTransport } from "../../services/common/client.js";
 import { createGrpcJsClient, grpcJsCredentials } from "../helpers/grpc-js.js";
 import type { CertMaterial } from "../../services/common/pki.js";
@@ -248,6 +257,42 @@ describe("buffer", () => {
     expect(v.seqs.length).toBeLessThan(40);
     expect(v.seqs.at(-1)).toBe(40);
     expect(v.end!.batchCount).toBe(40n);
+  });
+
+  it("sends a latest-only reader that was slow the newest batch next, not what queued while it read nothing", async () => {
+    const { name, token } = await newStream({ consumerGroups: [{ name: "viewer", mode: DeliveryMode.LATEST_ONLY }] });
+    const session = http2.connect(buffer.url, { ca: pki.alice.caPem, cert: pki.alice.certPem, key: pki.alice.keyPem });
+    try {
+      const call = session.request({
+        ":method": "POST",
+        ":path": "/lclstream.buffer.v1.BufferService/Subscribe",
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      const request = toBinary(SubscribeRequestSchema, create(SubscribeRequestSchema, { stream: name, consumerGroup: "viewer" }));
+      call.end(Buffer.concat([frameHeader(request.byteLength), request]));
+      await new Promise((resolve) => call.once("response", resolve));
+      call.pause(); // a 64 KiB window: two of these batches
+      await alice().publish(publishMessages(name, token, 0, 0, 200, { payloadBytes: 32 * KiB }));
+      await new Promise((r) => setTimeout(r, 300));
+      const reader = new GrpcFrameReader(1 << 20);
+      const seqs: bigint[] = [];
+      const newest = new Promise<void>((resolve) =>
+        call.on("data", (chunk: Buffer) => {
+          for (const parts of reader.push(chunk) as Uint8Array[][]) {
+            const r = fromBinary(SubscribeResponseSchema, contiguous(parts));
+            if (r.kind.case === "batch") seqs.push(r.seq);
+            if (r.seq === 200n) resolve();
+          }
+        }),
+      );
+      call.resume();
+      await newest;
+      // What the window held, the one being written, and the newest; never the hundred batches in between.
+      expect(seqs.length, `received ${seqs.join(" ")}`).toBeLessThanOrEqual(5);
+    } finally {
+      session.close();
+    }
   });
 
   it("serves the reference gRPC client (grpc-js), which decodes batches sent as raw bytes", async () => {

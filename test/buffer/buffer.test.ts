@@ -1,23 +1,13 @@
 /** The buffer over real mTLS: groups, work sharing, redelivery, backpressure, replay, latest-only, access. */
 import { mkdtemp, rm } from "node:fs/promises";
-import * as http2 from "node:http2";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, createClient, type Client } from "@connectrpc/connect";
 import type * as grpc from "@grpc/grpc-js";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { toBinary } from "@bufbuild/protobuf";
 import { EventBatchSchema, type EventBatch } from "../../gen/lclstream/data/v1/data_pb.js";
-import {
-  BufferService,
-  DeliveryMode,
-  Stream_State,
-  SubscribeRequestSchema,
-  SubscribeResponseSchema,
-  type SubscribeResponse,
-} from "../../gen/lclstream/buffer/v1/buffer_pb.js";
-import { contiguous } from "../../services/common/byte-parts.js";
-import { frameHeader, GrpcFrameReader } from "../../services/common/grpc-frames.js";
+import { BufferService, DeliveryMode, Stream_State, type SubscribeResponse } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { createMeshTransport } from "../../services/common/client.js";
 import { createGrpcJsClient, grpcJsCredentials } from "../helpers/grpc-js.js";
 import type { CertMaterial } from "../../services/common/pki.js";
@@ -25,7 +15,7 @@ import { build, type BufferServer } from "../../services/buffer/server.js";
 import { RevocationSet } from "../../services/common/revocation.js";
 import { createTestPki, type TestPki } from "../helpers/pki.js";
 import { collect } from "../helpers/grpc-js.js";
-import { consume, makeBatch, publishMessages } from "../helpers/buffer.js";
+import { bareSubscribe, consume, makeBatch, onResponses, publishMessages } from "../helpers/buffer.js";
 import { failure } from "../helpers/errors.js";
 
 const KiB = 1024;
@@ -129,18 +119,7 @@ describe("buffer", () => {
     // 8 batches of 32 KiB overfill a reader's 64 KiB HTTP/2 window: the buffer waits on flow control.
     const { name, token } = await newStream({ consumerGroups: [{ name: "g", maxInFlight: 8 }] });
     await alice().publish(publishMessages(name, token, 0, 0, 8, { done: true, payloadBytes: 32 * KiB }));
-    const session = http2.connect(buffer.url, { ca: pki.alice.caPem, cert: pki.alice.certPem, key: pki.alice.keyPem });
-    const call = session.request({
-      ":method": "POST",
-      ":path": "/lclstream.buffer.v1.BufferService/Subscribe",
-      "content-type": "application/grpc",
-      te: "trailers",
-    });
-    const request = toBinary(SubscribeRequestSchema, create(SubscribeRequestSchema, { stream: name, consumerGroup: "g" }));
-    const header = Buffer.alloc(5);
-    header.writeUInt32BE(request.byteLength, 1);
-    call.end(Buffer.concat([header, request]));
-    await new Promise((resolve) => call.once("response", resolve));
+    const { session, call } = await bareSubscribe(buffer.url, pki.alice, name, "g");
     call.pause(); // reads nothing more: the window fills
     const group = async () => (await alice().getStream({ name })).stream!.metrics!.groups[0]!;
     for (let i = 0; i < 100 && (await group()).deliveredBatches < 8n; i++) await new Promise((r) => setTimeout(r, 20));
@@ -261,29 +240,16 @@ describe("buffer", () => {
 
   it("sends a latest-only reader that was slow the newest batch next, not what queued while it read nothing", async () => {
     const { name, token } = await newStream({ consumerGroups: [{ name: "viewer", mode: DeliveryMode.LATEST_ONLY }] });
-    const session = http2.connect(buffer.url, { ca: pki.alice.caPem, cert: pki.alice.certPem, key: pki.alice.keyPem });
+    const { session, call } = await bareSubscribe(buffer.url, pki.alice, name, "viewer");
     try {
-      const call = session.request({
-        ":method": "POST",
-        ":path": "/lclstream.buffer.v1.BufferService/Subscribe",
-        "content-type": "application/grpc",
-        te: "trailers",
-      });
-      const request = toBinary(SubscribeRequestSchema, create(SubscribeRequestSchema, { stream: name, consumerGroup: "viewer" }));
-      call.end(Buffer.concat([frameHeader(request.byteLength), request]));
-      await new Promise((resolve) => call.once("response", resolve));
       call.pause(); // a 64 KiB window: two of these batches
       await alice().publish(publishMessages(name, token, 0, 0, 200, { payloadBytes: 32 * KiB }));
       await new Promise((r) => setTimeout(r, 300));
-      const reader = new GrpcFrameReader(1 << 20);
       const seqs: bigint[] = [];
       const newest = new Promise<void>((resolve) =>
-        call.on("data", (chunk: Buffer) => {
-          for (const parts of reader.push(chunk) as Uint8Array[][]) {
-            const r = fromBinary(SubscribeResponseSchema, contiguous(parts));
-            if (r.kind.case === "batch") seqs.push(r.seq);
-            if (r.seq === 200n) resolve();
-          }
+        onResponses(call, (r) => {
+          if (r.kind.case === "batch") seqs.push(r.seq);
+          if (r.seq === 200n) resolve();
         }),
       );
       call.resume();

@@ -21,7 +21,7 @@ import { errorInfo } from "../../services/common/errors.js";
 import { ByteParts, contiguous } from "../../services/common/byte-parts.js";
 import { decodeFrame, encodeFrameParts, frameHeader, GrpcFrameReader, writeAheadBytes } from "../../services/common/grpc-frames.js";
 import { serve, type LclstreamServer } from "../../services/common/server.js";
-import { consume, makeBatch, publishMessages } from "../helpers/buffer.js";
+import { bareSubscribe, consume, makeBatch, onResponses, publishMessages } from "../helpers/buffer.js";
 import { codeAndReason } from "../helpers/errors.js";
 import { createTestPki, type TestPki } from "../helpers/pki.js";
 import { startServer } from "../helpers/servers.js";
@@ -332,27 +332,15 @@ describe("writing ahead on the direct path", () => {
         create(SubscribeResponseSchema, { seq: 1n, kind: { case: "batch", value: makeBatch("streams/s", 0, 0, 1, payloadBytes) } }),
       ),
     );
-    const session = http2.connect(server.url, { ca: pki.alice.caPem, cert: pki.alice.certPem, key: pki.alice.keyPem });
+    const { session, call } = await bareSubscribe(server.url, pki.alice, "streams/s", "g");
     try {
-      const call = session.request({
-        ":method": "POST",
-        ":path": "/lclstream.buffer.v1.BufferService/Subscribe",
-        "content-type": "application/grpc",
-        te: "trailers",
-      });
-      const request = toBinary(SubscribeRequestSchema, create(SubscribeRequestSchema, { stream: "streams/s", consumerGroup: "g" }));
-      call.end(Buffer.concat([frameHeader(request.byteLength), request]));
-      await new Promise((resolve) => call.once("response", resolve));
       call.pause(); // the client's 64 KiB window fills; the rest waits in the server
       const ahead = (await settled(() => yielded)) * messageBytes;
       expect(ahead, "written ahead of the reader").toBeGreaterThan(writeAheadBytes);
       expect(ahead, "and no further than the bound, one window and one message").toBeLessThanOrEqual(writeAheadBytes + 2 * 65_535 + messageBytes);
       // Everything still arrives, in order, once the reader reads.
-      const reader = new GrpcFrameReader(1 << 20);
       const seqs: bigint[] = [];
-      call.on("data", (chunk: Buffer) => {
-        for (const parts of reader.push(chunk) as Uint8Array[][]) seqs.push(fromBinary(SubscribeResponseSchema, contiguous(parts)).seq);
-      });
+      onResponses(call, (r) => seqs.push(r.seq));
       call.resume();
       await new Promise((resolve) => call.once("end", resolve));
       expect(seqs).toEqual(Array.from({ length: count }, (_, i) => BigInt(i + 1)));

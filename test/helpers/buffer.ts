@@ -1,7 +1,17 @@
 /** Producers and consumers of a real buffer, for tests: batches with known contents, publishing, consuming with acks. */
-import { create } from "@bufbuild/protobuf";
+import * as http2 from "node:http2";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
-import type { BufferService, PublishRequestSchema, SubscribeResponse } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
+import {
+  type BufferService,
+  type PublishRequestSchema,
+  SubscribeRequestSchema,
+  SubscribeResponseSchema,
+  type SubscribeResponse,
+} from "../../gen/lclstream/buffer/v1/buffer_pb.js";
+import { contiguous } from "../../services/common/byte-parts.js";
+import { frameHeader, GrpcFrameReader } from "../../services/common/grpc-frames.js";
+import type { CertMaterial } from "../../services/common/pki.js";
 import { EventBatchSchema, PayloadFormat, type EventBatch, type StreamTotals } from "../../gen/lclstream/data/v1/data_pb.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 
@@ -84,4 +94,31 @@ export async function consume(
     }
   }
   return out;
+}
+
+/**
+ * A Subscribe on a bare HTTP/2 session, whose windows stay at HTTP/2's 64 KiB:
+ * for tests of what the server sends a reader that stops. Resolves once the
+ * response headers came; close `session` when done.
+ */
+export async function bareSubscribe(url: string, tls: CertMaterial, stream: string, consumerGroup: string) {
+  const session = http2.connect(url, { ca: tls.caPem, cert: tls.certPem, key: tls.keyPem });
+  const call = session.request({
+    ":method": "POST",
+    ":path": "/lclstream.buffer.v1.BufferService/Subscribe",
+    "content-type": "application/grpc",
+    te: "trailers",
+  });
+  const request = toBinary(SubscribeRequestSchema, create(SubscribeRequestSchema, { stream, consumerGroup }));
+  call.end(Buffer.concat([frameHeader(request.byteLength), request]));
+  await new Promise((resolve) => call.once("response", resolve));
+  return { session, call };
+}
+
+/** Calls `onResponse` with each message a bare Subscribe `call` receives, decoded. */
+export function onResponses(call: http2.ClientHttp2Stream, onResponse: (r: SubscribeResponse) => void): void {
+  const reader = new GrpcFrameReader(1 << 20);
+  call.on("data", (chunk: Buffer) => {
+    for (const parts of reader.push(chunk) as Uint8Array[][]) onResponse(fromBinary(SubscribeResponseSchema, contiguous(parts)));
+  });
 }

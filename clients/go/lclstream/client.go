@@ -307,9 +307,13 @@ func (c *Client) consumeShard(ctx context.Context, shard *requestv1.StreamShard,
 	if err != nil {
 		return nil, err
 	}
+	window, err := groupWindow(ctx, buffer, shard.Stream, group)
+	if err != nil {
+		return nil, err
+	}
 	var batches, events uint64
 	consumerID := ""
-	acks := newAcker(ctx, buffer, shard.Stream, group, &consumerID)
+	acks := newAcker(ctx, buffer, shard.Stream, group, &consumerID, max(1, window/2))
 	defer acks.close()
 	for {
 		res, err := stream.Recv()
@@ -341,17 +345,36 @@ func (c *Client) consumeShard(ctx context.Context, shard *requestv1.StreamShard,
 	}
 }
 
+// defaultMaxInFlight is the buffer's window for a group that sets none.
+const defaultMaxInFlight = 16
+
+// groupWindow is the most unacknowledged batches the buffer sends a consumer
+// of group: the group's max_in_flight, as the stream declares it.
+func groupWindow(ctx context.Context, buffer bufferv1.BufferServiceClient, stream, group string) (int, error) {
+	res, err := buffer.GetStream(ctx, &bufferv1.GetStreamRequest{Name: stream})
+	if err != nil {
+		return 0, err
+	}
+	for _, g := range res.Stream.ConsumerGroups {
+		if g.Name == group && g.MaxInFlight > 0 {
+			return int(g.MaxInFlight), nil
+		}
+	}
+	return defaultMaxInFlight, nil
+}
+
 // acker acknowledges a subscription's seqs beside it, without holding up the
-// reading: in groups of 16, or 20 ms after the first of a group, one Ack
-// call at a time. A failed Ack ends the subscription (what was not
-// acknowledged is delivered again).
+// reading: in groups of groupSize (half the window, so the buffer never
+// waits on an Ack with nothing in flight), or 20 ms after the first of a
+// group, one Ack call at a time. A failed Ack ends the subscription (what
+// was not acknowledged is delivered again).
 type acker struct {
 	seqs chan uint64
 	err  chan error
 	once sync.Once
 }
 
-func newAcker(ctx context.Context, buffer bufferv1.BufferServiceClient, stream, group string, consumerID *string) *acker {
+func newAcker(ctx context.Context, buffer bufferv1.BufferServiceClient, stream, group string, consumerID *string, groupSize int) *acker {
 	a := &acker{seqs: make(chan uint64, 64), err: make(chan error, 1)}
 	go func() {
 		var pending []uint64
@@ -377,7 +400,7 @@ func newAcker(ctx context.Context, buffer bufferv1.BufferServiceClient, stream, 
 					return
 				}
 				pending = append(pending, seq)
-				if len(pending) >= 16 {
+				if len(pending) >= groupSize {
 					timer.Stop()
 					if !send() {
 						return

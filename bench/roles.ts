@@ -10,7 +10,8 @@
  *                with `count`: that many, then done -> { published }; with `columnar`: as arrays)
  *   subscribe    a consumer of one group, acknowledging -> { bytes, seconds, latenciesMs? }
  *                (with `count`: timed from batch `warmupCount` to the count-th -> { bytes, seconds, cpuMs })
- *   subscribe-bare  the same call on a bare HTTP/2 session, messages framed only (with `count`, as subscribe)
+ *   subscribe-bare  the same call on a bare HTTP/2 session, messages framed only (with `count`, as subscribe;
+ *                with `assemble`: each gathered into one buffer)
  *   floor        what AES-GCM and a memory copy cost per MiB -> { aesMsPerMiB, copyMsPerMiB }
  */
 import { createCipheriv, randomBytes } from "node:crypto";
@@ -23,7 +24,7 @@ import { ColumnsSchema, DataType, EventBatchSchema, PayloadFormat, SerializedPay
 import { createMeshTransport } from "../services/common/client.js";
 import type { CertMaterial } from "../services/common/pki.js";
 import { Acker, ackGroupSize } from "../services/common/acker.js";
-import { ByteParts } from "../services/common/byte-parts.js";
+import { ByteParts, contiguous } from "../services/common/byte-parts.js";
 import { frameHeader, GrpcFrameReader, bytesFieldPrefix } from "../services/common/grpc-frames.js";
 import { WireBufferService } from "../services/buffer/wire.js";
 
@@ -51,6 +52,8 @@ interface Args {
   warmupCount?: number;
   /** Publish batches as columnar arrays (one uint8 field) instead of a serialized payload. */
   columnar?: boolean;
+  /** subscribe-bare: gather each message into one contiguous buffer, as every gRPC client hands messages over. */
+  assemble?: boolean;
   /** A meter prints `{ measuring: true }` when its window opens (so the bench can read other processes' CPU over the same window). */
   announce?: boolean;
 }
@@ -270,7 +273,7 @@ async function subscribeBare() {
   const m = countMeter(args.count! + 1, args.warmupCount! + 1); // its first message says "started"
   const reader = new GrpcFrameReader(64 * MiB);
   call.on("data", (chunk: Buffer) => {
-    for (const parts of reader.push(chunk) as Uint8Array[][]) m.add(parts.reduce((n, p) => n + p.byteLength, 0));
+    for (const parts of reader.push(chunk) as Uint8Array[][]) m.add(args.assemble ? contiguous(parts).byteLength : parts.reduce((n, p) => n + p.byteLength, 0));
   });
 }
 

@@ -523,6 +523,7 @@ async function main() {
         const goDrain = buildGoDrain(dir);
         const readers: [string, (args: DrainArgs) => Promise<any>][] = [
           ["bare HTTP/2 (Node) drain 1MiB, consumers", (args) => role("subscribe-bare", args).next()],
+          ["bare HTTP/2 (Node) drain 1MiB, each message gathered", (args) => role("subscribe-bare", { ...args, assemble: true }).next()],
           ["TS consumer drain 1MiB", (args) => role("subscribe", args).next()],
           ...(goDrain ? [["Go client drain 1MiB", goReader(goDrain, join(dir, "user"))] as [string, (args: DrainArgs) => Promise<any>]] : []),
         ];
@@ -778,11 +779,23 @@ async function main() {
     ? 2000 / (m(`${bare}, CPU`) + 2000 / (m("raw TLS one hop 1MiB") / 1.048576)) / (m(bare) / 1.048576)
     : undefined;
   if (psanaCeiling !== undefined) console.log(`  ${"psana producer vs bare loop: the ceiling".padEnd(46)} ${psanaCeiling.toFixed(2).padStart(6)}`);
+  // Not a target: what any relay with TLS on both hops could carry against pyzmq's plaintext relay if encrypting,
+  // decrypting and the kernel's copies were all its processes did (the floor above), with all of two cores.
+  const aes = "AES-GCM, one pass, in-process";
+  const copy = "memory copy, in-process";
+  const pyzmqRelay = "pyzmq relay 1MiB (plain TCP)";
+  const tlsRelayCeiling = has(aes, copy, pyzmqRelay) ? 2000 / (4 * least(aes) + 4 * least(copy)) / (m(pyzmqRelay) / 1.048576) : undefined;
+  if (tlsRelayCeiling !== undefined) console.log(`  ${"any TLS relay vs pyzmq relay: the ceiling".padEnd(46)} ${tlsRelayCeiling.toFixed(2).padStart(6)}`);
+  // Not a target: the TS consumer against a bare reader that also gathers each message into one buffer, the copy
+  // every gRPC client makes to hand a message over (the bare reader of the target makes none).
+  const gathered = "bare HTTP/2 (Node) drain 1MiB, each message gathered";
+  const consumerVsGathered = has("TS consumer drain 1MiB", gathered) ? m("TS consumer drain 1MiB") / m(gathered) : undefined;
+  if (consumerVsGathered !== undefined) console.log(`  ${"TS consumer vs a reader that gathers".padEnd(46)} ${consumerVsGathered.toFixed(2).padStart(6)}`);
   mkdirSync(resultsDir, { recursive: true });
   const file = join(resultsDir, `${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
   writeFileSync(
     file,
-    `${JSON.stringify({ machine, reps, measureMs, only: only.source, results, targets, unmeasured, fanOutCeiling: ceiling, fanOutVsOneGroup, loaderCeiling, psanaCeiling }, null, 2)}\n`,
+    `${JSON.stringify({ machine, reps, measureMs, only: only.source, results, targets, unmeasured, fanOutCeiling: ceiling, fanOutVsOneGroup, loaderCeiling, psanaCeiling, tlsRelayCeiling, consumerVsGathered }, null, 2)}\n`,
   );
   console.log(`\nwritten to ${file}`);
   if (!unmeasured.length) console.log(`bench/README.md now shows ${updateBenchReadme(benchSourceDir)}`);

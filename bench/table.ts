@@ -24,6 +24,10 @@ export interface BenchResult {
   loaderCeiling?: number;
   /** What two cores allow a psana producer against the bare loop (psana's CPU and raw TLS one hop's, added up). */
   psanaCeiling?: number;
+  /** What two cores allow any relay with TLS on both hops against pyzmq's (four AES-GCM passes and copies a MiB, nothing else). */
+  tlsRelayCeiling?: number;
+  /** The TS consumer against a bare reader that gathers each message into one buffer, as gRPC clients do. */
+  consumerVsGathered?: number;
 }
 
 const start = "<!-- bench-table:start (made by `npm run bench:table`; do not edit) -->";
@@ -54,6 +58,9 @@ export function renderBenchTables(file: string, result: BenchResult): string {
     "|---|---|---|---|",
     ...result.targets.map((t) => `| ${t.name} | ${figure(t.value)} | ${t.op} ${t.limit} | ${t.met ? "met" : "**not met**"} |`),
   ];
+  if (result.tlsRelayCeiling !== undefined) {
+    lines.push(`| (not a target) any relay with TLS on both hops vs pyzmq relay: the ceiling two cores allow | ${figure(result.tlsRelayCeiling)} | | |`);
+  }
   if (result.fanOutCeiling !== undefined) {
     lines.push(`| (not a target) raw TLS, 4 sinks vs 1: the machine's fan-out ceiling | ${figure(result.fanOutCeiling)} | | |`);
   }
@@ -65,6 +72,11 @@ export function renderBenchTables(file: string, result: BenchResult): string {
   }
   if (result.psanaCeiling !== undefined) {
     lines.push(`| (not a target) psana producer vs bare loop: the ceiling two cores allow | ${figure(result.psanaCeiling)} | | |`);
+  }
+  if (result.consumerVsGathered !== undefined) {
+    lines.push(
+      `| (not a target) TS consumer vs a bare reader that gathers each message, as every gRPC client does | ${figure(result.consumerVsGathered)} | | |`,
+    );
   }
   lines.push("", "| measure | median | runs | spread (max − min) / median |", "|---|---|---|---|");
   for (const [name, r] of Object.entries(result.results)) {

@@ -161,16 +161,23 @@ async function main() {
     return { mbps: mbps(r), cpuMsPerMiB: r.cpuMs / (r.bytes / MiB) };
   };
   /** A source through a relay process to `sinks` sinks, each getting every byte (one sink: the two-hop limit); the aggregate. */
-  const rawRelay = async (chunkBytes: number, sinks = 1) => {
-    const sinkProcs = Array.from({ length: sinks }, () => role("tls-sink", { tls: server }));
+  /** Raw TLS source -> relay -> sinks: their MB/s, and with one sink the CPU of all three processes per MiB it received. */
+  const rawRelayMeasured = async (chunkBytes: number, sinks = 1) => {
+    const announce = sinks === 1;
+    const sinkProcs = Array.from({ length: sinks }, () => role("tls-sink", { tls: server, announce }));
     const ports = await Promise.all(sinkProcs.map(async (sink) => (await sink.next()).port as number));
     const relay = role("tls-relay", { tls: server, to: ports });
     const source = role("tls-source", { tls: user, port: (await relay.next()).port, chunkBytes });
+    const pids = [source, relay, ...sinkProcs].map((p) => p.child.pid!);
+    const cpu = () => pids.reduce((sum, pid) => sum + cpuMsOf(pid), 0);
+    const cpuAtStart = announce ? (await sinkProcs[0]!.next(), cpu()) : 0;
     const outs = await Promise.all(sinkProcs.map((sink) => sink.next()));
+    const cpuMsPerMiB = announce ? (cpu() - cpuAtStart) / (outs[0].bytes / MiB) : Number.NaN;
     source.stop();
     relay.stop();
-    return outs.reduce((sum, r) => sum + mbps(r), 0);
+    return { mbps: outs.reduce((sum, r) => sum + mbps(r), 0), cpuMsPerMiB };
   };
+  const rawRelay = async (chunkBytes: number, sinks = 1) => (await rawRelayMeasured(chunkBytes, sinks)).mbps;
 
   /** The seed's transport: pyzmq PUSH -> PULL on plain TCP, and the receiver's CPU per MiB. */
   const seedHop = async (chunkBytes: number) => {
@@ -426,7 +433,12 @@ async function main() {
             );
           }
         }
-        record(`raw TLS relay ${label}`, "MB/s", await repeat(() => rawRelay(size)));
+        const rawRelays = await repeat(() => rawRelayMeasured(size));
+        record(
+          `raw TLS relay ${label}`,
+          "MB/s",
+          rawRelays.map((r) => r.mbps),
+        );
         const relays = await repeat(() => throughBuffer(buffer, size, 1));
         record(
           `buffer relay ${label}`,
@@ -434,6 +446,11 @@ async function main() {
           relays.map((r) => r.mbps),
         );
         if (size !== MiB) continue;
+        record(
+          `raw TLS relay ${label}, CPU of source, relay and sink`,
+          "ms/MiB",
+          rawRelays.map((r) => r.cpuMsPerMiB),
+        );
         record(
           `buffer relay ${label}, CPU of producer, buffer and consumer`,
           "ms/MiB",
@@ -786,6 +803,10 @@ async function main() {
   const pyzmqRelay = "pyzmq relay 1MiB (plain TCP)";
   const tlsRelayCeiling = has(aes, copy, pyzmqRelay) ? 2000 / (4 * least(aes) + 4 * least(copy)) / (m(pyzmqRelay) / 1.048576) : undefined;
   if (tlsRelayCeiling !== undefined) console.log(`  ${"any TLS relay vs pyzmq relay: the ceiling".padEnd(46)} ${tlsRelayCeiling.toFixed(2).padStart(6)}`);
+  // Not a target: raw Node TLS's own relay against the same floor as the relay's CPU target.
+  const rawRelayCpu = "raw TLS relay 1MiB, CPU of source, relay and sink";
+  const rawRelayVsFloor = has(rawRelayCpu, aes, copy) ? m(rawRelayCpu) / (4 * least(aes) + 4 * least(copy)) : undefined;
+  if (rawRelayVsFloor !== undefined) console.log(`  ${"raw TLS relay CPU per MiB vs the floor".padEnd(46)} ${rawRelayVsFloor.toFixed(2).padStart(6)}`);
   // Not a target: the TS consumer against a bare reader that also gathers each message into one buffer, the copy
   // every gRPC client makes to hand a message over (the bare reader of the target makes none).
   const gathered = "bare HTTP/2 (Node) drain 1MiB, each message gathered";
@@ -795,7 +816,7 @@ async function main() {
   const file = join(resultsDir, `${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
   writeFileSync(
     file,
-    `${JSON.stringify({ machine, reps, measureMs, only: only.source, results, targets, unmeasured, fanOutCeiling: ceiling, fanOutVsOneGroup, loaderCeiling, psanaCeiling, tlsRelayCeiling, consumerVsGathered }, null, 2)}\n`,
+    `${JSON.stringify({ machine, reps, measureMs, only: only.source, results, targets, unmeasured, fanOutCeiling: ceiling, fanOutVsOneGroup, loaderCeiling, psanaCeiling, tlsRelayCeiling, rawRelayVsFloor, consumerVsGathered }, null, 2)}\n`,
   );
   console.log(`\nwritten to ${file}`);
   if (!unmeasured.length) console.log(`bench/README.md now shows ${updateBenchReadme(benchSourceDir)}`);

@@ -26,6 +26,8 @@ export interface BenchResult {
   psanaCeiling?: number;
   /** What two cores allow any relay with TLS on both hops against pyzmq's (four AES-GCM passes and copies a MiB, nothing else). */
   tlsRelayCeiling?: number;
+  /** Raw Node TLS's relay, CPU per MiB of its three processes, against the floor of the relay's CPU target. */
+  rawRelayVsFloor?: number;
   /** The TS consumer against a bare reader that gathers each message into one buffer, as gRPC clients do. */
   consumerVsGathered?: number;
 }
@@ -72,6 +74,11 @@ export function renderBenchTables(file: string, result: BenchResult): string {
   }
   if (result.psanaCeiling !== undefined) {
     lines.push(`| (not a target) psana producer vs bare loop: the ceiling two cores allow | ${figure(result.psanaCeiling)} | | |`);
+  }
+  if (result.rawRelayVsFloor !== undefined) {
+    lines.push(
+      `| (not a target) raw TLS relay CPU per MiB vs 4 AES-GCM passes + 4 copies: where Node's TLS itself stands | ${figure(result.rawRelayVsFloor)} | | |`,
+    );
   }
   if (result.consumerVsGathered !== undefined) {
     lines.push(

@@ -60,31 +60,16 @@ export function renderBenchTables(file: string, result: BenchResult): string {
     "|---|---|---|---|",
     ...result.targets.map((t) => `| ${t.name} | ${figure(t.value)} | ${t.op} ${t.limit} | ${t.met ? "met" : "**not met**"} |`),
   ];
-  if (result.tlsRelayCeiling !== undefined) {
-    lines.push(`| (not a target) any relay with TLS on both hops vs pyzmq relay: the ceiling two cores allow | ${figure(result.tlsRelayCeiling)} | | |`);
-  }
-  if (result.fanOutCeiling !== undefined) {
-    lines.push(`| (not a target) raw TLS, 4 sinks vs 1: the machine's fan-out ceiling | ${figure(result.fanOutCeiling)} | | |`);
-  }
-  if (result.fanOutVsOneGroup !== undefined) {
-    lines.push(`| (not a target) 4 groups vs 1 group aggregate: 2x on a machine with cores to spare | ${figure(result.fanOutVsOneGroup)} | | |`);
-  }
-  if (result.loaderCeiling !== undefined) {
-    lines.push(`| (not a target) DataLoader vs grpcio reader: the ceiling two cores allow | ${figure(result.loaderCeiling)} | | |`);
-  }
-  if (result.psanaCeiling !== undefined) {
-    lines.push(`| (not a target) psana producer vs bare loop: the ceiling two cores allow | ${figure(result.psanaCeiling)} | | |`);
-  }
-  if (result.rawRelayVsFloor !== undefined) {
-    lines.push(
-      `| (not a target) raw TLS relay CPU per MiB vs 4 AES-GCM passes + 4 copies: where Node's TLS itself stands | ${figure(result.rawRelayVsFloor)} | | |`,
-    );
-  }
-  if (result.consumerVsGathered !== undefined) {
-    lines.push(
-      `| (not a target) TS consumer vs a bare reader that gathers each message, as every gRPC client does | ${figure(result.consumerVsGathered)} | | |`,
-    );
-  }
+  const references: [number | undefined, string][] = [
+    [result.tlsRelayCeiling, "any relay with TLS on both hops vs pyzmq relay: the ceiling two cores allow"],
+    [result.fanOutCeiling, "raw TLS, 4 sinks vs 1: the machine's fan-out ceiling"],
+    [result.fanOutVsOneGroup, "4 groups vs 1 group aggregate: 2x on a machine with cores to spare"],
+    [result.loaderCeiling, "DataLoader vs grpcio reader: the ceiling two cores allow"],
+    [result.psanaCeiling, "psana producer vs bare loop: the ceiling two cores allow"],
+    [result.rawRelayVsFloor, "raw TLS relay CPU per MiB vs 4 AES-GCM passes + 4 copies: where Node's TLS itself stands"],
+    [result.consumerVsGathered, "TS consumer vs a bare reader that gathers each message, as every gRPC client does"],
+  ];
+  for (const [value, what] of references) if (value !== undefined) lines.push(`| (not a target) ${what} | ${figure(value)} | | |`);
   lines.push("", "| measure | median | runs | spread (max − min) / median |", "|---|---|---|---|");
   for (const [name, r] of Object.entries(result.results)) {
     const spread = r.values.length > 1 ? `${(r.spread * 100).toFixed(0)}%` : "";

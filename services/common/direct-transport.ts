@@ -143,8 +143,11 @@ export function createDirectStreamCall(sessions: SessionManager, maxMessageBytes
       const validated = validateResponse(status, foundStatus ? responseHeader : withoutStatus(responseHeader));
       if (validated.headerError) throw validated.headerError;
     } catch (error) {
-      // Not a gRPC response, or a trailers-only refusal: nothing more will be read.
-      if (!h2.closed) h2.close(http2.constants.NGHTTP2_CANCEL);
+      // Not a gRPC response, or a trailers-only refusal: nothing more will be read. A stream both
+      // sides have ended closes by itself; resetting it as well would count against the server's
+      // guard on rapid resets (nghttp2: a burst of 1000, then 33 a second), and a client refused
+      // that often would lose its whole connection.
+      if (!h2.closed && !(headersEndedStream && h2.writableEnded)) h2.close(http2.constants.NGHTTP2_CANCEL);
       throw error;
     }
 

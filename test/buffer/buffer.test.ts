@@ -308,11 +308,26 @@ describe("buffer", () => {
       code: Code.InvalidArgument,
       fields: ["stream_id", "stream.capacity_bytes", "stream.consumer_groups[0].name", "stream.consumer_groups[2].name"],
     });
+    // Found by the fuzzer: a shard whose last rank is past uint32 was created, and then its metrics could not be sent.
+    expect(await failure(alice().createStream({ stream: { producerCount: 3, shardCount: 2 ** 31 + 1, shardIndex: 7 } }))).toMatchObject({
+      code: Code.InvalidArgument,
+      fields: ["stream.shard_count"],
+    });
     expect(await failure(alice().createStream({ stream: { capacityBytes: 64n * 1024n * 1024n * 1024n } }))).toMatchObject({
       code: Code.ResourceExhausted,
       reason: "BUFFER_FULL",
     });
   });
+
+  it("keeps a client's connection through a thousand refused Acks", async () => {
+    // Each refusal ends the call from the server's side. A client that reset the stream as well
+    // tripped the server's guard on rapid resets (a burst of 1000) at call 1001, and lost its connection.
+    const client = alice();
+    const { name } = await newStream({ consumerGroups: [{ name: "g" }] });
+    const codes = new Set<Code>();
+    for (let i = 0; i < 1100; i++) codes.add((await failure(client.ack({ stream: name, consumerGroup: "g", consumerId: "gone", seqs: [1n] }))).code);
+    expect([...codes]).toEqual([Code.NotFound]);
+  }, 30_000);
 
   it("is idempotent by request_id, and deleting a stream ends its subscriptions", async () => {
     const first = await alice().createStream({ stream: { consumerGroups: [{ name: "g" }] }, requestId: "r-1" });

@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { createClient } from "@connectrpc/connect";
 import { BufferService, DeliveryMode, StreamSchema, Stream_State } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { createMeshTransportFromCertDir } from "../common/client.js";
-import { build, type BufferConfig } from "../buffer/server.js";
+import type { BufferConfig } from "../buffer/server.js";
 import { addServeOptions, asJson, serveConfig, serveUntilSignal, meshEndpoint, meshOptions } from "./options.js";
 
 async function bufferClient(o: { url?: string; certDir?: string; stateDir?: string }) {
@@ -18,6 +18,7 @@ export function registerBufferCommands(program: Command): void {
   const buffer = program.command("buffer").description("the buffer between producers and consumers: run it, look at its streams");
 
   addServeOptions(buffer.command("serve").description("run the buffer"), "buffer").action(async (o) => {
+    const { build } = await import("../buffer/server.js"); // the server's code, only to serve
     const server = await build((await serveConfig(o)) as BufferConfig);
     await serveUntilSignal("buffer", server);
   });

@@ -12,7 +12,6 @@ import { CertificateAuthorityService, Certificate_Issuance, Certificate_State, R
 import { caFingerprint, caPaths, initAuthority } from "../ca/authority.js";
 import { issueOffline } from "../ca/offline.js";
 import { enroll } from "../ca/enroll-client.js";
-import { build } from "../ca/server.js";
 import { createMeshTransportFromCertDir } from "../common/client.js";
 import { readCertDir, writeCertDir, type KeyType } from "../common/pki.js";
 import { CertificateKeeper, describeCertificate } from "../common/renewal.js";
@@ -96,6 +95,7 @@ export function registerCaCommands(program: Command): void {
     .option("--metrics-host <address>", "address the metrics port binds (default 127.0.0.1)")
     .option("--log-file <file>", "append the JSON logs to this file instead of stderr")
     .action(async (o) => {
+      const { build } = await import("../ca/server.js"); // the server's code, only to serve
       const server = await build({
         stateDir: o.stateDir,
         host: o.host,

@@ -16,7 +16,6 @@ import { createMeshTransport } from "../common/client.js";
 import { readCertDir } from "../common/pki.js";
 import { stepSchema } from "../producer/config.js";
 import { fetchRequest } from "./fetch.js";
-import { startLocalMesh } from "./local-mesh.js";
 
 export function registerDemoCommand(program: Command): void {
   program
@@ -27,6 +26,7 @@ export function registerDemoCommand(program: Command): void {
     .action(async (o: { events: number; ranks: number }) => {
       const stateDir = await mkdtemp(join(tmpdir(), "lclstream-demo-"));
       const started = performance.now();
+      const { startLocalMesh } = await import("./local-mesh.js"); // every server: loaded when the demo runs (see program.ts)
       const mesh = await startLocalMesh({ stateDir, logLevel: "error" });
       try {
         const e = mesh.endpoints;

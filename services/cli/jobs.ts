@@ -12,7 +12,7 @@ import { createMeshTransportFromCertDir } from "../common/client.js";
 import { reportReached } from "../jobs/job-dir.js";
 import { psikStateNames } from "../jobs/job-states.js";
 import { readJobSpecDocument } from "../jobs/psik-spec.js";
-import { build, type JobsConfig } from "../jobs/server.js";
+import type { JobsConfig } from "../jobs/server.js";
 import { addServeOptions, asJson, readStdin, serveConfig, serveUntilSignal, meshEndpoint, meshOptions } from "./options.js";
 
 async function jobsClient(o: { url?: string; certDir?: string; stateDir?: string }) {
@@ -41,6 +41,7 @@ export function registerJobsCommands(program: Command): void {
 
   addServeOptions(jobs.command("serve").description("run the job queue (local backend by default; Slurm backends from --config)"), "job queue").action(
     async (o) => {
+      const { build } = await import("../jobs/server.js"); // the server's code, only to serve
       const server = await build((await serveConfig(o)) as JobsConfig);
       await serveUntilSignal("jobs", server);
     },

@@ -24,8 +24,8 @@ function explain(error: unknown): string {
   return message;
 }
 
-createProgram()
-  .parseAsync(process.argv)
+createProgram(process.argv)
+  .then((program) => program.parseAsync(process.argv))
   .catch((error: unknown) => {
     console.error(`lclstream: ${explain(error)}`);
     // Now, whatever is still open (a producer's connection to the buffer): a

@@ -8,7 +8,7 @@ import { createLogger } from "../common/logger.js";
 import { readProducerConfig } from "../producer/config.js";
 import { checkPipeline } from "../producer/pipeline.js";
 import { oneLine, produce, producerFailurePrefix, rankFromEnvironment, type Progress } from "../producer/run.js";
-import { build as buildProducerService, type ProducerServerConfig } from "../producer/server.js";
+import type { ProducerServerConfig } from "../producer/server.js";
 import { addServeOptions, collect, serveConfig, serveUntilSignal } from "./options.js";
 
 const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
@@ -33,6 +33,8 @@ export function registerProduceCommand(program: Command): void {
     .option("--data-root <dir>", "a directory HDF5 sources may read (repeatable)", collect, [])
     .action(async (o) => {
       const base = await serveConfig(o);
+      // The service's code, loaded only to serve: a producer rank (`produce`) needs none of it.
+      const { build: buildProducerService } = await import("../producer/server.js");
       const server = await buildProducerService({
         certDir: base.certDir,
         caUrl: base.caUrl,

@@ -11,11 +11,8 @@ import { DataRequestSchema, DataRequestService, DataRequest_State as State } fro
 import { createMeshTransport } from "../common/client.js";
 import { readCertDir } from "../common/pki.js";
 import { fetchRequest, type OutputFormat } from "./fetch.js";
-import { startLocalMesh } from "./local-mesh.js";
-import { build as buildRequestService, type RequestConfig } from "../request/server.js";
+import type { RequestConfig } from "../request/server.js";
 import { packageInfo } from "../common/package-info.js";
-import { startViewerGateway } from "../viewer/gateway.js";
-import { parseGeometry, placePixels } from "../viewer/psana-geometry.js";
 import {
   addServeOptions,
   asJson,
@@ -84,6 +81,8 @@ export function registerRequestCommands(program: Command): void {
     .option("--log-file <file>", "append the services' JSON logs to this file instead of stderr")
     .action(async (o: { stateDir: string; buffers: number; grant: string[]; policy?: string; metricsPort?: number; logFile?: string }) => {
       const experiments = grantsOf(o.grant);
+      // Servers, the viewer's gateway and geometry: loaded by the commands that run them (see program.ts).
+      const { startLocalMesh } = await import("./local-mesh.js");
       const mesh = await startLocalMesh({ stateDir: o.stateDir, buffers: o.buffers, experiments, policyFile: o.policy, metricsPort: o.metricsPort });
       const stopped = runUntilSignal(() => mesh.close());
       const e = mesh.endpoints;
@@ -201,6 +200,7 @@ export function registerRequestCommands(program: Command): void {
   ).action(async (o) => {
     const { url, certDir } = meshEndpoint("request", o);
     const tls = await readCertDir(certDir);
+    const [{ startViewerGateway }, { parseGeometry, placePixels }] = await Promise.all([import("../viewer/gateway.js"), import("../viewer/psana-geometry.js")]);
     const geometries: { name: string; text: string }[] = [];
     for (const file of o.geometry as string[]) {
       const text = await readFile(file, "utf8");
@@ -233,6 +233,7 @@ export function registerRequestCommands(program: Command): void {
     .action(async (o) => {
       const base = await serveConfig(o);
       const pick = (flag: string | undefined, key: string) => flag ?? base[key];
+      const { build: buildRequestService } = await import("../request/server.js");
       const server = await buildRequestService({
         ...base,
         bufferUrl: o.bufferUrl[0] ?? base.bufferUrl,

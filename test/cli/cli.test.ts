@@ -10,8 +10,8 @@ import { createTestPki, trustDomain, type TestPki } from "../helpers/pki.js";
 import { identityUri } from "../../services/common/identity.js";
 import { startServer } from "../helpers/servers.js";
 import { capture, lclstream, startLclstream } from "../helpers/cli.js";
-import type { Command } from "commander";
-import { createProgram } from "../../services/cli/program.js";
+import { Command } from "commander";
+import { createProgram, moduleOfCommand } from "../../services/cli/program.js";
 import { grantsOf } from "../../services/cli/requests.js";
 import { examplesOf } from "../../services/cli/examples.js";
 
@@ -52,14 +52,29 @@ describe("lclstream command", () => {
     expect(stdout).toMatch(/demo/);
   });
 
-  it("prints the help of every command and subcommand", () => {
+  it("prints the help of every command and subcommand", async () => {
     const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
-    const commands = all(createProgram());
+    const commands = all(await createProgram());
     expect(commands.length).toBeGreaterThan(20);
     for (const c of commands) expect(c.helpInformation(), c.name()).toContain(`Usage: `);
     // And an Examples section, for every command (commander prints it after the help).
     const path = (c: Command): string[] => (c.parent ? [...path(c.parent), c.name()] : []);
     for (const c of commands) expect(examplesOf(path(c).join(" ")), path(c).join(" ") || "lclstream").toBeDefined();
+  });
+
+  it("loads, for a command, the module that defines it, and only that one", async () => {
+    const everyCommand = (await createProgram()).commands.map((c) => c.name());
+    expect(Object.keys(moduleOfCommand).sort()).toEqual([...everyCommand].sort());
+    for (const [name, load] of Object.entries(moduleOfCommand)) {
+      const alone = new Command();
+      (await load())(alone);
+      expect(
+        alone.commands.map((c) => c.name()),
+        name,
+      ).toContain(name);
+      const program = await createProgram(["node", "lclstream", name, "--help"]);
+      expect(program.commands.map((c) => c.name()).sort(), name).toEqual(alone.commands.map((c) => c.name()).sort());
+    }
   });
 
   it("refuses an unknown command", async () => {

@@ -167,8 +167,8 @@ export function createBufferService(deps: BufferServiceDeps): BufferImplementati
       v.push({ field: "stream.shard_index", description: `must be below shard_count ${definition.shardCount}` });
     }
     // A shard's ranks are shard_index, + shard_count, ...: the last must be a producer_rank (uint32) too.
-    const lastRank = (definition.producerCount - 1) * Math.max(1, definition.shardCount) + definition.shardIndex;
-    if (definition.shardCount && lastRank > 0xffff_ffff) {
+    const lastRank = (definition.producerCount - 1) * definition.shardCount + definition.shardIndex;
+    if (lastRank > 0xffff_ffff) {
       v.push({
         field: "stream.shard_count",
         description: `its last producer rank, (producer_count - 1) × shard_count + shard_index = ${lastRank}, must fit in a uint32`,

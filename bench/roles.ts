@@ -23,7 +23,7 @@ import { BufferService, SubscribeRequestSchema } from "../gen/lclstream/buffer/v
 import { ColumnsSchema, DataType, EventBatchSchema, PayloadFormat, SerializedPayloadSchema } from "../gen/lclstream/data/v1/data_pb.js";
 import { createMeshTransport } from "../services/common/client.js";
 import type { CertMaterial } from "../services/common/pki.js";
-import { Acker, ackGroupSize } from "../services/common/acker.js";
+import { Acker } from "../services/common/acker.js";
 import { ByteParts, contiguous } from "../services/common/byte-parts.js";
 import { frameHeader, GrpcFrameReader, bytesFieldPrefix } from "../services/common/grpc-frames.js";
 import { WireBufferService } from "../services/buffer/wire.js";
@@ -231,23 +231,22 @@ async function subscribe() {
   const latencies: number[] = [];
   const m = args.count ? countMeter(args.count, args.warmupCount) : meter(() => (args.rate ? { latenciesMs: latencies } : {}));
   let consumerId = "";
-  const window = 32;
-  // As `lclstream get` acknowledges: in groups of half its window.
-  const acker = new Acker((seqs) => client.ack({ stream: args.stream!, consumerGroup: args.group!, consumerId, seqs }), {
-    groupSize: ackGroupSize(window),
-    intervalMs: 20,
-  });
-  for await (const r of client.subscribe({ stream: args.stream!, consumerGroup: args.group!, maxInFlight: window })) {
-    if (r.kind.case === "started") consumerId = r.kind.value.consumerId;
+  // As `lclstream get` acknowledges: in groups of half the window the buffer gives it.
+  const acker = new Acker((seqs) => client.ack({ stream: args.stream!, consumerGroup: args.group!, consumerId, seqs }), { intervalMs: 20 });
+  for await (const r of client.subscribe({ stream: args.stream!, consumerGroup: args.group! })) {
+    if (r.kind.case === "started") {
+      consumerId = r.kind.value.consumerId;
+      acker.useWindow(r.kind.value);
+    }
     if (r.kind.case !== "batch") continue;
     const batch = r.kind.value;
     if (args.rate && m.measuring) latencies.push(Number(process.hrtime.bigint() - batch.eventTimeUnixNs[0]!) / 1e6);
-    m.add(
+    const bytes =
       batch.payload.case === "serialized"
         ? batch.payload.value.data.byteLength
-        : Object.values(batch.payload.value?.fields ?? {}).reduce((n, a) => n + a.data.byteLength, 0),
-    );
-    if (!args.stall) acker.add(r.seq);
+        : Object.values(batch.payload.value?.fields ?? {}).reduce((n, a) => n + a.data.byteLength, 0);
+    m.add(bytes);
+    if (!args.stall) acker.add(r.seq, bytes);
   }
 }
 

@@ -224,7 +224,7 @@ async function main() {
     const { stream, publishToken } = await buffer.client.createStream({
       stream: {
         capacityBytes: BigInt(opts.capacityBytes ?? 256 * MiB),
-        consumerGroups: Array.from({ length: groups }, (_, i) => ({ name: `g${i}`, maxInFlight: 32, mode: DeliveryMode.RELIABLE })),
+        consumerGroups: Array.from({ length: groups }, (_, i) => ({ name: `g${i}`, mode: DeliveryMode.RELIABLE })),
       },
     });
     const common = { tls: user, url: buffer.url, stream: stream!.name, rate: opts.rate, chunkBytes, stall: opts.stall };
@@ -270,7 +270,7 @@ async function main() {
   async function drainHeld(buffer: Buffer, chunkBytes: number, batches: number, warmup: number, reader: (args: DrainArgs) => Promise<any>, columnar = false) {
     const count = warmup + batches;
     const { stream, publishToken } = await buffer.client.createStream({
-      stream: { capacityBytes: BigInt((count + 8) * chunkBytes), consumerGroups: [{ name: "g0", maxInFlight: 32, mode: DeliveryMode.RELIABLE }] },
+      stream: { capacityBytes: BigInt((count + 8) * chunkBytes), consumerGroups: [{ name: "g0", mode: DeliveryMode.RELIABLE }] },
     });
     const common = { tls: user, url: buffer.url, stream: stream!.name, chunkBytes, count, columnar };
     const producer = role("publish", { ...common, token: publishToken });
@@ -295,7 +295,7 @@ async function main() {
    * after a warm-up.
    */
   async function publishing(buffer: Buffer, publisher: "rank" | "role", consumer: boolean) {
-    const group = consumer ? { name: "g0", maxInFlight: 32, mode: DeliveryMode.RELIABLE } : { name: "viewer", mode: DeliveryMode.LATEST_ONLY };
+    const group = consumer ? { name: "g0", mode: DeliveryMode.RELIABLE } : { name: "viewer", mode: DeliveryMode.LATEST_ONLY };
     const { stream, publishToken } = await buffer.client.createStream({ stream: { capacityBytes: BigInt(256 * MiB), consumerGroups: [group] } });
     const name = stream!.name;
     const common = { tls: user, url: buffer.url, stream: name, chunkBytes: MiB };
@@ -354,7 +354,7 @@ async function main() {
     const buffers = await Promise.all(Array.from({ length: shards }, (_, i) => launchBuffer(`sharded-${run}-${i}`)));
     const streams = await Promise.all(
       buffers.map((b) =>
-        b.client.createStream({ stream: { capacityBytes: BigInt(256 * MiB), consumerGroups: [{ name: "g0", maxInFlight: 32, mode: DeliveryMode.RELIABLE }] } }),
+        b.client.createStream({ stream: { capacityBytes: BigInt(256 * MiB), consumerGroups: [{ name: "g0", mode: DeliveryMode.RELIABLE }] } }),
       ),
     );
     const common = (i: number) => ({ tls: user, url: buffers[i]!.url, stream: streams[i]!.stream!.name, chunkBytes: MiB });
@@ -1209,7 +1209,7 @@ async function throughTheFront(stateDir: string, record: (name: string, unit: st
     const buffer = createClient(BufferService, createMeshTransport({ baseUrl: mesh.endpoints.buffer, tls: me }));
     const relay = async (consumerUrl: string) => {
       const { stream, publishToken } = await buffer.createStream({
-        stream: { capacityBytes: BigInt(256 * MiB), consumerGroups: [{ name: "g", maxInFlight: 32 }] },
+        stream: { capacityBytes: BigInt(256 * MiB), consumerGroups: [{ name: "g" }] },
       });
       const common = { tls: me, stream: stream!.name, chunkBytes: MiB };
       const consumer = role("subscribe", { ...common, url: consumerUrl, group: "g" });

@@ -26,7 +26,7 @@ import {
 } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { idle } from "../common/async-queue.js";
 import { writeAheadKey } from "../common/direct-grpc.js";
-import { defaultConsumerGroup, defaultMaxInFlight } from "../common/data-path.js";
+import { defaultConsumerGroup } from "../common/data-path.js";
 import type { ByteParts } from "../common/byte-parts.js";
 import { invalidArgument, rpcError, type FieldViolation } from "../common/errors.js";
 import { resolveIdentity, type Identity } from "../common/identity.js";
@@ -39,6 +39,9 @@ import type { StreamEntry, Streams } from "./streams.js";
 import { readBatchHeader } from "./wire.js";
 
 const MiB = 1024 * 1024;
+/** A consumer's byte window, at most 1 TiB: far past any buffer's capacity, and exact as a JavaScript number. */
+const maxWindowBytes = 1n << 40n;
+const maxWindowBytesText = "at most 1 TiB (1099511627776); 0 for the default";
 
 /** PublishRequest with its batch as the bytes it arrived in (the edges of server.ts make them ByteParts). */
 export type WirePublishRequest = {
@@ -188,7 +191,7 @@ export function createBufferService(deps: BufferServiceDeps): BufferImplementati
       if (names.has(g.name)) v.push({ field: `stream.consumer_groups[${i}].name`, description: `"${g.name}" is named twice` });
       names.add(g.name);
       if (g.maxInFlight > 10_000) v.push({ field: `stream.consumer_groups[${i}].max_in_flight`, description: "at most 10000" });
-      g.maxInFlight ||= defaultMaxInFlight;
+      if (g.maxInFlightBytes > maxWindowBytes) v.push({ field: `stream.consumer_groups[${i}].max_in_flight_bytes`, description: maxWindowBytesText });
       if (g.mode === DeliveryMode.UNSPECIFIED) g.mode = DeliveryMode.RELIABLE;
     }
     if (definition.consumerGroups.length > 64) v.push({ field: "stream.consumer_groups", description: "at most 64 groups" });
@@ -315,11 +318,23 @@ export function createBufferService(deps: BufferServiceDeps): BufferImplementati
         );
       }
       if (req.maxInFlight > 10_000) throw invalidArgument(bufferDomain, [{ field: "max_in_flight", description: "at most 10000" }]);
-      const consumer = live.subscribe(req.consumerGroup, req.maxInFlight, Number(req.startSeq));
+      if (req.maxInFlightBytes > maxWindowBytes) throw invalidArgument(bufferDomain, [{ field: "max_in_flight_bytes", description: maxWindowBytesText }]);
+      const consumer = live.subscribe(req.consumerGroup, req.maxInFlight, Number(req.startSeq), Number(req.maxInFlightBytes));
+      const { batches, bytes } = consumer.window;
       // The newest batch when the reader is ready, not several that queued while it was slow.
       if (group.config.mode === "latest") ctx.values.set(writeAheadKey, 0);
       try {
-        yield { kind: { case: "started", value: { consumerId: consumer.id, consumerGroup: group.config.name } } };
+        yield {
+          kind: {
+            case: "started",
+            value: {
+              consumerId: consumer.id,
+              consumerGroup: group.config.name,
+              maxInFlight: batches,
+              maxInFlightBytes: Number.isFinite(bytes) ? BigInt(bytes) : 0n,
+            },
+          },
+        };
         for await (const d of consumer.outbox.drain(ctx.signal, deps.heartbeatMs ?? 15_000)) {
           if (d === idle || d.kind === "caughtUp") {
             yield { kind: { case: "heartbeat", value: { bufferedBatches: BigInt(live.entries.size), caughtUp: d !== idle || consumer.toldCaughtUp } } };

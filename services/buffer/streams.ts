@@ -45,6 +45,7 @@ export function streamConfig(id: string, definition: Stream): StreamConfig {
       name: g.name,
       mode: g.mode === DeliveryMode.LATEST_ONLY ? "latest" : "reliable",
       maxInFlight: g.maxInFlight,
+      maxInFlightBytes: Number(g.maxInFlightBytes),
       ackTimeoutMs: g.ackTimeoutMs,
     })),
   };

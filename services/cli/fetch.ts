@@ -20,9 +20,9 @@ import { toBinary } from "@bufbuild/protobuf";
 import { BufferService, DeliveryMode, ShardAssignment } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { EventBatchSchema, type EventBatch, type StreamTotals } from "../../gen/lclstream/data/v1/data_pb.js";
 import { type DataRequestService, DataRequest_State as State, type DataRequest, type StreamShard } from "../../gen/lclstream/request/v1/request_pb.js";
-import { Acker, ackGroupSize } from "../common/acker.js";
+import { Acker } from "../common/acker.js";
 import { backoffMs, sleep } from "../common/backoff.js";
-import { defaultConsumerGroup, defaultMaxInFlight } from "../common/data-path.js";
+import { defaultConsumerGroup } from "../common/data-path.js";
 import { dtypeFromProto, typedView } from "../producer/ndarray.js";
 import { mergeTotals, shardCallHeaders, shardsOf, sumTotals } from "../common/shards.js";
 
@@ -190,7 +190,6 @@ export async function fetchRequest(o: FetchOptions): Promise<{ request: DataRequ
   // Assigned mode: this consumer reads the shards the request service gives it, not all of them.
   const groupConfig = request.consumerGroups.find((g) => g.name === group);
   const assigned = sharded && groupConfig?.shardAssignment === ShardAssignment.ASSIGNED;
-  const ackGroup = ackGroupSize(groupConfig?.maxInFlight || defaultMaxInFlight);
   const journal = o.out ? await openJournal(o.out, request.name, group) : undefined;
   const started = performance.now();
   const progress: FetchProgress = { events: 0, batches: 0, bytes: 0, hits: 0, seconds: 0, bytesPerSecond: 0, resumedBatches: 0, lag: 0 };
@@ -252,14 +251,15 @@ export async function fetchRequest(o: FetchOptions): Promise<{ request: DataRequ
     // Acknowledgements go in groups beside the stream; the end of stream waits for them.
     const route = shardCallHeaders(shard);
     const acker = new Acker((seqs) => buffer.ack({ stream: shard.stream, consumerGroup: group, consumerId, seqs }, { signal, ...route }), {
-      groupSize: ackGroup,
       intervalMs: 20,
     });
     reading.acks = acker;
     try {
       for await (const r of buffer.subscribe({ stream: shard.stream, consumerGroup: group }, { signal, ...route })) {
-        if (r.kind.case === "started") consumerId = r.kind.value.consumerId;
-        else if (r.kind.case === "batch") {
+        if (r.kind.case === "started") {
+          consumerId = r.kind.value.consumerId;
+          acker.useWindow(r.kind.value);
+        } else if (r.kind.case === "batch") {
           const batch = r.kind.value;
           // A redelivered batch already written is only acknowledged again.
           if (!seen.has(`${shard.index}:${r.seq}`)) {
@@ -278,7 +278,7 @@ export async function fetchRequest(o: FetchOptions): Promise<{ request: DataRequ
             tick();
             o.onProgress?.(progress);
           }
-          acker.add(r.seq);
+          acker.add(r.seq, payloadBytes(batch));
         } else if (r.kind.case === "endOfStream") {
           await acker.flush();
           checkShard(shard, r.kind.value, perShard[shard.index]!, sharded, assigned);

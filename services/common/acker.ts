@@ -1,25 +1,53 @@
 /**
+ * A consumer's window as its subscription's first message gives it: the
+ * batches, and the bytes of them, it may hold unacknowledged (bytes 0: no
+ * byte limit). A buffer from before byte windows sends neither.
+ */
+export interface AckWindow {
+  maxInFlight: number;
+  maxInFlightBytes: bigint;
+}
+
+/** What a consumer acknowledges by when the buffer names no window: its old default of 16 batches. */
+const windowOfOlderBuffers: AckWindow = { maxInFlight: 16, maxInFlightBytes: 0n };
+
+/**
  * The consumer's side of acknowledgements: delivered seqs go back to the
  * buffer in groups, without holding up the consumer. A group goes when it
- * reaches `groupSize` seqs or `intervalMs` after its first seq, one Ack call
- * at a time; `flush` sends the rest and waits (before the end of a stream).
- * A failed Ack in the background loses nothing (the buffer redelivers what it
- * did not hear of, and the consumer acknowledges it again); only `flush`
- * reports its own failure.
+ * holds half the consumer's window, in batches or in bytes (so the buffer
+ * never waits on an Ack to send more, and a stream of small batches makes few
+ * Ack calls: each costs the buffer a call's worth of work), or `intervalMs`
+ * after its first seq; one Ack call at a time. `flush` sends the rest and
+ * waits (before the end of a stream). A failed Ack in the background loses
+ * nothing (the buffer redelivers what it did not hear of, and the consumer
+ * acknowledges it again); only `flush` reports its own failure.
  */
 export class Acker {
   #pending: bigint[] = [];
+  #pendingBytes = 0;
   #inFlight: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #groupSize = 1;
+  #groupBytes = Number.POSITIVE_INFINITY;
 
   constructor(
     private readonly send: (seqs: bigint[]) => Promise<unknown>,
-    private readonly options: { groupSize: number; intervalMs: number },
-  ) {}
+    private readonly options: { intervalMs: number; window?: AckWindow },
+  ) {
+    this.useWindow(options.window);
+  }
 
-  /** Queues the acknowledgement of `seq`. */
-  add(seq: bigint): void {
+  /** Acknowledges in groups of half `window`: call it with the subscription's started message. */
+  useWindow(window: AckWindow | undefined): void {
+    const w = window?.maxInFlight ? window : windowOfOlderBuffers;
+    this.#groupSize = Math.max(1, Math.floor(w.maxInFlight / 2));
+    this.#groupBytes = w.maxInFlightBytes > 0n ? Number(w.maxInFlightBytes) / 2 : Number.POSITIVE_INFINITY;
+  }
+
+  /** Queues the acknowledgement of `seq`, a batch of `bytes` (its payload: what the consumer can count). */
+  add(seq: bigint, bytes = 0): void {
     this.#pending.push(seq);
+    this.#pendingBytes += bytes;
     this.#schedule();
   }
 
@@ -39,7 +67,7 @@ export class Acker {
 
   #schedule(): void {
     if (this.#inFlight || !this.#pending.length) return;
-    if (this.#pending.length >= this.options.groupSize) void this.#sendPending().catch(() => undefined);
+    if (this.#pending.length >= this.#groupSize || this.#pendingBytes >= this.#groupBytes) void this.#sendPending().catch(() => undefined);
     else this.#timer ??= setTimeout(() => void this.#sendPending().catch(() => undefined), this.options.intervalMs);
   }
 
@@ -47,6 +75,7 @@ export class Acker {
     this.close();
     const seqs = this.#pending;
     this.#pending = [];
+    this.#pendingBytes = 0;
     const call = this.send(seqs).then(() => undefined);
     this.#inFlight = call
       .catch(() => undefined)
@@ -56,15 +85,4 @@ export class Acker {
       });
     return call;
   }
-}
-
-/**
- * The group size for a consumer holding at most `window` unacknowledged
- * batches: half of it, so the buffer never waits on an Ack to send more, and
- * a stream of small batches makes few Ack calls (each one costs the buffer a
- * call's worth of work). Relay of 64 KiB batches with a window of 32: groups
- * of 16 carried 286 and 323 MB/s where groups of 8 carried 250 and 268.
- */
-export function ackGroupSize(window: number): number {
-  return Math.max(1, Math.floor(window / 2));
 }

@@ -15,6 +15,3 @@ export const dataPathProcedures: ReadonlySet<string> = new Set(dataPathMethods.m
 
 /** The consumer group a stream has when its definition names none. */
 export const defaultConsumerGroup = "default";
-
-/** A consumer group's window (unacknowledged batches per consumer) when its definition gives none. */
-export const defaultMaxInFlight = 16;

@@ -22,7 +22,7 @@ import {
   type StreamShard,
 } from "../../gen/lclstream/request/v1/request_pb.js";
 import { Job_State } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
-import { defaultConsumerGroup, defaultMaxInFlight } from "../common/data-path.js";
+import { defaultConsumerGroup } from "../common/data-path.js";
 import { invalidArgument, rpcError, type FieldViolation } from "../common/errors.js";
 import { abortable } from "../common/abortable.js";
 import { AsyncQueue, idle } from "../common/async-queue.js";
@@ -247,9 +247,7 @@ export function createRequestService(deps: RequestServiceDeps): ServiceImpl<type
         readers,
         parallelism: d.parallelism || 1,
         backend: d.backend || deps.defaultBackend,
-        consumerGroups: d.consumerGroups.length
-          ? d.consumerGroups
-          : [create(ConsumerGroupSchema, { name: defaultConsumerGroup, maxInFlight: defaultMaxInFlight })],
+        consumerGroups: d.consumerGroups.length ? d.consumerGroups : [create(ConsumerGroupSchema, { name: defaultConsumerGroup })],
         state: State.PENDING,
         stateReason: "",
         shardCount: d.shardCount || 1,

@@ -132,6 +132,47 @@ describe("buffer", () => {
     expect(next.end!.batchCount).toBe(8n);
   });
 
+  it("holds each consumer to its window in batches and in bytes, and tells it the window at the start", async () => {
+    const batchBytes = toBinary(EventBatchSchema, makeBatch("streams/x", 0, 0, 4, 10 * KiB)).byteLength;
+    const { name, token } = await newStream({
+      consumerGroups: [{ name: "default" }, { name: "counted", maxInFlight: 3 }, { name: "sized", maxInFlightBytes: BigInt(Math.floor(2.5 * batchBytes)) }],
+    });
+    await alice().publish(publishMessages(name, token, 0, 0, 10, { payloadBytes: 10 * KiB }));
+    /** What one consumer that never acknowledges is told and gets before the buffer stops sending. */
+    const unacknowledged = async (group: string, asked: { maxInFlight?: number; maxInFlightBytes?: bigint } = {}) => {
+      const stop = new AbortController();
+      let window: { maxInFlight: number; maxInFlightBytes: bigint } | undefined;
+      let batches = 0;
+      const reading = (async () => {
+        for await (const r of alice().subscribe({ stream: name, consumerGroup: group, ...asked }, { signal: stop.signal })) {
+          if (r.kind.case === "started") window = { maxInFlight: r.kind.value.maxInFlight, maxInFlightBytes: r.kind.value.maxInFlightBytes };
+          if (r.kind.case === "batch") batches++;
+        }
+      })().catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 300));
+      stop.abort();
+      await reading;
+      return { window, batches };
+    };
+    expect(await unacknowledged("default"), "default: 32 MiB, at most 1024 batches").toEqual({
+      window: { maxInFlight: 1024, maxInFlightBytes: 32n * 1024n * 1024n },
+      batches: 10,
+    });
+    expect(await unacknowledged("counted"), "a count alone is the only limit").toEqual({ window: { maxInFlight: 3, maxInFlightBytes: 0n }, batches: 3 });
+    expect(await unacknowledged("sized"), "bytes: takes a batch while under the limit").toEqual({
+      window: { maxInFlight: 1024, maxInFlightBytes: BigInt(Math.floor(2.5 * batchBytes)) },
+      batches: 3,
+    });
+    expect(await unacknowledged("counted", { maxInFlightBytes: 1n }), "a batch over the limit still goes alone").toEqual({
+      window: { maxInFlight: 3, maxInFlightBytes: 1n },
+      batches: 1,
+    });
+    expect(await unacknowledged("sized", { maxInFlight: 2 }), "the consumer's own count, the group's bytes").toEqual({
+      window: { maxInFlight: 2, maxInFlightBytes: BigInt(Math.floor(2.5 * batchBytes)) },
+      batches: 2,
+    });
+  });
+
   it("redelivers what a consumer holds past the group's ack timeout", async () => {
     const { name, token } = await newStream({ consumerGroups: [{ name: "g", maxInFlight: 2, ackTimeoutMs: 200 }] });
     await alice().publish(publishMessages(name, token, 0, 0, 3, { done: true }));
@@ -313,6 +354,18 @@ describe("buffer", () => {
       code: Code.InvalidArgument,
       fields: ["stream.shard_count"],
     });
+    // A byte window past uint64's exact range as a number would be echoed wrong in the started message.
+    expect(await failure(alice().createStream({ stream: { consumerGroups: [{ name: "g", maxInFlightBytes: 2n ** 64n - 1n }] } }))).toMatchObject({
+      code: Code.InvalidArgument,
+      fields: ["stream.consumer_groups[0].max_in_flight_bytes"],
+    });
+    expect(
+      await failure(
+        (async () => {
+          for await (const _ of alice().subscribe({ stream: name, consumerGroup: "g", maxInFlightBytes: 2n ** 41n })) break;
+        })(),
+      ),
+    ).toMatchObject({ code: Code.InvalidArgument, fields: ["max_in_flight_bytes"] });
     expect(await failure(alice().createStream({ stream: { capacityBytes: 64n * 1024n * 1024n * 1024n } }))).toMatchObject({
       code: Code.ResourceExhausted,
       reason: "BUFFER_FULL",

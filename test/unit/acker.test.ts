@@ -1,10 +1,13 @@
 /** Acker (services/common/acker.ts): acknowledgements in groups, one call at a time, with a fake send. */
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { Acker, ackGroupSize } from "../../services/common/acker.js";
+import { Acker } from "../../services/common/acker.js";
 
 describe("Acker", () => {
   beforeEach(() => vi.useFakeTimers());
   afterEach(() => vi.useRealTimers());
+
+  /** A window of `n` batches and no byte limit: groups of half of it. */
+  const batches = (n: number) => ({ maxInFlight: n, maxInFlightBytes: 0n });
 
   /** A send that records its calls and resolves each when told. */
   function fakeSend() {
@@ -15,7 +18,7 @@ describe("Acker", () => {
 
   it("sends a full group at once, and a partial one after the interval", async () => {
     const { calls, send } = fakeSend();
-    const acker = new Acker(send, { groupSize: 3, intervalMs: 20 });
+    const acker = new Acker(send, { window: batches(6), intervalMs: 20 });
     [1n, 2n, 3n].forEach((s) => acker.add(s));
     expect(calls.map((c) => c.seqs)).toEqual([[1n, 2n, 3n]]);
     calls[0]!.resolve();
@@ -28,7 +31,7 @@ describe("Acker", () => {
 
   it("keeps one call out at a time; what came in meanwhile goes next", async () => {
     const { calls, send } = fakeSend();
-    const acker = new Acker(send, { groupSize: 1, intervalMs: 20 });
+    const acker = new Acker(send, { window: batches(2), intervalMs: 20 });
     acker.add(1n);
     acker.add(2n);
     acker.add(3n);
@@ -40,7 +43,7 @@ describe("Acker", () => {
 
   it("flush sends the rest and waits; a failed call in the background loses nothing flush reports", async () => {
     const { calls, send } = fakeSend();
-    const acker = new Acker(send, { groupSize: 2, intervalMs: 1000 });
+    const acker = new Acker(send, { window: batches(4), intervalMs: 1000 });
     acker.add(1n);
     acker.add(2n);
     calls[0]!.reject(new Error("unavailable"));
@@ -58,7 +61,7 @@ describe("Acker", () => {
 
   it("close stops the timer: what is queued is not sent", async () => {
     const { calls, send } = fakeSend();
-    const acker = new Acker(send, { groupSize: 10, intervalMs: 20 });
+    const acker = new Acker(send, { window: batches(20), intervalMs: 20 });
     acker.add(1n);
     acker.close();
     await vi.advanceTimersByTimeAsync(100);
@@ -66,13 +69,54 @@ describe("Acker", () => {
   });
 
   it("sizes groups at half the window, so a consumer with a window of one or two never waits for the interval", async () => {
-    expect([1, 2, 3, 16, 32].map(ackGroupSize)).toEqual([1, 1, 1, 8, 16]);
+    for (const [window, group] of [
+      [1, 1],
+      [2, 1],
+      [3, 1],
+      [16, 8],
+      [32, 16],
+    ]) {
+      const { calls, send } = fakeSend();
+      const acker = new Acker(send, { window: batches(window!), intervalMs: 20 });
+      for (let seq = 1n; seq <= BigInt(group!); seq++) {
+        expect(calls, `window ${window}: nothing sent before ${group} seqs`).toHaveLength(0);
+        acker.add(seq);
+      }
+      expect(
+        calls.map((c) => c.seqs.length),
+        `window ${window}: sent without waiting for the timer`,
+      ).toEqual([group]);
+      acker.close();
+    }
+  });
+
+  it("sends a group when it holds half the window's bytes, whatever its count", async () => {
     const { calls, send } = fakeSend();
-    const acker = new Acker(send, { groupSize: ackGroupSize(2), intervalMs: 20 });
-    acker.add(1n);
+    const acker = new Acker(send, { window: { maxInFlight: 1024, maxInFlightBytes: 1000n }, intervalMs: 20 });
+    acker.add(1n, 300);
+    expect(calls).toHaveLength(0);
+    acker.add(2n, 200);
+    expect(calls.map((c) => c.seqs)).toEqual([[1n, 2n]]);
+    calls[0]!.resolve();
+    await vi.advanceTimersByTimeAsync(0);
+    acker.add(3n, 499);
+    expect(calls, "the byte count starts again with each group").toHaveLength(1);
+    acker.close();
+  });
+
+  it("takes the window from the subscription; from a buffer that names none, the old default of 16 batches", async () => {
+    const { calls, send } = fakeSend();
+    const acker = new Acker(send, { intervalMs: 20 });
+    for (let seq = 1n; seq <= 8n; seq++) acker.add(seq, 1 << 30);
     expect(
-      calls.map((c) => c.seqs),
-      "sent without waiting for the timer",
-    ).toEqual([[1n]]);
+      calls.map((c) => c.seqs.length),
+      "no byte limit: groups of 8",
+    ).toEqual([8]);
+    calls[0]!.resolve();
+    await vi.advanceTimersByTimeAsync(0);
+    acker.useWindow({ maxInFlight: 4, maxInFlightBytes: 0n });
+    [9n, 10n].forEach((s) => acker.add(s));
+    expect(calls.map((c) => c.seqs.length)).toEqual([8, 2]);
+    acker.close();
   });
 });

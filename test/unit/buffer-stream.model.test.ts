@@ -27,7 +27,11 @@ const setup = fc.record({
   capacity: fc.integer({ min: 50, max: 400 }),
   retention: fc.integer({ min: 0, max: 300 }),
   producers: fc.integer({ min: 1, max: 3 }),
-  reliable: fc.array(fc.record({ maxInFlight: fc.integer({ min: 1, max: 4 }), timeout: fc.boolean() }), { minLength: 0, maxLength: 2 }),
+  // A byte limit of 0 leaves the batch count alone as the limit; batches are 1-120 bytes.
+  reliable: fc.array(fc.record({ maxInFlight: fc.integer({ min: 1, max: 4 }), maxInFlightBytes: fc.constantFrom(0, 0, 60, 200), timeout: fc.boolean() }), {
+    minLength: 0,
+    maxLength: 2,
+  }),
   latest: fc.boolean(),
 });
 
@@ -55,6 +59,8 @@ interface ModelConsumer {
   real: Consumer;
   group: number;
   maxInFlight: number;
+  /** Its byte limit: it takes a batch only while it holds fewer bytes, or nothing. */
+  maxInFlightBytes: number;
   held: number[];
   lastSeq: number;
   ended: boolean;
@@ -81,7 +87,13 @@ type Setup = typeof setup extends fc.Arbitrary<infer T> ? T : never;
 
 async function runSequence(s: Setup, ops: Op[]) {
   const groups: GroupConfig[] = [
-    ...s.reliable.map((g, i) => ({ name: `r${i}`, mode: "reliable" as const, maxInFlight: g.maxInFlight, ackTimeoutMs: g.timeout ? ackTimeoutMs : 0 })),
+    ...s.reliable.map((g, i) => ({
+      name: `r${i}`,
+      mode: "reliable" as const,
+      maxInFlight: g.maxInFlight,
+      maxInFlightBytes: g.maxInFlightBytes,
+      ackTimeoutMs: g.timeout ? ackTimeoutMs : 0,
+    })),
     ...(s.latest ? [{ name: "view", mode: "latest" as const, maxInFlight: 1, ackTimeoutMs: 0 }] : []),
   ];
   const stream = new BufferStream({ id: "model", capacityBytes: s.capacity, retentionBytes: s.retention, producerCount: s.producers, groups });
@@ -150,6 +162,8 @@ async function runSequence(s: Setup, ops: Op[]) {
           `seq ${seq} held by two consumers`,
         ).toBe(false);
         delivered[c.group]!.add(seq);
+        const heldBytes = c.held.reduce((n, h) => n + sizes.get(h)!, 0);
+        expect(c.held.length === 0 || heldBytes < c.maxInFlightBytes, `seq ${seq} handed over with ${heldBytes} bytes held`).toBe(true);
         c.held.push(seq);
         expect(c.held.length).toBeLessThanOrEqual(c.maxInFlight);
       }
@@ -174,7 +188,7 @@ async function runSequence(s: Setup, ops: Op[]) {
     expect(stream.retainedBytes).toBeLessThanOrEqual(s.retention);
     expect([...stream.entries.keys()].sort((a, b) => a - b)).toEqual([...sizes.keys()].filter(held));
     for (const c of live().filter((c) => groups[c.group]!.mode === "reliable"))
-      expect([...c.real.inFlight.keys()].sort((a, b) => a - b)).toEqual([...c.held].sort((a, b) => a - b));
+      expect([...c.real.heldSeqs].sort((a, b) => a - b)).toEqual([...c.held].sort((a, b) => a - b));
   };
 
   const publish = async (rank: number, size: number, seq: bigint, events: number) =>
@@ -247,7 +261,8 @@ async function runSequence(s: Setup, ops: Op[]) {
         }
         const maxInFlight = o.k === "subscribe" && o.maxInFlight ? o.maxInFlight : groups[group]!.maxInFlight;
         const real = stream.subscribe(groups[group]!.name, o.k === "subscribe" ? o.maxInFlight : 0, startSeq);
-        consumers.push({ real, group, maxInFlight, held: [], lastSeq: 0, ended: false, caughtUp: 0 });
+        const maxInFlightBytes = groups[group]!.maxInFlightBytes || Number.POSITIVE_INFINITY;
+        consumers.push({ real, group, maxInFlight, maxInFlightBytes, held: [], lastSeq: 0, ended: false, caughtUp: 0 });
         break;
       }
       case "lose": {
@@ -307,7 +322,16 @@ async function runSequence(s: Setup, ops: Op[]) {
     r.done = true;
   });
   for (let g = 0; g < groups.length; g++)
-    consumers.push({ real: stream.subscribe(groups[g]!.name, 1000, 0), group: g, maxInFlight: 1000, held: [], lastSeq: 0, ended: false, caughtUp: 0 });
+    consumers.push({
+      real: stream.subscribe(groups[g]!.name, 1000, 0, 1e9),
+      group: g,
+      maxInFlight: 1000,
+      maxInFlightBytes: 1e9,
+      held: [],
+      lastSeq: 0,
+      ended: false,
+      caughtUp: 0,
+    });
   check();
   // With everything published and handed out, a group still waiting for acks tells its consumers so.
   const waitingForAcks = reliable.filter((g) => acked[g]!.size < nextSeq - 1);

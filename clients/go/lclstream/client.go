@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -307,14 +308,13 @@ func (c *Client) consumeShard(ctx context.Context, shard *requestv1.StreamShard,
 	if err != nil {
 		return nil, err
 	}
-	window, err := groupWindow(ctx, buffer, shard.Stream, group)
-	if err != nil {
-		return nil, err
-	}
 	var batches, events uint64
-	consumerID := ""
-	acks := newAcker(ctx, buffer, shard.Stream, group, &consumerID, max(1, window/2))
-	defer acks.close()
+	var acks *acker // from the started message, which comes first
+	defer func() {
+		if acks != nil {
+			acks.close()
+		}
+	}()
 	for {
 		res, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -325,14 +325,19 @@ func (c *Client) consumeShard(ctx context.Context, shard *requestv1.StreamShard,
 		}
 		switch kind := res.Kind.(type) {
 		case *bufferv1.SubscribeResponse_Started:
-			consumerID = kind.Started.ConsumerId
+			if acks == nil {
+				acks = newAcker(ctx, buffer, shard.Stream, group, kind.Started.ConsumerId, windowOf(kind.Started))
+			}
 		case *bufferv1.SubscribeResponse_Batch:
+			if acks == nil {
+				return nil, fmt.Errorf("%s sent a batch before its started message", what)
+			}
 			if err := onBatch(res.Seq, kind.Batch); err != nil {
 				return nil, err
 			}
 			batches++
 			events += uint64(len(kind.Batch.EventIndices))
-			if err := acks.add(res.Seq); err != nil {
+			if err := acks.add(res.Seq, payloadBytes(kind.Batch)); err != nil {
 				return nil, err
 			}
 		case *bufferv1.SubscribeResponse_EndOfStream:
@@ -345,48 +350,57 @@ func (c *Client) consumeShard(ctx context.Context, shard *requestv1.StreamShard,
 	}
 }
 
-// defaultMaxInFlight is the buffer's window for a group that sets none.
-const defaultMaxInFlight = 16
+// window is what a consumer may hold unacknowledged: batches, and bytes of
+// them (0: no byte limit).
+type window struct {
+	batches int
+	bytes   uint64
+}
 
-// groupWindow is the most unacknowledged batches the buffer sends a consumer
-// of group: the group's max_in_flight, as the stream declares it.
-func groupWindow(ctx context.Context, buffer bufferv1.BufferServiceClient, stream, group string) (int, error) {
-	res, err := buffer.GetStream(ctx, &bufferv1.GetStreamRequest{Name: stream})
-	if err != nil {
-		return 0, err
+// windowOf is the window a subscription's started message gives; a buffer
+// from before byte windows gives none, and sent 16 batches by default.
+func windowOf(s *bufferv1.SubscribeStarted) window {
+	if s.MaxInFlight == 0 {
+		return window{batches: 16}
 	}
-	for _, g := range res.Stream.ConsumerGroups {
-		if g.Name == group && g.MaxInFlight > 0 {
-			return int(g.MaxInFlight), nil
-		}
-	}
-	return defaultMaxInFlight, nil
+	return window{batches: int(s.MaxInFlight), bytes: s.MaxInFlightBytes}
+}
+
+// acked is one batch to acknowledge: its seq, and the bytes of its payload.
+type acked struct {
+	seq   uint64
+	bytes uint64
 }
 
 // acker acknowledges a subscription's seqs beside it, without holding up the
-// reading: in groups of groupSize (half the window, so the buffer never
-// waits on an Ack with nothing in flight), or 20 ms after the first of a
-// group, one Ack call at a time. A failed Ack ends the subscription (what
-// was not acknowledged is delivered again).
+// reading: in groups of half the window, in batches or in bytes (so the
+// buffer never waits on an Ack with nothing in flight), or 20 ms after the
+// first of a group, one Ack call at a time. A failed Ack ends the
+// subscription (what was not acknowledged is delivered again).
 type acker struct {
-	seqs chan uint64
+	seqs chan acked
 	err  chan error
 	once sync.Once
 }
 
-func newAcker(ctx context.Context, buffer bufferv1.BufferServiceClient, stream, group string, consumerID *string, groupSize int) *acker {
-	a := &acker{seqs: make(chan uint64, 64), err: make(chan error, 1)}
+func newAcker(ctx context.Context, buffer bufferv1.BufferServiceClient, stream, group, consumerID string, w window) *acker {
+	a := &acker{seqs: make(chan acked, 64), err: make(chan error, 1)}
+	groupSize := max(1, w.batches/2)
+	groupBytes := uint64(math.MaxUint64)
+	if w.bytes > 0 {
+		groupBytes = w.bytes / 2
+	}
 	go func() {
 		var pending []uint64
+		var pendingBytes uint64
 		timer := time.NewTimer(time.Hour)
 		timer.Stop()
 		send := func() bool {
 			if len(pending) == 0 {
 				return true
 			}
-			// consumerID was set by the started message, before the first batch came through the channel.
-			_, err := buffer.Ack(ctx, &bufferv1.AckRequest{Stream: stream, ConsumerGroup: group, ConsumerId: *consumerID, Seqs: pending})
-			pending = nil
+			_, err := buffer.Ack(ctx, &bufferv1.AckRequest{Stream: stream, ConsumerGroup: group, ConsumerId: consumerID, Seqs: pending})
+			pending, pendingBytes = nil, 0
 			if err != nil {
 				a.err <- err
 				return false
@@ -395,12 +409,13 @@ func newAcker(ctx context.Context, buffer bufferv1.BufferServiceClient, stream, 
 		}
 		for {
 			select {
-			case seq, open := <-a.seqs:
+			case b, open := <-a.seqs:
 				if !open {
 					return
 				}
-				pending = append(pending, seq)
-				if len(pending) >= groupSize {
+				pending = append(pending, b.seq)
+				pendingBytes += b.bytes
+				if len(pending) >= groupSize || pendingBytes >= groupBytes {
 					timer.Stop()
 					if !send() {
 						return
@@ -418,12 +433,12 @@ func newAcker(ctx context.Context, buffer bufferv1.BufferServiceClient, stream, 
 	return a
 }
 
-// add queues seq for acknowledgement; it reports an Ack that failed earlier.
-func (a *acker) add(seq uint64) error {
+// add queues seq, a batch of bytes, for acknowledgement; it reports an Ack that failed earlier.
+func (a *acker) add(seq, bytes uint64) error {
 	select {
 	case err := <-a.err:
 		return err
-	case a.seqs <- seq:
+	case a.seqs <- acked{seq, bytes}:
 		return nil
 	}
 }

@@ -213,3 +213,49 @@ def test_a_stream_that_fails_cancels_the_request_it_created(client):
     request = client.get_request(stream.request.name)
     assert request.state == request_pb2.DataRequest.STATE_CANCELED
     assert "LclstreamError" in request.state_reason
+
+
+def test_acknowledges_half_the_window_the_buffer_gives_in_batches_or_bytes():
+    from lclstream_client.client import _Acker
+
+    sent: list[list[int]] = []
+
+    class Answered:
+        def done(self) -> bool:
+            return True
+
+        def result(self) -> None:
+            return None
+
+    class Buffer:
+        class Ack:
+            @staticmethod
+            def future(request, timeout, metadata):
+                sent.append(list(request.seqs))
+                return Answered()
+
+    acker = _Acker(Buffer(), "streams/s", "g", None)
+    try:
+        for seq in range(1, 9):
+            acker.add(seq, 1 << 30)
+        assert sent == [list(range(1, 9))], "before the started message: groups of 8, whatever their bytes"
+        acker.use_window(1024, 1000)
+        acker.add(9, 300)
+        assert len(sent) == 1
+        acker.add(10, 200)
+        assert sent[-1] == [9, 10], "half the window's bytes"
+        acker.use_window(4, 0)
+        acker.add(11, 1 << 30)
+        acker.add(12)
+        assert sent[-1] == [11, 12], "no byte limit: half the window's batches"
+        fixed = _Acker(Buffer(), "streams/s", "g", 3)
+        fixed.use_window(1024, 0)
+        for seq in (13, 14, 15):
+            fixed.add(seq, 10_000)
+        assert sent[-1] == [13, 14, 15], "ack_every given: its count"
+        fixed.use_window(1024, 1000)
+        fixed.add(16, 10_000)
+        assert sent[-1] == [16], "and half the window's bytes still"
+        fixed.close()
+    finally:
+        acker.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import math
 import os
 import queue
 import re
@@ -227,6 +228,7 @@ class BatchStream:
         shared: bool = False,
         manual_ack: bool = False,
         max_in_flight: int = 0,
+        max_in_flight_bytes: int = 0,
         on_caught_up: Callable[[], None] | None = None,
     ):
         self._client = client
@@ -240,6 +242,7 @@ class BatchStream:
         self._shared = shared
         self._manual_ack = manual_ack
         self._max_in_flight = max_in_flight
+        self._max_in_flight_bytes = max_in_flight_bytes
         #: The end-of-stream totals, once the stream has ended.
         self.totals: data_pb2.StreamTotals | None = None
         self.batches = 0
@@ -280,9 +283,7 @@ class BatchStream:
         for (shard, _), entry in journal.received.items() if journal else ():
             self._counts[shard][0] += 1
             self._counts[shard][1] += entry["events"]
-        # Half the window by default: the buffer keeps sending while the other half is acknowledged.
-        window = self._max_in_flight or next((g.max_in_flight for g in request.consumer_groups if g.name == self.group), 0) or 16
-        every = self._ack_every or max(1, window // 2)
+        every = self._ack_every  # None: half the window each subscription is given
         if self._assigned:
             batches = self._assigned_shards(request, shards, every)
         elif self._sharded:
@@ -337,13 +338,13 @@ class BatchStream:
         counts = self._counts[batch.shard]
         counts[0] += 1
         counts[1] += len(batch.event_indices)
-        self._ackers[batch.shard].add(batch.seq)
+        self._ackers[batch.shard].add(batch.seq, batch.nbytes)
 
-    def release(self, seq: int, shard: int = 0) -> None:
-        """Acknowledges `seq` (of `shard`) without recording it as done here (the process that uses it records it)."""
-        self._ackers[shard].add(seq)
+    def release(self, seq: int, shard: int = 0, nbytes: int = 0) -> None:
+        """Acknowledges `seq` (of `shard`, `nbytes` of data) without recording it as done here (the process that uses it records it)."""
+        self._ackers[shard].add(seq, nbytes)
 
-    def _merged(self, request, shards, every: int) -> Iterator[Batch]:
+    def _merged(self, request, shards, every: int | None) -> Iterator[Batch]:
         """Every shard's batches as they arrive, each shard read by a thread of its own; ends when all have ended."""
         merged = _Merged(2 * len(shards))
         caught_up: set[int] = set()
@@ -386,7 +387,7 @@ class BatchStream:
             for thread in threads:
                 thread.join(timeout=10)
 
-    def _assigned_shards(self, request, shards, every: int) -> Iterator[Batch]:
+    def _assigned_shards(self, request, shards, every: int | None) -> Iterator[Batch]:
         """Assigned mode: the shards the request service gives this consumer (WatchShardAssignment), each
         read by a thread of its own, let go at a rebalance (what was done acknowledged first, the rest
         redelivered to its next reader), until the service says every shard is complete."""
@@ -463,13 +464,16 @@ class BatchStream:
                 thread.join(timeout=10)
 
     def _read(
-        self, request, shard, every: int, on_caught_up: Callable[[], None] | None, let_go: threading.Event | None = None
+        self, request, shard, every: int | None, on_caught_up: Callable[[], None] | None, let_go: threading.Event | None = None
     ) -> Iterator[Batch]:
         """One shard's batches to its end of stream, its totals checked (the consumer acknowledges each batch);
         `let_go` set ends it quietly (assigned mode: the shard went to another consumer)."""
         metadata = route_metadata(shard)
         responses = self._client._buffer(shard.buffer_endpoint).Subscribe(
-            buffer_pb2.SubscribeRequest(stream=shard.stream, consumer_group=self.group, max_in_flight=self._max_in_flight), metadata=metadata
+            buffer_pb2.SubscribeRequest(
+                stream=shard.stream, consumer_group=self.group, max_in_flight=self._max_in_flight, max_in_flight_bytes=self._max_in_flight_bytes
+            ),
+            metadata=metadata,
         )
         self._responses.append(responses)
         self._shard_responses[shard.index] = responses
@@ -482,9 +486,10 @@ class BatchStream:
                 kind = response.WhichOneof("kind")
                 if kind == "started":
                     acker.consumer_id = response.started.consumer_id
+                    acker.use_window(response.started.max_in_flight, response.started.max_in_flight_bytes)
                 elif kind == "batch":
                     if (shard.index, response.seq) in self._seen:
-                        acker.add(response.seq)  # a batch this journal had already: only the buffer must hear of it
+                        acker.add(response.seq, response.batch.ByteSize())  # a batch this journal had already: only the buffer must hear of it
                         continue
                     yield Batch.from_proto(response.seq, response.batch, response.redelivery, shard.index)
                 elif kind == "heartbeat":
@@ -571,16 +576,21 @@ class _Merged:
 
 
 class _Acker:
-    """Acknowledges without holding up iteration: each group of `every` goes out at once as an
-    asynchronous call, and what is left goes 20 ms after the first of it, from one flusher thread
-    (the buffer holds the end of stream until every batch is acknowledged, and stops sending a
-    consumer at its group's max_in_flight). `flush` sends the rest and waits for every call.
+    """Acknowledges without holding up iteration: each group goes out at once as an asynchronous
+    call when it holds half the consumer's window, in batches or in bytes (or `every` batches, when
+    given), and what is left goes 20 ms after the first of it, from one flusher thread (the buffer
+    holds the end of stream until every batch is acknowledged, and stops sending a consumer at its
+    window). `flush` sends the rest and waits for every call.
 
     A failed Ack loses nothing: the buffer redelivers what it did not hear of.
     """
 
-    def __init__(self, buffer: buffer_pb2_grpc.BufferServiceStub, stream: str, group: str, every: int, metadata: tuple = ()):
-        self._buffer, self._stream, self._group, self._every, self._metadata = buffer, stream, group, every, metadata
+    def __init__(self, buffer: buffer_pb2_grpc.BufferServiceStub, stream: str, group: str, every: int | None, metadata: tuple = ()):
+        self._buffer, self._stream, self._group, self._metadata = buffer, stream, group, metadata
+        self._fixed = every
+        self._every = every or 8  # half of the 16 batches a buffer from before byte windows gives by default
+        self._every_bytes = math.inf
+        self._pending_bytes = 0
         self.consumer_id = ""
         self._pending: list[int] = []
         self._first_at = 0.0
@@ -590,13 +600,23 @@ class _Acker:
         self._flusher = threading.Thread(target=self._flush_late, name="lclstream-acks", daemon=True)
         self._flusher.start()
 
-    def add(self, seq: int) -> None:
+    def use_window(self, max_in_flight: int, max_in_flight_bytes: int) -> None:
+        """Sends groups of half the window the subscription's started message gives (0 bytes: no byte
+        limit); with `every` given, groups of that many batches, or of half the window's bytes."""
+        if not max_in_flight:
+            return  # a buffer from before byte windows names none
+        if not self._fixed:
+            self._every = max(1, max_in_flight // 2)
+        self._every_bytes = max_in_flight_bytes / 2 if max_in_flight_bytes else math.inf
+
+    def add(self, seq: int, nbytes: int = 0) -> None:
         with self._cond:
             if not self._pending:
                 self._first_at = time.monotonic()  # the flusher's 20 ms count from here
                 self._cond.notify()
             self._pending.append(seq)
-            if len(self._pending) >= self._every:
+            self._pending_bytes += nbytes
+            if len(self._pending) >= self._every or self._pending_bytes >= self._every_bytes:
                 self._send()
 
     def send(self) -> None:
@@ -606,7 +626,7 @@ class _Acker:
 
     def _send(self) -> None:
         """Sends what is pending as one asynchronous Ack (the lock held)."""
-        seqs, self._pending = self._pending, []
+        seqs, self._pending, self._pending_bytes = self._pending, [], 0
         if seqs:
             request = buffer_pb2.AckRequest(stream=self._stream, consumer_group=self._group, consumer_id=self.consumer_id, seqs=seqs)
             self._calls = [c for c in self._calls if not c.done()] + [self._buffer.Ack.future(request, timeout=30, metadata=self._metadata)]
@@ -721,14 +741,26 @@ class Client:
         shared: bool = False,
         manual_ack: bool = False,
         max_in_flight: int = 0,
+        max_in_flight_bytes: int = 0,
     ) -> BatchStream:
         """The batches of request `name` for one consumer of `group` (default: the request's own, see default_group). With `journal_dir`, a consumer killed and started again gets only what it lacks.
 
         `shared`: other consumers read the same group (DataLoader workers, DDP ranks), so this one gets a part
-        of the stream. `manual_ack`: see BatchStream. `max_in_flight`: unacknowledged batches this consumer
-        may hold (0: the group's own limit, 16 unless the request sets it). `ack_every`: batches acknowledged
-        in one call (default: half of max_in_flight; what is left goes 20 ms after it was taken)."""
-        return BatchStream(self, _name(name), group, journal_dir, ack_every, shared=shared, manual_ack=manual_ack, max_in_flight=max_in_flight)
+        of the stream. `manual_ack`: see BatchStream. `max_in_flight` and `max_in_flight_bytes`: unacknowledged
+        batches, and bytes of them, this consumer may hold (0: the group's own limits; by default 32 MiB of
+        batches, at most 1024). `ack_every`: batches acknowledged in one call (default: half the window, in
+        batches or bytes; what is left goes 20 ms after it was taken)."""
+        return BatchStream(
+            self,
+            _name(name),
+            group,
+            journal_dir,
+            ack_every,
+            shared=shared,
+            manual_ack=manual_ack,
+            max_in_flight=max_in_flight,
+            max_in_flight_bytes=max_in_flight_bytes,
+        )
 
     def stream(self, config: Mapping[str, Any] | str | os.PathLike, group: str | None = None, journal_dir: str | os.PathLike | None = None, keep: bool = False) -> BatchStream:
         """Creates a request and returns its batches (`.request` is the request). Ctrl-C, an exception in the loop, or leaving it before the end cancels the request, unless `keep`."""

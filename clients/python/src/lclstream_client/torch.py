@@ -40,6 +40,7 @@ _PRODUCERS_DONE = (request_pb2.DataRequest.STATE_DRAINING, request_pb2.DataReque
 _LIVE = (request_pb2.DataRequest.STATE_PENDING, request_pb2.DataRequest.STATE_RUNNING, request_pb2.DataRequest.STATE_DRAINING)
 _CAUGHT_UP = object()  # the buffer has nothing more to hand out: finish with what is held
 _END = object()
+_no_byte_limit = 1 << 40  # the most a buffer accepts as a byte window: no limit in practice
 # In a StreamLoader's worker: the batch of each item yielded, in order, for the loader's collate in
 # the same process to send along with the items it stacks.
 _tags: collections.deque = collections.deque()
@@ -127,11 +128,19 @@ class StreamDataset(IterableDataset):
         worker = get_worker_info()
         acks_here = worker is None or not self._acks_in_loop
         rng = random.Random(f"{self.seed}/{worker.id if worker else 0}")
-        # A window of 32 batches (a loader's queues and the loop's grouped acks need more than the
-        # groups' default 16), and room for what the reservoir and the loader hold unacknowledged.
+        # A window of 32 batches for a loader's queues and the loop's grouped acks, and room for what
+        # the reservoir and the loader hold unacknowledged. Counted in batches only: the reservoir holds
+        # its batches whatever their size, and a byte limit below that would stall it.
         held = self.shuffle_buffer + (0 if acks_here else self._loader_holds)
         stream = client.batches(
-            self.name, self.group, self.journal_dir, self.ack_every, shared=True, manual_ack=True, max_in_flight=min(10_000, 32 + held)
+            self.name,
+            self.group,
+            self.journal_dir,
+            self.ack_every,
+            shared=True,
+            manual_ack=True,
+            max_in_flight=min(10_000, 32 + held),
+            max_in_flight_bytes=_no_byte_limit,
         )
         reader = _Reader(stream)
         items = self._items(reader)

@@ -390,8 +390,11 @@ type ConsumerGroup struct {
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// mode is how the group receives batches.
 	Mode DeliveryMode `protobuf:"varint,2,opt,name=mode,proto3,enum=lclstream.buffer.v1.DeliveryMode" json:"mode,omitempty"`
-	// max_in_flight is the default limit of unacknowledged batches per consumer;
-	// default 16.
+	// max_in_flight is the default limit of unacknowledged batches per consumer.
+	// Set alone, it is the only limit. When neither it nor max_in_flight_bytes
+	// is set, a consumer holds up to 32 MiB of batches, at most 1024 of them: as
+	// many small batches as large ones would fill, so that small batches flow
+	// as fast.
 	MaxInFlight uint32 `protobuf:"varint,3,opt,name=max_in_flight,json=maxInFlight,proto3" json:"max_in_flight,omitempty"`
 	// ack_timeout_ms redelivers a batch a consumer holds unacknowledged longer
 	// than this; 0 means only when the consumer disconnects.
@@ -400,8 +403,13 @@ type ConsumerGroup struct {
 	// request's shards (the data request service's business; the buffer keeps it
 	// with the group but does not use it).
 	ShardAssignment ShardAssignment `protobuf:"varint,5,opt,name=shard_assignment,json=shardAssignment,proto3,enum=lclstream.buffer.v1.ShardAssignment" json:"shard_assignment,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// max_in_flight_bytes is the default limit of unacknowledged bytes (batches
+	// as encoded) per consumer; 0 means none when max_in_flight is set, else
+	// 32 MiB. A consumer holding nothing may always take one batch, however
+	// large.
+	MaxInFlightBytes uint64 `protobuf:"varint,6,opt,name=max_in_flight_bytes,json=maxInFlightBytes,proto3" json:"max_in_flight_bytes,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ConsumerGroup) Reset() {
@@ -467,6 +475,13 @@ func (x *ConsumerGroup) GetShardAssignment() ShardAssignment {
 		return x.ShardAssignment
 	}
 	return ShardAssignment_SHARD_ASSIGNMENT_UNSPECIFIED
+}
+
+func (x *ConsumerGroup) GetMaxInFlightBytes() uint64 {
+	if x != nil {
+		return x.MaxInFlightBytes
+	}
+	return 0
 }
 
 // StreamMetrics are live counters for a stream.
@@ -1506,9 +1521,12 @@ type SubscribeRequest struct {
 	MaxInFlight uint32 `protobuf:"varint,3,opt,name=max_in_flight,json=maxInFlight,proto3" json:"max_in_flight,omitempty"`
 	// start_seq resumes from this stream seq, if still retained; 0 continues
 	// from the group's unacknowledged position.
-	StartSeq      uint64 `protobuf:"varint,4,opt,name=start_seq,json=startSeq,proto3" json:"start_seq,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	StartSeq uint64 `protobuf:"varint,4,opt,name=start_seq,json=startSeq,proto3" json:"start_seq,omitempty"`
+	// max_in_flight_bytes is the most unacknowledged bytes this consumer holds;
+	// 0 means the group's default.
+	MaxInFlightBytes uint64 `protobuf:"varint,5,opt,name=max_in_flight_bytes,json=maxInFlightBytes,proto3" json:"max_in_flight_bytes,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *SubscribeRequest) Reset() {
@@ -1565,6 +1583,13 @@ func (x *SubscribeRequest) GetMaxInFlight() uint32 {
 func (x *SubscribeRequest) GetStartSeq() uint64 {
 	if x != nil {
 		return x.StartSeq
+	}
+	return 0
+}
+
+func (x *SubscribeRequest) GetMaxInFlightBytes() uint64 {
+	if x != nil {
+		return x.MaxInFlightBytes
 	}
 	return 0
 }
@@ -1713,15 +1738,22 @@ func (*SubscribeResponse_EndOfStream) isSubscribeResponse_Kind() {}
 
 func (*SubscribeResponse_Heartbeat) isSubscribeResponse_Kind() {}
 
-// SubscribeStarted tells a consumer who it is.
+// SubscribeStarted tells a consumer who it is and what it may hold.
 type SubscribeStarted struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// consumer_id identifies this subscription in Ack.
 	ConsumerId string `protobuf:"bytes,1,opt,name=consumer_id,json=consumerId,proto3" json:"consumer_id,omitempty"`
 	// consumer_group is the group joined.
 	ConsumerGroup string `protobuf:"bytes,2,opt,name=consumer_group,json=consumerGroup,proto3" json:"consumer_group,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// max_in_flight is the most unacknowledged batches this consumer may hold:
+	// its window, from its request or its group. Acknowledge before half of it
+	// is held, so that the buffer never waits for an Ack to send more.
+	MaxInFlight uint32 `protobuf:"varint,3,opt,name=max_in_flight,json=maxInFlight,proto3" json:"max_in_flight,omitempty"`
+	// max_in_flight_bytes is the most unacknowledged bytes (batches as encoded)
+	// it may hold; 0 means no byte limit. Acknowledge before half of it is held.
+	MaxInFlightBytes uint64 `protobuf:"varint,4,opt,name=max_in_flight_bytes,json=maxInFlightBytes,proto3" json:"max_in_flight_bytes,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *SubscribeStarted) Reset() {
@@ -1766,6 +1798,20 @@ func (x *SubscribeStarted) GetConsumerGroup() string {
 		return x.ConsumerGroup
 	}
 	return ""
+}
+
+func (x *SubscribeStarted) GetMaxInFlight() uint32 {
+	if x != nil {
+		return x.MaxInFlight
+	}
+	return 0
+}
+
+func (x *SubscribeStarted) GetMaxInFlightBytes() uint64 {
+	if x != nil {
+		return x.MaxInFlightBytes
+	}
+	return 0
 }
 
 // SubscribeHeartbeat says the subscription is alive while no batch flows.
@@ -1979,13 +2025,14 @@ const file_lclstream_buffer_v1_buffer_proto_rawDesc = "" +
 	"\x0eSTATE_COMPLETE\x10\x02\x12\x11\n" +
 	"\rSTATE_DRAINED\x10\x03\x12\x0e\n" +
 	"\n" +
-	"STATE_LOST\x10\x04\"\xf5\x01\n" +
+	"STATE_LOST\x10\x04\"\xa4\x02\n" +
 	"\rConsumerGroup\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x125\n" +
 	"\x04mode\x18\x02 \x01(\x0e2!.lclstream.buffer.v1.DeliveryModeR\x04mode\x12\"\n" +
 	"\rmax_in_flight\x18\x03 \x01(\rR\vmaxInFlight\x12$\n" +
 	"\x0eack_timeout_ms\x18\x04 \x01(\rR\fackTimeoutMs\x12O\n" +
-	"\x10shard_assignment\x18\x05 \x01(\x0e2$.lclstream.buffer.v1.ShardAssignmentR\x0fshardAssignment\"\xe0\x03\n" +
+	"\x10shard_assignment\x18\x05 \x01(\x0e2$.lclstream.buffer.v1.ShardAssignmentR\x0fshardAssignment\x12-\n" +
+	"\x13max_in_flight_bytes\x18\x06 \x01(\x04R\x10maxInFlightBytes\"\xe0\x03\n" +
 	"\rStreamMetrics\x12+\n" +
 	"\x11published_batches\x18\x01 \x01(\x04R\x10publishedBatches\x12)\n" +
 	"\x10published_events\x18\x02 \x01(\x04R\x0fpublishedEvents\x12'\n" +
@@ -2053,12 +2100,13 @@ const file_lclstream_buffer_v1_buffer_proto_rawDesc = "" +
 	"\x0fPublishResponse\x12)\n" +
 	"\x10accepted_batches\x18\x01 \x01(\x04R\x0facceptedBatches\x12+\n" +
 	"\x11duplicate_batches\x18\x02 \x01(\x04R\x10duplicateBatches\x12\x19\n" +
-	"\bnext_seq\x18\x03 \x01(\x04R\anextSeq\"\x92\x01\n" +
+	"\bnext_seq\x18\x03 \x01(\x04R\anextSeq\"\xc1\x01\n" +
 	"\x10SubscribeRequest\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\tR\x06stream\x12%\n" +
 	"\x0econsumer_group\x18\x02 \x01(\tR\rconsumerGroup\x12\"\n" +
 	"\rmax_in_flight\x18\x03 \x01(\rR\vmaxInFlight\x12\x1b\n" +
-	"\tstart_seq\x18\x04 \x01(\x04R\bstartSeq\"\xd7\x02\n" +
+	"\tstart_seq\x18\x04 \x01(\x04R\bstartSeq\x12-\n" +
+	"\x13max_in_flight_bytes\x18\x05 \x01(\x04R\x10maxInFlightBytes\"\xd7\x02\n" +
 	"\x11SubscribeResponse\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12A\n" +
 	"\astarted\x18\x02 \x01(\v2%.lclstream.buffer.v1.SubscribeStartedH\x00R\astarted\x125\n" +
@@ -2068,11 +2116,13 @@ const file_lclstream_buffer_v1_buffer_proto_rawDesc = "" +
 	"\n" +
 	"redelivery\x18\x05 \x01(\bR\n" +
 	"redeliveryB\x06\n" +
-	"\x04kind\"Z\n" +
+	"\x04kind\"\xad\x01\n" +
 	"\x10SubscribeStarted\x12\x1f\n" +
 	"\vconsumer_id\x18\x01 \x01(\tR\n" +
 	"consumerId\x12%\n" +
-	"\x0econsumer_group\x18\x02 \x01(\tR\rconsumerGroup\"\\\n" +
+	"\x0econsumer_group\x18\x02 \x01(\tR\rconsumerGroup\x12\"\n" +
+	"\rmax_in_flight\x18\x03 \x01(\rR\vmaxInFlight\x12-\n" +
+	"\x13max_in_flight_bytes\x18\x04 \x01(\x04R\x10maxInFlightBytes\"\\\n" +
 	"\x12SubscribeHeartbeat\x12)\n" +
 	"\x10buffered_batches\x18\x01 \x01(\x04R\x0fbufferedBatches\x12\x1b\n" +
 	"\tcaught_up\x18\x02 \x01(\bR\bcaughtUp\"\x80\x01\n" +

@@ -76,18 +76,20 @@ class Stream(_message.Message):
     def __init__(self, name: _Optional[str] = ..., owner: _Optional[str] = ..., readers: _Optional[_Iterable[str]] = ..., capacity_bytes: _Optional[int] = ..., retention_bytes: _Optional[int] = ..., durable: bool = ..., producer_count: _Optional[int] = ..., consumer_groups: _Optional[_Iterable[_Union[ConsumerGroup, _Mapping]]] = ..., request: _Optional[str] = ..., state: _Optional[_Union[Stream.State, str]] = ..., state_reason: _Optional[str] = ..., metrics: _Optional[_Union[StreamMetrics, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., shard_count: _Optional[int] = ..., shard_index: _Optional[int] = ...) -> None: ...
 
 class ConsumerGroup(_message.Message):
-    __slots__ = ("name", "mode", "max_in_flight", "ack_timeout_ms", "shard_assignment")
+    __slots__ = ("name", "mode", "max_in_flight", "ack_timeout_ms", "shard_assignment", "max_in_flight_bytes")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     MAX_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     ACK_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     SHARD_ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
+    MAX_IN_FLIGHT_BYTES_FIELD_NUMBER: _ClassVar[int]
     name: str
     mode: DeliveryMode
     max_in_flight: int
     ack_timeout_ms: int
     shard_assignment: ShardAssignment
-    def __init__(self, name: _Optional[str] = ..., mode: _Optional[_Union[DeliveryMode, str]] = ..., max_in_flight: _Optional[int] = ..., ack_timeout_ms: _Optional[int] = ..., shard_assignment: _Optional[_Union[ShardAssignment, str]] = ...) -> None: ...
+    max_in_flight_bytes: int
+    def __init__(self, name: _Optional[str] = ..., mode: _Optional[_Union[DeliveryMode, str]] = ..., max_in_flight: _Optional[int] = ..., ack_timeout_ms: _Optional[int] = ..., shard_assignment: _Optional[_Union[ShardAssignment, str]] = ..., max_in_flight_bytes: _Optional[int] = ...) -> None: ...
 
 class StreamMetrics(_message.Message):
     __slots__ = ("published_batches", "published_events", "published_bytes", "buffered_batches", "buffered_bytes", "publish_bytes_per_second", "producers", "groups", "first_batch_time")
@@ -244,16 +246,18 @@ class PublishResponse(_message.Message):
     def __init__(self, accepted_batches: _Optional[int] = ..., duplicate_batches: _Optional[int] = ..., next_seq: _Optional[int] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
-    __slots__ = ("stream", "consumer_group", "max_in_flight", "start_seq")
+    __slots__ = ("stream", "consumer_group", "max_in_flight", "start_seq", "max_in_flight_bytes")
     STREAM_FIELD_NUMBER: _ClassVar[int]
     CONSUMER_GROUP_FIELD_NUMBER: _ClassVar[int]
     MAX_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     START_SEQ_FIELD_NUMBER: _ClassVar[int]
+    MAX_IN_FLIGHT_BYTES_FIELD_NUMBER: _ClassVar[int]
     stream: str
     consumer_group: str
     max_in_flight: int
     start_seq: int
-    def __init__(self, stream: _Optional[str] = ..., consumer_group: _Optional[str] = ..., max_in_flight: _Optional[int] = ..., start_seq: _Optional[int] = ...) -> None: ...
+    max_in_flight_bytes: int
+    def __init__(self, stream: _Optional[str] = ..., consumer_group: _Optional[str] = ..., max_in_flight: _Optional[int] = ..., start_seq: _Optional[int] = ..., max_in_flight_bytes: _Optional[int] = ...) -> None: ...
 
 class SubscribeResponse(_message.Message):
     __slots__ = ("seq", "started", "batch", "end_of_stream", "heartbeat", "redelivery")
@@ -272,12 +276,16 @@ class SubscribeResponse(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., started: _Optional[_Union[SubscribeStarted, _Mapping]] = ..., batch: _Optional[_Union[_data_pb2.EventBatch, _Mapping]] = ..., end_of_stream: _Optional[_Union[_data_pb2.StreamTotals, _Mapping]] = ..., heartbeat: _Optional[_Union[SubscribeHeartbeat, _Mapping]] = ..., redelivery: bool = ...) -> None: ...
 
 class SubscribeStarted(_message.Message):
-    __slots__ = ("consumer_id", "consumer_group")
+    __slots__ = ("consumer_id", "consumer_group", "max_in_flight", "max_in_flight_bytes")
     CONSUMER_ID_FIELD_NUMBER: _ClassVar[int]
     CONSUMER_GROUP_FIELD_NUMBER: _ClassVar[int]
+    MAX_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    MAX_IN_FLIGHT_BYTES_FIELD_NUMBER: _ClassVar[int]
     consumer_id: str
     consumer_group: str
-    def __init__(self, consumer_id: _Optional[str] = ..., consumer_group: _Optional[str] = ...) -> None: ...
+    max_in_flight: int
+    max_in_flight_bytes: int
+    def __init__(self, consumer_id: _Optional[str] = ..., consumer_group: _Optional[str] = ..., max_in_flight: _Optional[int] = ..., max_in_flight_bytes: _Optional[int] = ...) -> None: ...
 
 class SubscribeHeartbeat(_message.Message):
     __slots__ = ("buffered_batches", "caught_up")

@@ -86,11 +86,24 @@ interface Proc {
   stop(): void;
 }
 
+/** Every process the bench started and that still runs: stopped when the bench exits, however it exits (a closed stdout too). */
+const running = new Set<ChildProcess>();
+process.on("exit", () => {
+  for (const child of running) child.kill();
+});
+function tracked(child: ChildProcess): ChildProcess {
+  running.add(child);
+  child.once("exit", () => running.delete(child));
+  return child;
+}
+
 function start(file: string, argv: string[], nodeArgs: string[] = [], command = process.execPath, stderr: "inherit" | "ignore" = "inherit"): Proc {
-  const child = spawn(command, [...nodeArgs, file, ...argv], {
-    stdio: ["ignore", "pipe", stderr],
-    env: { ...process.env, LCLSTREAM_LOG_LEVEL: "warn" },
-  });
+  const child = tracked(
+    spawn(command, [...nodeArgs, file, ...argv], {
+      stdio: ["ignore", "pipe", stderr],
+      env: { ...process.env, LCLSTREAM_LOG_LEVEL: "warn" },
+    }),
+  );
   const lines: string[] = [];
   const waiters: ((line: string) => void)[] = [];
   createInterface({ input: child.stdout! }).on("line", (line) => {
@@ -588,7 +601,7 @@ async function main() {
       }
       if (only.test("contention")) {
         // One busy loop per core beside the path and its baseline, as on a facility node that is never idle.
-        const busy = cpus().map(() => spawn(process.execPath, ["-e", "for (;;);"], { stdio: "ignore" }));
+        const busy = cpus().map(() => tracked(spawn(process.execPath, ["-e", "for (;;);"], { stdio: "ignore" })));
         try {
           for (const size of [64 * KiB, MiB]) {
             const label = size >= MiB ? "1MiB" : "64KiB";
@@ -850,7 +863,7 @@ function pythonReader(mode: "grpcio" | "client" | "torch" | "torch-alone") {
 /** Runs a reader to its end; resolves with the JSON of the last line it printed. */
 function lastJsonLine(what: string, command: string, argv: string[], env?: NodeJS.ProcessEnv): Promise<any> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, argv, { stdio: ["ignore", "pipe", "inherit"], env });
+    const child = tracked(spawn(command, argv, { stdio: ["ignore", "pipe", "inherit"], env }));
     let out = "";
     child.stdout!.on("data", (chunk) => (out += chunk));
     child.once("exit", (code) => (code === 0 ? resolve(JSON.parse(out.trim().split("\n").at(-1)!)) : reject(new Error(`${what} exited with ${code}`))));

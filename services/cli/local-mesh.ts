@@ -116,7 +116,8 @@ export interface LocalMeshOptions {
 
 export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMesh> {
   const stateDir = resolve(options.stateDir);
-  const logger = (name: string) => createLogger(name, options.logLevel ?? process.env.LCLSTREAM_LOG_LEVEL ?? "warn");
+  const logLevel = options.logLevel ?? process.env.LCLSTREAM_LOG_LEVEL ?? "warn";
+  const logger = (name: string) => createLogger(name, logLevel);
   if (!existsSync(join(stateDir, "ca", "ca.key"))) await initAuthority(stateDir, localTrustDomain);
   const certs = join(stateDir, "certs");
   // Service certificates are made fresh at each start; the user's is kept while it has an hour left.
@@ -140,22 +141,25 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
   const deps = async (name: string) => ({ revocations: ca.revocations, tls: await readCertDir(join(certs, name)), logger: logger(name) });
   /** `lclstream buffer serve` in a process of its own, on `port`, keeping its state in `dir`, with metrics on `metricsPort` if given. */
   const bufferInProcess = (dir: string, port: number, metricsPort?: number) =>
-    serveInProcess([
-      "buffer",
-      "serve",
-      "--state-dir",
-      dir,
-      "--cert-dir",
-      join(certs, "buffer"),
-      "--ca-url",
-      ca.url,
-      "--port",
-      String(port),
-      ...admins.flatMap((a) => ["--admin", a]),
-      ...submitters.flatMap((s) => ["--submitter", s]),
-      ...(proxyIdentity ? ["--proxy-identity", proxyIdentity] : []),
-      ...(metricsPort === undefined ? [] : ["--metrics-port", String(metricsPort)]),
-    ]);
+    serveInProcess(
+      [
+        "buffer",
+        "serve",
+        "--state-dir",
+        dir,
+        "--cert-dir",
+        join(certs, "buffer"),
+        "--ca-url",
+        ca.url,
+        "--port",
+        String(port),
+        ...admins.flatMap((a) => ["--admin", a]),
+        ...submitters.flatMap((s) => ["--submitter", s]),
+        ...(proxyIdentity ? ["--proxy-identity", proxyIdentity] : []),
+        ...(metricsPort === undefined ? [] : ["--metrics-port", String(metricsPort)]),
+      ],
+      logLevel,
+    );
   // The pool's other buffers, each with a state directory of its own, started before the request service.
   const moreBuffers: Running[] = [];
   const moreBufferDir = (i: number) => join(stateDir, "buffers", String(i + 1));
@@ -275,8 +279,10 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
  * Runs an `lclstream … serve` command as a child process; resolves once it
  * prints its URL (`<name>: https://host:port (mTLS)`).
  */
-function serveInProcess(args: string[]): Promise<Running> {
-  const child = spawn(process.execPath, [join(packageInfo().root, "bin", "lclstream.js"), ...args], { stdio: ["ignore", "pipe", "inherit"] });
+function serveInProcess(args: string[], logLevel: string): Promise<Running> {
+  // At the level of the services in this process (the buffer's own default is info).
+  const env = { ...process.env, LCLSTREAM_LOG_LEVEL: logLevel };
+  const child = spawn(process.execPath, [join(packageInfo().root, "bin", "lclstream.js"), ...args], { stdio: ["ignore", "pipe", "inherit"], env });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const stop = (signal: NodeJS.Signals) => async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);

@@ -154,7 +154,6 @@ export class Consumer {
   }
 
   hold(seq: number, bytes: number): void {
-    this.release(seq);
     this.#held.set(seq, { at: Date.now(), bytes });
     this.#heldBytes += bytes;
   }

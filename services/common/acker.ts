@@ -32,9 +32,9 @@ export class Acker {
 
   constructor(
     private readonly send: (seqs: bigint[]) => Promise<unknown>,
-    private readonly options: { intervalMs: number; window?: AckWindow },
+    private readonly options: { intervalMs: number },
   ) {
-    this.useWindow(options.window);
+    this.useWindow(undefined);
   }
 
   /** Acknowledges in groups of half `window`: call it with the subscription's started message. */

@@ -6,6 +6,9 @@ describe("Acker", () => {
   beforeEach(() => vi.useFakeTimers());
   afterEach(() => vi.useRealTimers());
 
+  /** `acker` told `window`, as a subscription's started message tells it. */
+  const withWindow = (acker: Acker, window: { maxInFlight: number; maxInFlightBytes: bigint }) => (acker.useWindow(window), acker);
+
   /** A window of `n` batches and no byte limit: groups of half of it. */
   const batches = (n: number) => ({ maxInFlight: n, maxInFlightBytes: 0n });
 
@@ -18,7 +21,7 @@ describe("Acker", () => {
 
   it("sends a full group at once, and a partial one after the interval", async () => {
     const { calls, send } = fakeSend();
-    const acker = new Acker(send, { window: batches(6), intervalMs: 20 });
+    const acker = withWindow(new Acker(send, { intervalMs: 20 }), batches(6));
     [1n, 2n, 3n].forEach((s) => acker.add(s));
     expect(calls.map((c) => c.seqs)).toEqual([[1n, 2n, 3n]]);
     calls[0]!.resolve();
@@ -31,7 +34,7 @@ describe("Acker", () => {
 
   it("keeps one call out at a time; what came in meanwhile goes next", async () => {
     const { calls, send } = fakeSend();
-    const acker = new Acker(send, { window: batches(2), intervalMs: 20 });
+    const acker = withWindow(new Acker(send, { intervalMs: 20 }), batches(2));
     acker.add(1n);
     acker.add(2n);
     acker.add(3n);
@@ -43,7 +46,7 @@ describe("Acker", () => {
 
   it("flush sends the rest and waits; a failed call in the background loses nothing flush reports", async () => {
     const { calls, send } = fakeSend();
-    const acker = new Acker(send, { window: batches(4), intervalMs: 1000 });
+    const acker = withWindow(new Acker(send, { intervalMs: 1000 }), batches(4));
     acker.add(1n);
     acker.add(2n);
     calls[0]!.reject(new Error("unavailable"));
@@ -61,7 +64,7 @@ describe("Acker", () => {
 
   it("close stops the timer: what is queued is not sent", async () => {
     const { calls, send } = fakeSend();
-    const acker = new Acker(send, { window: batches(20), intervalMs: 20 });
+    const acker = withWindow(new Acker(send, { intervalMs: 20 }), batches(20));
     acker.add(1n);
     acker.close();
     await vi.advanceTimersByTimeAsync(100);
@@ -77,7 +80,7 @@ describe("Acker", () => {
       [32, 16],
     ]) {
       const { calls, send } = fakeSend();
-      const acker = new Acker(send, { window: batches(window!), intervalMs: 20 });
+      const acker = withWindow(new Acker(send, { intervalMs: 20 }), batches(window!));
       for (let seq = 1n; seq <= BigInt(group!); seq++) {
         expect(calls, `window ${window}: nothing sent before ${group} seqs`).toHaveLength(0);
         acker.add(seq);
@@ -92,7 +95,7 @@ describe("Acker", () => {
 
   it("sends a group when it holds half the window's bytes, whatever its count", async () => {
     const { calls, send } = fakeSend();
-    const acker = new Acker(send, { window: { maxInFlight: 1024, maxInFlightBytes: 1000n }, intervalMs: 20 });
+    const acker = withWindow(new Acker(send, { intervalMs: 20 }), { maxInFlight: 1024, maxInFlightBytes: 1000n });
     acker.add(1n, 300);
     expect(calls).toHaveLength(0);
     acker.add(2n, 200);

@@ -340,9 +340,9 @@ class BatchStream:
         counts[1] += len(batch.event_indices)
         self._ackers[batch.shard].add(batch.seq, batch.nbytes)
 
-    def release(self, seq: int, shard: int = 0, nbytes: int = 0) -> None:
-        """Acknowledges `seq` (of `shard`, `nbytes` of data) without recording it as done here (the process that uses it records it)."""
-        self._ackers[shard].add(seq, nbytes)
+    def release(self, seq: int, shard: int = 0) -> None:
+        """Acknowledges `seq` (of `shard`) without recording it as done here (the process that uses it records it)."""
+        self._ackers[shard].add(seq)
 
     def _merged(self, request, shards, every: int | None) -> Iterator[Batch]:
         """Every shard's batches as they arrive, each shard read by a thread of its own; ends when all have ended."""

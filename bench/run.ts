@@ -182,13 +182,13 @@ async function main() {
     const relay = role("tls-relay", { tls: server, to: ports });
     const source = role("tls-source", { tls: user, port: (await relay.next()).port, chunkBytes });
     const pids = [source, relay, ...sinkProcs].map((p) => p.child.pid!);
-    const cpu = () => pids.reduce((sum, pid) => sum + cpuMsOf(pid), 0);
-    const cpuAtStart = announce ? (await sinkProcs[0]!.next(), cpu()) : 0;
+    const cpuAtStart = announce ? (await sinkProcs[0]!.next(), pids.map(cpuMsOf)) : [];
     const outs = await Promise.all(sinkProcs.map((sink) => sink.next()));
-    const cpuMsPerMiB = announce ? (cpu() - cpuAtStart) / (outs[0].bytes / MiB) : Number.NaN;
+    const [sourceCpu, relayCpu, sinkCpu] = announce ? pids.map((pid, i) => (cpuMsOf(pid) - cpuAtStart[i]!) / (outs[0].bytes / MiB)) : [];
     source.stop();
     relay.stop();
-    return { mbps: outs.reduce((sum, r) => sum + mbps(r), 0), cpuMsPerMiB };
+    const cpuMsPerMiB = announce ? sourceCpu! + relayCpu! + sinkCpu! : Number.NaN;
+    return { mbps: outs.reduce((sum, r) => sum + mbps(r), 0), cpuMsPerMiB, sourceCpu, relayCpu, sinkCpu };
   };
   const rawRelay = async (chunkBytes: number, sinks = 1) => (await rawRelayMeasured(chunkBytes, sinks)).mbps;
 
@@ -247,14 +247,22 @@ async function main() {
     const producer = role("publish", { ...common, token: publishToken });
     const rss = opts.stall ? await sampleRss(buffer.proc.child.pid!, measureMs + 500) : 0;
     const pids = [buffer.proc, producer, ...consumers].map((p) => p.child.pid!);
-    const cpu = () => pids.reduce((sum, pid) => sum + cpuMsOf(pid), 0);
-    const cpuAtStart = announce ? (await consumers[0]!.next(), cpu()) : 0;
+    const cpuAtStart = announce ? (await consumers[0]!.next(), pids.map(cpuMsOf)) : [];
     const outs = await Promise.all(consumers.map((c) => c.next()));
-    const cpuMsPerMiB = announce ? (cpu() - cpuAtStart) / (outs[0].bytes / MiB) : Number.NaN;
+    const [bufferCpu, producerCpu, consumerCpu] = announce ? pids.map((pid, i) => (cpuMsOf(pid) - cpuAtStart[i]!) / (outs[0].bytes / MiB)) : [];
     producer.stop();
     consumers.forEach((c) => c.stop());
     await buffer.client.deleteStream({ name: stream!.name });
-    return { mbps: outs.reduce((sum, o) => sum + mbps(o), 0), latencies: outs.flatMap((o) => o.latenciesMs ?? []), rss, cpuMsPerMiB };
+    const cpuMsPerMiB = announce ? bufferCpu! + producerCpu! + consumerCpu! : Number.NaN;
+    return {
+      mbps: outs.reduce((sum, o) => sum + mbps(o), 0),
+      latencies: outs.flatMap((o) => o.latenciesMs ?? []),
+      rss,
+      cpuMsPerMiB,
+      bufferCpu,
+      producerCpu,
+      consumerCpu,
+    };
   }
 
   /** One hop: a producer publishing into a stream only a latest-only group reads (nothing holds it back). */
@@ -458,7 +466,6 @@ async function main() {
           "MB/s",
           relays.map((r) => r.mbps),
         );
-        if (size !== MiB) continue;
         record(
           `raw TLS relay ${label}, CPU of source, relay and sink`,
           "ms/MiB",
@@ -469,6 +476,18 @@ async function main() {
           "ms/MiB",
           relays.map((r) => r.cpuMsPerMiB),
         );
+        // Each process beside its raw counterpart: where the relay's extra CPU goes at this size.
+        for (const [path, proc, values] of [
+          ["raw TLS relay", "source", rawRelays.map((r) => r.sourceCpu!)],
+          ["raw TLS relay", "relay process", rawRelays.map((r) => r.relayCpu!)],
+          ["raw TLS relay", "sink", rawRelays.map((r) => r.sinkCpu!)],
+          ["buffer relay", "producer", relays.map((r) => r.producerCpu!)],
+          ["buffer relay", "buffer", relays.map((r) => r.bufferCpu!)],
+          ["buffer relay", "consumer", relays.map((r) => r.consumerCpu!)],
+        ] as const) {
+          record(`${path} ${label}, ${proc} CPU`, "ms/MiB", values);
+        }
+        if (size !== MiB) continue;
         // The floor under that: what encrypting and decrypting at both hops, and the kernel's four socket copies, cost at least.
         const limits = await repeat(async () => role("floor", {}).next());
         record(

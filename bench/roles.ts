@@ -17,11 +17,12 @@
 import { createCipheriv, randomBytes } from "node:crypto";
 import * as http2 from "node:http2";
 import { connect, createServer, type TLSSocket } from "node:tls";
-import { createClient, type Client } from "@connectrpc/connect";
+import { ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { BufferService, SubscribeRequestSchema } from "../gen/lclstream/buffer/v1/buffer_pb.js";
 import { ColumnsSchema, DataType, EventBatchSchema, PayloadFormat, SerializedPayloadSchema } from "../gen/lclstream/data/v1/data_pb.js";
 import { createMeshTransport } from "../services/common/client.js";
+import { errorInfo } from "../services/common/errors.js";
 import type { CertMaterial } from "../services/common/pki.js";
 import { Acker } from "../services/common/acker.js";
 import { ByteParts, contiguous } from "../services/common/byte-parts.js";
@@ -198,7 +199,14 @@ async function publish() {
     }
     yield { kind: { case: "done", value: { batchCount: BigInt(args.count!), eventCount: BigInt(args.count!) } } };
   }
-  await client.publish(messages());
+  try {
+    await client.publish(messages());
+  } catch (error) {
+    // A publisher with no count runs until the bench deletes its stream: that is its end, not a failure.
+    const deleted = error instanceof ConnectError && errorInfo(error)?.reason === "STREAM_DELETED";
+    if (!deleted || args.count !== undefined) throw error;
+    return;
+  }
   print({ published: args.count });
 }
 

@@ -17,11 +17,11 @@
 import { createCipheriv, randomBytes } from "node:crypto";
 import * as http2 from "node:http2";
 import { connect, createServer, type TLSSocket } from "node:tls";
-import { ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { ConnectError, createClient, createContextValues, type Client } from "@connectrpc/connect";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { BufferService, SubscribeRequestSchema } from "../gen/lclstream/buffer/v1/buffer_pb.js";
 import { ColumnsSchema, DataType, EventBatchSchema, PayloadFormat, SerializedPayloadSchema } from "../gen/lclstream/data/v1/data_pb.js";
-import { createMeshTransport } from "../services/common/client.js";
+import { borrowedResponses, createMeshTransport } from "../services/common/client.js";
 import { errorInfo } from "../services/common/errors.js";
 import type { CertMaterial } from "../services/common/pki.js";
 import { Acker } from "../services/common/acker.js";
@@ -241,7 +241,9 @@ async function subscribe() {
   let consumerId = "";
   // As `lclstream get` acknowledges: in groups of half the window the buffer gives it.
   const acker = new Acker((seqs) => client.ack({ stream: args.stream!, consumerGroup: args.group!, consumerId, seqs }), { intervalMs: 20 });
-  for await (const r of client.subscribe({ stream: args.stream!, consumerGroup: args.group! })) {
+  // As `lclstream get`: done with each batch before it takes the next, so they share memory.
+  const contextValues = createContextValues().set(borrowedResponses, true);
+  for await (const r of client.subscribe({ stream: args.stream!, consumerGroup: args.group! }, { contextValues })) {
     if (r.kind.case === "started") {
       consumerId = r.kind.value.consumerId;
       acker.useWindow(r.kind.value);

@@ -15,12 +15,13 @@ import { setMaxListeners } from "node:events";
 import { existsSync } from "node:fs";
 import { appendFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, createContextValues, type Client, type Transport } from "@connectrpc/connect";
 import { toBinary } from "@bufbuild/protobuf";
 import { BufferService, DeliveryMode, ShardAssignment } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { EventBatchSchema, type EventBatch, type StreamTotals } from "../../gen/lclstream/data/v1/data_pb.js";
 import { type DataRequestService, DataRequest_State as State, type DataRequest, type StreamShard } from "../../gen/lclstream/request/v1/request_pb.js";
 import { Acker } from "../common/acker.js";
+import { borrowedResponses } from "../common/client.js";
 import { backoffMs, sleep } from "../common/backoff.js";
 import { defaultConsumerGroup } from "../common/data-path.js";
 import { dtypeFromProto, typedView } from "../producer/ndarray.js";
@@ -255,7 +256,9 @@ export async function fetchRequest(o: FetchOptions): Promise<{ request: DataRequ
     });
     reading.acks = acker;
     try {
-      for await (const r of buffer.subscribe({ stream: shard.stream, consumerGroup: group }, { signal, ...route })) {
+      // Each batch is written out and counted before the next is taken, so they can share memory.
+      const contextValues = createContextValues().set(borrowedResponses, true);
+      for await (const r of buffer.subscribe({ stream: shard.stream, consumerGroup: group }, { signal, ...route, contextValues })) {
         if (r.kind.case === "started") {
           consumerId = r.kind.value.consumerId;
           acker.useWindow(r.kind.value);

@@ -10,6 +10,8 @@ import { readCertDir, type CertMaterial } from "./pki.js";
 import { dataPathProcedures } from "./data-path.js";
 import { procedureOf } from "./interceptors.js";
 
+export { borrowedResponses } from "./direct-transport.js";
+
 const MiB = 1024 * 1024;
 
 /** Options of {@link createMeshTransport}. */
@@ -97,7 +99,7 @@ export function createMeshTransport(options: MeshTransportOptions): Transport {
       ).catch(explain),
     stream: async (method, signal, timeoutMs, header, input, contextValues) => {
       const res = await (onDataPath(method)
-        ? direct(method, signal, timeoutMs, header, input)
+        ? direct(method, signal, timeoutMs, header, input, contextValues)
         : transport.stream(method, signal, timeoutMs, header, input, contextValues)
       ).catch(explain);
       return { ...res, message: explainingErrors(res.message, explain) };

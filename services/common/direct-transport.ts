@@ -17,7 +17,7 @@ import {
   type MessageInitShape,
   type MessageShape,
 } from "@bufbuild/protobuf";
-import { Code, ConnectError, type StreamResponse, type UnaryResponse } from "@connectrpc/connect";
+import { Code, ConnectError, type ContextValues, createContextKey, type StreamResponse, type UnaryResponse } from "@connectrpc/connect";
 import { findTrailerError, validateResponse } from "@connectrpc/connect/protocol-grpc";
 import type { Http2SessionManager } from "@connectrpc/connect-node";
 import { AsyncQueue } from "./async-queue.js";
@@ -30,6 +30,17 @@ export type SessionManager = Pick<Http2SessionManager, "request" | "notifyRespon
 /** Responses queued beyond this pause reading (HTTP/2 flow control pushes back on the server). */
 const queuedResponsesBeforePause = 2;
 
+/**
+ * Set in a call's `contextValues` by a caller that is done with each response
+ * before it takes the next (a loop that writes each batch out, or counts it).
+ * Every response is then gathered into the same memory, reused, instead of
+ * memory of its own: its `bytes` fields are views of that memory, valid only
+ * until the next response is taken. Fresh memory for every 1 MiB batch costs
+ * the kernel's page faults and zeroing, about a fifth of a consumer's rate
+ * (bench/README.md, Consumers). Off by default.
+ */
+export const borrowedResponses = createContextKey(false, { description: "responses valid until the next is taken" });
+
 /** Makes a streaming call directly on an HTTP/2 stream from `sessions`. */
 export function createDirectStreamCall(sessions: SessionManager, maxMessageBytes: number) {
   return async function stream<I extends DescMessage, O extends DescMessage>(
@@ -38,6 +49,7 @@ export function createDirectStreamCall(sessions: SessionManager, maxMessageBytes
     timeoutMs: number | undefined,
     header: HeadersInit | undefined,
     input: AsyncIterable<MessageInitShape<I>>,
+    contextValues?: ContextValues,
   ): Promise<StreamResponse<I, O>> {
     signal?.throwIfAborted();
     const requestHeader: http2.OutgoingHttpHeaders = {
@@ -151,12 +163,13 @@ export function createDirectStreamCall(sessions: SessionManager, maxMessageBytes
       throw error;
     }
 
+    const gather = contextValues?.get(borrowedResponses) ? reusedGather() : contiguous;
     async function* read(): AsyncGenerator<MessageShape<O>> {
       try {
         // No signal here: an abort, a deadline or a reset fails the queue itself (see fail).
         for await (const parts of messages.drain()) {
           if (messages.length < queuedResponsesBeforePause) h2.resume();
-          yield fromBinary(method.output, contiguous(parts));
+          yield fromBinary(method.output, gather(parts));
         }
         if (foundStatus) return; // trailers-only: the status came with the headers
         const error = findTrailerError(trailer);
@@ -203,6 +216,22 @@ export function createDirectUnaryCall(stream: ReturnType<typeof createDirectStre
     }
     if (!message) throw new ConnectError("protocol error: the server sent no response to a unary call", Code.Unimplemented);
     return { stream: false, service: method.parent, method, header: res.header, trailer: res.trailer, message };
+  };
+}
+
+/** Gathers each message into the same memory, grown when a message is larger (see borrowedResponses). */
+function reusedGather(): (parts: readonly Uint8Array[]) => Uint8Array {
+  let memory = new Uint8Array(0);
+  return (parts) => {
+    if (parts.length === 1) return parts[0]!;
+    const length = parts.reduce((n, p) => n + p.byteLength, 0);
+    if (memory.byteLength < length) memory = new Uint8Array(length);
+    let at = 0;
+    for (const p of parts) {
+      memory.set(p, at);
+      at += p.byteLength;
+    }
+    return memory.subarray(0, length);
   };
 }
 

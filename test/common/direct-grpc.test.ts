@@ -9,14 +9,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { Code, ConnectError, type ContextValues, createClient, createContextValues, type Client } from "@connectrpc/connect";
 import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
 import { createGrpcWebTransport } from "@connectrpc/connect-node";
-import { EventBatchSchema } from "../../gen/lclstream/data/v1/data_pb.js";
+import { type EventBatch, EventBatchSchema } from "../../gen/lclstream/data/v1/data_pb.js";
 import { BufferService, SubscribeRequestSchema, SubscribeResponseSchema } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { build, type BufferServer } from "../../services/buffer/server.js";
 import { readBatchHeader, WirePublishRequestSchema, WireSubscribeResponseSchema } from "../../services/buffer/wire.js";
-import { createMeshTransport } from "../../services/common/client.js";
+import { borrowedResponses, createMeshTransport } from "../../services/common/client.js";
 import { errorInfo } from "../../services/common/errors.js";
 import { ByteParts, contiguous } from "../../services/common/byte-parts.js";
 import { decodeFrame, encodeFrameParts, frameHeader, GrpcFrameReader, writeAheadBytes } from "../../services/common/grpc-frames.js";
@@ -263,6 +263,33 @@ describe("the buffer's data path over mTLS", () => {
     const stranger = alice().ack({ stream: stream!.name, consumerGroup: "default", consumerId: "0123456789abcdef", seqs: [1n] });
     expect(await codeAndReason(stranger)).toEqual({ code: Code.NotFound, reason: "UNKNOWN_CONSUMER" });
     abort.abort();
+  });
+
+  it("gathers responses into one reused memory only for a caller that borrows them", async () => {
+    const { stream, publishToken } = await alice().createStream({ stream: { consumerGroups: [{ name: "borrowing" }, { name: "owning" }] } });
+    // 100 KiB batches arrive in several HTTP/2 frames, so each is gathered; those after the first are all of one size.
+    await alice().publish(publishMessages(stream!.name, publishToken, 0, 0, 5, { payloadBytes: 100 * KiB }));
+    const intact = (batch: EventBatch) => {
+      const expected = makeBatch(stream!.name, 0, Number(batch.seq), 4, 100 * KiB).payload.value as { data: Uint8Array };
+      return Buffer.from((batch.payload.value as { data: Uint8Array }).data).equals(expected.data);
+    };
+    const read = async (group: string, contextValues?: ContextValues) => {
+      const batches: EventBatch[] = [];
+      const intactOnArrival: boolean[] = [];
+      for await (const r of alice().subscribe({ stream: stream!.name, consumerGroup: group }, { contextValues })) {
+        if (r.kind.case !== "batch") continue;
+        intactOnArrival.push(intact(r.kind.value));
+        batches.push(r.kind.value);
+        if (batches.length === 5) break;
+      }
+      return { intactOnArrival, intactLater: batches.slice(1).map(intact) };
+    };
+    const borrowed = await read("borrowing", createContextValues().set(borrowedResponses, true));
+    expect(borrowed.intactOnArrival).toEqual([true, true, true, true, true]);
+    // Kept past the next response, a borrowed batch's bytes are the newest one's: they share memory.
+    expect(borrowed.intactLater).toEqual([false, false, false, true]);
+    const owned = await read("owning");
+    expect(owned).toEqual({ intactOnArrival: [true, true, true, true, true], intactLater: [true, true, true, true] });
   });
 
   it("leaves gRPC-Web to connect: a browser-style client subscribes to the same stream", async () => {

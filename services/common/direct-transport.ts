@@ -21,7 +21,7 @@ import { Code, ConnectError, type ContextValues, createContextKey, type StreamRe
 import { findTrailerError, validateResponse } from "@connectrpc/connect/protocol-grpc";
 import type { Http2SessionManager } from "@connectrpc/connect-node";
 import { AsyncQueue } from "./async-queue.js";
-import { contiguous } from "./byte-parts.js";
+import { contiguous, copyParts } from "./byte-parts.js";
 import { encodeFrameParts, GrpcFrameReader, writeAheadBytes } from "./grpc-frames.js";
 
 /** What the transport needs of a session manager (connect's, or one that wraps it). */
@@ -226,11 +226,7 @@ function reusedGather(): (parts: readonly Uint8Array[]) => Uint8Array {
     if (parts.length === 1) return parts[0]!;
     const length = parts.reduce((n, p) => n + p.byteLength, 0);
     if (memory.byteLength < length) memory = new Uint8Array(length);
-    let at = 0;
-    for (const p of parts) {
-      memory.set(p, at);
-      at += p.byteLength;
-    }
+    copyParts(parts, memory);
     return memory.subarray(0, length);
   };
 }

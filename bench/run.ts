@@ -423,13 +423,19 @@ async function main() {
       for (const size of [64 * KiB, MiB, 4 * MiB]) {
         const label = size >= MiB ? `${size / MiB}MiB` : `${size / KiB}KiB`;
         if (!only.test(label)) continue;
-        const raw = await repeat(() => rawHop(size));
+        // Each path in turn with its raw TLS baseline (interleaved), so a ratio compares them on the same machine.
+        const raw = [] as Awaited<ReturnType<typeof rawHop>>[];
+        const hops = [] as number[];
+        for (let i = 0; i < reps; i++) {
+          raw.push(await rawHop(size));
+          hops.push(await oneHop(buffer, size));
+        }
         record(
           `raw TLS one hop ${label}`,
           "MB/s",
           raw.map((r) => r.mbps),
         );
-        record(`buffer one hop ${label}`, "MB/s", await repeat(() => oneHop(buffer, size)));
+        record(`buffer one hop ${label}`, "MB/s", hops);
         if (size === MiB) {
           // What receiving costs, raw and through the stack: the Subscribe one hop is bound by its consumer's CPU.
           record(
@@ -437,11 +443,15 @@ async function main() {
             "ms/MiB",
             raw.map((r) => r.cpuMsPerMiB),
           );
-          for (const [name, consumerRole] of [
+          const consumerRoles = [
             ["buffer subscribe one hop", "subscribe"],
             ["bare HTTP/2 subscribe one hop", "subscribe-bare"],
-          ]) {
-            const runs = await repeat(() => subscribeOneHop(buffer, size, 600, 200, consumerRole));
+          ] as const;
+          const drains = consumerRoles.map(() => [] as Awaited<ReturnType<typeof subscribeOneHop>>[]);
+          for (let i = 0; i < reps; i++)
+            for (const [j, [, consumerRole]] of consumerRoles.entries()) drains[j]!.push(await subscribeOneHop(buffer, size, 600, 200, consumerRole));
+          for (const [j, [name]] of consumerRoles.entries()) {
+            const runs = drains[j]!;
             record(
               `${name} ${label}`,
               "MB/s",
@@ -454,13 +464,17 @@ async function main() {
             );
           }
         }
-        const rawRelays = await repeat(() => rawRelayMeasured(size));
+        const rawRelays = [] as Awaited<ReturnType<typeof rawRelayMeasured>>[];
+        const relays = [] as Awaited<ReturnType<typeof throughBuffer>>[];
+        for (let i = 0; i < reps; i++) {
+          rawRelays.push(await rawRelayMeasured(size));
+          relays.push(await throughBuffer(buffer, size, 1));
+        }
         record(
           `raw TLS relay ${label}`,
           "MB/s",
           rawRelays.map((r) => r.mbps),
         );
-        const relays = await repeat(() => throughBuffer(buffer, size, 1));
         record(
           `buffer relay ${label}`,
           "MB/s",
@@ -612,11 +626,16 @@ async function main() {
         }
       }
       if (only.test("fan-out")) {
-        for (const groups of [2, 4])
-          record(`buffer fan-out ${groups} groups 1MiB`, "MB/s", await repeat(async () => (await throughBuffer(buffer, MiB, groups)).mbps));
-        // What this machine can do at all: raw TLS copied to four sinks, against the one-sink relay.
-        if (!results["raw TLS relay 1MiB"]) record("raw TLS relay 1MiB", "MB/s", await repeat(() => rawRelay(MiB)));
-        record("raw TLS fan-out 4 sinks 1MiB", "MB/s", await repeat(() => rawRelay(MiB, 4)));
+        // What this machine can do at all, interleaved with the groups: raw TLS copied to four sinks, against the one-sink relay.
+        const paths: [string, () => Promise<number>][] = [
+          ["buffer fan-out 2 groups 1MiB", async () => (await throughBuffer(buffer, MiB, 2)).mbps],
+          ["buffer fan-out 4 groups 1MiB", async () => (await throughBuffer(buffer, MiB, 4)).mbps],
+          ["raw TLS fan-out 4 sinks 1MiB", () => rawRelay(MiB, 4)],
+          ...(results["raw TLS relay 1MiB"] ? [] : [["raw TLS relay 1MiB", () => rawRelay(MiB)] as [string, () => Promise<number>]]),
+        ];
+        const runs = paths.map(() => [] as number[]);
+        for (let i = 0; i < reps; i++) for (const [j, [, measure]] of paths.entries()) runs[j]!.push(await measure());
+        for (const [j, [name]] of paths.entries()) record(name, "MB/s", runs[j]!);
       }
       if (only.test("contention")) {
         // One busy loop per core beside the path and its baseline, as on a facility node that is never idle.

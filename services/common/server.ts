@@ -102,6 +102,18 @@ export const serverSettingsSchema = z.strictObject({
    */
   idleConnectionTimeoutMs: z.number().int().min(1).default(3_600_000),
   /**
+   * Every connection is pinged (HTTP/2 PING) this often, in ms, and closed
+   * when a ping goes unanswered for `keepaliveTimeoutMs`: a peer whose host
+   * hung, or that vanished without the close reaching this server, would
+   * otherwise hold its calls open (and a consumer's batches undelivered) for
+   * as long as the server runs. Node's HTTP/2 can miss even a reset
+   * connection: it stops reading while a write is under way, and the bench
+   * found the buffer holding such a socket that it no longer read or wrote.
+   */
+  keepaliveIntervalMs: z.number().int().min(1).default(20_000),
+  /** How long a keepalive ping may go unanswered before its connection is closed, in ms (as grpc-go's server keepalive timeout). */
+  keepaliveTimeoutMs: z.number().int().min(1).default(20_000),
+  /**
    * The request of a call whose client sends one message (unary and server
    * streaming) must have arrived whole within this time, or the call is reset:
    * a client dripping a request holds nothing for long. In ms.
@@ -263,6 +275,7 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
     // The connection window must exceed one stream's, or one stream starves the rest.
     session.once("localSettings", () => session.setLocalWindowSize(settings.http2WindowBytes * 2));
     closeWhenIdle(session, settings.idleConnectionTimeoutMs, logger);
+    keepAlive(session, settings.keepaliveIntervalMs, settings.keepaliveTimeoutMs, logger);
   });
   // An HTTP/1.1 connection has no session or stream timers: one silent for requestReadTimeoutMs is closed.
   server.on("secureConnection", (socket: TLSSocket) => {
@@ -352,6 +365,33 @@ function closeWhenIdle(session: http2.ServerHttp2Session, idleMs: number, logger
   });
   session.once("close", () => clearTimeout(timer));
   arm();
+}
+
+/** Pings the peer every `intervalMs`, one ping at a time, and destroys the session when one goes unanswered for `timeoutMs`. */
+function keepAlive(session: http2.ServerHttp2Session, intervalMs: number, timeoutMs: number, logger: Logger) {
+  let unanswered: NodeJS.Timeout | undefined;
+  const answered = () => {
+    clearTimeout(unanswered);
+    unanswered = undefined;
+  };
+  const timer = setInterval(() => {
+    if (unanswered || session.destroyed) return;
+    unanswered = setTimeout(() => {
+      logger.info({ timeoutMs }, "closing a connection whose peer stopped answering pings");
+      session.destroy();
+    }, timeoutMs);
+    unanswered.unref();
+    try {
+      session.ping(answered); // called on the answer, or with an error when the session ends first
+    } catch {
+      answered(); // the session is ending: nothing to watch
+    }
+  }, intervalMs);
+  timer.unref();
+  session.once("close", () => {
+    clearInterval(timer);
+    answered();
+  });
 }
 
 function tlsOptions(tls: CertMaterial) {

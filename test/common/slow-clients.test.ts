@@ -2,14 +2,17 @@
  * Slow-loris clients against a real server: connections that never finish
  * the TLS handshake, connections that never call, and calls whose request
  * never finishes. Each is dropped on its own timer while honest clients are
- * served as usual; quiet but legitimate streams are left alone.
+ * served as usual; quiet but legitimate streams are left alone. A peer that
+ * stops answering altogether (its process stopped) has its connection closed
+ * by the server's keepalive pings, and its calls end.
  */
+import { spawn } from "node:child_process";
 import * as http2 from "node:http2";
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { create } from "@bufbuild/protobuf";
 import { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
-import { GetJobRequestSchema, JobQueueService } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
+import { GetJobRequestSchema, JobQueueService, WatchJobRequestSchema } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { abortable } from "../../services/common/abortable.js";
 import { encodeFrameParts } from "../../services/common/grpc-frames.js";
 import { serve, type LclstreamServer } from "../../services/common/server.js";
@@ -18,9 +21,21 @@ import { clientFor, startServer } from "../helpers/servers.js";
 
 const timeoutMs = 400;
 
+/** A peer in a process of its own: opens a WatchJob call for `jobs/until-cancelled` and waits. */
+const silentPeer = `
+const http2 = require("node:http2");
+const o = JSON.parse(process.argv[1]);
+const session = http2.connect(o.url, { ca: o.ca, cert: o.cert, key: o.key, servername: "localhost" });
+const call = session.request({ ":method": "POST", ":path": o.path, "content-type": "application/grpc+proto", te: "trailers" });
+call.end(Buffer.from(o.message, "base64"));
+call.resume();
+`;
+
 describe("slow clients", () => {
   let pki: TestPki;
   let server: LclstreamServer;
+  /** The `jobs/until-cancelled` call on the server: when it started, and when its signal aborted. */
+  let untilCancelled: { started: () => void; ended: () => void };
 
   beforeAll(async () => {
     pki = await createTestPki();
@@ -28,11 +43,18 @@ describe("slow clients", () => {
       handshakeTimeoutMs: timeoutMs,
       idleConnectionTimeoutMs: timeoutMs,
       requestReadTimeoutMs: timeoutMs,
+      keepaliveIntervalMs: timeoutMs / 4,
+      keepaliveTimeoutMs: timeoutMs,
       services: [
         serve(JobQueueService, {
           getJob: (req) => ({ job: { name: req.name } }),
           // A stream quiet for longer than every timeout, then one message.
-          async *watchJob(_req, ctx) {
+          async *watchJob(req, ctx) {
+            if (req.name === "jobs/until-cancelled") {
+              untilCancelled.started();
+              await abortable(new Promise(() => undefined), ctx.signal).catch(() => untilCancelled.ended());
+              return;
+            }
             await abortable(new Promise((resolve) => setTimeout(resolve, timeoutMs * 3)), ctx.signal);
             yield { transition: { info: "late but fine" } };
           },
@@ -114,6 +136,34 @@ describe("slow clients", () => {
     }
     const { acceptedBatches } = await clientFor(BufferService, server, pki.alice).publish(slowly());
     expect(acceptedBatches).toBe(3n);
+  });
+
+  it("closes the connection of a peer that stops answering (its host hung or gone), and its calls end", async () => {
+    let started!: () => void;
+    let ended!: () => void;
+    const callStarted = new Promise<void>((resolve) => (started = resolve));
+    const callEnded = new Promise<"ended">((resolve) => (ended = () => resolve("ended")));
+    untilCancelled = { started, ended };
+    const message = Buffer.concat(encodeFrameParts(WatchJobRequestSchema, create(WatchJobRequestSchema, { name: "jobs/until-cancelled" })));
+    const { caPem: ca, certPem: cert, keyPem: key } = pki.alice;
+    const path = `/${JobQueueService.typeName}/WatchJob`;
+    const peer = spawn(process.execPath, ["-e", silentPeer, JSON.stringify({ url: server.url, ca, cert, key, path, message: message.toString("base64") })], {
+      stdio: "ignore",
+    });
+    const exited = new Promise((resolve) => peer.once("exit", resolve));
+    try {
+      await callStarted;
+      // Stopped, it answers nothing, and its connection stays open as far as TCP knows.
+      peer.kill("SIGSTOP");
+      const stopped = performance.now();
+      const timedOut = new Promise<"still open">((resolve) => setTimeout(() => resolve("still open"), timeoutMs * 10));
+      expect(await Promise.race([callEnded, timedOut])).toBe("ended");
+      expect(performance.now() - stopped).toBeGreaterThan(timeoutMs * 0.5);
+      expect(await honestCall()).toBe("jobs/ok");
+    } finally {
+      peer.kill("SIGKILL");
+      await exited;
+    }
   });
 
   it("leaves a quiet server stream open past every timeout", async () => {

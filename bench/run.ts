@@ -173,23 +173,35 @@ async function main() {
     source.stop();
     return { mbps: mbps(r), cpuMsPerMiB: r.cpuMs / (r.bytes / MiB) };
   };
-  /** A source through a relay process to `sinks` sinks, each getting every byte (one sink: the two-hop limit); the aggregate. */
-  /** Raw TLS source -> relay -> sinks: their MB/s, and with one sink the CPU of all three processes per MiB it received. */
+  /**
+   * Raw TLS source -> relay -> `sinks` sinks, each getting every byte (one sink: the two-hop limit):
+   * their aggregate MB/s, and each kind of process's CPU per MiB of that aggregate (the sinks' together).
+   */
   const rawRelayMeasured = async (chunkBytes: number, sinks = 1) => {
-    const announce = sinks === 1;
-    const sinkProcs = Array.from({ length: sinks }, () => role("tls-sink", { tls: server, announce }));
+    const sinkProcs = Array.from({ length: sinks }, () => role("tls-sink", { tls: server, announce: true }));
     const ports = await Promise.all(sinkProcs.map(async (sink) => (await sink.next()).port as number));
     const relay = role("tls-relay", { tls: server, to: ports });
     const source = role("tls-source", { tls: user, port: (await relay.next()).port, chunkBytes });
-    const pids = [source, relay, ...sinkProcs].map((p) => p.child.pid!);
-    const cpuAtStart = announce ? (await sinkProcs[0]!.next(), pids.map(cpuMsOf)) : [];
-    const outs = await Promise.all(sinkProcs.map((sink) => sink.next()));
-    const [sourceCpu, relayCpu, sinkCpu] = announce ? pids.map((pid, i) => (cpuMsOf(pid) - cpuAtStart[i]!) / (outs[0].bytes / MiB)) : [];
+    const [sourceCpu, relayCpu, sinkCpu, cpuMsPerMiB, outs] = await cpuOfWindows([source, relay], sinkProcs);
     source.stop();
     relay.stop();
-    const cpuMsPerMiB = announce ? sourceCpu! + relayCpu! + sinkCpu! : Number.NaN;
     return { mbps: outs.reduce((sum, r) => sum + mbps(r), 0), cpuMsPerMiB, sourceCpu, relayCpu, sinkCpu };
   };
+  /**
+   * The CPU per MiB of two senders (by /proc, from when every receiver is measuring to when all are
+   * done) and of the receivers together (by their own count over their windows), per MiB received
+   * in all; then their total, and what the receivers printed.
+   */
+  async function cpuOfWindows(senders: [Proc, Proc], receivers: Proc[]) {
+    await Promise.all(receivers.map((r) => r.next())); // { measuring: true }
+    const pids = senders.map((p) => p.child.pid!);
+    const cpuAtStart = pids.map(cpuMsOf);
+    const outs = await Promise.all(receivers.map((r) => r.next()));
+    const mib = outs.reduce((n, o) => n + o.bytes, 0) / MiB;
+    const [first, second] = pids.map((pid, i) => (cpuMsOf(pid) - cpuAtStart[i]!) / mib) as [number, number];
+    const receiving = outs.reduce((n, o) => n + o.cpuMs, 0) / mib;
+    return [first, second, receiving, first + second + receiving, outs] as const;
+  }
   const rawRelay = async (chunkBytes: number, sinks = 1) => (await rawRelayMeasured(chunkBytes, sinks)).mbps;
 
   /** The seed's transport: pyzmq PUSH -> PULL on plain TCP, and the receiver's CPU per MiB. */
@@ -241,19 +253,17 @@ async function main() {
       },
     });
     const common = { tls: user, url: buffer.url, stream: stream!.name, rate: opts.rate, chunkBytes, stall: opts.stall };
-    // One group: the CPU of all three processes over the consumer's window, beside what it received.
-    const announce = groups === 1 && !opts.stall;
+    // The CPU of the buffer, the producer and the consumers over the consumers' windows, beside what they received.
+    const announce = !opts.stall;
     const consumers = Array.from({ length: groups }, (_, i) => role("subscribe", { ...common, group: `g${i}`, announce }));
     const producer = role("publish", { ...common, token: publishToken });
     const rss = opts.stall ? await sampleRss(buffer.proc.child.pid!, measureMs + 500) : 0;
-    const pids = [buffer.proc, producer, ...consumers].map((p) => p.child.pid!);
-    const cpuAtStart = announce ? (await consumers[0]!.next(), pids.map(cpuMsOf)) : [];
-    const outs = await Promise.all(consumers.map((c) => c.next()));
-    const [bufferCpu, producerCpu, consumerCpu] = announce ? pids.map((pid, i) => (cpuMsOf(pid) - cpuAtStart[i]!) / (outs[0].bytes / MiB)) : [];
+    const [bufferCpu, producerCpu, consumerCpu, cpuMsPerMiB, outs] = announce
+      ? await cpuOfWindows([buffer.proc, producer], consumers)
+      : [Number.NaN, Number.NaN, Number.NaN, Number.NaN, await Promise.all(consumers.map((c) => c.next()))];
     producer.stop();
     consumers.forEach((c) => c.stop());
     await buffer.client.deleteStream({ name: stream!.name });
-    const cpuMsPerMiB = announce ? bufferCpu! + producerCpu! + consumerCpu! : Number.NaN;
     return {
       mbps: outs.reduce((sum, o) => sum + mbps(o), 0),
       latencies: outs.flatMap((o) => o.latenciesMs ?? []),
@@ -627,15 +637,37 @@ async function main() {
       }
       if (only.test("fan-out")) {
         // What this machine can do at all, interleaved with the groups: raw TLS copied to four sinks, against the one-sink relay.
-        const paths: [string, () => Promise<number>][] = [
-          ["buffer fan-out 2 groups 1MiB", async () => (await throughBuffer(buffer, MiB, 2)).mbps],
-          ["buffer fan-out 4 groups 1MiB", async () => (await throughBuffer(buffer, MiB, 4)).mbps],
-          ["raw TLS fan-out 4 sinks 1MiB", () => rawRelay(MiB, 4)],
-          ...(results["raw TLS relay 1MiB"] ? [] : [["raw TLS relay 1MiB", () => rawRelay(MiB)] as [string, () => Promise<number>]]),
+        type Measured = { mbps: number; cpu?: Record<string, number> };
+        const groups = async (n: number): Promise<Measured> => {
+          const r = await throughBuffer(buffer, MiB, n);
+          return { mbps: r.mbps, cpu: { producer: r.producerCpu, buffer: r.bufferCpu, consumers: r.consumerCpu } };
+        };
+        const sinks = async (n: number): Promise<Measured> => {
+          const r = await rawRelayMeasured(MiB, n);
+          return { mbps: r.mbps, cpu: n > 1 ? { source: r.sourceCpu, "relay process": r.relayCpu, sinks: r.sinkCpu } : undefined };
+        };
+        const paths: [string, () => Promise<Measured>][] = [
+          ["buffer fan-out 2 groups 1MiB", () => groups(2)],
+          ["buffer fan-out 4 groups 1MiB", () => groups(4)],
+          ["raw TLS fan-out 4 sinks 1MiB", () => sinks(4)],
+          ...(results["raw TLS relay 1MiB"] ? [] : [["raw TLS relay 1MiB", () => sinks(1)] as [string, () => Promise<Measured>]]),
         ];
-        const runs = paths.map(() => [] as number[]);
+        const runs = paths.map(() => [] as Measured[]);
         for (let i = 0; i < reps; i++) for (const [j, [, measure]] of paths.entries()) runs[j]!.push(await measure());
-        for (const [j, [name]] of paths.entries()) record(name, "MB/s", runs[j]!);
+        for (const [j, [name]] of paths.entries()) {
+          record(
+            name,
+            "MB/s",
+            runs[j]!.map((r) => r.mbps),
+          );
+          // Per MiB of the aggregate: where fanning out costs more than raw TLS's copying.
+          for (const proc of Object.keys(runs[j]![0]!.cpu ?? {}))
+            record(
+              `${name}, ${proc} CPU`,
+              "ms/MiB",
+              runs[j]!.map((r) => r.cpu![proc]!),
+            );
+        }
       }
       if (only.test("contention")) {
         // One busy loop per core beside the path and its baseline, as on a facility node that is never idle.

@@ -108,7 +108,8 @@ export const serverSettingsSchema = z.strictObject({
    * otherwise hold its calls open (and a consumer's batches undelivered) for
    * as long as the server runs. Node's HTTP/2 can miss even a reset
    * connection: it stops reading while a write is under way, and the bench
-   * found the buffer holding such a socket that it no longer read or wrote.
+   * found the buffer holding such a socket that it no longer read or wrote
+   * (zombie sessions, as in nodejs/node#55804 and #61304).
    */
   keepaliveIntervalMs: z.number().int().min(1).default(20_000),
   /** How long a keepalive ping may go unanswered before its connection is closed, in ms (as grpc-go's server keepalive timeout). */

@@ -370,6 +370,7 @@ function closeWhenIdle(session: http2.ServerHttp2Session, idleMs: number, logger
 
 /** Pings the peer every `intervalMs`, one ping at a time, and destroys the session when one goes unanswered for `timeoutMs`. */
 function keepAlive(session: http2.ServerHttp2Session, intervalMs: number, timeoutMs: number, logger: Logger) {
+  const peer = session.socket.remoteAddress;
   let unanswered: NodeJS.Timeout | undefined;
   const answered = () => {
     clearTimeout(unanswered);
@@ -378,7 +379,8 @@ function keepAlive(session: http2.ServerHttp2Session, intervalMs: number, timeou
   const timer = setInterval(() => {
     if (unanswered || session.destroyed) return;
     unanswered = setTimeout(() => {
-      logger.info({ timeoutMs }, "closing a connection whose peer stopped answering pings");
+      if (session.destroyed) return;
+      logger.info({ timeoutMs, peer }, "closing a connection whose peer stopped answering pings");
       session.destroy();
     }, timeoutMs);
     unanswered.unref();

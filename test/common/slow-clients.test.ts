@@ -156,8 +156,10 @@ describe("slow clients", () => {
       // Stopped, it answers nothing, and its connection stays open as far as TCP knows.
       peer.kill("SIGSTOP");
       const stopped = performance.now();
-      const timedOut = new Promise<"still open">((resolve) => setTimeout(() => resolve("still open"), timeoutMs * 10));
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<"still open">((resolve) => (timer = setTimeout(() => resolve("still open"), timeoutMs * 10)));
       expect(await Promise.race([callEnded, timedOut])).toBe("ended");
+      clearTimeout(timer);
       expect(performance.now() - stopped).toBeGreaterThan(timeoutMs * 0.5);
       expect(await honestCall()).toBe("jobs/ok");
     } finally {

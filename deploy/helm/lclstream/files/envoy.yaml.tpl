@@ -74,6 +74,9 @@ static_resources:
                   # Explicit windows: fast enough for 1 MiB batches, and a bound on Envoy's memory.
                   initial_stream_window_size: 8388608
                   initial_connection_window_size: 16777216
+                  # A client that stops answering pings (its host hung or gone) is disconnected, so
+                  # its calls end in the services too: the same 20 s and 20 s as the services' own.
+                  connection_keepalive: { interval: 20s, timeout: 20s }
                 access_log:
                   - name: envoy.access_loggers.stdout
                     typed_config:

@@ -162,6 +162,13 @@ async function main() {
     for (let i = 0; i < reps; i++) values.push(await fn());
     return values;
   };
+  /** Each measure once per repetition, in turn (interleaved), so every series sees the same machine: the series, in order. */
+  const interleaved = async <T extends unknown[]>(...measures: { [K in keyof T]: () => Promise<T[K]> }) => {
+    const all = measures as (() => Promise<unknown>)[];
+    const series = all.map(() => [] as unknown[]);
+    for (let i = 0; i < reps; i++) for (const [j, measure] of all.entries()) series[j]!.push(await measure());
+    return series as { [K in keyof T]: T[K][] };
+  };
 
   // Baselines: raw TLS, one hop and through a relay process.
   /** Raw TLS process to process: its throughput, and the receiving process's CPU per MiB. */
@@ -429,17 +436,17 @@ async function main() {
       record("buffer RSS growth, stalled", "MB", [(stalled.rss - idleRss) / 1e6]);
     }
     const buffer = await launchBuffer();
+    /** A measure for `interleaved`: 600 held 1 MiB columnar batches drained by `reader` after 200. */
+    const heldDrain = (reader: (args: DrainArgs) => Promise<any>) => () => drainHeld(buffer, MiB, 600, 200, reader, true);
     try {
       for (const size of [64 * KiB, MiB, 4 * MiB]) {
         const label = size >= MiB ? `${size / MiB}MiB` : `${size / KiB}KiB`;
         if (!only.test(label)) continue;
         // Each path in turn with its raw TLS baseline (interleaved), so a ratio compares them on the same machine.
-        const raw = [] as Awaited<ReturnType<typeof rawHop>>[];
-        const hops = [] as number[];
-        for (let i = 0; i < reps; i++) {
-          raw.push(await rawHop(size));
-          hops.push(await oneHop(buffer, size));
-        }
+        const [raw, hops] = await interleaved(
+          () => rawHop(size),
+          () => oneHop(buffer, size),
+        );
         record(
           `raw TLS one hop ${label}`,
           "MB/s",
@@ -457,9 +464,8 @@ async function main() {
             ["buffer subscribe one hop", "subscribe"],
             ["bare HTTP/2 subscribe one hop", "subscribe-bare"],
           ] as const;
-          const drains = consumerRoles.map(() => [] as Awaited<ReturnType<typeof subscribeOneHop>>[]);
-          for (let i = 0; i < reps; i++)
-            for (const [j, [, consumerRole]] of consumerRoles.entries()) drains[j]!.push(await subscribeOneHop(buffer, size, 600, 200, consumerRole));
+          const drainBy = (consumerRole: string) => () => subscribeOneHop(buffer, size, 600, 200, consumerRole);
+          const drains = await interleaved(...consumerRoles.map(([, consumerRole]) => drainBy(consumerRole)));
           for (const [j, [name]] of consumerRoles.entries()) {
             const runs = drains[j]!;
             record(
@@ -474,12 +480,10 @@ async function main() {
             );
           }
         }
-        const rawRelays = [] as Awaited<ReturnType<typeof rawRelayMeasured>>[];
-        const relays = [] as Awaited<ReturnType<typeof throughBuffer>>[];
-        for (let i = 0; i < reps; i++) {
-          rawRelays.push(await rawRelayMeasured(size));
-          relays.push(await throughBuffer(buffer, size, 1));
-        }
+        const [rawRelays, relays] = await interleaved(
+          () => rawRelayMeasured(size),
+          () => throughBuffer(buffer, size, 1),
+        );
         record(
           `raw TLS relay ${label}`,
           "MB/s",
@@ -556,8 +560,7 @@ async function main() {
           ["torch DataLoader 2 workers drain 1MiB", pythonReader("torch")],
           ["bare HTTP/2 (Node) drain 1MiB", (args) => role("subscribe-bare", args).next()],
         ];
-        const runs = readers.map(() => [] as { mbps: number; cpuMsPerMiB: number; bufferCpuMsPerMiB: number }[]);
-        for (let i = 0; i < reps; i++) for (const [j, [, read]] of readers.entries()) runs[j]!.push(await drainHeld(buffer, MiB, 600, 200, read, true));
+        const runs = await interleaved(...readers.map(([, read]) => heldDrain(read)));
         // torch's own handing from workers to the loop, with no network: with the grpcio reader, it bounds the DataLoader.
         const alone = await repeat(() => pythonReader("torch-alone")({ chunkBytes: MiB, count: 800, warmupCount: 200 } as DrainArgs));
         record(
@@ -600,8 +603,7 @@ async function main() {
           ["TS consumer drain 1MiB", (args) => role("subscribe", args).next()],
           ...(goDrain ? [["Go client drain 1MiB", goReader(goDrain, join(dir, "user"))] as [string, (args: DrainArgs) => Promise<any>]] : []),
         ];
-        const runs = readers.map(() => [] as { mbps: number; cpuMsPerMiB: number }[]);
-        for (let i = 0; i < reps; i++) for (const [j, [, read]] of readers.entries()) runs[j]!.push(await drainHeld(buffer, MiB, 600, 200, read, true));
+        const runs = await interleaved(...readers.map(([, read]) => heldDrain(read)));
         for (const [j, [name]] of readers.entries()) {
           record(
             name,
@@ -618,8 +620,7 @@ async function main() {
       if (only.test("shards")) {
         // Interleaved, so every shard count sees the same machine.
         const counts = [1, 2, 4];
-        const runs = counts.map(() => [] as Awaited<ReturnType<typeof shardedRelay>>[]);
-        for (let i = 0; i < reps; i++) for (const [j, n] of counts.entries()) runs[j]!.push(await shardedRelay(n));
+        const runs = await interleaved(...counts.map((n) => () => shardedRelay(n)));
         for (const [j, n] of counts.entries()) {
           const label = `${n} shard${n > 1 ? "s" : ""}`;
           record(
@@ -652,8 +653,7 @@ async function main() {
           ["raw TLS fan-out 4 sinks 1MiB", () => sinks(4)],
           ...(results["raw TLS relay 1MiB"] ? [] : [["raw TLS relay 1MiB", () => sinks(1)] as [string, () => Promise<Measured>]]),
         ];
-        const runs = paths.map(() => [] as Measured[]);
-        for (let i = 0; i < reps; i++) for (const [j, [, measure]] of paths.entries()) runs[j]!.push(await measure());
+        const runs = await interleaved(...paths.map(([, measure]) => measure));
         for (const [j, [name]] of paths.entries()) {
           record(
             name,
@@ -675,18 +675,12 @@ async function main() {
         try {
           for (const size of [64 * KiB, MiB]) {
             const label = size >= MiB ? "1MiB" : "64KiB";
-            const runs = [] as { raw: number; relay: number }[];
-            for (let i = 0; i < reps; i++) runs.push({ raw: await rawRelay(size), relay: (await throughBuffer(buffer, size, 1)).mbps });
-            record(
-              `raw TLS relay ${label}, contended`,
-              "MB/s",
-              runs.map((r) => r.raw),
+            const [raws, relays] = await interleaved(
+              () => rawRelay(size),
+              async () => (await throughBuffer(buffer, size, 1)).mbps,
             );
-            record(
-              `buffer relay ${label}, contended`,
-              "MB/s",
-              runs.map((r) => r.relay),
-            );
+            record(`raw TLS relay ${label}, contended`, "MB/s", raws);
+            record(`buffer relay ${label}, contended`, "MB/s", relays);
           }
           const latencies = (await throughBuffer(buffer, 64 * KiB, 1, { rate: 200 })).latencies;
           record("latency p50 64KiB at 200/s, contended", "ms", [percentile(latencies, 50)]);
@@ -702,8 +696,13 @@ async function main() {
           ["publish role publishing, pre-encoded 1MiB batches", "role", false],
           ["live request, one producer rank, random 1MiB events, delivered", "rank", true],
         ] as const;
-        const runs = kinds.map(() => [] as number[]);
-        for (let i = 0; i < reps; i++) for (const [j, [, publisher, consumer]] of kinds.entries()) runs[j]!.push(await publishing(buffer, publisher, consumer));
+        const runs = await interleaved(
+          ...kinds.map(
+            ([, publisher, consumer]) =>
+              () =>
+                publishing(buffer, publisher, consumer),
+          ),
+        );
         for (const [j, [name]] of kinds.entries()) record(name, "MB/s", runs[j]!);
       }
       if (only.test("latency")) {

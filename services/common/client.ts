@@ -8,6 +8,7 @@ import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-no
 import { createDirectStreamCall, createDirectUnaryCall } from "./direct-transport.js";
 import { readCertDir, type CertMaterial } from "./pki.js";
 import { dataPathProcedures } from "./data-path.js";
+import { createNativeStreamCall, nativeStreamReader } from "./native-stream.js";
 import { procedureOf } from "./interceptors.js";
 
 export { borrowedResponses } from "./direct-transport.js";
@@ -89,6 +90,18 @@ export function createMeshTransport(options: MeshTransportOptions): Transport {
   });
   const direct = createDirectStreamCall(sessionManager, maxMessageBytes);
   const directUnary = createDirectUnaryCall(direct);
+  // Server streams of the data path (Subscribe) through the native reader when it is built.
+  const native = nativeStreamReader();
+  const nativeStream =
+    native &&
+    createNativeStreamCall(native, {
+      baseUrl: options.baseUrl,
+      tls,
+      serverName: options.serverName,
+      maxMessageBytes,
+      streamWindowBytes: windowBytes,
+      connectionWindowBytes: 2 * windowBytes,
+    });
   const explain = (error: unknown) => rethrowExplained(error, Date.now() - sessionManager.closedUnansweredAt < 2000);
   const onDataPath = (method: { parent: { typeName: string }; name: string }) => dataPathProcedures.has(procedureOf(method));
   return {
@@ -99,7 +112,9 @@ export function createMeshTransport(options: MeshTransportOptions): Transport {
       ).catch(explain),
     stream: async (method, signal, timeoutMs, header, input, contextValues) => {
       const res = await (onDataPath(method)
-        ? direct(method, signal, timeoutMs, header, input, contextValues)
+        ? nativeStream && method.methodKind === "server_streaming"
+          ? nativeStream(method, signal, timeoutMs, header, input)
+          : direct(method, signal, timeoutMs, header, input, contextValues)
         : transport.stream(method, signal, timeoutMs, header, input, contextValues)
       ).catch(explain);
       return { ...res, message: explainingErrors(res.message, explain) };

@@ -232,7 +232,7 @@ function reusedGather(): (parts: readonly Uint8Array[]) => Uint8Array {
 }
 
 /** Headers without a status: one that came in headers a body follows is ignored. */
-function withoutStatus(headers: Headers): Headers {
+export function withoutStatus(headers: Headers): Headers {
   const out = new Headers(headers);
   for (const name of ["grpc-status", "grpc-message", "grpc-status-details-bin"]) out.delete(name);
   return out;
@@ -248,8 +248,25 @@ function copyInto(target: Headers, headers: http2.IncomingHttpHeaders): Headers 
 
 /** A reset or broken stream as gRPC status (as connect maps them). */
 function errorOfStream(h2: http2.ClientHttp2Stream, error?: Error): ConnectError {
-  const c = http2.constants;
   const rst = h2.rstCode;
+  if (rst !== undefined && rst !== http2.constants.NGHTTP2_NO_ERROR) return errorOfReset(rst, error);
+  return new ConnectError(
+    `the HTTP/2 stream failed: ${error?.message ?? "closed"}`,
+    isBroken(error) ? Code.Unavailable : Code.Internal,
+    undefined,
+    undefined,
+    error,
+  );
+}
+
+/** A connection that broke under the stream. */
+function isBroken(error: Error | undefined): boolean {
+  return !!error && /ECONNRESET|EPIPE|ERR_HTTP2_(STREAM_CANCEL|GOAWAY_SESSION|SESSION_ERROR|INVALID_SESSION)/.test((error as { code?: string }).code ?? "");
+}
+
+/** A stream reset with HTTP/2 error code `rst` as gRPC status (as connect maps them). */
+export function errorOfReset(rst: number, cause?: Error): ConnectError {
+  const c = http2.constants;
   const code =
     rst === c.NGHTTP2_REFUSED_STREAM
       ? Code.Unavailable
@@ -259,12 +276,10 @@ function errorOfStream(h2: http2.ClientHttp2Stream, error?: Error): ConnectError
           ? Code.ResourceExhausted
           : rst === c.NGHTTP2_INADEQUATE_SECURITY || rst === c.NGHTTP2_HTTP_1_1_REQUIRED
             ? Code.PermissionDenied
-            : error && /ECONNRESET|EPIPE|ERR_HTTP2_(STREAM_CANCEL|GOAWAY_SESSION|SESSION_ERROR|INVALID_SESSION)/.test((error as { code?: string }).code ?? "")
+            : isBroken(cause)
               ? Code.Unavailable
               : Code.Internal;
-  const what =
-    rst !== undefined && rst !== c.NGHTTP2_NO_ERROR ? `the HTTP/2 stream was reset (code ${rst})` : `the HTTP/2 stream failed: ${error?.message ?? "closed"}`;
-  return new ConnectError(what, code, undefined, undefined, error);
+  return new ConnectError(`the HTTP/2 stream was reset (code ${rst})`, code, undefined, undefined, cause);
 }
 
 /** Resolves when the stream can take more bytes; rejects when it closes first. */

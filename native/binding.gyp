@@ -1,0 +1,11 @@
+{
+  "targets": [
+    {
+      "target_name": "lclstream_native",
+      "sources": ["src/stream-reader.cc"],
+      "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wno-missing-field-initializers"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "defines": ["NAPI_VERSION=8"]
+    }
+  ]
+}

@@ -1,0 +1,818 @@
+// A gRPC server-streaming call read on a thread of its own: TLS 1.3 with the
+// client's certificate (Node's own OpenSSL), HTTP/2 (Node's own nghttp2), and
+// each response message gathered straight from the decrypted records into
+// memory of its own, handed to JavaScript whole. It moves bytes only: the
+// call's meaning (status, errors, deadlines, retries) stays in TypeScript
+// (services/common/native-stream.ts), which falls back to Node's HTTP/2 when
+// this module is not built.
+//
+// Why: Node's TLS hands every 16 KiB record to JavaScript as a chunk of its
+// own, and a consumer then copies the chunks of each message together; here
+// the records never reach JavaScript, and the copy is the one OpenSSL makes.
+#include <node_api.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "nghttp2-api.h"
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// Message memory, reused once JavaScript lets a message go: fresh memory for
+// every large message costs the kernel's page faults and zeroing.
+
+class MemoryPool {
+ public:
+  static constexpr size_t kGranule = 64 * 1024;
+  static constexpr size_t kMaxPooledBytes = 256u * 1024 * 1024;
+
+  // Memory for `size` bytes; `capacity` is what it really holds.
+  void* Take(size_t size, size_t* capacity) {
+    size_t want = RoundUp(size);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (size_t i = 0; i < free_.size(); i++) {
+        if (free_[i].second >= want && free_[i].second <= 2 * want) {
+          void* memory = free_[i].first;
+          *capacity = free_[i].second;
+          pooled_ -= free_[i].second;
+          free_[i] = free_.back();
+          free_.pop_back();
+          return memory;
+        }
+      }
+    }
+    *capacity = want;
+    return malloc(want);
+  }
+
+  void Give(void* memory, size_t capacity) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (pooled_ + capacity <= kMaxPooledBytes) {
+        free_.emplace_back(memory, capacity);
+        pooled_ += capacity;
+        return;
+      }
+    }
+    free(memory);
+  }
+
+ private:
+  static size_t RoundUp(size_t n) { return n == 0 ? kGranule : (n + kGranule - 1) / kGranule * kGranule; }
+  std::mutex mutex_;
+  std::vector<std::pair<void*, size_t>> free_;
+  size_t pooled_ = 0;
+};
+
+MemoryPool pool;
+
+void FreeMessage(napi_env, void* data, void* hint) { pool.Give(data, reinterpret_cast<size_t>(hint)); }
+
+// ---------------------------------------------------------------------------
+// What the reader thread tells JavaScript, in order.
+
+struct Event {
+  enum Kind { kHeaders, kMessage, kTrailers, kClosed, kError } kind;
+  std::vector<std::pair<std::string, std::string>> headers;
+  bool end_stream = false;
+  void* data = nullptr;
+  size_t length = 0;
+  size_t capacity = 0;
+  uint32_t error_code = 0;
+  std::string reason;   // kError: "connect", "tls", "http2", "too-large", "compressed", "closed"
+  std::string message;  // kError
+};
+
+struct Options {
+  std::string host;
+  int port = 0;
+  std::string servername;
+  std::string authority;
+  std::string path;
+  std::string ca_pem, cert_pem, key_pem;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::vector<uint8_t> body;
+  int32_t stream_window = 8 * 1024 * 1024;
+  int32_t connection_window = 16 * 1024 * 1024;
+  size_t max_message_bytes = 64 * 1024 * 1024;
+};
+
+class Call {
+ public:
+  explicit Call(Options options) : options_(std::move(options)) { wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
+  ~Call() {
+    if (wake_fd_ >= 0) close(wake_fd_);
+  }
+
+  napi_threadsafe_function tsfn = nullptr;
+
+  void Start(std::shared_ptr<Call> self) {
+    thread_ = std::thread([self]() { self->Run(); });
+    thread_.detach();
+  }
+
+  // From JavaScript.
+  void Taken() {
+    untaken_.fetch_sub(1);
+    Wake();
+  }
+  void Cancel() {
+    cancel_.store(true);
+    Wake();
+  }
+
+  // Events queued since JavaScript last took them.
+  std::vector<Event> TakeEvents() {
+    std::lock_guard<std::mutex> lock(events_mutex_);
+    std::vector<Event> out;
+    out.swap(events_);
+    return out;
+  }
+
+ private:
+  void Wake() {
+    uint64_t one = 1;
+    ssize_t ignored = write(wake_fd_, &one, sizeof one);
+    (void)ignored;
+  }
+
+  void Emit(Event event) {
+    bool first;
+    {
+      std::lock_guard<std::mutex> lock(events_mutex_);
+      first = events_.empty();
+      events_.push_back(std::move(event));
+    }
+    if (first) napi_call_threadsafe_function(tsfn, nullptr, napi_tsfn_blocking);
+  }
+
+  void Fail(const char* reason, std::string message) {
+    Event e{Event::kError};
+    e.reason = reason;
+    e.message = std::move(message);
+    Emit(std::move(e));
+  }
+
+  static std::string OpenSslErrors(const char* what) {
+    std::string out = what;
+    unsigned long code;
+    char text[256];
+    while ((code = ERR_get_error()) != 0) {
+      ERR_error_string_n(code, text, sizeof text);
+      out += ": ";
+      out += text;
+    }
+    return out;
+  }
+
+  void Run() {
+    if (Connect() && Handshake() && Exchange()) {
+    }
+    Cleanup();
+    napi_release_threadsafe_function(tsfn, napi_tsfn_release);
+  }
+
+  // Waits for the socket (events) or a wake-up from JavaScript; false when cancelled.
+  bool Wait(short events) {
+    pollfd fds[2] = {{fd_, events, 0}, {wake_fd_, POLLIN, 0}};
+    int n;
+    do n = poll(fds, 2, -1);
+    while (n < 0 && errno == EINTR);
+    if (fds[1].revents & POLLIN) {
+      uint64_t count;
+      ssize_t ignored = read(wake_fd_, &count, sizeof count);
+      (void)ignored;
+    }
+    return !cancel_.load();
+  }
+
+  bool Connect() {
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    std::string port = std::to_string(options_.port);
+    int rc = getaddrinfo(options_.host.c_str(), port.c_str(), &hints, &found);
+    if (rc != 0) {
+      Fail("connect", "cannot resolve " + options_.host + ": " + gai_strerror(rc));
+      return false;
+    }
+    std::string last = "no address";
+    for (addrinfo* a = found; a; a = a->ai_next) {
+      fd_ = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+      if (fd_ < 0) continue;
+      if (connect(fd_, a->ai_addr, a->ai_addrlen) == 0 || errno == EINPROGRESS) {
+        for (;;) {
+          if (!Wait(POLLOUT)) {
+            freeaddrinfo(found);
+            return false;
+          }
+          pollfd p{fd_, POLLOUT, 0};
+          if (poll(&p, 1, 0) > 0) break;
+        }
+        int error = 0;
+        socklen_t len = sizeof error;
+        getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &len);
+        if (error == 0) {
+          int one = 1;
+          setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+          freeaddrinfo(found);
+          return true;
+        }
+        last = strerror(error);
+      } else {
+        last = strerror(errno);
+      }
+      close(fd_);
+      fd_ = -1;
+    }
+    freeaddrinfo(found);
+    Fail("connect", "cannot connect to " + options_.host + ":" + port + ": " + last);
+    return false;
+  }
+
+  bool LoadCredentials() {
+    ctx_ = SSL_CTX_new(TLS_client_method());
+    if (!ctx_) return false;
+    SSL_CTX_set_min_proto_version(ctx_, TLS1_3_VERSION);
+    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
+    SSL_CTX_set_mode(ctx_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    static const unsigned char alpn[] = {2, 'h', '2'};
+    SSL_CTX_set_alpn_protos(ctx_, alpn, sizeof alpn);
+
+    X509_STORE* store = SSL_CTX_get_cert_store(ctx_);
+    BIO* bio = BIO_new_mem_buf(options_.ca_pem.data(), static_cast<int>(options_.ca_pem.size()));
+    int cas = 0;
+    while (X509* ca = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
+      X509_STORE_add_cert(store, ca);
+      X509_free(ca);
+      cas++;
+    }
+    BIO_free(bio);
+    ERR_clear_error();  // the end of the PEM text reads as an error
+    if (cas == 0) return false;
+
+    if (!options_.cert_pem.empty()) {
+      bio = BIO_new_mem_buf(options_.cert_pem.data(), static_cast<int>(options_.cert_pem.size()));
+      X509* leaf = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+      bool ok = leaf && SSL_CTX_use_certificate(ctx_, leaf) == 1;
+      X509_free(leaf);
+      while (ok) {
+        X509* chain = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+        if (!chain) break;
+        SSL_CTX_add0_chain_cert(ctx_, chain);
+      }
+      BIO_free(bio);
+      ERR_clear_error();
+      if (!ok) return false;
+      bio = BIO_new_mem_buf(options_.key_pem.data(), static_cast<int>(options_.key_pem.size()));
+      EVP_PKEY* key = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
+      BIO_free(bio);
+      ok = key && SSL_CTX_use_PrivateKey(ctx_, key) == 1 && SSL_CTX_check_private_key(ctx_) == 1;
+      EVP_PKEY_free(key);
+      if (!ok) return false;
+    }
+    return true;
+  }
+
+  bool Handshake() {
+    ERR_clear_error();
+    if (!LoadCredentials()) {
+      Fail("tls", OpenSslErrors("the client's certificate, key or CA could not be loaded"));
+      return false;
+    }
+    ssl_ = SSL_new(ctx_);
+    SSL_set_fd(ssl_, fd_);
+    const std::string& name = options_.servername;
+    in6_addr ip;
+    bool is_ip = inet_pton(AF_INET, name.c_str(), &ip) == 1 || inet_pton(AF_INET6, name.c_str(), &ip) == 1;
+    if (is_ip) {
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), name.c_str());
+    } else {
+      SSL_set_tlsext_host_name(ssl_, name.c_str());
+      SSL_set1_host(ssl_, name.c_str());
+    }
+    for (;;) {
+      ERR_clear_error();
+      int rc = SSL_connect(ssl_);
+      if (rc == 1) break;
+      int error = SSL_get_error(ssl_, rc);
+      if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) {
+        if (!Wait(error == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT)) return false;
+        continue;
+      }
+      long verify = SSL_get_verify_result(ssl_);
+      std::string message = OpenSslErrors("the TLS handshake failed");
+      if (verify != X509_V_OK) message += std::string(" (") + X509_verify_cert_error_string(verify) + ")";
+      Fail("tls", message);
+      return false;
+    }
+    const unsigned char* protocol = nullptr;
+    unsigned int length = 0;
+    SSL_get0_alpn_selected(ssl_, &protocol, &length);
+    if (length != 2 || memcmp(protocol, "h2", 2) != 0) {
+      Fail("tls", "the server did not agree to HTTP/2 (ALPN h2)");
+      return false;
+    }
+    return true;
+  }
+
+  // --- HTTP/2 -------------------------------------------------------------
+
+  static Call* Of(void* user_data) { return static_cast<Call*>(user_data); }
+
+  static ssize_t ReadBody(nghttp2_session*, int32_t, uint8_t* buf, size_t length, uint32_t* flags, nghttp2_data_source*,
+                          void* user_data) {
+    Call* c = Of(user_data);
+    size_t n = std::min(length, c->options_.body.size() - c->body_sent_);
+    memcpy(buf, c->options_.body.data() + c->body_sent_, n);
+    c->body_sent_ += n;
+    if (c->body_sent_ == c->options_.body.size()) *flags |= kDataFlagEof;
+    return static_cast<ssize_t>(n);
+  }
+
+  static int OnHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen, const uint8_t* value,
+                      size_t valuelen, uint8_t, void* user_data) {
+    Call* c = Of(user_data);
+    if (frame->hd.stream_id == c->stream_id_)
+      c->headers_.emplace_back(std::string(reinterpret_cast<const char*>(name), namelen),
+                               std::string(reinterpret_cast<const char*>(value), valuelen));
+    return 0;
+  }
+
+  static int OnFrame(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+    Call* c = Of(user_data);
+    if (frame->hd.stream_id != c->stream_id_ || frame->hd.type != kFrameHeaders) return 0;
+    Event e{c->got_headers_ ? Event::kTrailers : Event::kHeaders};
+    e.headers.swap(c->headers_);
+    e.end_stream = (frame->hd.flags & kFlagEndStream) != 0;
+    c->got_headers_ = true;
+    c->Emit(std::move(e));
+    return 0;
+  }
+
+  static int OnData(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data, size_t len, void* user_data) {
+    Call* c = Of(user_data);
+    if (stream_id != c->stream_id_) return 0;
+    c->unconsumed_ += len;
+    return c->Frame(data, len) ? 0 : kErrCallbackFailure;
+  }
+
+  static int OnClose(nghttp2_session*, int32_t stream_id, uint32_t error_code, void* user_data) {
+    Call* c = Of(user_data);
+    if (stream_id != c->stream_id_) return 0;
+    c->stream_closed_ = true;
+    if (c->failed_) return 0;
+    Event e{Event::kClosed};
+    e.error_code = error_code;
+    c->Emit(std::move(e));
+    return 0;
+  }
+
+  // Splits the stream's bytes into gRPC messages (a 5-byte prefix, then the message).
+  bool Frame(const uint8_t* data, size_t len) {
+    while (len > 0) {
+      if (!message_) {
+        size_t n = std::min(len, sizeof prefix_ - prefix_used_);
+        memcpy(prefix_ + prefix_used_, data, n);
+        prefix_used_ += n;
+        data += n;
+        len -= n;
+        if (prefix_used_ < sizeof prefix_) return true;
+        prefix_used_ = 0;
+        uint32_t length = (uint32_t(prefix_[1]) << 24) | (uint32_t(prefix_[2]) << 16) | (uint32_t(prefix_[3]) << 8) | prefix_[4];
+        if (prefix_[0] & 1) return Refuse("compressed", "the server sent a compressed message this client did not ask for", 0);
+        if (length > options_.max_message_bytes) return Refuse("too-large", "", length);
+        message_length_ = length;
+        message_used_ = 0;
+        message_ = static_cast<uint8_t*>(pool.Take(length, &message_capacity_));
+        if (!message_) return Refuse("http2", "out of memory for a message", length);
+      } else {
+        size_t n = std::min(len, message_length_ - message_used_);
+        memcpy(message_ + message_used_, data, n);
+        message_used_ += n;
+        data += n;
+        len -= n;
+      }
+      if (message_ && message_used_ == message_length_) {
+        Event e{Event::kMessage};
+        e.data = message_;
+        e.length = message_length_;
+        e.capacity = message_capacity_;
+        message_ = nullptr;
+        untaken_.fetch_add(1);
+        Emit(std::move(e));
+      }
+    }
+    return true;
+  }
+
+  bool Refuse(const char* reason, std::string message, size_t length) {
+    Event e{Event::kError};
+    e.reason = reason;
+    e.message = std::move(message);
+    e.length = length;
+    failed_ = true;
+    Emit(std::move(e));
+    nghttp2_submit_rst_stream(session_, 0, stream_id_, kErrorCancel);
+    return true;  // the stream is reset; the session goes on until that is sent
+  }
+
+  // Writes what nghttp2 has to send; false on a broken connection. `blocked` when the socket is full.
+  bool Send(bool* blocked) {
+    *blocked = false;
+    for (;;) {
+      if (out_offset_ == out_.size()) {
+        out_.clear();
+        out_offset_ = 0;
+        const uint8_t* data;
+        ssize_t n;
+        while ((n = nghttp2_session_mem_send(session_, &data)) > 0) out_.insert(out_.end(), data, data + n);
+        if (n < 0) {
+          Fail("http2", std::string("HTTP/2: ") + nghttp2_strerror(static_cast<int>(n)));
+          return false;
+        }
+        if (out_.empty()) return true;
+      }
+      ERR_clear_error();
+      size_t written = 0;
+      int rc = SSL_write_ex(ssl_, out_.data() + out_offset_, out_.size() - out_offset_, &written);
+      if (rc == 1) {
+        out_offset_ += written;
+        continue;
+      }
+      int error = SSL_get_error(ssl_, rc);
+      if (error == SSL_ERROR_WANT_WRITE || error == SSL_ERROR_WANT_READ) {
+        *blocked = true;
+        return true;
+      }
+      Fail("closed", OpenSslErrors("the connection broke while sending"));
+      return false;
+    }
+  }
+
+  // Reads and hands to nghttp2 all the socket holds; false when the connection ended or broke.
+  bool Receive() {
+    for (;;) {
+      ERR_clear_error();
+      size_t n = 0;
+      int rc = SSL_read_ex(ssl_, in_, sizeof in_, &n);
+      if (rc == 1) {
+        ssize_t used = nghttp2_session_mem_recv(session_, in_, n);
+        if (used < 0) {
+          if (!failed_) Fail("http2", std::string("HTTP/2: ") + nghttp2_strerror(static_cast<int>(used)));
+          return false;
+        }
+        continue;
+      }
+      int error = SSL_get_error(ssl_, rc);
+      if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) return true;
+      if (!stream_closed_ && !failed_) {
+        std::string why = error == SSL_ERROR_ZERO_RETURN || (error == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
+                              ? std::string("the server closed the connection")
+                              : OpenSslErrors("the connection broke");
+        Fail("closed", why);
+      }
+      return false;
+    }
+  }
+
+  bool Exchange() {
+    nghttp2_session_callbacks* callbacks;
+    nghttp2_session_callbacks_new(&callbacks);
+    nghttp2_session_callbacks_set_on_header_callback(callbacks, OnHeader);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, OnFrame);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, OnData);
+    nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, OnClose);
+    nghttp2_option* option;
+    nghttp2_option_new(&option);
+    // Flow control by what JavaScript has taken (see below), not by what arrived.
+    nghttp2_option_set_no_auto_window_update(option, 1);
+    int rc = nghttp2_session_client_new2(&session_, callbacks, this, option);
+    nghttp2_option_del(option);
+    nghttp2_session_callbacks_del(callbacks);
+    if (rc != 0) {
+      Fail("http2", "cannot start an HTTP/2 session");
+      return false;
+    }
+    nghttp2_settings_entry settings[] = {
+        {kSettingsEnablePush, 0},
+        {kSettingsInitialWindowSize, static_cast<uint32_t>(options_.stream_window)},
+        {kSettingsMaxHeaderListSize, 64 * 1024},
+    };
+    nghttp2_submit_settings(session_, 0, settings, sizeof settings / sizeof settings[0]);
+    nghttp2_session_set_local_window_size(session_, 0, 0, options_.connection_window);
+
+    std::vector<nghttp2_nv> nva;
+    auto add = [&nva](const std::string& name, const std::string& value) {
+      nva.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+                     reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(), 0});
+    };
+    static const std::string kMethod = ":method", kPost = "POST", kScheme = ":scheme", kHttps = "https", kAuthority = ":authority",
+                             kPath = ":path";
+    add(kMethod, kPost);
+    add(kScheme, kHttps);
+    add(kAuthority, options_.authority);
+    add(kPath, options_.path);
+    for (const auto& h : options_.headers) add(h.first, h.second);
+    nghttp2_data_provider body{};
+    body.read_callback = ReadBody;
+    stream_id_ = nghttp2_submit_request(session_, nullptr, nva.data(), nva.size(), &body, nullptr);
+    if (stream_id_ < 0) {
+      Fail("http2", std::string("HTTP/2: ") + nghttp2_strerror(stream_id_));
+      return false;
+    }
+
+    bool rst_sent = false;
+    for (;;) {
+      if (cancel_.load() && !rst_sent && !stream_closed_) {
+        nghttp2_submit_rst_stream(session_, 0, stream_id_, kErrorCancel);
+        rst_sent = true;
+      }
+      // Window for what arrived, while JavaScript holds fewer than two messages: so the
+      // server sends at most a window ahead of the caller, as Node's streams pause.
+      if (unconsumed_ > 0 && untaken_.load() < 2 && !stream_closed_) {
+        nghttp2_session_consume(session_, stream_id_, unconsumed_);
+        unconsumed_ = 0;
+      }
+      bool blocked;
+      if (!Send(&blocked)) return false;
+      if (stream_closed_ && !blocked) return true;
+      if (rst_sent && !blocked) return true;
+      if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_) && !blocked) return true;
+      if (SSL_pending(ssl_) == 0) {
+        Wait(static_cast<short>(POLLIN | (blocked ? POLLOUT : 0)));
+        if (cancel_.load()) continue;  // reset the stream first
+      }
+      if (!Receive()) return false;
+    }
+  }
+
+  void Cleanup() {
+    if (session_) nghttp2_session_del(session_);
+    if (message_) pool.Give(message_, message_capacity_);
+    if (ssl_) {
+      SSL_shutdown(ssl_);
+      SSL_free(ssl_);
+    }
+    if (ctx_) SSL_CTX_free(ctx_);
+    if (fd_ >= 0) close(fd_);
+  }
+
+  Options options_;
+  std::thread thread_;
+  int fd_ = -1;
+  int wake_fd_ = -1;
+  SSL_CTX* ctx_ = nullptr;
+  SSL* ssl_ = nullptr;
+  nghttp2_session* session_ = nullptr;
+  int32_t stream_id_ = -1;
+  size_t body_sent_ = 0;
+  std::vector<uint8_t> out_;
+  size_t out_offset_ = 0;
+  uint8_t in_[64 * 1024];
+  std::vector<std::pair<std::string, std::string>> headers_;
+  bool got_headers_ = false;
+  bool stream_closed_ = false;
+  bool failed_ = false;
+  size_t unconsumed_ = 0;
+  uint8_t prefix_[5];
+  size_t prefix_used_ = 0;
+  uint8_t* message_ = nullptr;
+  size_t message_length_ = 0, message_used_ = 0, message_capacity_ = 0;
+  std::atomic<int> untaken_{0};
+  std::atomic<bool> cancel_{false};
+  std::mutex events_mutex_;
+  std::vector<Event> events_;
+};
+
+// ---------------------------------------------------------------------------
+// JavaScript bindings.
+
+#define CHECK(call)                                                   \
+  do {                                                                \
+    if ((call) != napi_ok) {                                          \
+      napi_throw_error(env, "ERR_LCLSTREAM_NATIVE", #call " failed"); \
+      return nullptr;                                                 \
+    }                                                                 \
+  } while (0)
+
+std::string StringOf(napi_env env, napi_value object, const char* key) {
+  napi_value value;
+  napi_valuetype type;
+  if (napi_get_named_property(env, object, key, &value) != napi_ok || napi_typeof(env, value, &type) != napi_ok || type != napi_string)
+    return "";
+  size_t length;
+  napi_get_value_string_utf8(env, value, nullptr, 0, &length);
+  std::string out(length, '\0');
+  napi_get_value_string_utf8(env, value, &out[0], length + 1, &length);
+  return out;
+}
+
+double NumberOf(napi_env env, napi_value object, const char* key, double fallback) {
+  napi_value value;
+  double out;
+  if (napi_get_named_property(env, object, key, &value) != napi_ok || napi_get_value_double(env, value, &out) != napi_ok) return fallback;
+  return out;
+}
+
+napi_value HeaderList(napi_env env, const std::vector<std::pair<std::string, std::string>>& headers) {
+  napi_value list;
+  napi_create_array_with_length(env, headers.size(), &list);
+  for (size_t i = 0; i < headers.size(); i++) {
+    napi_value pair, name, value;
+    napi_create_array_with_length(env, 2, &pair);
+    napi_create_string_utf8(env, headers[i].first.data(), headers[i].first.size(), &name);
+    napi_create_string_latin1(env, headers[i].second.data(), headers[i].second.size(), &value);
+    napi_set_element(env, pair, 0, name);
+    napi_set_element(env, pair, 1, value);
+    napi_set_element(env, list, i, pair);
+  }
+  return list;
+}
+
+void SetString(napi_env env, napi_value object, const char* key, const std::string& text) {
+  napi_value value;
+  napi_create_string_utf8(env, text.data(), text.size(), &value);
+  napi_set_named_property(env, object, key, value);
+}
+
+void SetNumber(napi_env env, napi_value object, const char* key, double number) {
+  napi_value value;
+  napi_create_double(env, number, &value);
+  napi_set_named_property(env, object, key, value);
+}
+
+struct Handle {
+  std::shared_ptr<Call> call;
+};
+
+// On the JavaScript thread: hands the queued events to the call's callback as one array.
+void Deliver(napi_env env, napi_value callback, void* context, void*) {
+  if (!env) return;
+  auto* handle = static_cast<Handle*>(context);
+  std::vector<Event> events = handle->call->TakeEvents();
+  if (events.empty()) return;
+  napi_value list;
+  napi_create_array_with_length(env, events.size(), &list);
+  static const char* kinds[] = {"headers", "message", "trailers", "closed", "error"};
+  for (size_t i = 0; i < events.size(); i++) {
+    Event& e = events[i];
+    napi_value object;
+    napi_create_object(env, &object);
+    SetString(env, object, "kind", kinds[e.kind]);
+    switch (e.kind) {
+      case Event::kHeaders:
+      case Event::kTrailers: {
+        napi_set_named_property(env, object, "headers", HeaderList(env, e.headers));
+        napi_value end;
+        napi_get_boolean(env, e.end_stream, &end);
+        napi_set_named_property(env, object, "endStream", end);
+        break;
+      }
+      case Event::kMessage: {
+        napi_value buffer, bytes;
+        if (napi_create_external_arraybuffer(env, e.data, e.length, FreeMessage, reinterpret_cast<void*>(e.capacity), &buffer) != napi_ok) {
+          // Without external memory (a sandboxed build): a copy.
+          void* copy;
+          napi_create_arraybuffer(env, e.length, &copy, &buffer);
+          memcpy(copy, e.data, e.length);
+          pool.Give(e.data, e.capacity);
+        }
+        napi_create_typedarray(env, napi_uint8_array, e.length, buffer, 0, &bytes);
+        napi_set_named_property(env, object, "data", bytes);
+        break;
+      }
+      case Event::kClosed:
+        SetNumber(env, object, "errorCode", e.error_code);
+        break;
+      case Event::kError:
+        SetString(env, object, "reason", e.reason);
+        SetString(env, object, "message", e.message);
+        SetNumber(env, object, "length", static_cast<double>(e.length));
+        break;
+    }
+    napi_set_element(env, list, i, object);
+  }
+  napi_value global;
+  napi_get_global(env, &global);
+  napi_call_function(env, global, callback, 1, &list, nullptr);
+}
+
+void FinalizeHandle(napi_env, void* data, void*) { delete static_cast<Handle*>(data); }
+
+Handle* HandleOf(napi_env env, napi_callback_info info) {
+  napi_value self;
+  void* data = nullptr;
+  size_t argc = 0;
+  napi_get_cb_info(env, info, &argc, nullptr, &self, nullptr);
+  napi_unwrap(env, self, &data);
+  return static_cast<Handle*>(data);
+}
+
+napi_value Taken(napi_env env, napi_callback_info info) {
+  if (Handle* h = HandleOf(env, info)) h->call->Taken();
+  return nullptr;
+}
+
+napi_value Cancel(napi_env env, napi_callback_info info) {
+  if (Handle* h = HandleOf(env, info)) h->call->Cancel();
+  return nullptr;
+}
+
+// open(options, onEvents): starts the call; returns { taken(), cancel() }.
+napi_value Open(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  napi_value o = argv[0];
+  Options options;
+  options.host = StringOf(env, o, "host");
+  options.port = static_cast<int>(NumberOf(env, o, "port", 0));
+  options.servername = StringOf(env, o, "servername");
+  options.authority = StringOf(env, o, "authority");
+  options.path = StringOf(env, o, "path");
+  options.ca_pem = StringOf(env, o, "caPem");
+  options.cert_pem = StringOf(env, o, "certPem");
+  options.key_pem = StringOf(env, o, "keyPem");
+  options.stream_window = static_cast<int32_t>(NumberOf(env, o, "streamWindowBytes", options.stream_window));
+  options.connection_window = static_cast<int32_t>(NumberOf(env, o, "connectionWindowBytes", options.connection_window));
+  options.max_message_bytes = static_cast<size_t>(NumberOf(env, o, "maxMessageBytes", static_cast<double>(options.max_message_bytes)));
+  napi_value headers, body;
+  uint32_t count = 0;
+  CHECK(napi_get_named_property(env, o, "headers", &headers));
+  CHECK(napi_get_array_length(env, headers, &count));
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value pair;
+    CHECK(napi_get_element(env, headers, i, &pair));
+    napi_value name, value;
+    CHECK(napi_get_element(env, pair, 0, &name));
+    CHECK(napi_get_element(env, pair, 1, &value));
+    size_t n;
+    std::string a, b;
+    napi_get_value_string_utf8(env, name, nullptr, 0, &n);
+    a.resize(n);
+    napi_get_value_string_utf8(env, name, &a[0], n + 1, &n);
+    napi_get_value_string_utf8(env, value, nullptr, 0, &n);
+    b.resize(n);
+    napi_get_value_string_utf8(env, value, &b[0], n + 1, &n);
+    options.headers.emplace_back(a, b);
+  }
+  CHECK(napi_get_named_property(env, o, "body", &body));
+  void* bytes;
+  size_t length;
+  CHECK(napi_get_typedarray_info(env, body, nullptr, &length, &bytes, nullptr, nullptr));
+  options.body.assign(static_cast<uint8_t*>(bytes), static_cast<uint8_t*>(bytes) + length);
+
+  auto call = std::make_shared<Call>(std::move(options));
+  auto* handle = new Handle{call};
+  napi_value self, name;
+  CHECK(napi_create_object(env, &self));
+  CHECK(napi_wrap(env, self, handle, FinalizeHandle, nullptr, nullptr));
+  napi_property_descriptor methods[] = {
+      {"taken", nullptr, Taken, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"cancel", nullptr, Cancel, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  CHECK(napi_define_properties(env, self, 2, methods));
+  CHECK(napi_create_string_utf8(env, "lclstream stream reader", NAPI_AUTO_LENGTH, &name));
+  // The handle outlives the thread's last event: the call's JavaScript side holds it.
+  auto* context = new Handle{call};
+  CHECK(napi_create_threadsafe_function(
+      env, argv[1], nullptr, name, 0, 1, context, [](napi_env, void* data, void*) { delete static_cast<Handle*>(data); }, context, Deliver,
+      &call->tsfn));
+  call->Start(call);
+  return self;
+}
+
+napi_value Init(napi_env env, napi_value exports) {
+  napi_property_descriptor methods[] = {{"open", nullptr, Open, nullptr, nullptr, nullptr, napi_enumerable, nullptr}};
+  napi_define_properties(env, exports, 1, methods);
+  return exports;
+}
+
+}  // namespace
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

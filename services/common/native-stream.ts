@@ -1,0 +1,231 @@
+/**
+ * Server-streaming calls on the data path read by the native stream reader
+ * (native/src/stream-reader.cc): TLS and HTTP/2 on a thread of its own,
+ * each response message handed over whole, in memory of its own that is
+ * reused once it is collected. Everything a call means (status, errors,
+ * deadlines, cancellation) is decided here, as direct-transport.ts decides
+ * it for Node's HTTP/2; the two are tested against each other.
+ *
+ * The module is built by `npm ci` when a compiler and Node's headers are
+ * there (scripts/build-native.js); without it, or with LCLSTREAM_NATIVE=0,
+ * calls take Node's HTTP/2 (direct-transport.ts) and work the same.
+ */
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { create, fromBinary, type DescMessage, type DescMethodStreaming, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import { Code, ConnectError, type StreamResponse } from "@connectrpc/connect";
+import { findTrailerError, validateResponse } from "@connectrpc/connect/protocol-grpc";
+import { AsyncQueue } from "./async-queue.js";
+import { errorOfReset, withoutStatus } from "./direct-transport.js";
+import { encodeFrameParts } from "./grpc-frames.js";
+import { packageInfo } from "./package-info.js";
+import type { CertMaterial } from "./pki.js";
+
+type HeaderList = [name: string, value: string][];
+
+/** What the reader thread reports, in order. */
+type NativeEvent =
+  | { kind: "headers" | "trailers"; headers: HeaderList; endStream: boolean }
+  | { kind: "message"; data: Uint8Array }
+  | { kind: "closed"; errorCode: number }
+  | { kind: "error"; reason: "connect" | "tls" | "http2" | "too-large" | "compressed" | "closed"; message: string; length: number };
+
+interface NativeCall {
+  /** The caller took a message: the reader may open the window again. */
+  taken(): void;
+  /** Resets the stream and closes the connection. */
+  cancel(): void;
+}
+
+interface NativeModule {
+  open(
+    options: {
+      host: string;
+      port: number;
+      servername: string;
+      authority: string;
+      path: string;
+      headers: HeaderList;
+      body: Uint8Array;
+      caPem: string;
+      certPem?: string;
+      keyPem?: string;
+      streamWindowBytes: number;
+      connectionWindowBytes: number;
+      maxMessageBytes: number;
+    },
+    onEvents: (events: NativeEvent[]) => void,
+  ): NativeCall;
+}
+
+let loaded: NativeModule | null | undefined;
+
+/** The native stream reader, or undefined when it is not built or LCLSTREAM_NATIVE=0 turns it off. */
+export function nativeStreamReader(): NativeModule | undefined {
+  if (process.env.LCLSTREAM_NATIVE === "0") return undefined;
+  if (loaded === undefined) {
+    try {
+      loaded = createRequire(import.meta.url)(join(packageInfo().root, "native/build/Release/lclstream_native.node")) as NativeModule;
+    } catch {
+      loaded = null;
+    }
+  }
+  return loaded ?? undefined;
+}
+
+/** Where and how a native call connects. */
+export interface NativeTarget {
+  baseUrl: string;
+  tls: CertMaterial | Pick<CertMaterial, "caPem">;
+  serverName?: string;
+  maxMessageBytes: number;
+  streamWindowBytes: number;
+  connectionWindowBytes: number;
+}
+
+/** Makes server-streaming calls (one request, a stream of responses) through the native reader. */
+export function createNativeStreamCall(native: NativeModule, target: NativeTarget) {
+  const url = new URL(target.baseUrl);
+  const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  const port = Number(url.port || 443);
+  return async function stream<I extends DescMessage, O extends DescMessage>(
+    method: DescMethodStreaming<I, O>,
+    signal: AbortSignal | undefined,
+    timeoutMs: number | undefined,
+    header: HeadersInit | undefined,
+    input: AsyncIterable<MessageInitShape<I>>,
+  ): Promise<StreamResponse<I, O>> {
+    signal?.throwIfAborted();
+    const body: Uint8Array[] = [];
+    for await (const init of input) body.push(...encodeFrameParts(method.input, create(method.input, init)));
+    const headers: HeaderList = [
+      ["content-type", "application/grpc+proto"],
+      ["te", "trailers"],
+      ["grpc-accept-encoding", "identity"],
+      ["user-agent", "lclstream-native"],
+    ];
+    new Headers(header).forEach((value, name) => headers.push([name, value]));
+    if (timeoutMs !== undefined) headers.push(["grpc-timeout", `${Math.max(1, Math.ceil(timeoutMs))}m`]);
+
+    const events = new AsyncQueue<NativeEvent>();
+    const call = native.open(
+      {
+        host,
+        port,
+        servername: target.serverName ?? host,
+        authority: url.host,
+        path: `/${method.parent.typeName}/${method.name}`,
+        headers,
+        body: Buffer.concat(body),
+        caPem: target.tls.caPem,
+        ...("certPem" in target.tls ? { certPem: target.tls.certPem, keyPem: target.tls.keyPem } : {}),
+        streamWindowBytes: target.streamWindowBytes,
+        connectionWindowBytes: target.connectionWindowBytes,
+        maxMessageBytes: target.maxMessageBytes,
+      },
+      (list) => {
+        for (const e of list) events.push(e);
+      },
+    );
+    // The first reason the call failed wins: abort, deadline, or what the reader reports.
+    let ended = false;
+    const fail = (error: ConnectError) => {
+      if (ended) return;
+      ended = true;
+      call.cancel();
+      events.fail(error);
+    };
+    const onAbort = () => fail(ConnectError.from(signal!.reason, Code.Canceled));
+    signal?.addEventListener("abort", onAbort, { once: true });
+    const deadline =
+      timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => fail(new ConnectError(`the call took longer than its ${timeoutMs} ms deadline`, Code.DeadlineExceeded)), timeoutMs);
+    const finish = () => {
+      ended = true;
+      signal?.removeEventListener("abort", onAbort);
+      clearTimeout(deadline);
+    };
+
+    const pending = events.drain();
+    const next = async (): Promise<NativeEvent> => {
+      const r = await pending.next();
+      if (r.done) throw new ConnectError("the native reader ended without a status", Code.Internal);
+      const e = r.value;
+      if (e.kind === "error") throw errorOfReader(e, target.maxMessageBytes);
+      return e;
+    };
+
+    let responseHeader: Headers;
+    let foundStatus: boolean;
+    try {
+      const first = await next();
+      if (first.kind === "closed") throw errorOfReset(first.errorCode);
+      if (first.kind !== "headers") throw new ConnectError(`protocol error: the server sent ${first.kind} before headers`, Code.Internal);
+      const status = Number(first.headers.find(([name]) => name === ":status")?.[1] ?? 0);
+      responseHeader = headersOf(first.headers);
+      // Only a HEADERS frame that ends the stream is Trailers-Only.
+      foundStatus = first.endStream && responseHeader.has("grpc-status");
+      const validated = validateResponse(status, foundStatus ? responseHeader : withoutStatus(responseHeader));
+      if (validated.headerError) throw validated.headerError;
+    } catch (error) {
+      fail(ConnectError.from(error));
+      finish();
+      await pending.return(undefined);
+      throw error;
+    }
+
+    const trailer = new Headers();
+    async function* read(): AsyncGenerator<MessageShape<O>> {
+      try {
+        for (;;) {
+          const e = await next();
+          if (e.kind === "message") {
+            call.taken();
+            yield fromBinary(method.output, e.data);
+          } else if (e.kind === "trailers") {
+            headersOf(e.headers).forEach((value, name) => trailer.set(name, value));
+          } else if (e.kind === "closed") {
+            if (e.errorCode !== 0 && !trailer.has("grpc-status")) throw errorOfReset(e.errorCode);
+            break;
+          }
+        }
+        if (foundStatus) return; // trailers-only: the status came with the headers
+        const error = findTrailerError(trailer);
+        if (error) {
+          responseHeader.forEach((value, name) => error.metadata.append(name, value));
+          throw error;
+        }
+        if (!trailer.has("grpc-status")) throw new ConnectError("protocol error: the server sent no status", Code.Internal);
+      } finally {
+        if (!ended) call.cancel();
+        finish();
+      }
+    }
+    return { stream: true, service: method.parent, method, header: responseHeader, trailer, message: read() } as StreamResponse<I, O>;
+  };
+}
+
+function headersOf(list: HeaderList): Headers {
+  const out = new Headers();
+  for (const [name, value] of list) if (!name.startsWith(":")) out.append(name, value);
+  return out;
+}
+
+/** What the reader reported, as gRPC status (as direct-transport.ts maps Node's errors). */
+function errorOfReader(e: Extract<NativeEvent, { kind: "error" }>, maxMessageBytes: number): ConnectError {
+  switch (e.reason) {
+    case "too-large":
+      return new ConnectError(
+        `a response message of ${e.length} bytes is larger than this client accepts (${maxMessageBytes} bytes); raise maxMessageBytes`,
+        Code.ResourceExhausted,
+      );
+    case "compressed":
+      return new ConnectError(e.message, Code.Internal);
+    case "http2":
+      return new ConnectError(e.message, Code.Internal);
+    default:
+      // connect, tls, closed: the connection could not be made or was lost.
+      return new ConnectError(e.message, Code.Unavailable);
+  }
+}

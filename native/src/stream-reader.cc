@@ -103,7 +103,7 @@ struct Event {
   size_t length = 0;
   size_t capacity = 0;
   uint32_t error_code = 0;
-  std::string reason;   // kError: "connect", "tls", "http2", "too-large", "compressed", "closed"
+  std::string reason;   // kError: "connect", "tls", "refused", "http2", "too-large", "compressed", "closed"
   std::string message;  // kError
 };
 
@@ -365,6 +365,7 @@ class Call {
 
   static int OnFrame(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
     Call* c = Of(user_data);
+    c->answered_ = true;
     if (frame->hd.stream_id != c->stream_id_ || frame->hd.type != kFrameHeaders) return 0;
     Event e{c->got_headers_ ? Event::kTrailers : Event::kHeaders};
     e.headers.swap(c->headers_);
@@ -490,7 +491,10 @@ class Call {
       }
       int error = SSL_get_error(ssl_, rc);
       if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) return true;
-      if (!stream_closed_ && !failed_) {
+      if (!answered_ && !failed_) {
+        // A TLS 1.3 server refuses a client's certificate after the handshake, by closing without a word.
+        Fail("refused", "the server closed the connection right after the TLS handshake, before answering: it refused this client's certificate");
+      } else if (!stream_closed_ && !failed_) {
         std::string why = error == SSL_ERROR_ZERO_RETURN || (error == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
                               ? std::string("the server closed the connection")
                               : OpenSslErrors("the connection broke");
@@ -596,6 +600,7 @@ class Call {
   uint8_t in_[64 * 1024];
   std::vector<std::pair<std::string, std::string>> headers_;
   bool got_headers_ = false;
+  bool answered_ = false;  // any frame from the server
   bool stream_closed_ = false;
   bool failed_ = false;
   size_t unconsumed_ = 0;

@@ -8,7 +8,7 @@ import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-no
 import { createDirectStreamCall, createDirectUnaryCall } from "./direct-transport.js";
 import { readCertDir, type CertMaterial } from "./pki.js";
 import { dataPathProcedures } from "./data-path.js";
-import { createNativeStreamCall, nativeStreamReader } from "./native-stream.js";
+import { closedUnansweredCode, createNativeStreamCall, nativeStreamReader } from "./native-stream.js";
 import { procedureOf } from "./interceptors.js";
 
 export { borrowedResponses } from "./direct-transport.js";
@@ -27,6 +27,12 @@ export interface MeshTransportOptions {
   maxMessageBytes?: number;
   /** HTTP/2 stream flow-control window, in bytes; default 8 MiB. */
   http2WindowBytes?: number;
+  /**
+   * Read the data path's server streams (Subscribe) with the native stream
+   * reader when it is built (default true; LCLSTREAM_NATIVE=0 turns it off
+   * for the whole process). Its responses are always the caller's own.
+   */
+  native?: boolean;
 }
 
 /**
@@ -91,7 +97,7 @@ export function createMeshTransport(options: MeshTransportOptions): Transport {
   const direct = createDirectStreamCall(sessionManager, maxMessageBytes);
   const directUnary = createDirectUnaryCall(direct);
   // Server streams of the data path (Subscribe) through the native reader when it is built.
-  const native = nativeStreamReader();
+  const native = options.native !== false ? nativeStreamReader() : undefined;
   const nativeStream =
     native &&
     createNativeStreamCall(native, {
@@ -125,17 +131,32 @@ export function createMeshTransport(options: MeshTransportOptions): Transport {
 /**
  * A refused TLS handshake surfaces as OpenSSL's words in an INTERNAL error,
  * or (a certificate refused after a TLS 1.3 handshake) as a bare reset on a
- * connection the server never answered; say what it means, as UNAVAILABLE
- * (what gRPC clients report for a connection that could not be made),
- * keeping the original as the cause.
+ * connection the server never answered; a server certificate this client
+ * does not accept, as Node's or OpenSSL's verification error. Say what it
+ * means, as UNAVAILABLE (what gRPC clients report for a connection that could
+ * not be made), keeping the original as the cause.
  */
 function rethrowExplained(error: unknown, connectionClosedUnanswered: boolean): never {
   const e = ConnectError.from(error);
-  // The alert is in the message, or in a cause (a stream reset by the broken connection).
+  // The reason is in the message, or in a cause (a stream reset by the broken connection).
   let alert: string | undefined;
-  for (let x: unknown = e, depth = 0; x instanceof Error && !alert && depth < 5; x = x.cause, depth++) {
-    alert = /alert ([a-z ]+?)(?::|$)/i.exec(x instanceof ConnectError ? x.rawMessage : x.message)?.[1];
+  let unverified: string | undefined;
+  for (let x: unknown = e, depth = 0; x instanceof Error && depth < 5; x = x.cause, depth++) {
+    const text = x instanceof ConnectError ? x.rawMessage : x.message;
+    const code = (x as { code?: unknown }).code;
+    alert ??= /alert ([a-z ]+?)(?::|$)/i.exec(text)?.[1];
+    if (code === closedUnansweredCode) connectionClosedUnanswered = true;
+    if (typeof code === "string" && /^(ERR_TLS_CERT_ALTNAME_INVALID|UNABLE_TO_|SELF_SIGNED_CERT|DEPTH_ZERO_SELF_SIGNED|CERT_)/.test(code)) unverified ??= text;
+    if (/certificate verify failed/.test(text)) unverified ??= text;
   }
+  if (unverified)
+    throw new ConnectError(
+      `this client did not accept the server's certificate (${unverified}): check the server's address (or its TLS server name) and that the CA file is this facility's`,
+      Code.Unavailable,
+      undefined,
+      undefined,
+      e,
+    );
   const what = alert
     ? `the server refused the TLS handshake (alert ${alert})`
     : connectionClosedUnanswered && (e.code === Code.Canceled || e.code === Code.Unavailable)

@@ -23,12 +23,15 @@ import type { CertMaterial } from "./pki.js";
 
 type HeaderList = [name: string, value: string][];
 
+/** The code of an error's cause when the server closed the connection after the handshake without answering. */
+export const closedUnansweredCode = "ERR_LCLSTREAM_CLOSED_UNANSWERED";
+
 /** What the reader thread reports, in order. */
 type NativeEvent =
   | { kind: "headers" | "trailers"; headers: HeaderList; endStream: boolean }
   | { kind: "message"; data: Uint8Array }
   | { kind: "closed"; errorCode: number }
-  | { kind: "error"; reason: "connect" | "tls" | "http2" | "too-large" | "compressed" | "closed"; message: string; length: number };
+  | { kind: "error"; reason: "connect" | "tls" | "refused" | "http2" | "too-large" | "compressed" | "closed"; message: string; length: number };
 
 interface NativeCall {
   /** The caller took a message: the reader may open the window again. */
@@ -224,6 +227,9 @@ function errorOfReader(e: Extract<NativeEvent, { kind: "error" }>, maxMessageByt
       return new ConnectError(e.message, Code.Internal);
     case "http2":
       return new ConnectError(e.message, Code.Internal);
+    case "refused":
+      // As client.ts tells it for Node's HTTP/2 (it explains what to do).
+      return new ConnectError(e.message, Code.Unavailable, undefined, undefined, Object.assign(new Error(e.message), { code: closedUnansweredCode }));
     default:
       // connect, tls, closed: the connection could not be made or was lost.
       return new ConnectError(e.message, Code.Unavailable);

@@ -17,6 +17,7 @@ import { BufferService, SubscribeRequestSchema, SubscribeResponseSchema } from "
 import { build, type BufferServer } from "../../services/buffer/server.js";
 import { readBatchHeader, WirePublishRequestSchema, WireSubscribeResponseSchema } from "../../services/buffer/wire.js";
 import { borrowedResponses, createMeshTransport } from "../../services/common/client.js";
+import { nativeStreamReader } from "../../services/common/native-stream.js";
 import { errorInfo } from "../../services/common/errors.js";
 import { ByteParts, contiguous } from "../../services/common/byte-parts.js";
 import { decodeFrame, encodeFrameParts, frameHeader, GrpcFrameReader, writeAheadBytes } from "../../services/common/grpc-frames.js";
@@ -133,14 +134,31 @@ describe("gRPC framing by hand", () => {
   });
 });
 
-describe("the buffer's data path over mTLS", () => {
+/**
+ * The client reads server streams with the native reader when it is built, else with Node's HTTP/2:
+ * every test of the data path runs with both, so that they answer alike.
+ */
+const skipNative = process.env.LCLSTREAM_NATIVE === "0";
+const readers = [
+  { reader: "Node's HTTP/2", native: false },
+  { reader: "the native reader", native: true },
+].filter((r) => !(r.native && skipNative));
+
+/** Fails when the native reader should be there (npm ci builds it) and is not; LCLSTREAM_NATIVE=0 skips its tests. */
+function requireNative(native: boolean): void {
+  if (native && !nativeStreamReader())
+    throw new Error("the native stream reader is not built: run `npm run build:native` (or set LCLSTREAM_NATIVE=0 to test without it)");
+}
+
+describe.each(readers)("the buffer's data path over mTLS, read by $reader", ({ native }) => {
   let pki: TestPki;
   let stateDir: string;
   let buffer: BufferServer;
   const maxMessageBytes = 256 * KiB;
-  const alice = (): Client<typeof BufferService> => createClient(BufferService, createMeshTransport({ baseUrl: buffer.url, tls: pki.alice }));
+  const alice = (): Client<typeof BufferService> => createClient(BufferService, createMeshTransport({ baseUrl: buffer.url, tls: pki.alice, native }));
 
   beforeAll(async () => {
+    requireNative(native);
     pki = await createTestPki();
     stateDir = await mkdtemp(join(tmpdir(), "lclstream-direct-"));
     buffer = await build({ stateDir, submitters: ["user/alice"], maxMessageBytes }, { tls: pki.server });
@@ -211,7 +229,7 @@ describe("the buffer's data path over mTLS", () => {
   it("sends a batch too large for the client's limit as RESOURCE_EXHAUSTED naming the limit", async () => {
     const { stream, publishToken } = await alice().createStream({ stream: {} });
     await alice().publish(publishMessages(stream!.name, publishToken, 0, 0, 1, { payloadBytes: 100 * KiB }));
-    const small = createClient(BufferService, createMeshTransport({ baseUrl: buffer.url, tls: pki.alice, maxMessageBytes: 64 * KiB }));
+    const small = createClient(BufferService, createMeshTransport({ baseUrl: buffer.url, tls: pki.alice, maxMessageBytes: 64 * KiB, native }));
     const error = ConnectError.from(await consume(small, stream!.name, "default").catch((e: unknown) => e));
     expect(error.code).toBe(Code.ResourceExhausted);
     expect(error.rawMessage).toContain(String(64 * KiB));
@@ -265,7 +283,7 @@ describe("the buffer's data path over mTLS", () => {
     abort.abort();
   });
 
-  it("gathers responses into one reused memory only for a caller that borrows them", async () => {
+  it("gathers responses into one reused memory only for a caller that borrows them (never with the native reader)", async () => {
     const { stream, publishToken } = await alice().createStream({ stream: { consumerGroups: [{ name: "borrowing" }, { name: "owning" }] } });
     // 100 KiB batches arrive in several HTTP/2 frames, so each is gathered; those after the first are all of one size.
     await alice().publish(publishMessages(stream!.name, publishToken, 0, 0, 5, { payloadBytes: 100 * KiB }));
@@ -287,9 +305,44 @@ describe("the buffer's data path over mTLS", () => {
     const borrowed = await read("borrowing", createContextValues().set(borrowedResponses, true));
     expect(borrowed.intactOnArrival).toEqual([true, true, true, true, true]);
     // Kept past the next response, a borrowed batch's bytes are the newest one's: they share memory.
-    expect(borrowed.intactLater).toEqual([false, false, false, true]);
+    // The native reader's messages are always the caller's own (its memory is reused once collected).
+    expect(borrowed.intactLater).toEqual(native ? [true, true, true, true] : [false, false, false, true]);
     const owned = await read("owning");
     expect(owned).toEqual({ intactOnArrival: [true, true, true, true, true], intactLater: [true, true, true, true] });
+  });
+
+  it("refuses a server whose certificate names another host, and a client certificate from another CA, as UNAVAILABLE", async () => {
+    const { stream } = await alice().createStream({ stream: {} });
+    const subscribeAs = (options: Partial<Parameters<typeof createMeshTransport>[0]>) =>
+      consume(createClient(BufferService, createMeshTransport({ baseUrl: buffer.url, tls: pki.alice, native, ...options })), stream!.name, "default");
+    const elsewhere = ConnectError.from(await subscribeAs({ serverName: "elsewhere.test" }).catch((e: unknown) => e));
+    expect(elsewhere.code).toBe(Code.Unavailable);
+    expect(elsewhere.rawMessage).toMatch(/did not accept the server's certificate \(.*(altnames|hostname mismatch).*\): check the server's address/);
+    const stranger = ConnectError.from(await subscribeAs({ tls: pki.stranger }).catch((e: unknown) => e));
+    expect(stranger.code).toBe(Code.Unavailable);
+    expect(stranger.rawMessage).toMatch(/refused this client's certificate: .*enroll/);
+  });
+
+  it("ends a subscription as UNAVAILABLE, saying why, when its buffer shuts down", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "lclstream-direct-down-"));
+    const doomed = await build({ stateDir: dir, submitters: ["user/alice"] }, { tls: pki.server });
+    try {
+      const client = createClient(BufferService, createMeshTransport({ baseUrl: doomed.url, tls: pki.alice, native }));
+      const { stream, publishToken } = await client.createStream({ stream: {} });
+      await client.publish(publishMessages(stream!.name, publishToken, 0, 0, 2));
+      const seqs: bigint[] = [];
+      const subscription = (async () => {
+        for await (const r of client.subscribe({ stream: stream!.name, consumerGroup: "default" }))
+          if (r.kind.case === "batch" && seqs.push(r.seq) === 2) void doomed.close();
+      })();
+      const error = ConnectError.from(await subscription.catch((e: unknown) => e));
+      expect(seqs).toEqual([1n, 2n]);
+      expect(error.code).toBe(Code.Unavailable);
+      expect(error.rawMessage.length).toBeGreaterThan(10);
+    } finally {
+      await doomed.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("leaves gRPC-Web to connect: a browser-style client subscribes to the same stream", async () => {
@@ -374,6 +427,25 @@ describe("writing ahead on the direct path", () => {
     } finally {
       session.close();
     }
+  });
+
+  it.skipIf(skipNative)("lets the native reader hold no more than its window and two messages for a caller that has stopped taking them", async () => {
+    requireNative(true);
+    const messageBytes = framedBytes(
+      encodeFrameParts(
+        SubscribeResponseSchema,
+        create(SubscribeResponseSchema, { seq: 1n, kind: { case: "batch", value: makeBatch("streams/s", 0, 0, 1, payloadBytes) } }),
+      ),
+    );
+    const client = createClient(BufferService, createMeshTransport({ baseUrl: server.url, tls: pki.alice, http2WindowBytes: 65_535, native: true }));
+    const responses = client.subscribe({ stream: "streams/s", consumerGroup: "g" })[Symbol.asyncIterator]();
+    const seqs = [(await responses.next()).value.seq as bigint];
+    // Stopped: the server writes ahead up to its bound, the reader holds a window and two messages, no more.
+    const ahead = (await settled(() => yielded)) * messageBytes;
+    expect(ahead, "written ahead of the reader").toBeGreaterThan(writeAheadBytes);
+    expect(ahead, "and no further than the bound, the windows and the messages held").toBeLessThanOrEqual(writeAheadBytes + 2 * 65_535 + 3 * messageBytes);
+    for (let r = await responses.next(); !r.done; r = await responses.next()) seqs.push(r.value.seq);
+    expect(seqs).toEqual(Array.from({ length: count }, (_, i) => BigInt(i + 1)));
   });
 
   it("sends a client stream's messages ahead of a server that has stopped reading, up to the bound", async () => {

@@ -21,6 +21,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -99,9 +100,10 @@ struct Event {
   enum Kind { kHeaders, kMessage, kTrailers, kClosed, kError } kind;
   std::vector<std::pair<std::string, std::string>> headers;
   bool end_stream = false;
-  void* data = nullptr;
+  void* data = nullptr;  // kMessage: memory JavaScript has no ArrayBuffer over yet, or null
   size_t length = 0;
   size_t capacity = 0;
+  int slot = -1;  // kMessage: the borrowed slot it is in, or -1 (memory of its own)
   uint32_t error_code = 0;
   std::string reason;   // kError: "connect", "tls", "refused", "http2", "too-large", "compressed", "closed"
   std::string message;  // kError
@@ -119,6 +121,20 @@ struct Options {
   int32_t stream_window = 8 * 1024 * 1024;
   int32_t connection_window = 16 * 1024 * 1024;
   size_t max_message_bytes = 64 * 1024 * 1024;
+  // The caller is done with each message before it takes the next: messages go into a few
+  // slots of memory reused in turn, with no new ArrayBuffer (no new external memory for V8
+  // to collect) a message.
+  bool borrowed = false;
+};
+
+// Slots for borrowed messages: the one the caller holds, two queued, one being read.
+constexpr int kSlots = 4;
+
+struct Slot {
+  uint8_t* memory = nullptr;
+  size_t capacity = 0;
+  bool announced = false;  // JavaScript holds an ArrayBuffer over this memory (which then frees it)
+  std::atomic<bool> free{true};
 };
 
 class Call {
@@ -143,6 +159,10 @@ class Call {
   void Cancel() {
     cancel_.store(true);
     Wake();
+  }
+  // The caller is done with the borrowed message in `slot`.
+  void Released(int slot) {
+    if (slot >= 0 && slot < kSlots) slots_[slot].free.store(true);
   }
 
   // Events queued since JavaScript last took them.
@@ -190,6 +210,7 @@ class Call {
   }
 
   void Run() {
+    pthread_setname_np(pthread_self(), "lclstream-read");  // as `top -H` and perf show it
     if (Connect() && Handshake() && Exchange()) {
     }
     Cleanup();
@@ -409,7 +430,7 @@ class Call {
         if (length > options_.max_message_bytes) return Refuse("too-large", "", length);
         message_length_ = length;
         message_used_ = 0;
-        message_ = static_cast<uint8_t*>(pool.Take(length, &message_capacity_));
+        message_ = StartMessage(length);
         if (!message_) return Refuse("http2", "out of memory for a message", length);
       } else {
         size_t n = std::min(len, message_length_ - message_used_);
@@ -420,15 +441,40 @@ class Call {
       }
       if (message_ && message_used_ == message_length_) {
         Event e{Event::kMessage};
-        e.data = message_;
         e.length = message_length_;
-        e.capacity = message_capacity_;
+        e.slot = message_slot_;
+        if (message_slot_ < 0 || !slots_[message_slot_].announced) {
+          e.data = message_;
+          e.capacity = message_capacity_;
+          if (message_slot_ >= 0) slots_[message_slot_].announced = true;
+        }
         message_ = nullptr;
         untaken_.fetch_add(1);
         Emit(std::move(e));
       }
     }
     return true;
+  }
+
+  // Memory for the next message: a free borrowed slot (grown if need be), else memory of its own.
+  uint8_t* StartMessage(size_t length) {
+    message_slot_ = -1;
+    for (int i = 0; options_.borrowed && i < kSlots; i++) {
+      Slot& slot = slots_[i];
+      if (!slot.free.load()) continue;
+      if (slot.capacity < length) {
+        // Memory JavaScript holds an ArrayBuffer over is freed with it; other memory goes back now.
+        if (slot.memory && !slot.announced) pool.Give(slot.memory, slot.capacity);
+        slot.memory = static_cast<uint8_t*>(pool.Take(length, &slot.capacity));
+        slot.announced = false;
+        if (!slot.memory) return nullptr;
+      }
+      slot.free.store(false);
+      message_slot_ = i;
+      message_capacity_ = slot.capacity;
+      return slot.memory;
+    }
+    return static_cast<uint8_t*>(pool.Take(length, &message_capacity_));
   }
 
   bool Refuse(const char* reason, std::string message, size_t length) {
@@ -458,7 +504,8 @@ class Call {
         }
         if (out_.empty()) return true;
       }
-      ERR_clear_error();
+      // OpenSSL's error queue is empty here, as SSL_get_error needs: every failure ends the call, and
+      // clearing it on every record cost a third of this thread's time.
       size_t written = 0;
       int rc = SSL_write_ex(ssl_, out_.data() + out_offset_, out_.size() - out_offset_, &written);
       if (rc == 1) {
@@ -478,8 +525,7 @@ class Call {
   // Reads and hands to nghttp2 all the socket holds; false when the connection ended or broke.
   bool Receive() {
     for (;;) {
-      ERR_clear_error();
-      size_t n = 0;
+      size_t n = 0;  // (the error queue is empty: see Send)
       int rc = SSL_read_ex(ssl_, in_, sizeof in_, &n);
       if (rc == 1) {
         ssize_t used = nghttp2_session_mem_recv(session_, in_, n);
@@ -577,7 +623,9 @@ class Call {
 
   void Cleanup() {
     if (session_) nghttp2_session_del(session_);
-    if (message_) pool.Give(message_, message_capacity_);
+    if (message_ && message_slot_ < 0) pool.Give(message_, message_capacity_);
+    for (Slot& slot : slots_)
+      if (slot.memory && !slot.announced) pool.Give(slot.memory, slot.capacity);
     if (ssl_) {
       SSL_shutdown(ssl_);
       SSL_free(ssl_);
@@ -608,6 +656,8 @@ class Call {
   size_t prefix_used_ = 0;
   uint8_t* message_ = nullptr;
   size_t message_length_ = 0, message_used_ = 0, message_capacity_ = 0;
+  int message_slot_ = -1;
+  Slot slots_[kSlots];
   std::atomic<int> untaken_{0};
   std::atomic<bool> cancel_{false};
   std::mutex events_mutex_;
@@ -699,16 +749,15 @@ void Deliver(napi_env env, napi_value callback, void* context, void*) {
         break;
       }
       case Event::kMessage: {
-        napi_value buffer, bytes;
-        if (napi_create_external_arraybuffer(env, e.data, e.length, FreeMessage, reinterpret_cast<void*>(e.capacity), &buffer) != napi_ok) {
-          // Without external memory (a sandboxed build): a copy.
-          void* copy;
-          napi_create_arraybuffer(env, e.length, &copy, &buffer);
-          memcpy(copy, e.data, e.length);
-          pool.Give(e.data, e.capacity);
+        SetNumber(env, object, "length", static_cast<double>(e.length));
+        SetNumber(env, object, "slot", e.slot);
+        if (e.data) {
+          // The whole memory: a borrowed slot's ArrayBuffer serves every message that lands in it.
+          napi_value buffer;
+          size_t size = e.slot >= 0 ? e.capacity : e.length;
+          napi_create_external_arraybuffer(env, e.data, size, FreeMessage, reinterpret_cast<void*>(e.capacity), &buffer);
+          napi_set_named_property(env, object, "buffer", buffer);
         }
-        napi_create_typedarray(env, napi_uint8_array, e.length, buffer, 0, &bytes);
-        napi_set_named_property(env, object, "data", bytes);
         break;
       }
       case Event::kClosed:
@@ -748,6 +797,17 @@ napi_value Cancel(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+napi_value Released(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], self;
+  void* data = nullptr;
+  int32_t slot = -1;
+  napi_get_cb_info(env, info, &argc, argv, &self, nullptr);
+  napi_unwrap(env, self, &data);
+  if (data && argc == 1 && napi_get_value_int32(env, argv[0], &slot) == napi_ok) static_cast<Handle*>(data)->call->Released(slot);
+  return nullptr;
+}
+
 // open(options, onEvents): starts the call; returns { taken(), cancel() }.
 napi_value Open(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -766,6 +826,7 @@ napi_value Open(napi_env env, napi_callback_info info) {
   options.stream_window = static_cast<int32_t>(NumberOf(env, o, "streamWindowBytes", options.stream_window));
   options.connection_window = static_cast<int32_t>(NumberOf(env, o, "connectionWindowBytes", options.connection_window));
   options.max_message_bytes = static_cast<size_t>(NumberOf(env, o, "maxMessageBytes", static_cast<double>(options.max_message_bytes)));
+  options.borrowed = NumberOf(env, o, "borrowed", 0) != 0;
   napi_value headers, body;
   uint32_t count = 0;
   CHECK(napi_get_named_property(env, o, "headers", &headers));
@@ -800,8 +861,9 @@ napi_value Open(napi_env env, napi_callback_info info) {
   napi_property_descriptor methods[] = {
       {"taken", nullptr, Taken, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"cancel", nullptr, Cancel, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"released", nullptr, Released, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
-  CHECK(napi_define_properties(env, self, 2, methods));
+  CHECK(napi_define_properties(env, self, 3, methods));
   CHECK(napi_create_string_utf8(env, "lclstream stream reader", NAPI_AUTO_LENGTH, &name));
   // The handle outlives the thread's last event: the call's JavaScript side holds it.
   auto* context = new Handle{call};

@@ -5,7 +5,7 @@
 import type * as http2 from "node:http2";
 import { Code, ConnectError, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
-import { createDirectStreamCall, createDirectUnaryCall } from "./direct-transport.js";
+import { borrowedResponses, createDirectStreamCall, createDirectUnaryCall } from "./direct-transport.js";
 import { readCertDir, type CertMaterial } from "./pki.js";
 import { dataPathProcedures } from "./data-path.js";
 import { closedUnansweredCode, createNativeStreamCall, nativeStreamReader } from "./native-stream.js";
@@ -119,7 +119,7 @@ export function createMeshTransport(options: MeshTransportOptions): Transport {
     stream: async (method, signal, timeoutMs, header, input, contextValues) => {
       const res = await (onDataPath(method)
         ? nativeStream && method.methodKind === "server_streaming"
-          ? nativeStream(method, signal, timeoutMs, header, input)
+          ? nativeStream(method, signal, timeoutMs, header, input, contextValues?.get(borrowedResponses))
           : direct(method, signal, timeoutMs, header, input, contextValues)
         : transport.stream(method, signal, timeoutMs, header, input, contextValues)
       ).catch(explain);

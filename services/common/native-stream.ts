@@ -29,7 +29,8 @@ export const closedUnansweredCode = "ERR_LCLSTREAM_CLOSED_UNANSWERED";
 /** What the reader thread reports, in order. */
 type NativeEvent =
   | { kind: "headers" | "trailers"; headers: HeaderList; endStream: boolean }
-  | { kind: "message"; data: Uint8Array }
+  /** A message of `length` bytes at the start of `buffer`, or of the borrowed slot's buffer given before (`slot` >= 0). */
+  | { kind: "message"; length: number; slot: number; buffer?: ArrayBuffer }
   | { kind: "closed"; errorCode: number }
   | { kind: "error"; reason: "connect" | "tls" | "refused" | "http2" | "too-large" | "compressed" | "closed"; message: string; length: number };
 
@@ -38,6 +39,8 @@ interface NativeCall {
   taken(): void;
   /** Resets the stream and closes the connection. */
   cancel(): void;
+  /** The caller is done with the borrowed message in `slot`: its memory may take another. */
+  released(slot: number): void;
 }
 
 interface NativeModule {
@@ -56,6 +59,8 @@ interface NativeModule {
       streamWindowBytes: number;
       connectionWindowBytes: number;
       maxMessageBytes: number;
+      /** 1: the caller is done with each message before it takes the next (see borrowedResponses). */
+      borrowed: number;
     },
     onEvents: (events: NativeEvent[]) => void,
   ): NativeCall;
@@ -97,6 +102,7 @@ export function createNativeStreamCall(native: NativeModule, target: NativeTarge
     timeoutMs: number | undefined,
     header: HeadersInit | undefined,
     input: AsyncIterable<MessageInitShape<I>>,
+    borrowed = false,
   ): Promise<StreamResponse<I, O>> {
     signal?.throwIfAborted();
     const body: Uint8Array[] = [];
@@ -125,6 +131,7 @@ export function createNativeStreamCall(native: NativeModule, target: NativeTarge
         streamWindowBytes: target.streamWindowBytes,
         connectionWindowBytes: target.connectionWindowBytes,
         maxMessageBytes: target.maxMessageBytes,
+        borrowed: borrowed ? 1 : 0,
       },
       (list) => {
         for (const e of list) events.push(e);
@@ -179,13 +186,18 @@ export function createNativeStreamCall(native: NativeModule, target: NativeTarge
     }
 
     const trailer = new Headers();
+    // The memory of each borrowed slot, as the reader first hands it over.
+    const slots: ArrayBuffer[] = [];
     async function* read(): AsyncGenerator<MessageShape<O>> {
       try {
         for (;;) {
           const e = await next();
           if (e.kind === "message") {
             call.taken();
-            yield fromBinary(method.output, e.data);
+            if (e.slot >= 0 && e.buffer) slots[e.slot] = e.buffer;
+            yield fromBinary(method.output, new Uint8Array(e.slot >= 0 ? slots[e.slot]! : e.buffer!, 0, e.length));
+            // The caller asked for the next: it is done with this one.
+            if (e.slot >= 0) call.released(e.slot);
           } else if (e.kind === "trailers") {
             headersOf(e.headers).forEach((value, name) => trailer.set(name, value));
           } else if (e.kind === "closed") {

@@ -283,32 +283,33 @@ describe.each(readers)("the buffer's data path over mTLS, read by $reader", ({ n
     abort.abort();
   });
 
-  it("gathers responses into one reused memory only for a caller that borrows them (never with the native reader)", async () => {
+  it("reuses memory across responses only for a caller that borrows them, whose bytes hold until it takes the next", async () => {
     const { stream, publishToken } = await alice().createStream({ stream: { consumerGroups: [{ name: "borrowing" }, { name: "owning" }] } });
-    // 100 KiB batches arrive in several HTTP/2 frames, so each is gathered; those after the first are all of one size.
-    await alice().publish(publishMessages(stream!.name, publishToken, 0, 0, 5, { payloadBytes: 100 * KiB }));
-    const intact = (batch: EventBatch) => {
-      const expected = makeBatch(stream!.name, 0, Number(batch.seq), 4, 100 * KiB).payload.value as { data: Uint8Array };
-      return Buffer.from((batch.payload.value as { data: Uint8Array }).data).equals(expected.data);
-    };
+    // 100 KiB batches arrive in several HTTP/2 frames (a window of 64 KiB paces them), so each is gathered.
+    const count = 12;
+    await alice().publish(publishMessages(stream!.name, publishToken, 0, 0, count, { payloadBytes: 100 * KiB }));
+    const bytesOf = (batch: EventBatch) => (batch.payload.value as { data: Uint8Array }).data;
+    const intact = (batch: EventBatch) => Buffer.from(bytesOf(batch)).equals(bytesOf(makeBatch(stream!.name, 0, Number(batch.seq), 4, 100 * KiB)));
     const read = async (group: string, contextValues?: ContextValues) => {
+      const client = createClient(BufferService, createMeshTransport({ baseUrl: buffer.url, tls: pki.alice, http2WindowBytes: 65_535, native }));
       const batches: EventBatch[] = [];
       const intactOnArrival: boolean[] = [];
-      for await (const r of alice().subscribe({ stream: stream!.name, consumerGroup: group }, { contextValues })) {
+      for await (const r of client.subscribe({ stream: stream!.name, consumerGroup: group }, { contextValues })) {
         if (r.kind.case !== "batch") continue;
         intactOnArrival.push(intact(r.kind.value));
         batches.push(r.kind.value);
-        if (batches.length === 5) break;
+        if (batches.length === count) break;
       }
-      return { intactOnArrival, intactLater: batches.slice(1).map(intact) };
+      return { intactOnArrival, intactLater: batches.map(intact), memories: new Set(batches.map((b) => bytesOf(b).buffer)).size };
     };
     const borrowed = await read("borrowing", createContextValues().set(borrowedResponses, true));
-    expect(borrowed.intactOnArrival).toEqual([true, true, true, true, true]);
-    // Kept past the next response, a borrowed batch's bytes are the newest one's: they share memory.
-    // The native reader's messages are always the caller's own (its memory is reused once collected).
-    expect(borrowed.intactLater).toEqual(native ? [true, true, true, true] : [false, false, false, true]);
+    expect(borrowed.intactOnArrival).toEqual(Array(count).fill(true));
+    // Kept past the next response, a borrowed batch's bytes may be a newer one's: they share memory
+    // (Node's HTTP/2 path gathers every response into one; the native reader into a few slots in turn).
+    expect(borrowed.intactLater.filter((ok) => !ok).length).toBeGreaterThan(0);
+    expect(borrowed.memories).toBeLessThanOrEqual(4);
     const owned = await read("owning");
-    expect(owned).toEqual({ intactOnArrival: [true, true, true, true, true], intactLater: [true, true, true, true] });
+    expect(owned).toEqual({ intactOnArrival: Array(count).fill(true), intactLater: Array(count).fill(true), memories: count });
   });
 
   it("refuses a server whose certificate names another host, and a client certificate from another CA, as UNAVAILABLE", async () => {

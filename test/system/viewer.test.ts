@@ -197,11 +197,12 @@ describe("the live viewer in a browser", () => {
       await page.goto("about:blank");
       await page.goto(viewer.url);
       await page.waitForFunction(() => Number(document.getElementById("frame")?.dataset.draws ?? 0) > 2, undefined, { timeout: 30_000 });
-      const counts = async () => ({
-        draws: Number(await page.getAttribute("#frame", "data-draws")),
-        arrived: Number(await page.getAttribute("#frame", "data-arrived")),
-        drawMs: Number(await page.getAttribute("#frame", "data-draw-ms")),
-      });
+      // Read at one instant: counts read one call apart can straddle a frame's arrival.
+      const counts = () =>
+        page.evaluate(() => {
+          const d = document.getElementById("frame")!.dataset;
+          return { draws: Number(d.draws), arrived: Number(d.arrived), drawMs: Number(d.drawMs) };
+        });
       const before = await counts();
       // Frames keep coming and keep being drawn...
       await page.waitForFunction((n) => Number(document.getElementById("frame")?.dataset.draws ?? 0) >= n, before.draws + 5, { timeout: 30_000 });

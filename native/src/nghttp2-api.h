@@ -83,6 +83,7 @@ int nghttp2_submit_rst_stream(nghttp2_session* session, uint8_t flags, int32_t s
 int nghttp2_session_want_read(nghttp2_session* session);
 int nghttp2_session_want_write(nghttp2_session* session);
 int nghttp2_session_terminate_session(nghttp2_session* session, uint32_t error_code);
+int nghttp2_submit_ping(nghttp2_session* session, uint8_t flags, const uint8_t* opaque_data);
 const char* nghttp2_strerror(int lib_error_code);
 }
 

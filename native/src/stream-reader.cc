@@ -26,7 +26,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -125,6 +127,10 @@ struct Options {
   // slots of memory reused in turn, with no new ArrayBuffer (no new external memory for V8
   // to collect) a message.
   bool borrowed = false;
+  // As the TS client's sessions: a PING after this long without a byte from the server, and the
+  // call fails when that goes unanswered (a server or network that went silent).
+  int keepalive_interval_ms = 30000;
+  int keepalive_timeout_ms = 15000;
 };
 
 // Slots for borrowed messages: the one the caller holds, two queued, one being read.
@@ -218,10 +224,10 @@ class Call {
   }
 
   // Waits for the socket (events) or a wake-up from JavaScript; false when cancelled.
-  bool Wait(short events) {
+  bool Wait(short events, int timeout_ms = -1) {
     pollfd fds[2] = {{fd_, events, 0}, {wake_fd_, POLLIN, 0}};
     int n;
-    do n = poll(fds, 2, -1);
+    do n = poll(fds, 2, timeout_ms);
     while (n < 0 && errno == EINTR);
     if (fds[1].revents & POLLIN) {
       uint64_t count;
@@ -528,6 +534,8 @@ class Call {
       size_t n = 0;  // (the error queue is empty: see Send)
       int rc = SSL_read_ex(ssl_, in_, sizeof in_, &n);
       if (rc == 1) {
+        last_heard_ = std::chrono::steady_clock::now();
+        ping_sent_ = false;
         ssize_t used = nghttp2_session_mem_recv(session_, in_, n);
         if (used < 0) {
           if (!failed_) Fail("http2", std::string("HTTP/2: ") + nghttp2_strerror(static_cast<int>(used)));
@@ -597,6 +605,7 @@ class Call {
     }
 
     bool rst_sent = false;
+    last_heard_ = std::chrono::steady_clock::now();
     for (;;) {
       if (cancel_.load() && !rst_sent && !stream_closed_) {
         nghttp2_submit_rst_stream(session_, 0, stream_id_, kErrorCancel);
@@ -614,8 +623,21 @@ class Call {
       if (rst_sent && !blocked) return true;
       if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_) && !blocked) return true;
       if (SSL_pending(ssl_) == 0) {
-        Wait(static_cast<short>(POLLIN | (blocked ? POLLOUT : 0)));
+        auto now = std::chrono::steady_clock::now();
+        auto due = last_heard_ + std::chrono::milliseconds(options_.keepalive_interval_ms +
+                                                           (ping_sent_ ? options_.keepalive_timeout_ms : 0));
+        int timeout = static_cast<int>(std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(due - now).count()));
+        Wait(static_cast<short>(POLLIN | (blocked ? POLLOUT : 0)), timeout);
         if (cancel_.load()) continue;  // reset the stream first
+        if (std::chrono::steady_clock::now() >= due) {
+          if (ping_sent_) {
+            Fail("closed", "the server stopped answering: no reply to an HTTP/2 PING in " + std::to_string(options_.keepalive_timeout_ms) + " ms");
+            return false;
+          }
+          nghttp2_submit_ping(session_, 0, nullptr);
+          ping_sent_ = true;
+          continue;
+        }
       }
       if (!Receive()) return false;
     }
@@ -649,6 +671,8 @@ class Call {
   std::vector<std::pair<std::string, std::string>> headers_;
   bool got_headers_ = false;
   bool answered_ = false;  // any frame from the server
+  std::chrono::steady_clock::time_point last_heard_;
+  bool ping_sent_ = false;  // since the server was last heard
   bool stream_closed_ = false;
   bool failed_ = false;
   size_t unconsumed_ = 0;
@@ -827,6 +851,8 @@ napi_value Open(napi_env env, napi_callback_info info) {
   options.connection_window = static_cast<int32_t>(NumberOf(env, o, "connectionWindowBytes", options.connection_window));
   options.max_message_bytes = static_cast<size_t>(NumberOf(env, o, "maxMessageBytes", static_cast<double>(options.max_message_bytes)));
   options.borrowed = NumberOf(env, o, "borrowed", 0) != 0;
+  options.keepalive_interval_ms = static_cast<int>(NumberOf(env, o, "keepaliveIntervalMs", options.keepalive_interval_ms));
+  options.keepalive_timeout_ms = static_cast<int>(NumberOf(env, o, "keepaliveTimeoutMs", options.keepalive_timeout_ms));
   napi_value headers, body;
   uint32_t count = 0;
   CHECK(napi_get_named_property(env, o, "headers", &headers));

@@ -61,6 +61,8 @@ interface NativeModule {
       maxMessageBytes: number;
       /** 1: the caller is done with each message before it takes the next (see borrowedResponses). */
       borrowed: number;
+      keepaliveIntervalMs?: number;
+      keepaliveTimeoutMs?: number;
     },
     onEvents: (events: NativeEvent[]) => void,
   ): NativeCall;
@@ -89,6 +91,13 @@ export interface NativeTarget {
   maxMessageBytes: number;
   streamWindowBytes: number;
   connectionWindowBytes: number;
+  /**
+   * A PING after this long without a byte from the server (default 30 s, as
+   * the TS client's sessions), and the call fails as UNAVAILABLE when the
+   * PING goes unanswered for `keepaliveTimeoutMs` (default 15 s).
+   */
+  keepaliveIntervalMs?: number;
+  keepaliveTimeoutMs?: number;
 }
 
 /** Makes server-streaming calls (one request, a stream of responses) through the native reader. */
@@ -132,6 +141,8 @@ export function createNativeStreamCall(native: NativeModule, target: NativeTarge
         connectionWindowBytes: target.connectionWindowBytes,
         maxMessageBytes: target.maxMessageBytes,
         borrowed: borrowed ? 1 : 0,
+        keepaliveIntervalMs: target.keepaliveIntervalMs,
+        keepaliveTimeoutMs: target.keepaliveTimeoutMs,
       },
       (list) => {
         for (const e of list) events.push(e);

@@ -1,0 +1,95 @@
+/**
+ * The native stream reader's own keepalive: a server that goes silent (here,
+ * a proxy between the two that stops passing bytes either way) ends the call
+ * as UNAVAILABLE after an unanswered PING; a quiet server that answers keeps it.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import * as net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { BufferService, type SubscribeResponse } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
+import { build, type BufferServer } from "../../services/buffer/server.js";
+import { createMeshTransport } from "../../services/common/client.js";
+import { createNativeStreamCall, nativeStreamReader } from "../../services/common/native-stream.js";
+import { publishMessages } from "../helpers/buffer.js";
+import { createTestPki, type TestPki } from "../helpers/pki.js";
+
+describe.skipIf(process.env.LCLSTREAM_NATIVE === "0")("the native stream reader's keepalive", () => {
+  let pki: TestPki;
+  let stateDir: string;
+  let buffer: BufferServer;
+  let proxy: net.Server;
+  let frozen = false;
+  const sockets: net.Socket[] = [];
+
+  beforeAll(async () => {
+    if (!nativeStreamReader()) throw new Error("the native stream reader is not built: run `npm run build:native` (or set LCLSTREAM_NATIVE=0)");
+    pki = await createTestPki();
+    stateDir = await mkdtemp(join(tmpdir(), "lclstream-native-"));
+    buffer = await build({ stateDir, submitters: ["user/alice"] }, { tls: pki.server });
+    const target = new URL(buffer.url);
+    // Passes bytes both ways until frozen; frozen, it holds every connection open and passes nothing.
+    proxy = net.createServer((client) => {
+      const upstream = net.connect(Number(target.port), "127.0.0.1");
+      for (const [from, to] of [
+        [client, upstream],
+        [upstream, client],
+      ] as const) {
+        from.on("data", (chunk) => frozen || to.write(chunk));
+        from.on("error", () => to.destroy());
+        from.on("close", () => to.destroy());
+      }
+      sockets.push(client, upstream);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+  });
+  afterAll(async () => {
+    for (const s of sockets) s.destroy();
+    proxy?.close();
+    await buffer?.close();
+    await rm(stateDir, { recursive: true, force: true });
+  });
+
+  it("ends a call whose server went silent as UNAVAILABLE, and keeps one whose quiet server answers", async () => {
+    const alice = createClient(BufferService, createMeshTransport({ baseUrl: buffer.url, tls: pki.alice }));
+    const { stream, publishToken } = await alice.createStream({ stream: {} });
+    await alice.publish(publishMessages(stream!.name, publishToken, 0, 0, 1));
+    const port = (proxy.address() as net.AddressInfo).port;
+    const subscribe = createNativeStreamCall(nativeStreamReader()!, {
+      baseUrl: `https://127.0.0.1:${port}`,
+      tls: pki.alice,
+      maxMessageBytes: 1 << 20,
+      streamWindowBytes: 1 << 20,
+      connectionWindowBytes: 1 << 21,
+      keepaliveIntervalMs: 100,
+      keepaliveTimeoutMs: 200,
+    });
+    const request = async function* () {
+      yield { stream: stream!.name, consumerGroup: "default" };
+    };
+    const res = await subscribe(BufferService.method.subscribe, undefined, undefined, undefined, request());
+    const responses = res.message[Symbol.asyncIterator]();
+    const next = async () => (await responses.next()).value as SubscribeResponse;
+    expect((await next()).kind.case).toBe("started");
+    expect((await next()).seq).toBe(1n);
+    // Quiet for ten PING intervals, answered: the call lives, and the next batch arrives.
+    await new Promise((r) => setTimeout(r, 1000));
+    await alice.publish(publishMessages(stream!.name, publishToken, 0, 1, 2));
+    let r = await next();
+    while (r.kind.case !== "batch") r = await next();
+    expect(r.seq).toBe(2n);
+    // Silent: the PING goes unanswered and the call ends, saying why.
+    frozen = true;
+    const started = Date.now();
+    const error = ConnectError.from(
+      await (async () => {
+        for (;;) await next();
+      })().catch((e: unknown) => e),
+    );
+    expect(error.code).toBe(Code.Unavailable);
+    expect(error.rawMessage).toMatch(/stopped answering: no reply to an HTTP\/2 PING in 200 ms/);
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+});

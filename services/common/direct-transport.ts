@@ -52,14 +52,7 @@ export function createDirectStreamCall(sessions: SessionManager, maxMessageBytes
     contextValues?: ContextValues,
   ): Promise<StreamResponse<I, O>> {
     signal?.throwIfAborted();
-    const requestHeader: http2.OutgoingHttpHeaders = {
-      "content-type": "application/grpc+proto",
-      te: "trailers",
-      "grpc-accept-encoding": "identity",
-      "user-agent": "lclstream-direct",
-    };
-    new Headers(header).forEach((value, name) => (requestHeader[name] = value));
-    if (timeoutMs !== undefined) requestHeader["grpc-timeout"] = `${Math.max(1, Math.ceil(timeoutMs))}m`;
+    const requestHeader = Object.fromEntries(grpcRequestHeaders(header, timeoutMs, "lclstream-direct"));
     const h2 = await sessions.request("POST", `/${method.parent.typeName}/${method.name}`, requestHeader, {});
     // An abort while the connection was being made fired before anyone listened.
     if (signal?.aborted) {
@@ -76,16 +69,7 @@ export function createDirectStreamCall(sessions: SessionManager, maxMessageBytes
       messages.fail(failure);
       if (!h2.closed) h2.close(http2.constants.NGHTTP2_CANCEL);
     };
-    const onAbort = () => fail(ConnectError.from(signal!.reason, Code.Canceled));
-    signal?.addEventListener("abort", onAbort, { once: true });
-    const deadline =
-      timeoutMs === undefined
-        ? undefined
-        : setTimeout(() => fail(new ConnectError(`the call took longer than its ${timeoutMs} ms deadline`, Code.DeadlineExceeded)), timeoutMs);
-    const cleanup = () => {
-      signal?.removeEventListener("abort", onAbort);
-      clearTimeout(deadline);
-    };
+    const cleanup = watchAbortAndDeadline(signal, timeoutMs, fail);
 
     const messages = new AsyncQueue<Uint8Array[]>();
     const reader = new GrpcFrameReader(maxMessageBytes);
@@ -171,14 +155,7 @@ export function createDirectStreamCall(sessions: SessionManager, maxMessageBytes
           if (messages.length < queuedResponsesBeforePause) h2.resume();
           yield fromBinary(method.output, gather(parts));
         }
-        if (foundStatus) return; // trailers-only: the status came with the headers
-        const error = findTrailerError(trailer);
-        if (error) {
-          // As connect's transport: the error's metadata holds the response headers too.
-          responseHeader.forEach((value, name) => error.metadata.append(name, value));
-          throw error;
-        }
-        if (!trailer.has("grpc-status")) throw new ConnectError("protocol error: the server sent no status", Code.Internal);
+        if (!foundStatus) throwTrailerStatus(trailer, responseHeader); // trailers-only: the status came with the headers
       } finally {
         if (!h2.closed) h2.close(http2.constants.NGHTTP2_CANCEL);
       }
@@ -229,6 +206,44 @@ function reusedGather(): (parts: readonly Uint8Array[]) => Uint8Array {
     copyParts(parts, memory);
     return memory.subarray(0, length);
   };
+}
+
+/** Calls `fail` when `signal` aborts or `timeoutMs` passes; returns what stops watching. */
+export function watchAbortAndDeadline(signal: AbortSignal | undefined, timeoutMs: number | undefined, fail: (error: ConnectError) => void): () => void {
+  const onAbort = () => fail(ConnectError.from(signal!.reason, Code.Canceled));
+  signal?.addEventListener("abort", onAbort, { once: true });
+  const deadline =
+    timeoutMs === undefined
+      ? undefined
+      : setTimeout(() => fail(new ConnectError(`the call took longer than its ${timeoutMs} ms deadline`, Code.DeadlineExceeded)), timeoutMs);
+  return () => {
+    signal?.removeEventListener("abort", onAbort);
+    clearTimeout(deadline);
+  };
+}
+
+/** The headers of a gRPC call from this client: the caller's, and its deadline. */
+export function grpcRequestHeaders(header: HeadersInit | undefined, timeoutMs: number | undefined, userAgent: string): [string, string][] {
+  const out: [string, string][] = [
+    ["content-type", "application/grpc+proto"],
+    ["te", "trailers"],
+    ["grpc-accept-encoding", "identity"],
+    ["user-agent", userAgent],
+  ];
+  new Headers(header).forEach((value, name) => out.push([name, value]));
+  if (timeoutMs !== undefined) out.push(["grpc-timeout", `${Math.max(1, Math.ceil(timeoutMs))}m`]);
+  return out;
+}
+
+/** Ends a response read to its end: throws the status its trailers carry, or that it had none. */
+export function throwTrailerStatus(trailer: Headers, responseHeader: Headers): void {
+  const error = findTrailerError(trailer);
+  if (error) {
+    // As connect's transport: the error's metadata holds the response headers too.
+    responseHeader.forEach((value, name) => error.metadata.append(name, value));
+    throw error;
+  }
+  if (!trailer.has("grpc-status")) throw new ConnectError("protocol error: the server sent no status", Code.Internal);
 }
 
 /** Headers without a status: one that came in headers a body follows is ignored. */

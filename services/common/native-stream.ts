@@ -14,9 +14,9 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import { create, fromBinary, type DescMessage, type DescMethodStreaming, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type StreamResponse } from "@connectrpc/connect";
-import { findTrailerError, validateResponse } from "@connectrpc/connect/protocol-grpc";
+import { validateResponse } from "@connectrpc/connect/protocol-grpc";
 import { AsyncQueue } from "./async-queue.js";
-import { errorOfReset, withoutStatus } from "./direct-transport.js";
+import { errorOfReset, grpcRequestHeaders, throwTrailerStatus, watchAbortAndDeadline, withoutStatus } from "./direct-transport.js";
 import { encodeFrameParts } from "./grpc-frames.js";
 import { packageInfo } from "./package-info.js";
 import type { CertMaterial } from "./pki.js";
@@ -116,14 +116,7 @@ export function createNativeStreamCall(native: NativeModule, target: NativeTarge
     signal?.throwIfAborted();
     const body: Uint8Array[] = [];
     for await (const init of input) body.push(...encodeFrameParts(method.input, create(method.input, init)));
-    const headers: HeaderList = [
-      ["content-type", "application/grpc+proto"],
-      ["te", "trailers"],
-      ["grpc-accept-encoding", "identity"],
-      ["user-agent", "lclstream-native"],
-    ];
-    new Headers(header).forEach((value, name) => headers.push([name, value]));
-    if (timeoutMs !== undefined) headers.push(["grpc-timeout", `${Math.max(1, Math.ceil(timeoutMs))}m`]);
+    const headers = grpcRequestHeaders(header, timeoutMs, "lclstream-native");
 
     const events = new AsyncQueue<NativeEvent>();
     const call = native.open(
@@ -156,16 +149,10 @@ export function createNativeStreamCall(native: NativeModule, target: NativeTarge
       call.cancel();
       events.fail(error);
     };
-    const onAbort = () => fail(ConnectError.from(signal!.reason, Code.Canceled));
-    signal?.addEventListener("abort", onAbort, { once: true });
-    const deadline =
-      timeoutMs === undefined
-        ? undefined
-        : setTimeout(() => fail(new ConnectError(`the call took longer than its ${timeoutMs} ms deadline`, Code.DeadlineExceeded)), timeoutMs);
+    const stopWatching = watchAbortAndDeadline(signal, timeoutMs, fail);
     const finish = () => {
       ended = true;
-      signal?.removeEventListener("abort", onAbort);
-      clearTimeout(deadline);
+      stopWatching();
     };
 
     const pending = events.drain();
@@ -216,13 +203,7 @@ export function createNativeStreamCall(native: NativeModule, target: NativeTarge
             break;
           }
         }
-        if (foundStatus) return; // trailers-only: the status came with the headers
-        const error = findTrailerError(trailer);
-        if (error) {
-          responseHeader.forEach((value, name) => error.metadata.append(name, value));
-          throw error;
-        }
-        if (!trailer.has("grpc-status")) throw new ConnectError("protocol error: the server sent no status", Code.Internal);
+        if (!foundStatus) throwTrailerStatus(trailer, responseHeader); // trailers-only: the status came with the headers
       } finally {
         if (!ended) call.cancel();
         finish();

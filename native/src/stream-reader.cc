@@ -50,7 +50,7 @@ namespace {
 class MemoryPool {
  public:
   static constexpr size_t kGranule = 64 * 1024;
-  static constexpr size_t kMaxPooledBytes = 256u * 1024 * 1024;
+  static constexpr size_t kMaxPooledBytes = 64u * 1024 * 1024;  // what a process keeps for later messages
 
   // Memory for `size` bytes; `capacity` is what it really holds.
   void* Take(size_t size, size_t* capacity) {

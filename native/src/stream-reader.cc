@@ -91,7 +91,8 @@ class MemoryPool {
   size_t pooled_ = 0;
 };
 
-MemoryPool pool;
+// Never destroyed: a reader thread may still use it while the process exits.
+MemoryPool& pool = *new MemoryPool;
 
 void FreeMessage(napi_env, void* data, void* hint) { pool.Give(data, reinterpret_cast<size_t>(hint)); }
 

@@ -154,14 +154,13 @@ class Call {
   napi_threadsafe_function tsfn = nullptr;
 
   void Start(std::shared_ptr<Call> self) {
-    thread_ = std::thread([self]() { self->Run(); });
-    thread_.detach();
+    std::thread([self]() { self->Run(); }).detach();
   }
 
   // From JavaScript.
   void Taken() {
-    untaken_.fetch_sub(1);
-    Wake();
+    // The reader waits on this only when two messages were waiting (see Exchange): no wake-up a message.
+    if (untaken_.fetch_sub(1) == 2) Wake();
   }
   void Cancel() {
     cancel_.store(true);
@@ -218,8 +217,7 @@ class Call {
 
   void Run() {
     pthread_setname_np(pthread_self(), "lclstream-read");  // as `top -H` and perf show it
-    if (Connect() && Handshake() && Exchange()) {
-    }
+    if (Connect() && Handshake()) Exchange();
     Cleanup();
     napi_release_threadsafe_function(tsfn, napi_tsfn_release);
   }
@@ -405,7 +403,8 @@ class Call {
 
   static int OnData(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data, size_t len, void* user_data) {
     Call* c = Of(user_data);
-    if (stream_id != c->stream_id_) return 0;
+    // After a refused message the rest of the stream is not messages: it is dropped until the reset goes out.
+    if (stream_id != c->stream_id_ || c->failed_) return 0;
     c->unconsumed_ += len;
     return c->Frame(data, len) ? 0 : kErrCallbackFailure;
   }
@@ -658,7 +657,6 @@ class Call {
   }
 
   Options options_;
-  std::thread thread_;
   int fd_ = -1;
   int wake_fd_ = -1;
   SSL_CTX* ctx_ = nullptr;

@@ -17,11 +17,11 @@
 import { createCipheriv, randomBytes } from "node:crypto";
 import * as http2 from "node:http2";
 import { connect, createServer, type TLSSocket } from "node:tls";
-import { ConnectError, createClient, createContextValues, type Client } from "@connectrpc/connect";
+import { ConnectError, type ContextValues, createClient, createContextValues, type Client } from "@connectrpc/connect";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { BufferService, SubscribeRequestSchema } from "../gen/lclstream/buffer/v1/buffer_pb.js";
 import { ColumnsSchema, DataType, EventBatchSchema, PayloadFormat, SerializedPayloadSchema } from "../gen/lclstream/data/v1/data_pb.js";
-import { borrowedResponses, createMeshTransport } from "../services/common/client.js";
+import { borrowedResponses, createMeshTransport, publishedBatches } from "../services/common/client.js";
 import { errorInfo } from "../services/common/errors.js";
 import type { CertMaterial } from "../services/common/pki.js";
 import { Acker } from "../services/common/acker.js";
@@ -178,7 +178,7 @@ function batchEncoder(stream: string, payloadBytes: number, columnar = false) {
 
 async function publish() {
   const client = createClient(WireBufferService, createMeshTransport({ baseUrl: args.url!, tls: args.tls })) as unknown as {
-    publish(messages: AsyncIterable<unknown>): Promise<unknown>;
+    publish(messages: AsyncIterable<unknown>, options: { contextValues: ContextValues }): Promise<unknown>;
   };
   const encode = batchEncoder(args.stream!, args.chunkBytes ?? 1 << 20, args.columnar);
   const interval = args.rate ? 1000 / args.rate : 0;
@@ -200,7 +200,7 @@ async function publish() {
     yield { kind: { case: "done", value: { batchCount: BigInt(args.count!), eventCount: BigInt(args.count!) } } };
   }
   try {
-    await client.publish(messages());
+    await client.publish(messages(), { contextValues: createContextValues().set(publishedBatches, true) });
   } catch (error) {
     // A publisher with no count runs until the bench deletes its stream: that is its end, not a failure.
     const deleted = error instanceof ConnectError && errorInfo(error)?.reason === "STREAM_DELETED";

@@ -51,6 +51,8 @@ typedef struct {
   nghttp2_data_source_read_callback read_callback;
 } nghttp2_data_provider;
 
+typedef int (*nghttp2_send_data_callback)(nghttp2_session* session, nghttp2_frame* frame, const uint8_t* framehd, size_t length,
+                                          nghttp2_data_source* source, void* user_data);
 typedef int (*nghttp2_on_frame_recv_callback)(nghttp2_session* session, const nghttp2_frame* frame, void* user_data);
 typedef int (*nghttp2_on_data_chunk_recv_callback)(nghttp2_session* session, uint8_t flags, int32_t stream_id, const uint8_t* data,
                                                    size_t len, void* user_data);
@@ -65,6 +67,7 @@ void nghttp2_session_callbacks_set_on_data_chunk_recv_callback(nghttp2_session_c
 void nghttp2_session_callbacks_set_on_stream_close_callback(nghttp2_session_callbacks* cbs, nghttp2_on_stream_close_callback cb);
 void nghttp2_session_callbacks_set_on_header_callback(nghttp2_session_callbacks* cbs, nghttp2_on_header_callback cb);
 
+void nghttp2_session_callbacks_set_send_data_callback(nghttp2_session_callbacks* cbs, nghttp2_send_data_callback cb);
 int nghttp2_option_new(nghttp2_option** option_ptr);
 void nghttp2_option_del(nghttp2_option* option);
 void nghttp2_option_set_no_auto_window_update(nghttp2_option* option, int val);
@@ -78,6 +81,7 @@ int32_t nghttp2_submit_request(nghttp2_session* session, const nghttp2_priority_
                                const nghttp2_data_provider* data_prd, void* stream_user_data);
 ssize_t nghttp2_session_mem_recv(nghttp2_session* session, const uint8_t* in, size_t inlen);
 ssize_t nghttp2_session_mem_send(nghttp2_session* session, const uint8_t** data_ptr);
+int nghttp2_session_resume_data(nghttp2_session* session, int32_t stream_id);
 int nghttp2_session_consume(nghttp2_session* session, int32_t stream_id, size_t size);
 int nghttp2_submit_rst_stream(nghttp2_session* session, uint8_t flags, int32_t stream_id, uint32_t error_code);
 int nghttp2_session_want_read(nghttp2_session* session);
@@ -95,6 +99,9 @@ constexpr int32_t kSettingsEnablePush = 0x2;
 constexpr int32_t kSettingsInitialWindowSize = 0x4;
 constexpr int32_t kSettingsMaxHeaderListSize = 0x6;
 constexpr uint32_t kDataFlagEof = 0x1;
+constexpr uint32_t kDataFlagNoCopy = 0x4;
 constexpr uint32_t kErrorNone = 0x0;
 constexpr uint32_t kErrorCancel = 0x8;
+constexpr int kErrWouldBlock = -504;
+constexpr int kErrDeferred = -508;
 constexpr int kErrCallbackFailure = -902;

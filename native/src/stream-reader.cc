@@ -1,14 +1,18 @@
-// A gRPC server-streaming call read on a thread of its own: TLS 1.3 with the
+// A gRPC call of the data path made on a thread of its own: TLS 1.3 with the
 // client's certificate (Node's own OpenSSL), HTTP/2 (Node's own nghttp2), and
 // each response message gathered straight from the decrypted records into
-// memory of its own, handed to JavaScript whole. It moves bytes only: the
-// call's meaning (status, errors, deadlines, retries) stays in TypeScript
-// (services/common/native-stream.ts), which falls back to Node's HTTP/2 when
-// this module is not built.
+// memory of its own, handed to JavaScript whole. A streamed request (Publish)
+// is sent from the memory JavaScript hands over, framed here. It moves bytes
+// only: the call's meaning (status, errors, deadlines, retries) stays in
+// TypeScript (services/common/native-stream.ts), which falls back to Node's
+// HTTP/2 when this module is not built.
 //
 // Why: Node's TLS hands every 16 KiB record to JavaScript as a chunk of its
 // own, and a consumer then copies the chunks of each message together; here
 // the records never reach JavaScript, and the copy is the one OpenSSL makes.
+// Sending, Node copies each message three times on its way to the socket
+// (joining HTTP/2's frames, into OpenSSL's record, out of it into Node's
+// buffer); here twice (framing, and the record).
 #include <node_api.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -32,6 +36,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -100,11 +105,11 @@ void FreeMessage(napi_env, void* data, void* hint) { pool.Give(data, reinterpret
 // What the reader thread tells JavaScript, in order.
 
 struct Event {
-  enum Kind { kHeaders, kMessage, kTrailers, kClosed, kError } kind;
+  enum Kind { kHeaders, kMessage, kTrailers, kClosed, kError, kCopied, kFinished } kind;
   std::vector<std::pair<std::string, std::string>> headers;
   bool end_stream = false;
   void* data = nullptr;  // kMessage: memory JavaScript has no ArrayBuffer over yet, or null
-  size_t length = 0;
+  size_t length = 0;  // kCopied: the request bytes copied out of JavaScript's memory so far
   size_t capacity = 0;
   int slot = -1;  // kMessage: the borrowed slot it is in, or -1 (memory of its own)
   uint32_t error_code = 0;
@@ -121,6 +126,8 @@ struct Options {
   std::string ca_pem, cert_pem, key_pem;
   std::vector<std::pair<std::string, std::string>> headers;
   std::vector<uint8_t> body;
+  // The request is streamed: JavaScript hands its bytes over with Write and ends it there.
+  bool streamed = false;
   int32_t stream_window = 8 * 1024 * 1024;
   int32_t connection_window = 16 * 1024 * 1024;
   size_t max_message_bytes = 64 * 1024 * 1024;
@@ -133,6 +140,15 @@ struct Options {
   int keepalive_interval_ms = 30000;
   int keepalive_timeout_ms = 15000;
 };
+
+// Request bytes in JavaScript's memory.
+struct Chunk {
+  const uint8_t* data;
+  size_t length;
+};
+
+// How many bytes of frames are gathered before OpenSSL encrypts and sends them.
+constexpr size_t kSendBatchBytes = 256 * 1024;
 
 // Slots for borrowed messages: the one the caller holds, two queued, one being read.
 constexpr int kSlots = 4;
@@ -169,6 +185,31 @@ class Call {
   // The caller is done with the borrowed message in `slot`.
   void Released(int slot) {
     if (slot >= 0 && slot < kSlots) slots_[slot].free.store(true);
+  }
+
+  // Request bytes to send (a streamed request), in memory JavaScript keeps unchanged until
+  // CopiedBytes passes them; `end` ends the request. Returns the bytes copied so far.
+  size_t Write(std::vector<Chunk> chunks, bool end) {
+    size_t copied;
+    {
+      std::lock_guard<std::mutex> lock(body_mutex_);
+      for (const Chunk& c : chunks) {
+        if (c.length == 0) continue;
+        body_chunks_.push_back(c);
+        body_queued_ += c.length;
+      }
+      body_end_ = body_end_ || end;
+      copied = body_copied_;
+    }
+    Wake();
+    return copied;
+  }
+  // True when `total` request bytes are copied already; otherwise a kCopied event says when they are.
+  bool AwaitCopied(size_t total) {
+    std::lock_guard<std::mutex> lock(body_mutex_);
+    if (body_copied_ >= total) return true;
+    copied_target_ = total;
+    return false;
   }
 
   // Events queued since JavaScript last took them.
@@ -219,6 +260,8 @@ class Call {
     pthread_setname_np(pthread_self(), "lclstream-read");  // as `top -H` and perf show it
     if (Connect() && Handshake()) Exchange();
     Cleanup();
+    // Nothing of JavaScript's memory is read after this.
+    Emit(Event{Event::kFinished});
     napi_release_threadsafe_function(tsfn, napi_tsfn_release);
   }
 
@@ -378,6 +421,59 @@ class Call {
     c->body_sent_ += n;
     if (c->body_sent_ == c->options_.body.size()) *flags |= kDataFlagEof;
     return static_cast<ssize_t>(n);
+  }
+
+  // A streamed request: what JavaScript has handed over, sent from its memory by SendData.
+  static ssize_t ReadStreamedBody(nghttp2_session*, int32_t, uint8_t*, size_t length, uint32_t* flags, nghttp2_data_source*,
+                                  void* user_data) {
+    Call* c = Of(user_data);
+    std::lock_guard<std::mutex> lock(c->body_mutex_);
+    size_t available = c->body_queued_ - c->body_promised_;
+    if (available == 0 && !c->body_end_) {
+      c->body_deferred_ = true;  // resumed when JavaScript writes
+      return kErrDeferred;
+    }
+    size_t n = std::min(length, available);
+    c->body_promised_ += n;
+    *flags |= kDataFlagNoCopy;
+    if (c->body_end_ && n == available) *flags |= kDataFlagEof;
+    return static_cast<ssize_t>(n);
+  }
+
+  // Frames `length` promised request bytes after their frame header, into the bytes for OpenSSL.
+  static int SendData(nghttp2_session*, nghttp2_frame*, const uint8_t* framehd, size_t length, nghttp2_data_source*, void* user_data) {
+    Call* c = Of(user_data);
+    // A few records at a time: the copy is still in cache when OpenSSL encrypts it.
+    if (c->out_.size() >= kSendBatchBytes) return kErrWouldBlock;
+    c->out_.insert(c->out_.end(), framehd, framehd + 9);
+    bool notify = false;
+    size_t copied;
+    {
+      std::lock_guard<std::mutex> lock(c->body_mutex_);
+      while (length > 0) {
+        Chunk& head = c->body_chunks_.front();
+        size_t n = std::min(length, head.length - c->head_offset_);
+        c->out_.insert(c->out_.end(), head.data + c->head_offset_, head.data + c->head_offset_ + n);
+        c->head_offset_ += n;
+        length -= n;
+        c->body_copied_ += n;
+        if (c->head_offset_ == head.length) {
+          c->body_chunks_.pop_front();
+          c->head_offset_ = 0;
+        }
+      }
+      if (c->copied_target_ != 0 && c->body_copied_ >= c->copied_target_) {
+        c->copied_target_ = 0;
+        notify = true;
+      }
+      copied = c->body_copied_;
+    }
+    if (notify) {
+      Event e{Event::kCopied};
+      e.length = copied;
+      c->Emit(std::move(e));
+    }
+    return 0;
   }
 
   static int OnHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen, const uint8_t* value,
@@ -565,6 +661,7 @@ class Call {
     nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, OnFrame);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, OnData);
     nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, OnClose);
+    nghttp2_session_callbacks_set_send_data_callback(callbacks, SendData);
     nghttp2_option* option;
     nghttp2_option_new(&option);
     // Flow control by what JavaScript has taken (see below), not by what arrived.
@@ -597,7 +694,7 @@ class Call {
     add(kPath, options_.path);
     for (const auto& h : options_.headers) add(h.first, h.second);
     nghttp2_data_provider body{};
-    body.read_callback = ReadBody;
+    body.read_callback = options_.streamed ? ReadStreamedBody : ReadBody;
     stream_id_ = nghttp2_submit_request(session_, nullptr, nva.data(), nva.size(), &body, nullptr);
     if (stream_id_ < 0) {
       Fail("http2", std::string("HTTP/2: ") + nghttp2_strerror(stream_id_));
@@ -610,6 +707,13 @@ class Call {
       if (cancel_.load() && !rst_sent && !stream_closed_) {
         nghttp2_submit_rst_stream(session_, 0, stream_id_, kErrorCancel);
         rst_sent = true;
+      }
+      if (body_deferred_) {
+        std::lock_guard<std::mutex> lock(body_mutex_);
+        if (body_queued_ > body_promised_ || body_end_) {
+          body_deferred_ = false;
+          nghttp2_session_resume_data(session_, stream_id_);
+        }
       }
       // Window for what arrived, while JavaScript holds fewer than two messages: so the
       // server sends at most a window ahead of the caller, as Node's streams pause.
@@ -685,6 +789,16 @@ class Call {
   std::atomic<bool> cancel_{false};
   std::mutex events_mutex_;
   std::vector<Event> events_;
+  // A streamed request (body_mutex_ guards these but body_deferred_, the thread's own).
+  std::mutex body_mutex_;
+  std::deque<Chunk> body_chunks_;
+  size_t head_offset_ = 0;     // into the first chunk
+  size_t body_queued_ = 0;     // bytes JavaScript handed over
+  size_t body_promised_ = 0;   // of them, promised to nghttp2 for a DATA frame
+  size_t body_copied_ = 0;     // of them, copied out (JavaScript may let them go)
+  size_t copied_target_ = 0;   // a kCopied event once body_copied_ reaches this (0: none wanted)
+  bool body_end_ = false;
+  bool body_deferred_ = false;
 };
 
 // ---------------------------------------------------------------------------
@@ -756,7 +870,7 @@ void Deliver(napi_env env, napi_value callback, void* context, void*) {
   if (events.empty()) return;
   napi_value list;
   napi_create_array_with_length(env, events.size(), &list);
-  static const char* kinds[] = {"headers", "message", "trailers", "closed", "error"};
+  static const char* kinds[] = {"headers", "message", "trailers", "closed", "error", "copied", "finished"};
   for (size_t i = 0; i < events.size(); i++) {
     Event& e = events[i];
     napi_value object;
@@ -790,6 +904,11 @@ void Deliver(napi_env env, napi_value callback, void* context, void*) {
         SetString(env, object, "reason", e.reason);
         SetString(env, object, "message", e.message);
         SetNumber(env, object, "length", static_cast<double>(e.length));
+        break;
+      case Event::kCopied:
+        SetNumber(env, object, "copied", static_cast<double>(e.length));
+        break;
+      case Event::kFinished:
         break;
     }
     napi_set_element(env, list, i, object);
@@ -831,7 +950,47 @@ napi_value Released(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// open(options, onEvents): starts the call; returns { taken(), cancel() }.
+// write(chunks, end): hands request bytes over (see Call::Write); returns the bytes copied so far.
+napi_value Write(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], self;
+  void* data = nullptr;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, &self, nullptr));
+  CHECK(napi_unwrap(env, self, &data));
+  uint32_t count = 0;
+  CHECK(napi_get_array_length(env, argv[0], &count));
+  std::vector<Chunk> chunks;
+  chunks.reserve(count);
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value item;
+    void* bytes;
+    size_t length;
+    CHECK(napi_get_element(env, argv[0], i, &item));
+    CHECK(napi_get_typedarray_info(env, item, nullptr, &length, &bytes, nullptr, nullptr));
+    chunks.push_back({static_cast<const uint8_t*>(bytes), length});
+  }
+  bool end = false;
+  CHECK(napi_get_value_bool(env, argv[1], &end));
+  napi_value copied;
+  CHECK(napi_create_double(env, static_cast<double>(static_cast<Handle*>(data)->call->Write(std::move(chunks), end)), &copied));
+  return copied;
+}
+
+// awaitCopied(total): true when that many request bytes are copied; otherwise a "copied" event follows.
+napi_value AwaitCopied(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], self;
+  void* data = nullptr;
+  double total = 0;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, &self, nullptr));
+  CHECK(napi_unwrap(env, self, &data));
+  CHECK(napi_get_value_double(env, argv[0], &total));
+  napi_value done;
+  CHECK(napi_get_boolean(env, static_cast<Handle*>(data)->call->AwaitCopied(static_cast<size_t>(total)), &done));
+  return done;
+}
+
+// open(options, onEvents): starts the call; returns { taken(), cancel(), released(), write(), awaitCopied() }.
 napi_value Open(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -850,6 +1009,7 @@ napi_value Open(napi_env env, napi_callback_info info) {
   options.connection_window = static_cast<int32_t>(NumberOf(env, o, "connectionWindowBytes", options.connection_window));
   options.max_message_bytes = static_cast<size_t>(NumberOf(env, o, "maxMessageBytes", static_cast<double>(options.max_message_bytes)));
   options.borrowed = NumberOf(env, o, "borrowed", 0) != 0;
+  options.streamed = NumberOf(env, o, "streamed", 0) != 0;
   options.keepalive_interval_ms = static_cast<int>(NumberOf(env, o, "keepaliveIntervalMs", options.keepalive_interval_ms));
   options.keepalive_timeout_ms = static_cast<int>(NumberOf(env, o, "keepaliveTimeoutMs", options.keepalive_timeout_ms));
   napi_value headers, body;
@@ -887,8 +1047,10 @@ napi_value Open(napi_env env, napi_callback_info info) {
       {"taken", nullptr, Taken, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"cancel", nullptr, Cancel, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"released", nullptr, Released, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"write", nullptr, Write, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"awaitCopied", nullptr, AwaitCopied, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
-  CHECK(napi_define_properties(env, self, 3, methods));
+  CHECK(napi_define_properties(env, self, 5, methods));
   CHECK(napi_create_string_utf8(env, "lclstream stream reader", NAPI_AUTO_LENGTH, &name));
   // The handle outlives the thread's last event: the call's JavaScript side holds it.
   auto* context = new Handle{call};

@@ -3,7 +3,7 @@
  * from a cert directory, with the same data-path settings as the servers.
  */
 import type * as http2 from "node:http2";
-import { Code, ConnectError, type Transport } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { borrowedResponses, createDirectStreamCall, createDirectUnaryCall } from "./direct-transport.js";
 import { readCertDir, type CertMaterial } from "./pki.js";
@@ -12,6 +12,15 @@ import { closedUnansweredCode, createNativeStreamCall, nativeStreamReader } from
 import { procedureOf } from "./interceptors.js";
 
 export { borrowedResponses } from "./direct-transport.js";
+
+/**
+ * Set in a Publish call's `contextValues` by a producer sending batches on
+ * it: with the native module built, the call gets a connection of its own on
+ * the module's thread, which frames and encrypts the batches without
+ * JavaScript (see native-stream.ts). A short Publish (asking where a rank
+ * stands) leaves it unset and shares the client's HTTP/2 session.
+ */
+export const publishedBatches = createContextKey(false, { description: "a Publish call carrying batches" });
 
 const MiB = 1024 * 1024;
 
@@ -28,9 +37,9 @@ export interface MeshTransportOptions {
   /** HTTP/2 stream flow-control window, in bytes; default 8 MiB. */
   http2WindowBytes?: number;
   /**
-   * Read the data path's server streams (Subscribe) with the native stream
-   * reader when it is built (default true; LCLSTREAM_NATIVE=0 turns it off
-   * for the whole process). Its responses are always the caller's own.
+   * Read the data path's server streams (Subscribe), and send a producer's
+   * Publish (see publishedBatches), with the native module when it is built
+   * (default true; LCLSTREAM_NATIVE=0 turns it off for the whole process).
    */
   native?: boolean;
 }
@@ -96,7 +105,7 @@ export function createMeshTransport(options: MeshTransportOptions): Transport {
   });
   const direct = createDirectStreamCall(sessionManager, maxMessageBytes);
   const directUnary = createDirectUnaryCall(direct);
-  // Server streams of the data path (Subscribe) through the native reader when it is built.
+  // Server streams of the data path (Subscribe), and a producer's Publish, through the native module when it is built.
   const native = options.native !== false ? nativeStreamReader() : undefined;
   const nativeStream =
     native &&
@@ -118,7 +127,7 @@ export function createMeshTransport(options: MeshTransportOptions): Transport {
       ).catch(explain),
     stream: async (method, signal, timeoutMs, header, input, contextValues) => {
       const res = await (onDataPath(method)
-        ? nativeStream && method.methodKind === "server_streaming"
+        ? nativeStream && (method.methodKind === "server_streaming" || contextValues?.get(publishedBatches))
           ? nativeStream(method, signal, timeoutMs, header, input, contextValues?.get(borrowedResponses))
           : direct(method, signal, timeoutMs, header, input, contextValues)
         : transport.stream(method, signal, timeoutMs, header, input, contextValues)

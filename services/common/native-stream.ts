@@ -1,8 +1,9 @@
 /**
- * Server-streaming calls on the data path read by the native stream reader
+ * Streaming calls on the data path made by the native module
  * (native/src/stream-reader.cc): TLS and HTTP/2 on a thread of its own,
  * each response message handed over whole, in memory of its own that is
- * reused once it is collected. Everything a call means (status, errors,
+ * reused once it is collected, and a streamed request (Publish) sent from
+ * the memory its messages are in. Everything a call means (status, errors,
  * deadlines, cancellation) is decided here, as direct-transport.ts decides
  * it for Node's HTTP/2; the two are tested against each other.
  *
@@ -17,7 +18,7 @@ import { Code, ConnectError, type StreamResponse } from "@connectrpc/connect";
 import { validateResponse } from "@connectrpc/connect/protocol-grpc";
 import { AsyncQueue } from "./async-queue.js";
 import { errorOfReset, grpcRequestHeaders, throwTrailerStatus, watchAbortAndDeadline, withoutStatus } from "./direct-transport.js";
-import { encodeFrameParts } from "./grpc-frames.js";
+import { encodeFrameParts, writeAheadBytes } from "./grpc-frames.js";
 import { packageInfo } from "./package-info.js";
 import type { CertMaterial } from "./pki.js";
 
@@ -32,7 +33,11 @@ type NativeEvent =
   /** A message of `length` bytes at the start of `buffer`, or of the borrowed slot's buffer given before (`slot` >= 0). */
   | { kind: "message"; length: number; slot: number; buffer?: ArrayBuffer }
   | { kind: "closed"; errorCode: number }
-  | { kind: "error"; reason: "connect" | "tls" | "refused" | "http2" | "too-large" | "compressed" | "closed"; message: string; length: number };
+  | { kind: "error"; reason: "connect" | "tls" | "refused" | "http2" | "too-large" | "compressed" | "closed"; message: string; length: number }
+  /** A streamed request's bytes copied out of JavaScript's memory so far (asked for by awaitCopied). */
+  | { kind: "copied"; copied: number }
+  /** The thread is done: it reads none of the request's memory any more. */
+  | { kind: "finished" };
 
 interface NativeCall {
   /** The caller took a message: the reader may open the window again. */
@@ -41,6 +46,13 @@ interface NativeCall {
   cancel(): void;
   /** The caller is done with the borrowed message in `slot`: its memory may take another. */
   released(slot: number): void;
+  /**
+   * A streamed request's next bytes, sent from this memory (kept unchanged
+   * until copied), and whether the request ends; returns the bytes copied so far.
+   */
+  write(chunks: Uint8Array[], end: boolean): number;
+  /** True when `total` request bytes are copied; otherwise a "copied" event says when. */
+  awaitCopied(total: number): boolean;
 }
 
 interface NativeModule {
@@ -61,6 +73,8 @@ interface NativeModule {
       maxMessageBytes: number;
       /** 1: the caller is done with each message before it takes the next (see borrowedResponses). */
       borrowed: number;
+      /** 1: the request is streamed with write(), and `body` is empty. */
+      streamed?: number;
       keepaliveIntervalMs?: number;
       keepaliveTimeoutMs?: number;
     },
@@ -100,7 +114,12 @@ export interface NativeTarget {
   keepaliveTimeoutMs?: number;
 }
 
-/** Makes server-streaming calls (one request, a stream of responses) through the native reader. */
+/**
+ * Makes streaming calls through the native module: server streams (one
+ * request, a stream of responses) and client streams (a stream of requests,
+ * sent as the input yields them, the next only while less than
+ * `writeAheadBytes` wait to be sent: HTTP/2 flow control paces the caller).
+ */
 export function createNativeStreamCall(native: NativeModule, target: NativeTarget) {
   const url = new URL(target.baseUrl);
   const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
@@ -114,8 +133,9 @@ export function createNativeStreamCall(native: NativeModule, target: NativeTarge
     borrowed = false,
   ): Promise<StreamResponse<I, O>> {
     signal?.throwIfAborted();
+    const streamed = method.methodKind !== "server_streaming";
     const body: Uint8Array[] = [];
-    for await (const init of input) body.push(...encodeFrameParts(method.input, create(method.input, init)));
+    if (!streamed) for await (const init of input) body.push(...encodeFrameParts(method.input, create(method.input, init)));
     const headers = grpcRequestHeaders(header, timeoutMs, "lclstream-native");
 
     const events = new AsyncQueue<NativeEvent>();
@@ -134,13 +154,19 @@ export function createNativeStreamCall(native: NativeModule, target: NativeTarge
         connectionWindowBytes: target.connectionWindowBytes,
         maxMessageBytes: target.maxMessageBytes,
         borrowed: borrowed ? 1 : 0,
+        streamed: streamed ? 1 : 0,
         keepaliveIntervalMs: target.keepaliveIntervalMs,
         keepaliveTimeoutMs: target.keepaliveTimeoutMs,
       },
       (list) => {
-        for (const e of list) events.push(e);
+        for (const e of list) {
+          if (e.kind === "copied") request.copied(e.copied);
+          else if (e.kind === "finished") request.finished();
+          else events.push(e);
+        }
       },
     );
+    const request = requestSender(call);
     // The first reason the call failed wins: abort, deadline, or what the reader reports.
     let ended = false;
     const fail = (error: ConnectError) => {
@@ -154,6 +180,15 @@ export function createNativeStreamCall(native: NativeModule, target: NativeTarge
       ended = true;
       stopWatching();
     };
+    if (streamed) {
+      void (async () => {
+        for await (const init of input) {
+          if (ended) return;
+          await request.send(encodeFrameParts(method.input, create(method.input, init)), false);
+        }
+        await request.send([], true);
+      })().catch((error: unknown) => fail(ConnectError.from(error)));
+    }
 
     const pending = events.drain();
     const next = async (): Promise<NativeEvent> => {
@@ -210,6 +245,46 @@ export function createNativeStreamCall(native: NativeModule, target: NativeTarge
       }
     }
     return { stream: true, service: method.parent, method, header: responseHeader, trailer, message: read() } as StreamResponse<I, O>;
+  };
+}
+
+/**
+ * A streamed request's side in JavaScript: holds each message's memory until
+ * the thread has copied it out, and makes the caller wait while more than
+ * `writeAheadBytes` wait to be sent.
+ */
+function requestSender(call: NativeCall) {
+  const held: { end: number; chunk: Uint8Array }[] = [];
+  let written = 0;
+  let finished = false;
+  let wake: (() => void) | undefined;
+  const letGo = (copied: number) => {
+    while (held.length > 0 && held[0]!.end <= copied) held.shift();
+  };
+  const woken = () => {
+    wake?.();
+    wake = undefined;
+  };
+  return {
+    async send(chunks: Uint8Array[], end: boolean) {
+      if (finished) return;
+      for (const chunk of chunks) {
+        written += chunk.byteLength;
+        held.push({ end: written, chunk });
+      }
+      letGo(call.write(chunks, end));
+      if (written > writeAheadBytes && !call.awaitCopied(written - writeAheadBytes)) await new Promise<void>((resolve) => (wake = resolve));
+    },
+    copied(total: number) {
+      letGo(total);
+      woken();
+    },
+    /** The call is over: nothing more is sent, and no memory is read any more. */
+    finished() {
+      finished = true;
+      held.length = 0;
+      woken();
+    },
   };
 }
 

@@ -6,8 +6,9 @@
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, ConnectError, type ContextValues, createClient, createContextValues } from "@connectrpc/connect";
 import { backoffMs, sleep } from "../common/backoff.js";
+import { publishedBatches } from "../common/client.js";
 import type { ByteParts } from "../common/byte-parts.js";
 import type { Logger } from "../common/logger.js";
 import { WireBufferService } from "../buffer/wire.js";
@@ -127,8 +128,10 @@ interface Retained {
  */
 export function createBufferHandler(options: BufferHandlerOptions): BatchHandler {
   const wire = createClient(WireBufferService, options.transport) as unknown as {
-    publish(m: AsyncIterable<unknown>, o: { signal: AbortSignal }): Promise<{ nextSeq: bigint }>;
+    publish(m: AsyncIterable<unknown>, o: { signal: AbortSignal; contextValues?: ContextValues }): Promise<{ nextSeq: bigint }>;
   };
+  // The call that carries the batches (not the short ones asking where the rank stands).
+  const carryingBatches = createContextValues().set(publishedBatches, true);
   const maxUnconfirmed = options.maxUnconfirmedBytes ?? 64 * MiB;
   const maxMessageBytes = options.maxMessageBytes ?? 64 * MiB;
   // close() ends the publish call whatever state it is in: a rank that failed
@@ -222,7 +225,7 @@ export function createBufferHandler(options: BufferHandlerOptions): BatchHandler
     for (let attempt = 0; ; attempt++) {
       try {
         if (attempt > 0) from = await confirm();
-        await wire.publish(messages(from), { signal });
+        await wire.publish(messages(from), { signal, contextValues: carryingBatches });
         for (const done of retained.splice(0)) done.letGo();
         retainedBytes = 0;
         return;

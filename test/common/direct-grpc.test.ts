@@ -16,7 +16,7 @@ import { type EventBatch, EventBatchSchema } from "../../gen/lclstream/data/v1/d
 import { BufferService, SubscribeRequestSchema, SubscribeResponseSchema } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { build, type BufferServer } from "../../services/buffer/server.js";
 import { readBatchHeader, WirePublishRequestSchema, WireSubscribeResponseSchema } from "../../services/buffer/wire.js";
-import { borrowedResponses, createMeshTransport } from "../../services/common/client.js";
+import { borrowedResponses, createMeshTransport, publishedBatches } from "../../services/common/client.js";
 import { nativeStreamReader } from "../../services/common/native-stream.js";
 import { errorInfo } from "../../services/common/errors.js";
 import { ByteParts, contiguous } from "../../services/common/byte-parts.js";
@@ -156,12 +156,15 @@ describe.each(readers)("the buffer's data path over mTLS, read by $reader", ({ n
   let buffer: BufferServer;
   const maxMessageBytes = 256 * KiB;
   const alice = (): Client<typeof BufferService> => createClient(BufferService, createMeshTransport({ baseUrl: buffer.url, tls: pki.alice, native }));
+  // Publishes carry batches: with the native module, on its thread.
+  const carrying = { contextValues: createContextValues().set(publishedBatches, true) };
 
   beforeAll(async () => {
     requireNative(native);
     pki = await createTestPki();
     stateDir = await mkdtemp(join(tmpdir(), "lclstream-direct-"));
-    buffer = await build({ stateDir, submitters: ["user/alice"], maxMessageBytes }, { tls: pki.server });
+    // A budget for every stream this file creates (each promises its capacity; nothing is allocated up front).
+    buffer = await build({ stateDir, submitters: ["user/alice"], maxMessageBytes, memoryBudgetBytes: 16 * 1024 * 1024 * KiB }, { tls: pki.server });
   });
   afterAll(async () => {
     await buffer?.close();
@@ -228,11 +231,53 @@ describe.each(readers)("the buffer's data path over mTLS, read by $reader", ({ n
 
   it("sends a batch too large for the client's limit as RESOURCE_EXHAUSTED naming the limit", async () => {
     const { stream, publishToken } = await alice().createStream({ stream: {} });
-    await alice().publish(publishMessages(stream!.name, publishToken, 0, 0, 1, { payloadBytes: 100 * KiB }));
+    await alice().publish(publishMessages(stream!.name, publishToken, 0, 0, 1, { payloadBytes: 100 * KiB }), carrying);
     const small = createClient(BufferService, createMeshTransport({ baseUrl: buffer.url, tls: pki.alice, maxMessageBytes: 64 * KiB, native }));
     const error = ConnectError.from(await consume(small, stream!.name, "default").catch((e: unknown) => e));
     expect(error.code).toBe(Code.ResourceExhausted);
     expect(error.rawMessage).toContain(String(64 * KiB));
+  });
+
+  it("publishes more than the write-ahead and the windows hold, every batch intact and in order", async () => {
+    const { stream, publishToken } = await alice().createStream({ stream: {} });
+    // 40 batches of 200 KiB: 8 MiB, past the 4 MiB write-ahead and the 8 MiB window's first fill.
+    const count = 40;
+    const payloadBytes = 200 * KiB;
+    const published = await alice().publish(publishMessages(stream!.name, publishToken, 0, 0, count, { payloadBytes, done: true }), carrying);
+    expect(published.acceptedBatches).toBe(BigInt(count));
+    const got = await consume(alice(), stream!.name, "default");
+    expect(got.seqs).toEqual(Array.from({ length: count }, (_, i) => i + 1));
+    const bytesOf = (batch: EventBatch) => (batch.payload.value as { data: Uint8Array }).data;
+    for (const batch of got.batches)
+      expect(Buffer.from(bytesOf(batch)).equals(bytesOf(makeBatch(stream!.name, 0, Number(batch.seq), 4, payloadBytes)))).toBe(true);
+  });
+
+  it("answers a publish refused mid-stream with the server's code and reason, and lets the server see a publisher that cancels", async () => {
+    const { stream, publishToken } = await alice().createStream({ stream: {} });
+    // Refused at `open` while batches keep coming: the call ends with the refusal, not a hang or a reset.
+    const refused = alice().publish(publishMessages(stream!.name, "lclsp1.wrong", 0, 0, 200, { payloadBytes: 64 * KiB }), carrying);
+    expect(await codeAndReason(refused)).toEqual({ code: Code.PermissionDenied, reason: "PUBLISH_TOKEN_REFUSED" });
+    // A batch over the server's limit: RESOURCE_EXHAUSTED naming it.
+    const oversized = alice().publish(publishMessages(stream!.name, publishToken, 0, 0, 1, { payloadBytes: maxMessageBytes + KiB }), carrying);
+    const error = ConnectError.from(await oversized.catch((e: unknown) => e));
+    expect([error.code, errorInfo(error)?.reason]).toEqual([Code.ResourceExhausted, "MESSAGE_TOO_LARGE"]);
+    // Cancelled while its generator waits: CANCELED here, and the buffer counts the rank gone.
+    const abort = new AbortController();
+    let sent = 0;
+    async function* slow() {
+      for await (const m of publishMessages(stream!.name, publishToken, 0, 0, 3)) {
+        yield m;
+        if (m.kind?.case === "batch" && ++sent === 3) await new Promise((r) => setTimeout(r, 60_000));
+      }
+    }
+    const cancelled = alice().publish(slow(), { ...carrying, signal: abort.signal });
+    const connected = async () => (await alice().getStream({ name: stream!.name })).stream!.metrics!.producers[0]?.connected;
+    for (let i = 0; i < 100 && (await connected()) !== true; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await connected()).toBe(true);
+    abort.abort();
+    expect((await codeAndReason(cancelled)).code).toBe(Code.Canceled);
+    for (let i = 0; i < 100 && (await connected()) !== false; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await connected()).toBe(false);
   });
 
   it("carries the server's ErrorInfo to the client, and a deadline ends a quiet subscription", async () => {
@@ -259,7 +304,7 @@ describe.each(readers)("the buffer's data path over mTLS, read by $reader", ({ n
 
   it("makes Ack a unary call on the direct path: counts, repeats, refusals with ErrorInfo, a deadline", async () => {
     const { stream, publishToken } = await alice().createStream({ stream: {} });
-    await alice().publish(publishMessages(stream!.name, publishToken, 0, 0, 2));
+    await alice().publish(publishMessages(stream!.name, publishToken, 0, 0, 2), carrying);
     const abort = new AbortController();
     let consumerId = "";
     const subscription = (async () => {
@@ -287,7 +332,7 @@ describe.each(readers)("the buffer's data path over mTLS, read by $reader", ({ n
     const { stream, publishToken } = await alice().createStream({ stream: { consumerGroups: [{ name: "borrowing" }, { name: "owning" }] } });
     // 100 KiB batches arrive in several HTTP/2 frames (a window of 64 KiB paces them), so each is gathered.
     const count = 12;
-    await alice().publish(publishMessages(stream!.name, publishToken, 0, 0, count, { payloadBytes: 100 * KiB }));
+    await alice().publish(publishMessages(stream!.name, publishToken, 0, 0, count, { payloadBytes: 100 * KiB }), carrying);
     const bytesOf = (batch: EventBatch) => (batch.payload.value as { data: Uint8Array }).data;
     const intact = (batch: EventBatch) => Buffer.from(bytesOf(batch)).equals(bytesOf(makeBatch(stream!.name, 0, Number(batch.seq), 4, 100 * KiB)));
     const read = async (group: string, contextValues?: ContextValues) => {
@@ -330,7 +375,7 @@ describe.each(readers)("the buffer's data path over mTLS, read by $reader", ({ n
     try {
       const client = createClient(BufferService, createMeshTransport({ baseUrl: doomed.url, tls: pki.alice, native }));
       const { stream, publishToken } = await client.createStream({ stream: {} });
-      await client.publish(publishMessages(stream!.name, publishToken, 0, 0, 2));
+      await client.publish(publishMessages(stream!.name, publishToken, 0, 0, 2), carrying);
       const seqs: bigint[] = [];
       const subscription = (async () => {
         for await (const r of client.subscribe({ stream: stream!.name, consumerGroup: "default" }))
@@ -449,7 +494,8 @@ describe("writing ahead on the direct path", () => {
     expect(seqs).toEqual(Array.from({ length: count }, (_, i) => BigInt(i + 1)));
   });
 
-  it("sends a client stream's messages ahead of a server that has stopped reading, up to the bound", async () => {
+  it.each(readers)("sends a client stream's messages ahead of a server that has stopped reading, up to the bound, through $reader", async ({ native }) => {
+    requireNative(native);
     released = new Promise((resolve) => (release = resolve));
     const messageBytes = framedBytes(
       encodeFrameParts(
@@ -460,8 +506,8 @@ describe("writing ahead on the direct path", () => {
     async function* requests() {
       for (pulled = 1; pulled <= count; pulled++) yield { kind: { case: "batch" as const, value: makeBatch("streams/s", 0, pulled, 1, payloadBytes) } };
     }
-    const client = createClient(BufferService, createMeshTransport({ baseUrl: server.url, tls: pki.alice }));
-    const call = client.publish(requests());
+    const client = createClient(BufferService, createMeshTransport({ baseUrl: server.url, tls: pki.alice, native }));
+    const call = client.publish(requests(), { contextValues: createContextValues().set(publishedBatches, true) });
     const ahead = (await settled(() => pulled)) * messageBytes;
     expect(ahead, "written ahead of the server").toBeGreaterThan(writeAheadBytes);
     // The server's 64 KiB windows (stream and connection, as it sets them) bound what the network holds.

@@ -149,6 +149,8 @@ struct Chunk {
 
 // How many bytes of frames are gathered before OpenSSL encrypts and sends them.
 constexpr size_t kSendBatchBytes = 256 * 1024;
+// The most plaintext a TLS record carries.
+constexpr size_t kRecordBytes = 16 * 1024;
 
 // Slots for borrowed messages: the one the caller holds, two queued, one being read.
 constexpr int kSlots = 4;
@@ -592,6 +594,17 @@ class Call {
 
   // Writes what nghttp2 has to send; false on a broken connection. `blocked` when the socket is full.
   bool Send(bool* blocked) {
+    bool ok = SendAll(blocked);
+    if (corked_) {
+      // What is written goes out now, the last partial segment too.
+      int zero = 0;
+      setsockopt(fd_, IPPROTO_TCP, TCP_CORK, &zero, sizeof zero);
+      corked_ = false;
+    }
+    return ok;
+  }
+
+  bool SendAll(bool* blocked) {
     *blocked = false;
     for (;;) {
       if (out_offset_ == out_.size()) {
@@ -605,6 +618,14 @@ class Call {
           return false;
         }
         if (out_.empty()) return true;
+      }
+      // OpenSSL writes each 16 KiB record to the socket by itself: corked, the kernel sends them as
+      // full segments rather than one each (the sending thread's time went mostly to the kernel's
+      // sending of segments, and the receiver's to waking for each).
+      if (!corked_ && out_.size() - out_offset_ > kRecordBytes) {
+        int one = 1;
+        setsockopt(fd_, IPPROTO_TCP, TCP_CORK, &one, sizeof one);
+        corked_ = true;
       }
       // OpenSSL's error queue is empty here, as SSL_get_error needs: every failure ends the call, and
       // clearing it on every record cost a third of this thread's time.
@@ -770,6 +791,7 @@ class Call {
   size_t body_sent_ = 0;
   std::vector<uint8_t> out_;
   size_t out_offset_ = 0;
+  bool corked_ = false;
   uint8_t in_[64 * 1024];
   std::vector<std::pair<std::string, std::string>> headers_;
   bool got_headers_ = false;

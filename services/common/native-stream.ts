@@ -272,8 +272,10 @@ function requestSender(call: NativeCall) {
         written += chunk.byteLength;
         held.push({ end: written, chunk });
       }
-      letGo(call.write(chunks, end));
-      if (written > writeAheadBytes && !call.awaitCopied(written - writeAheadBytes)) await new Promise<void>((resolve) => (wake = resolve));
+      const copied = call.write(chunks, end);
+      letGo(copied);
+      // Past the bound, wait until half of it is sent: one wake-up for many messages, not one each.
+      if (written - copied > writeAheadBytes && !call.awaitCopied(written - writeAheadBytes / 2)) await new Promise<void>((resolve) => (wake = resolve));
     },
     copied(total: number) {
       letGo(total);

@@ -99,8 +99,8 @@ def torch_alone(args: dict, meter: Meter) -> None:
     from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
     # 64 distinct buffers, more than the caches hold, handed out in turn: memory as cold as a new
-    # message's, without a copy the real path does not make.
-    chunks = [bytes([i]) * args["chunkBytes"] for i in range(64)]
+    # message's, without a copy the real path does not make (writable, as the client's arrays are).
+    chunks = [bytearray([i]) * args["chunkBytes"] for i in range(64)]
 
     class Frames(IterableDataset):
         def __iter__(self):

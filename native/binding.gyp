@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "lclstream_native",
-      "sources": ["src/stream-reader.cc"],
+      "sources": ["src/stream-call.cc"],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wno-missing-field-initializers"],
       "cflags_cc!": ["-fno-exceptions"],
       "defines": ["NAPI_VERSION=8"]

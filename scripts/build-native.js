@@ -1,6 +1,7 @@
-// Builds the native stream reader (native/) with node-gyp against the headers
+// Builds the native module (native/: the data path's Subscribe read and
+// Publish sent on threads of their own) with node-gyp against the headers
 // installed beside this Node, when a compiler is there. It is optional: when
-// it cannot be built, lclstream says so here and reads streams with Node's
+// it cannot be built, lclstream says so here and the data path uses Node's
 // own HTTP/2 instead (services/common/native-stream.ts).
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -16,11 +17,11 @@ const args = [nodeGyp, "rebuild", "--loglevel=warn"];
 if (existsSync(join(prefix, "include/node/node_api.h"))) args.push(`--nodedir=${prefix}`);
 
 if (process.env.LCLSTREAM_NATIVE === "0") {
-  console.log("native stream reader: not built (LCLSTREAM_NATIVE=0)");
+  console.log("native module: not built (LCLSTREAM_NATIVE=0)");
 } else if (!existsSync(nodeGyp)) {
-  console.warn(`native stream reader: not built, node-gyp not found at ${nodeGyp}; streams use Node's HTTP/2`);
+  console.warn(`native module: not built, node-gyp not found at ${nodeGyp}; the data path uses Node's HTTP/2`);
 } else {
   const r = spawnSync(process.execPath, args, { cwd: join(root, "native"), stdio: ["ignore", "inherit", "inherit"] });
-  if (r.status === 0) console.log("native stream reader: built");
-  else console.warn("native stream reader: not built (see the errors above; it needs g++, make and Node's headers); streams use Node's HTTP/2");
+  if (r.status === 0) console.log("native module: built");
+  else console.warn("native module: not built (see the errors above; it needs g++, make and Node's headers); the data path uses Node's HTTP/2");
 }

@@ -259,7 +259,7 @@ class Call {
   }
 
   void Run() {
-    pthread_setname_np(pthread_self(), "lclstream-read");  // as `top -H` and perf show it
+    pthread_setname_np(pthread_self(), "lclstream-call");  // as `top -H` and perf show it
     if (Connect() && Handshake()) Exchange();
     Cleanup();
     // Nothing of JavaScript's memory is read after this.

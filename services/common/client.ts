@@ -8,7 +8,7 @@ import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-no
 import { borrowedResponses, createDirectStreamCall, createDirectUnaryCall } from "./direct-transport.js";
 import { readCertDir, type CertMaterial } from "./pki.js";
 import { dataPathProcedures } from "./data-path.js";
-import { closedUnansweredCode, createNativeStreamCall, nativeStreamReader } from "./native-stream.js";
+import { closedUnansweredCode, createNativeStreamCall, nativeStreamModule } from "./native-stream.js";
 import { procedureOf } from "./interceptors.js";
 
 export { borrowedResponses } from "./direct-transport.js";
@@ -106,7 +106,7 @@ export function createMeshTransport(options: MeshTransportOptions): Transport {
   const direct = createDirectStreamCall(sessionManager, maxMessageBytes);
   const directUnary = createDirectUnaryCall(direct);
   // Server streams of the data path (Subscribe), and a producer's Publish, through the native module when it is built.
-  const native = options.native !== false ? nativeStreamReader() : undefined;
+  const native = options.native !== false ? nativeStreamModule() : undefined;
   const nativeStream =
     native &&
     createNativeStreamCall(native, {

@@ -1,6 +1,6 @@
 /**
  * Streaming calls on the data path made by the native module
- * (native/src/stream-reader.cc): TLS and HTTP/2 on a thread of its own,
+ * (native/src/stream-call.cc): TLS and HTTP/2 on a thread of its own,
  * each response message handed over whole, in memory of its own that is
  * reused once it is collected, and a streamed request (Publish) sent from
  * the memory its messages are in. Everything a call means (status, errors,
@@ -84,8 +84,8 @@ interface NativeModule {
 
 let loaded: NativeModule | null | undefined;
 
-/** The native stream reader, or undefined when it is not built or LCLSTREAM_NATIVE=0 turns it off. */
-export function nativeStreamReader(): NativeModule | undefined {
+/** The native module (Subscribe read and Publish sent on threads of their own), or undefined when it is not built or LCLSTREAM_NATIVE=0 turns it off. */
+export function nativeStreamModule(): NativeModule | undefined {
   if (process.env.LCLSTREAM_NATIVE === "0") return undefined;
   if (loaded === undefined) {
     try {

@@ -17,7 +17,7 @@ import { BufferService, SubscribeRequestSchema, SubscribeResponseSchema } from "
 import { build, type BufferServer } from "../../services/buffer/server.js";
 import { readBatchHeader, WirePublishRequestSchema, WireSubscribeResponseSchema } from "../../services/buffer/wire.js";
 import { borrowedResponses, createMeshTransport, publishedBatches } from "../../services/common/client.js";
-import { nativeStreamReader } from "../../services/common/native-stream.js";
+import { nativeStreamModule } from "../../services/common/native-stream.js";
 import { errorInfo } from "../../services/common/errors.js";
 import { ByteParts, contiguous } from "../../services/common/byte-parts.js";
 import { decodeFrame, encodeFrameParts, frameHeader, GrpcFrameReader, writeAheadBytes } from "../../services/common/grpc-frames.js";
@@ -146,8 +146,8 @@ const readers = [
 
 /** Fails when the native reader should be there (npm ci builds it) and is not; LCLSTREAM_NATIVE=0 skips its tests. */
 function requireNative(native: boolean): void {
-  if (native && !nativeStreamReader())
-    throw new Error("the native stream reader is not built: run `npm run build:native` (or set LCLSTREAM_NATIVE=0 to test without it)");
+  if (native && !nativeStreamModule())
+    throw new Error("the native module is not built: run `npm run build:native` (or set LCLSTREAM_NATIVE=0 to test without it)");
 }
 
 describe.each(readers)("the buffer's data path over mTLS, read by $reader", ({ native }) => {

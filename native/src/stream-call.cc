@@ -59,6 +59,11 @@ class MemoryPool {
 
   // Memory for `size` bytes; `capacity` is what it really holds.
   void* Take(size_t size, size_t* capacity) {
+    // A small message gets just its size: a caller may keep thousands of them.
+    if (size < kGranule) {
+      *capacity = std::max<size_t>(size, 1);
+      return malloc(*capacity);
+    }
     size_t want = RoundUp(size);
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -78,6 +83,10 @@ class MemoryPool {
   }
 
   void Give(void* memory, size_t capacity) {
+    if (capacity < kGranule) {
+      free(memory);
+      return;
+    }
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (pooled_ + capacity <= kMaxPooledBytes) {
@@ -90,7 +99,7 @@ class MemoryPool {
   }
 
  private:
-  static size_t RoundUp(size_t n) { return n == 0 ? kGranule : (n + kGranule - 1) / kGranule * kGranule; }
+  static size_t RoundUp(size_t n) { return (n + kGranule - 1) / kGranule * kGranule; }
   std::mutex mutex_;
   std::vector<std::pair<void*, size_t>> free_;
   size_t pooled_ = 0;

@@ -54,13 +54,15 @@ namespace {
 
 class MemoryPool {
  public:
-  static constexpr size_t kGranule = 64 * 1024;
+  // Messages this large or larger are pooled, their memory rounded up to whole pages.
+  static constexpr size_t kPooledFrom = 64 * 1024;
+  static constexpr size_t kPage = 4096;
   static constexpr size_t kMaxPooledBytes = 64u * 1024 * 1024;  // what a process keeps for later messages
 
   // Memory for `size` bytes; `capacity` is what it really holds.
   void* Take(size_t size, size_t* capacity) {
     // A small message gets just its size: a caller may keep thousands of them.
-    if (size < kGranule) {
+    if (size < kPooledFrom) {
       *capacity = std::max<size_t>(size, 1);
       return malloc(*capacity);
     }
@@ -83,7 +85,7 @@ class MemoryPool {
   }
 
   void Give(void* memory, size_t capacity) {
-    if (capacity < kGranule) {
+    if (capacity < kPooledFrom) {
       free(memory);
       return;
     }
@@ -99,7 +101,7 @@ class MemoryPool {
   }
 
  private:
-  static size_t RoundUp(size_t n) { return (n + kGranule - 1) / kGranule * kGranule; }
+  static size_t RoundUp(size_t n) { return (n + kPage - 1) / kPage * kPage; }
   std::mutex mutex_;
   std::vector<std::pair<void*, size_t>> free_;
   size_t pooled_ = 0;

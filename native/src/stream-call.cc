@@ -107,13 +107,13 @@ class MemoryPool {
   size_t pooled_ = 0;
 };
 
-// Never destroyed: a reader thread may still use it while the process exits.
+// Never destroyed: a call's thread may still use it while the process exits.
 MemoryPool& pool = *new MemoryPool;
 
 void FreeMessage(napi_env, void* data, void* hint) { pool.Give(data, reinterpret_cast<size_t>(hint)); }
 
 // ---------------------------------------------------------------------------
-// What the reader thread tells JavaScript, in order.
+// What the call's thread tells JavaScript, in order.
 
 struct Event {
   enum Kind { kHeaders, kMessage, kTrailers, kClosed, kError, kCopied, kFinished } kind;
@@ -188,7 +188,7 @@ class Call {
 
   // From JavaScript.
   void Taken() {
-    // The reader waits on this only when two messages were waiting (see Exchange): no wake-up a message.
+    // The thread waits on this only when two messages were waiting (see Exchange): no wake-up a message.
     if (untaken_.fetch_sub(1) == 2) Wake();
   }
   void Cancel() {
@@ -200,8 +200,8 @@ class Call {
     if (slot >= 0 && slot < kSlots) slots_[slot].free.store(true);
   }
 
-  // Request bytes to send (a streamed request), in memory JavaScript keeps unchanged until
-  // CopiedBytes passes them; `end` ends the request. Returns the bytes copied so far.
+  // Request bytes to send (a streamed request), in memory JavaScript keeps unchanged until the
+  // bytes copied pass them; `end` ends the request. Returns the bytes copied so far.
   size_t Write(std::vector<Chunk> chunks, bool end) {
     size_t copied;
     {
@@ -1084,7 +1084,7 @@ napi_value Open(napi_env env, napi_callback_info info) {
       {"awaitCopied", nullptr, AwaitCopied, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   CHECK(napi_define_properties(env, self, 5, methods));
-  CHECK(napi_create_string_utf8(env, "lclstream stream reader", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_create_string_utf8(env, "lclstream stream call", NAPI_AUTO_LENGTH, &name));
   // The handle outlives the thread's last event: the call's JavaScript side holds it.
   auto* context = new Handle{call};
   CHECK(napi_create_threadsafe_function(

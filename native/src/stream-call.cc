@@ -953,11 +953,12 @@ void Deliver(napi_env env, napi_value callback, void* context, void*) {
 
 void FinalizeHandle(napi_env, void* data, void*) { delete static_cast<Handle*>(data); }
 
-Handle* HandleOf(napi_env env, napi_callback_info info) {
+// The call a method was called on, and up to `argc` of its arguments into `argv` (`argc` then says how many came).
+Handle* HandleOf(napi_env env, napi_callback_info info, size_t* argc = nullptr, napi_value* argv = nullptr) {
   napi_value self;
   void* data = nullptr;
-  size_t argc = 0;
-  napi_get_cb_info(env, info, &argc, nullptr, &self, nullptr);
+  size_t none = 0;
+  napi_get_cb_info(env, info, argc ? argc : &none, argv, &self, nullptr);
   napi_unwrap(env, self, &data);
   return static_cast<Handle*>(data);
 }
@@ -974,22 +975,19 @@ napi_value Cancel(napi_env env, napi_callback_info info) {
 
 napi_value Released(napi_env env, napi_callback_info info) {
   size_t argc = 1;
-  napi_value argv[1], self;
-  void* data = nullptr;
+  napi_value argv[1];
   int32_t slot = -1;
-  napi_get_cb_info(env, info, &argc, argv, &self, nullptr);
-  napi_unwrap(env, self, &data);
-  if (data && argc == 1 && napi_get_value_int32(env, argv[0], &slot) == napi_ok) static_cast<Handle*>(data)->call->Released(slot);
+  Handle* h = HandleOf(env, info, &argc, argv);
+  if (h && argc == 1 && napi_get_value_int32(env, argv[0], &slot) == napi_ok) h->call->Released(slot);
   return nullptr;
 }
 
 // write(chunks, end): hands request bytes over (see Call::Write); returns the bytes copied so far.
 napi_value Write(napi_env env, napi_callback_info info) {
   size_t argc = 2;
-  napi_value argv[2], self;
-  void* data = nullptr;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, &self, nullptr));
-  CHECK(napi_unwrap(env, self, &data));
+  napi_value argv[2];
+  Handle* h = HandleOf(env, info, &argc, argv);
+  if (!h || argc != 2) return nullptr;
   uint32_t count = 0;
   CHECK(napi_get_array_length(env, argv[0], &count));
   std::vector<Chunk> chunks;
@@ -1005,21 +1003,20 @@ napi_value Write(napi_env env, napi_callback_info info) {
   bool end = false;
   CHECK(napi_get_value_bool(env, argv[1], &end));
   napi_value copied;
-  CHECK(napi_create_double(env, static_cast<double>(static_cast<Handle*>(data)->call->Write(std::move(chunks), end)), &copied));
+  CHECK(napi_create_double(env, static_cast<double>(h->call->Write(std::move(chunks), end)), &copied));
   return copied;
 }
 
 // awaitCopied(total): true when that many request bytes are copied; otherwise a "copied" event follows.
 napi_value AwaitCopied(napi_env env, napi_callback_info info) {
   size_t argc = 1;
-  napi_value argv[1], self;
-  void* data = nullptr;
+  napi_value argv[1];
   double total = 0;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, &self, nullptr));
-  CHECK(napi_unwrap(env, self, &data));
+  Handle* h = HandleOf(env, info, &argc, argv);
+  if (!h || argc != 1) return nullptr;
   CHECK(napi_get_value_double(env, argv[0], &total));
   napi_value done;
-  CHECK(napi_get_boolean(env, static_cast<Handle*>(data)->call->AwaitCopied(static_cast<size_t>(total)), &done));
+  CHECK(napi_get_boolean(env, h->call->AwaitCopied(static_cast<size_t>(total)), &done));
   return done;
 }
 

@@ -254,7 +254,8 @@ export function createNativeStreamCall(native: NativeModule, target: NativeTarge
  * `writeAheadBytes` wait to be sent.
  */
 function requestSender(call: NativeCall) {
-  const held: { end: number; chunk: Uint8Array }[] = [];
+  // Each message's parts, until the bytes copied pass its end.
+  const held: { end: number; chunks: Uint8Array[] }[] = [];
   let written = 0;
   let finished = false;
   let wake: (() => void) | undefined;
@@ -268,10 +269,8 @@ function requestSender(call: NativeCall) {
   return {
     async send(chunks: Uint8Array[], end: boolean) {
       if (finished) return;
-      for (const chunk of chunks) {
-        written += chunk.byteLength;
-        held.push({ end: written, chunk });
-      }
+      for (const chunk of chunks) written += chunk.byteLength;
+      held.push({ end: written, chunks });
       const copied = call.write(chunks, end);
       letGo(copied);
       // Past the bound, wait until half of it is sent: one wake-up for many messages, not one each.

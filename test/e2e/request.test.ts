@@ -315,8 +315,11 @@ describe("data requests through the whole mesh", () => {
     const { dataRequest } = await requestsAs(me).createDataRequest({ dataRequest: { producer: producer(400, { rate_hz: 20, paced: true }) } });
     const name = dataRequest!.name;
     const running = await waitFor(name, [State.RUNNING]);
-    const consumer = consume(bufferAs(me), (await waitFor(name, [State.RUNNING])).stream, "default").catch((e: unknown) => e);
-    await new Promise((r) => setTimeout(r, 500));
+    const consumer = consume(bufferAs(me), running.stream, "default").catch((e: unknown) => e);
+    // Mid-stream: once the consumer is in its group (a fixed wait lost the race on a loaded machine,
+    // and the consumer then arrived after the stream had gone).
+    const consumers = async () => (await bufferAs(me).getStream({ name: running.stream })).stream!.metrics!.groups[0]!.consumers;
+    await expect.poll(consumers, { timeout: 10_000 }).toBeGreaterThan(0);
     const canceled = await requestsAs(me).cancelDataRequest({ name, reason: "enough" });
     expect(canceled.dataRequest).toMatchObject({ state: State.CANCELED, stateReason: "enough" });
     const ended = ConnectError.from(await consumer);

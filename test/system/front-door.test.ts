@@ -15,13 +15,16 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chromium } from "playwright-core";
-import { Code, createClient } from "@connectrpc/connect";
+import { Code, createClient, createContextValues } from "@connectrpc/connect";
 import { CertificateAuthorityService } from "../../gen/lclstream/ca/v1/ca_pb.js";
 import { JobQueueService } from "../../gen/lclstream/jobs/v1/jobs_pb.js";
 import { DataRequestService, DataRequest_State as State } from "../../gen/lclstream/request/v1/request_pb.js";
 import { enroll } from "../../services/ca/enroll-client.js";
 import { issueOffline } from "../../services/ca/offline.js";
-import { createMeshTransport } from "../../services/common/client.js";
+import { createMeshTransport, publishedBatches } from "../../services/common/client.js";
+import { nativeStreamModule } from "../../services/common/native-stream.js";
+import { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
+import { consume, publishMessages } from "../helpers/buffer.js";
 import { CertificateKeeper } from "../../services/common/renewal.js";
 import { createCertificateAuthority, issueMaterial, readCertDir, type CertMaterial } from "../../services/common/pki.js";
 import { fetchRequest } from "../../services/cli/fetch.js";
@@ -119,6 +122,20 @@ describe("the front door: HAProxy in front of the whole mesh", () => {
     );
     for (const got of results) expect(got.totals).toMatchObject({ eventCount: 40n, batchCount: 10n });
     await expect.poll(async () => (await requestsAs(me).getDataRequest({ name })).dataRequest!.state, { timeout: 20_000 }).toBe(State.SUCCEEDED);
+  });
+
+  it.skipIf(process.env.LCLSTREAM_NATIVE === "0")("carries a Publish sent by the native module through the front, its refusals included", async () => {
+    expect(nativeStreamModule(), "the native module is built").toBeDefined();
+    const buffer = createClient(BufferService, createMeshTransport({ baseUrl: front, tls: me }));
+    const carrying = { contextValues: createContextValues().set(publishedBatches, true) };
+    const { stream, publishToken } = await buffer.createStream({ stream: {} });
+    const published = await buffer.publish(publishMessages(stream!.name, publishToken, 0, 0, 20, { payloadBytes: 256 * 1024, done: true }), carrying);
+    expect(published.acceptedBatches).toBe(20n);
+    expect((await consume(buffer, stream!.name, "default")).end).toMatchObject({ batchCount: 20n });
+    expect(await failure(buffer.publish(publishMessages(stream!.name, "lclsp1.wrong", 0, 0, 5), carrying))).toMatchObject({
+      code: Code.PermissionDenied,
+      reason: "PUBLISH_TOKEN_REFUSED",
+    });
   });
 
   it("serves the viewer page to a browser with a client certificate, which watches requests with gRPC-Web", async () => {

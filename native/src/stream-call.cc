@@ -7,6 +7,14 @@
 // TypeScript (services/common/native-stream.ts), which falls back to Node's
 // HTTP/2 when this module is not built.
 //
+// The same call serves the other end (serve): a server hands over a connection
+// whose client offered the ALPN marker below, which only this module's client
+// offers (it makes one call per connection). The thread completes the TLS
+// handshake (the client's certificate verified against the server's CAs),
+// reads the one call's request messages and sends the response JavaScript
+// writes (services/common/native-server.ts). A connection without the marker
+// is declined untouched, and Node's HTTP/2 server takes it.
+//
 // Why: Node's TLS hands every 16 KiB record to JavaScript as a chunk of its
 // own, and a consumer then copies the chunks of each message together; here
 // the records never reach JavaScript, and the copy is the one OpenSSL makes.
@@ -116,7 +124,9 @@ void FreeMessage(napi_env, void* data, void* hint) { pool.Give(data, reinterpret
 // What the call's thread tells JavaScript, in order.
 
 struct Event {
-  enum Kind { kHeaders, kMessage, kTrailers, kClosed, kError, kCopied, kFinished } kind;
+  // kAccepted/kDeclined: a served connection is (not) this module's to serve; kPeer: the client's
+  // certificate (DER, in `message`); kEnd: the request ended.
+  enum Kind { kHeaders, kMessage, kTrailers, kClosed, kError, kCopied, kFinished, kAccepted, kDeclined, kPeer, kEnd } kind;
   std::vector<std::pair<std::string, std::string>> headers;
   bool end_stream = false;
   void* data = nullptr;  // kMessage: memory JavaScript has no ArrayBuffer over yet, or null
@@ -124,11 +134,15 @@ struct Event {
   size_t capacity = 0;
   int slot = -1;  // kMessage: the borrowed slot it is in, or -1 (memory of its own)
   uint32_t error_code = 0;
-  std::string reason;   // kError: "connect", "tls", "refused", "http2", "too-large", "compressed", "closed"
+  std::string reason;   // kError: "connect", "tls", "refused", "http2", "too-large", "compressed", "closed", "truncated"
   std::string message;  // kError
 };
 
 struct Options {
+  // Serving: the accepted connection (this module's own copy of the descriptor), not connecting.
+  bool server = false;
+  int fd = -1;
+  int handshake_timeout_ms = 10000;
   std::string host;
   int port = 0;
   std::string servername;
@@ -158,10 +172,71 @@ struct Chunk {
   size_t length;
 };
 
+// What this module's client offers beside h2, so a server knows it may serve the connection here.
+constexpr char kAlpnMarker[] = "lclstream-native";
+
+// 1 when a TLS ClientHello offers kAlpnMarker, 0 when it does not (or is no ClientHello, or spans
+// records), -1 when more bytes are needed to say.
+int OffersMarker(const uint8_t* data, size_t n) {
+  size_t at = 0;
+  auto need = [&](size_t k) { return at <= n && n - at >= k; };
+  auto u16 = [&]() { at += 2; return (size_t(data[at - 2]) << 8) | data[at - 1]; };
+  if (!need(5)) return -1;
+  if (data[0] != 0x16) return 0;  // not a handshake record
+  at = 3;
+  size_t record = u16();
+  if (!need(record)) return record > 16 * 1024 ? 0 : -1;
+  n = at + record;  // read no further than the first record
+  if (!need(4) || data[at] != 1) return 0;  // not a ClientHello
+  size_t hello = (size_t(data[at + 1]) << 16) | (size_t(data[at + 2]) << 8) | data[at + 3];
+  at += 4;
+  if (!need(hello)) return 0;  // spans records: not this module's client
+  at += 2 + 32;  // version, random
+  if (!need(1)) return 0;
+  at += 1 + data[at];  // session id
+  if (!need(2)) return 0;
+  size_t suites = u16();
+  if (!need(suites)) return 0;
+  at += suites;
+  if (!need(1)) return 0;
+  at += 1 + data[at];  // compression methods
+  if (!need(2)) return 0;
+  size_t extensions = u16();
+  if (!need(extensions)) return 0;
+  n = at + extensions;
+  while (need(4)) {
+    size_t type = u16(), length = u16();
+    if (!need(length)) return 0;
+    if (type == 16) {  // ALPN: a 2-byte list length, then names of a 1-byte length each
+      size_t end = at + length;
+      at += 2;
+      while (at < end) {
+        size_t name = data[at++];
+        if (name > end - at) return 0;
+        if (name == sizeof kAlpnMarker - 1 && memcmp(data + at, kAlpnMarker, name) == 0) return 1;
+        at += name;
+      }
+      return 0;
+    }
+    at += length;
+  }
+  return 0;
+}
+
 // How many bytes of frames are gathered before OpenSSL encrypts and sends them.
 constexpr size_t kSendBatchBytes = 256 * 1024;
 // The most plaintext a TLS record carries.
 constexpr size_t kRecordBytes = 16 * 1024;
+
+// Header fields as nghttp2 takes them (it copies them when a frame is submitted).
+std::vector<nghttp2_nv> NameValues(const std::vector<std::pair<std::string, std::string>>& list) {
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(list.size());
+  for (const auto& h : list)
+    nva.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(h.first.data())), reinterpret_cast<uint8_t*>(const_cast<char*>(h.second.data())),
+                   h.first.size(), h.second.size(), 0});
+  return nva;
+}
 
 // Slots for borrowed messages: the one the caller holds, two queued, one being read.
 constexpr int kSlots = 4;
@@ -217,6 +292,27 @@ class Call {
     Wake();
     return copied;
   }
+  // Serving: the response's headers, sent once the thread sees them; `end_stream` makes them the
+  // whole response (Trailers-Only).
+  void Respond(std::vector<std::pair<std::string, std::string>> headers, bool end_stream) {
+    {
+      std::lock_guard<std::mutex> lock(body_mutex_);
+      response_headers_ = std::move(headers);
+      response_end_ = end_stream;
+      response_ready_ = true;
+    }
+    Wake();
+  }
+  // Serving: the response ends with these trailers, after the bytes written before.
+  void Finish(std::vector<std::pair<std::string, std::string>> trailers) {
+    {
+      std::lock_guard<std::mutex> lock(body_mutex_);
+      trailers_ = std::move(trailers);
+      body_end_ = true;
+    }
+    Wake();
+  }
+
   // True when `total` request bytes are copied already; otherwise a kCopied event says when they are.
   bool AwaitCopied(size_t total) {
     std::lock_guard<std::mutex> lock(body_mutex_);
@@ -271,7 +367,7 @@ class Call {
 
   void Run() {
     pthread_setname_np(pthread_self(), "lclstream-call");  // as `top -H` and perf show it
-    if (Connect() && Handshake()) Exchange();
+    if (options_.server ? Classify() && Accept() : Connect() && Handshake()) Exchange();
     Cleanup();
     // Nothing of JavaScript's memory is read after this.
     Emit(Event{Event::kFinished});
@@ -336,14 +432,98 @@ class Call {
     return false;
   }
 
+  // Serving: waits for the client's first bytes, and says (kAccepted or kDeclined) whether they
+  // offer the marker. Only peeks: a declined connection is left as it came, for Node to take.
+  bool Classify() {
+    fd_ = options_.fd;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.handshake_timeout_ms);
+    uint8_t hello[16 * 1024 + 5];
+    int verdict = 0;
+    for (;;) {
+      ssize_t n = recv(fd_, hello, sizeof hello, MSG_PEEK | MSG_DONTWAIT);
+      if (n > 0) verdict = OffersMarker(hello, static_cast<size_t>(n));
+      else if (n == 0 || (errno != EAGAIN && errno != EINTR)) verdict = 0;
+      else verdict = -1;
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+      if (verdict >= 0 || left <= 0 || cancel_.load()) break;
+      // Nothing yet: wait for bytes. Part of a hello: what was peeked keeps the socket readable, so sleep a little.
+      if (n <= 0) Wait(POLLIN, static_cast<int>(left));
+      else usleep(1000);
+    }
+    Emit(Event{verdict == 1 ? Event::kAccepted : Event::kDeclined});
+    return verdict == 1;
+  }
+
+  static int SelectAlpn(SSL*, const unsigned char** out, unsigned char* out_length, const unsigned char* in, unsigned int in_length, void*) {
+    for (unsigned int at = 0; at < in_length;) {
+      unsigned int length = in[at];
+      if (at + 1 + length > in_length) break;
+      if (length == 2 && memcmp(in + at + 1, "h2", 2) == 0) {
+        *out = in + at + 1;
+        *out_length = 2;
+        return SSL_TLSEXT_ERR_OK;
+      }
+      at += 1 + length;
+    }
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+  }
+
+  // Serving: the TLS handshake, with a certificate the server's CAs signed required of the client;
+  // then the client's certificate to JavaScript (kPeer), which decides what it may do.
+  bool Accept() {
+    ERR_clear_error();
+    if (!LoadCredentials()) {
+      Fail("tls", OpenSslErrors("the server's certificate, key or CA could not be loaded"));
+      return false;
+    }
+    ssl_ = SSL_new(ctx_);
+    SSL_set_fd(ssl_, fd_);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.handshake_timeout_ms);
+    for (;;) {
+      ERR_clear_error();
+      int rc = SSL_accept(ssl_);
+      if (rc == 1) break;
+      int error = SSL_get_error(ssl_, rc);
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+      if ((error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) && left > 0) {
+        if (!Wait(error == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, static_cast<int>(left))) return false;
+        continue;
+      }
+      Fail("tls", left <= 0 ? "the client did not finish the TLS handshake in " + std::to_string(options_.handshake_timeout_ms) + " ms"
+                            : OpenSslErrors("the TLS handshake failed"));
+      return false;
+    }
+    X509* peer = SSL_get1_peer_certificate(ssl_);
+    Event e{Event::kPeer};
+    int length = peer ? i2d_X509(peer, nullptr) : 0;
+    if (length > 0) {
+      e.message.resize(static_cast<size_t>(length));
+      unsigned char* at = reinterpret_cast<unsigned char*>(&e.message[0]);
+      i2d_X509(peer, &at);
+    }
+    X509_free(peer);
+    Emit(std::move(e));
+    int one = 1;
+    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return true;
+  }
+
   bool LoadCredentials() {
-    ctx_ = SSL_CTX_new(TLS_client_method());
+    ctx_ = SSL_CTX_new(options_.server ? TLS_server_method() : TLS_client_method());
     if (!ctx_) return false;
     SSL_CTX_set_min_proto_version(ctx_, TLS1_3_VERSION);
-    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
     SSL_CTX_set_mode(ctx_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    static const unsigned char alpn[] = {2, 'h', '2'};
-    SSL_CTX_set_alpn_protos(ctx_, alpn, sizeof alpn);
+    if (options_.server) {
+      SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+      SSL_CTX_set_alpn_select_cb(ctx_, SelectAlpn, nullptr);
+      // One call a connection: a session ticket would only cost the handshake a message.
+      SSL_CTX_set_num_tickets(ctx_, 0);
+    } else {
+      SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
+      static const unsigned char alpn[] = {2, 'h', '2', sizeof kAlpnMarker - 1, 'l', 'c', 'l', 's', 't', 'r', 'e', 'a', 'm', '-', 'n', 'a', 't', 'i', 'v', 'e'};
+      static_assert(sizeof kAlpnMarker - 1 == 16, "the marker in the ALPN list");
+      SSL_CTX_set_alpn_protos(ctx_, alpn, sizeof alpn);
+    }
 
     X509_STORE* store = SSL_CTX_get_cert_store(ctx_);
     BIO* bio = BIO_new_mem_buf(options_.ca_pem.data(), static_cast<int>(options_.ca_pem.size()));
@@ -449,7 +629,15 @@ class Call {
     size_t n = std::min(length, available);
     c->body_promised_ += n;
     *flags |= kDataFlagNoCopy;
-    if (c->body_end_ && n == available) *flags |= kDataFlagEof;
+    if (c->body_end_ && n == available) {
+      *flags |= kDataFlagEof;
+      if (c->options_.server) {
+        // A response ends with its trailers (the status), which end the stream.
+        *flags |= kDataFlagNoEndStream;
+        std::vector<nghttp2_nv> nva = NameValues(c->trailers_);
+        nghttp2_submit_trailer(c->session_, c->stream_id_, nva.data(), nva.size());
+      }
+    }
     return static_cast<ssize_t>(n);
   }
 
@@ -498,10 +686,40 @@ class Call {
     return 0;
   }
 
+  // Serving: the first stream is the call; a client that opens another is refused it.
+  static int OnBeginHeaders(nghttp2_session* session, const nghttp2_frame* frame, void* user_data) {
+    Call* c = Of(user_data);
+    if (frame->hd.type != kFrameHeaders) return 0;
+    if (c->stream_id_ < 0) c->stream_id_ = frame->hd.stream_id;
+    else if (frame->hd.stream_id != c->stream_id_) nghttp2_submit_rst_stream(session, 0, frame->hd.stream_id, kErrorRefusedStream);
+    return 0;
+  }
+
+  // Serving: once the response has ended the stream on this side, a request still open is reset
+  // with NO_ERROR (as gRPC servers do): the client need send no more of it.
+  static int OnFrameSent(nghttp2_session* session, const nghttp2_frame* frame, void* user_data) {
+    Call* c = Of(user_data);
+    if (frame->hd.stream_id == c->stream_id_ && (frame->hd.flags & kFlagEndStream) && !c->request_ended_ && !c->stream_closed_)
+      nghttp2_submit_rst_stream(session, 0, c->stream_id_, kErrorNone);
+    return 0;
+  }
+
   static int OnFrame(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
     Call* c = Of(user_data);
     c->answered_ = true;
-    if (frame->hd.stream_id != c->stream_id_ || frame->hd.type != kFrameHeaders) return 0;
+    if (frame->hd.stream_id != c->stream_id_) return 0;
+    if (c->options_.server && (frame->hd.flags & kFlagEndStream)) c->request_ended_ = true;
+    if (frame->hd.type == kFrameData && c->request_ended_ && c->options_.server) {
+      if (c->failed_) return 0;
+      if (c->message_ || c->prefix_used_ > 0) {
+        c->failed_ = true;
+        c->Fail("truncated", "the request stream ended inside a message");
+      } else {
+        c->Emit(Event{Event::kEnd});
+      }
+      return 0;
+    }
+    if (frame->hd.type != kFrameHeaders) return 0;
     Event e{c->got_headers_ ? Event::kTrailers : Event::kHeaders};
     e.headers.swap(c->headers_);
     e.end_stream = (frame->hd.flags & kFlagEndStream) != 0;
@@ -512,9 +730,11 @@ class Call {
 
   static int OnData(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data, size_t len, void* user_data) {
     Call* c = Of(user_data);
-    // After a refused message the rest of the stream is not messages: it is dropped until the reset goes out.
-    if (stream_id != c->stream_id_ || c->failed_) return 0;
+    if (stream_id != c->stream_id_) return 0;
     c->unconsumed_ += len;
+    // After a refused message the rest of the stream is not messages: it is dropped (a client's until
+    // its reset goes out; a server's until its status does).
+    if (c->failed_) return 0;
     return c->Frame(data, len) ? 0 : kErrCallbackFailure;
   }
 
@@ -592,6 +812,24 @@ class Call {
     return static_cast<uint8_t*>(pool.Take(length, &message_capacity_));
   }
 
+  // Serving: the response's headers, once JavaScript has given them.
+  void SubmitResponse() {
+    std::vector<std::pair<std::string, std::string>> headers;
+    bool end;
+    {
+      std::lock_guard<std::mutex> lock(body_mutex_);
+      if (!response_ready_) return;
+      headers = response_headers_;
+      end = response_end_;
+    }
+    response_submitted_ = true;
+    std::vector<nghttp2_nv> nva = NameValues(headers);
+    nghttp2_data_provider body{};
+    body.read_callback = ReadStreamedBody;
+    // (Fails only when the client has reset the stream already, which closes the call anyway.)
+    nghttp2_submit_response(session_, stream_id_, nva.data(), nva.size(), end ? nullptr : &body);
+  }
+
   bool Refuse(const char* reason, std::string message, size_t length) {
     Event e{Event::kError};
     e.reason = reason;
@@ -599,8 +837,9 @@ class Call {
     e.length = length;
     failed_ = true;
     Emit(std::move(e));
-    nghttp2_submit_rst_stream(session_, 0, stream_id_, kErrorCancel);
-    return true;  // the stream is reset; the session goes on until that is sent
+    // A server answers with a status (JavaScript sends it); a client resets the stream.
+    if (!options_.server) nghttp2_submit_rst_stream(session_, 0, stream_id_, kErrorCancel);
+    return true;  // the session goes on until that is sent
   }
 
   // Writes what nghttp2 has to send; false on a broken connection. `blocked` when the socket is full.
@@ -673,7 +912,11 @@ class Call {
       }
       int error = SSL_get_error(ssl_, rc);
       if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) return true;
-      if (!answered_ && !failed_) {
+      if (options_.server) {
+        if (!stream_closed_ && !failed_) Fail("closed", error == SSL_ERROR_ZERO_RETURN || (error == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
+                                                            ? std::string("the client closed the connection")
+                                                            : OpenSslErrors("the connection broke"));
+      } else if (!answered_ && !failed_) {
         // A TLS 1.3 server refuses a client's certificate after the handshake, by closing without a word.
         Fail("refused", "the server closed the connection right after the TLS handshake, before answering: it refused this client's certificate");
       } else if (!stream_closed_ && !failed_) {
@@ -694,11 +937,16 @@ class Call {
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, OnData);
     nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, OnClose);
     nghttp2_session_callbacks_set_send_data_callback(callbacks, SendData);
+    if (options_.server) {
+      nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, OnBeginHeaders);
+      nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, OnFrameSent);
+    }
     nghttp2_option* option;
     nghttp2_option_new(&option);
     // Flow control by what JavaScript has taken (see below), not by what arrived.
     nghttp2_option_set_no_auto_window_update(option, 1);
-    int rc = nghttp2_session_client_new2(&session_, callbacks, this, option);
+    int rc = options_.server ? nghttp2_session_server_new2(&session_, callbacks, this, option)
+                             : nghttp2_session_client_new2(&session_, callbacks, this, option);
     nghttp2_option_del(option);
     nghttp2_session_callbacks_del(callbacks);
     if (rc != 0) {
@@ -706,40 +954,39 @@ class Call {
       return false;
     }
     nghttp2_settings_entry settings[] = {
-        {kSettingsEnablePush, 0},
+        // (ENABLE_PUSH is the client's to send; a server's single call is the connection's one stream.)
+        {options_.server ? kSettingsMaxConcurrentStreams : kSettingsEnablePush, options_.server ? 1u : 0u},
         {kSettingsInitialWindowSize, static_cast<uint32_t>(options_.stream_window)},
         {kSettingsMaxHeaderListSize, 64 * 1024},
     };
     nghttp2_submit_settings(session_, 0, settings, sizeof settings / sizeof settings[0]);
     nghttp2_session_set_local_window_size(session_, 0, 0, options_.connection_window);
 
-    std::vector<nghttp2_nv> nva;
-    auto add = [&nva](const std::string& name, const std::string& value) {
-      nva.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-                     reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(), 0});
-    };
-    static const std::string kMethod = ":method", kPost = "POST", kScheme = ":scheme", kHttps = "https", kAuthority = ":authority",
-                             kPath = ":path";
-    add(kMethod, kPost);
-    add(kScheme, kHttps);
-    add(kAuthority, options_.authority);
-    add(kPath, options_.path);
-    for (const auto& h : options_.headers) add(h.first, h.second);
-    nghttp2_data_provider body{};
-    body.read_callback = options_.streamed ? ReadStreamedBody : ReadBody;
-    stream_id_ = nghttp2_submit_request(session_, nullptr, nva.data(), nva.size(), &body, nullptr);
-    if (stream_id_ < 0) {
-      Fail("http2", std::string("HTTP/2: ") + nghttp2_strerror(stream_id_));
-      return false;
+    if (!options_.server) {
+      static const std::vector<std::pair<std::string, std::string>> kFixed = {{":method", "POST"}, {":scheme", "https"}};
+      std::vector<std::pair<std::string, std::string>> request = kFixed;
+      request.emplace_back(":authority", options_.authority);
+      request.emplace_back(":path", options_.path);
+      request.insert(request.end(), options_.headers.begin(), options_.headers.end());
+      std::vector<nghttp2_nv> nva = NameValues(request);
+      nghttp2_data_provider body{};
+      body.read_callback = options_.streamed ? ReadStreamedBody : ReadBody;
+      stream_id_ = nghttp2_submit_request(session_, nullptr, nva.data(), nva.size(), &body, nullptr);
+      if (stream_id_ < 0) {
+        Fail("http2", std::string("HTTP/2: ") + nghttp2_strerror(stream_id_));
+        return false;
+      }
     }
 
     bool rst_sent = false;
     last_heard_ = std::chrono::steady_clock::now();
     for (;;) {
       if (cancel_.load() && !rst_sent && !stream_closed_) {
+        if (stream_id_ < 0) return true;  // serving, before the client opened its call
         nghttp2_submit_rst_stream(session_, 0, stream_id_, kErrorCancel);
         rst_sent = true;
       }
+      if (options_.server && stream_id_ >= 0 && !response_submitted_) SubmitResponse();
       if (body_deferred_) {
         std::lock_guard<std::mutex> lock(body_mutex_);
         if (body_queued_ > body_promised_ || body_end_) {
@@ -832,6 +1079,13 @@ class Call {
   size_t copied_target_ = 0;   // a kCopied event once body_copied_ reaches this (0: none wanted)
   bool body_end_ = false;
   bool body_deferred_ = false;
+  // Serving (body_mutex_ guards the response's headers and trailers; the rest is the thread's own).
+  bool request_ended_ = false;
+  bool response_ready_ = false;
+  bool response_end_ = false;
+  bool response_submitted_ = false;
+  std::vector<std::pair<std::string, std::string>> response_headers_;
+  std::vector<std::pair<std::string, std::string>> trailers_;
 };
 
 // ---------------------------------------------------------------------------
@@ -903,7 +1157,7 @@ void Deliver(napi_env env, napi_value callback, void* context, void*) {
   if (events.empty()) return;
   napi_value list;
   napi_create_array_with_length(env, events.size(), &list);
-  static const char* kinds[] = {"headers", "message", "trailers", "closed", "error", "copied", "finished"};
+  static const char* kinds[] = {"headers", "message", "trailers", "closed", "error", "copied", "finished", "accepted", "declined", "peer", "end"};
   for (size_t i = 0; i < events.size(); i++) {
     Event& e = events[i];
     napi_value object;
@@ -941,7 +1195,16 @@ void Deliver(napi_env env, napi_value callback, void* context, void*) {
       case Event::kCopied:
         SetNumber(env, object, "copied", static_cast<double>(e.length));
         break;
+      case Event::kPeer: {
+        napi_value certificate;
+        napi_create_buffer_copy(env, e.message.size(), e.message.data(), nullptr, &certificate);
+        napi_set_named_property(env, object, "certificate", certificate);
+        break;
+      }
       case Event::kFinished:
+      case Event::kAccepted:
+      case Event::kDeclined:
+      case Event::kEnd:
         break;
     }
     napi_set_element(env, list, i, object);
@@ -1020,6 +1283,114 @@ napi_value AwaitCopied(napi_env env, napi_callback_info info) {
   return done;
 }
 
+// [name, value] pairs from JavaScript; false (with an exception pending) when `list` is not such a list.
+bool HeadersFrom(napi_env env, napi_value list, std::vector<std::pair<std::string, std::string>>* out) {
+  uint32_t count = 0;
+  if (napi_get_array_length(env, list, &count) != napi_ok) return false;
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value pair, name, value;
+    if (napi_get_element(env, list, i, &pair) != napi_ok || napi_get_element(env, pair, 0, &name) != napi_ok ||
+        napi_get_element(env, pair, 1, &value) != napi_ok)
+      return false;
+    size_t n;
+    std::string a, b;
+    if (napi_get_value_string_utf8(env, name, nullptr, 0, &n) != napi_ok) return false;
+    a.resize(n);
+    napi_get_value_string_utf8(env, name, &a[0], n + 1, &n);
+    if (napi_get_value_string_utf8(env, value, nullptr, 0, &n) != napi_ok) return false;
+    b.resize(n);
+    napi_get_value_string_utf8(env, value, &b[0], n + 1, &n);
+    out->emplace_back(std::move(a), std::move(b));
+  }
+  return true;
+}
+
+// respond(headers, endStream): a served call's response headers (see Call::Respond).
+napi_value Respond(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  Handle* h = HandleOf(env, info, &argc, argv);
+  if (!h || argc != 2) return nullptr;
+  std::vector<std::pair<std::string, std::string>> headers;
+  bool end = false;
+  CHECK(HeadersFrom(env, argv[0], &headers) ? napi_ok : napi_invalid_arg);
+  CHECK(napi_get_value_bool(env, argv[1], &end));
+  h->call->Respond(std::move(headers), end);
+  return nullptr;
+}
+
+// finish(trailers): a served call's response ends with these, after what was written.
+napi_value Finish(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  Handle* h = HandleOf(env, info, &argc, argv);
+  if (!h || argc != 1) return nullptr;
+  std::vector<std::pair<std::string, std::string>> trailers;
+  CHECK(HeadersFrom(env, argv[0], &trailers) ? napi_ok : napi_invalid_arg);
+  h->call->Finish(std::move(trailers));
+  return nullptr;
+}
+
+// Options both ends share.
+void CommonOptions(napi_env env, napi_value o, Options* options) {
+  options->ca_pem = StringOf(env, o, "caPem");
+  options->cert_pem = StringOf(env, o, "certPem");
+  options->key_pem = StringOf(env, o, "keyPem");
+  options->stream_window = static_cast<int32_t>(NumberOf(env, o, "streamWindowBytes", options->stream_window));
+  options->connection_window = static_cast<int32_t>(NumberOf(env, o, "connectionWindowBytes", options->connection_window));
+  options->max_message_bytes = static_cast<size_t>(NumberOf(env, o, "maxMessageBytes", static_cast<double>(options->max_message_bytes)));
+  options->keepalive_interval_ms = static_cast<int>(NumberOf(env, o, "keepaliveIntervalMs", options->keepalive_interval_ms));
+  options->keepalive_timeout_ms = static_cast<int>(NumberOf(env, o, "keepaliveTimeoutMs", options->keepalive_timeout_ms));
+}
+
+// Starts the call's thread; returns its JavaScript handle, whose events go to `on_events`.
+napi_value StartCall(napi_env env, Options options, napi_value on_events) {
+  auto call = std::make_shared<Call>(std::move(options));
+  auto* handle = new Handle{call};
+  napi_value self, name;
+  CHECK(napi_create_object(env, &self));
+  CHECK(napi_wrap(env, self, handle, FinalizeHandle, nullptr, nullptr));
+  napi_property_descriptor methods[] = {
+      {"taken", nullptr, Taken, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"cancel", nullptr, Cancel, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"released", nullptr, Released, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"write", nullptr, Write, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"awaitCopied", nullptr, AwaitCopied, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"respond", nullptr, Respond, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"finish", nullptr, Finish, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  CHECK(napi_define_properties(env, self, sizeof methods / sizeof methods[0], methods));
+  CHECK(napi_create_string_utf8(env, "lclstream stream call", NAPI_AUTO_LENGTH, &name));
+  // The handle outlives the thread's last event: the call's JavaScript side holds it.
+  auto* context = new Handle{call};
+  CHECK(napi_create_threadsafe_function(
+      env, on_events, nullptr, name, 0, 1, context, [](napi_env, void* data, void*) { delete static_cast<Handle*>(data); }, context, Deliver,
+      &call->tsfn));
+  call->Start(call);
+  return self;
+}
+
+// serve(options, onEvents): serves a call on an accepted connection (options.fd, which stays
+// JavaScript's: the thread works on a copy). Declined at once, untouched, unless the client offered
+// the marker; the server's certificate, key and CAs come in options as open's do.
+napi_value Serve(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  Options options;
+  options.server = true;
+  CommonOptions(env, argv[0], &options);
+  options.handshake_timeout_ms = static_cast<int>(NumberOf(env, argv[0], "handshakeTimeoutMs", options.handshake_timeout_ms));
+  options.fd = fcntl(static_cast<int>(NumberOf(env, argv[0], "fd", -1)), F_DUPFD_CLOEXEC, 0);
+  if (options.fd < 0) {
+    napi_throw_error(env, "ERR_LCLSTREAM_NATIVE", "serve: options.fd is not an open descriptor");
+    return nullptr;
+  }
+  int flags = fcntl(options.fd, F_GETFL);
+  fcntl(options.fd, F_SETFL, flags | O_NONBLOCK);
+  return StartCall(env, std::move(options), argv[1]);
+}
+
 // open(options, onEvents): starts the call; returns { taken(), cancel(), released(), write(), awaitCopied() }.
 napi_value Open(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -1032,68 +1403,26 @@ napi_value Open(napi_env env, napi_callback_info info) {
   options.servername = StringOf(env, o, "servername");
   options.authority = StringOf(env, o, "authority");
   options.path = StringOf(env, o, "path");
-  options.ca_pem = StringOf(env, o, "caPem");
-  options.cert_pem = StringOf(env, o, "certPem");
-  options.key_pem = StringOf(env, o, "keyPem");
-  options.stream_window = static_cast<int32_t>(NumberOf(env, o, "streamWindowBytes", options.stream_window));
-  options.connection_window = static_cast<int32_t>(NumberOf(env, o, "connectionWindowBytes", options.connection_window));
-  options.max_message_bytes = static_cast<size_t>(NumberOf(env, o, "maxMessageBytes", static_cast<double>(options.max_message_bytes)));
+  CommonOptions(env, o, &options);
   options.borrowed = NumberOf(env, o, "borrowed", 0) != 0;
   options.streamed = NumberOf(env, o, "streamed", 0) != 0;
-  options.keepalive_interval_ms = static_cast<int>(NumberOf(env, o, "keepaliveIntervalMs", options.keepalive_interval_ms));
-  options.keepalive_timeout_ms = static_cast<int>(NumberOf(env, o, "keepaliveTimeoutMs", options.keepalive_timeout_ms));
   napi_value headers, body;
-  uint32_t count = 0;
   CHECK(napi_get_named_property(env, o, "headers", &headers));
-  CHECK(napi_get_array_length(env, headers, &count));
-  for (uint32_t i = 0; i < count; i++) {
-    napi_value pair;
-    CHECK(napi_get_element(env, headers, i, &pair));
-    napi_value name, value;
-    CHECK(napi_get_element(env, pair, 0, &name));
-    CHECK(napi_get_element(env, pair, 1, &value));
-    size_t n;
-    std::string a, b;
-    napi_get_value_string_utf8(env, name, nullptr, 0, &n);
-    a.resize(n);
-    napi_get_value_string_utf8(env, name, &a[0], n + 1, &n);
-    napi_get_value_string_utf8(env, value, nullptr, 0, &n);
-    b.resize(n);
-    napi_get_value_string_utf8(env, value, &b[0], n + 1, &n);
-    options.headers.emplace_back(a, b);
-  }
+  CHECK(HeadersFrom(env, headers, &options.headers) ? napi_ok : napi_invalid_arg);
   CHECK(napi_get_named_property(env, o, "body", &body));
   void* bytes;
   size_t length;
   CHECK(napi_get_typedarray_info(env, body, nullptr, &length, &bytes, nullptr, nullptr));
   options.body.assign(static_cast<uint8_t*>(bytes), static_cast<uint8_t*>(bytes) + length);
-
-  auto call = std::make_shared<Call>(std::move(options));
-  auto* handle = new Handle{call};
-  napi_value self, name;
-  CHECK(napi_create_object(env, &self));
-  CHECK(napi_wrap(env, self, handle, FinalizeHandle, nullptr, nullptr));
-  napi_property_descriptor methods[] = {
-      {"taken", nullptr, Taken, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"cancel", nullptr, Cancel, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"released", nullptr, Released, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"write", nullptr, Write, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"awaitCopied", nullptr, AwaitCopied, nullptr, nullptr, nullptr, napi_default, nullptr},
-  };
-  CHECK(napi_define_properties(env, self, 5, methods));
-  CHECK(napi_create_string_utf8(env, "lclstream stream call", NAPI_AUTO_LENGTH, &name));
-  // The handle outlives the thread's last event: the call's JavaScript side holds it.
-  auto* context = new Handle{call};
-  CHECK(napi_create_threadsafe_function(
-      env, argv[1], nullptr, name, 0, 1, context, [](napi_env, void* data, void*) { delete static_cast<Handle*>(data); }, context, Deliver,
-      &call->tsfn));
-  call->Start(call);
-  return self;
+  return StartCall(env, std::move(options), argv[1]);
 }
 
 napi_value Init(napi_env env, napi_value exports) {
-  napi_property_descriptor methods[] = {{"open", nullptr, Open, nullptr, nullptr, nullptr, napi_enumerable, nullptr}};
-  napi_define_properties(env, exports, 1, methods);
+  napi_property_descriptor methods[] = {
+      {"open", nullptr, Open, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"serve", nullptr, Serve, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+  };
+  napi_define_properties(env, exports, 2, methods);
   return exports;
 }
 

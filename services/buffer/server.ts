@@ -42,6 +42,7 @@ export const bufferConfigSchema = z.strictObject({
   /** A quiet subscription gets a heartbeat this often, so proxies keep it open. */
   heartbeatMs: z.number().int().positive().default(15_000),
   maxMessageBytes: serverSettingsSchema.shape.maxMessageBytes,
+  nativeDataPath: serverSettingsSchema.shape.nativeDataPath,
 });
 
 export type BufferConfig = z.input<typeof bufferConfigSchema>;
@@ -108,11 +109,17 @@ export async function build(input: BufferConfig, deps: ServiceDeps = {}): Promis
   });
   const rates = new RateMeters();
   try {
-    const server = await serveInMesh("buffer", config, { membership, logger }, [
-      bufferRegistration(
-        createBufferService({ streams, policy, rates, limits: { defaultCapacityBytes: config.defaultCapacityBytes }, heartbeatMs: config.heartbeatMs }),
-      ),
-    ]);
+    const server = await serveInMesh(
+      "buffer",
+      config,
+      { membership, logger },
+      [
+        bufferRegistration(
+          createBufferService({ streams, policy, rates, limits: { defaultCapacityBytes: config.defaultCapacityBytes }, heartbeatMs: config.heartbeatMs }),
+        ),
+      ],
+      { nativeDataPath: config.nativeDataPath },
+    );
     registerStreamMetrics(server, streams);
     return {
       url: server.url,

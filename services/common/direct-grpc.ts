@@ -55,16 +55,54 @@ export const writeAheadKey = createContextKey(writeAheadBytes, { description: "b
 const queuedRequestsBeforePause = 2;
 
 /**
+ * One call's side of the wire, as a direct call drives it: a stream of
+ * Node's HTTP/2 server, or a connection the native module serves
+ * (native-server.ts).
+ */
+export interface ServerCallWire {
+  /** The request's path, `/package.Service/Method`. */
+  readonly path: string;
+  /** The request's headers, without pseudo-headers. */
+  readonly requestHeader: Headers;
+  readonly contextValues: ContextValues;
+  /** Calls `listener` once when the stream closes (the client went away, or the call ended). */
+  onClose(listener: () => void): void;
+  /**
+   * The request's messages, each as the parts it arrived in; pauses reading
+   * while they pile up, and fails with the status a broken request gets.
+   */
+  requests(signal: AbortSignal): AsyncIterable<Uint8Array[]>;
+  sendHeaders(headers: Record<string, string>): void;
+  /** Sends a message; resolves once less than `writeAhead` bytes wait to be sent. */
+  send(parts: Uint8Array[], writeAhead: number, signal: AbortSignal): Promise<void> | undefined;
+  /** Ends the response with trailers, after what was sent. */
+  end(trailers: Record<string, string>): void;
+  /** The whole response in one HEADERS frame that carries the status (Trailers-Only). */
+  trailersOnly(headers: Record<string, string>): void;
+  /** The stream can take nothing more. */
+  readonly destroyed: boolean;
+}
+
+/** Serves direct calls from any wire; `serve` returns false for a path it does not serve. */
+export function createDirectGrpcServer(options: Omit<DirectGrpcOptions, "contextValues">) {
+  const byPath = new Map(options.methods.map((m) => [`/${m.service.typeName}/${m.method.name}`, m]));
+  return {
+    serves: (path: string) => byPath.has(path),
+    /** Serves the call; resolves when it ended. */
+    serve: (wire: ServerCallWire) => serveCall(byPath.get(wire.path)!, wire, options),
+  };
+}
+
+/**
  * Returns a request listener that serves the chosen methods' gRPC requests
  * and returns false for anything else.
  */
 export function createDirectGrpcHandler(options: DirectGrpcOptions) {
-  const byPath = new Map(options.methods.map((m) => [`/${m.service.typeName}/${m.method.name}`, m]));
+  const server = createDirectGrpcServer(options);
   return (req: Http2ServerRequest, res: Http2ServerResponse): boolean => {
-    const direct = byPath.get(req.url);
     // Anything but a gRPC POST (another verb, gRPC-Web, Connect) is connect's to answer.
-    if (!direct || req.method !== "POST" || !/^application\/grpc(\+proto)?$/.test(req.headers["content-type"] ?? "")) return false;
-    void serveCall(direct, req, res, options).catch((error: unknown) => {
+    if (!server.serves(req.url) || req.method !== "POST" || !isGrpcContentType(req.headers["content-type"])) return false;
+    void server.serve(nodeWire(req, res, options.contextValues(req), options.maxMessageBytes)).catch((error: unknown) => {
       if (peerGone(req, res)) options.logger.debug({ err: error, procedure: req.url }, "the caller left before the call ended");
       else options.logger.error({ err: error, procedure: req.url }, "serving a direct gRPC call failed");
       res.stream.close();
@@ -73,15 +111,17 @@ export function createDirectGrpcHandler(options: DirectGrpcOptions) {
   };
 }
 
-async function serveCall({ service, method, impl }: DirectMethod, req: Http2ServerRequest, res: Http2ServerResponse, options: DirectGrpcOptions) {
-  const requestHeader = new Headers();
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (!name.startsWith(":") && value !== undefined) requestHeader.set(name, Array.isArray(value) ? value.join(", ") : value);
-  }
+/** Whether a request's content type is gRPC's (not gRPC-Web's or Connect's). */
+export function isGrpcContentType(contentType: string | null | undefined): boolean {
+  return /^application\/grpc(\+proto)?$/.test(contentType ?? "");
+}
+
+async function serveCall({ service, method, impl }: DirectMethod, wire: ServerCallWire, options: Omit<DirectGrpcOptions, "contextValues">) {
+  const requestHeader = wire.requestHeader;
   const timeout = parseTimeout(requestHeader.get("grpc-timeout"), 2 ** 31 - 1);
   const clientGone = new AbortController();
   let finished = false;
-  res.once("close", () => {
+  wire.onClose(() => {
     if (!finished) clientGone.abort(new ConnectError("the client cancelled the call", Code.Canceled));
   });
   const context = createHandlerContext({
@@ -89,12 +129,12 @@ async function serveCall({ service, method, impl }: DirectMethod, req: Http2Serv
     method,
     protocolName: "grpc",
     requestMethod: "POST",
-    url: req.url,
+    url: wire.path,
     timeoutMs: timeout.timeoutMs,
     shutdownSignal: options.shutdownSignal,
     requestSignal: clientGone.signal,
     requestHeader,
-    contextValues: options.contextValues(req),
+    contextValues: wire.contextValues,
   });
 
   const encoding = requestHeader.get("grpc-encoding");
@@ -107,7 +147,7 @@ async function serveCall({ service, method, impl }: DirectMethod, req: Http2Serv
   const sendHeaders = () => {
     if (headersSent) return;
     headersSent = true;
-    res.writeHead(200, { ...headersObject(context.responseHeader), "content-type": "application/grpc+proto", "grpc-accept-encoding": "identity" });
+    wire.sendHeaders({ ...headersObject(context.responseHeader), "content-type": "application/grpc+proto", "grpc-accept-encoding": "identity" });
   };
   if (!failure) {
     try {
@@ -115,7 +155,7 @@ async function serveCall({ service, method, impl }: DirectMethod, req: Http2Serv
         createMethodImplSpec(method, impl as never),
         context,
         options.interceptors,
-      )(readRequests(req, method, options.maxMessageBytes, context.signal));
+      )(readRequests(wire, method, context.signal));
       for await (const output of outputs) {
         const parts = encodeFrameParts(method.output, output);
         const length = parts.reduce((n, p) => n + p.byteLength, 0) - 5;
@@ -129,12 +169,7 @@ async function serveCall({ service, method, impl }: DirectMethod, req: Http2Serv
           );
         }
         sendHeaders();
-        // One writev for the parts of a message.
-        res.stream.cork();
-        for (const part of parts) res.write(part);
-        res.stream.uncork();
-        // (Node emits "drain" only after a write found the stream full.)
-        if (res.stream.writableNeedDrain && res.stream.writableLength > context.values.get(writeAheadKey)) await drained(res, context.signal);
+        await wire.send(parts, context.values.get(writeAheadKey), context.signal);
       }
     } catch (error) {
       failure = ConnectError.from(error);
@@ -142,46 +177,84 @@ async function serveCall({ service, method, impl }: DirectMethod, req: Http2Serv
   }
   finished = true;
   context.abort();
-  if (res.stream.destroyed) return;
+  if (wire.destroyed) return;
   const trailer = setTrailerStatus(new Headers(context.responseTrailer), failure);
   if (!headersSent) {
-    // Trailers-Only: one HEADERS frame that carries the status and ends the
-    // stream. (writeHead + end would send HEADERS, then an empty DATA frame
-    // with END_STREAM, which grpc-go and grpc-python read as a stream closed
-    // without trailers.)
-    res.stream.respond(
-      { ...headersObject(context.responseHeader), ":status": 200, "content-type": "application/grpc+proto", ...headersObject(trailer) },
-      { endStream: true },
-    );
+    wire.trailersOnly({ ...headersObject(context.responseHeader), "content-type": "application/grpc+proto", ...headersObject(trailer) });
     return;
   }
-  res.addTrailers(headersObject(trailer));
-  res.end();
+  wire.end(headersObject(trailer));
 }
 
-/** The request messages, decoded as the call reads them; reading pauses while they pile up. */
-async function* readRequests(req: Http2ServerRequest, method: DescMethod, maxMessageBytes: number, signal: AbortSignal) {
+/** A request message over the server's limit. */
+export function requestTooLarge(length: number, maxMessageBytes: number): ConnectError {
+  return rpcError(
+    Code.ResourceExhausted,
+    runtimeDomain,
+    "MESSAGE_TOO_LARGE",
+    `a request message of ${length} bytes is larger than this server accepts (${maxMessageBytes} bytes): send smaller messages (for example smaller batches), or raise the server's maxMessageBytes`,
+    { metadata: { limit_bytes: String(maxMessageBytes) } },
+  );
+}
+
+/** A request message flagged compressed: a protocol error (the gRPC spec: INTERNAL). */
+export function requestCompressed(): ConnectError {
+  return framingError(
+    Code.Internal,
+    "a request message is flagged compressed, but the call negotiated no compression (grpc-encoding); send messages uncompressed, flag 0",
+  );
+}
+
+/** A request stream that ended inside a message. */
+export function requestTruncated(): ConnectError {
+  return framingError(Code.InvalidArgument, "the request stream ended inside a message; the client sent a truncated frame");
+}
+
+/** A call's side of a stream of Node's HTTP/2 server. */
+function nodeWire(req: Http2ServerRequest, res: Http2ServerResponse, contextValues: ContextValues, maxMessageBytes: number): ServerCallWire {
+  const requestHeader = new Headers();
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (!name.startsWith(":") && value !== undefined) requestHeader.set(name, Array.isArray(value) ? value.join(", ") : value);
+  }
+  return {
+    path: req.url,
+    requestHeader,
+    contextValues,
+    onClose: (listener) => res.once("close", listener),
+    requests: (signal) => nodeRequests(req, maxMessageBytes, signal),
+    sendHeaders: (headers) => res.writeHead(200, headers),
+    send(parts, writeAhead, signal) {
+      // One writev for the parts of a message.
+      res.stream.cork();
+      for (const part of parts) res.write(part);
+      res.stream.uncork();
+      // (Node emits "drain" only after a write found the stream full.)
+      if (res.stream.writableNeedDrain && res.stream.writableLength > writeAhead) return drained(res, signal);
+      return undefined;
+    },
+    end(trailers) {
+      res.addTrailers(trailers);
+      res.end();
+    },
+    // (writeHead + end would send HEADERS, then an empty DATA frame with
+    // END_STREAM, which grpc-go and grpc-python read as a stream closed
+    // without trailers.)
+    trailersOnly: (headers) => res.stream.respond({ ...headers, ":status": 200 }, { endStream: true }),
+    get destroyed() {
+      return res.stream.destroyed;
+    },
+  };
+}
+
+/** The request messages of a stream of Node's HTTP/2 server, framed here; reading pauses while they pile up. */
+async function* nodeRequests(req: Http2ServerRequest, maxMessageBytes: number, signal: AbortSignal) {
   const queue = new AsyncQueue<Uint8Array[]>();
   const reader = new GrpcFrameReader(maxMessageBytes);
   const onData = (chunk: Buffer) => {
     const messages = reader.push(chunk);
     if (!Array.isArray(messages)) {
       req.off("data", onData);
-      queue.fail(
-        messages.kind === "too-large"
-          ? rpcError(
-              Code.ResourceExhausted,
-              runtimeDomain,
-              "MESSAGE_TOO_LARGE",
-              `a request message of ${messages.length} bytes is larger than this server accepts (${maxMessageBytes} bytes): send smaller messages (for example smaller batches), or raise the server's maxMessageBytes`,
-              { metadata: { limit_bytes: String(maxMessageBytes) } },
-            )
-          : // The compressed flag with no encoding negotiated is a protocol error (the gRPC spec: INTERNAL).
-            framingError(
-              Code.Internal,
-              "a request message is flagged compressed, but the call negotiated no compression (grpc-encoding); send messages uncompressed, flag 0",
-            ),
-      );
+      queue.fail(messages.kind === "too-large" ? requestTooLarge(messages.length, maxMessageBytes) : requestCompressed());
       return;
     }
     for (const message of messages) queue.push(message);
@@ -189,27 +262,34 @@ async function* readRequests(req: Http2ServerRequest, method: DescMethod, maxMes
   };
   req.on("data", onData);
   req.once("end", () => {
-    if (reader.partial) queue.fail(framingError(Code.InvalidArgument, "the request stream ended inside a message; the client sent a truncated frame"));
+    if (reader.partial) queue.fail(requestTruncated());
     else queue.close();
   });
   try {
     for await (const parts of queue.drain(signal)) {
       if (queue.length < queuedRequestsBeforePause) req.resume();
-      let message;
-      try {
-        message = decodeFrame(method.input, parts);
-      } catch (error) {
-        throw rpcError(
-          Code.InvalidArgument,
-          runtimeDomain,
-          "MALFORMED_MESSAGE",
-          `the request is not a valid ${method.input.typeName} (${(error as Error).message}); check that the client was generated from the same .proto files`,
-        );
-      }
-      yield message;
+      yield parts;
     }
   } finally {
     req.off("data", onData);
+  }
+}
+
+/** The request messages, decoded as the call reads them. */
+async function* readRequests(wire: ServerCallWire, method: DescMethod, signal: AbortSignal) {
+  for await (const parts of wire.requests(signal)) {
+    let message;
+    try {
+      message = decodeFrame(method.input, parts);
+    } catch (error) {
+      throw rpcError(
+        Code.InvalidArgument,
+        runtimeDomain,
+        "MALFORMED_MESSAGE",
+        `the request is not a valid ${method.input.typeName} (${(error as Error).message}); check that the client was generated from the same .proto files`,
+      );
+    }
+    yield message;
   }
 }
 

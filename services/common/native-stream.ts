@@ -27,19 +27,26 @@ type HeaderList = [name: string, value: string][];
 /** The code of an error's cause when the server closed the connection after the handshake without answering. */
 export const closedUnansweredCode = "ERR_LCLSTREAM_CLOSED_UNANSWERED";
 
-/** What the reader thread reports, in order. */
-type NativeEvent =
+/** What the call's thread reports, in order. */
+export type NativeEvent =
   | { kind: "headers" | "trailers"; headers: HeaderList; endStream: boolean }
   /** A message of `length` bytes at the start of `buffer`, or of the borrowed slot's buffer given before (`slot` >= 0). */
   | { kind: "message"; length: number; slot: number; buffer?: ArrayBuffer }
   | { kind: "closed"; errorCode: number }
-  | { kind: "error"; reason: "connect" | "tls" | "refused" | "http2" | "too-large" | "compressed" | "closed"; message: string; length: number }
+  | { kind: "error"; reason: "connect" | "tls" | "refused" | "http2" | "too-large" | "compressed" | "closed" | "truncated"; message: string; length: number }
   /** A streamed request's bytes copied out of JavaScript's memory so far (asked for by awaitCopied). */
   | { kind: "copied"; copied: number }
   /** The thread is done: it reads none of the request's memory any more. */
-  | { kind: "finished" };
+  | { kind: "finished" }
+  /** Serving: the connection is (not) the module's to serve (it is Node's server's if declined). */
+  | { kind: "accepted" | "declined" }
+  /** Serving: the certificate (DER) the client's TLS handshake was verified with. */
+  | { kind: "peer"; certificate: Buffer }
+  /** Serving: the request ended. */
+  | { kind: "end" };
 
-interface NativeCall {
+/** A call on its thread, as its JavaScript side drives it. */
+export interface NativeCall {
   /** The caller took a message: the reader may open the window again. */
   taken(): void;
   /** Resets the stream and closes the connection. */
@@ -53,9 +60,14 @@ interface NativeCall {
   write(chunks: Uint8Array[], end: boolean): number;
   /** True when `total` request bytes are copied; otherwise a "copied" event says when. */
   awaitCopied(total: number): boolean;
+  /** Serving: the response's headers; `endStream` makes them the whole response (Trailers-Only). */
+  respond(headers: HeaderList, endStream: boolean): void;
+  /** Serving: the response ends with these trailers, after what was written. */
+  finish(trailers: HeaderList): void;
 }
 
-interface NativeModule {
+/** What the native module offers. */
+export interface NativeModule {
   open(
     options: {
       host: string;
@@ -77,6 +89,26 @@ interface NativeModule {
       streamed?: number;
       keepaliveIntervalMs?: number;
       keepaliveTimeoutMs?: number;
+    },
+    onEvents: (events: NativeEvent[]) => void,
+  ): NativeCall;
+  /**
+   * Serves a call on an accepted connection (`fd` stays the caller's; the
+   * thread works on a copy of it): declined at once, untouched, unless the
+   * client is this module's (it offered the module's ALPN marker).
+   */
+  serve(
+    options: {
+      fd: number;
+      caPem: string;
+      certPem: string;
+      keyPem: string;
+      streamWindowBytes: number;
+      connectionWindowBytes: number;
+      maxMessageBytes: number;
+      keepaliveIntervalMs: number;
+      keepaliveTimeoutMs: number;
+      handshakeTimeoutMs: number;
     },
     onEvents: (events: NativeEvent[]) => void,
   ): NativeCall;
@@ -249,11 +281,12 @@ export function createNativeStreamCall(native: NativeModule, target: NativeTarge
 }
 
 /**
- * A streamed request's side in JavaScript: holds each message's memory until
- * the thread has copied it out, and makes the caller wait while more than
- * `writeAheadBytes` wait to be sent.
+ * The side in JavaScript of what a call streams out (a client's requests, a
+ * server's responses): holds each message's memory until the thread has
+ * copied it out, and makes the caller wait while more than the write-ahead
+ * (`writeAheadBytes` unless given) waits to be sent.
  */
-function requestSender(call: NativeCall) {
+export function requestSender(call: NativeCall) {
   // Each message's parts, until the bytes copied pass its end.
   const held: { end: number; chunks: Uint8Array[] }[] = [];
   let written = 0;
@@ -267,14 +300,24 @@ function requestSender(call: NativeCall) {
     wake = undefined;
   };
   return {
-    async send(chunks: Uint8Array[], end: boolean) {
+    async send(chunks: Uint8Array[], end: boolean, writeAhead = writeAheadBytes, signal?: AbortSignal) {
       if (finished) return;
       for (const chunk of chunks) written += chunk.byteLength;
       held.push({ end: written, chunks });
       const copied = call.write(chunks, end);
       letGo(copied);
       // Past the bound, wait until half of it is sent: one wake-up for many messages, not one each.
-      if (written - copied > writeAheadBytes && !call.awaitCopied(written - writeAheadBytes / 2)) await new Promise<void>((resolve) => (wake = resolve));
+      if (written - copied > writeAhead && !call.awaitCopied(written - writeAhead / 2)) {
+        await new Promise<void>((resolve, reject) => {
+          const aborted = () => reject(signal!.reason);
+          if (signal?.aborted) return aborted();
+          signal?.addEventListener("abort", aborted, { once: true });
+          wake = () => {
+            signal?.removeEventListener("abort", aborted);
+            resolve();
+          };
+        });
+      }
     },
     copied(total: number) {
       letGo(total);

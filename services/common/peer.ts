@@ -3,6 +3,7 @@
  * acts for (the same, or the client behind the front proxy, from
  * `x-forwarded-client-cert`).
  */
+import { X509Certificate } from "node:crypto";
 import type { TLSSocket } from "node:tls";
 import { createContextKey, type HandlerContext } from "@connectrpc/connect";
 import { Code } from "@connectrpc/connect";
@@ -49,15 +50,28 @@ export function tlsPeerOf(socket: TLSSocket, trustDomain: string, connection: ob
   if (cached) return cached;
   const cert = socket.getPeerCertificate?.();
   const hasCert = cert && Object.keys(cert).length > 0 && socket.authorized;
-  const identity = hasCert ? identityFromSubjectAltName(cert.subjectaltname, trustDomain) : undefined;
-  const peer: TlsPeer = {
-    identity,
-    namesWithoutIdentity: hasCert && !identity ? cert.subjectaltname || "no subjectAltName" : undefined,
-    serialNumber: hasCert ? normalizeSerial(cert.serialNumber) : undefined,
-    address: socket.remoteAddress,
-  };
+  const peer = peerOf(hasCert ? cert : undefined, trustDomain, socket.remoteAddress);
   peers.set(connection, peer);
   return peer;
+}
+
+/**
+ * The peer of a connection whose TLS handshake verified `certificate`
+ * (DER) elsewhere: the native module's (native-server.ts).
+ */
+export function tlsPeerOfCertificate(certificate: Uint8Array, trustDomain: string, address: string | undefined): TlsPeer {
+  const cert = new X509Certificate(certificate);
+  return peerOf({ subjectaltname: cert.subjectAltName ?? "", serialNumber: cert.serialNumber }, trustDomain, address);
+}
+
+function peerOf(cert: { subjectaltname?: string; serialNumber: string } | undefined, trustDomain: string, address: string | undefined): TlsPeer {
+  const identity = cert ? identityFromSubjectAltName(cert.subjectaltname, trustDomain) : undefined;
+  return {
+    identity,
+    namesWithoutIdentity: cert && !identity ? cert.subjectaltname || "no subjectAltName" : undefined,
+    serialNumber: cert ? normalizeSerial(cert.serialNumber) : undefined,
+    address,
+  };
 }
 
 /** The serial number of the caller's certificate, if known. */

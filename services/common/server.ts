@@ -7,7 +7,7 @@
  */
 import { setMaxListeners } from "node:events";
 import * as http2 from "node:http2";
-import type { AddressInfo, Socket } from "node:net";
+import { type AddressInfo, createServer as createNetServer, type Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { Code, createConnectRouter, createContextValues, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
 import { createRegistry, type DescService } from "@bufbuild/protobuf";
@@ -19,7 +19,9 @@ import { createHealthService, HealthStatus, ServingStatus } from "./health.js";
 import { createAuthInterceptor, createTelemetryInterceptor, errorMappingInterceptor } from "./interceptors.js";
 import { createLogger, type Logger } from "./logger.js";
 import { RpcMetrics, serveMetrics } from "./metrics.js";
-import { createDirectGrpcHandler, type DirectMethod } from "./direct-grpc.js";
+import { createDirectGrpcHandler, createDirectGrpcServer, type DirectMethod } from "./direct-grpc.js";
+import { createNativeServing } from "./native-server.js";
+import { nativeStreamModule } from "./native-stream.js";
 import { createNodeHandler, createUnaryCaller, type HttpRoute, type UnaryCall } from "./node-handler.js";
 import { createStaticHandler } from "./static-files.js";
 import { resolveIdentity } from "./identity.js";
@@ -120,6 +122,12 @@ export const serverSettingsSchema = z.strictObject({
    * a client dripping a request holds nothing for long. In ms.
    */
   requestReadTimeoutMs: z.number().int().min(1).default(30_000),
+  /**
+   * Serve the data-path calls of this project's native client (Publish,
+   * Subscribe) on the native module, when it is built (native-server.ts);
+   * false serves every call on Node's HTTP/2.
+   */
+  nativeDataPath: z.boolean().default(true),
 });
 
 /** Settings as written in a config (defaults filled in by createServer). */
@@ -218,22 +226,23 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
     values.set(tlsPeerKey, tlsPeerOf(req.socket as TLSSocket, options.trustDomain, req.stream?.session ?? req.socket));
     return values;
   };
-  const direct = createDirectGrpcHandler({
-    methods: options.services.flatMap(({ service, implementation, directImplementation = implementation, direct = [] }) =>
-      direct.map((name) => {
-        const method = service.methods.find((m) => m.name === name);
-        const impl: unknown = method && (directImplementation as Record<string, unknown>)[method.localName];
-        if (!method || typeof impl !== "function") throw new Error(`${service.typeName} has no implemented method ${name} to serve directly`);
-        return { service, method, impl: impl.bind(directImplementation) as DirectMethod["impl"] };
-      }),
-    ),
+  const directMethods = options.services.flatMap(({ service, implementation, directImplementation = implementation, direct = [] }) =>
+    direct.map((name) => {
+      const method = service.methods.find((m) => m.name === name);
+      const impl: unknown = method && (directImplementation as Record<string, unknown>)[method.localName];
+      if (!method || typeof impl !== "function") throw new Error(`${service.typeName} has no implemented method ${name} to serve directly`);
+      return { service, method, impl: impl.bind(directImplementation) as DirectMethod["impl"] };
+    }),
+  );
+  const directOptions = {
+    methods: directMethods,
     interceptors,
-    contextValues,
     maxMessageBytes: settings.maxMessageBytes,
     maxSendMessageBytes: maxSendBytes,
     shutdownSignal: shutdown.signal,
     logger,
-  });
+  };
+  const direct = createDirectGrpcHandler({ ...directOptions, contextValues });
   const staticFiles = options.staticFiles && createStaticHandler(options.staticFiles.dir, options.staticFiles.prefix);
   const httpRoute = options.httpRoutes?.(createUnaryCaller(router, contextValues));
   const handler = createNodeHandler(router, {
@@ -286,14 +295,35 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
   // New handshakes with a revoked certificate fail once TLS has the new CRL.
   const stopCrl = options.revocations?.onCrl(() => server.setSecureContext(secureContext()));
 
+  // With data-path methods and the native module built, connections from the
+  // module's client are served by the module (native-server.ts); the rest
+  // (every other client) go to Node's HTTP/2 server, untouched.
+  const native = directMethods.length > 0 && settings.nativeDataPath ? nativeStreamModule() : undefined;
+  const nativeServing =
+    native &&
+    createNativeServing({
+      native,
+      tls: () => tls,
+      trustDomain: options.trustDomain,
+      streamWindowBytes: settings.http2WindowBytes,
+      connectionWindowBytes: settings.http2WindowBytes * 2,
+      maxMessageBytes: settings.maxMessageBytes,
+      keepaliveIntervalMs: settings.keepaliveIntervalMs,
+      keepaliveTimeoutMs: settings.keepaliveTimeoutMs,
+      handshakeTimeoutMs: settings.handshakeTimeoutMs,
+      direct: createDirectGrpcServer(directOptions),
+      decline: (socket) => server.emit("connection", socket),
+      logger,
+    });
+  const listener = nativeServing ? createNetServer({ pauseOnConnect: true }, (socket) => nativeServing.connection(socket)) : server;
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(settings.port, settings.host, () => {
-      server.off("error", reject);
+    listener.once("error", reject);
+    listener.listen(settings.port, settings.host, () => {
+      listener.off("error", reject);
       resolve();
     });
   });
-  const port = (server.address() as AddressInfo).port;
+  const port = (listener.address() as AddressInfo).port;
   const metricsServer = settings.metricsPort === undefined ? undefined : await serveMetrics(metrics.registry, settings.metricsHost, settings.metricsPort);
 
   health.set("", ServingStatus.SERVING);
@@ -307,7 +337,7 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
       health.setAllNotServing();
       stopCrl?.();
       shutdown.abort(rpcError(Code.Unavailable, runtimeDomain, "SERVER_SHUTTING_DOWN", `the ${options.name} server is shutting down; retry when it is back`));
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
       // GOAWAY: no new streams; each connection closes when its last stream ends.
       for (const session of sessions) session.close();
       const force = setTimeout(() => {
@@ -315,7 +345,7 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
         // A session whose peer vanished can be destroyed and leave its socket open, holding up close.
         for (const socket of sockets) socket.destroy();
       }, settings.shutdownGraceMs);
-      await closed;
+      await Promise.all([closed, nativeServing?.close(settings.shutdownGraceMs)]);
       clearTimeout(force);
       if (metricsServer) {
         const metricsClosed = new Promise<void>((resolve) => metricsServer.close(() => resolve()));

@@ -67,6 +67,7 @@ export interface ServingExtras {
   staticFiles?: { prefix: string; dir: string };
   httpRoutes?: ServerOptions["httpRoutes"];
   allowHttp1?: boolean;
+  nativeDataPath?: boolean;
 }
 
 /**

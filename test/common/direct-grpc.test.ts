@@ -150,7 +150,18 @@ function requireNative(native: boolean): void {
     throw new Error("the native module is not built: run `npm run build:native` (or set LCLSTREAM_NATIVE=0 to test without it)");
 }
 
-describe.each(readers)("the buffer's data path over mTLS, read by $reader", ({ native }) => {
+/**
+ * The buffer serves the native client's data-path calls on the native module
+ * too (native-server.ts), and every other client's on Node's HTTP/2: the
+ * data path is tested on each pairing a deployment can have.
+ */
+const pairings = [
+  { pairing: "Node's HTTP/2 at both ends", native: false, nativeServer: false },
+  { pairing: "the native module at both ends", native: true, nativeServer: true },
+  { pairing: "the native client and Node's HTTP/2 server", native: true, nativeServer: false },
+].filter((p) => !(p.native && skipNative));
+
+describe.each(pairings)("the buffer's data path over mTLS, with $pairing", ({ native, nativeServer }) => {
   let pki: TestPki;
   let stateDir: string;
   let buffer: BufferServer;
@@ -164,7 +175,10 @@ describe.each(readers)("the buffer's data path over mTLS, read by $reader", ({ n
     pki = await createTestPki();
     stateDir = await mkdtemp(join(tmpdir(), "lclstream-direct-"));
     // A budget for every stream this file creates (each promises its capacity; nothing is allocated up front).
-    buffer = await build({ stateDir, submitters: ["user/alice"], maxMessageBytes, memoryBudgetBytes: 16 * 1024 * 1024 * KiB }, { tls: pki.server });
+    buffer = await build(
+      { stateDir, submitters: ["user/alice"], maxMessageBytes, memoryBudgetBytes: 16 * 1024 * 1024 * KiB, nativeDataPath: nativeServer },
+      { tls: pki.server },
+    );
   });
   afterAll(async () => {
     await buffer?.close();
@@ -371,7 +385,7 @@ describe.each(readers)("the buffer's data path over mTLS, read by $reader", ({ n
 
   it("ends a subscription as UNAVAILABLE, saying why, when its buffer shuts down", async () => {
     const dir = await mkdtemp(join(tmpdir(), "lclstream-direct-down-"));
-    const doomed = await build({ stateDir: dir, submitters: ["user/alice"] }, { tls: pki.server });
+    const doomed = await build({ stateDir: dir, submitters: ["user/alice"], nativeDataPath: nativeServer }, { tls: pki.server });
     try {
       const client = createClient(BufferService, createMeshTransport({ baseUrl: doomed.url, tls: pki.alice, native }));
       const { stream, publishToken } = await client.createStream({ stream: {} });

@@ -387,10 +387,11 @@ describe("buffer", () => {
     const again = await alice().createStream({ stream: { consumerGroups: [{ name: "g" }] }, requestId: "r-1" });
     expect(again.stream!.name).toBe(first.stream!.name);
     expect(again.publishToken).toBe(first.publishToken);
-    const waiting = consume(alice(), first.stream!.name, "g");
+    // (Caught from the start: the subscription may end before DeleteStream's own answer arrives.)
+    const waiting = failure(consume(alice(), first.stream!.name, "g"));
     await new Promise((r) => setTimeout(r, 100));
     await alice().deleteStream({ name: first.stream!.name });
-    expect(await failure(waiting)).toMatchObject({ code: Code.Canceled, reason: "STREAM_DELETED" });
+    expect(await waiting).toMatchObject({ code: Code.Canceled, reason: "STREAM_DELETED" });
     expect(await failure(alice().getStream({ name: first.stream!.name }))).toMatchObject({ code: Code.NotFound });
   });
 });

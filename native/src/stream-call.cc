@@ -149,6 +149,7 @@ struct Options {
   std::string authority;
   std::string path;
   std::string ca_pem, cert_pem, key_pem;
+  std::string crl_pem;  // serving: revoked client certificates are refused in the handshake, as Node's server does
   std::vector<std::pair<std::string, std::string>> headers;
   std::vector<uint8_t> body;
   // The request is streamed: JavaScript hands its bytes over with Write and ends it there.
@@ -536,6 +537,16 @@ class Call {
     BIO_free(bio);
     ERR_clear_error();  // the end of the PEM text reads as an error
     if (cas == 0) return false;
+    if (!options_.crl_pem.empty()) {
+      bio = BIO_new_mem_buf(options_.crl_pem.data(), static_cast<int>(options_.crl_pem.size()));
+      while (X509_CRL* crl = PEM_read_bio_X509_CRL(bio, nullptr, nullptr, nullptr)) {
+        X509_STORE_add_crl(store, crl);
+        X509_CRL_free(crl);
+      }
+      BIO_free(bio);
+      ERR_clear_error();
+      X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);  // (Node's flags for a `crl`)
+    }
 
     if (!options_.cert_pem.empty()) {
       bio = BIO_new_mem_buf(options_.cert_pem.data(), static_cast<int>(options_.cert_pem.size()));
@@ -1336,6 +1347,7 @@ void CommonOptions(napi_env env, napi_value o, Options* options) {
   options->ca_pem = StringOf(env, o, "caPem");
   options->cert_pem = StringOf(env, o, "certPem");
   options->key_pem = StringOf(env, o, "keyPem");
+  options->crl_pem = StringOf(env, o, "crlPem");
   options->stream_window = static_cast<int32_t>(NumberOf(env, o, "streamWindowBytes", options->stream_window));
   options->connection_window = static_cast<int32_t>(NumberOf(env, o, "connectionWindowBytes", options->connection_window));
   options->max_message_bytes = static_cast<size_t>(NumberOf(env, o, "maxMessageBytes", static_cast<double>(options->max_message_bytes)));

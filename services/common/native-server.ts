@@ -31,6 +31,8 @@ export interface NativeServingOptions {
   native: NativeModule;
   /** The server's current certificate, key and CAs (read for each connection, so a renewal applies). */
   tls: () => CertMaterial;
+  /** The current revocation list (PEM), if the server has one: revoked clients are refused in the handshake, as Node's server refuses them. */
+  crlPem: () => string | undefined;
   trustDomain: string;
   streamWindowBytes: number;
   connectionWindowBytes: number;
@@ -91,6 +93,7 @@ export function createNativeServing(options: NativeServingOptions) {
           caPem: tls.caPem,
           certPem: tls.certPem,
           keyPem: tls.keyPem,
+          crlPem: options.crlPem(),
           streamWindowBytes: options.streamWindowBytes,
           connectionWindowBytes: options.connectionWindowBytes,
           maxMessageBytes: options.maxMessageBytes,

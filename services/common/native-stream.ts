@@ -103,6 +103,8 @@ export interface NativeModule {
       caPem: string;
       certPem: string;
       keyPem: string;
+      /** Revoked client certificates, refused in the handshake. */
+      crlPem?: string;
       streamWindowBytes: number;
       connectionWindowBytes: number;
       maxMessageBytes: number;

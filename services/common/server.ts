@@ -304,6 +304,7 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
     createNativeServing({
       native,
       tls: () => tls,
+      crlPem: () => options.revocations?.crlPem,
       trustDomain: options.trustDomain,
       streamWindowBytes: settings.http2WindowBytes,
       connectionWindowBytes: settings.http2WindowBytes * 2,

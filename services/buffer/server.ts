@@ -3,6 +3,7 @@
  * `<state-dir>/buffer/`, per-stream and per-group Prometheus gauges.
  */
 import { join } from "node:path";
+import { setFlagsFromString } from "node:v8";
 import { Counter, Gauge } from "prom-client";
 import { z } from "zod";
 import type { HandlerContext } from "@connectrpc/connect";
@@ -95,6 +96,25 @@ function atTheEdge(implementation: BufferImplementation, out: (bytes: ByteParts)
     // The wire view is a descriptor made at run time, which connect cannot type;
     // the compiler has checked BufferImplementation against buffer.proto.
   } as unknown as ServiceRegistration["implementation"];
+}
+
+/**
+ * Lets V8's old generation grow to four times what survived a collection
+ * before it collects again, in a process that is a buffer (`lclstream
+ * buffer serve`), unless node was given its own `--heap-growing-percent`.
+ *
+ * Why: the buffer's own objects are few (its heap about 20 MB) but a batch
+ * stream promotes many short-lived ones, and with the headroom V8 chose
+ * (about 23 MB) it started incremental marking every 50-90 ms, through a
+ * task, far below its limit: in the 1 MiB relay, 28 full collections in 2
+ * s. Measured over the relay, interleaved: 2.2-2.5 ms of the buffer's CPU a
+ * MiB against 3.1-3.3, 495-525 MB/s against 388-442, and the same peak RSS
+ * (1.02 GB) and memory-scenario bound. Set after V8 started, as V8 reads
+ * it at each collection.
+ */
+export function growHeapInLargeSteps(): void {
+  if ([...process.execArgv, process.env.NODE_OPTIONS ?? ""].some((arg) => arg.includes("heap-growing-percent"))) return;
+  setFlagsFromString("--heap-growing-percent=300");
 }
 
 export async function build(input: BufferConfig, deps: ServiceDeps = {}): Promise<BufferServer> {

@@ -18,7 +18,8 @@ export function registerBufferCommands(program: Command): void {
   const buffer = program.command("buffer").description("the buffer between producers and consumers: run it, look at its streams");
 
   addServeOptions(buffer.command("serve").description("run the buffer"), "buffer").action(async (o) => {
-    const { build } = await import("../buffer/server.js"); // the server's code, only to serve
+    const { build, growHeapInLargeSteps } = await import("../buffer/server.js"); // the server's code, only to serve
+    growHeapInLargeSteps();
     const server = await build((await serveConfig(o)) as BufferConfig);
     await serveUntilSignal("buffer", server);
   });

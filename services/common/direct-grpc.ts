@@ -73,7 +73,7 @@ export interface ServerCallWire {
    */
   requests(signal: AbortSignal): AsyncIterable<Uint8Array[]>;
   sendHeaders(headers: Record<string, string>): void;
-  /** Sends a message; resolves once less than `writeAhead` bytes wait to be sent. */
+  /** Sends a message; past `writeAhead` bytes unsent, returns a promise that resolves once the caller may send more. */
   send(parts: Uint8Array[], writeAhead: number, signal: AbortSignal): Promise<void> | undefined;
   /** Ends the response with trailers, after what was sent. */
   end(trailers: Record<string, string>): void;
@@ -83,7 +83,7 @@ export interface ServerCallWire {
   readonly destroyed: boolean;
 }
 
-/** Serves direct calls from any wire; `serve` returns false for a path it does not serve. */
+/** Serves direct calls from any wire: `serves` says whether a path is one of them. */
 export function createDirectGrpcServer(options: Omit<DirectGrpcOptions, "contextValues">) {
   const byPath = new Map(options.methods.map((m) => [`/${m.service.typeName}/${m.method.name}`, m]));
   return {
@@ -169,7 +169,8 @@ async function serveCall({ service, method, impl }: DirectMethod, wire: ServerCa
           );
         }
         sendHeaders();
-        await wire.send(parts, context.values.get(writeAheadKey), context.signal);
+        const full = wire.send(parts, context.values.get(writeAheadKey), context.signal);
+        if (full) await full;
       }
     } catch (error) {
       failure = ConnectError.from(error);

@@ -302,24 +302,24 @@ export function requestSender(call: NativeCall) {
     wake = undefined;
   };
   return {
-    async send(chunks: Uint8Array[], end: boolean, writeAhead = writeAheadBytes, signal?: AbortSignal) {
-      if (finished) return;
+    /** Hands a message's parts over; past the write-ahead, returns a promise that resolves once the caller may send more. */
+    send(chunks: Uint8Array[], end: boolean, writeAhead = writeAheadBytes, signal?: AbortSignal): Promise<void> | undefined {
+      if (finished) return undefined;
       for (const chunk of chunks) written += chunk.byteLength;
       held.push({ end: written, chunks });
       const copied = call.write(chunks, end);
       letGo(copied);
       // Past the bound, wait until half of it is sent: one wake-up for many messages, not one each.
-      if (written - copied > writeAhead && !call.awaitCopied(written - writeAhead / 2)) {
-        await new Promise<void>((resolve, reject) => {
-          const aborted = () => reject(signal!.reason);
-          if (signal?.aborted) return aborted();
-          signal?.addEventListener("abort", aborted, { once: true });
-          wake = () => {
-            signal?.removeEventListener("abort", aborted);
-            resolve();
-          };
-        });
-      }
+      if (written - copied <= writeAhead || call.awaitCopied(written - writeAhead / 2)) return undefined;
+      return new Promise<void>((resolve, reject) => {
+        const aborted = () => reject(signal!.reason);
+        if (signal?.aborted) return aborted();
+        signal?.addEventListener("abort", aborted, { once: true });
+        wake = () => {
+          signal?.removeEventListener("abort", aborted);
+          resolve();
+        };
+      });
     },
     copied(total: number) {
       letGo(total);

@@ -472,13 +472,7 @@ class Call {
   // Serving: the TLS handshake, with a certificate the server's CAs signed required of the client;
   // then the client's certificate to JavaScript (kPeer), which decides what it may do.
   bool Accept() {
-    ERR_clear_error();
-    if (!LoadCredentials()) {
-      Fail("tls", OpenSslErrors("the server's certificate, key or CA could not be loaded"));
-      return false;
-    }
-    ssl_ = SSL_new(ctx_);
-    SSL_set_fd(ssl_, fd_);
+    if (!NewSsl()) return false;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.handshake_timeout_ms);
     for (;;) {
       ERR_clear_error();
@@ -571,14 +565,21 @@ class Call {
     return true;
   }
 
-  bool Handshake() {
+  // The connection's TLS, with this end's certificate, key and CAs; false (saying why) when they do not load.
+  bool NewSsl() {
     ERR_clear_error();
     if (!LoadCredentials()) {
-      Fail("tls", OpenSslErrors("the client's certificate, key or CA could not be loaded"));
+      Fail("tls", OpenSslErrors(options_.server ? "the server's certificate, key or CA could not be loaded"
+                                                : "the client's certificate, key or CA could not be loaded"));
       return false;
     }
     ssl_ = SSL_new(ctx_);
     SSL_set_fd(ssl_, fd_);
+    return true;
+  }
+
+  bool Handshake() {
+    if (!NewSsl()) return false;
     const std::string& name = options_.servername;
     in6_addr ip;
     bool is_ip = inet_pton(AF_INET, name.c_str(), &ip) == 1 || inet_pton(AF_INET6, name.c_str(), &ip) == 1;

@@ -22,7 +22,7 @@ import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { Logger } from "pino";
 import { AsyncQueue } from "./async-queue.js";
 import { isGrpcContentType, requestCompressed, requestTooLarge, requestTruncated, type ServerCallWire } from "./direct-grpc.js";
-import { type NativeCall, type NativeEvent, type NativeModule, requestSender } from "./native-stream.js";
+import { type NativeCall, type NativeEvent, type NativeModule, type NativeServingLimits, requestSender } from "./native-stream.js";
 import { tlsPeerKey, tlsPeerOfCertificate } from "./peer.js";
 import type { CertMaterial } from "./pki.js";
 
@@ -34,12 +34,7 @@ export interface NativeServingOptions {
   /** The current revocation list (PEM), if the server has one: revoked clients are refused in the handshake, as Node's server refuses them. */
   crlPem: () => string | undefined;
   trustDomain: string;
-  streamWindowBytes: number;
-  connectionWindowBytes: number;
-  maxMessageBytes: number;
-  keepaliveIntervalMs: number;
-  keepaliveTimeoutMs: number;
-  handshakeTimeoutMs: number;
+  limits: NativeServingLimits;
   /** The calls it may serve: the server's direct methods. */
   direct: { serves(path: string): boolean; serve(wire: ServerCallWire): Promise<void> };
   /** Takes a connection the module declined: Node's HTTP/2 server. */
@@ -94,12 +89,7 @@ export function createNativeServing(options: NativeServingOptions) {
           certPem: tls.certPem,
           keyPem: tls.keyPem,
           crlPem: options.crlPem(),
-          streamWindowBytes: options.streamWindowBytes,
-          connectionWindowBytes: options.connectionWindowBytes,
-          maxMessageBytes: options.maxMessageBytes,
-          keepaliveIntervalMs: options.keepaliveIntervalMs,
-          keepaliveTimeoutMs: options.keepaliveTimeoutMs,
-          handshakeTimeoutMs: options.handshakeTimeoutMs,
+          ...options.limits,
         },
         onEvents,
       );
@@ -134,7 +124,7 @@ function startCall(
   for (const [name, value] of request.headers) if (!name.startsWith(":")) requestHeader.append(name, value);
   const contextValues = createContextValues();
   if (certificate) contextValues.set(tlsPeerKey, tlsPeerOfCertificate(certificate, options.trustDomain, address));
-  const wire = nativeWire(call, path, requestHeader, contextValues, options.maxMessageBytes);
+  const wire = nativeWire(call, path, requestHeader, contextValues, options.limits.maxMessageBytes);
   if (request.endStream) wire.event({ kind: "end" });
   if (pseudo.get(":method") !== "POST" || !isGrpcContentType(requestHeader.get("content-type")) || !options.direct.serves(path)) {
     // Only this project's client comes here, and only for the data path.

@@ -98,22 +98,26 @@ export interface NativeModule {
    * client is this module's (it offered the module's ALPN marker).
    */
   serve(
-    options: {
+    options: NativeServingLimits & {
       fd: number;
       caPem: string;
       certPem: string;
       keyPem: string;
       /** Revoked client certificates, refused in the handshake. */
       crlPem?: string;
-      streamWindowBytes: number;
-      connectionWindowBytes: number;
-      maxMessageBytes: number;
-      keepaliveIntervalMs: number;
-      keepaliveTimeoutMs: number;
-      handshakeTimeoutMs: number;
     },
     onEvents: (events: NativeEvent[]) => void,
   ): NativeCall;
+}
+
+/** The server's settings a connection the native module serves keeps to. */
+export interface NativeServingLimits {
+  streamWindowBytes: number;
+  connectionWindowBytes: number;
+  maxMessageBytes: number;
+  keepaliveIntervalMs: number;
+  keepaliveTimeoutMs: number;
+  handshakeTimeoutMs: number;
 }
 
 let loaded: NativeModule | null | undefined;

@@ -12,15 +12,14 @@ import { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { serve, type LclstreamServer } from "../../services/common/server.js";
 import { createNativeStreamCall, nativeStreamModule } from "../../services/common/native-stream.js";
 import { makeBatch } from "../helpers/buffer.js";
+import { type FreezingProxy, startFreezingProxy } from "../helpers/freezing-proxy.js";
 import { createTestPki, type TestPki } from "../helpers/pki.js";
 import { startServer } from "../helpers/servers.js";
 
 describe.skipIf(process.env.LCLSTREAM_NATIVE === "0")("the native module serving the data path", () => {
   let pki: TestPki;
   let server: LclstreamServer;
-  let proxy: net.Server;
-  let frozen = false;
-  const sockets: net.Socket[] = [];
+  let proxy: FreezingProxy;
   // What the server's Subscribe saw: its signal's reason once the call ended.
   let ended: Promise<unknown>;
   let end!: (reason: unknown) => void;
@@ -46,24 +45,9 @@ describe.skipIf(process.env.LCLSTREAM_NATIVE === "0")("the native module serving
         },
       ],
     });
-    const target = new URL(server.url);
-    // Passes bytes both ways until frozen; frozen, it holds every connection open and passes nothing.
-    proxy = net.createServer((client) => {
-      const upstream = net.connect(Number(target.port), "127.0.0.1");
-      for (const [from, to] of [
-        [client, upstream],
-        [upstream, client],
-      ] as const) {
-        from.on("data", (chunk) => frozen || to.write(chunk));
-        from.on("error", () => to.destroy());
-        from.on("close", () => to.destroy());
-      }
-      sockets.push(client, upstream);
-    });
-    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    proxy = await startFreezingProxy(server.url);
   });
   afterAll(async () => {
-    for (const s of sockets) s.destroy();
     proxy?.close();
     await server?.close();
   });
@@ -71,7 +55,7 @@ describe.skipIf(process.env.LCLSTREAM_NATIVE === "0")("the native module serving
   /** A native call through the proxy whose client would wait a minute before it pinged. */
   const throughProxy = () =>
     createNativeStreamCall(nativeStreamModule()!, {
-      baseUrl: `https://127.0.0.1:${(proxy.address() as net.AddressInfo).port}`,
+      baseUrl: proxy.url,
       tls: pki.alice,
       maxMessageBytes: 1 << 20,
       streamWindowBytes: 1 << 20,
@@ -83,7 +67,7 @@ describe.skipIf(process.env.LCLSTREAM_NATIVE === "0")("the native module serving
   };
 
   it("answers a call it does not serve as UNIMPLEMENTED, saying where to make it", async () => {
-    frozen = false;
+    proxy.frozen = false;
     const getStream = BufferService.method.getStream as unknown as DescMethodStreaming;
     const error = ConnectError.from(await throughProxy()(getStream, undefined, undefined, undefined, one({ name: "streams/s" })).catch((e: unknown) => e));
     expect(error.code).toBe(Code.Unimplemented);
@@ -91,7 +75,7 @@ describe.skipIf(process.env.LCLSTREAM_NATIVE === "0")("the native module serving
   });
 
   it("ends a call whose client went silent: the server's PING goes unanswered, and the handler sees the client gone", async () => {
-    frozen = false;
+    proxy.frozen = false;
     ended = new Promise((resolve) => (end = resolve));
     const res = await throughProxy()(BufferService.method.subscribe, undefined, undefined, undefined, one({ stream: "streams/s", consumerGroup: "g" }));
     const responses = res.message[Symbol.asyncIterator]();
@@ -99,7 +83,7 @@ describe.skipIf(process.env.LCLSTREAM_NATIVE === "0")("the native module serving
     // Quiet for several PING intervals, answered: the call lives.
     await new Promise((r) => setTimeout(r, 600));
     expect(await Promise.race([ended, "open"])).toBe("open");
-    frozen = true;
+    proxy.frozen = true;
     const started = Date.now();
     const reason = ConnectError.from(await ended);
     expect(reason.code).toBe(Code.Canceled);

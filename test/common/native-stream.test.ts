@@ -5,7 +5,6 @@
  * quiet server that answers keeps it.
  */
 import { mkdtemp, rm } from "node:fs/promises";
-import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,39 +14,23 @@ import { build, type BufferServer } from "../../services/buffer/server.js";
 import { createMeshTransport } from "../../services/common/client.js";
 import { createNativeStreamCall, nativeStreamModule } from "../../services/common/native-stream.js";
 import { makeBatch, publishMessages } from "../helpers/buffer.js";
+import { type FreezingProxy, startFreezingProxy } from "../helpers/freezing-proxy.js";
 import { createTestPki, type TestPki } from "../helpers/pki.js";
 
 describe.skipIf(process.env.LCLSTREAM_NATIVE === "0")("the native module's keepalive", () => {
   let pki: TestPki;
   let stateDir: string;
   let buffer: BufferServer;
-  let proxy: net.Server;
-  let frozen = false;
-  const sockets: net.Socket[] = [];
+  let proxy: FreezingProxy;
 
   beforeAll(async () => {
     if (!nativeStreamModule()) throw new Error("the native module is not built: run `npm run build:native` (or set LCLSTREAM_NATIVE=0)");
     pki = await createTestPki();
     stateDir = await mkdtemp(join(tmpdir(), "lclstream-native-"));
     buffer = await build({ stateDir, submitters: ["user/alice"] }, { tls: pki.server });
-    const target = new URL(buffer.url);
-    // Passes bytes both ways until frozen; frozen, it holds every connection open and passes nothing.
-    proxy = net.createServer((client) => {
-      const upstream = net.connect(Number(target.port), "127.0.0.1");
-      for (const [from, to] of [
-        [client, upstream],
-        [upstream, client],
-      ] as const) {
-        from.on("data", (chunk) => frozen || to.write(chunk));
-        from.on("error", () => to.destroy());
-        from.on("close", () => to.destroy());
-      }
-      sockets.push(client, upstream);
-    });
-    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    proxy = await startFreezingProxy(buffer.url);
   });
   afterAll(async () => {
-    for (const s of sockets) s.destroy();
     proxy?.close();
     await buffer?.close();
     await rm(stateDir, { recursive: true, force: true });
@@ -57,7 +40,7 @@ describe.skipIf(process.env.LCLSTREAM_NATIVE === "0")("the native module's keepa
   /** Calls through the proxy, pinging after 100 ms of silence and giving up 200 ms later. */
   const throughProxy = () =>
     createNativeStreamCall(nativeStreamModule()!, {
-      baseUrl: `https://127.0.0.1:${(proxy.address() as net.AddressInfo).port}`,
+      baseUrl: proxy.url,
       tls: pki.alice,
       maxMessageBytes: 1 << 20,
       streamWindowBytes: 1 << 20,
@@ -67,7 +50,7 @@ describe.skipIf(process.env.LCLSTREAM_NATIVE === "0")("the native module's keepa
     });
 
   it("ends a Subscribe whose server went silent as UNAVAILABLE, and keeps one whose quiet server answers", async () => {
-    frozen = false;
+    proxy.frozen = false;
     const client = alice();
     const { stream, publishToken } = await client.createStream({ stream: {} });
     await client.publish(publishMessages(stream!.name, publishToken, 0, 0, 1));
@@ -87,7 +70,7 @@ describe.skipIf(process.env.LCLSTREAM_NATIVE === "0")("the native module's keepa
     while (r.kind.case !== "batch") r = await next();
     expect(r.seq).toBe(2n);
     // Silent: the PING goes unanswered and the call ends, saying why.
-    frozen = true;
+    proxy.frozen = true;
     const started = Date.now();
     const error = ConnectError.from(
       await (async () => {
@@ -100,7 +83,7 @@ describe.skipIf(process.env.LCLSTREAM_NATIVE === "0")("the native module's keepa
   });
 
   it("ends a Publish whose server went silent as UNAVAILABLE, after a quiet spell the server answered", async () => {
-    frozen = false;
+    proxy.frozen = false;
     const client = alice();
     const { stream, publishToken } = await client.createStream({ stream: {} });
     let more!: () => void;
@@ -120,7 +103,7 @@ describe.skipIf(process.env.LCLSTREAM_NATIVE === "0")("the native module's keepa
     more();
     await expect.poll(published).toBe(2n);
     // Silent: the PING goes unanswered and the call ends, saying why.
-    frozen = true;
+    proxy.frozen = true;
     const started = Date.now();
     const error = ConnectError.from(await call.then(() => undefined).catch((e: unknown) => e));
     expect(error.code).toBe(Code.Unavailable);

@@ -94,11 +94,13 @@ export function createDirectGrpcServer(options: Omit<DirectGrpcOptions, "context
 }
 
 /**
- * Returns a request listener that serves the chosen methods' gRPC requests
- * and returns false for anything else.
+ * Returns a request listener that serves `server`'s methods' gRPC requests
+ * on Node's HTTP/2 and returns false for anything else.
  */
-export function createDirectGrpcHandler(options: DirectGrpcOptions) {
-  const server = createDirectGrpcServer(options);
+export function createDirectGrpcHandler(
+  server: ReturnType<typeof createDirectGrpcServer>,
+  options: Pick<DirectGrpcOptions, "contextValues" | "maxMessageBytes" | "logger">,
+) {
   return (req: Http2ServerRequest, res: Http2ServerResponse): boolean => {
     // Anything but a gRPC POST (another verb, gRPC-Web, Connect) is connect's to answer.
     if (!server.serves(req.url) || req.method !== "POST" || !isGrpcContentType(req.headers["content-type"])) return false;

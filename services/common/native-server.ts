@@ -53,6 +53,8 @@ export function createNativeServing(options: NativeServingOptions) {
       const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
       if (closing || typeof fd !== "number" || fd < 0) return options.decline(socket);
       const tls = options.tls();
+      // Read now: Node's socket is destroyed once the module takes the connection.
+      const address = socket.remoteAddress;
       let call!: NativeCall;
       let wire: ReturnType<typeof nativeWire> | undefined;
       let certificate: Buffer | undefined;
@@ -70,7 +72,7 @@ export function createNativeServing(options: NativeServingOptions) {
           } else if (e.kind === "peer") {
             certificate = e.certificate;
           } else if (e.kind === "headers" && !wire) {
-            wire = startCall(call, e, certificate, socket.remoteAddress, options);
+            wire = startCall(call, e, certificate, address, options);
           } else if (e.kind === "finished") {
             wire?.finished();
             open.delete(call);
@@ -78,7 +80,7 @@ export function createNativeServing(options: NativeServingOptions) {
           } else if (wire) {
             wire.event(e);
           } else if (e.kind === "error") {
-            options.logger.debug({ reason: e.reason, address: socket.remoteAddress }, `native connection ended before its call: ${e.message}`);
+            options.logger.debug({ reason: e.reason, address }, `native connection ended before its call: ${e.message}`);
           }
         }
       };

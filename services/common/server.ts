@@ -234,15 +234,16 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
       return { service, method, impl: impl.bind(directImplementation) as DirectMethod["impl"] };
     }),
   );
-  const directOptions = {
+  // One server of the direct methods, for Node's HTTP/2 and the native module alike.
+  const directServer = createDirectGrpcServer({
     methods: directMethods,
     interceptors,
     maxMessageBytes: settings.maxMessageBytes,
     maxSendMessageBytes: maxSendBytes,
     shutdownSignal: shutdown.signal,
     logger,
-  };
-  const direct = createDirectGrpcHandler({ ...directOptions, contextValues });
+  });
+  const direct = createDirectGrpcHandler(directServer, { contextValues, maxMessageBytes: settings.maxMessageBytes, logger });
   const staticFiles = options.staticFiles && createStaticHandler(options.staticFiles.dir, options.staticFiles.prefix);
   const httpRoute = options.httpRoutes?.(createUnaryCaller(router, contextValues));
   const handler = createNodeHandler(router, {
@@ -314,7 +315,7 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
         keepaliveTimeoutMs: settings.keepaliveTimeoutMs,
         handshakeTimeoutMs: settings.handshakeTimeoutMs,
       },
-      direct: createDirectGrpcServer(directOptions),
+      direct: directServer,
       decline: (socket) => server.emit("connection", socket),
       logger,
     });

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Writes the generated clients from proto/: Python (clients/python/src/lclstream,
-# grpcio-tools) and Go (clients/go/gen, buf with protoc-gen-go and
-# protoc-gen-go-grpc from .tools/bin). With --check, writes them elsewhere and
+# grpcio-tools) and Go (clients/go/gen, buf with protoc-gen-go,
+# protoc-gen-go-grpc and protoc-gen-go-vtproto from .tools/bin). With --check, writes them elsewhere and
 # fails when the committed ones differ (CI's drift check, like gen/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.tools/bin:$PWD/node_modules/.bin:$PATH"
-for plugin in protoc-gen-go protoc-gen-go-grpc; do
+for plugin in protoc-gen-go protoc-gen-go-grpc protoc-gen-go-vtproto; do
   command -v "$plugin" >/dev/null || { echo "$plugin is missing: run scripts/install-system-deps.sh" >&2; exit 1; }
 done
 bash clients/python/generate.sh ${1:-}

@@ -42,7 +42,7 @@ if [ ! -x "$tools/connectconformance" ] || [ "$(cat "$tools/connectconformance.v
 fi
 command -v go >/dev/null || apt_install golang-go
 # The Go client's code generators (`npm run generate:clients`, and CI's drift check).
-for plugin in google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.10 google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1; do
+for plugin in google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.10 google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1 github.com/planetscale/vtprotobuf/cmd/protoc-gen-go-vtproto@v0.6.0; do
   name=$(basename "${plugin%@*}")
   if [ "$(cat "$tools/$name.version" 2>/dev/null)" != "${plugin#*@}" ]; then
     echo "installing $name ${plugin#*@}"

@@ -21,6 +21,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -81,8 +82,8 @@ func (c *Client) conn(rawURL string) (*grpc.ClientConn, error) {
 	}
 	conn, err := grpc.NewClient(u.Host, grpc.WithTransportCredentials(c.creds),
 		grpc.WithInitialWindowSize(streamWindowBytes), grpc.WithInitialConnWindowSize(connectionWindowBytes),
-		grpc.WithReadBufferSize(readBufferBytes),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageBytes), grpc.MaxCallSendMsgSize(maxMessageBytes)))
+		grpc.WithReadBufferSize(readBufferBytes), experimental.WithBufferPool(buffers),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageBytes), grpc.MaxCallSendMsgSize(maxMessageBytes), grpc.ForceCodecV2(newGatheringCodec())))
 	if err != nil {
 		return nil, err
 	}

@@ -361,7 +361,7 @@ export function createBufferService(deps: BufferServiceDeps): BufferImplementati
             return;
           }
           rates.delivered(entry.record.id, group.config.name, d.entry.bytes.byteLength);
-          yield { seq: BigInt(d.entry.seq), kind: { case: "batch", value: d.entry.bytes }, redelivery: d.redelivery };
+          yield { seq: BigInt(d.entry.seq), kind: { case: "batch", value: d.bytes }, redelivery: d.redelivery };
         }
       } finally {
         live.unsubscribe(consumer);

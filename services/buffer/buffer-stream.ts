@@ -6,7 +6,7 @@
  * fill the capacity. No transport here: the service maps RPCs onto it, and
  * its refusals are gRPC statuses the service passes on.
  */
-import type { ByteParts } from "../common/byte-parts.js";
+import { type ByteParts, Lease } from "../common/byte-parts.js";
 import { randomBytes } from "node:crypto";
 import { Code } from "@connectrpc/connect";
 import { AsyncQueue } from "../common/async-queue.js";
@@ -51,6 +51,8 @@ export interface Entry {
   events: number;
   /** Reliable groups that acknowledged it. */
   ackedBy: number;
+  /** The stream's hold on memory given back once no one reads it (a batch received on the native data path). */
+  lease?: Lease;
 }
 
 /** The totals sent with the end of stream. */
@@ -61,8 +63,18 @@ export interface Totals {
   producers: { rank: number; batchCount: number; eventCount: number; skippedEventCount: number }[];
 }
 
-/** What a consumer receives. */
-export type Delivery = { kind: "batch"; entry: Entry; redelivery: boolean } | { kind: "end"; totals: Totals } | { kind: "caughtUp" };
+/** What a consumer receives; a batch's `bytes` are the entry's, lent to the consumer's wire until it sent them. */
+export type Delivery = { kind: "batch"; entry: Entry; bytes: ByteParts; redelivery: boolean } | { kind: "end"; totals: Totals } | { kind: "caughtUp" };
+
+/** A batch's delivery: its bytes lent, when their memory is leased, until the wire has sent them. */
+function batchDelivery(entry: Entry, redelivery: boolean): Delivery {
+  return { kind: "batch", entry, bytes: entry.lease ? entry.lease.lend(entry.bytes) : entry.bytes, redelivery };
+}
+
+/** Gives back what deliveries that will never be sent borrowed. */
+function dropped(deliveries: Delivery[]): void {
+  for (const d of deliveries) if (d.kind === "batch") d.bytes.onSent?.();
+}
 
 /** The counters a stream's batches carry, kept when the batches themselves are gone. */
 export interface Checkpoint {
@@ -357,7 +369,7 @@ export class BufferStream {
       );
     }
     if (producer.done) throw rpcError(Code.FailedPrecondition, bufferDomain, "PRODUCER_DONE", `rank ${rank} already said it was done`);
-    const entry: Entry = { seq: this.nextSeq, bytes, rank, producerSeq: header.seq, events: header.eventCount, ackedBy: 0 };
+    const entry: Entry = { seq: this.nextSeq, bytes, rank, producerSeq: header.seq, events: header.eventCount, ackedBy: 0, lease: Lease.of(bytes) };
     this.#log?.appendBatch(entry);
     this.#accept(entry);
     if (entry.seq === 1) this.firstBatchAt = Date.now();
@@ -378,7 +390,10 @@ export class BufferStream {
       this.publishedBytes += entry.bytes.byteLength;
       this.publishedEvents += entry.events;
     }
+    // A newest batch freed already was kept only as the newest (see #freeRetained).
+    const previous = this.#newest;
     this.#newest = entry;
+    if (previous && !this.entries.has(previous.seq)) previous.lease?.end();
     if (this.reliableGroups.length) {
       this.bufferedBytes += entry.bytes.byteLength;
     } else {
@@ -473,7 +488,7 @@ export class BufferStream {
   unsubscribe(consumer: Consumer): void {
     const group = consumer.group;
     if (!group.consumers.delete(consumer.id)) return;
-    consumer.outbox.takeAll();
+    dropped(consumer.outbox.takeAll());
     this.#takeBack(consumer, consumer.heldSeqs);
     this.dispatch();
   }
@@ -552,7 +567,7 @@ export class BufferStream {
       group.counters.deliveredBytes += entry.bytes.byteLength;
       if (redelivery) group.counters.redeliveredBatches++;
       consumer.toldCaughtUp &&= !redelivery;
-      consumer.outbox.push({ kind: "batch", entry, redelivery });
+      consumer.outbox.push(batchDelivery(entry, redelivery));
     }
     if (!this.complete || group.redeliver.length > 0 || group.consumers.size === 0) return;
     if (group.inFlight.size === 0) {
@@ -576,12 +591,12 @@ export class BufferStream {
     const newest = this.#newest;
     for (const consumer of group.consumers.values()) {
       if (!newest || consumer.holds(newest.seq)) continue;
-      consumer.outbox.takeAll();
+      dropped(consumer.outbox.takeAll());
       consumer.releaseAll();
       consumer.hold(newest.seq, newest.bytes.byteLength);
       group.counters.deliveredBatches++;
       group.counters.deliveredBytes += newest.bytes.byteLength;
-      consumer.outbox.push({ kind: "batch", entry: newest, redelivery: false });
+      consumer.outbox.push(batchDelivery(newest, false));
     }
     if (this.complete && group.consumers.size > 0) this.#deliverEnd(group);
   }
@@ -676,6 +691,8 @@ export class BufferStream {
       this.entries.delete(seq);
       this.retainedBytes -= entry.bytes.byteLength;
       this.#log?.freed(seq, this.checkpoint);
+      // The newest batch stays for latest-only groups that join later: its memory is left to the collector.
+      if (entry !== this.#newest) entry.lease?.end();
     }
   }
 

@@ -13,7 +13,15 @@
 export class ByteParts {
   readonly byteLength: number;
 
-  constructor(readonly parts: readonly Uint8Array[]) {
+  /**
+   * @param onSent called once by a wire that sent these bytes and no longer
+   * reads them (a lent copy, see {@link Lease}); a wire that cannot tell
+   * never calls it.
+   */
+  constructor(
+    readonly parts: readonly Uint8Array[],
+    readonly onSent?: () => void,
+  ) {
     this.byteLength = parts.reduce((n, p) => n + p.byteLength, 0);
   }
 
@@ -39,5 +47,53 @@ export function copyParts(parts: readonly Uint8Array[], out: Uint8Array): void {
   for (const p of parts) {
     out.set(p, at);
     at += p.byteLength;
+  }
+}
+
+/** Memory that can be given back before V8 collects it: each received message's, on the native module's data path. */
+const releasers = new WeakMap<ArrayBuffer, () => void>();
+
+/** Marks `buffer` as given back by `release` once every holder of a {@link Lease} over it is done. */
+export function releasable(buffer: ArrayBuffer, release: () => void): void {
+  releasers.set(buffer, release);
+}
+
+/**
+ * Who still reads a message's memory: its first holder, and every wire it is
+ * lent to until that wire has sent it. The memory is given back when the last
+ * is done. A holder that never says so (a call that broke mid-send, a path
+ * that cannot tell) only leaves the memory to the collector, as before.
+ */
+export class Lease {
+  #holders = 1;
+  readonly #release: () => void;
+  private constructor(release: () => void) {
+    this.#release = release;
+  }
+
+  /** A lease over `bytes`' memory, held by the caller; undefined unless all of it is in one releasable buffer. */
+  static of(bytes: ByteParts): Lease | undefined {
+    const buffer = bytes.parts[0]?.buffer;
+    if (!(buffer instanceof ArrayBuffer) || bytes.parts.some((p) => p.buffer !== buffer)) return undefined;
+    const release = releasers.get(buffer);
+    if (!release) return undefined;
+    releasers.delete(buffer);
+    return new Lease(release);
+  }
+
+  /** The same bytes for one more holder, a wire, to give back with `onSent`. */
+  lend(bytes: ByteParts): ByteParts {
+    this.#holders++;
+    let given = false;
+    return new ByteParts(bytes.parts, () => {
+      if (given) return;
+      given = true;
+      this.end();
+    });
+  }
+
+  /** One holder is done. */
+  end(): void {
+    if (--this.#holders === 0) this.#release();
   }
 }

@@ -73,8 +73,12 @@ export interface ServerCallWire {
    */
   requests(signal: AbortSignal): AsyncIterable<Uint8Array[]>;
   sendHeaders(headers: Record<string, string>): void;
-  /** Sends a message; past `writeAhead` bytes unsent, returns a promise that resolves once the caller may send more. */
-  send(parts: Uint8Array[], writeAhead: number, signal: AbortSignal): Promise<void> | undefined;
+  /**
+   * Sends a message; past `writeAhead` bytes unsent, returns a promise that
+   * resolves once the caller may send more. `onSent`, if given, is called
+   * once the wire no longer reads the parts (never, if it cannot tell).
+   */
+  send(parts: Uint8Array[], writeAhead: number, signal: AbortSignal, onSent?: () => void): Promise<void> | undefined;
   /** Ends the response with trailers, after what was sent. */
   end(trailers: Record<string, string>): void;
   /** The whole response in one HEADERS frame that carries the status (Trailers-Only). */
@@ -159,7 +163,8 @@ async function serveCall({ service, method, impl }: DirectMethod, wire: ServerCa
         options.interceptors,
       )(readRequests(wire, method, context.signal));
       for await (const output of outputs) {
-        const parts = encodeFrameParts(method.output, output);
+        const sent: (() => void)[] = [];
+        const parts = encodeFrameParts(method.output, output, sent);
         const length = parts.reduce((n, p) => n + p.byteLength, 0) - 5;
         if (length > options.maxSendMessageBytes) {
           throw rpcError(
@@ -171,7 +176,7 @@ async function serveCall({ service, method, impl }: DirectMethod, wire: ServerCa
           );
         }
         sendHeaders();
-        const full = wire.send(parts, context.values.get(writeAheadKey), context.signal);
+        const full = wire.send(parts, context.values.get(writeAheadKey), context.signal, sent.length > 0 ? () => sent.forEach((f) => f()) : undefined);
         if (full) await full;
       }
     } catch (error) {
@@ -226,10 +231,10 @@ function nodeWire(req: Http2ServerRequest, res: Http2ServerResponse, contextValu
     onClose: (listener) => res.once("close", listener),
     requests: (signal) => nodeRequests(req, maxMessageBytes, signal),
     sendHeaders: (headers) => res.writeHead(200, headers),
-    send(parts, writeAhead, signal) {
-      // One writev for the parts of a message.
+    send(parts, writeAhead, signal, onSent) {
+      // One writev for the parts of a message; its callback comes once they are written out (and not on an error).
       res.stream.cork();
-      for (const part of parts) res.write(part);
+      for (const [i, part] of parts.entries()) res.write(part, i === parts.length - 1 && onSent ? (error) => error || onSent() : undefined);
       res.stream.uncork();
       // (Node emits "drain" only after a write found the stream full.)
       if (res.stream.writableNeedDrain && res.stream.writableLength > writeAhead) return drained(res, signal);

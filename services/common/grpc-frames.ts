@@ -89,8 +89,8 @@ export function frameHeader(length: number): Buffer {
  * Encodes `message` as gRPC frame parts: the prefix, then the message as
  * {@link encodeParts} writes it.
  */
-export function encodeFrameParts<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): Uint8Array[] {
-  const parts = encodeParts(schema, message);
+export function encodeFrameParts<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>, sent?: (() => void)[]): Uint8Array[] {
+  const parts = encodeParts(schema, message, sent);
   return [frameHeader(parts.reduce((n, p) => n + p.byteLength, 0)), ...parts];
 }
 
@@ -100,9 +100,10 @@ export function encodeFrameParts<Desc extends DescMessage>(schema: Desc, message
  * oneofs, string-keyed map values: a batch's column arrays), follows as its
  * tag, length and the caller's own bytes, with the tags and lengths of the
  * messages around it. Decoders see the same message (field order is free in
- * protobuf); the large bytes are never copied.
+ * protobuf); the large bytes are never copied. The `onSent` of each
+ * ByteParts goes into `sent`, for the wire to call once it has sent them.
  */
-export function encodeParts<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): Uint8Array[] {
+export function encodeParts<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>, sent?: (() => void)[]): Uint8Array[] {
   const m = message as Record<string, unknown>;
   let rest: Record<string, unknown> | undefined;
   const tail: Uint8Array[] = [];
@@ -123,15 +124,16 @@ export function encodeParts<Desc extends DescMessage>(schema: Desc, message: Mes
       if (!(value instanceof ByteParts) && (value as Uint8Array).byteLength < byReferenceBytes) continue;
       takeOut(field, new Uint8Array(0));
       append(field.number, value instanceof ByteParts ? [...value.parts] : [value as Uint8Array]);
+      if (value instanceof ByteParts && value.onSent) sent?.push(value.onSent);
     } else if (field.fieldKind === "message") {
-      const inner = encodeParts(field.message, value as never);
+      const inner = encodeParts(field.message, value as never, sent);
       if (inner.length === 1) continue; // nothing large inside
       takeOut(field, undefined);
       append(field.number, inner);
     } else if (field.fieldKind === "map" && field.mapKind === "message" && field.mapKey === ScalarType.STRING) {
       let kept: Record<string, unknown> | undefined;
       for (const [key, entry] of Object.entries(value as Record<string, unknown>)) {
-        const inner = encodeParts(field.message, entry as never);
+        const inner = encodeParts(field.message, entry as never, sent);
         if (inner.length === 1) continue;
         kept ??= { ...(value as Record<string, unknown>) };
         delete kept[key];

@@ -13,6 +13,7 @@ export class RpcMetrics {
   readonly #duration: Histogram<"service" | "method" | "code">;
   readonly #inFlight: Gauge<"service" | "method">;
   readonly #sent: Counter<"service" | "method">;
+  readonly #released: Counter;
 
   constructor(serverName: string) {
     this.registry = new Registry();
@@ -44,6 +45,16 @@ export class RpcMetrics {
       labelNames: ["service", "method"],
       registers,
     });
+    this.#released = new Counter({
+      name: "lclstream_native_received_bytes_released_total",
+      help: "Bytes of messages received on the native data path whose memory was given back as soon as nothing read it (the rest waits for V8's collector).",
+      registers,
+    });
+  }
+
+  /** A received message's memory was given back early (see Lease in byte-parts.ts). */
+  released(bytes: number): void {
+    this.#released.inc(bytes);
   }
 
   started(service: string, method: string): void {

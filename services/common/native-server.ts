@@ -21,6 +21,7 @@ import { Code, ConnectError, type ContextValues, createContextValues } from "@co
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { Logger } from "pino";
 import { AsyncQueue } from "./async-queue.js";
+import { releasable } from "./byte-parts.js";
 import { isGrpcContentType, requestCompressed, requestTooLarge, requestTruncated, type ServerCallWire } from "./direct-grpc.js";
 import { type NativeCall, type NativeEvent, type NativeModule, type NativeServingLimits, requestSender } from "./native-stream.js";
 import { tlsPeerKey, tlsPeerOfCertificate } from "./peer.js";
@@ -39,6 +40,8 @@ export interface NativeServingOptions {
   direct: { serves(path: string): boolean; serve(wire: ServerCallWire): Promise<void> };
   /** Takes a connection the module declined: Node's HTTP/2 server. */
   decline: (socket: Socket) => void;
+  /** Told the size of each received message whose memory was given back early. */
+  onReleased?: (bytes: number) => void;
   logger: Logger;
 }
 
@@ -126,7 +129,11 @@ function startCall(
   for (const [name, value] of request.headers) if (!name.startsWith(":")) requestHeader.append(name, value);
   const contextValues = createContextValues();
   if (certificate) contextValues.set(tlsPeerKey, tlsPeerOfCertificate(certificate, options.trustDomain, address));
-  const wire = nativeWire(call, path, requestHeader, contextValues, options.limits.maxMessageBytes);
+  const wire = nativeWire(call, path, requestHeader, contextValues, options.limits.maxMessageBytes, (buffer) => {
+    const bytes = buffer.byteLength;
+    options.native.release(buffer);
+    options.onReleased?.(bytes);
+  });
   if (request.endStream) wire.event({ kind: "end" });
   if (pseudo.get(":method") !== "POST" || !isGrpcContentType(requestHeader.get("content-type")) || !options.direct.serves(path)) {
     // Only this project's client comes here, and only for the data path.
@@ -144,7 +151,14 @@ function startCall(
 }
 
 /** A call's side of a connection the native module serves, and what its thread reports about it. */
-function nativeWire(call: NativeCall, path: string, requestHeader: Headers, contextValues: ContextValues, maxMessageBytes: number) {
+function nativeWire(
+  call: NativeCall,
+  path: string,
+  requestHeader: Headers,
+  contextValues: ContextValues,
+  maxMessageBytes: number,
+  release: (buffer: ArrayBuffer) => void,
+) {
   const requests = new AsyncQueue<Uint8Array[]>();
   const response = requestSender(call);
   const closeListeners: (() => void)[] = [];
@@ -176,7 +190,7 @@ function nativeWire(call: NativeCall, path: string, requestHeader: Headers, cont
       }
     },
     sendHeaders: (headers: Record<string, string>) => call.respond([[":status", "200"], ...Object.entries(headers)], false),
-    send: (parts: Uint8Array[], writeAhead: number, signal: AbortSignal) => response.send(parts, false, writeAhead, signal),
+    send: (parts: Uint8Array[], writeAhead: number, signal: AbortSignal, onSent?: () => void) => response.send(parts, false, writeAhead, signal, onSent),
     end: (trailers: Record<string, string>) => call.finish(Object.entries(trailers)),
     trailersOnly: (headers: Record<string, string>) => call.respond([[":status", "200"], ...Object.entries(headers)], true),
     get destroyed() {
@@ -185,6 +199,8 @@ function nativeWire(call: NativeCall, path: string, requestHeader: Headers, cont
     event(e: NativeEvent) {
       switch (e.kind) {
         case "message":
+          // The memory is the message's alone: given back once the batch in it is no longer held (Lease).
+          releasable(e.buffer!, () => release(e.buffer!));
           requests.push([new Uint8Array(e.buffer!, 0, e.length)]);
           break;
         case "end":

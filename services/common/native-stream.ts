@@ -108,6 +108,8 @@ export interface NativeModule {
     },
     onEvents: (events: NativeEvent[]) => void,
   ): NativeCall;
+  /** Gives a message's memory back now (see Lease in byte-parts.ts): every view of `buffer` is empty after. */
+  release(buffer: ArrayBuffer): void;
 }
 
 /** The server's settings a connection the native module serves keeps to. */
@@ -294,23 +296,30 @@ export function createNativeStreamCall(native: NativeModule, target: NativeTarge
  */
 export function requestSender(call: NativeCall) {
   // Each message's parts, until the bytes copied pass its end.
-  const held: { end: number; chunks: Uint8Array[] }[] = [];
+  const held: { end: number; chunks: Uint8Array[]; onSent?: () => void }[] = [];
   let written = 0;
   let finished = false;
   let wake: (() => void) | undefined;
   const letGo = (copied: number) => {
-    while (held.length > 0 && held[0]!.end <= copied) held.shift();
+    while (held.length > 0 && held[0]!.end <= copied) held.shift()!.onSent?.();
   };
   const woken = () => {
     wake?.();
     wake = undefined;
   };
   return {
-    /** Hands a message's parts over; past the write-ahead, returns a promise that resolves once the caller may send more. */
-    send(chunks: Uint8Array[], end: boolean, writeAhead = writeAheadBytes, signal?: AbortSignal): Promise<void> | undefined {
-      if (finished) return undefined;
+    /**
+     * Hands a message's parts over (`onSent` is called once the thread no
+     * longer reads them); past the write-ahead, returns a promise that
+     * resolves once the caller may send more.
+     */
+    send(chunks: Uint8Array[], end: boolean, writeAhead = writeAheadBytes, signal?: AbortSignal, onSent?: () => void): Promise<void> | undefined {
+      if (finished) {
+        onSent?.();
+        return undefined;
+      }
       for (const chunk of chunks) written += chunk.byteLength;
-      held.push({ end: written, chunks });
+      held.push({ end: written, chunks, onSent });
       const copied = call.write(chunks, end);
       letGo(copied);
       // Past the bound, wait until half of it is sent: one wake-up for many messages, not one each.
@@ -332,7 +341,7 @@ export function requestSender(call: NativeCall) {
     /** The call is over: nothing more is sent, and no memory is read any more. */
     finished() {
       finished = true;
-      held.length = 0;
+      for (const message of held.splice(0)) message.onSent?.();
       woken();
     },
   };

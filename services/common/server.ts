@@ -317,6 +317,7 @@ export async function createServer(options: ServerOptions): Promise<LclstreamSer
       },
       direct: directServer,
       decline: (socket) => server.emit("connection", socket),
+      onReleased: (bytes) => metrics.released(bytes),
       logger,
     });
   const listener = nativeServing ? createNetServer({ pauseOnConnect: true }, (socket) => nativeServing.connection(socket)) : server;

@@ -3,12 +3,13 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Code, createClient, type Client } from "@connectrpc/connect";
+import { Code, createClient, createContextValues, type Client } from "@connectrpc/connect";
 import type * as grpc from "@grpc/grpc-js";
 import { toBinary } from "@bufbuild/protobuf";
 import { EventBatchSchema, type EventBatch } from "../../gen/lclstream/data/v1/data_pb.js";
 import { BufferService, DeliveryMode, Stream_State, type SubscribeResponse } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
-import { createMeshTransport } from "../../services/common/client.js";
+import { createMeshTransport, publishedBatches } from "../../services/common/client.js";
+import { nativeStreamModule } from "../../services/common/native-stream.js";
 import { createGrpcJsClient, grpcJsCredentials } from "../helpers/grpc-js.js";
 import type { CertMaterial } from "../../services/common/pki.js";
 import { build, type BufferServer } from "../../services/buffer/server.js";
@@ -316,6 +317,72 @@ describe("buffer", () => {
       expect(Buffer.from(toBinary(EventBatchSchema, batch))).toEqual(Buffer.from(toBinary(EventBatchSchema, makeBatch(name, 0, 0))));
     } finally {
       client.close();
+    }
+  });
+
+  it("gives a natively received batch's memory back once every group's consumer was sent it, and every consumer gets every byte", async () => {
+    const released = async () => {
+      const text = await (await fetch(buffer.metricsUrl!)).text();
+      return Number(/^lclstream_native_received_bytes_released_total\{[^}]*\} (\S+)$/m.exec(text)?.[1] ?? 0);
+    };
+    const before = await released();
+    const { name, token } = await newStream({ consumerGroups: [{ name: "native" }, { name: "node" }, { name: "viewer", mode: DeliveryMode.LATEST_ONLY }] });
+    const batches = 40;
+    const payloadBytes = 64 * KiB;
+    // One group reads on the module's data path, one on Node's HTTP/2 (grpc-js), the viewer skips ahead and leaves.
+    const native = consume(alice(), name, "native");
+    const client = createGrpcJsClient(BufferService, new URL(buffer.url).host, grpcJsCredentials(pki.alice));
+    const viewer = consume(alice(), name, "viewer", { ack: false, stopAfter: 2 });
+    try {
+      const call = client.subscribe!({ stream: name, consumerGroup: "node", maxInFlight: 4 }) as grpc.ClientReadableStream<SubscribeResponse>;
+      call.on("data", (r: SubscribeResponse) => r.kind.case === "batch" && void alice().ack({ stream: name, consumerGroup: "node", seqs: [r.seq] }));
+      const overNode = collect<SubscribeResponse>(call);
+      // As a producer publishes: on the module's data path when it is built.
+      const contextValues = createContextValues().set(publishedBatches, true);
+      await alice().publish(publishMessages(name, token, 0, 0, batches, { done: true, payloadBytes }), { contextValues });
+      const [got, node] = await Promise.all([native, overNode, viewer]);
+      const nodeBatches = node.flatMap((r) => (r.kind.case === "batch" ? [r.kind.value] : []));
+      for (const received of [got.batches, nodeBatches]) {
+        expect(received.map((b) => Number(b.seq))).toEqual(range(0, batches - 1));
+        for (const b of received) {
+          const sent = makeBatch(name, 0, Number(b.seq), 4, payloadBytes);
+          expect(Buffer.from(toBinary(EventBatchSchema, b)).equals(toBinary(EventBatchSchema, sent)), `batch ${b.seq} arrived as published`).toBe(true);
+        }
+      }
+    } finally {
+      client.close();
+    }
+    // Published natively, every batch but the newest (kept for latest-only readers) was given back before the collector saw it.
+    if (nativeStreamModule()) expect(await released()).toBeGreaterThanOrEqual(before + (batches - 1) * payloadBytes);
+  });
+
+  it("keeps a batch's memory while a stalled reader's HTTP/2 stream still holds it unsent, though every group is done with it", async () => {
+    const { name, token } = await newStream({ consumerGroups: [{ name: "fast" }, { name: "viewer", mode: DeliveryMode.LATEST_ONLY }] });
+    const payloadBytes = 256 * KiB; // larger than the viewer's 64 KiB windows: its batch waits in Node's stream
+    const { session, call } = await bareSubscribe(buffer.url, pki.alice, name, "viewer");
+    try {
+      call.pause();
+      const fast = consume(alice(), name, "fast", { stopAfter: 30 });
+      const contextValues = createContextValues().set(publishedBatches, true);
+      await alice().publish(publishMessages(name, token, 0, 0, 30, { payloadBytes }), { contextValues });
+      expect((await fast).seqs).toHaveLength(30);
+      // The first 30 are acknowledged and freed: the next 30 arrive in the memory they gave back.
+      await alice().publish(publishMessages(name, token, 0, 30, 60, { done: true, payloadBytes }), { contextValues });
+      const seen: SubscribeResponse[] = [];
+      const ended = new Promise<void>((resolve) => call.once("end", resolve));
+      onResponses(call, (r) => seen.push(r));
+      call.resume();
+      await ended;
+      const viewed = seen.flatMap((r) => (r.kind.case === "batch" ? [r.kind.value] : []));
+      expect(viewed.length).toBeGreaterThan(0);
+      for (const b of viewed) {
+        const sent = makeBatch(name, 0, Number(b.seq), 4, payloadBytes);
+        expect(Buffer.from(toBinary(EventBatchSchema, b)).equals(toBinary(EventBatchSchema, sent)), `batch ${b.seq} arrived as published`).toBe(true);
+      }
+    } finally {
+      session.close();
+      // Its fast group left with batches unread: the stream would keep its capacity promised.
+      await alice().deleteStream({ name });
     }
   });
 

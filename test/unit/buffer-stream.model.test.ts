@@ -3,13 +3,16 @@
  * over random sequences of publish, subscribe, ack, consumer loss, ack
  * timeout, replay and end of stream. After every step the stream must agree
  * with the model; at the end every reliable group must drain to its end of
- * stream with every seq acknowledged and the published totals.
+ * stream with every seq acknowledged and the published totals. Each batch's
+ * memory is leased (as on the native data path): it must be given back once,
+ * only when the stream no longer holds it and no wire still sends it, and
+ * then at once.
  */
 import { ConnectError } from "@connectrpc/connect";
 import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { BufferStream, type Consumer, type GroupConfig, type Totals } from "../../services/buffer/buffer-stream.js";
-import { ByteParts } from "../../services/common/byte-parts.js";
+import { ByteParts, releasable } from "../../services/common/byte-parts.js";
 import { errorInfo } from "../../services/common/errors.js";
 
 const ackTimeoutMs = 100;
@@ -108,6 +111,12 @@ async function runSequence(s: Setup, ops: Op[]) {
   let nextSeq = 1;
   const consumers: ModelConsumer[] = [];
   const live = () => consumers.filter((c) => !c.ended);
+  // Memory: what was given back, and the deliveries a wire is still sending (given back at the next step).
+  const released = new Set<number>();
+  const inWire: { seq: number; sent: () => void }[] = [];
+  const sendWire = () => {
+    for (const d of inWire.splice(0)) d.sent();
+  };
 
   const fullyAcked = (seq: number) => reliable.every((g) => acked[g]!.has(seq));
   const bufferedBytes = () => [...sizes].filter(([seq]) => !fullyAcked(seq)).reduce((sum, [, size]) => sum + size, 0);
@@ -149,6 +158,9 @@ async function runSequence(s: Setup, ops: Op[]) {
         }
         const seq = d.entry.seq;
         expect(sizes.get(seq), `seq ${seq} was published with its size`).toBe(d.entry.bytes.byteLength);
+        expect(released.has(seq), `seq ${seq} handed out after its memory was given back`).toBe(false);
+        expect(d.bytes.parts[0]!.buffer, "a delivery lends the entry's own memory").toBe(d.entry.bytes.parts[0]!.buffer);
+        inWire.push({ seq, sent: d.bytes.onSent! });
         if (groups[c.group]!.mode === "latest") {
           expect(seq, "a latest-only consumer only moves forward").toBeGreaterThan(c.lastSeq);
           c.lastSeq = seq;
@@ -189,13 +201,26 @@ async function runSequence(s: Setup, ops: Op[]) {
     expect([...stream.entries.keys()].sort((a, b) => a - b)).toEqual([...sizes.keys()].filter(held));
     for (const c of live().filter((c) => groups[c.group]!.mode === "reliable"))
       expect([...c.real.heldSeqs].sort((a, b) => a - b)).toEqual([...c.held].sort((a, b) => a - b));
+    // Given back exactly when no one holds it: not the stream, not a wire, and not as the newest (latest-only groups read it).
+    for (let seq = 1; seq < nextSeq; seq++) {
+      const heldBy = stream.entries.has(seq) || seq === nextSeq - 1 || inWire.some((w) => w.seq === seq);
+      expect(released.has(seq), `seq ${seq}'s memory ${heldBy ? "given back while held" : "kept after everyone let go"}`).toBe(!heldBy);
+    }
   };
 
-  const publish = async (rank: number, size: number, seq: bigint, events: number) =>
-    stream.publish(rank, new ByteParts([new Uint8Array(size)]), { producerRank: rank, seq, eventCount: events }, new AbortController().signal);
+  const publish = async (rank: number, size: number, seq: bigint, events: number) => {
+    const memory = new ArrayBuffer(size);
+    const at = nextSeq;
+    releasable(memory, () => {
+      expect(released.has(at), `seq ${at}'s memory given back twice`).toBe(false);
+      released.add(at);
+    });
+    return stream.publish(rank, new ByteParts([new Uint8Array(memory)]), { producerRank: rank, seq, eventCount: events }, new AbortController().signal);
+  };
 
   let replayed = false;
   for (const o of ops) {
+    sendWire();
     switch (o.k) {
       case "publish": {
         const rank = o.rank % s.producers;
@@ -341,6 +366,7 @@ async function runSequence(s: Setup, ops: Op[]) {
       `group ${groups[g]!.name} told caught up`,
     ).toBe(true);
   for (let round = 0; round < 100 && live().length; round++) {
+    sendWire();
     check();
     for (const c of live()) {
       if (!c.held.length) continue;
@@ -366,6 +392,37 @@ describe("BufferStream against a model", () => {
       fc.asyncProperty(setup, fc.array(op, { minLength: 1, maxLength: 40 }), (s, ops) => runSequence(s, ops)),
       { numRuns: 1000 },
     );
+  });
+
+  it("gives back what deliveries never sent borrowed: a departed consumer's, and a latest-only reader's replaced ones", async () => {
+    const stream = new BufferStream({
+      id: "s",
+      capacityBytes: 1000,
+      retentionBytes: 0,
+      producerCount: 1,
+      groups: [
+        { name: "g", mode: "reliable", maxInFlight: 10, ackTimeoutMs: 0 },
+        { name: "view", mode: "latest", maxInFlight: 1, ackTimeoutMs: 0 },
+      ],
+    });
+    const released: number[] = [];
+    const publish = (seq: number) => {
+      const memory = new ArrayBuffer(10);
+      releasable(memory, () => released.push(seq + 1)); // the stream numbers batches from 1
+      return stream.publish(0, new ByteParts([new Uint8Array(memory)]), { producerRank: 0, seq: BigInt(seq), eventCount: 1 }, new AbortController().signal);
+    };
+    const leaving = stream.subscribe("g", 0, 0);
+    stream.subscribe("view", 0, 0); // reads nothing: each newer batch replaces the one waiting for it
+    for (let seq = 0; seq < 3; seq++) await publish(seq);
+    stream.unsubscribe(leaving); // its three deliveries were never taken
+    const staying = stream.subscribe("g", 0, 0);
+    const deliveries = staying.outbox.takeAll().filter((d) => d.kind === "batch");
+    expect(deliveries.map((d) => d.entry.seq)).toEqual([1, 2, 3]);
+    for (const d of deliveries) d.bytes.onSent!();
+    stream.ack("g", [1, 2, 3]);
+    // Seq 3 is the newest, which a latest-only reader may still be handed.
+    expect(released.sort()).toEqual([1, 2]);
+    stream.close();
   });
 
   it("keeps the events a rank left out as incomplete, as it said when done, in the totals", () => {

@@ -46,6 +46,12 @@ type Client struct {
 	creds    credentials.TransportCredentials
 	conns    map[string]*grpc.ClientConn
 	Requests requestv1.DataRequestServiceClient
+	// BorrowBatches decodes each subscription's batches into the same memory
+	// each time: a batch's arrays (Array.Data, SerializedPayload.Data) are
+	// valid only until onBatch returns, so copy what you keep. Nothing is
+	// allocated for them, which saves a consumer most of its decoding at large
+	// batches. Strings are the caller's to keep either way.
+	BorrowBatches bool
 }
 
 // FromCertDir connects to the data request service at url (https://host:port)
@@ -305,7 +311,11 @@ func (c *Client) consumeShard(ctx context.Context, shard *requestv1.StreamShard,
 	if shard.BufferRoute != "" { // through the front door: the route to this shard's buffer, on every call
 		ctx = metadata.AppendToOutgoingContext(ctx, "lclstream-buffer", shard.BufferRoute)
 	}
-	stream, err := buffer.Subscribe(ctx, &bufferv1.SubscribeRequest{Stream: shard.Stream, ConsumerGroup: group})
+	var borrowing []grpc.CallOption
+	if c.BorrowBatches {
+		borrowing = append(borrowing, grpc.ForceCodecV2(&borrowingCodec{gatheringCodec: newGatheringCodec()}))
+	}
+	stream, err := buffer.Subscribe(ctx, &bufferv1.SubscribeRequest{Stream: shard.Stream, ConsumerGroup: group}, borrowing...)
 	if err != nil {
 		return nil, err
 	}

@@ -451,8 +451,9 @@ class Call {
       if (n <= 0) Wait(POLLIN, static_cast<int>(left));
       else usleep(1000);
     }
-    Emit(Event{verdict == 1 ? Event::kAccepted : Event::kDeclined});
-    return verdict == 1;
+    taken_ = verdict == 1;
+    Emit(Event{taken_ ? Event::kAccepted : Event::kDeclined});
+    return taken_;
   }
 
   static int SelectAlpn(SSL*, const unsigned char** out, unsigned char* out_length, const unsigned char* in, unsigned int in_length, void*) {
@@ -1048,11 +1049,31 @@ class Call {
       SSL_free(ssl_);
     }
     if (ctx_) SSL_CTX_free(ctx_);
+    if (taken_) DrainBeforeClose();  // (a declined connection is Node's: its socket is left alone)
     if (fd_ >= 0) close(fd_);
+  }
+
+  // Serving: lets the client read all that was sent before the descriptor closes. Closed while
+  // the client's bytes still come in (a publisher refused at its first message keeps sending),
+  // the kernel resets the connection, and the client's kernel then drops the answer it had not
+  // read yet: the client saw "the connection broke" instead of its refusal. So: nothing more is
+  // written, and what comes in is read and dropped until the client closes, a second at most.
+  void DrainBeforeClose() {
+    shutdown(fd_, SHUT_WR);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    char sink[16384];
+    for (;;) {
+      ssize_t n = read(fd_, sink, sizeof sink);
+      if (n > 0) continue;
+      if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) return;
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+      if (left <= 0 || !Wait(POLLIN, static_cast<int>(left))) return;  // out of time, or cancelled (the server is closing)
+    }
   }
 
   Options options_;
   int fd_ = -1;
+  bool taken_ = false;  // serving: the connection is this module's (not declined to Node)
   int wake_fd_ = -1;
   SSL_CTX* ctx_ = nullptr;
   SSL* ssl_ = nullptr;

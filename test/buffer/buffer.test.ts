@@ -23,6 +23,12 @@ const KiB = 1024;
 
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
+/** Checks, byte for byte, that `b` is the batch rank 0 published with its seq (makeBatch). */
+function expectAsPublished(b: EventBatch, stream: string, payloadBytes: number) {
+  const sent = makeBatch(stream, 0, Number(b.seq), 4, payloadBytes);
+  expect(Buffer.from(toBinary(EventBatchSchema, b)).equals(toBinary(EventBatchSchema, sent)), `batch ${b.seq} arrived as published`).toBe(true);
+}
+
 describe("buffer", () => {
   let pki: TestPki;
   let stateDir: string;
@@ -344,10 +350,7 @@ describe("buffer", () => {
       const nodeBatches = node.flatMap((r) => (r.kind.case === "batch" ? [r.kind.value] : []));
       for (const received of [got.batches, nodeBatches]) {
         expect(received.map((b) => Number(b.seq))).toEqual(range(0, batches - 1));
-        for (const b of received) {
-          const sent = makeBatch(name, 0, Number(b.seq), 4, payloadBytes);
-          expect(Buffer.from(toBinary(EventBatchSchema, b)).equals(toBinary(EventBatchSchema, sent)), `batch ${b.seq} arrived as published`).toBe(true);
-        }
+        for (const b of received) expectAsPublished(b, name, payloadBytes);
       }
     } finally {
       client.close();
@@ -375,10 +378,7 @@ describe("buffer", () => {
       await ended;
       const viewed = seen.flatMap((r) => (r.kind.case === "batch" ? [r.kind.value] : []));
       expect(viewed.length).toBeGreaterThan(0);
-      for (const b of viewed) {
-        const sent = makeBatch(name, 0, Number(b.seq), 4, payloadBytes);
-        expect(Buffer.from(toBinary(EventBatchSchema, b)).equals(toBinary(EventBatchSchema, sent)), `batch ${b.seq} arrived as published`).toBe(true);
-      }
+      for (const b of viewed) expectAsPublished(b, name, payloadBytes);
     } finally {
       session.close();
       // Its fast group left with batches unread: the stream would keep its capacity promised.

@@ -232,9 +232,11 @@ function nodeWire(req: Http2ServerRequest, res: Http2ServerResponse, contextValu
     requests: (signal) => nodeRequests(req, maxMessageBytes, signal),
     sendHeaders: (headers) => res.writeHead(200, headers),
     send(parts, writeAhead, signal, onSent) {
-      // One writev for the parts of a message; its callback comes once they are written out (and not on an error).
+      // One writev for the parts of a message; the last one's callback comes once all are written out (not on an error).
       res.stream.cork();
-      for (const [i, part] of parts.entries()) res.write(part, i === parts.length - 1 && onSent ? (error) => error || onSent() : undefined);
+      const last = parts.length - 1;
+      for (let i = 0; i < last; i++) res.write(parts[i]!);
+      res.write(parts[last]!, onSent && ((error) => error || onSent()));
       res.stream.uncork();
       // (Node emits "drain" only after a write found the stream full.)
       if (res.stream.writableNeedDrain && res.stream.writableLength > writeAhead) return drained(res, signal);

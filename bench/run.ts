@@ -366,11 +366,19 @@ async function main() {
       const metrics = (await buffer.client.getStream({ name })).stream?.metrics;
       return Number(consumer ? (metrics?.groups[0]?.deliveredBytes ?? 0n) : (metrics?.publishedBytes ?? 0n));
     };
+    // CPU per MiB published, of the publisher and of the buffer: where a rank spends more than the role.
+    const cpu = () => [writer, buffer.proc].map((p) => cpuMsOf(p.child.pid!));
     try {
       await new Promise((r) => setTimeout(r, 1500));
-      const [bytes0, t0] = [await counted(), performance.now()];
+      const [bytes0, cpu0, t0] = [await counted(), cpu(), performance.now()];
       await new Promise((r) => setTimeout(r, measureMs));
-      return ((await counted()) - bytes0) / 1e6 / ((performance.now() - t0) / 1000);
+      const [bytes1, cpu1, t1] = [await counted(), cpu(), performance.now()];
+      const mib = (bytes1 - bytes0) / MiB;
+      return {
+        mbps: (bytes1 - bytes0) / 1e6 / ((t1 - t0) / 1000),
+        publisherCpu: (cpu1[0]! - cpu0[0]!) / mib,
+        bufferCpu: (cpu1[1]! - cpu0[1]!) / mib,
+      };
     } finally {
       writer.stop();
       reader?.stop();
@@ -703,7 +711,23 @@ async function main() {
                 publishing(buffer, publisher, consumer),
           ),
         );
-        for (const [j, [name]] of kinds.entries()) record(name, "MB/s", runs[j]!);
+        for (const [j, [name, publisher]] of kinds.entries()) {
+          record(
+            name,
+            "MB/s",
+            runs[j]!.map((r) => r.mbps),
+          );
+          record(
+            `${name}, ${publisher === "rank" ? "rank" : "publish role"} CPU`,
+            "ms/MiB",
+            runs[j]!.map((r) => r.publisherCpu),
+          );
+          record(
+            `${name}, buffer CPU`,
+            "ms/MiB",
+            runs[j]!.map((r) => r.bufferCpu),
+          );
+        }
       }
       if (only.test("latency")) {
         const latencies = (await throughBuffer(buffer, 64 * KiB, 1, { rate: 200 })).latencies;

@@ -7,14 +7,15 @@ import { Code, createClient } from "@connectrpc/connect";
 import { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { ProducerService } from "../../gen/lclstream/producer/v1/producer_pb.js";
 import { DataType } from "../../gen/lclstream/data/v1/data_pb.js";
-import { createMeshTransport } from "../../services/common/client.js";
+import { createMeshTransport, publishedBatches } from "../../services/common/client.js";
+import type { Transport } from "@connectrpc/connect";
 import { createLogger } from "../../services/common/logger.js";
 import { build as buildBuffer, type BufferServer } from "../../services/buffer/server.js";
 import { parseProducerConfig } from "../../services/producer/config.js";
 import { produce } from "../../services/producer/run.js";
 import type { DetectorEvent, EventSource } from "../../services/producer/event.js";
 import { createBufferHandler } from "../../services/producer/handlers.js";
-import { runPipeline } from "../../services/producer/pipeline.js";
+import { runPipeline, type ProducedBatch } from "../../services/producer/pipeline.js";
 import { build as buildProducer, type ProducerServer } from "../../services/producer/server.js";
 import { createTestPki, type TestPki } from "../helpers/pki.js";
 import { consume } from "../helpers/buffer.js";
@@ -154,6 +155,67 @@ describe("producer ranks publishing to a buffer", () => {
     const events = got.batches.flatMap((b) => b.eventIndices.map(Number)).sort((a, b) => a - b);
     expect(events).toEqual(Array.from({ length: 60 }, (_, i) => i));
     expect(got.end).toMatchObject({ batchCount: 16n, eventCount: 60n });
+  });
+
+  it("asks the buffer how far it got at half its bound, in the background, and waits only past the bound", async () => {
+    const base = createMeshTransport({ baseUrl: buffer.url, tls: pki.alice });
+    // The asks (a Publish of nothing but `open`) are held until the test lets them through.
+    let asks = 0;
+    let letAsksThrough!: () => void;
+    const asksHeld = new Promise<void>((r) => (letAsksThrough = r));
+    const transport: Transport = {
+      unary: (...a) => base.unary(...a),
+      async stream(method, signal, timeoutMs, header, input, contextValues) {
+        if (method.name === "Publish" && !contextValues?.get(publishedBatches)) {
+          asks++;
+          await asksHeld;
+        }
+        return base.stream(method, signal, timeoutMs, header, input, contextValues);
+      },
+    };
+    const alice = createClient(BufferService, transport);
+    const { stream, publishToken } = await alice.createStream({ stream: { producerCount: 1, consumerGroups: [{ name: "g" }] } });
+    const eventBytes = 64 * 1024;
+    const events = 16;
+    const source: EventSource = {
+      eventCount: events,
+      fields: () => [{ name: "frame", dtype: "uint8", shape: [eventBytes], description: "" }],
+      async *events() {
+        for (let index = 0; index < events; index++)
+          yield { index, timeNs: 0n, fields: { frame: { dtype: "uint8", shape: [eventBytes], data: new Uint8Array(eventBytes).fill(index) } } };
+      },
+      close() {},
+    };
+    const config = parseProducerConfig(smallSynthetic(events, { batchSize: 1, handlers: [{ type: "BufferStreamingDataHandler" }] }));
+    const handler = createBufferHandler({
+      transport,
+      stream: stream!.name,
+      token: publishToken,
+      rank: 0,
+      logger: createLogger("test", "silent"),
+      // Ten batches and their framing (65 bytes each): more than half of it is six batches, more than all of it eleven.
+      maxUnconfirmedBytes: 10 * eventBytes + 1000,
+      signal: new AbortController().signal,
+    });
+    const batches = runPipeline(config, source, { rank: 0, ranks: 1, stream: stream!.name, signal: new AbortController().signal });
+    const next = async () => handler.handle((await batches.next()).value as ProducedBatch);
+    // Up to the bound no batch waits, though the ask is held; the ask went out at the sixth batch.
+    for (let n = 1; n <= 11; n++) {
+      await next();
+      expect(asks).toBe(n < 6 ? 0 : 1);
+    }
+    // The twelfth is past the bound: it waits for the answer.
+    let twelfthTaken = false;
+    const twelfth = next().then(() => (twelfthTaken = true));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(twelfthTaken).toBe(false);
+    letAsksThrough();
+    await twelfth;
+    for await (const b of batches) await handler.handle(b);
+    await handler.finish({ batches: events, events });
+    handler.close();
+    const got = await consume(alice, stream!.name, "g");
+    expect(got.batches.flatMap((b) => b.eventIndices.map(Number))).toEqual(Array.from({ length: events }, (_, i) => i));
   });
 
   it("gives a batch's memory back to its source once the buffer has it, and never while the run keeps a hold", async () => {

@@ -623,6 +623,12 @@ async function main() {
             "ms/MiB",
             runs[j]!.map((r) => r.cpuMsPerMiB),
           );
+          // The buffer's sending to each reader (the bare reader neither decodes nor acknowledges).
+          record(
+            `${name}, buffer CPU`,
+            "ms/MiB",
+            runs[j]!.map((r) => r.bufferCpuMsPerMiB),
+          );
         }
       }
       if (only.test("shards")) {

@@ -25,6 +25,7 @@ import {
   type SubscribeRequest,
 } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { idle } from "../common/async-queue.js";
+import { routineCall } from "../common/interceptors.js";
 import { writeAheadKey } from "../common/direct-grpc.js";
 import { defaultConsumerGroup } from "../common/data-path.js";
 import type { ByteParts } from "../common/byte-parts.js";
@@ -275,6 +276,7 @@ export function createBufferService(deps: BufferServiceDeps): BufferImplementati
       producer.connected++;
       let accepted = 0n;
       let duplicates = 0n;
+      let ended = false;
       try {
         for (;;) {
           const next = await it.next();
@@ -288,6 +290,7 @@ export function createBufferService(deps: BufferServiceDeps): BufferImplementati
             rates.published(entry.record.id, batch.byteLength);
           } else if (kind.case === "done") {
             live.done(open.producerRank, kind.value.batchCount, kind.value.eventCount, kind.value.skippedEventCount);
+            ended = true;
           } else {
             throw invalidArgument(bufferDomain, [{ field: "open", description: "open may be sent only once" }]);
           }
@@ -295,6 +298,8 @@ export function createBufferService(deps: BufferServiceDeps): BufferImplementati
       } finally {
         producer.connected--;
       }
+      // Nothing but open: a rank asking where it stands, as it does every few dozen MiB it publishes.
+      if (accepted + duplicates === 0n && !ended) ctx.values.set(routineCall, true);
       return { acceptedBatches: accepted, duplicateBatches: duplicates, nextSeq: producer.nextSeq };
     },
 
@@ -369,6 +374,7 @@ export function createBufferService(deps: BufferServiceDeps): BufferImplementati
     },
 
     ack(req: AckRequest, ctx: HandlerContext) {
+      ctx.values.set(routineCall, true);
       const entry = readable(req.stream, ctx, "stream");
       if (req.seqs.length === 0)
         throw invalidArgument(bufferDomain, [{ field: "seqs", description: "no seqs to acknowledge: list the seqs of the batches you received" }]);

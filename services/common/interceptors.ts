@@ -3,7 +3,7 @@
  * and metrics per call), error mapping (unknown errors become INTERNAL with
  * the cause kept for the log), authentication (resolves the caller).
  */
-import { Code, ConnectError, type Interceptor, type StreamResponse } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey, type Interceptor, type StreamResponse } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { parseIdentity, type Identity } from "./identity.js";
 import { X509Certificate } from "node:crypto";
@@ -143,6 +143,13 @@ function callerGone(error: ConnectError): boolean {
   return error.code === Code.Internal && (cause?.code === "ERR_HTTP2_INVALID_STREAM" || cause?.code === "ERR_STREAM_DESTROYED");
 }
 
+/**
+ * Set by a handler for a call that, when it succeeds, is logged at debug, not
+ * info: an Ack, or a producer asking where it stands. A consumer acknowledges
+ * and a rank asks dozens of times a second; the metrics count them all.
+ */
+export const routineCall = createContextKey(false, { description: "a call whose success is logged at debug" });
+
 /** One log line and the RPC metrics per call; bodies are never logged. */
 export function createTelemetryInterceptor(logger: Logger, metrics: RpcMetrics): Interceptor {
   return (next) => async (req) => {
@@ -164,8 +171,10 @@ export function createTelemetryInterceptor(logger: Logger, metrics: RpcMetrics):
       metrics.finished(service, method, code, durationMs / 1000);
       const caller = req.contextValues.get(callerKey)?.uri ?? req.contextValues.get(tlsPeerKey)?.identity?.uri;
       const fields = { service, method, code, durationMs: Math.round(durationMs * 10) / 10, caller };
-      if (!reason) logger.info(fields, "call finished");
-      else if (reason.code === Code.Canceled || reason.code === Code.DeadlineExceeded) logger.info(fields, "call cancelled");
+      if (!reason) {
+        if (req.contextValues.get(routineCall)) logger.debug(fields, "call finished");
+        else logger.info(fields, "call finished");
+      } else if (reason.code === Code.Canceled || reason.code === Code.DeadlineExceeded) logger.info(fields, "call cancelled");
       else if (reason.code === Code.Internal || reason.code === Code.Unknown || reason.code === Code.DataLoss)
         logger.error({ ...fields, err: reason.cause ?? reason }, reason.message);
       else logger.warn({ ...fields, reason: reason.rawMessage }, "call failed");

@@ -2,6 +2,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, createClient } from "@connectrpc/connect";
 import { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
@@ -112,8 +113,11 @@ describe("producer ranks publishing to a buffer", () => {
   let stateDir: string;
   let buffer: BufferServer;
   let port: number;
+  // What the buffer logs, at debug: which calls it counts as routine.
+  const bufferLog: { level: number; method?: string; msg: string }[] = [];
+  const logger = pino({ level: "debug" }, { write: (line: string) => void bufferLog.push(JSON.parse(line)) });
   const startBuffer = async () => {
-    buffer = await buildBuffer({ stateDir, port, submitters: ["user/alice"] }, { tls: pki.server });
+    buffer = await buildBuffer({ stateDir, port, submitters: ["user/alice"] }, { tls: pki.server, logger });
   };
 
   beforeAll(async () => {
@@ -157,7 +161,8 @@ describe("producer ranks publishing to a buffer", () => {
     expect(got.end).toMatchObject({ batchCount: 16n, eventCount: 60n });
   });
 
-  it("asks the buffer how far it got at half its bound, in the background, and waits only past the bound", async () => {
+  it("asks the buffer how far it got at three quarters of its bound, in the background, and waits only past the bound", async () => {
+    bufferLog.length = 0;
     const base = createMeshTransport({ baseUrl: buffer.url, tls: pki.alice });
     // The asks (a Publish of nothing but `open`) are held until the test lets them through.
     let asks = 0;
@@ -193,16 +198,16 @@ describe("producer ranks publishing to a buffer", () => {
       token: publishToken,
       rank: 0,
       logger: createLogger("test", "silent"),
-      // Ten batches and their framing (65 bytes each): more than half of it is six batches, more than all of it eleven.
+      // Ten batches and their framing (65 bytes each): more than three quarters of it is eight batches, more than all of it eleven.
       maxUnconfirmedBytes: 10 * eventBytes + 1000,
       signal: new AbortController().signal,
     });
     const batches = runPipeline(config, source, { rank: 0, ranks: 1, stream: stream!.name, signal: new AbortController().signal });
     const next = async () => handler.handle((await batches.next()).value as ProducedBatch);
-    // Up to the bound no batch waits, though the ask is held; the ask went out at the sixth batch.
+    // Up to the bound no batch waits, though the ask is held; the ask went out at the eighth batch.
     for (let n = 1; n <= 11; n++) {
       await next();
-      expect(asks).toBe(n < 6 ? 0 : 1);
+      expect(asks).toBe(n < 8 ? 0 : 1);
     }
     // The twelfth is past the bound: it waits for the answer.
     let twelfthTaken = false;
@@ -216,6 +221,12 @@ describe("producer ranks publishing to a buffer", () => {
     handler.close();
     const got = await consume(alice, stream!.name, "g");
     expect(got.batches.flatMap((b) => b.eventIndices.map(Number))).toEqual(Array.from({ length: events }, (_, i) => i));
+    // The asks and the acknowledgements are logged at debug; the call that carried the batches, at info.
+    const finished = (method: string) => bufferLog.filter((l) => l.msg === "call finished" && l.method === method).map((l) => l.level);
+    expect(finished("Publish").filter((level) => level === 30)).toHaveLength(1);
+    expect(new Set(finished("Publish"))).toEqual(new Set([20, 30]));
+    expect(finished("Ack").length).toBeGreaterThan(0);
+    expect(new Set(finished("Ack"))).toEqual(new Set([20]));
   });
 
   it("gives a batch's memory back to its source once the buffer has it, and never while the run keeps a hold", async () => {

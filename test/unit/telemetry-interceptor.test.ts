@@ -2,7 +2,7 @@
 import { Code, ConnectError, createContextValues, type StreamResponse, type UnaryRequest } from "@connectrpc/connect";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
-import { createTelemetryInterceptor } from "../../services/common/interceptors.js";
+import { createTelemetryInterceptor, routineCall } from "../../services/common/interceptors.js";
 import { RpcMetrics } from "../../services/common/metrics.js";
 
 /** Runs one server-streaming call through the interceptor, its messages failing with `error` after one; returns the log lines and the calls counter. */
@@ -31,7 +31,32 @@ async function streamEndingWith(error: unknown) {
   return { lines, codes: calls.map((v) => v.labels.code) };
 }
 
+/** Runs one unary call through the interceptor at log level debug; the handler marks it routine, then fails with `error` if given. */
+async function routineUnary(error?: unknown) {
+  const lines: { level: number; code: string; msg: string }[] = [];
+  const logger = pino({ level: "debug" }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const interceptor = createTelemetryInterceptor(logger, new RpcMetrics("test"));
+  const req = {
+    service: { typeName: "lclstream.test.v1.TestService" },
+    method: { name: "Ack" },
+    signal: new AbortController().signal,
+    contextValues: createContextValues(),
+  } as unknown as UnaryRequest;
+  const call = interceptor(async (r) => {
+    r.contextValues.set(routineCall, true);
+    if (error) throw error;
+    return { stream: false, message: {} } as never;
+  })(req);
+  await (error ? expect(call).rejects.toBeDefined() : call);
+  return lines.map((l) => [l.level, l.msg]);
+}
+
 describe("the telemetry interceptor", () => {
+  it("logs a routine call's success at debug, and its failure as any other", async () => {
+    expect(await routineUnary()).toEqual([[20, "call finished"]]);
+    expect(await routineUnary(new ConnectError("no such group", Code.InvalidArgument))).toEqual([[40, "call failed"]]);
+  });
+
   it("counts a stream whose caller went away while the server wrote as cancelled, not as an internal error", async () => {
     const gone = Object.assign(new Error("The stream has been destroyed"), { code: "ERR_HTTP2_INVALID_STREAM" });
     const { lines, codes } = await streamEndingWith(gone);

@@ -5,6 +5,15 @@ import { describe, expect, it } from "vitest";
 import { createTelemetryInterceptor, routineCall } from "../../services/common/interceptors.js";
 import { RpcMetrics } from "../../services/common/metrics.js";
 
+/** A call of the test service's `method`, as the interceptor sees it. */
+const request = (method: string) =>
+  ({
+    service: { typeName: "lclstream.test.v1.TestService" },
+    method: { name: method },
+    signal: new AbortController().signal,
+    contextValues: createContextValues(),
+  }) as unknown as UnaryRequest;
+
 /** Runs one server-streaming call through the interceptor, its messages failing with `error` after one; returns the log lines and the calls counter. */
 async function streamEndingWith(error: unknown) {
   const lines: { level: number; code: string; msg: string }[] = [];
@@ -15,13 +24,7 @@ async function streamEndingWith(error: unknown) {
     yield {};
     throw error;
   }
-  const req = {
-    service: { typeName: "lclstream.test.v1.TestService" },
-    method: { name: "Watch" },
-    signal: new AbortController().signal,
-    contextValues: createContextValues(),
-  } as unknown as UnaryRequest;
-  const res = (await interceptor(async () => ({ stream: true, message: messages() }) as never)(req)) as StreamResponse;
+  const res = (await interceptor(async () => ({ stream: true, message: messages() }) as never)(request("Watch"))) as StreamResponse;
   await expect(
     (async () => {
       for await (const _ of res.message);
@@ -36,17 +39,11 @@ async function routineUnary(error?: unknown) {
   const lines: { level: number; code: string; msg: string }[] = [];
   const logger = pino({ level: "debug" }, { write: (line: string) => void lines.push(JSON.parse(line)) });
   const interceptor = createTelemetryInterceptor(logger, new RpcMetrics("test"));
-  const req = {
-    service: { typeName: "lclstream.test.v1.TestService" },
-    method: { name: "Ack" },
-    signal: new AbortController().signal,
-    contextValues: createContextValues(),
-  } as unknown as UnaryRequest;
   const call = interceptor(async (r) => {
     r.contextValues.set(routineCall, true);
     if (error) throw error;
     return { stream: false, message: {} } as never;
-  })(req);
+  })(request("Ack"));
   await (error ? expect(call).rejects.toBeDefined() : call);
   return lines.map((l) => [l.level, l.msg]);
 }

@@ -7,8 +7,9 @@ MODE is how it reads:
   client  lclstream_client's BatchStream: arrays decoded, each batch acknowledged once the next is taken
   torch   lclstream_client.torch: a StreamLoader with 2 fork-started DataLoader workers sharing the group,
           whole batches as tensors, acknowledged from the loop
-  torch-alone  the same DataLoader (2 fork-started workers, 1 MiB read-only tensors over bytes, as a
-          message's are) with no network at all: what torch's worker-to-loop handing costs here
+  torch-alone  a DataLoader (2 fork-started workers, 1 MiB tensors over bytes, as a message's are) with
+          no network at all: what torch's own worker-to-loop handing costs here
+  ring-alone   the same, handed as StreamLoader hands them (each worker's ring of shared memory)
 
 JSON has url, stream, group, count, warmupCount and the PEMs (caPem, certPem, keyPem). It times batches
 warmupCount + 1 to count, and prints {"bytes", "seconds", "cpuMs"} (cpuMs: this process's, so not the
@@ -20,6 +21,7 @@ import json
 import os
 import sys
 import time
+from functools import partial
 
 import grpc
 
@@ -93,10 +95,12 @@ def torch_loader(args: dict, meter: Meter) -> None:
             return
 
 
-def torch_alone(args: dict, meter: Meter) -> None:
+def torch_alone(args: dict, meter: Meter, ring: bool) -> None:
     import numpy as np
     import torch
     from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+    from lclstream_client.torch import _as_is, _LoopRings, _tagged, _unpacked
 
     # 64 distinct buffers, more than the caches hold, handed out in turn: memory as cold as a new
     # message's, without a copy the real path does not make (writable, as the client's arrays are).
@@ -117,7 +121,12 @@ def torch_alone(args: dict, meter: Meter) -> None:
         return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
     before = cpu_seconds()
-    batches = iter(DataLoader(Frames(), batch_size=None, num_workers=2, multiprocessing_context="fork"))
+    if ring:  # StreamLoader's own collate and unpacking, without its stream
+        rings = _LoopRings()
+        loader = DataLoader(Frames(), batch_size=None, num_workers=2, multiprocessing_context="fork", collate_fn=partial(_tagged, _as_is, True, 64 << 20))
+        batches = (_unpacked(sent, rings) for sent, _tags in loader)
+    else:
+        batches = iter(DataLoader(Frames(), batch_size=None, num_workers=2, multiprocessing_context="fork"))
     for batch in batches:
         if meter.add(batch["frame"].nbytes):
             break
@@ -130,6 +139,8 @@ def torch_alone(args: dict, meter: Meter) -> None:
 if __name__ == "__main__":
     mode, settings = sys.argv[1], json.loads(sys.argv[2])
     meter = Meter(settings["count"], settings["warmupCount"])
-    {"grpcio": bare_grpcio, "client": client, "torch": torch_loader, "torch-alone": torch_alone}[mode](settings, meter)
+    readers = {"grpcio": bare_grpcio, "client": client, "torch": torch_loader}
+    readers.update({"torch-alone": partial(torch_alone, ring=False), "ring-alone": partial(torch_alone, ring=True)})
+    readers[mode](settings, meter)
     print(json.dumps(meter.result), flush=True)
     os._exit(0)  # the stream is not drained to its end: leave without waiting on the calls still open

@@ -569,18 +569,28 @@ async function main() {
           ["bare HTTP/2 (Node) drain 1MiB", (args) => role("subscribe-bare", args).next()],
         ];
         const runs = await interleaved(...readers.map(([, read]) => heldDrain(read)));
-        // torch's own handing from workers to the loop, with no network: with the grpcio reader, it bounds the DataLoader.
-        const alone = await repeat(() => pythonReader("torch-alone")({ chunkBytes: MiB, count: 800, warmupCount: 200 } as DrainArgs));
-        record(
-          "torch DataLoader 2 workers alone (no network) 1MiB",
-          "MB/s",
-          alone.map((r) => mbps(r)),
+        // Handing from workers to the loop with no network: torch's own way, and StreamLoader's rings (with the
+        // grpcio reader, the rings' cost bounds the DataLoader).
+        const handing = { chunkBytes: MiB, count: 800, warmupCount: 200 } as DrainArgs;
+        const [alone, ring] = await interleaved(
+          () => pythonReader("torch-alone")(handing),
+          () => pythonReader("ring-alone")(handing),
         );
-        record(
-          "torch DataLoader 2 workers alone (no network) 1MiB, CPU of all its processes",
-          "ms/MiB",
-          alone.map((r) => r.allCpuMsPerMiB),
-        );
+        for (const [label, runs] of [
+          ["torch DataLoader 2 workers alone (no network) 1MiB", alone],
+          ["StreamLoader rings 2 workers alone (no network) 1MiB", ring],
+        ] as const) {
+          record(
+            label,
+            "MB/s",
+            runs.map((r) => mbps(r)),
+          );
+          record(
+            `${label}, CPU of all its processes`,
+            "ms/MiB",
+            runs.map((r) => r.allCpuMsPerMiB),
+          );
+        }
         for (const [j, [name]] of readers.entries()) {
           record(
             name,
@@ -893,10 +903,10 @@ async function main() {
   if (fanOutVsOneGroup !== undefined) console.log(`  ${"4 groups vs 1 group (2x on larger machines)".padEnd(46)} ${fanOutVsOneGroup.toFixed(2).padStart(6)}`);
   if (ceiling !== undefined) console.log(`  ${"raw TLS: 4 sinks vs 1 (the ceiling)".padEnd(46)} ${ceiling.toFixed(2).padStart(6)}`);
   // Not a target either: the DataLoader ratio two cores allow. Its path does the grpcio reader's work, the buffer's
-  // sending and torch's handing from workers to the loop (measured alone, with no network): at best their CPU per
-  // MiB adds up, and two cores give 2000 ms a second.
+  // sending and the rings' handing from workers to the loop (measured alone, with no network): at best their CPU
+  // per MiB adds up, and two cores give 2000 ms a second.
   const grpcio = "bare grpcio drain 1MiB";
-  const aloneCpu = "torch DataLoader 2 workers alone (no network) 1MiB, CPU of all its processes";
+  const aloneCpu = "StreamLoader rings 2 workers alone (no network) 1MiB, CPU of all its processes";
   const loaderCeiling = has(aloneCpu, grpcio, `${grpcio}, reader CPU`, `${grpcio}, buffer CPU`)
     ? 2000 / (m(`${grpcio}, reader CPU`) + m(`${grpcio}, buffer CPU`) + m(aloneCpu)) / (m(grpcio) / 1.048576)
     : undefined;
@@ -951,7 +961,7 @@ const pythonDrainScript = fileURLToPath(new URL("../../bench/python_drain.py", i
 const pythonClientSrc = fileURLToPath(new URL("../../clients/python/src", import.meta.url));
 
 /** A Python consumer of held batches (bench/python_drain.py, in the client's environment), reading as `mode` says. */
-function pythonReader(mode: "grpcio" | "client" | "torch" | "torch-alone") {
+function pythonReader(mode: "grpcio" | "client" | "torch" | "torch-alone" | "ring-alone") {
   return ({ tls, ...rest }: DrainArgs) =>
     lastJsonLine(`python_drain.py ${mode}`, torchPython, [pythonDrainScript, mode, JSON.stringify({ ...rest, ...tls })], {
       ...process.env,

@@ -20,7 +20,7 @@ export interface BenchResult {
   fanOutCeiling?: number;
   /** 4 groups' aggregate against one group's: 2x where cores are to spare. */
   fanOutVsOneGroup?: number;
-  /** What two cores allow the DataLoader against the grpcio reader (torch alone and the reader each keep both busy). */
+  /** What two cores allow the DataLoader against the grpcio reader (the rings' handing alone and the reader each keep both busy). */
   loaderCeiling?: number;
   /** What two cores allow a psana producer against the bare loop (psana's CPU and raw TLS one hop's, added up). */
   psanaCeiling?: number;

@@ -31,7 +31,7 @@ describe("the Python client's torch datasets against the real mesh", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it("passes tests/test_torch.py: every event once across workers and ranks, after a kill, and a model that learns", async () => {
+  it("passes tests/test_torch.py: every event once across workers and ranks, after a kill, large tensors through shared memory, and a model that learns", async () => {
     const result = await new Promise<{ code: number; output: string }>((resolve) =>
       execFile(
         torchPython,
@@ -46,6 +46,6 @@ describe("the Python client's torch datasets against the real mesh", () => {
       ),
     );
     expect(result.code, result.output).toBe(0);
-    expect(result.output).toMatch(/\b11 passed\b/);
+    expect(result.output).toMatch(/\b14 passed\b/);
   }, 660_000);
 });

@@ -1,4 +1,5 @@
 """lclstream_client.torch against the real mesh: DataLoader workers and ranks sharing a stream, kills, tensors, HDF5, resume."""
+import hashlib
 import json
 import os
 import signal
@@ -11,11 +12,14 @@ import pytest
 
 torch = pytest.importorskip("torch")  # run by test/system/torch.test.ts in an environment with torch
 
-from torch.utils.data import DataLoader, get_worker_info  # noqa: E402
+from functools import partial  # noqa: E402
+
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info  # noqa: E402
 
 from conftest import tof_request  # noqa: E402
 from lclstream.request.v1 import request_pb2  # noqa: E402
 from lclstream_client.torch import StreamDataset, StreamLoader, collate  # noqa: E402
+from lclstream_client.torch import _as_is, _LoopRings, _Ringed, _tagged, _unpacked  # noqa: E402
 
 SUCCEEDED = request_pb2.DataRequest.STATE_SUCCEEDED
 CANCELED = request_pb2.DataRequest.STATE_CANCELED
@@ -25,6 +29,47 @@ def with_worker(item):
     """Marks an item with the DataLoader worker that made it."""
     item["worker"] = get_worker_info().id
     return item
+
+
+class Frames(IterableDataset):
+    """1 MiB frames, each filled with its worker and number, for the shared-memory ring (no network)."""
+
+    def __init__(self, count: int):
+        self.count = count
+
+    def __iter__(self):
+        worker = get_worker_info().id
+        for i in range(self.count):
+            yield {"frame": torch.full((512, 512), worker * 1000 + i, dtype=torch.int32), "number": (worker, i)}
+
+
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_workers_hand_large_tensors_through_their_rings_and_never_overwrite_one_held(start):
+    # The loader's own packing and unpacking, over a plain DataLoader: rings of 8 MiB, 1 MiB frames.
+    def loader(count):
+        return DataLoader(Frames(count), batch_size=None, num_workers=2, multiprocessing_context=start, collate_fn=partial(_tagged, _as_is, True, 8 << 20))
+
+    def check(item):
+        worker, i = item["number"]
+        assert item["frame"].shape == (512, 512) and bool((item["frame"] == worker * 1000 + i).all()), f"frame {i} of worker {worker}"
+
+    rings = _LoopRings()
+    ringed = 0
+    for sent, _tags in loader(40):  # each frame dropped before the next is taken: the ring goes round
+        ringed += isinstance(sent["frame"], _Ringed)
+        item = _unpacked(sent, rings)
+        check(item)
+        item["frame"].add_(1)  # writable, and the worker writes the region again only once it is gone
+        del item
+    assert ringed == 80, "every frame through a ring, each used again and again"
+
+    rings, held, ringed = _LoopRings(), [], 0
+    for sent, _tags in loader(30):  # every frame held: the rings fill, and the rest go torch's own way
+        ringed += isinstance(sent["frame"], _Ringed)
+        held.append(_unpacked(sent, rings))
+    for item in held:
+        check(item)
+    assert ringed == 2 * 8, f"{ringed} frames through the rings: as many as 8 MiB holds, then none"
 
 
 @pytest.mark.parametrize("start", ["fork", "spawn"])
@@ -50,6 +95,23 @@ def test_two_workers_read_a_sharded_request_every_event_once(client):
         assert len(events) == 240
         assert [p.producer_rank for p in events.totals.producer_totals] == [0, 1, 2]
     assert client.get_request(events.name).state == SUCCEEDED
+
+
+def test_large_tensors_from_two_workers_are_the_events_the_stream_holds(client):
+    # 256 KiB events in loader batches of 1 MiB: they reach the loop through the workers' rings.
+    config = tof_request(events=96, batch_size=8)
+    config["producer"]["data_sources"]["tof"]["samples"] = 65536
+
+    def digests(items):
+        return {i: hashlib.sha256(tof.numpy().tobytes()).hexdigest() for batch in items for i, tof in zip(batch["event_index"].tolist(), batch["tof"])}
+
+    with StreamDataset.from_config(client, config, fields=["tof"]) as events:
+        direct = digests(StreamLoader(events, batch_size=4))  # no workers: no rings
+    with StreamDataset.from_config(client, config, fields=["tof"]) as events:
+        # All held, in rings of 4 MiB: four batches of each worker in its ring, the rest torch's own way.
+        batches = list(StreamLoader(events, batch_size=4, num_workers=2, shared_ring_bytes=4 << 20))
+    assert sorted(direct) == list(range(96)) and digests(batches) == direct, "the same events, byte for byte"
+    batches[0]["tof"].add_(1)  # writable
 
 
 def test_a_plain_dataloader_shares_the_stream_too(client):

@@ -1451,6 +1451,9 @@ napi_value Open(napi_env env, napi_callback_info info) {
   return StartCall(env, std::move(options), argv[1]);
 }
 
+// Marks an ArrayBuffer that hold() took off V8's count of external memory.
+const napi_type_tag kHeldTag = {0x6c636c7374726561ULL, 0x6d2d68656c642d31ULL};
+
 // release(arrayBuffer): detaches a message's ArrayBuffer, so its memory goes back to the pool now
 // rather than when V8 collects it (and V8 no longer counts it as external memory, which is what
 // made it collect). The caller must know that nothing reads it any more: every view of it is empty
@@ -1464,7 +1467,43 @@ napi_value Release(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "ERR_LCLSTREAM_NATIVE", "release: the argument is not an ArrayBuffer");
     return nullptr;
   }
+  bool held = false;
+  CHECK(napi_check_object_type_tag(env, buffer, &kHeldTag, &held));
+  if (held) {
+    // Counted again just before V8 takes it off its count at detaching: the two stay in step.
+    void* data;
+    size_t length;
+    int64_t total;
+    CHECK(napi_get_arraybuffer_info(env, buffer, &data, &length));
+    CHECK(napi_adjust_external_memory(env, static_cast<int64_t>(length), &total));
+  }
   CHECK(napi_detach_arraybuffer(env, buffer));
+  return nullptr;
+}
+
+// hold(arrayBuffer): the caller will give this message's memory back with release. V8 stops counting
+// it as external memory until then: it starts a full collection whenever such memory grows by 64 MiB,
+// and a buffer holding a run of batches made it collect again and again to free nothing (about a
+// third of the buffer's CPU taking in a psana run it held whole). A held buffer the caller never
+// releases is still freed when collected, and V8 then takes it off a count it was never on.
+napi_value Hold(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value buffer;
+  CHECK(napi_get_cb_info(env, info, &argc, &buffer, nullptr, nullptr));
+  bool detachable = false;
+  if (argc < 1 || napi_is_arraybuffer(env, buffer, &detachable) != napi_ok || !detachable) {
+    napi_throw_type_error(env, "ERR_LCLSTREAM_NATIVE", "hold: the argument is not an ArrayBuffer");
+    return nullptr;
+  }
+  bool held = false;
+  CHECK(napi_check_object_type_tag(env, buffer, &kHeldTag, &held));
+  if (held) return nullptr;
+  void* data;
+  size_t length;
+  int64_t total;
+  CHECK(napi_get_arraybuffer_info(env, buffer, &data, &length));
+  CHECK(napi_type_tag_object(env, buffer, &kHeldTag));
+  CHECK(napi_adjust_external_memory(env, -static_cast<int64_t>(length), &total));
   return nullptr;
 }
 
@@ -1473,6 +1512,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"open", nullptr, Open, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"serve", nullptr, Serve, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"release", nullptr, Release, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"hold", nullptr, Hold, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   napi_define_properties(env, exports, sizeof methods / sizeof methods[0], methods);
   return exports;

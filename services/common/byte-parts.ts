@@ -51,11 +51,15 @@ export function copyParts(parts: readonly Uint8Array[], out: Uint8Array): void {
 }
 
 /** Memory that can be given back before V8 collects it: each received message's, on the native module's data path. */
-const releasers = new WeakMap<ArrayBuffer, () => void>();
+const releasers = new WeakMap<ArrayBuffer, { release: () => void; hold?: () => void }>();
 
-/** Marks `buffer` as given back by `release` once every holder of a {@link Lease} over it is done. */
-export function releasable(buffer: ArrayBuffer, release: () => void): void {
-  releasers.set(buffer, release);
+/**
+ * Marks `buffer` as given back by `release` once every holder of a
+ * {@link Lease} over it is done; `hold` is called when the lease is taken
+ * (the native module's: V8 no longer counts the memory, see stream-call.cc).
+ */
+export function releasable(buffer: ArrayBuffer, release: () => void, hold?: () => void): void {
+  releasers.set(buffer, { release, hold });
 }
 
 /**
@@ -75,10 +79,11 @@ export class Lease {
   static of(bytes: ByteParts): Lease | undefined {
     const buffer = bytes.parts[0]?.buffer;
     if (!(buffer instanceof ArrayBuffer) || bytes.parts.some((p) => p.buffer !== buffer)) return undefined;
-    const release = releasers.get(buffer);
-    if (!release) return undefined;
+    const releaser = releasers.get(buffer);
+    if (!releaser) return undefined;
     releasers.delete(buffer);
-    return new Lease(release);
+    releaser.hold?.();
+    return new Lease(releaser.release);
   }
 
   /** The same bytes for one more holder, a wire, to give back with `onSent`. */

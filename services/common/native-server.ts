@@ -129,10 +129,13 @@ function startCall(
   for (const [name, value] of request.headers) if (!name.startsWith(":")) requestHeader.append(name, value);
   const contextValues = createContextValues();
   if (certificate) contextValues.set(tlsPeerKey, tlsPeerOfCertificate(certificate, options.trustDomain, address));
-  const wire = nativeWire(call, path, requestHeader, contextValues, options.limits.maxMessageBytes, (buffer) => {
-    const bytes = buffer.byteLength;
-    options.native.release(buffer);
-    options.onReleased?.(bytes);
+  const wire = nativeWire(call, path, requestHeader, contextValues, options.limits.maxMessageBytes, {
+    release(buffer) {
+      const bytes = buffer.byteLength;
+      options.native.release(buffer);
+      options.onReleased?.(bytes);
+    },
+    hold: (buffer) => options.native.hold(buffer),
   });
   if (request.endStream) wire.event({ kind: "end" });
   if (pseudo.get(":method") !== "POST" || !isGrpcContentType(requestHeader.get("content-type")) || !options.direct.serves(path)) {
@@ -157,7 +160,7 @@ function nativeWire(
   requestHeader: Headers,
   contextValues: ContextValues,
   maxMessageBytes: number,
-  release: (buffer: ArrayBuffer) => void,
+  memory: { release(buffer: ArrayBuffer): void; hold(buffer: ArrayBuffer): void },
 ) {
   const requests = new AsyncQueue<Uint8Array[]>();
   const response = requestSender(call);
@@ -200,7 +203,11 @@ function nativeWire(
       switch (e.kind) {
         case "message":
           // The memory is the message's alone: given back once the batch in it is no longer held (Lease).
-          releasable(e.buffer!, () => release(e.buffer!));
+          releasable(
+            e.buffer!,
+            () => memory.release(e.buffer!),
+            () => memory.hold(e.buffer!),
+          );
           requests.push([new Uint8Array(e.buffer!, 0, e.length)]);
           break;
         case "end":

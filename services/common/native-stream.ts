@@ -110,6 +110,8 @@ export interface NativeModule {
   ): NativeCall;
   /** Gives a message's memory back now (see Lease in byte-parts.ts): every view of `buffer` is empty after. */
   release(buffer: ArrayBuffer): void;
+  /** Takes a message's memory off V8's count of external memory until `release` gives it back. */
+  hold(buffer: ArrayBuffer): void;
 }
 
 /** The server's settings a connection the native module serves keeps to. */

@@ -11,7 +11,7 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { BufferService, Stream_State } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { createMeshTransportFromCertDir } from "../../services/common/client.js";
 import { errorInfo } from "../../services/common/errors.js";
-import { lclstream, startLclstream, type RunningCommand } from "../helpers/cli.js";
+import { issueBufferPki, startLclstream, type RunningCommand } from "../helpers/cli.js";
 import { consume, publishMessages } from "../helpers/buffer.js";
 import { freePort } from "../helpers/ports.js";
 
@@ -29,10 +29,7 @@ describe("durable stream across a buffer crash", () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "lclstream-durable-"));
-    const state = join(dir, "state");
-    await lclstream(["ca", "init", "--trust-domain", "durable.lclstream", "--state-dir", state]);
-    await lclstream(["ca", "issue", "--state-dir", state, "--identity", "service/buffer", "--ip", "127.0.0.1", "--out", join(dir, "buffer")]);
-    await lclstream(["ca", "issue", "--state-dir", state, "--identity", "user/alice", "--out", join(dir, "alice")]);
+    await issueBufferPki(dir, "durable.lclstream");
     url = `https://127.0.0.1:${await freePort()}`;
     await start();
   });

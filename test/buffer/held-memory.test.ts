@@ -11,7 +11,7 @@ import { createClient, createContextValues } from "@connectrpc/connect";
 import { BufferService } from "../../gen/lclstream/buffer/v1/buffer_pb.js";
 import { createMeshTransportFromCertDir, publishedBatches } from "../../services/common/client.js";
 import { nativeStreamModule } from "../../services/common/native-stream.js";
-import { lclstream, startLclstream, type RunningCommand } from "../helpers/cli.js";
+import { issueBufferPki, startLclstream, type RunningCommand } from "../helpers/cli.js";
 import { consume, publishMessages } from "../helpers/buffer.js";
 import { freePort } from "../helpers/ports.js";
 
@@ -25,10 +25,7 @@ describe.runIf(nativeStreamModule())("a buffer holding natively received batches
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "lclstream-held-"));
-    const state = join(dir, "state");
-    await lclstream(["ca", "init", "--trust-domain", "held.lclstream", "--state-dir", state]);
-    await lclstream(["ca", "issue", "--state-dir", state, "--identity", "service/buffer", "--ip", "127.0.0.1", "--out", join(dir, "buffer")]);
-    await lclstream(["ca", "issue", "--state-dir", state, "--identity", "user/alice", "--out", join(dir, "alice")]);
+    const state = await issueBufferPki(dir, "held.lclstream");
     url = `https://127.0.0.1:${await freePort()}`;
     const metricsPort = await freePort();
     metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;

@@ -1,5 +1,6 @@
 /** The built `lclstream` command, run as a user runs it. */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 
@@ -75,4 +76,13 @@ export function capture(lines: string[], pattern: RegExp): string {
     if (m?.[1]) return m[1];
   }
   throw new Error(`no line matches ${pattern}: ${lines.join("\n")}`);
+}
+
+/** A CA in `dir`/state, and the certificates a buffer process on loopback and its user alice need (`dir`/buffer, `dir`/alice); the state directory. */
+export async function issueBufferPki(dir: string, trustDomain: string): Promise<string> {
+  const state = join(dir, "state");
+  await lclstream(["ca", "init", "--trust-domain", trustDomain, "--state-dir", state]);
+  await lclstream(["ca", "issue", "--state-dir", state, "--identity", "service/buffer", "--ip", "127.0.0.1", "--out", join(dir, "buffer")]);
+  await lclstream(["ca", "issue", "--state-dir", state, "--identity", "user/alice", "--out", join(dir, "alice")]);
+  return state;
 }

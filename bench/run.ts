@@ -407,15 +407,20 @@ async function main() {
     // The consumers outlive the window: it is measured here, not by them.
     const consumers = buffers.map((_, i) => role("subscribe", { ...common(i), group: "g0", measureMs: measureMs + 60_000 }));
     const producers = buffers.map((_, i) => role("publish", { ...common(i), token: streams[i]!.publishToken }));
-    const delivered = async () =>
-      (await Promise.all(buffers.map((b, i) => b.client.getStream({ name: streams[i]!.stream!.name })))).reduce(
-        (sum, r) => sum + Number(r.stream?.metrics?.groups[0]?.deliveredBytes ?? 0n),
-        0,
+    const deliveredPerShard = async () =>
+      (await Promise.all(buffers.map((b, i) => b.client.getStream({ name: streams[i]!.stream!.name })))).map((r) =>
+        Number(r.stream?.metrics?.groups[0]?.deliveredBytes ?? 0n),
       );
+    const delivered = async () => (await deliveredPerShard()).reduce((sum, n) => sum + n, 0);
     const cpu = (procs: Proc[]) => procs.reduce((sum, p) => sum + cpuMsOf(p.child.pid!), 0);
     const classes = { buffer: buffers.map((b) => b.proc), producer: producers, consumer: consumers };
     try {
-      await new Promise((r) => setTimeout(r, 1500));
+      // The window opens once every shard carries data: twelve processes starting on a busy 2-core machine
+      // took longer than a fixed warm-up, and their start-up (loading, compiling, handshakes) was counted
+      // as CPU per MiB (a window with 4 shards then measured 3-8 times the CPU a MiB of one).
+      const flowing = performance.now() + 30_000;
+      while ((await deliveredPerShard()).some((n) => n < 16 * MiB) && performance.now() < flowing) await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, 500));
       const [bytes0, cpu0] = [await delivered(), Object.values(classes).map(cpu)];
       const t0 = performance.now();
       await new Promise((r) => setTimeout(r, measureMs));

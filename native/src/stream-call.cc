@@ -1451,10 +1451,7 @@ napi_value Open(napi_env env, napi_callback_info info) {
   return StartCall(env, std::move(options), argv[1]);
 }
 
-// Marks an ArrayBuffer that hold() took off V8's count of external memory.
-const napi_type_tag kHeldTag = {0x6c636c7374726561ULL, 0x6d2d68656c642d31ULL};
-
-// The ArrayBuffer that release and hold are called with, or nullptr (a TypeError thrown).
+// The ArrayBuffer that release, hold and unhold are called with, or nullptr (a TypeError thrown).
 napi_value ArrayBufferArgument(napi_env env, napi_callback_info info, const char* error) {
   size_t argc = 1;
   napi_value buffer;
@@ -1473,40 +1470,30 @@ napi_value ArrayBufferArgument(napi_env env, napi_callback_info info, const char
 // from here on.
 napi_value Release(napi_env env, napi_callback_info info) {
   napi_value buffer = ArrayBufferArgument(env, info, "release: the argument is not an ArrayBuffer");
-  if (!buffer) return nullptr;
-  bool held = false;
-  CHECK(napi_check_object_type_tag(env, buffer, &kHeldTag, &held));
-  if (held) {
-    // Counted again just before V8 takes it off its count at detaching: the two stay in step.
-    void* data;
-    size_t length;
-    int64_t total;
-    CHECK(napi_get_arraybuffer_info(env, buffer, &data, &length));
-    CHECK(napi_adjust_external_memory(env, static_cast<int64_t>(length), &total));
-  }
-  CHECK(napi_detach_arraybuffer(env, buffer));
+  if (buffer) CHECK(napi_detach_arraybuffer(env, buffer));
   return nullptr;
 }
 
-// hold(arrayBuffer): the caller will give this message's memory back with release. V8 stops counting
-// it as external memory until then: it starts a full collection whenever such memory grows by 64 MiB,
-// and a buffer holding a run of batches made it collect again and again to free nothing (29% of the
-// buffer's CPU samples taking in a psana run it held whole, 9% after). A held buffer the caller never
-// releases is still freed when collected, and V8 then takes it off a count it was never on.
-napi_value Hold(napi_env env, napi_callback_info info) {
-  napi_value buffer = ArrayBufferArgument(env, info, "hold: the argument is not an ArrayBuffer");
+// Moves V8's count of external memory by a message's size, down (-1) or back up (+1).
+napi_value Count(napi_env env, napi_callback_info info, int sign, const char* error) {
+  napi_value buffer = ArrayBufferArgument(env, info, error);
   if (!buffer) return nullptr;
-  bool held = false;
-  CHECK(napi_check_object_type_tag(env, buffer, &kHeldTag, &held));
-  if (held) return nullptr;
   void* data;
   size_t length;
   int64_t total;
   CHECK(napi_get_arraybuffer_info(env, buffer, &data, &length));
-  CHECK(napi_type_tag_object(env, buffer, &kHeldTag));
-  CHECK(napi_adjust_external_memory(env, -static_cast<int64_t>(length), &total));
+  CHECK(napi_adjust_external_memory(env, sign * static_cast<int64_t>(length), &total));
   return nullptr;
 }
+
+// hold(arrayBuffer): V8 stops counting a message's memory as external memory, while the caller
+// keeps it and gives it back itself; unhold(arrayBuffer) counts it again, before it is released or
+// left to the collector (V8 takes it off its count then). V8 starts a full collection whenever
+// external memory grows by 64 MiB, and a buffer holding a run of batches made it collect again and
+// again to free nothing (29% of the buffer's CPU samples taking in a psana run it held whole, 9%
+// after).
+napi_value Hold(napi_env env, napi_callback_info info) { return Count(env, info, -1, "hold: the argument is not an ArrayBuffer"); }
+napi_value Unhold(napi_env env, napi_callback_info info) { return Count(env, info, +1, "unhold: the argument is not an ArrayBuffer"); }
 
 napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor methods[] = {
@@ -1514,6 +1501,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"serve", nullptr, Serve, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"release", nullptr, Release, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"hold", nullptr, Hold, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"unhold", nullptr, Unhold, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   napi_define_properties(env, exports, sizeof methods / sizeof methods[0], methods);
   return exports;

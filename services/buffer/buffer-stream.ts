@@ -393,7 +393,7 @@ export class BufferStream {
     // A newest batch freed already was kept only as the newest (see #freeRetained).
     const previous = this.#newest;
     this.#newest = entry;
-    if (previous && !this.entries.has(previous.seq)) previous.lease?.end();
+    if (previous && !this.entries.has(previous.seq)) previous.lease?.endFirst();
     if (this.reliableGroups.length) {
       this.bufferedBytes += entry.bytes.byteLength;
     } else {
@@ -692,7 +692,7 @@ export class BufferStream {
       this.retainedBytes -= entry.bytes.byteLength;
       this.#log?.freed(seq, this.checkpoint);
       // The newest batch stays for latest-only groups that join later: its memory is left to the collector.
-      if (entry !== this.#newest) entry.lease?.end();
+      if (entry !== this.#newest) entry.lease?.endFirst();
     }
   }
 

@@ -50,29 +50,39 @@ export function copyParts(parts: readonly Uint8Array[], out: Uint8Array): void {
   }
 }
 
+/** How V8 counts a message's memory: taken off its count while a lease's first holder keeps it, and back on after. */
+export interface Counting {
+  hold(): void;
+  unhold(): void;
+}
+
 /** Memory that can be given back before V8 collects it: each received message's, on the native module's data path. */
-const releasers = new WeakMap<ArrayBuffer, { release: () => void; hold?: () => void }>();
+const releasers = new WeakMap<ArrayBuffer, { release: () => void; counting?: Counting }>();
 
 /**
  * Marks `buffer` as given back by `release` once every holder of a
- * {@link Lease} over it is done; `hold` is called when the lease is taken
- * (the native module's: V8 no longer counts the memory, see stream-call.cc).
+ * {@link Lease} over it is done; with `counting`, V8 does not count the
+ * memory while the lease's first holder keeps it (see stream-call.cc).
  */
-export function releasable(buffer: ArrayBuffer, release: () => void, hold?: () => void): void {
-  releasers.set(buffer, { release, hold });
+export function releasable(buffer: ArrayBuffer, release: () => void, counting?: Counting): void {
+  releasers.set(buffer, { release, counting });
 }
 
 /**
  * Who still reads a message's memory: its first holder, and every wire it is
  * lent to until that wire has sent it. The memory is given back when the last
  * is done. A holder that never says so (a call that broke mid-send, a path
- * that cannot tell) only leaves the memory to the collector, as before.
+ * that cannot tell) only leaves the memory to the collector, as before: so
+ * V8 counts it again once the first holder is done, while wires still hold it.
  */
 export class Lease {
   #holders = 1;
-  readonly #release: () => void;
-  private constructor(release: () => void) {
-    this.#release = release;
+  #held: boolean;
+  private constructor(
+    readonly release: () => void,
+    readonly counting: Counting | undefined,
+  ) {
+    this.#held = counting !== undefined;
   }
 
   /** A lease over `bytes`' memory, held by the caller; undefined unless all of it is in one releasable buffer. */
@@ -82,8 +92,8 @@ export class Lease {
     const releaser = releasers.get(buffer);
     if (!releaser) return undefined;
     releasers.delete(buffer);
-    releaser.hold?.();
-    return new Lease(releaser.release);
+    releaser.counting?.hold();
+    return new Lease(releaser.release, releaser.counting);
   }
 
   /** The same bytes for one more holder, a wire, to give back with `onSent`. */
@@ -97,8 +107,22 @@ export class Lease {
     });
   }
 
+  /** The first holder is done: what wires still hold is counted by V8 again, since one may never say it is done. */
+  endFirst(): void {
+    this.#counted();
+    this.end();
+  }
+
   /** One holder is done. */
   end(): void {
-    if (--this.#holders === 0) this.#release();
+    if (--this.#holders > 0) return;
+    this.#counted();
+    this.release();
+  }
+
+  #counted() {
+    if (!this.#held) return;
+    this.#held = false;
+    this.counting!.unhold();
   }
 }

@@ -136,6 +136,7 @@ function startCall(
       options.onReleased?.(bytes);
     },
     hold: (buffer) => options.native.hold(buffer),
+    unhold: (buffer) => options.native.unhold(buffer),
   });
   if (request.endStream) wire.event({ kind: "end" });
   if (pseudo.get(":method") !== "POST" || !isGrpcContentType(requestHeader.get("content-type")) || !options.direct.serves(path)) {
@@ -160,7 +161,7 @@ function nativeWire(
   requestHeader: Headers,
   contextValues: ContextValues,
   maxMessageBytes: number,
-  memory: { release(buffer: ArrayBuffer): void; hold(buffer: ArrayBuffer): void },
+  memory: { release(buffer: ArrayBuffer): void; hold(buffer: ArrayBuffer): void; unhold(buffer: ArrayBuffer): void },
 ) {
   const requests = new AsyncQueue<Uint8Array[]>();
   const response = requestSender(call);
@@ -203,11 +204,7 @@ function nativeWire(
       switch (e.kind) {
         case "message":
           // The memory is the message's alone: given back once the batch in it is no longer held (Lease).
-          releasable(
-            e.buffer!,
-            () => memory.release(e.buffer!),
-            () => memory.hold(e.buffer!),
-          );
+          releasable(e.buffer!, () => memory.release(e.buffer!), { hold: () => memory.hold(e.buffer!), unhold: () => memory.unhold(e.buffer!) });
           requests.push([new Uint8Array(e.buffer!, 0, e.length)]);
           break;
         case "end":

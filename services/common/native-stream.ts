@@ -110,8 +110,10 @@ export interface NativeModule {
   ): NativeCall;
   /** Gives a message's memory back now (see Lease in byte-parts.ts): every view of `buffer` is empty after. */
   release(buffer: ArrayBuffer): void;
-  /** Takes a message's memory off V8's count of external memory until `release` gives it back. */
+  /** Takes a message's memory off V8's count of external memory. */
   hold(buffer: ArrayBuffer): void;
+  /** Puts a held message's memory back on V8's count (before `release`, or for the collector to free it). */
+  unhold(buffer: ArrayBuffer): void;
 }
 
 /** The server's settings a connection the native module serves keeps to. */

@@ -57,7 +57,11 @@ export interface Counting {
 }
 
 /** Memory that can be given back before V8 collects it: each received message's, on the native module's data path. */
-const releasers = new WeakMap<ArrayBuffer, { release: () => void; counting?: Counting }>();
+const releasers = new WeakMap<ArrayBuffer, Releaser>();
+interface Releaser {
+  release: () => void;
+  counting?: Counting;
+}
 
 /**
  * Marks `buffer` as given back by `release` once every holder of a
@@ -77,12 +81,11 @@ export function releasable(buffer: ArrayBuffer, release: () => void, counting?: 
  */
 export class Lease {
   #holders = 1;
+  readonly #releaser: Releaser;
   #held: boolean;
-  private constructor(
-    readonly release: () => void,
-    readonly counting: Counting | undefined,
-  ) {
-    this.#held = counting !== undefined;
+  private constructor(releaser: Releaser) {
+    this.#releaser = releaser;
+    this.#held = releaser.counting !== undefined;
   }
 
   /** A lease over `bytes`' memory, held by the caller; undefined unless all of it is in one releasable buffer. */
@@ -93,7 +96,7 @@ export class Lease {
     if (!releaser) return undefined;
     releasers.delete(buffer);
     releaser.counting?.hold();
-    return new Lease(releaser.release, releaser.counting);
+    return new Lease(releaser);
   }
 
   /** The same bytes for one more holder, a wire, to give back with `onSent`. */
@@ -117,12 +120,12 @@ export class Lease {
   end(): void {
     if (--this.#holders > 0) return;
     this.#counted();
-    this.release();
+    this.#releaser.release();
   }
 
   #counted() {
     if (!this.#held) return;
     this.#held = false;
-    this.counting!.unhold();
+    this.#releaser.counting!.unhold();
   }
 }

@@ -13,7 +13,7 @@ MODE is how it reads:
 
 JSON has url, stream, group, count, warmupCount and the PEMs (caPem, certPem, keyPem). It times batches
 warmupCount + 1 to count, and prints {"bytes", "seconds", "cpuMs"} (cpuMs: this process's, so not the
-DataLoader workers' in torch mode).
+DataLoader workers'; in torch mode allCpuMsPerMiB counts the loop's and its workers').
 The bench's stream has no data request, so the client is told where it is instead of asking the
 request service: the path measured is the client's own, from Subscribe to the acknowledgement.
 """
@@ -29,20 +29,39 @@ from lclstream.buffer.v1 import buffer_pb2, buffer_pb2_grpc
 from lclstream.request.v1 import request_pb2
 
 
+def with_children_cpu() -> float:
+    """This process's CPU seconds and its live children's (a DataLoader's workers), from /proc."""
+    total = time.process_time()
+    for task in os.listdir("/proc/self/task"):
+        try:  # a thread or a child may end meanwhile
+            with open(f"/proc/self/task/{task}/children") as children:
+                for pid in children.read().split():
+                    with open(f"/proc/{pid}/stat") as stat:
+                        fields = stat.read().rsplit(")", 1)[1].split()
+                    total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except FileNotFoundError:
+            continue
+    return total
+
+
 class Meter:
     def __init__(self, count: int, warmup: int):
         self.count, self.warmup, self.received, self.bytes = count, warmup, 0, 0
+        self.all_cpu = None  # set to with_children_cpu where the work is in child processes
 
     def add(self, nbytes: int) -> bool:
         """Counts a batch; True when `count` have arrived (the figures are taken then)."""
         self.received += 1
         if self.received == self.warmup:
             self.started, self.cpu = time.perf_counter(), time.process_time()
+            self.all_cpu_at = self.all_cpu and self.all_cpu()
         elif self.received > self.warmup:
             self.bytes += nbytes
         if self.received < self.count:
             return False
         self.result = {"bytes": self.bytes, "seconds": time.perf_counter() - self.started, "cpuMs": (time.process_time() - self.cpu) * 1000}
+        if self.all_cpu:
+            self.result["allCpuMsPerMiB"] = (self.all_cpu() - self.all_cpu_at) * 1000 / (self.bytes / 2**20)
         return True
 
 
@@ -90,6 +109,7 @@ def torch_loader(args: dict, meter: Meter) -> None:
     from lclstream_client.torch import StreamDataset, StreamLoader
 
     dataset = StreamDataset(pointed_at_the_stream(args), "bench", group=args["group"], per_event=False)
+    meter.all_cpu = with_children_cpu
     for batch in StreamLoader(dataset, batch_size=None, num_workers=2, multiprocessing_context="fork"):
         if meter.add(batch["frame"].nbytes):
             return

@@ -54,6 +54,6 @@ describe("the Python client against the real mesh", () => {
       ),
     );
     expect(result.code, result.output).toBe(0);
-    expect(result.output).toMatch(/\b16 passed\b/);
+    expect(result.output).toMatch(/\b21 passed\b/);
   }, 300_000);
 });

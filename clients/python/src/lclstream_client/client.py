@@ -24,6 +24,8 @@ from lclstream.buffer.v1 import buffer_pb2, buffer_pb2_grpc
 from lclstream.data.v1 import data_pb2
 from lclstream.request.v1 import request_pb2, request_pb2_grpc
 
+from . import wire
+
 _MiB = 1024 * 1024
 # Batches can be large; the servers accept and send up to 64 MiB.
 _CHANNEL_OPTIONS = [
@@ -131,7 +133,8 @@ class Batch:
         return h5py.File(io.BytesIO(self.serialized), "r")
 
     @classmethod
-    def from_proto(cls, seq: int, batch: data_pb2.EventBatch, redelivery: bool = False, shard: int = 0) -> "Batch":
+    def from_proto(cls, seq: int, batch: data_pb2.EventBatch, redelivery: bool = False, shard: int = 0, views: Mapping[str, memoryview] | None = None) -> "Batch":
+        """The batch in `batch`; `views` holds the bytes of columns cut out of it as it was received (wire.py)."""
         out = cls(
             seq=seq,
             producer_rank=batch.producer_rank,
@@ -144,7 +147,7 @@ class Batch:
             out.serialized = batch.serialized.data
         elif batch.WhichOneof("payload") == "columns":
             for name, array in batch.columns.fields.items():
-                data = array.data
+                data = views[name] if views and name in views else array.data
                 if array.compression == data_pb2.COMPRESSION_GZIP:
                     data = gzip.decompress(data)
                 elif array.compression != data_pb2.COMPRESSION_UNSPECIFIED:
@@ -469,7 +472,12 @@ class BatchStream:
         """One shard's batches to its end of stream, its totals checked (the consumer acknowledges each batch);
         `let_go` set ends it quietly (assigned mode: the shard went to another consumer)."""
         metadata = route_metadata(shard)
-        responses = self._client._buffer(shard.buffer_endpoint).Subscribe(
+        subscribe = self._client._channel(shard.buffer_endpoint).unary_stream(
+            "/lclstream.buffer.v1.BufferService/Subscribe",
+            request_serializer=buffer_pb2.SubscribeRequest.SerializeToString,
+            response_deserializer=wire.received,
+        )
+        responses = subscribe(
             buffer_pb2.SubscribeRequest(
                 stream=shard.stream, consumer_group=self.group, max_in_flight=self._max_in_flight, max_in_flight_bytes=self._max_in_flight_bytes
             ),
@@ -482,16 +490,16 @@ class BatchStream:
         acker = self._ackers[shard.index] = _Acker(self._client._buffer(shard.buffer_endpoint), shard.stream, self.group, every, metadata)
         what = f"shard {shard.index} ({shard.stream})" if self._sharded else "the stream"
         try:
-            for response in responses:
+            for response, views, size in responses:
                 kind = response.WhichOneof("kind")
                 if kind == "started":
                     acker.consumer_id = response.started.consumer_id
                     acker.use_window(response.started.max_in_flight, response.started.max_in_flight_bytes)
                 elif kind == "batch":
                     if (shard.index, response.seq) in self._seen:
-                        acker.add(response.seq, response.batch.ByteSize())  # a batch this journal had already: only the buffer must hear of it
+                        acker.add(response.seq, size)  # a batch this journal had already: only the buffer must hear of it
                         continue
-                    yield Batch.from_proto(response.seq, response.batch, response.redelivery, shard.index)
+                    yield Batch.from_proto(response.seq, response.batch, response.redelivery, shard.index, views)
                 elif kind == "heartbeat":
                     if response.heartbeat.caught_up and on_caught_up:
                         on_caught_up()

@@ -27,7 +27,7 @@ import time
 import warnings
 import weakref
 from functools import partial
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, NamedTuple
 
 import grpc
 import numpy as np
@@ -364,19 +364,15 @@ _RING_ALIGN = 64
 _ring_serials = itertools.count()
 
 
-class _Ringed:
+class _Ringed(NamedTuple):
     """A tensor's place in a worker's ring, as sent to the loop; the first from a ring carries the ring itself."""
 
-    __slots__ = ("key", "region", "offset", "dtype", "shape", "ring")
-
-    def __init__(self, key: tuple[int, int], region: int, offset: int, dtype: str, shape: tuple[int, ...], ring: torch.Tensor | None):
-        self.key, self.region, self.offset, self.dtype, self.shape, self.ring = key, region, offset, dtype, shape, ring
-
-    def __getstate__(self):
-        return (self.key, self.region, self.offset, self.dtype, self.shape, self.ring)
-
-    def __setstate__(self, state):
-        self.key, self.region, self.offset, self.dtype, self.shape, self.ring = state
+    key: tuple[int, int]
+    region: int
+    offset: int
+    dtype: str
+    shape: tuple[int, ...]
+    ring: torch.Tensor | None
 
 
 class _Ring:

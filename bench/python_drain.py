@@ -132,15 +132,7 @@ def torch_alone(args: dict, meter: Meter, ring: bool) -> None:
             for i in range(args["count"] // workers + 1):
                 yield {"frame": torch.from_numpy(np.frombuffer(chunks[i % len(chunks)], dtype=np.float32))}
 
-    import gc
-    import resource
-
-    def cpu_seconds() -> float:
-        """This process's CPU and its finished children's (the workers, once joined)."""
-        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-    before = cpu_seconds()
+    meter.all_cpu = with_children_cpu  # every process's CPU per MiB handed over, workers and loop alike
     if ring:  # StreamLoader's own collate and unpacking, without its stream
         rings = _LoopRings()
         loader = DataLoader(Frames(), batch_size=None, num_workers=2, multiprocessing_context="fork", collate_fn=partial(_tagged, _as_is, True, 64 << 20))
@@ -149,11 +141,7 @@ def torch_alone(args: dict, meter: Meter, ring: bool) -> None:
         batches = iter(DataLoader(Frames(), batch_size=None, num_workers=2, multiprocessing_context="fork"))
     for batch in batches:
         if meter.add(batch["frame"].nbytes):
-            break
-    del batches, batch  # the workers stop and are joined: their CPU is counted
-    gc.collect()
-    # Every process's CPU per MiB handed over, workers and loop alike.
-    meter.result["allCpuMsPerMiB"] = (cpu_seconds() - before) * 1000 / (meter.received * args["chunkBytes"] / 2**20)
+            return
 
 
 if __name__ == "__main__":

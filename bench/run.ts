@@ -576,7 +576,7 @@ async function main() {
         const runs = await interleaved(...readers.map(([, read]) => heldDrain(read)));
         // Handing from workers to the loop with no network: torch's own way, and StreamLoader's rings (with the
         // grpcio reader, the rings' cost bounds the DataLoader).
-        const handing = { chunkBytes: MiB, count: 800, warmupCount: 200 } as DrainArgs;
+        const handing = { chunkBytes: MiB, count: 2000, warmupCount: 200 } as DrainArgs;
         const [alone, ring] = await interleaved(
           () => pythonReader("torch-alone")(handing),
           () => pythonReader("ring-alone")(handing),

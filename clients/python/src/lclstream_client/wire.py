@@ -50,13 +50,18 @@ def _batch(views: dict[str, memoryview]) -> Visitor:
 
     def entry(number: int, raw: memoryview, start: int, end: int) -> bytes | None:
         # A map entry: its key names what its value's data was cut into (the last entry of a key wins).
-        cut: list[memoryview] = []
-        out = _nested(number, raw, start, end, lambda n, r, s, e: _nested(n, r, s, e, data(cut)) if n == _VALUE else None)
-        key = _key(raw, start, end)
+        key, cut = [""], []
+
+        def field(n: int, r: memoryview, s: int, e: int) -> bytes | None:
+            if n == _KEY:
+                key[0] = bytes(r[s:e]).decode()
+            return _nested(n, r, s, e, data(cut)) if n == _VALUE else None
+
+        out = _nested(number, raw, start, end, field)
         if cut:
-            views[key] = cut[-1]
+            views[key[0]] = cut[-1]
         else:
-            views.pop(key, None)
+            views.pop(key[0], None)
         return out
 
     def data(cut: list[memoryview]) -> Visitor:
@@ -109,23 +114,6 @@ def _rewrite(raw: memoryview, start: int, end: int, visit: Visitor) -> bytes | N
         return None
     parts.append(raw[kept:end])
     return b"".join(parts)
-
-
-def _key(raw: memoryview, start: int, end: int) -> str:
-    """A map entry's string key (field 1; empty when absent, as protobuf reads it)."""
-    key, i = "", start
-    while i < end:
-        tag, i = _varint(raw, i)
-        if tag & 7 == 2:
-            n, i = _varint(raw, i)
-            if tag >> 3 == _KEY:
-                key = bytes(raw[i : i + n]).decode()
-            i += n
-        elif tag & 7 == 0:
-            _, i = _varint(raw, i)
-        else:
-            i += 8 if tag & 7 == 1 else 4
-    return key
 
 
 def _varint(raw: memoryview, i: int) -> tuple[int, int]:

@@ -627,11 +627,6 @@ class _Acker:
             if len(self._pending) >= self._every or self._pending_bytes >= self._every_bytes:
                 self._send()
 
-    def send(self) -> None:
-        """Sends what is pending now, as one asynchronous Ack, without waiting for the answer."""
-        with self._cond:
-            self._send()
-
     def _send(self) -> None:
         """Sends what is pending as one asynchronous Ack (the lock held)."""
         seqs, self._pending, self._pending_bytes = self._pending, [], 0

@@ -531,6 +531,8 @@ async function main() {
         if (size !== MiB) continue;
         // The floor under that: what encrypting and decrypting at both hops, and the kernel's four socket copies, cost at least.
         const limits = await repeat(async () => role("floor", {}).next());
+        if (limits.some((l) => l.aesBy !== "native"))
+          console.log("AES-GCM floor: timed with node:crypto, whose allocations inflate it; build the native helper (npm run build:native)");
         record(
           "AES-GCM, one pass, in-process",
           "ms/MiB",

@@ -16,8 +16,6 @@
  */
 import { createCipheriv, randomBytes } from "node:crypto";
 import * as http2 from "node:http2";
-import { createRequire } from "node:module";
-import { join } from "node:path";
 import { connect, createServer, type TLSSocket } from "node:tls";
 import { ConnectError, type ContextValues, createClient, createContextValues, type Client } from "@connectrpc/connect";
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -25,12 +23,12 @@ import { BufferService, SubscribeRequestSchema } from "../gen/lclstream/buffer/v
 import { ColumnsSchema, DataType, EventBatchSchema, PayloadFormat, SerializedPayloadSchema } from "../gen/lclstream/data/v1/data_pb.js";
 import { borrowedResponses, createMeshTransport, publishedBatches } from "../services/common/client.js";
 import { errorInfo } from "../services/common/errors.js";
-import { packageInfo } from "../services/common/package-info.js";
 import type { CertMaterial } from "../services/common/pki.js";
 import { Acker } from "../services/common/acker.js";
 import { ByteParts, contiguous } from "../services/common/byte-parts.js";
 import { frameHeader, GrpcFrameReader, bytesFieldPrefix } from "../services/common/grpc-frames.js";
 import { WireBufferService } from "../services/buffer/wire.js";
+import { nativeAesFloor } from "./aes-floor.js";
 
 interface Args {
   tls: CertMaterial;
@@ -325,15 +323,6 @@ async function floor() {
     at = (at + MiB) % (64 * MiB);
   });
   print({ aesMsPerMiB, copyMsPerMiB, aesBy: helper ? "native" : "node:crypto" });
-}
-
-/** The bench's AES-GCM timer in C (built beside the native module), or undefined when it was not built. */
-function nativeAesFloor(): { aesGcmMsPerMiB(measureMs: number): number } | undefined {
-  try {
-    return createRequire(import.meta.url)(join(packageInfo().root, "native/build/Release/lclstream_aes_floor.node"));
-  } catch {
-    return undefined;
-  }
 }
 
 const roles: Record<string, () => Promise<void>> = {

@@ -65,7 +65,7 @@ export function renderBenchTables(file: string, result: BenchResult): string {
     [result.fanOutCeiling, "raw TLS, 4 sinks vs 1: the machine's fan-out ceiling"],
     [result.fanOutVsOneGroup, "4 groups vs 1 group aggregate: 2x on a machine with cores to spare"],
     [result.loaderCeiling, "DataLoader vs grpcio reader: the ceiling two cores allow"],
-    [result.psanaCeiling, "psana producer vs bare loop: the ceiling two cores allow"],
+    [result.psanaCeiling, "psana producer vs bare loop: the ceiling two cores allow psana and raw Node TLS"],
     [result.rawRelayVsFloor, "raw TLS relay CPU per MiB vs 4 AES-GCM passes + 4 copies: where Node's TLS itself stands"],
     [result.consumerVsGathered, "TS consumer vs a bare reader that gathers each message, as every gRPC client does"],
   ];

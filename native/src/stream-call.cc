@@ -512,8 +512,10 @@ class Call {
     SSL_CTX_set_min_proto_version(ctx_, TLS1_3_VERSION);
     SSL_CTX_set_mode(ctx_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     // Several records a read: without read-ahead OpenSSL reads each 16 KiB record's header and then its
-    // body, two system calls a record. (Receive reads until OpenSSL wants the socket, so nothing read
-    // ahead waits unseen while the thread polls.)
+    // body, two system calls a record. Receive reads until OpenSSL wants the socket, so nothing read
+    // ahead waits unseen while the thread polls; a client's first frames that a server's handshake
+    // read ahead with its last message are read when the client acknowledges the server's SETTINGS,
+    // which it does at once.
     SSL_CTX_set_read_ahead(ctx_, 1);
     SSL_CTX_set_default_read_buffer_len(ctx_, kReadAheadBytes);
     if (options_.server) {

@@ -126,18 +126,21 @@ export interface NativeServingLimits {
   handshakeTimeoutMs: number;
 }
 
+/** An addon `npm ci` built from native/ (`name`.node), or undefined when it was not built. */
+export function nativeAddon<T>(name: string): T | undefined {
+  try {
+    return createRequire(import.meta.url)(join(packageInfo().root, `native/build/Release/${name}.node`)) as T;
+  } catch {
+    return undefined;
+  }
+}
+
 let loaded: NativeModule | null | undefined;
 
 /** The native module (Subscribe read and Publish sent on threads of their own), or undefined when it is not built or LCLSTREAM_NATIVE=0 turns it off. */
 export function nativeStreamModule(): NativeModule | undefined {
   if (process.env.LCLSTREAM_NATIVE === "0") return undefined;
-  if (loaded === undefined) {
-    try {
-      loaded = createRequire(import.meta.url)(join(packageInfo().root, "native/build/Release/lclstream_native.node")) as NativeModule;
-    } catch {
-      loaded = null;
-    }
-  }
+  if (loaded === undefined) loaded = nativeAddon<NativeModule>("lclstream_native") ?? null;
   return loaded ?? undefined;
 }
 

@@ -72,6 +72,10 @@ void nghttp2_session_callbacks_set_on_begin_headers_callback(nghttp2_session_cal
 void nghttp2_session_callbacks_set_on_frame_send_callback(nghttp2_session_callbacks* cbs, nghttp2_on_frame_send_callback cb);
 
 void nghttp2_session_callbacks_set_send_data_callback(nghttp2_session_callbacks* cbs, nghttp2_send_data_callback cb);
+typedef ssize_t (*nghttp2_data_source_read_length_callback)(nghttp2_session* session, uint8_t frame_type, int32_t stream_id,
+                                                            int32_t session_remote_window_size, int32_t stream_remote_window_size,
+                                                            uint32_t remote_max_frame_size, void* user_data);
+void nghttp2_session_callbacks_set_data_source_read_length_callback(nghttp2_session_callbacks* cbs, nghttp2_data_source_read_length_callback cb);
 int nghttp2_option_new(nghttp2_option** option_ptr);
 void nghttp2_option_del(nghttp2_option* option);
 void nghttp2_option_set_no_auto_window_update(nghttp2_option* option, int val);
@@ -104,9 +108,11 @@ const char* nghttp2_strerror(int lib_error_code);
 constexpr uint8_t kFrameData = 0x0;
 constexpr uint8_t kFrameHeaders = 0x1;
 constexpr uint8_t kFlagEndStream = 0x1;
+constexpr uint8_t kFlagPadded = 0x8;
 constexpr int32_t kSettingsEnablePush = 0x2;
 constexpr int32_t kSettingsMaxConcurrentStreams = 0x3;
 constexpr int32_t kSettingsInitialWindowSize = 0x4;
+constexpr int32_t kSettingsMaxFrameSize = 0x5;
 constexpr int32_t kSettingsMaxHeaderListSize = 0x6;
 constexpr uint32_t kDataFlagEof = 0x1;
 constexpr uint32_t kDataFlagNoEndStream = 0x2;

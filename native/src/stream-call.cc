@@ -228,6 +228,11 @@ int OffersMarker(const uint8_t* data, size_t n) {
 constexpr size_t kSendBatchBytes = 256 * 1024;
 // The most plaintext a TLS record carries.
 constexpr size_t kRecordBytes = 16 * 1024;
+// The largest DATA frame sent, and received (advertised): between two of this module's ends a
+// large message crosses in a few frames, its bytes read by OpenSSL from where JavaScript has them.
+constexpr size_t kFrameBytes = 1024 * 1024;
+// A chunk at least this large, in a frame as large, is not copied before OpenSSL reads it.
+constexpr size_t kPieceBytes = 64 * 1024;
 // What OpenSSL reads from the socket at most at once: several records.
 constexpr size_t kReadAheadBytes = 128 * 1024;
 
@@ -253,7 +258,9 @@ struct Slot {
 
 class Call {
  public:
-  explicit Call(Options options) : options_(std::move(options)) { wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
+  explicit Call(Options options) : options_(std::move(options)), preface_left_(options_.server ? 24 : 0) {
+    wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  }
   ~Call() {
     if (wake_fd_ >= 0) close(wake_fd_);
   }
@@ -663,41 +670,66 @@ class Call {
     return static_cast<ssize_t>(n);
   }
 
-  // Frames `length` promised request bytes after their frame header, into the bytes for OpenSSL.
+  // Frames `length` promised request bytes after their frame header. A large frame (between two
+  // of this module's ends, which allow them) leaves its large chunks in JavaScript's memory, for
+  // OpenSSL to read from there (a piece); the rest is copied into out_, a few records at a time
+  // (the copy is still in cache when OpenSSL encrypts it).
   static int SendData(nghttp2_session*, nghttp2_frame*, const uint8_t* framehd, size_t length, nghttp2_data_source*, void* user_data) {
     Call* c = Of(user_data);
-    // A few records at a time: the copy is still in cache when OpenSSL encrypts it.
-    if (c->out_.size() >= kSendBatchBytes) return kErrWouldBlock;
+    if (c->Unsent() >= kSendBatchBytes) return kErrWouldBlock;
     c->out_.insert(c->out_.end(), framehd, framehd + 9);
-    bool notify = false;
-    size_t copied;
+    bool large = length >= kPieceBytes;
     {
       std::lock_guard<std::mutex> lock(c->body_mutex_);
       while (length > 0) {
         Chunk& head = c->body_chunks_.front();
+        const uint8_t* data = head.data + c->head_offset_;
         size_t n = std::min(length, head.length - c->head_offset_);
-        c->out_.insert(c->out_.end(), head.data + c->head_offset_, head.data + c->head_offset_ + n);
+        if (large && n >= kPieceBytes) {
+          c->pieces_.push_back(Piece{c->out_.size(), data, n, c->body_taken_});
+          c->piece_bytes_ += n;
+        } else {
+          c->out_.insert(c->out_.end(), data, data + n);
+        }
         c->head_offset_ += n;
+        c->body_taken_ += n;
         length -= n;
-        c->body_copied_ += n;
         if (c->head_offset_ == head.length) {
           c->body_chunks_.pop_front();
           c->head_offset_ = 0;
         }
       }
-      if (c->copied_target_ != 0 && c->body_copied_ >= c->copied_target_) {
-        c->copied_target_ = 0;
+    }
+    c->BodyCopied();
+    return 0;
+  }
+
+  // Sends DATA frames as large as the peer allows, up to kFrameBytes (nghttp2 keeps them within the windows).
+  static ssize_t FrameLength(nghttp2_session*, uint8_t, int32_t, int32_t, int32_t, uint32_t remote_max_frame_size, void*) {
+    return static_cast<ssize_t>(std::min<size_t>(remote_max_frame_size, kFrameBytes));
+  }
+
+  // The request bytes JavaScript may let go: all taken, up to the first piece OpenSSL has not read yet.
+  void BodyCopied() {
+    bool notify = false;
+    size_t copied;
+    {
+      std::lock_guard<std::mutex> lock(body_mutex_);
+      body_copied_ = pieces_.empty() ? body_taken_ : pieces_.front().body_offset;
+      if (copied_target_ != 0 && body_copied_ >= copied_target_) {
+        copied_target_ = 0;
         notify = true;
       }
-      copied = c->body_copied_;
+      copied = body_copied_;
     }
     if (notify) {
       Event e{Event::kCopied};
       e.length = copied;
-      c->Emit(std::move(e));
+      Emit(std::move(e));
     }
-    return 0;
   }
+
+  size_t Unsent() const { return out_.size() - out_offset_ + piece_bytes_; }
 
   static int OnHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen, const uint8_t* value,
                       size_t valuelen, uint8_t, void* user_data) {
@@ -791,7 +823,7 @@ class Call {
         if (!message_) return Refuse("http2", "out of memory for a message", length);
       } else {
         size_t n = std::min(len, message_length_ - message_used_);
-        memcpy(message_ + message_used_, data, n);
+        if (data != message_ + message_used_) memcpy(message_ + message_used_, data, n);  // else read there (Receive)
         message_used_ += n;
         data += n;
         len -= n;
@@ -879,7 +911,7 @@ class Call {
   bool SendAll(bool* blocked) {
     *blocked = false;
     for (;;) {
-      if (out_offset_ == out_.size()) {
+      if (Unsent() == 0) {
         out_.clear();
         out_offset_ = 0;
         const uint8_t* data;
@@ -889,22 +921,36 @@ class Call {
           Fail("http2", std::string("HTTP/2: ") + nghttp2_strerror(static_cast<int>(n)));
           return false;
         }
-        if (out_.empty()) return true;
+        if (Unsent() == 0) return true;
       }
       // OpenSSL writes each 16 KiB record to the socket by itself: corked, the kernel sends them as
       // full segments rather than one each (the sending thread's time went mostly to the kernel's
       // sending of segments, and the receiver's to waking for each).
-      if (!corked_ && out_.size() - out_offset_ > kRecordBytes) {
+      if (!corked_ && Unsent() > kRecordBytes) {
         int one = 1;
         setsockopt(fd_, IPPROTO_TCP, TCP_CORK, &one, sizeof one);
         corked_ = true;
       }
+      // Next: out_'s bytes up to the next piece, or that piece.
+      bool piece = !pieces_.empty() && pieces_.front().out_offset == out_offset_;
+      const uint8_t* data = piece ? pieces_.front().data : out_.data() + out_offset_;
+      size_t length = piece ? pieces_.front().length : (pieces_.empty() ? out_.size() : pieces_.front().out_offset) - out_offset_;
       // OpenSSL's error queue is empty here, as SSL_get_error needs: every failure ends the call, and
       // clearing it on every record cost a third of this thread's time.
       size_t written = 0;
-      int rc = SSL_write_ex(ssl_, out_.data() + out_offset_, out_.size() - out_offset_, &written);
+      int rc = SSL_write_ex(ssl_, data, length, &written);
       if (rc == 1) {
-        out_offset_ += written;
+        if (!piece) {
+          out_offset_ += written;
+          continue;
+        }
+        Piece& p = pieces_.front();
+        p.data += written;
+        p.length -= written;
+        p.body_offset += written;
+        piece_bytes_ -= written;
+        if (p.length == 0) pieces_.pop_front();
+        BodyCopied();
         continue;
       }
       int error = SSL_get_error(ssl_, rc);
@@ -917,15 +963,55 @@ class Call {
     }
   }
 
+  // Where the next read goes, and how much of it: no further than the part of the frame being
+  // read. A message's bytes in a DATA frame of the call are read straight into the message's
+  // memory (nghttp2 then hands Frame() the same bytes in place): no copy of them out of in_.
+  uint8_t* ReadTarget(size_t* max) {
+    if (preface_left_ > 0) {
+      *max = preface_left_;
+    } else if (payload_left_ == 0) {
+      *max = sizeof frame_header_ - frame_header_used_;
+    } else if (!into_messages_ || failed_) {
+      *max = std::min(sizeof in_, payload_left_);
+    } else if (!message_) {
+      *max = std::min(payload_left_, sizeof prefix_ - prefix_used_);
+    } else {
+      *max = std::min(payload_left_, message_length_ - message_used_);
+      return message_ + message_used_;
+    }
+    return in_;
+  }
+
+  // Follows the frames over `n` bytes just read into the part ReadTarget gave.
+  void Track(const uint8_t* data, size_t n) {
+    if (preface_left_ > 0) {
+      preface_left_ -= n;
+    } else if (payload_left_ > 0) {
+      payload_left_ -= n;
+    } else {
+      memcpy(frame_header_ + frame_header_used_, data, n);
+      frame_header_used_ += n;
+      if (frame_header_used_ < sizeof frame_header_) return;
+      frame_header_used_ = 0;
+      const uint8_t* h = frame_header_;
+      payload_left_ = (size_t(h[0]) << 16) | (size_t(h[1]) << 8) | h[2];
+      int32_t stream = static_cast<int32_t>(((uint32_t(h[5]) & 0x7f) << 24) | (uint32_t(h[6]) << 16) | (uint32_t(h[7]) << 8) | h[8]);
+      // (A padded frame's payload starts with its pad length: read through in_.)
+      into_messages_ = h[3] == kFrameData && !(h[4] & kFlagPadded) && stream == stream_id_ && stream_id_ >= 0;
+    }
+  }
+
   // Reads and hands to nghttp2 all the socket holds; false when the connection ended or broke.
   bool Receive() {
     for (;;) {
-      size_t n = 0;  // (the error queue is empty: see Send)
-      int rc = SSL_read_ex(ssl_, in_, sizeof in_, &n);
+      size_t n = 0, max;  // (the error queue is empty: see Send)
+      uint8_t* target = ReadTarget(&max);
+      int rc = SSL_read_ex(ssl_, target, max, &n);
       if (rc == 1) {
         last_heard_ = std::chrono::steady_clock::now();
         ping_sent_ = false;
-        ssize_t used = nghttp2_session_mem_recv(session_, in_, n);
+        Track(target, n);
+        ssize_t used = nghttp2_session_mem_recv(session_, target, n);
         if (used < 0) {
           if (!failed_) Fail("http2", std::string("HTTP/2: ") + nghttp2_strerror(static_cast<int>(used)));
           return false;
@@ -959,6 +1045,7 @@ class Call {
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, OnData);
     nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, OnClose);
     nghttp2_session_callbacks_set_send_data_callback(callbacks, SendData);
+    nghttp2_session_callbacks_set_data_source_read_length_callback(callbacks, FrameLength);
     if (options_.server) {
       nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, OnBeginHeaders);
       nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, OnFrameSent);
@@ -980,6 +1067,7 @@ class Call {
         {options_.server ? kSettingsMaxConcurrentStreams : kSettingsEnablePush, options_.server ? 1u : 0u},
         {kSettingsInitialWindowSize, static_cast<uint32_t>(options_.stream_window)},
         {kSettingsMaxHeaderListSize, 64 * 1024},
+        {kSettingsMaxFrameSize, static_cast<uint32_t>(kFrameBytes)},
     };
     nghttp2_submit_settings(session_, 0, settings, sizeof settings / sizeof settings[0]);
     nghttp2_session_set_local_window_size(session_, 0, 0, options_.connection_window);
@@ -1091,8 +1179,23 @@ class Call {
   size_t body_sent_ = 0;
   std::vector<uint8_t> out_;
   size_t out_offset_ = 0;
+  // Request bytes OpenSSL reads from JavaScript's memory, each after out_'s bytes before `out_offset`.
+  struct Piece {
+    size_t out_offset;
+    const uint8_t* data;
+    size_t length;
+    size_t body_offset;  // of `data` in the request's bytes
+  };
+  std::deque<Piece> pieces_;
+  size_t piece_bytes_ = 0;
   bool corked_ = false;
   uint8_t in_[64 * 1024];
+  // The frames as they are read (see ReadTarget): a server first reads the client's preface.
+  size_t preface_left_;
+  uint8_t frame_header_[9];
+  size_t frame_header_used_ = 0;
+  size_t payload_left_ = 0;     // of the frame being read
+  bool into_messages_ = false;  // that frame is the call's DATA, its messages read in place
   std::vector<std::pair<std::string, std::string>> headers_;
   bool got_headers_ = false;
   bool answered_ = false;  // any frame from the server
@@ -1117,6 +1220,7 @@ class Call {
   size_t head_offset_ = 0;     // into the first chunk
   size_t body_queued_ = 0;     // bytes JavaScript handed over
   size_t body_promised_ = 0;   // of them, promised to nghttp2 for a DATA frame
+  size_t body_taken_ = 0;      // of them, framed by SendData
   size_t body_copied_ = 0;     // of them, copied out (JavaScript may let them go)
   size_t copied_target_ = 0;   // a kCopied event once body_copied_ reaches this (0: none wanted)
   bool body_end_ = false;

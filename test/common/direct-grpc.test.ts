@@ -4,6 +4,7 @@
  * through it over real mTLS, bad frames included.
  */
 import * as http2 from "node:http2";
+import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -264,6 +265,28 @@ describe.each(pairings)("the buffer's data path over mTLS, with $pairing", ({ na
     const bytesOf = (batch: EventBatch) => (batch.payload.value as { data: Uint8Array }).data;
     for (const batch of got.batches)
       expect(Buffer.from(bytesOf(batch)).equals(bytesOf(makeBatch(stream!.name, 0, Number(batch.seq), 4, payloadBytes)))).toBe(true);
+  });
+
+  it("carries messages of every size, small ones between large ones and several in a frame, every byte in order", async () => {
+    const { stream, publishToken } = await alice().createStream({ stream: {} });
+    // Sizes about HTTP/2's 16 KiB frames, the native module's 64 KiB pieces (sent from where the
+    // sender holds them) and its 1 MiB frames (each spans several of these messages).
+    const sizes = [0, 1, 16_375, 16_384, 16_385, 65_535, 65_536, 65_537, 9, 200 * KiB, 5, 250 * KiB, 250 * KiB, 3, 100 * KiB];
+    const payloads = [...sizes, ...Array<number>(8).fill(250 * KiB), 70 * KiB].map((n) => randomBytes(n));
+    async function* messages() {
+      yield { kind: { case: "open" as const, value: { stream: stream!.name, producerRank: 0, publishToken } } };
+      for (const [i, data] of payloads.entries()) {
+        const batch = makeBatch(stream!.name, 0, i, 1, 0);
+        (batch.payload.value as { data: Uint8Array }).data = data;
+        yield { kind: { case: "batch" as const, value: batch } };
+      }
+      yield { kind: { case: "done" as const, value: { batchCount: BigInt(payloads.length), eventCount: BigInt(payloads.length) } } };
+    }
+    expect((await alice().publish(messages(), carrying)).acceptedBatches).toBe(BigInt(payloads.length));
+    const got = await consume(alice(), stream!.name, "default");
+    const digest = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
+    const bytesOf = (batch: EventBatch) => (batch.payload.value as { data: Uint8Array }).data;
+    expect(got.batches.map((b) => digest(bytesOf(b)))).toEqual(payloads.map(digest));
   });
 
   it("answers a publish refused mid-stream with the server's code and reason, and lets the server see a publisher that cancels", async () => {

@@ -28,6 +28,7 @@ export interface BenchResult {
   tlsRelayCeiling?: number;
   /** Raw Node TLS's relay, CPU per MiB of its three processes, against the floor of the relay's CPU target. */
   rawRelayVsFloor?: number;
+  relayVsUserSpaceTls?: number;
   /** The TS consumer against a bare reader that gathers each message into one buffer, as gRPC clients do. */
   consumerVsGathered?: number;
 }
@@ -67,6 +68,7 @@ export function renderBenchTables(file: string, result: BenchResult): string {
     [result.loaderCeiling, "DataLoader vs grpcio reader: the ceiling two cores allow"],
     [result.psanaCeiling, "psana producer vs bare loop: the ceiling two cores allow psana and raw Node TLS"],
     [result.rawRelayVsFloor, "raw TLS relay CPU per MiB vs 4 AES-GCM passes + 4 copies: where Node's TLS itself stands"],
+    [result.relayVsUserSpaceTls, "relay CPU per MiB vs 4 AES-GCM passes + 8 copies: what TLS in user space must copy (OpenSSL's records and the kernel's)"],
     [result.consumerVsGathered, "TS consumer vs a bare reader that gathers each message, as every gRPC client does"],
   ];
   for (const [value, what] of references) if (value !== undefined) lines.push(`| (not a target) ${what} | ${figure(value)} | | |`);

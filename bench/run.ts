@@ -790,6 +790,11 @@ async function main() {
   const least = (name: string) => Math.min(...results[name]!.values);
   const bound = (capacity + 64 * MiB) / 1e6;
   const has = (...names: string[]) => names.every((n) => results[n]);
+  // The floor of the relay's CPU: 4 AES-GCM passes and `copies` copies a MiB, each at the least it was seen at (a busy machine only adds).
+  const aes = "AES-GCM, one pass, in-process";
+  const copy = "memory copy, in-process";
+  const relayCpu = "buffer relay 1MiB, CPU of producer, buffer and consumer";
+  const floorMsPerMiB = (copies = 4) => 4 * least(aes) + copies * least(copy);
   const ratio = (a: string, b: string) => () => m(a) / m(b);
   // Each target: its name, the results it is computed from, its value, and its bound.
   const wanted: [string, string[], () => number, Target["op"], number][] = [
@@ -809,14 +814,7 @@ async function main() {
       ">=",
       1,
     ],
-    [
-      "relay CPU per MiB vs 4 AES-GCM passes + 4 copies",
-      ["buffer relay 1MiB, CPU of producer, buffer and consumer", "AES-GCM, one pass, in-process", "memory copy, in-process"],
-      // The floor is the least each cost was seen at (a busy machine only adds to it).
-      () => m("buffer relay 1MiB, CPU of producer, buffer and consumer") / (4 * least("AES-GCM, one pass, in-process") + 4 * least("memory copy, in-process")),
-      "<",
-      2,
-    ],
+    ["relay CPU per MiB vs 4 AES-GCM passes + 4 copies", [relayCpu, aes, copy], () => m(relayCpu) / floorMsPerMiB(), "<", 2],
     // What the buffer controls of fan-out: against raw TLS copied to four sinks in the same run (4 groups vs 1,
     // which two cores cannot double, is reported beside it for larger machines).
     [
@@ -926,19 +924,16 @@ async function main() {
   if (psanaCeiling !== undefined) console.log(`  ${"psana producer vs bare loop: the ceiling".padEnd(46)} ${psanaCeiling.toFixed(2).padStart(6)}`);
   // Not a target: what any relay with TLS on both hops could carry against pyzmq's plaintext relay if encrypting,
   // decrypting and the kernel's copies were all its processes did (the floor above), with all of two cores.
-  const aes = "AES-GCM, one pass, in-process";
-  const copy = "memory copy, in-process";
   const pyzmqRelay = "pyzmq relay 1MiB (plain TCP)";
-  const tlsRelayCeiling = has(aes, copy, pyzmqRelay) ? 2000 / (4 * least(aes) + 4 * least(copy)) / (m(pyzmqRelay) / 1.048576) : undefined;
+  const tlsRelayCeiling = has(aes, copy, pyzmqRelay) ? 2000 / floorMsPerMiB() / (m(pyzmqRelay) / 1.048576) : undefined;
   if (tlsRelayCeiling !== undefined) console.log(`  ${"any TLS relay vs pyzmq relay: the ceiling".padEnd(46)} ${tlsRelayCeiling.toFixed(2).padStart(6)}`);
   // Not a target: raw Node TLS's own relay against the same floor as the relay's CPU target.
   const rawRelayCpu = "raw TLS relay 1MiB, CPU of source, relay and sink";
-  const rawRelayVsFloor = has(rawRelayCpu, aes, copy) ? m(rawRelayCpu) / (4 * least(aes) + 4 * least(copy)) : undefined;
+  const rawRelayVsFloor = has(rawRelayCpu, aes, copy) ? m(rawRelayCpu) / floorMsPerMiB() : undefined;
   if (rawRelayVsFloor !== undefined) console.log(`  ${"raw TLS relay CPU per MiB vs the floor".padEnd(46)} ${rawRelayVsFloor.toFixed(2).padStart(6)}`);
   // Not a target: the relay against what TLS in user space must do. Through OpenSSL a hop copies a batch four times
   // (into OpenSSL's record, into the kernel, out of it, out of OpenSSL's record): a relay's eight where the floor counts four.
-  const relayCpu = "buffer relay 1MiB, CPU of producer, buffer and consumer";
-  const relayVsUserSpaceTls = has(relayCpu, aes, copy) ? m(relayCpu) / (4 * least(aes) + 8 * least(copy)) : undefined;
+  const relayVsUserSpaceTls = has(relayCpu, aes, copy) ? m(relayCpu) / floorMsPerMiB(8) : undefined;
   if (relayVsUserSpaceTls !== undefined)
     console.log(`  ${"relay CPU per MiB vs 4 AES-GCM + 8 copies".padEnd(46)} ${relayVsUserSpaceTls.toFixed(2).padStart(6)}`);
   // Not a target: the TS consumer against a bare reader that also gathers each message into one buffer, the copy

@@ -28,6 +28,7 @@ export interface BenchResult {
   tlsRelayCeiling?: number;
   /** Raw Node TLS's relay, CPU per MiB of its three processes, against the floor of the relay's CPU target. */
   rawRelayVsFloor?: number;
+  /** The relay's CPU per MiB against 4 AES-GCM passes and the 8 copies TLS in user space makes (OpenSSL's and the kernel's). */
   relayVsUserSpaceTls?: number;
   /** The TS consumer against a bare reader that gathers each message into one buffer, as gRPC clients do. */
   consumerVsGathered?: number;

@@ -997,7 +997,7 @@ class Call {
       payload_left_ = (size_t(h[0]) << 16) | (size_t(h[1]) << 8) | h[2];
       int32_t stream = static_cast<int32_t>(((uint32_t(h[5]) & 0x7f) << 24) | (uint32_t(h[6]) << 16) | (uint32_t(h[7]) << 8) | h[8]);
       // (A padded frame's payload starts with its pad length: read through in_.)
-      into_messages_ = h[3] == kFrameData && !(h[4] & kFlagPadded) && stream == stream_id_ && stream_id_ >= 0;
+      into_messages_ = h[3] == kFrameData && !(h[4] & kFlagPadded) && stream == stream_id_;
     }
   }
 

@@ -117,7 +117,8 @@ describe("psik's JobSpecs", () => {
       const zhot = await submit(fixture("tests-test_hot-test_zhot_start.json"));
       expect((await watch(zhot)).at(-1)![2]).toBe("FAILED");
       expect((await jobs("logs", zhot)).stderr).toContain("data.txt");
-    });
+      // Eleven jobs and their CLI calls: 16-17 s alone, past the default 20 s in a busy full run.
+    }, 60_000);
 
     it("refuses psik's multi-node and GPU examples on the local backend, saying why", async () => {
       const multi = await jobs("submit", fixture("example.yaml"));

@@ -8,6 +8,12 @@
       "defines": ["NAPI_VERSION=8"]
     },
     {
+      "target_name": "lclstream_shared_memory",
+      "sources": ["src/shared-memory.cc"],
+      "cflags_cc": ["-std=c++17", "-O2", "-Wall"],
+      "defines": ["NAPI_VERSION=8"]
+    },
+    {
       "target_name": "lclstream_aes_floor",
       "sources": ["src/aes-floor.cc"],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall"],

@@ -22,7 +22,8 @@ import { issueOffline } from "../../services/ca/offline.js";
 import { startLocalMesh, type LocalMesh } from "../../services/cli/local-mesh.js";
 import { createMeshTransport } from "../../services/common/client.js";
 import { readCertDir } from "../../services/common/pki.js";
-import { psanaPython } from "../../services/producer/sources/psana.js";
+import { parseProducerConfig } from "../../services/producer/config.js";
+import { Psana2Source, psanaPython } from "../../services/producer/sources/psana.js";
 import { lclstream, lclstreamBin } from "../helpers/cli.js";
 import { consume } from "../helpers/buffer.js";
 import { psanaFramesConfig } from "../helpers/producer-config.js";
@@ -59,6 +60,22 @@ for path in sorted(glob.glob(sys.argv[1] + "/*.h5")):
             rows += 1
 print(json.dumps({"events": out, "rows": rows}))
 `;
+
+/** A run of `events` distinct 1 MiB jungfrau frames in `dir`, and each frame's SHA-256 as psana reads it. */
+async function framesRun(dir: string, events: number, runNumber: number): Promise<{ file: string; expected: string[] }> {
+  await mkdir(dir);
+  const file = join(dir, `xpptut15-r${String(runNumber).padStart(4, "0")}-s000-c000.xtc2`);
+  const shape = ["--shape", "1,512,1024", "--run", String(runNumber), "--seed", String(runNumber)];
+  execFileSync(psanaPython(), [frameWriter, file, "--events", String(events), ...shape], { stdio: "ignore" });
+  const script = `
+import hashlib, json, sys
+from psana import DataSource
+run = next(DataSource(files=[sys.argv[1]], skip_calib_load="all").runs())
+det = run.Detector("jungfrau")
+print(json.dumps([hashlib.sha256(det.raw.raw(e).tobytes()).hexdigest() for e in run.events()]))
+`;
+  return { file, expected: JSON.parse((await run(psanaPython(), ["-c", script, file], 60_000)).stdout) as string[] };
+}
 
 describe("an XTC2 run through the whole mesh, read by psana", () => {
   let stateDir: string;
@@ -107,19 +124,7 @@ describe("an XTC2 run through the whole mesh, read by psana", () => {
 
   it("reuses a rank's frame memory without changing a byte: 120 MiB of frames, each as psana reads it", { timeout: 120_000 }, async () => {
     // More than the 64 MiB a rank keeps until the buffer confirms it, so frames are given back and read into again mid-run.
-    const dir = join(stateDir, "reuse");
-    await mkdir(dir);
-    const file = join(dir, "xpptut15-r0016-s000-c000.xtc2");
-    execFileSync(psanaPython(), [frameWriter, file, "--events", "120", "--shape", "1,512,1024", "--run", "16", "--seed", "7"], { stdio: "ignore" });
-    const digests = `
-import hashlib, json, sys
-from psana import DataSource
-run = next(DataSource(files=[sys.argv[1]], skip_calib_load="all").runs())
-det = run.Detector("jungfrau")
-print(json.dumps([hashlib.sha256(det.raw.raw(e).tobytes()).hexdigest() for e in run.events()]))
-`;
-    const fromPsana = await run(psanaPython(), ["-c", digests, file], 60_000);
-    const expected = JSON.parse(fromPsana.stdout) as string[];
+    const { file, expected } = await framesRun(join(stateDir, "reuse"), 120, 16);
     expect(expected).toHaveLength(120);
     expect(new Set(expected).size).toBe(120);
 
@@ -144,6 +149,57 @@ print(json.dumps([hashlib.sha256(det.raw.raw(e).tobytes()).hexdigest() for e in 
     expect(got).toEqual(expected);
   });
 
+  it("hands a rank's frames over in memory shared with psana, or on the pipe, each as psana reads it while it is held", { timeout: 120_000 }, async () => {
+    // 200 MiB of frames, 100 MiB of them held at a time: more than the 128 MiB shared, so its memory is reused
+    // from wherever it was given back, and the events that do not fit in what is free come on the pipe.
+    const { file, expected } = await framesRun(join(stateDir, "shared"), 200, 17);
+    expect(new Set(expected).size).toBe(200);
+    const config = parseProducerConfig(psanaFramesConfig(file));
+    const sha = (data: ArrayBufferView) =>
+      createHash("sha256")
+        .update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+        .digest("hex");
+
+    /** Every event's digest, taken when it is given back after 100 later events came; and how many were views of the shared memory. */
+    const readHolding = async () => {
+      const source = await Psana2Source.open(config, { rank: 0, ranks: 1, start: 0 });
+      const held: { index: number; data: ArrayBufferView; release?: () => void }[] = [];
+      const got: string[] = [];
+      let shared = 0;
+      const giveBack = () => {
+        const e = held.shift()!;
+        got[e.index] = sha(e.data);
+        e.release!();
+      };
+      for await (const event of source.events(0, 1, 0, new AbortController().signal)) {
+        const data = event.fields.frames!.data;
+        if (data.buffer.byteLength > data.byteLength) shared++; // a view of the shared memory, not a frame's own
+        held.push({ index: event.index, data, release: event.release });
+        if (held.length > 100) giveBack();
+      }
+      while (held.length) giveBack();
+      source.close();
+      return { got, shared };
+    };
+
+    const before = process.env.LCLSTREAM_NATIVE;
+    if (before !== "0") {
+      const inShared = await readHolding();
+      expect(inShared.got).toEqual(expected);
+      expect(inShared.shared).toBeGreaterThan(100);
+      expect(inShared.shared).toBeLessThan(200);
+    }
+    process.env.LCLSTREAM_NATIVE = "0";
+    try {
+      const onPipe = await readHolding();
+      expect(onPipe.got).toEqual(expected);
+      expect(onPipe.shared).toBe(0);
+    } finally {
+      if (before === undefined) delete process.env.LCLSTREAM_NATIVE;
+      else process.env.LCLSTREAM_NATIVE = before;
+    }
+  });
+
   it("fails the request with psana's own words in one line when the config names a detector the run lacks", { timeout: 60_000 }, async () => {
     const config = parseYaml(readFileSync(join(fixtures, "lclstreamer-psana2-mfx.yaml"), "utf8"));
     config.source_identifier = `exp=xpptut15,run=14,dir=${xtc}`;
@@ -156,10 +212,11 @@ print(json.dumps([hashlib.sha256(det.raw.raw(e).tobytes()).hexdigest() for e in 
   });
 
   it("starts one psana reader for a rank, and ends it when the rank is killed", { timeout: 60_000 }, async () => {
-    // A rank stuck sending to a ZeroMQ peer that never comes, its reader blocked behind it: 80 MiB of frames, more than it reads ahead.
+    // A rank stuck sending to a ZeroMQ peer that never comes, its reader blocked behind it: 200 MiB of frames, more than it
+    // reads ahead and the 128 MiB it shares with its reader.
     const dir = join(stateDir, "big");
     await mkdir(dir);
-    execFileSync(psanaPython(), [frameWriter, join(dir, "xpptut15-r0015-s000-c000.xtc2"), "--events", "80", "--shape", "1,512,1024", "--run", "15"], {
+    execFileSync(psanaPython(), [frameWriter, join(dir, "xpptut15-r0015-s000-c000.xtc2"), "--events", "200", "--shape", "1,512,1024", "--run", "15"], {
       stdio: "ignore",
     });
     const config = {

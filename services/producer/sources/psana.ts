@@ -1,16 +1,19 @@
 /**
  * lclstreamer's Psana2EventSource: LCLS-II XTC2 runs read by the real psana,
  * in a Python reader process per producer rank (psana_reader.py), whose
- * arrays arrive as their bytes on a pipe, read into the memory the event's
- * typed arrays view (no per-element conversion). The reader dies with its rank.
+ * arrays arrive as their bytes in memory shared with it (or on a pipe, read
+ * into the memory the event's typed arrays view): no per-element conversion.
+ * The reader dies with its rank.
  */
 import { type ChildProcessByStdio, execFile, execFileSync, spawn } from "node:child_process";
-import { closeSync, constants, existsSync, mkdtempSync, openSync, read, readdirSync, rmSync, statSync } from "node:fs";
+import { randomUUID } from "node:crypto";
+import { closeSync, constants, existsSync, ftruncateSync, mkdtempSync, openSync, read, readdirSync, rmSync, statSync, unlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { AsyncQueue } from "../../common/async-queue.js";
+import { nativeAddon } from "../../common/native-stream.js";
 import { ConfigError, type DataSourceConfig, type ProducerConfig } from "../config.js";
 import type { DetectorEvent, EventSource, FieldInfo } from "../event.js";
 import { type Dtype, type NdArray, size as elements, typedView, zeros } from "../ndarray.js";
@@ -104,6 +107,8 @@ type ReaderSpec = {
   ranks: number;
   start: number;
   probe?: boolean;
+  /** The size of the memory shared on the reader's fd 3, when there is one. */
+  ring?: number;
 };
 
 /** A header and the payload its sizes `n` describe. */
@@ -116,6 +121,8 @@ interface Header {
   /** The psana timestamp, as a string (it needs all 64 bits). */
   t?: string;
   n?: number[];
+  /** Where in the shared memory the event's bytes are, when they are not on the pipe. */
+  at?: number;
   text?: Record<string, string[]>;
   end?: boolean;
 }
@@ -124,8 +131,35 @@ interface Header {
 const readInto = (fd: number, into: Buffer, at: number): Promise<number> =>
   new Promise((done, fail) => read(fd, into, at, into.length - at, null, (error, n) => (error ? fail(error) : done(n))));
 
+/** The native addon that maps memory shared with another process. */
+type SharedMemoryAddon = { mapShared(fd: number, length: number): ArrayBuffer };
+
 /**
- * A reader process and the frames it writes. They come on a real pipe (a FIFO
+ * Memory to share with a reader process: a file in /dev/shm, unlinked at
+ * once, mapped here by the native addon. Undefined where either is missing
+ * (or with LCLSTREAM_NATIVE=0): frames then come on the pipe alone.
+ */
+function sharedMemory(bytes: number): { fd: number; memory: Buffer } | undefined {
+  const addon = process.env.LCLSTREAM_NATIVE === "0" ? undefined : nativeAddon<SharedMemoryAddon>("lclstream_shared_memory");
+  if (!addon || !existsSync("/dev/shm")) return undefined;
+  const path = join("/dev/shm", `lclstream-psana-${randomUUID()}`);
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o600);
+    unlinkSync(path);
+    ftruncateSync(fd, bytes);
+    return { fd, memory: Buffer.from(addon.mapShared(fd, bytes)) };
+  } catch {
+    if (fd !== undefined) closeSync(fd);
+    rmSync(path, { force: true });
+    return undefined;
+  }
+}
+
+/**
+ * A reader process and the frames it writes. Each event's bytes are in memory
+ * shared with it (`ring`), which the producer reads in place and gives back by
+ * offset on the reader's stdin. Frames come on a real pipe (a FIFO
  * made for it and unlinked at once; the child's stdout through libuv would be
  * a socket read in 64 KiB chunks), with Linux's 1 MiB pipe buffer, read by
  * fs.read straight into each payload's own memory: no chunks to gather, no
@@ -139,6 +173,8 @@ class Reader {
   readonly #fd: number;
   #reading = false;
   #closed = false;
+  /** Memory shared with the reader; undefined when frames carry their bytes on the pipe. */
+  readonly #ring: Buffer | undefined;
 
   constructor(spec: ReaderSpec) {
     const dir = mkdtempSync(join(tmpdir(), "lclstream-psana-"));
@@ -154,14 +190,18 @@ class Reader {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+    const shared = spec.probe ? undefined : sharedMemory(ringBytes);
+    this.#ring = shared?.memory;
     try {
-      this.child = spawn(psanaPython(), [readerScript, JSON.stringify(spec)], {
-        stdio: ["pipe", writing, "pipe"],
+      this.child = spawn(psanaPython(), [readerScript, JSON.stringify(shared ? { ...spec, ring: ringBytes } : spec)], {
+        stdio: shared ? ["pipe", writing, "pipe", shared.fd] : ["pipe", writing, "pipe"],
         env: { ...process.env, PS_PARALLEL: "none" },
       }) as ChildProcessByStdio<Writable, null, Readable>;
     } finally {
       closeSync(writing); // the child's is now the only writer: its exit ends the pipe
+      if (shared) closeSync(shared.fd); // the mappings keep the memory
     }
+    this.child.stdin.on("error", () => {}); // a reader gone: its exit says why
     this.child.stderr.setEncoding("utf8").on("data", (s: string) => {
       this.#stderr = (this.#stderr + s).slice(-8192);
     });
@@ -182,8 +222,12 @@ class Reader {
   readonly #free: Buffer[] = [];
   #freeBytes = 0;
 
-  /** Takes back a payload nothing reads any more. */
-  recycle(payload: Buffer) {
+  /** Takes back a frame's payload nothing reads any more: the reader's to reuse, if it is in the shared memory. */
+  giveBack({ header, payload }: Frame) {
+    if (header.at !== undefined) {
+      if (this.child.stdin.writable) this.child.stdin.write(`${header.at}\n`);
+      return;
+    }
     if (this.#closed || this.#freeBytes + payload.length > maxFreeBytes) return;
     this.#free.push(payload);
     this.#freeBytes += payload.length;
@@ -212,6 +256,7 @@ class Reader {
     if (!text) return undefined;
     const header = JSON.parse(text.toString("utf8")) as Header;
     const want = (header.n ?? []).reduce((a, b) => a + Math.max(0, b), 0);
+    if (header.at !== undefined && this.#ring) return { header, payload: this.#ring.subarray(header.at, header.at + want) };
     const payload = want ? await this.#next(want, true) : Buffer.alloc(0);
     return payload && { header, payload };
   }
@@ -296,6 +341,8 @@ function psanaSources(config: ProducerConfig): object[] {
 const readAheadBytes = 32 << 20;
 /** Given-back payloads kept for reuse: the read-ahead, and what the buffer handler keeps until confirmed (64 MiB). */
 const maxFreeBytes = 128 << 20;
+/** The memory shared with a reader: as much (an event that does not fit in what is free comes on the pipe). */
+const ringBytes = maxFreeBytes;
 
 export class Psana2Source implements EventSource {
   /** Unknown until the run is read through. */
@@ -368,7 +415,8 @@ export class Psana2Source implements EventSource {
     // Each field's bytes per event, as the first events gave them.
     const byName = new Map(this.#fields.map((f) => [f.name, { ...f, bytes: elements(f.shape) * zeros(f.dtype, []).data.BYTES_PER_ELEMENT }]));
     try {
-      for await (const { header, payload } of frames) {
+      for await (const frame of frames) {
+        const { header, payload } = frame;
         if (header.fields) continue;
         if (header.end) return;
         signal.throwIfAborted();
@@ -387,7 +435,7 @@ export class Psana2Source implements EventSource {
           fields[spec.name] = { dtype: info.dtype, shape: info.shape, data: typedView(info.dtype, payload.subarray(at, at + size)) };
           at += size;
         }
-        yield { index, timeNs: unixNsOfPsanaTimestamp(BigInt(header.t!)), fields, text: header.text, release: () => reader.recycle(payload) };
+        yield { index, timeNs: unixNsOfPsanaTimestamp(BigInt(header.t!)), fields, text: header.text, release: () => reader.giveBack(frame) };
       }
     } finally {
       signal.removeEventListener("abort", onAbort);

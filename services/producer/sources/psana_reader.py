@@ -14,9 +14,17 @@ first events of the run), then one frame per event of this rank
 their own memory (no per-element conversion). A failure is one line on
 stderr and exit status 1. The reader exits when its producer goes away
 (stdin closes).
+
+Given a ring (spec "ring": its size in bytes, the memory on fd 3, shared with
+the producer), an event's arrays are written there instead, and its frame says
+where ("at": offset; no bytes follow the header). The producer gives each
+event's bytes back by writing their offset and a newline on stdin. While it
+holds too much for the next event to fit, that event goes through the pipe.
 """
 
+import collections
 import json
+import mmap
 import os
 import struct
 import sys
@@ -31,10 +39,48 @@ def fail(message):
     os._exit(1)
 
 
-def watch_parent():
-    """Exit when the producer closes our stdin (it ended, or was killed)."""
-    while os.read(0, 4096):
-        pass
+class Ring:
+    """Memory shared with the producer, given out in turn to events' bytes and given back by offset, in any order."""
+
+    def __init__(self, fd, size):
+        self.memory = memoryview(mmap.mmap(fd, size))
+        self.size = size
+        self.head = 0  # where the last piece given out ends
+        self.out = collections.deque()  # offsets given out, oldest first
+        self.back = set()  # offsets given back but not yet the oldest out
+        self.lock = threading.Lock()
+
+    def take(self, n):
+        """The offset of n bytes nothing holds, or None when they do not fit now."""
+        n = (n + 63) & ~63  # every event's bytes 64-byte aligned, as typed arrays want them
+        with self.lock:
+            while self.out and self.out[0] in self.back:
+                self.back.discard(self.out.popleft())
+            if not self.out:
+                at = 0
+            elif self.head > self.out[0]:  # held: [oldest, head); free: [head, size) and [0, oldest)
+                at = self.head if self.head + n <= self.size else 0 if n <= self.out[0] else None
+            else:  # held wraps around the end; free: [head, oldest)
+                at = self.head if self.head + n <= self.out[0] else None
+            if at is None or n > self.size:
+                return None
+            self.out.append(at)
+            self.head = at + n
+            return at
+
+    def give_back(self, at):
+        with self.lock:
+            self.back.add(at)
+
+
+def watch_parent(ring):
+    """Take back what the producer gives back; exit when it closes our stdin (it ended, or was killed)."""
+    pending = b""
+    while chunk := os.read(0, 4096):
+        *lines, pending = (pending + chunk).split(b"\n")
+        if ring:
+            for line in lines:
+                ring.give_back(int(line))
     os._exit(1)
 
 
@@ -97,7 +143,8 @@ class Field:
 
 def main():
     spec = json.loads(sys.argv[1])
-    threading.Thread(target=watch_parent, daemon=True).start()
+    ring = Ring(3, spec["ring"]) if spec.get("ring") else None
+    threading.Thread(target=watch_parent, args=(ring,), daemon=True).start()
     try:
         # A 1 MiB pipe (Linux's default limit) instead of 64 KiB: a 4 MiB frame in 4 writes, not 64.
         import fcntl
@@ -192,7 +239,15 @@ def main():
                 value = np.ascontiguousarray(value)
                 sizes.append(value.nbytes)
                 buffers.append(memoryview(value).cast("B"))
-        send({"i": index, "t": str(event.timestamp), "n": sizes, "text": text}, buffers)
+        header = {"i": index, "t": str(event.timestamp), "n": sizes, "text": text}
+        at = ring.take(sum(b.nbytes for b in buffers)) if ring and buffers else None
+        if at is not None:
+            header["at"] = at
+            for b in buffers:
+                ring.memory[at : at + b.nbytes] = b
+                at += b.nbytes
+            buffers = ()
+        send(header, buffers)
     send({"end": True})
     out.flush()
 

@@ -7,12 +7,12 @@
  * it is told the chunk was copied, and the server must still receive the
  * original bytes.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { createInterface } from "node:readline";
 import { afterEach, describe, expect, it } from "vitest";
 import { type NativeEvent, nativeStreamModule } from "../../services/common/native-stream.js";
 import { createTestPki } from "../helpers/pki.js";
+import { nativeCallTarget, startChildServer } from "../helpers/servers.js";
 
 const MiB = 1024 * 1024;
 
@@ -50,12 +50,9 @@ describe.skipIf(process.env.LCLSTREAM_NATIVE === "0")("the native module sending
     const native = nativeStreamModule();
     if (!native) throw new Error("the native module is not built: run `npm run build:native` (or set LCLSTREAM_NATIVE=0)");
     const pki = await createTestPki();
-    child = spawn(process.execPath, ["-e", serverScript], {
-      env: { ...process.env, CERT: pki.server.certPem, KEY: pki.server.keyPem },
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-    const port = Number((await lines.next()).value);
+    const server = await startChildServer(serverScript, pki);
+    child = server.child;
+    const { port, lines } = server;
 
     const chunks = Array.from({ length: 32 }, () => randomBytes(MiB));
     const expected = createHash("sha256");
@@ -70,15 +67,7 @@ describe.skipIf(process.env.LCLSTREAM_NATIVE === "0")("the native module sending
     const ended = new Promise<void>((resolve) => {
       const call = native.open(
         {
-          host: "127.0.0.1",
-          port,
-          servername: "localhost",
-          authority: `127.0.0.1:${port}`,
-          path: "/test.Sink/Take",
-          headers: [
-            ["content-type", "application/grpc"],
-            ["te", "trailers"],
-          ],
+          ...nativeCallTarget(port, "/test.Sink/Take"),
           body: new Uint8Array(0),
           caPem: pki.alice.caPem,
           streamWindowBytes: MiB,

@@ -273,6 +273,8 @@ constexpr size_t kFrameBytes = 1024 * 1024;
 constexpr size_t kPieceBytes = 64 * 1024;
 // What OpenSSL reads from the socket at most at once: several records.
 constexpr size_t kReadAheadBytes = 128 * 1024;
+// What OpenSSL's records are gathered into before they are written to the socket.
+constexpr size_t kWriteBufferBytes = 256 * 1024;
 
 // Header fields as nghttp2 takes them (it copies them when a frame is submitted).
 std::vector<nghttp2_nv> NameValues(const std::vector<std::pair<std::string, std::string>>& list) {
@@ -630,6 +632,18 @@ class Call {
     }
     ssl_ = SSL_new(ctx_);
     SSL_set_fd(ssl_, fd_);
+    // Records go to the socket kWriteBufferBytes at a time, through OpenSSL's buffering BIO: written by
+    // themselves, each 16 KiB record is a system call, and the kernel's cost a call made sending 16 KiB
+    // writes 0.65-0.74 ms of CPU a MiB against 0.43-0.47 for 256 KiB ones (corked, loopback). Send()
+    // flushes what is left once nghttp2 has nothing more; OpenSSL flushes its handshake and alerts.
+    BIO* socket = SSL_get_rbio(ssl_);
+    BIO* buffered = BIO_new(BIO_f_buffer());
+    if (!buffered || BIO_set_write_buffer_size(buffered, kWriteBufferBytes) != 1 || BIO_up_ref(socket) != 1) {
+      BIO_free(buffered);
+      Fail("tls", "out of memory for the connection's write buffer");
+      return false;
+    }
+    SSL_set0_wbio(ssl_, BIO_push(buffered, socket));
     return true;
   }
 
@@ -937,6 +951,14 @@ class Call {
   // Writes what nghttp2 has to send; false on a broken connection. `blocked` when the socket is full.
   bool Send(bool* blocked) {
     bool ok = SendAll(blocked);
+    if (ok && !*blocked && BIO_flush(SSL_get_wbio(ssl_)) <= 0) {
+      if (BIO_should_retry(SSL_get_wbio(ssl_))) {
+        *blocked = true;
+      } else {
+        Fail("closed", "the connection broke while sending");
+        ok = false;
+      }
+    }
     if (corked_) {
       // What is written goes out now, the last partial segment too.
       int zero = 0;

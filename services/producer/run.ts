@@ -93,6 +93,10 @@ export async function produce(config: ProducerConfig, options: ProduceOptions): 
   });
   const started = performance.now();
   const progress: Progress = { events: 0, batches: 0, bytes: 0, seconds: 0, skipped: 0 };
+  // An abort ends a handler's wait too: a ZeroMQ send to a peer that never comes waits forever, and
+  // closing the handler fails it.
+  const closeHandlers = () => handlers.forEach((h) => h.close());
+  options.signal?.addEventListener("abort", closeHandlers, { once: true });
   try {
     const batches = runPipeline(config, source, { ...options, stream: options.buffer?.stream });
     // The source may reuse a batch's memory once every handler is done with it, unless one may read it later.
@@ -116,7 +120,8 @@ export async function produce(config: ProducerConfig, options: ProduceOptions): 
     progress.seconds = (performance.now() - started) / 1000;
     return progress;
   } finally {
-    handlers.forEach((h) => h.close());
+    options.signal?.removeEventListener("abort", closeHandlers);
+    closeHandlers();
     source.close();
   }
 }

@@ -2,9 +2,12 @@
 import { Pull } from "zeromq";
 import { describe, expect, it } from "vitest";
 import { createLogger } from "../../services/common/logger.js";
+import { parseProducerConfig } from "../../services/producer/config.js";
 import { createZmqHandler } from "../../services/producer/handlers.js";
 import type { ProducedBatch } from "../../services/producer/pipeline.js";
+import { produce } from "../../services/producer/run.js";
 import { freePort } from "../helpers/ports.js";
+import { internalConfig } from "../helpers/producer-config.js";
 
 const logger = createLogger("test", "silent");
 const batch = (n: number) => ({ messages: [new Uint8Array([n, n, n])] }) as ProducedBatch;
@@ -54,5 +57,23 @@ describe("the ZeroMQ handler", () => {
       handler.close();
       pull.close();
     }
+  });
+
+  it("lets a producer stuck on a receiver that never comes stop when it is aborted (SIGTERM)", async () => {
+    // Five messages queue, then a send waits for a receiver forever: only closing the socket ends it.
+    const config = parseProducerConfig({
+      ...internalConfig(1000, { n: { type: "GenericRandomNumpyArray", array_shape: [256], array_dtype: "float32" } }, { batchSize: 1 }),
+      data_handlers: [{ type: "BinaryDataStreamingDataHandler", urls: [`tcp://127.0.0.1:${await freePort()}`], role: "client" }],
+    });
+    const abort = new AbortController();
+    const producing = produce(config, { rank: 0, ranks: 1, logger, signal: abort.signal });
+    const outcome = producing.then(
+      () => "finished",
+      () => "stopped",
+    );
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    abort.abort(new Error("terminated"));
+    const settled = await Promise.race([outcome, new Promise((resolve) => setTimeout(() => resolve("still waiting"), 3000))]);
+    expect(settled).toBe("stopped");
   });
 });

@@ -231,28 +231,32 @@ describe("an XTC2 run through the whole mesh, read by psana", () => {
     const file = join(stateDir, "stuck.yaml");
     await writeFile(file, stringify(config));
     const producer = spawn(process.execPath, [lclstreamBin, "produce", "--config", file], { stdio: "ignore" });
-    let reader: number | undefined;
-    for (let i = 0; i < 100 && !reader; i++) {
-      await new Promise((r) => setTimeout(r, 200));
-      const children = spawnSync("ps", ["-o", "pid=,args=", "--ppid", String(producer.pid)], { encoding: "utf8" }).stdout;
-      reader = Number(/^\s*(\d+) .*psana_reader\.py/m.exec(children)?.[1]) || undefined;
-    }
-    expect(reader).toBeDefined();
-    // The reader that found the run's fields is the one that reads the rank's events (psana starts once).
-    await new Promise((r) => setTimeout(r, 1500));
-    const readers = spawnSync("ps", ["-o", "pid=,args=", "--ppid", String(producer.pid)], { encoding: "utf8" }).stdout.match(/^\s*\d+ .*psana_reader\.py/gm);
-    expect(readers?.map((line) => Number(line.trim().split(" ")[0]))).toEqual([reader]);
-    producer.kill("SIGKILL");
-    let alive = true;
-    for (let i = 0; i < 50 && alive; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      try {
-        process.kill(reader!, 0);
-      } catch {
-        alive = false;
+    try {
+      let reader: number | undefined;
+      for (let i = 0; i < 100 && !reader; i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        const children = spawnSync("ps", ["-o", "pid=,args=", "--ppid", String(producer.pid)], { encoding: "utf8" }).stdout;
+        reader = Number(/^\s*(\d+) .*psana_reader\.py/m.exec(children)?.[1]) || undefined;
       }
+      expect(reader).toBeDefined();
+      // The reader that found the run's fields is the one that reads the rank's events (psana starts once).
+      await new Promise((r) => setTimeout(r, 1500));
+      const readers = spawnSync("ps", ["-o", "pid=,args=", "--ppid", String(producer.pid)], { encoding: "utf8" }).stdout.match(/^\s*\d+ .*psana_reader\.py/gm);
+      expect(readers?.map((line) => Number(line.trim().split(" ")[0]))).toEqual([reader]);
+      producer.kill("SIGKILL");
+      let alive = true;
+      for (let i = 0; i < 50 && alive; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        try {
+          process.kill(reader!, 0);
+        } catch {
+          alive = false;
+        }
+      }
+      expect(alive).toBe(false);
+    } finally {
+      producer.kill("SIGKILL"); // also when an expectation failed: nothing left running
     }
-    expect(alive).toBe(false);
   });
 
   it("runs lclstreamer-psana2-tmo.yaml under lclstream produce, unchanged but for where the run is, with every frame as psana reads it", {

@@ -96,7 +96,7 @@ export async function produce(config: ProducerConfig, options: ProduceOptions): 
   // An abort ends a handler's wait too: a ZeroMQ send to a peer that never comes waits forever, and
   // closing the handler fails it.
   const closeHandlers = () => handlers.forEach((h) => h.close());
-  options.signal?.addEventListener("abort", closeHandlers, { once: true });
+  options.signal.addEventListener("abort", closeHandlers, { once: true });
   try {
     const batches = runPipeline(config, source, { ...options, stream: options.buffer?.stream });
     // The source may reuse a batch's memory once every handler is done with it, unless one may read it later.
@@ -120,7 +120,7 @@ export async function produce(config: ProducerConfig, options: ProduceOptions): 
     progress.seconds = (performance.now() - started) / 1000;
     return progress;
   } finally {
-    options.signal?.removeEventListener("abort", closeHandlers);
+    options.signal.removeEventListener("abort", closeHandlers);
     closeHandlers();
     source.close();
   }

@@ -81,7 +81,7 @@ describe.skipIf(process.env.LCLSTREAM_NATIVE === "0")("the native module's messa
       );
     });
     const faults = process.resourceUsage().minorPageFault - before;
-    for (const buffer of held) nativeStreamModule()!.release(buffer);
+    for (const buffer of held) native.release(buffer);
     return { faults, count: held.length, errors };
   };
 

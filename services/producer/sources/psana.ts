@@ -141,7 +141,7 @@ type SharedMemoryAddon = { mapShared(fd: number, length: number): ArrayBuffer };
  */
 function sharedMemory(bytes: number): { fd: number; memory: Buffer } | undefined {
   const addon = process.env.LCLSTREAM_NATIVE === "0" ? undefined : nativeAddon<SharedMemoryAddon>("lclstream_shared_memory");
-  if (!addon || !existsSync("/dev/shm")) return undefined;
+  if (!addon) return undefined;
   const path = join("/dev/shm", `lclstream-psana-${randomUUID()}`);
   let fd: number | undefined;
   try {
